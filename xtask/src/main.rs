@@ -1,0 +1,5 @@
+//! `cargo xtask`: set-up, demo, tests and benchmarks.
+
+fn main() {
+    println!("xtask");
+}
