@@ -1,0 +1,2 @@
+//! hako's front proxy.
+#![forbid(unsafe_code)]
