@@ -1,0 +1,2 @@
+//! hako-policy (placeholder)
+#![forbid(unsafe_code)]

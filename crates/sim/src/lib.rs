@@ -1,0 +1,2 @@
+//! hako-sim (placeholder)
+#![forbid(unsafe_code)]
