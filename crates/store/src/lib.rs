@@ -1,0 +1,2 @@
+//! hako's state store.
+#![forbid(unsafe_code)]
