@@ -1,0 +1,133 @@
+//! What a policy decided, and why.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What the daemon should do. Instance numbers index the slice given to the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Start one new instance of the app.
+    Start,
+    /// Stop routing to the instance and stop it now (nothing is open on it, or the drain timed out).
+    Stop {
+        /// Index into the instance slice.
+        instance: usize,
+    },
+    /// Stop routing new requests to the instance; it stops once its open requests finish (the
+    /// policy then answers `Stop` with [`Reason::Drained`]). Set `draining_since` in its view.
+    Drain {
+        /// Index into the instance slice.
+        instance: usize,
+    },
+    /// Start a successor first; once the successor is ready the policy drains or stops this one.
+    Replace {
+        /// Index into the instance slice.
+        instance: usize,
+    },
+}
+
+/// Why a decision was made; the daemon records it with the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// No request or connection for `idle`, at least the `timeout`.
+    Idle {
+        /// How long it has been idle.
+        idle: Duration,
+        /// The configured idle timeout.
+        timeout: Duration,
+    },
+    /// The instance reached its maximum lifetime.
+    MaxLifetime {
+        /// Its age.
+        age: Duration,
+        /// The configured maximum lifetime.
+        limit: Duration,
+    },
+    /// A draining instance has nothing open any more.
+    Drained,
+    /// A draining instance still had `open` requests/connections after `waited`.
+    DrainTimeout {
+        /// Requests plus upgraded connections still open.
+        open: u32,
+        /// How long it has drained.
+        waited: Duration,
+    },
+    /// Fewer than `min` live instances (there were `live`).
+    BelowMinimum {
+        /// Live (non-draining) instances before this decision.
+        live: usize,
+        /// The configured minimum.
+        min: u32,
+    },
+    /// Pre-warm: a request is expected at about `expected_in` from now (zero: now or overdue).
+    Prewarm {
+        /// Time until the expected request.
+        expected_in: Duration,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Idle { idle, timeout } => write!(
+                f,
+                "idle for {:.1}s (idle timeout {:.1}s)",
+                idle.as_secs_f64(),
+                timeout.as_secs_f64()
+            ),
+            Reason::MaxLifetime { age, limit } => write!(
+                f,
+                "reached max lifetime: age {:.1}s (limit {:.1}s)",
+                age.as_secs_f64(),
+                limit.as_secs_f64()
+            ),
+            Reason::Drained => write!(f, "drained: no open requests or connections"),
+            Reason::DrainTimeout { open, waited } => write!(
+                f,
+                "drain timed out after {:.1}s with {open} requests/connections still open",
+                waited.as_secs_f64()
+            ),
+            Reason::BelowMinimum { live, min } => {
+                write!(f, "below minimum: {live} live instances, minimum {min}")
+            }
+            Reason::Prewarm { expected_in } => write!(
+                f,
+                "pre-warm: request expected in {:.1}s",
+                expected_in.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// One decision: an action and its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// What to do.
+    pub action: Action,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl Decision {
+    /// A decision from its parts.
+    pub fn new(action: Action, reason: Reason) -> Decision {
+        Decision { action, reason }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.action {
+            Action::Start => write!(f, "start an instance: {}", self.reason),
+            Action::Stop { instance } => write!(f, "stop instance {instance}: {}", self.reason),
+            Action::Drain { instance } => write!(f, "drain instance {instance}: {}", self.reason),
+            Action::Replace { instance } => {
+                write!(f, "replace instance {instance}: {}", self.reason)
+            }
+        }
+    }
+}
