@@ -102,7 +102,9 @@ impl KeepAlive {
 
         // Rule 1: draining instances.
         for (i, inst) in instances.iter().enumerate() {
-            let Some(since) = inst.draining_since else { continue };
+            let Some(since) = inst.draining_since else {
+                continue;
+            };
             if !inst.is_busy() {
                 out.push(Decision::new(Action::Stop { instance: i }, Reason::Drained));
             } else if let Some(limit) = self.drain_timeout {
@@ -118,12 +120,18 @@ impl KeepAlive {
         }
 
         // Rule 2: the minimum.
-        let live = instances.iter().filter(|i| i.draining_since.is_none()).count();
+        let live = instances
+            .iter()
+            .filter(|i| i.draining_since.is_none())
+            .count();
         if live < min {
             for _ in live..min {
                 out.push(Decision::new(
                     Action::Start,
-                    Reason::BelowMinimum { live, min: self.min_instances },
+                    Reason::BelowMinimum {
+                        live,
+                        min: self.min_instances,
+                    },
                 ));
             }
         }
@@ -154,7 +162,10 @@ impl KeepAlive {
                     if busy && self.connection_aware && !grace_over {
                         continue; // wait for the open requests; the daemon calls again when they close
                     }
-                    let reason = Reason::MaxLifetime { age, limit: lifetime };
+                    let reason = Reason::MaxLifetime {
+                        age,
+                        limit: lifetime,
+                    };
                     let in_use = busy || (self.idle_timeout.is_some() && !idle_expired);
                     let needed = ready_live <= min || (ready_live == 1 && in_use);
                     if needed {

@@ -10,6 +10,7 @@
 
 pub mod keepalive;
 pub mod prewarm;
+pub mod slo;
 pub mod time;
 
 pub use keepalive::{Action, Decision, InstanceView, KeepAlive, Reason};

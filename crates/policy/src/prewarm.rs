@@ -83,7 +83,9 @@ impl Prewarm {
         }
         Some(Decision::new(
             Action::Start,
-            Reason::Prewarm { expected_in: expected - now },
+            Reason::Prewarm {
+                expected_in: expected - now,
+            },
         ))
     }
 
@@ -105,7 +107,9 @@ mod tests {
 
     #[test]
     fn after_idle_fires_once_per_idle_period() {
-        let p = Prewarm::AfterIdle { after: Duration::from_secs(600) };
+        let p = Prewarm::AfterIdle {
+            after: Duration::from_secs(600),
+        };
         let mut app = AppView {
             instances: &[],
             last_request: Some(at(100)),
@@ -128,7 +132,9 @@ mod tests {
 
     #[test]
     fn no_prewarm_while_an_instance_is_live() {
-        let p = Prewarm::AfterIdle { after: Duration::from_secs(10) };
+        let p = Prewarm::AfterIdle {
+            after: Duration::from_secs(10),
+        };
         let live = [InstanceView::ready(at(0), at(1))];
         let app = AppView {
             instances: &live,
@@ -143,7 +149,9 @@ mod tests {
 
     #[test]
     fn predicted_starts_lead_before_and_not_after_the_prediction() {
-        let p = Prewarm::Predicted { lead: Duration::from_secs(5) };
+        let p = Prewarm::Predicted {
+            lead: Duration::from_secs(5),
+        };
         let app = AppView {
             instances: &[],
             last_request: None,
@@ -152,7 +160,12 @@ mod tests {
         };
         assert_eq!(p.next_check(at(0), &app), Some(at(95)));
         let d = p.decide(at(96), &app).expect("within lead");
-        assert_eq!(d.reason, Reason::Prewarm { expected_in: Duration::from_secs(4) });
+        assert_eq!(
+            d.reason,
+            Reason::Prewarm {
+                expected_in: Duration::from_secs(4)
+            }
+        );
         assert!(p.decide(at(100), &app).is_none());
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Nanoseconds since an arbitrary epoch chosen by the caller (monotonic).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Time(pub u64);
 
 impl Time {
@@ -112,7 +114,10 @@ mod tests {
         assert_eq!(t - Duration::from_secs(20), Time::ZERO);
         assert_eq!(Time::MAX + Duration::from_secs(1), Time::MAX);
         assert_eq!(Time::from_secs(3) - Time::from_secs(5), Duration::ZERO);
-        assert_eq!(Time::from_secs(5) - Time::from_secs(3), Duration::from_secs(2));
+        assert_eq!(
+            Time::from_secs(5) - Time::from_secs(3),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]

@@ -32,7 +32,13 @@ fn idle_stop_happens_exactly_at_the_timeout() {
     assert_eq!(ka.next_check(just_before, &[inst]), Some(at(70)));
     let d = ka.decide(at(70), &[inst]);
     assert_eq!(stops(&d), vec![0]);
-    assert_eq!(d[0].reason, Reason::Idle { idle: s(60), timeout: s(60) });
+    assert_eq!(
+        d[0].reason,
+        Reason::Idle {
+            idle: s(60),
+            timeout: s(60)
+        }
+    );
     assert!(d[0].to_string().contains("idle for 60.0s"));
 }
 
@@ -60,7 +66,10 @@ fn never_stops_while_a_request_or_upgraded_connection_is_open() {
     for t in [5, 11, 50, 99, 100, 1000, 100_000] {
         for inst in [with_request, with_socket] {
             let d = ka.decide(at(t), &[inst]);
-            assert!(stops(&d).is_empty(), "stopped a busy instance at {t}s: {d:?}");
+            assert!(
+                stops(&d).is_empty(),
+                "stopped a busy instance at {t}s: {d:?}"
+            );
             assert!(!d.iter().any(|d| matches!(d.action, Action::Drain { .. })));
         }
     }
@@ -114,10 +123,16 @@ fn recycling_the_last_warm_instance_starts_a_successor_first() {
     let mut old = InstanceView::ready(at(0), at(1));
     old.last_active = at(3590);
     let d = ka.decide(at(3600), &[old]);
-    assert_eq!(d, vec![Decision::new(
-        Action::Replace { instance: 0 },
-        Reason::MaxLifetime { age: s(3600), limit: s(3600) }
-    )]);
+    assert_eq!(
+        d,
+        vec![Decision::new(
+            Action::Replace { instance: 0 },
+            Reason::MaxLifetime {
+                age: s(3600),
+                limit: s(3600)
+            }
+        )]
+    );
     // The successor is starting: no second Replace, no stop yet.
     let successor = InstanceView::starting(at(3600));
     assert!(ka.decide(at(3601), &[old, successor]).is_empty());
@@ -141,16 +156,28 @@ fn recycling_a_busy_instance_without_connection_awareness_drains_it() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].action, Action::Drain { instance: 0 });
     // Draining: stop once quiet, or at the drain timeout (lifetimes aside from here on).
-    let ka = KeepAlive { max_lifetime: None, ..ka };
+    let ka = KeepAlive {
+        max_lifetime: None,
+        ..ka
+    };
     old.draining_since = Some(at(100));
     assert!(ka.decide(at(200), &[old, other]).is_empty());
     assert_eq!(ka.next_check(at(200), &[old]), Some(at(700)));
     let d = ka.decide(at(700), &[old, other]);
     assert_eq!(stops(&d), vec![0]);
-    assert_eq!(d[0].reason, Reason::DrainTimeout { open: 3, waited: s(600) });
+    assert_eq!(
+        d[0].reason,
+        Reason::DrainTimeout {
+            open: 3,
+            waited: s(600)
+        }
+    );
     old.in_flight = 0;
     let d = ka.decide(at(201), &[old, other]);
-    assert_eq!(d, vec![Decision::new(Action::Stop { instance: 0 }, Reason::Drained)]);
+    assert_eq!(
+        d,
+        vec![Decision::new(Action::Stop { instance: 0 }, Reason::Drained)]
+    );
 }
 
 #[test]
@@ -201,7 +228,10 @@ fn next_check_is_none_when_only_activity_matters() {
     assert_eq!(ka.next_check(at(0), &[]), None);
     assert_eq!(ka.next_check(at(0), &[InstanceView::starting(at(0))]), None);
     // Past deadline but protected by the minimum: no busy loop.
-    let ka = KeepAlive { min_instances: 1, ..ka };
+    let ka = KeepAlive {
+        min_instances: 1,
+        ..ka
+    };
     let inst = InstanceView::ready(at(0), at(1));
     assert!(ka.decide(at(500), &[inst]).is_empty());
     assert_eq!(ka.next_check(at(500), &[inst]), None);
