@@ -1,0 +1,273 @@
+//! One request's path through the proxy, as a short list of phases:
+//!
+//! 1. **route**: Host → app (400 for a bad Host, 404 for an unknown one);
+//! 2. **prepare**: body limit (413), hop-by-hop headers out, X-Forwarded-* in;
+//! 3. **select**: least-outstanding ready instance, or wait for a start (activator);
+//! 4. **send**: pooled connection, response-head timeout (504); a request that never
+//!    reached the app is retried on another instance, anything else is not (502);
+//! 5. **respond**: stream the body back; after a 101, tunnel both ways.
+
+use http::header;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::activator::wait_for_instance;
+use crate::app::App;
+use crate::body::{BodyError, ProxyBody, RequestBody};
+use crate::config::ProxyConfig;
+use crate::error::ProxyError;
+use crate::events::ProxyEvent;
+use crate::headers::{remove_hop_by_hop, request_host, set_forwarded, wants_upgrade};
+use crate::instance::{InFlight, Instance, Upgraded};
+use crate::pages::error_response;
+use crate::pool::{Sender, connect};
+use crate::router::Router;
+
+/// What every connection's requests share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) router: Router,
+    pub(crate) config: ProxyConfig,
+}
+
+/// Answer one client request. Never fails: errors become pages.
+pub(crate) async fn handle(
+    shared: &Shared,
+    client: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let app = match route(&shared.router, &req) {
+        Ok(app) => app,
+        Err(error) => return error_response(&error, shared.config.retry_after_secs),
+    };
+    let response = match proxy(shared, &app, client, req).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::debug!(app = %app.name, %error, side = ?error.source_side(), "request answered by the proxy");
+            error_response(&error, shared.config.retry_after_secs)
+        }
+    };
+    app.metrics.record_status(response.status().as_u16());
+    response
+}
+
+/// Phase 1: which app the request is for.
+fn route(router: &Router, req: &Request<Incoming>) -> Result<Arc<App>, ProxyError> {
+    let host = request_host(req.uri(), req.headers())?;
+    router.lookup(&host).ok_or_else(|| ProxyError::UnknownHost {
+        host: host.into_owned(),
+    })
+}
+
+async fn proxy(
+    shared: &Shared,
+    app: &Arc<App>,
+    client: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let config = &shared.config;
+    // Phase 2: limits and headers.
+    let limit = config.max_body_size;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ProxyError::BodyTooLarge { limit });
+    }
+    let upgrade = wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    remove_hop_by_hop(&mut parts.headers, upgrade);
+    set_forwarded(&mut parts.headers, client.ip(), config.forwarded_proto);
+    if parts.uri.scheme().is_some() {
+        parts.uri = origin_form(&parts.uri);
+    }
+    parts.version = Version::HTTP_11;
+    let mut req = Request::from_parts(parts, RequestBody::new(body, limit));
+
+    // Phases 3 and 4: select an instance (or wait for one) and send, retrying
+    // only requests that never reached an app.
+    let mut cold_since: Option<Instant> = None;
+    let mut counted = false;
+    let mut starts = 0;
+    let mut failures = 0;
+    loop {
+        let Some(instance) = app.pick() else {
+            if starts > config.max_retries {
+                return Err(ProxyError::Unreachable {
+                    app: app.name.clone(),
+                    attempts: failures,
+                    last: "no instance became ready".into(),
+                });
+            }
+            starts += 1;
+            cold_since.get_or_insert_with(Instant::now);
+            wait_for_instance(app, shared.router.launcher(), shared.router.events()).await?;
+            continue;
+        };
+        if !counted {
+            counted = true;
+            match cold_since {
+                Some(since) => app.metrics.record_cold(since.elapsed()),
+                None => app.metrics.record_warm(),
+            }
+        }
+        let in_flight = InFlight::new(instance.clone());
+        let sent_at = Instant::now();
+        match send(&instance, req, config).await {
+            Ok((response, conn)) => {
+                app.metrics.record_upstream(sent_at.elapsed());
+                return Ok(respond(response, conn, in_flight, client_upgrade));
+            }
+            Err(SendError::NotSent { request, error }) => {
+                failures += 1;
+                if app.remove(&instance.id).is_some() {
+                    tracing::warn!(app = %app.name, instance = %instance.id, %error, "instance unreachable; removed from routing");
+                    shared
+                        .router
+                        .events()
+                        .on_event(ProxyEvent::InstanceUnreachable {
+                            app: app.name.clone(),
+                            instance_id: instance.id.clone(),
+                            addr: instance.addr,
+                            error: error.clone(),
+                        });
+                }
+                if failures > config.max_retries {
+                    return Err(ProxyError::Unreachable {
+                        app: app.name.clone(),
+                        attempts: failures,
+                        last: error,
+                    });
+                }
+                app.metrics.record_retry();
+                req = request;
+            }
+            Err(SendError::Failed(error)) => {
+                return Err(match body_error(&error) {
+                    Some(BodyError::TooLarge { limit }) => {
+                        ProxyError::BodyTooLarge { limit: *limit }
+                    }
+                    _ => ProxyError::Upstream(error),
+                });
+            }
+            Err(SendError::Timeout(after)) => return Err(ProxyError::UpstreamTimeout(after)),
+        }
+    }
+}
+
+fn origin_form(uri: &Uri) -> Uri {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    path.parse().unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+fn body_error(error: &hyper::Error) -> Option<&BodyError> {
+    let mut source = std::error::Error::source(error);
+    while let Some(err) = source {
+        if let Some(body) = err.downcast_ref::<BodyError>() {
+            return Some(body);
+        }
+        source = err.source();
+    }
+    None
+}
+
+/// How sending to one instance failed.
+enum SendError {
+    /// Nothing reached the app; the request comes back for another try.
+    NotSent {
+        request: Request<RequestBody>,
+        error: String,
+    },
+    /// The request was (maybe partly) sent; it must not be retried.
+    Failed(hyper::Error),
+    /// No response head within the timeout.
+    Timeout(Duration),
+}
+
+/// Phase 4: send on a pooled connection (a stale one is replaced by a fresh
+/// one to the same instance) or a new one.
+async fn send(
+    instance: &Instance,
+    mut req: Request<RequestBody>,
+    config: &ProxyConfig,
+) -> Result<(Response<Incoming>, Sender), SendError> {
+    loop {
+        let (mut conn, reused) = match instance.pool.take() {
+            Some(conn) => (conn, true),
+            None => match connect(instance.addr, config.upstream_connect_timeout).await {
+                Ok(conn) => (conn, false),
+                Err(error) => {
+                    return Err(SendError::NotSent {
+                        request: req,
+                        error: error.to_string(),
+                    });
+                }
+            },
+        };
+        let timeout = config.upstream_response_timeout;
+        match tokio::time::timeout(timeout, conn.try_send_request(req)).await {
+            Err(_) => return Err(SendError::Timeout(timeout)),
+            Ok(Ok(response)) => return Ok((response, conn)),
+            Ok(Err(mut error)) => match error.take_message() {
+                Some(request) if reused => req = request,
+                Some(request) => {
+                    return Err(SendError::NotSent {
+                        request,
+                        error: error.into_error().to_string(),
+                    });
+                }
+                None => return Err(SendError::Failed(error.into_error())),
+            },
+        }
+    }
+}
+
+/// Phase 5: the client's response; after a 101 the two upgraded connections
+/// are joined by a tunnel task that counts as an upgraded connection.
+fn respond(
+    mut response: Response<Incoming>,
+    conn: Sender,
+    in_flight: InFlight,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            return error_response(&ProxyError::UnexpectedUpgrade, 0);
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let guard = Upgraded::new(in_flight.instance().clone());
+        drop(in_flight);
+        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, guard));
+        let (mut parts, _) = response.into_parts();
+        remove_hop_by_hop(&mut parts.headers, true);
+        return Response::from_parts(parts, ProxyBody::empty());
+    }
+    let (mut parts, body) = response.into_parts();
+    remove_hop_by_hop(&mut parts.headers, false);
+    if parts.version != Version::HTTP_11 {
+        parts.version = Version::HTTP_11;
+    }
+    Response::from_parts(parts, ProxyBody::upstream(body, Some(conn), in_flight))
+}
+
+async fn tunnel(client: OnUpgrade, upstream: OnUpgrade, _guard: Upgraded) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "upgrade did not complete");
+            return;
+        }
+    };
+    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(%error, "upgraded connection ended with an error");
+    }
+}

@@ -1,0 +1,254 @@
+//! One instance of an app as the proxy sees it: address, routing state, and the
+//! live counts (in-flight requests, upgraded connections, last activity) that the
+//! daemon's keep-alive loop reads to decide stops.
+
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+use crate::pool::Pool;
+
+/// Whether an instance gets new requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    /// Routed to.
+    Ready,
+    /// No new requests; in-flight ones finish.
+    Draining,
+}
+
+/// The proxy's view of one running instance.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub(crate) id: String,
+    pub(crate) addr: SocketAddr,
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+    upgraded: AtomicUsize,
+    /// Microseconds since `epoch` of the last request start or end.
+    last_activity_us: AtomicU64,
+    epoch: Instant,
+    idle: Notify,
+    pub(crate) pool: Pool,
+}
+
+impl Instance {
+    pub(crate) fn new(id: String, addr: SocketAddr, epoch: Instant, max_idle: usize) -> Self {
+        let instance = Self {
+            id,
+            addr,
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            upgraded: AtomicUsize::new(0),
+            last_activity_us: AtomicU64::new(0),
+            epoch,
+            idle: Notify::new(),
+            pool: Pool::new(max_idle),
+        };
+        instance.touch();
+        instance
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Relaxed)
+    }
+
+    fn touch(&self) {
+        let us = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_activity_us.store(us, Relaxed);
+    }
+
+    pub(crate) fn state(&self) -> InstanceState {
+        if self.draining.load(SeqCst) {
+            InstanceState::Draining
+        } else {
+            InstanceState::Ready
+        }
+    }
+
+    /// Stop routing here and close idle upstream connections.
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, SeqCst);
+        self.pool.clear();
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(SeqCst) == 0 && self.upgraded.load(SeqCst) == 0
+    }
+
+    fn release(&self, counter: &AtomicUsize) {
+        self.touch();
+        if counter.fetch_sub(1, SeqCst) == 1 && self.is_idle() {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Resolves once no request is in flight and no upgraded connection is open.
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_idle() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> InstanceSnapshot {
+        let last = Duration::from_micros(self.last_activity_us.load(Relaxed));
+        let last_activity = self.epoch + last;
+        InstanceSnapshot {
+            instance_id: self.id.clone(),
+            addr: self.addr,
+            state: self.state(),
+            in_flight: self.in_flight.load(Relaxed),
+            upgraded: self.upgraded.load(Relaxed),
+            idle_for: last_activity.elapsed(),
+            last_activity,
+        }
+    }
+}
+
+/// Counts one request as in flight on an instance until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<Instance>);
+
+impl InFlight {
+    pub(crate) fn new(instance: Arc<Instance>) -> Self {
+        instance.in_flight.fetch_add(1, SeqCst);
+        instance.touch();
+        Self(instance)
+    }
+
+    pub(crate) fn instance(&self) -> &Arc<Instance> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.release(&self.0.in_flight);
+    }
+}
+
+/// Counts one open upgraded (e.g. WebSocket) connection on an instance until dropped.
+#[derive(Debug)]
+pub(crate) struct Upgraded(Arc<Instance>);
+
+impl Upgraded {
+    pub(crate) fn new(instance: Arc<Instance>) -> Self {
+        instance.upgraded.fetch_add(1, SeqCst);
+        instance.touch();
+        Self(instance)
+    }
+}
+
+impl Drop for Upgraded {
+    fn drop(&mut self) {
+        self.0.release(&self.0.upgraded);
+    }
+}
+
+/// What the daemon's keep-alive loop needs to know about one instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceSnapshot {
+    /// Id the launcher (or `add_ready`) gave it.
+    pub instance_id: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Ready or draining.
+    pub state: InstanceState,
+    /// Requests sent to it whose response has not been fully delivered.
+    pub in_flight: usize,
+    /// Open upgraded connections (WebSocket and the like).
+    pub upgraded: usize,
+    /// Time since a request last started or finished.
+    pub idle_for: Duration,
+    /// When a request last started or finished.
+    #[serde(skip)]
+    pub last_activity: Instant,
+}
+
+/// Handle returned by [`crate::Router::drain`]: the instance no longer gets
+/// requests; await [`Drain::wait`] before stopping it.
+#[derive(Debug)]
+pub struct Drain(pub(crate) Arc<Instance>);
+
+impl Drain {
+    /// Resolves once the instance has no request in flight and no upgraded connection.
+    pub async fn wait(&self) {
+        self.0.wait_idle().await;
+    }
+
+    /// Current counts of the draining instance.
+    pub fn snapshot(&self) -> InstanceSnapshot {
+        self.0.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance() -> Arc<Instance> {
+        Arc::new(Instance::new(
+            "i1".into(),
+            "127.0.0.1:1".parse().unwrap(),
+            Instant::now(),
+            4,
+        ))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_waits_for_requests_and_upgrades() {
+        let inst = instance();
+        let request = InFlight::new(inst.clone());
+        let upgrade = Upgraded::new(inst.clone());
+        inst.start_draining();
+        assert_eq!(inst.state(), InstanceState::Draining);
+        let drain = Drain(inst.clone());
+        let mut wait = tokio_test_spawn(async move { drain.wait().await });
+        assert!(!wait.is_finished_after_yield().await);
+        drop(request);
+        assert!(
+            !wait.is_finished_after_yield().await,
+            "upgraded connection still open"
+        );
+        assert_eq!(inst.snapshot().upgraded, 1);
+        drop(upgrade);
+        assert!(wait.is_finished_after_yield().await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn snapshot_tracks_activity() {
+        let inst = instance();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let guard = InFlight::new(inst.clone());
+        let snap = inst.snapshot();
+        assert_eq!(snap.in_flight, 1);
+        drop(guard);
+        assert_eq!(inst.snapshot().in_flight, 0);
+        assert!(inst.snapshot().last_activity >= snap.last_activity);
+    }
+
+    struct Spawned(tokio::task::JoinHandle<()>);
+
+    fn tokio_test_spawn(f: impl std::future::Future<Output = ()> + Send + 'static) -> Spawned {
+        Spawned(tokio::spawn(f))
+    }
+
+    impl Spawned {
+        async fn is_finished_after_yield(&mut self) -> bool {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            self.0.is_finished()
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The routing table, changed live by the daemon: host → app, each app's
+//! instances, and the launcher and event hook the activator uses.
+//!
+//! Lookups (every request) read an `ArcSwap`ped map without locking; changes
+//! (rare) rebuild it under a mutex.
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::app::{App, AppRoute};
+use crate::events::EventHook;
+use crate::headers::normalize_host;
+use crate::instance::{Drain, InstanceSnapshot};
+use crate::launcher::Launcher;
+use crate::metrics::AppMetricsSnapshot;
+
+/// Errors changing or reading the routing table.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RouterError {
+    /// No app by that name.
+    #[error("no app named {app:?} is routed; create it with set_app first")]
+    UnknownApp {
+        /// The name asked for.
+        app: String,
+    },
+    /// The app has no instance with that id.
+    #[error("app {app:?} has no instance {instance:?}")]
+    UnknownInstance {
+        /// The app.
+        app: String,
+        /// The instance id asked for.
+        instance: String,
+    },
+    /// `add_ready` with an id the app already has.
+    #[error("app {app:?} already has an instance {instance:?}; use a new id")]
+    DuplicateInstance {
+        /// The app.
+        app: String,
+        /// The id.
+        instance: String,
+    },
+    /// A host of the route belongs to another app.
+    #[error("host {host:?} already belongs to app {owner:?}; remove it there first")]
+    HostTaken {
+        /// The host.
+        host: String,
+        /// The app that has it.
+        owner: String,
+    },
+    /// A host of the route is not a valid host name.
+    #[error("{host:?} is not a valid host name")]
+    InvalidHost {
+        /// The host.
+        host: String,
+    },
+    /// An app route without a name.
+    #[error("an app needs a non-empty name")]
+    EmptyName,
+}
+
+/// An app's routing status, for the API and the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppStatus {
+    /// The app.
+    pub name: String,
+    /// Its hosts, normalized.
+    pub hosts: Vec<String>,
+    /// True while a start runs for waiting requests.
+    pub starting: bool,
+    /// Requests waiting for a start.
+    pub waiting: usize,
+    /// Its instances, ready and draining.
+    pub instances: Vec<InstanceSnapshot>,
+}
+
+/// The live routing table. Cheap to clone; all clones share it.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hosts: ArcSwap<HashMap<String, Arc<App>>>,
+    apps: Mutex<BTreeMap<String, Arc<App>>>,
+    pub(crate) launcher: Arc<dyn Launcher>,
+    pub(crate) events: Arc<dyn EventHook>,
+    epoch: Instant,
+    max_idle: usize,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("apps", &self.apps().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Router {
+    /// An empty table. `launcher` starts instances for cold requests; `events`
+    /// hears about starts, failures and unreachable instances. Keeps up to 64
+    /// idle connections per instance.
+    pub fn new(launcher: Arc<dyn Launcher>, events: Arc<dyn EventHook>) -> Self {
+        Self::with_pool_size(launcher, events, 64)
+    }
+
+    /// Like [`Router::new`], keeping up to `max_idle_per_instance` idle keep-alive
+    /// connections to each instance.
+    pub fn with_pool_size(
+        launcher: Arc<dyn Launcher>,
+        events: Arc<dyn EventHook>,
+        max_idle_per_instance: usize,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                hosts: ArcSwap::from_pointee(HashMap::new()),
+                apps: Mutex::new(BTreeMap::new()),
+                launcher,
+                events,
+                epoch: Instant::now(),
+                max_idle: max_idle_per_instance,
+            }),
+        }
+    }
+
+    fn apps(&self) -> MutexGuard<'_, BTreeMap<String, Arc<App>>> {
+        self.inner.apps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn app(&self, name: &str) -> Result<Arc<App>, RouterError> {
+        self.apps()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RouterError::UnknownApp {
+                app: name.to_owned(),
+            })
+    }
+
+    pub(crate) fn launcher(&self) -> &Arc<dyn Launcher> {
+        &self.inner.launcher
+    }
+
+    pub(crate) fn events(&self) -> &Arc<dyn EventHook> {
+        &self.inner.events
+    }
+
+    /// The app serving a normalized host (see [`crate::headers::normalize_host`]).
+    pub(crate) fn lookup(&self, host: &str) -> Option<Arc<App>> {
+        self.inner.hosts.load().get(host).cloned()
+    }
+
+    /// Add an app or change its hosts and limits. Its instances, start in
+    /// progress and metrics are kept.
+    pub fn set_app(&self, mut route: AppRoute) -> Result<(), RouterError> {
+        if route.name.is_empty() {
+            return Err(RouterError::EmptyName);
+        }
+        let mut hosts: Vec<String> = Vec::with_capacity(route.hosts.len());
+        for host in &route.hosts {
+            let normal = normalize_host(host)
+                .map_err(|_| RouterError::InvalidHost { host: host.clone() })?;
+            if !hosts.iter().any(|h| *h == *normal) {
+                hosts.push(normal.into_owned());
+            }
+        }
+        route.hosts = hosts;
+        let mut apps = self.apps();
+        let current = self.inner.hosts.load();
+        for host in &route.hosts {
+            if let Some(owner) = current.get(host).filter(|a| a.name != route.name) {
+                return Err(RouterError::HostTaken {
+                    host: host.clone(),
+                    owner: owner.name.clone(),
+                });
+            }
+        }
+        match apps.get(&route.name) {
+            Some(app) => app.set_route(route),
+            None => {
+                let app = Arc::new(App::new(route, self.inner.epoch, self.inner.max_idle));
+                apps.insert(app.name.clone(), app);
+            }
+        }
+        self.publish(&apps);
+        Ok(())
+    }
+
+    /// Stop routing to an app. Requests already in flight finish.
+    pub fn remove_app(&self, name: &str) -> Result<(), RouterError> {
+        let mut apps = self.apps();
+        apps.remove(name).ok_or_else(|| RouterError::UnknownApp {
+            app: name.to_owned(),
+        })?;
+        self.publish(&apps);
+        Ok(())
+    }
+
+    fn publish(&self, apps: &BTreeMap<String, Arc<App>>) {
+        let mut hosts = HashMap::new();
+        for app in apps.values() {
+            for host in app.route().hosts {
+                hosts.insert(host, app.clone());
+            }
+        }
+        self.inner.hosts.store(Arc::new(hosts));
+    }
+
+    /// Route to an instance the daemon started itself (min instances, pre-warm).
+    pub fn add_ready(
+        &self,
+        app: &str,
+        instance_id: &str,
+        addr: SocketAddr,
+    ) -> Result<(), RouterError> {
+        if self.app(app)?.add_ready(instance_id.to_owned(), addr) {
+            Ok(())
+        } else {
+            Err(RouterError::DuplicateInstance {
+                app: app.to_owned(),
+                instance: instance_id.to_owned(),
+            })
+        }
+    }
+
+    /// Forget an instance (it died or was stopped). Requests in flight to it finish or fail.
+    pub fn remove(&self, app: &str, instance_id: &str) -> Result<(), RouterError> {
+        self.app(app)?
+            .remove(instance_id)
+            .map(drop)
+            .ok_or_else(|| RouterError::UnknownInstance {
+                app: app.to_owned(),
+                instance: instance_id.to_owned(),
+            })
+    }
+
+    /// Stop sending new requests to an instance. Await [`Drain::wait`] for its
+    /// in-flight requests and upgraded connections to end, then stop it and
+    /// call [`Router::remove`].
+    pub fn drain(&self, app: &str, instance_id: &str) -> Result<Drain, RouterError> {
+        self.app(app)?
+            .drain(instance_id)
+            .map(Drain)
+            .ok_or_else(|| RouterError::UnknownInstance {
+                app: app.to_owned(),
+                instance: instance_id.to_owned(),
+            })
+    }
+
+    /// Snapshots of an app's instances (what the keep-alive loop reads).
+    pub fn instances(&self, app: &str) -> Result<Vec<InstanceSnapshot>, RouterError> {
+        Ok(self.app(app)?.snapshots())
+    }
+
+    /// An app's routing status.
+    pub fn status(&self, app: &str) -> Result<AppStatus, RouterError> {
+        let app = self.app(app)?;
+        let starting = app
+            .start
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_running();
+        Ok(AppStatus {
+            name: app.name.clone(),
+            hosts: app.route().hosts,
+            starting,
+            waiting: app.waiting.load(std::sync::atomic::Ordering::Relaxed),
+            instances: app.snapshots(),
+        })
+    }
+
+    /// An app's request metrics.
+    pub fn metrics(&self, app: &str) -> Result<AppMetricsSnapshot, RouterError> {
+        Ok(self.app(app)?.metrics.snapshot())
+    }
+
+    /// Request metrics of every app, by name.
+    pub fn all_metrics(&self) -> BTreeMap<String, AppMetricsSnapshot> {
+        self.apps()
+            .iter()
+            .map(|(name, app)| (name.clone(), app.metrics.snapshot()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::LogEvents;
+    use crate::launcher::NoLauncher;
+
+    fn router() -> Router {
+        Router::new(Arc::new(NoLauncher), Arc::new(LogEvents))
+    }
+
+    #[test]
+    fn hosts_are_normalized_and_exclusive() {
+        let r = router();
+        r.set_app(AppRoute::new(
+            "blog",
+            ["Blog.Example:8080", "www.blog.example"],
+        ))
+        .unwrap();
+        assert_eq!(r.lookup("blog.example").unwrap().name, "blog");
+        let err = r
+            .set_app(AppRoute::new("shop", ["BLOG.example"]))
+            .unwrap_err();
+        assert!(
+            matches!(err, RouterError::HostTaken { ref owner, .. } if owner == "blog"),
+            "{err}"
+        );
+        assert!(matches!(
+            r.set_app(AppRoute::new("x", ["bad host"])),
+            Err(RouterError::InvalidHost { .. })
+        ));
+        assert_eq!(
+            r.set_app(AppRoute::new("", ["a.example"])),
+            Err(RouterError::EmptyName)
+        );
+    }
+
+    #[test]
+    fn updating_an_app_keeps_instances_and_moves_hosts() {
+        let r = router();
+        r.set_app(AppRoute::new("blog", ["old.example"])).unwrap();
+        r.add_ready("blog", "i1", "127.0.0.1:1".parse().unwrap())
+            .unwrap();
+        r.set_app(AppRoute::new("blog", ["new.example"])).unwrap();
+        assert!(r.lookup("old.example").is_none());
+        assert_eq!(r.instances("blog").unwrap().len(), 1);
+        assert_eq!(r.status("blog").unwrap().hosts, ["new.example"]);
+        assert!(matches!(
+            r.add_ready("blog", "i1", "127.0.0.1:2".parse().unwrap()),
+            Err(RouterError::DuplicateInstance { .. })
+        ));
+        r.remove("blog", "i1").unwrap();
+        assert!(matches!(
+            r.remove("blog", "i1"),
+            Err(RouterError::UnknownInstance { .. })
+        ));
+        r.remove_app("blog").unwrap();
+        assert!(r.lookup("new.example").is_none());
+        assert!(matches!(
+            r.metrics("blog"),
+            Err(RouterError::UnknownApp { .. })
+        ));
+    }
+}
