@@ -1,2 +1,39 @@
 //! hako's image store: versioned read-only root filesystems.
+//!
+//! An image is a named, versioned root filesystem under hako's data dir; the
+//! container runtime mounts it as the read-only lower layer of an overlayfs.
+//! Images come from three places:
+//! - [`ImageStore::import`]: a directory or a rootfs tarball (`.tar`, `.tar.gz`),
+//!   with hostile archives refused;
+//! - [`ImageStore::build_debian`]: debootstrap, cached per package set;
+//! - [`ImageStore::host`]: the host's own `/usr` and some `/etc` entries bound
+//!   read-only over a tiny skeleton.
+//!
+//! ```no_run
+//! use hako_image::{ImageStore, Rootfs};
+//! let store = ImageStore::open("/var/lib/hako/images")?;
+//! let image = store.import("site", std::path::Path::new("rootfs.tar.gz"))?;
+//! match image.rootfs() {
+//!     Rootfs::Layers(layers) => println!("overlay lowerdir layers: {layers:?}"),
+//!     Rootfs::Host { skeleton, binds } => println!("{skeleton:?} + {} binds", binds.len()),
+//! }
+//! # Ok::<(), hako_image::ImageError>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod copy;
+mod debian;
+mod host;
+mod image;
+mod name;
+mod store;
+mod unpack;
+mod usage;
+
+pub use copy::CopyError;
+pub use debian::{DebianBuild, DebianError};
+pub use host::{ETC_BINDS, HostError};
+pub use image::{HostBind, Image, ImageKind, Rootfs, Storage};
+pub use name::{MAX_NAME_LEN, NameError, validate as validate_name};
+pub use store::{ImageError, ImageStore};
+pub use unpack::{TarLimits, UnpackError};

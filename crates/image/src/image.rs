@@ -1,0 +1,221 @@
+//! One image version as stored on disk (`<root>/<name>/<version>/image.json`) and
+//! what the container runtime needs to mount it ([`Rootfs`]).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of root filesystem an image is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageKind {
+    /// A complete root filesystem (imported or built by debootstrap).
+    Rootfs,
+    /// The host's own system directories, bound read-only over a small skeleton.
+    Host,
+}
+
+/// Where an image's files live; recorded in `image.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Storage {
+    /// `rootfs/` inside the version directory.
+    Local,
+    /// A cached debootstrap build shared by every version built from the same
+    /// package set: `<root>/.cache/debian/<key>/rootfs`.
+    DebianCache {
+        /// The cache key (hash of suite, mirror, arch, variant and packages).
+        key: String,
+    },
+    /// A skeleton in `rootfs/` of the version directory plus host bind mounts.
+    Host {
+        /// Read-only binds from the host, in mount order.
+        binds: Vec<HostBind>,
+    },
+}
+
+/// One read-only bind mount of a host path into a host image's container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostBind {
+    /// Absolute path on the host (may be a symlink: mount(2) follows it).
+    pub source: PathBuf,
+    /// Absolute path inside the container; the skeleton holds its mount point.
+    pub target: PathBuf,
+    /// Whether the source is a directory (the mount point is an empty dir) or
+    /// a file (the mount point is an empty file).
+    pub is_dir: bool,
+}
+
+/// How the runtime mounts an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rootfs {
+    /// Read-only layers, lowest first (overlayfs `lowerdir` lists them top first).
+    Layers(Vec<PathBuf>),
+    /// The host's own system dirs: `skeleton` is the overlay lower layer, and each
+    /// bind is mounted read-only on top (source on the host → target inside the
+    /// new root) before `pivot_root`.
+    Host {
+        /// A tiny directory with top-level symlinks and mount points.
+        skeleton: PathBuf,
+        /// Read-only binds whose source exists on the host now, in mount order.
+        binds: Vec<HostBind>,
+    },
+}
+
+/// One version of a named image; the contents of its `image.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// The image name (`[a-z0-9][a-z0-9_.-]{0,62}`).
+    pub name: String,
+    /// Its version: 1, 2, 3… per name.
+    pub version: u32,
+    /// Full root filesystem or host image.
+    pub kind: ImageKind,
+    /// When this version was created (seconds since the Unix epoch).
+    pub created_unix: u64,
+    /// Bytes of file data in its root filesystem (hard links counted once),
+    /// computed once at creation.
+    pub size_bytes: u64,
+    /// Where it came from: the imported path, `debootstrap <suite> <mirror>`, or `host`.
+    pub source: String,
+    /// Packages asked for when built with debootstrap (sorted), else empty.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Where its files live.
+    pub storage: Storage,
+    /// `<root>/<name>/<version>`; filled in when read, not stored.
+    #[serde(skip)]
+    pub(crate) dir: PathBuf,
+    /// The store root; filled in when read, not stored.
+    #[serde(skip)]
+    pub(crate) store_root: PathBuf,
+}
+
+/// Name of the metadata file in a version directory.
+pub(crate) const META_FILE: &str = "image.json";
+/// Name of the root filesystem directory in a version directory.
+pub(crate) const ROOTFS_DIR: &str = "rootfs";
+
+impl Image {
+    /// The version directory, `<root>/<name>/<version>`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What the runtime mounts for this image.
+    pub fn rootfs(&self) -> Rootfs {
+        match &self.storage {
+            Storage::Local => Rootfs::Layers(vec![self.dir.join(ROOTFS_DIR)]),
+            Storage::DebianCache { key } => {
+                Rootfs::Layers(vec![crate::debian::cache_rootfs(&self.store_root, key)])
+            }
+            Storage::Host { binds } => Rootfs::Host {
+                skeleton: self.dir.join(ROOTFS_DIR),
+                binds: binds
+                    .iter()
+                    .filter(|b| b.source.exists())
+                    .cloned()
+                    .collect(),
+            },
+        }
+    }
+
+    /// The `/etc/passwd` the container will see, to resolve user names before start.
+    pub fn passwd_path(&self) -> PathBuf {
+        self.etc_file("passwd")
+    }
+
+    /// The `/etc/group` the container will see, to resolve group names before start.
+    pub fn group_path(&self) -> PathBuf {
+        self.etc_file("group")
+    }
+
+    fn etc_file(&self, file: &str) -> PathBuf {
+        match self.rootfs() {
+            Rootfs::Layers(layers) => layers
+                .iter()
+                .rev()
+                .map(|l| l.join("etc").join(file))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| {
+                    layers
+                        .last()
+                        .cloned()
+                        .unwrap_or_default()
+                        .join("etc")
+                        .join(file)
+                }),
+            Rootfs::Host { .. } => Path::new("/etc").join(file),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(storage: Storage) -> Image {
+        Image {
+            name: "web".into(),
+            version: 3,
+            kind: ImageKind::Rootfs,
+            created_unix: 1_700_000_000,
+            size_bytes: 42,
+            source: "/src".into(),
+            packages: vec![],
+            storage,
+            dir: PathBuf::from("/store/web/3"),
+            store_root: PathBuf::from("/store"),
+        }
+    }
+
+    #[test]
+    fn json_round_trip_keeps_stored_fields() {
+        let img = sample(Storage::DebianCache { key: "abc".into() });
+        let json = serde_json::to_string(&img).unwrap();
+        assert!(json.contains("\"type\":\"debian_cache\""), "{json}");
+        assert!(!json.contains("/store/web/3"), "dir is not stored: {json}");
+        let back: Image = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.storage, img.storage);
+        assert_eq!(back.version, 3);
+        assert_eq!(back.dir, PathBuf::new());
+    }
+
+    #[test]
+    fn rootfs_paths_follow_storage() {
+        assert_eq!(
+            sample(Storage::Local).rootfs(),
+            Rootfs::Layers(vec![PathBuf::from("/store/web/3/rootfs")])
+        );
+        assert_eq!(
+            sample(Storage::DebianCache { key: "k1".into() }).rootfs(),
+            Rootfs::Layers(vec![PathBuf::from("/store/.cache/debian/k1/rootfs")])
+        );
+        assert_eq!(
+            sample(Storage::Local).passwd_path(),
+            PathBuf::from("/store/web/3/rootfs/etc/passwd")
+        );
+    }
+
+    #[test]
+    fn host_rootfs_drops_binds_whose_source_vanished() {
+        let binds = vec![
+            HostBind {
+                source: "/usr".into(),
+                target: "/usr".into(),
+                is_dir: true,
+            },
+            HostBind {
+                source: "/hako-no-such-path".into(),
+                target: "/etc/x".into(),
+                is_dir: false,
+            },
+        ];
+        let Rootfs::Host { skeleton, binds } = sample(Storage::Host { binds }).rootfs() else {
+            panic!("host storage gives a host rootfs");
+        };
+        assert_eq!(skeleton, PathBuf::from("/store/web/3/rootfs"));
+        assert_eq!(binds.len(), 1);
+        assert_eq!(binds[0].source, PathBuf::from("/usr"));
+    }
+}

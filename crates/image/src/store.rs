@@ -1,0 +1,460 @@
+//! The image store: a directory of versioned images, safe for concurrent use by
+//! several processes.
+//!
+//! Layout under the root (e.g. `<data-dir>/images`):
+//! ```text
+//! .lock                         flock: version numbering, renames, removals
+//! .tmp-<random>/                staging dirs (deleted on error; swept when abandoned)
+//! .cache/debian/<key>/rootfs    debootstrap builds shared by image versions
+//! <name>/.last                  highest version ever given to <name>
+//! <name>/<version>/image.json   metadata (see [`Image`])
+//! <name>/<version>/rootfs/      the root filesystem (or a host image's skeleton)
+//! ```
+//! Every new version is built in a staging dir and renamed into place with the
+//! store lock held, so readers see either nothing or a complete image, and two
+//! writers never get the same version number.
+
+mod lock;
+mod staging;
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::copy::CopyError;
+use crate::debian::{DebianBuild, DebianError};
+use crate::host::HostError;
+use crate::image::{META_FILE, ROOTFS_DIR};
+use crate::name::NameError;
+use crate::unpack::{TarLimits, UnpackError};
+use crate::{Image, ImageKind, Storage};
+
+pub(crate) use lock::Flock;
+pub(crate) use staging::Staging;
+
+/// Store lock file name.
+const LOCK_FILE: &str = ".lock";
+/// Per-name file holding the highest version ever given out.
+const LAST_FILE: &str = ".last";
+
+/// Errors of the image store.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The image name is not valid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// No such image or version.
+    #[error("image {name}{} not found: see `hako image list`", .version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// The version asked for (`None`: any).
+        version: Option<u32>,
+    },
+    /// A file system operation failed.
+    #[error("{what} {}: {source}", .path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// An `image.json` could not be read or written.
+    #[error("image metadata {} is unreadable ({source}): remove that version with `hako image rm`", .path.display())]
+    Meta {
+        /// The metadata file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The import source is neither a directory nor a (gzip-compressed) tar archive.
+    #[error("cannot import {}: {reason}", .path.display())]
+    Source {
+        /// The source given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tarball was refused or could not be unpacked.
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    /// A directory could not be copied.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    /// A debootstrap build failed.
+    #[error(transparent)]
+    Debian(#[from] DebianError),
+    /// A host image could not be made.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// Builds an [`ImageError::Io`] adder for `?`.
+pub(crate) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ImageError {
+    let path = path.to_path_buf();
+    move |source| ImageError::Io { what, path, source }
+}
+
+/// A directory of versioned images.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    root: PathBuf,
+    tar_limits: TarLimits,
+}
+
+/// What a finished staging dir becomes: everything in `image.json` but the
+/// name and version, which [`ImageStore::commit`] adds.
+pub(crate) struct NewImage {
+    pub(crate) kind: ImageKind,
+    pub(crate) source: String,
+    pub(crate) packages: Vec<String>,
+    pub(crate) storage: Storage,
+    pub(crate) size_bytes: u64,
+}
+
+impl ImageStore {
+    /// Opens (creating if needed) the store at `root`, and deletes staging dirs
+    /// that a killed process left behind.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, ImageError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(io_err("cannot create image store", &root))?;
+        let root = root
+            .canonicalize()
+            .map_err(io_err("cannot resolve image store", &root))?;
+        let store = Self {
+            root,
+            tar_limits: TarLimits::default(),
+        };
+        let _lock = store.lock()?;
+        staging::sweep(&store.root).map_err(io_err("cannot clean staging dirs in", &store.root))?;
+        Ok(store)
+    }
+
+    /// Replaces the limits applied to imported tarballs.
+    pub fn with_tar_limits(mut self, limits: TarLimits) -> Self {
+        self.tar_limits = limits;
+        self
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Imports `source` as the next version of `name`: a directory (copied
+    /// faithfully, never following a symlink out of it) or a tar archive, plain
+    /// or gzip-compressed (detected by content, not by file name). Hostile
+    /// archives are refused and leave nothing behind.
+    pub fn import(&self, name: &str, source: &Path) -> Result<Image, ImageError> {
+        crate::name::validate(name)?;
+        let meta =
+            std::fs::metadata(source).map_err(io_err("cannot read import source", source))?;
+        let staging = self.staging()?;
+        let rootfs = staging.path().join(ROOTFS_DIR);
+        if meta.is_dir() {
+            crate::copy::copy_tree(source, &rootfs)?;
+        } else if meta.is_file() {
+            let reader = self.open_archive(source)?;
+            crate::unpack::unpack_tar(reader, &rootfs, &self.tar_limits)?;
+        } else {
+            return Err(ImageError::Source {
+                path: source.to_path_buf(),
+                reason: "it is neither a directory nor a regular file".into(),
+            });
+        }
+        let size_bytes =
+            crate::usage::disk_usage(&rootfs).map_err(io_err("cannot measure", &rootfs))?;
+        let abs = std::path::absolute(source).unwrap_or_else(|_| source.to_path_buf());
+        self.commit(
+            staging,
+            name,
+            NewImage {
+                kind: ImageKind::Rootfs,
+                source: abs.display().to_string(),
+                packages: Vec::new(),
+                storage: Storage::Local,
+                size_bytes,
+            },
+        )
+    }
+
+    /// Builds the next version of `name` with debootstrap (`--variant=minbase`,
+    /// plus `packages`). Builds are cached by (suite, mirror, arch, variant,
+    /// package set): a rebuild of the same set only writes a new `image.json`
+    /// that refers to the cached root filesystem.
+    pub fn build_debian(
+        &self,
+        name: &str,
+        packages: &[String],
+        opts: &DebianBuild,
+    ) -> Result<Image, ImageError> {
+        crate::name::validate(name)?;
+        let built = crate::debian::ensure_cached(self, packages, opts)?;
+        let staging = self.staging()?;
+        // `built` keeps the cache entry locked until the new version refers to it.
+        let image = self.commit(
+            staging,
+            name,
+            NewImage {
+                kind: ImageKind::Rootfs,
+                source: built.source.clone(),
+                packages: built.packages.clone(),
+                storage: Storage::DebianCache {
+                    key: built.key.clone(),
+                },
+                size_bytes: built.size_bytes,
+            },
+        );
+        drop(built);
+        image
+    }
+
+    /// Makes the next version of `name` a host image: a small skeleton plus the
+    /// host's `/usr` and a fixed list of `/etc` entries bound read-only (see
+    /// [`crate::host`]). Instant; containers see host package updates as they cycle.
+    pub fn host(&self, name: &str) -> Result<Image, ImageError> {
+        crate::name::validate(name)?;
+        let staging = self.staging()?;
+        let skeleton = staging.path().join(ROOTFS_DIR);
+        let binds = crate::host::build_skeleton(Path::new("/"), &skeleton)?;
+        self.commit(
+            staging,
+            name,
+            NewImage {
+                kind: ImageKind::Host,
+                source: "host".into(),
+                packages: Vec::new(),
+                storage: Storage::Host { binds },
+                size_bytes: 0,
+            },
+        )
+    }
+
+    /// Every version of every image, sorted by name then version.
+    pub fn list(&self) -> Result<Vec<Image>, ImageError> {
+        let mut images = Vec::new();
+        for name in self.names()? {
+            for version in self.versions(&name)? {
+                images.push(self.read_meta(&name, version)?);
+            }
+        }
+        Ok(images)
+    }
+
+    /// One version of `name`; `None` means the latest.
+    pub fn get(&self, name: &str, version: Option<u32>) -> Result<Image, ImageError> {
+        crate::name::validate(name)?;
+        let versions = self.versions(name)?;
+        let found = match version {
+            None => versions.last().copied(),
+            Some(v) => versions.contains(&v).then_some(v),
+        };
+        let v = found.ok_or_else(|| ImageError::NotFound {
+            name: name.to_owned(),
+            version,
+        })?;
+        self.read_meta(name, v)
+    }
+
+    /// Removes one version of `name`, or with `None` every version and the name
+    /// itself (its numbering then starts again at 1). A debootstrap cache is
+    /// deleted once no image refers to it and no build is using it. Running
+    /// containers on a removed image keep their mounts; don't start new ones.
+    pub fn remove(&self, name: &str, version: Option<u32>) -> Result<(), ImageError> {
+        crate::name::validate(name)?;
+        let lock = self.lock()?;
+        let victims = match version {
+            Some(v) => vec![self.read_meta(name, v).map_err(|e| match e {
+                ImageError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                    ImageError::NotFound {
+                        name: name.to_owned(),
+                        version,
+                    }
+                }
+                other => other,
+            })?],
+            None => {
+                let all: Vec<Image> = self
+                    .versions(name)?
+                    .into_iter()
+                    .map(|v| self.read_meta(name, v))
+                    .collect::<Result<_, _>>()?;
+                if all.is_empty() {
+                    return Err(ImageError::NotFound {
+                        name: name.to_owned(),
+                        version: None,
+                    });
+                }
+                all
+            }
+        };
+        // Move the doomed dirs into a staging dir under the lock (atomic for
+        // readers), delete them after releasing it.
+        let trash = Staging::create(&self.root)
+            .map_err(io_err("cannot create staging dir in", &self.root))?;
+        let target = match version {
+            Some(v) => self.root.join(name).join(v.to_string()),
+            None => self.root.join(name),
+        };
+        std::fs::rename(&target, trash.path().join("victim"))
+            .map_err(io_err("cannot remove image", &target))?;
+        let unused_keys = crate::debian::unused_cache_keys(self, &victims)?;
+        let mut doomed_caches = Vec::new();
+        for key in unused_keys {
+            if let Some(moved) = crate::debian::take_cache(self, &key, trash.path())? {
+                doomed_caches.push(moved);
+            }
+        }
+        drop(lock);
+        tracing::info!(
+            name,
+            ?version,
+            caches = doomed_caches.len(),
+            "removed image"
+        );
+        drop(trash);
+        Ok(())
+    }
+
+    // ---- internals shared with the builders ----
+
+    /// Takes the store lock.
+    pub(crate) fn lock(&self) -> Result<Flock, ImageError> {
+        let path = self.root.join(LOCK_FILE);
+        Flock::exclusive(&path).map_err(io_err("cannot lock image store", &path))
+    }
+
+    /// A new staging dir (created with the store lock held, see [`staging`]).
+    pub(crate) fn staging(&self) -> Result<Staging, ImageError> {
+        let _lock = self.lock()?;
+        Staging::create(&self.root).map_err(io_err("cannot create staging dir in", &self.root))
+    }
+
+    /// Gives the finished staging dir the next version of `name` and renames it
+    /// into place.
+    pub(crate) fn commit(
+        &self,
+        staging: Staging,
+        name: &str,
+        new: NewImage,
+    ) -> Result<Image, ImageError> {
+        let created_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let _lock = self.lock()?;
+        let name_dir = self.root.join(name);
+        std::fs::create_dir_all(&name_dir).map_err(io_err("cannot create", &name_dir))?;
+        let last_path = name_dir.join(LAST_FILE);
+        let last = std::fs::read_to_string(&last_path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        let newest = self.versions(name)?.last().copied().unwrap_or(0);
+        let version = last.max(newest) + 1;
+        let mut image = Image {
+            name: name.to_owned(),
+            version,
+            kind: new.kind,
+            created_unix,
+            size_bytes: new.size_bytes,
+            source: new.source,
+            packages: new.packages,
+            storage: new.storage,
+            dir: name_dir.join(version.to_string()),
+            store_root: self.root.clone(),
+        };
+        let meta_path = staging.path().join(META_FILE);
+        let json = serde_json::to_vec_pretty(&image).map_err(|source| ImageError::Meta {
+            path: meta_path.clone(),
+            source,
+        })?;
+        std::fs::write(&meta_path, json).map_err(io_err("cannot write", &meta_path))?;
+        std::fs::rename(staging.path(), &image.dir)
+            .map_err(io_err("cannot rename into", &image.dir))?;
+        staging.keep();
+        let tmp_last = name_dir.join(".last.tmp");
+        std::fs::write(&tmp_last, format!("{version}\n"))
+            .and_then(|()| std::fs::rename(&tmp_last, &last_path))
+            .map_err(io_err("cannot record version in", &last_path))?;
+        image.dir = name_dir.join(version.to_string());
+        tracing::info!(name, version, source = %image.source, "created image");
+        Ok(image)
+    }
+
+    /// Image names (directories not starting with `.`), sorted.
+    fn names(&self) -> Result<Vec<String>, ImageError> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(io_err("cannot read", &self.root))? {
+            let entry = entry.map_err(io_err("cannot read", &self.root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if crate::name::validate(&name).is_ok() && entry.path().is_dir() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Versions of `name` present on disk, ascending (empty if none).
+    fn versions(&self, name: &str) -> Result<Vec<u32>, ImageError> {
+        let dir = self.root.join(name);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("cannot read", &dir)(e)),
+        };
+        let mut versions = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("cannot read", &dir))?;
+            let file_name = entry.file_name();
+            let Some(v) = file_name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if v.to_string().as_str() == file_name && entry.path().join(META_FILE).is_file() {
+                versions.push(v);
+            }
+        }
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    /// Reads `<root>/<name>/<version>/image.json`.
+    fn read_meta(&self, name: &str, version: u32) -> Result<Image, ImageError> {
+        let dir = self.root.join(name).join(version.to_string());
+        let path = dir.join(META_FILE);
+        let bytes = std::fs::read(&path).map_err(io_err("cannot read", &path))?;
+        let mut image: Image =
+            serde_json::from_slice(&bytes).map_err(|source| ImageError::Meta { path, source })?;
+        image.dir = dir;
+        image.store_root = self.root.clone();
+        Ok(image)
+    }
+
+    /// Opens a tar archive, gunzipping it if it starts with the gzip magic.
+    fn open_archive(&self, path: &Path) -> Result<Box<dyn Read>, ImageError> {
+        let mut file = std::fs::File::open(path).map_err(io_err("cannot open", path))?;
+        let mut head = [0u8; 512];
+        let mut len = 0;
+        while len < head.len() {
+            match file.read(&mut head[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err("cannot read", path)(e)),
+            }
+        }
+        let format = crate::unpack::sniff(&head[..len]).map_err(|reason| ImageError::Source {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let file = std::fs::File::open(path).map_err(io_err("cannot open", path))?;
+        let reader = io::BufReader::with_capacity(1 << 16, file);
+        Ok(match format {
+            crate::unpack::Format::Tar => Box::new(reader),
+            crate::unpack::Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        })
+    }
+}
