@@ -34,7 +34,7 @@ pub use limits::{
     CPU_FLOOR, CPU_PERIOD_US, Limits, LimitsError, MEMORY_CEILING, MEMORY_FLOOR, PIDS_CEILING,
     host_cores,
 };
-pub use manager::{Cgroup, CgroupManager, Version};
+pub use manager::{Cgroup, CgroupManager, DEFAULT_TIMEOUT, Version};
 pub use stats::Stats;
-pub use v1::{DEFAULT_TIMEOUT, V1Cgroup, V1Manager, V1Mounts};
+pub use v1::{V1Cgroup, V1Manager, V1Mounts};
 pub use v2::{V2Cgroup, V2Manager};

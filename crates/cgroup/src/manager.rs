@@ -2,10 +2,15 @@
 //! that creates them under a scope.
 
 use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
 use crate::error::CgroupError;
 use crate::limits::Limits;
 use crate::stats::Stats;
+
+/// How long freeze and destroy wait for the kernel unless a manager is told otherwise
+/// (`with_timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which cgroup hierarchy the host uses for hako's containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,11 +12,8 @@ pub use cgroup::V1Cgroup;
 use crate::error::CgroupError;
 use crate::fsio;
 use crate::limits::Limits;
-use crate::manager::{Cgroup, CgroupManager, Version, check_name};
+use crate::manager::{Cgroup, CgroupManager, DEFAULT_TIMEOUT, Version, check_name};
 use crate::mountinfo::CgroupMount;
-
-/// How long freeze and destroy wait for the kernel unless told otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where each v1 controller hako uses is mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]

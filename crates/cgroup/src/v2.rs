@@ -16,8 +16,7 @@ pub use cgroup::V2Cgroup;
 use crate::error::CgroupError;
 use crate::fsio;
 use crate::limits::Limits;
-use crate::manager::{Cgroup, CgroupManager, Version, check_name};
-use crate::v1::DEFAULT_TIMEOUT;
+use crate::manager::{Cgroup, CgroupManager, DEFAULT_TIMEOUT, Version, check_name};
 
 /// The controllers hako uses, in the order it enables them.
 const WANTED: [&str; 3] = ["memory", "cpu", "pids"];
