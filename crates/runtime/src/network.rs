@@ -1,0 +1,269 @@
+//! Isolated networking: one bridge per runtime, a veth per container, NAT out, and firewall
+//! rules so that containers reach neither each other nor the host's own services.
+//!
+//! Kernel objects (all carry the runtime's prefix, e.g. `hakoab12`):
+//! - bridge `<prefix>` holding the gateway address of the subnet;
+//! - veths `<prefix>v<n>` (host side; the container side is `eth0` in its namespace);
+//! - nftables tables `<prefix>` (inet: drop new connections from containers to the host;
+//!   bridge: drop frames between container ports) and `<prefix>_nat` (ip: masquerade out).
+
+mod ipam;
+pub(crate) mod netlink;
+
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ipam::Ipam;
+pub use ipam::Subnet;
+use netlink::Netlink;
+
+use crate::child::NetConfig;
+
+/// Why networking could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("cannot create bridge {name}: {source}")]
+    Bridge {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("cannot install firewall rules with nft (install the nftables package): {0}")]
+    Firewall(String),
+    #[error("cannot create veth {name} for the container: {source}")]
+    Veth {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("no free address left in subnet {0}: use a larger subnet")]
+    SubnetFull(Subnet),
+    #[error("netlink: {0}")]
+    Netlink(#[from] std::io::Error),
+}
+
+/// A container's place on the bridge.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub veth: String,
+    pub addr: Ipv4Addr,
+}
+
+/// The bridge, its subnet and the addresses handed out on it.
+#[derive(Debug)]
+pub(crate) struct Network {
+    prefix: String,
+    subnet: Subnet,
+    nat: bool,
+    bridge_index: i32,
+    ipam: Mutex<Ipam>,
+    counter: AtomicU64,
+}
+
+impl Network {
+    /// Creates (or adopts) the bridge and installs the firewall rules.
+    pub(crate) fn setup(prefix: &str, subnet: Subnet, nat: bool) -> Result<Network, NetworkError> {
+        let nl = Netlink::open()?;
+        let bridge_err = |source| NetworkError::Bridge {
+            name: prefix.to_string(),
+            source,
+        };
+        if netlink::link_index(prefix).is_none() {
+            match nl.add_bridge(prefix) {
+                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(bridge_err(e)),
+                _ => {}
+            }
+        }
+        let bridge_index = netlink::link_index(prefix).ok_or_else(|| {
+            bridge_err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "bridge vanished",
+            ))
+        })?;
+        match nl.add_address(bridge_index, subnet.gateway().octets(), subnet.prefix) {
+            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(bridge_err(e)),
+            _ => {}
+        }
+        install_firewall(prefix, subnet, nat)?;
+        if nat {
+            // Forwarding is needed for NAT out; it is host-wide (as with every container engine).
+            let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+        }
+        Ok(Network {
+            prefix: prefix.to_string(),
+            subnet,
+            nat,
+            bridge_index,
+            ipam: Mutex::new(Ipam::new(subnet)),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// Reserves an address and a veth name for a container about to be cloned.
+    pub(crate) fn reserve(&self) -> Result<(Attachment, NetConfig), NetworkError> {
+        let addr = self
+            .ipam
+            .lock()
+            .expect("ipam lock")
+            .allocate()
+            .ok_or(NetworkError::SubnetFull(self.subnet))?;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let veth = veth_name(&self.prefix, n);
+        let cfg = NetConfig {
+            addr: addr.octets(),
+            netmask: self.subnet.netmask().octets(),
+            gateway: self.subnet.gateway().octets(),
+        };
+        Ok((Attachment { veth, addr }, cfg))
+    }
+
+    /// Creates the veth pair for a cloned container (peer `eth0` in its namespace).
+    pub(crate) fn attach(&self, att: &Attachment, pid: i32) -> Result<(), NetworkError> {
+        let nl = Netlink::open()?;
+        nl.add_veth(&att.veth, self.bridge_index, "eth0", pid)
+            .map_err(|source| NetworkError::Veth {
+                name: att.veth.clone(),
+                source,
+            })
+    }
+
+    /// Deletes the veth pair (if the kernel has not already) and frees the address.
+    pub(crate) fn release(&self, att: &Attachment) {
+        if let Ok(nl) = Netlink::open()
+            && let Err(e) = nl.delete_link(&att.veth)
+        {
+            tracing::warn!(veth = %att.veth, error = %e, "could not delete veth");
+        }
+        self.ipam.lock().expect("ipam lock").release(att.addr);
+    }
+
+    /// Deletes veths of this prefix left by an earlier run.
+    pub(crate) fn remove_leftover_veths(prefix: &str) -> Result<usize, NetworkError> {
+        let nl = Netlink::open()?;
+        let stem = format!("{prefix}v");
+        let mut n = 0;
+        for link in nl.links()? {
+            if link.name.starts_with(&stem) {
+                nl.delete_link(&link.name)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes the bridge and the firewall tables.
+    pub(crate) fn teardown(&self) {
+        remove_all(&self.prefix, self.nat);
+    }
+}
+
+/// Removes bridge and tables of `prefix` (also used for leftovers of a dead run).
+pub(crate) fn remove_all(prefix: &str, _nat: bool) {
+    let _ = Network::remove_leftover_veths(prefix);
+    if let Ok(nl) = Netlink::open() {
+        let _ = nl.delete_link(prefix);
+    }
+    for (family, name) in [
+        ("inet", prefix.to_string()),
+        ("bridge", prefix.to_string()),
+        ("ip", format!("{prefix}_nat")),
+    ] {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", family, &name])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// `<prefix>v<n in base 36>`, at most 15 bytes (IFNAMSIZ - 1).
+fn veth_name(prefix: &str, n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut s = Vec::new();
+    let mut v = n;
+    loop {
+        s.push(DIGITS[(v % 36) as usize]);
+        v /= 36;
+        if v == 0 {
+            break;
+        }
+    }
+    s.reverse();
+    let mut name = format!("{prefix}v{}", String::from_utf8_lossy(&s));
+    name.truncate(15);
+    name
+}
+
+fn install_firewall(prefix: &str, subnet: Subnet, nat: bool) -> Result<(), NetworkError> {
+    // Re-create from scratch so a changed subnet or a half-made earlier set never lingers.
+    let mut rules = String::new();
+    for (family, name) in [
+        ("inet", prefix.to_string()),
+        ("bridge", prefix.to_string()),
+        ("ip", format!("{prefix}_nat")),
+    ] {
+        rules += &format!("table {family} {name} {{}}\ndelete table {family} {name}\n");
+    }
+    rules += &format!(
+        "table inet {prefix} {{
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    iifname \"{prefix}\" ct state established,related accept
+    iifname \"{prefix}\" drop
+  }}
+}}
+table bridge {prefix} {{
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    iifname \"{prefix}v*\" oifname \"{prefix}v*\" drop
+  }}
+}}
+"
+    );
+    if nat {
+        rules += &format!(
+            "table ip {prefix}_nat {{
+  chain postrouting {{
+    type nat hook postrouting priority 100; policy accept;
+    ip saddr {subnet} oifname != \"{prefix}\" masquerade
+  }}
+}}
+"
+        );
+    }
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| NetworkError::Firewall(e.to_string()))?;
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(rules.as_bytes())
+        .map_err(|e| NetworkError::Firewall(e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetworkError::Firewall(e.to_string()))?;
+    if !out.status.success() {
+        return Err(NetworkError::Firewall(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_ifnamsiz_and_differ() {
+        let a = veth_name("hakoab12", 0);
+        let b = veth_name("hakoab12", 123456);
+        assert_eq!(a, "hakoab12v0");
+        assert_ne!(a, b);
+        assert!(b.len() <= 15);
+        assert!(b.starts_with("hakoab12v"));
+    }
+}
