@@ -10,9 +10,11 @@
 pub mod embedded;
 mod error;
 pub mod key;
+pub mod keys;
 mod kv;
 mod store;
 mod txn;
+mod typed;
 mod watch;
 
 pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore, Retention};
@@ -20,4 +22,5 @@ pub use error::StoreError;
 pub use kv::{KeyValue, WatchBatch, WatchEvent};
 pub use store::{MAX_LEASE_TTL, MIN_LEASE_TTL, Store, validate_ttl};
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
+pub use typed::{Listing, StoreExt, UPDATE_ATTEMPTS, Versioned, decode, encode};
 pub use watch::Watch;

@@ -1,0 +1,210 @@
+//! The key layout the daemon uses, in one place.
+//!
+//! | key | holds |
+//! |---|---|
+//! | `/apps/<name>` | an app's spec |
+//! | `/apps/<name>/releases/<n>` | code release `n` of an app (`n` zero-padded to 10 digits so releases sort in order) |
+//! | `/images/<name>/<version>` | one version of an image |
+//! | `/instances/<app>/<id>` | a running instance (attach to the node's lease in a cluster) |
+//! | `/events/<app>/<seq>` | an app's events, append-only: [`crate::StoreExt::append_json`] + [`crate::StoreExt::trim`] |
+//! | `/nodes/<name>` | a node, attached to its lease so it disappears when the node stops renewing |
+//!
+//! Because `/apps/<name>/releases/…` lives under `/apps/`, a range over
+//! [`APPS`] returns releases too: keep the keys that [`parse`] as
+//! [`Key::App`]. Builders take names already checked with [`validate_name`];
+//! prefixes end with `/` so `blog` never matches `blog2`.
+
+use crate::StoreError;
+
+/// Prefix of every app.
+pub const APPS: &str = "/apps/";
+/// Prefix of every image.
+pub const IMAGES: &str = "/images/";
+/// Prefix of every instance.
+pub const INSTANCES: &str = "/instances/";
+/// Prefix of every event.
+pub const EVENTS: &str = "/events/";
+/// Prefix of every node.
+pub const NODES: &str = "/nodes/";
+
+/// Longest name segment accepted.
+pub const MAX_NAME_LEN: usize = 253;
+
+/// Checks that `name` can be one segment of a key: non-empty, at most 253
+/// bytes, no `/`, no whitespace or control characters, not `.` or `..`.
+pub fn validate_name(name: &str) -> Result<(), StoreError> {
+    let reason = if name.is_empty() {
+        Some("a name segment is empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("a name segment is longer than 253 bytes")
+    } else if name.contains('/') {
+        Some("a name segment contains '/'")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("a name segment contains whitespace or a control character")
+    } else if name == "." || name == ".." {
+        Some("a name segment is '.' or '..'")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(StoreError::InvalidKey {
+            key: name.chars().take(200).collect(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `/apps/<name>`
+pub fn app(name: &str) -> String {
+    format!("{APPS}{name}")
+}
+
+/// `/apps/<name>/releases/`: prefix of an app's releases.
+pub fn releases(app: &str) -> String {
+    format!("{APPS}{app}/releases/")
+}
+
+/// `/apps/<name>/releases/<n>` with `n` zero-padded to 10 digits.
+pub fn release(app: &str, n: u64) -> String {
+    format!("{APPS}{app}/releases/{n:010}")
+}
+
+/// `/images/<name>/`: prefix of an image's versions.
+pub fn image_versions(name: &str) -> String {
+    format!("{IMAGES}{name}/")
+}
+
+/// `/images/<name>/<version>`
+pub fn image(name: &str, version: &str) -> String {
+    format!("{IMAGES}{name}/{version}")
+}
+
+/// `/instances/<app>/`: prefix of an app's instances.
+pub fn instances(app: &str) -> String {
+    format!("{INSTANCES}{app}/")
+}
+
+/// `/instances/<app>/<id>`
+pub fn instance(app: &str, id: &str) -> String {
+    format!("{INSTANCES}{app}/{id}")
+}
+
+/// `/events/<app>/`: prefix of an app's events (append with `append_json`).
+pub fn events(app: &str) -> String {
+    format!("{EVENTS}{app}/")
+}
+
+/// `/nodes/<name>`
+pub fn node(name: &str) -> String {
+    format!("{NODES}{name}")
+}
+
+/// A key of the layout, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key<'a> {
+    /// `/apps/<name>`
+    App {
+        /// App name.
+        name: &'a str,
+    },
+    /// `/apps/<app>/releases/<n>`
+    Release {
+        /// App name.
+        app: &'a str,
+        /// Release number.
+        n: u64,
+    },
+    /// `/images/<name>/<version>`
+    Image {
+        /// Image name.
+        name: &'a str,
+        /// Version.
+        version: &'a str,
+    },
+    /// `/instances/<app>/<id>`
+    Instance {
+        /// App name.
+        app: &'a str,
+        /// Instance id.
+        id: &'a str,
+    },
+    /// `/events/<app>/<seq>`
+    Event {
+        /// App name.
+        app: &'a str,
+        /// Sequence (sortable).
+        seq: &'a str,
+    },
+    /// `/nodes/<name>`
+    Node {
+        /// Node name.
+        name: &'a str,
+    },
+}
+
+/// Parses a key of the layout; `None` for anything else.
+pub fn parse(key: &str) -> Option<Key<'_>> {
+    let rest = key.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    Some(match parts.as_slice() {
+        ["apps", name] => Key::App { name },
+        ["apps", app, "releases", n] => Key::Release {
+            app,
+            n: n.parse().ok()?,
+        },
+        ["images", name, version] => Key::Image { name, version },
+        ["instances", app, id] => Key::Instance { app, id },
+        ["events", app, seq] => Key::Event { app, seq },
+        ["nodes", name] => Key::Node { name },
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::validate_key;
+
+    #[test]
+    fn builders_and_parse_agree() {
+        let cases = [
+            (app("blog"), Key::App { name: "blog" }),
+            (release("blog", 7), Key::Release { app: "blog", n: 7 }),
+            (image("php", "3"), Key::Image { name: "php", version: "3" }),
+            (instance("blog", "i-1"), Key::Instance { app: "blog", id: "i-1" }),
+            (format!("{}00000000000000000042", events("blog")), Key::Event { app: "blog", seq: "00000000000000000042" }),
+            (node("n1"), Key::Node { name: "n1" }),
+        ];
+        for (key, want) in cases {
+            validate_key(&key).unwrap();
+            assert_eq!(parse(&key), Some(want), "{key}");
+        }
+        assert_eq!(release("blog", 12), "/apps/blog/releases/0000000012");
+        assert!(release("blog", 9) < release("blog", 10), "releases sort numerically");
+        assert!(release("blog", 1).starts_with(&releases("blog")));
+        assert!(instance("blog", "x").starts_with(&instances("blog")));
+        assert!(!instance("blog2", "x").starts_with(&instances("blog")));
+        assert!(image("php", "1").starts_with(&image_versions("php")));
+    }
+
+    #[test]
+    fn parse_rejects_other_shapes() {
+        for key in ["/apps", "/apps/", "/apps/a/b", "/apps/a/releases/x", "/other/a", "apps/a", "/nodes/a/"] {
+            assert_eq!(parse(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["blog", "my-site.example", "i-00af"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a/b", "a b", "..", "tab\t", &"x".repeat(254)] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
