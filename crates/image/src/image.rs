@@ -1,8 +1,11 @@
 //! One image version as stored on disk (`<root>/<name>/<version>/image.json`) and
 //! what the container runtime needs to mount it ([`Rootfs`]).
 
+use std::io;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 /// What kind of root filesystem an image is.
@@ -120,7 +123,8 @@ impl Image {
         }
     }
 
-    /// The `/etc/passwd` the container will see, to resolve user names before start.
+    /// Where the `/etc/passwd` the container will see lives on the host. It may
+    /// be a symlink inside the image: read it with [`Image::read_etc`].
     pub fn passwd_path(&self) -> PathBuf {
         self.etc_file("passwd")
     }
@@ -128,6 +132,53 @@ impl Image {
     /// The `/etc/group` the container will see, to resolve group names before start.
     pub fn group_path(&self) -> PathBuf {
         self.etc_file("group")
+    }
+
+    /// Reads `/etc/<file>` (e.g. `passwd`, `group`) as the container will see it,
+    /// for resolving user and group names before start. Unlike opening
+    /// [`Image::passwd_path`], it refuses to follow a symlink at `etc` or at
+    /// the file: an image's `etc/passwd -> /etc/shadow` would otherwise make the
+    /// host read its own file.
+    pub fn read_etc(&self, file: &str) -> io::Result<String> {
+        if file.is_empty() || file.contains('/') || file == "." || file == ".." {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{file:?} is not a file name in /etc"),
+            ));
+        }
+        let layers = match self.rootfs() {
+            Rootfs::Host { .. } => return std::fs::read_to_string(Path::new("/etc").join(file)),
+            Rootfs::Layers(layers) => layers,
+        };
+        let nofollow = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        for layer in layers.iter().rev() {
+            let opened = rustix::fs::open(layer, OFlags::DIRECTORY | nofollow, Mode::empty())
+                .and_then(|root| {
+                    rustix::fs::openat(&root, "etc", OFlags::DIRECTORY | nofollow, Mode::empty())
+                })
+                .and_then(|etc| rustix::fs::openat(&etc, file, nofollow, Mode::empty()));
+            match opened {
+                Ok(fd) => return io::read_to_string(std::fs::File::from(fd)),
+                Err(Errno::NOENT) => continue,
+                Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "/etc/{file} of image {} version {} is a symlink: refusing to follow it",
+                            self.name, self.version
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "image {} version {} has no /etc/{file}",
+                self.name, self.version
+            ),
+        ))
     }
 
     fn etc_file(&self, file: &str) -> PathBuf {
@@ -194,6 +245,40 @@ mod tests {
         assert_eq!(
             sample(Storage::Local).passwd_path(),
             PathBuf::from("/store/web/3/rootfs/etc/passwd")
+        );
+    }
+
+    #[test]
+    fn read_etc_refuses_symlinks_out_of_the_image() {
+        let tmp = tempfile::Builder::new()
+            .prefix("hako-etc-")
+            .tempdir()
+            .unwrap();
+        let mut img = sample(Storage::Local);
+        img.dir = tmp.path().to_path_buf();
+        let etc = tmp.path().join("rootfs/etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", etc.join("group")).unwrap();
+        assert!(img.read_etc("passwd").unwrap().starts_with("root:"));
+        let err = img.read_etc("group").unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert_eq!(
+            img.read_etc("shadow").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            img.read_etc("../x").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        // A symlinked etc/ is refused too.
+        std::fs::rename(&etc, tmp.path().join("rootfs/real-etc")).unwrap();
+        std::os::unix::fs::symlink("/etc", &etc).unwrap();
+        assert!(
+            img.read_etc("passwd")
+                .unwrap_err()
+                .to_string()
+                .contains("symlink")
         );
     }
 

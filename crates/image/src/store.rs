@@ -237,7 +237,13 @@ impl ImageStore {
         let mut images = Vec::new();
         for name in self.names()? {
             for version in self.versions(&name)? {
-                images.push(self.read_meta(&name, version)?);
+                match self.read_meta(&name, version) {
+                    Ok(image) => images.push(image),
+                    // Removed by another process since `versions` looked.
+                    Err(ImageError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(images)
@@ -354,7 +360,7 @@ impl ImageStore {
             .unwrap_or(0);
         let newest = self.versions(name)?.last().copied().unwrap_or(0);
         let version = last.max(newest) + 1;
-        let mut image = Image {
+        let image = Image {
             name: name.to_owned(),
             version,
             kind: new.kind,
@@ -379,7 +385,6 @@ impl ImageStore {
         std::fs::write(&tmp_last, format!("{version}\n"))
             .and_then(|()| std::fs::rename(&tmp_last, &last_path))
             .map_err(io_err("cannot record version in", &last_path))?;
-        image.dir = name_dir.join(version.to_string());
         tracing::info!(name, version, source = %image.source, "created image");
         Ok(image)
     }

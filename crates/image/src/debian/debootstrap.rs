@@ -20,13 +20,19 @@ const TAIL_LINES: usize = 30;
 /// Runs debootstrap into `<build_dir>/rootfs`, trims the result and returns
 /// its size in bytes.
 pub(super) fn build(r: &Resolved, program: &Path, build_dir: &Path) -> Result<u64, ImageError> {
+    let program = find_program(program).ok_or_else(|| DebianError::Spawn {
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} not found", program.display()),
+        ),
+    })?;
     let rootfs = build_dir.join("rootfs");
     let log_path = build_dir.join("debootstrap.log");
     let log = std::fs::File::create(&log_path).map_err(io_err("cannot create", &log_path))?;
     let log2 = log.try_clone().map_err(io_err("cannot open", &log_path))?;
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "--"])
-        .arg(program)
+        .arg(&program)
         .arg(format!("--variant={}", r.variant))
         .arg(format!("--arch={}", r.arch));
     if !r.packages.is_empty() {
@@ -52,6 +58,19 @@ pub(super) fn build(r: &Resolved, program: &Path, build_dir: &Path) -> Result<u6
     }
     trim(&rootfs)?;
     crate::usage::disk_usage(&rootfs).map_err(io_err("cannot measure", &rootfs))
+}
+
+/// `program` itself if it contains a `/`, else the first match in `PATH`,
+/// then `/usr/sbin` and `/sbin` (debootstrap lives there; users' `PATH` may lack them).
+fn find_program(program: &Path) -> Option<std::path::PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 /// The last [`TAIL_LINES`] lines of the log (or why it can't be read).
