@@ -178,6 +178,45 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_text_never_panics() {
+        // A cheap deterministic fuzz: random lines from the pieces mountinfo is made of.
+        let pieces = [
+            " ",
+            " - ",
+            "\\",
+            "\\040",
+            "\\7",
+            "\\377",
+            "\\400",
+            "cgroup",
+            "cgroup2",
+            "rw,memory",
+            ",",
+            "/",
+            "é",
+            "0:1",
+            "\n",
+            "x",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut line = String::new();
+            for _ in 0..(state % 24) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                line.push_str(pieces[(state % pieces.len() as u64) as usize]);
+            }
+            let _ = parse(&line);
+        }
+        assert_eq!(
+            unescape("a\\400b\\7"),
+            "a\\400b\\7",
+            "invalid escapes are kept as they are"
+        );
+    }
+
+    #[test]
     fn malformed_lines_are_reported() {
         let e = parse("1 2 3\n").unwrap_err();
         assert_eq!(
