@@ -148,7 +148,7 @@ async fn proxy(
                     });
                 }
                 app.metrics.record_retry();
-                req = request;
+                req = *request;
             }
             Err(SendError::Failed(error)) => {
                 return Err(match body_error(&error) {
@@ -183,7 +183,7 @@ fn body_error(error: &hyper::Error) -> Option<&BodyError> {
 enum SendError {
     /// Nothing reached the app; the request comes back for another try.
     NotSent {
-        request: Request<RequestBody>,
+        request: Box<Request<RequestBody>>,
         error: String,
     },
     /// The request was (maybe partly) sent; it must not be retried.
@@ -206,7 +206,7 @@ async fn send(
                 Ok(conn) => (conn, false),
                 Err(error) => {
                     return Err(SendError::NotSent {
-                        request: req,
+                        request: Box::new(req),
                         error: error.to_string(),
                     });
                 }
@@ -220,7 +220,7 @@ async fn send(
                 Some(request) if reused => req = request,
                 Some(request) => {
                     return Err(SendError::NotSent {
-                        request,
+                        request: Box::new(request),
                         error: error.into_error().to_string(),
                     });
                 }

@@ -6,7 +6,9 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hako_proxy::{AppRoute, LaunchError, Launched, Launcher, Proxy, ProxyConfig, ProxyEvent, Router};
+use hako_proxy::{
+    AppRoute, LaunchError, Launched, Launcher, Proxy, ProxyConfig, ProxyEvent, Router,
+};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
@@ -53,7 +55,9 @@ impl Backend {
         let b = backend.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 b.connections.fetch_add(1, SeqCst);
                 let b = b.clone();
                 tokio::spawn(async move {
@@ -111,9 +115,13 @@ impl Backend {
                 let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(2);
                 let me = self.clone();
                 tokio::spawn(async move {
-                    tx.send(Ok(Frame::data(Bytes::from_static(b"first")))).await.unwrap();
+                    tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
+                        .await
+                        .unwrap();
                     me.pass_gate().await;
-                    let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"second")))).await;
+                    let _ = tx
+                        .send(Ok(Frame::data(Bytes::from_static(b"second"))))
+                        .await;
                 });
                 let stream = tokio_stream_from(rx);
                 Response::new(StreamBody::new(stream).boxed())
@@ -152,7 +160,10 @@ fn tokio_stream_from<T>(rx: mpsc::Receiver<T>) -> impl futures_core::Stream<Item
     struct S<T>(mpsc::Receiver<T>);
     impl<T> futures_core::Stream for S<T> {
         type Item = T;
-        fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<T>> {
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
             self.0.poll_recv(cx)
         }
     }
@@ -160,11 +171,17 @@ fn tokio_stream_from<T>(rx: mpsc::Receiver<T>) -> impl futures_core::Stream<Item
 }
 
 pub fn text(s: &str) -> Response<TestBody> {
-    Response::new(Full::new(Bytes::from(s.to_owned())).map_err(|never| match never {}).boxed())
+    Response::new(
+        Full::new(Bytes::from(s.to_owned()))
+            .map_err(|never| match never {})
+            .boxed(),
+    )
 }
 
 pub fn empty() -> TestBody {
-    Full::new(Bytes::new()).map_err(|never| match never {}).boxed()
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// What the test launcher does when asked for an instance.
@@ -208,7 +225,10 @@ impl Launcher for TestLauncher {
                 let backend = Backend::start(&format!("{app}-{n}")).await;
                 let addr = backend.addr;
                 self.started.lock().unwrap().push(backend);
-                Ok(Launched { instance_id: format!("{app}-{n}"), addr })
+                Ok(Launched {
+                    instance_id: format!("{app}-{n}"),
+                    addr,
+                })
             }
             Mode::Fail => Err(LaunchError {
                 reason: "app exited with status 3 before listening".into(),
@@ -243,7 +263,13 @@ impl TestProxy {
                 })
                 .await;
         });
-        TestProxy { addr, router, events, shutdown: Some(stop), served }
+        TestProxy {
+            addr,
+            router,
+            events,
+            shutdown: Some(stop),
+            served,
+        }
     }
 
     pub fn app(&self, name: &str, hosts: &[&str]) -> AppRoute {
@@ -267,7 +293,9 @@ pub struct Client {
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.unwrap();
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -288,7 +316,10 @@ impl Client {
 }
 
 pub fn get_request(host: &str, path: &str) -> Request<TestBody> {
-    Request::get(path).header("host", host).body(empty()).unwrap()
+    Request::get(path)
+        .header("host", host)
+        .body(empty())
+        .unwrap()
 }
 
 pub async fn body_string(resp: Response<Incoming>) -> String {
@@ -308,7 +339,8 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     stream.write_all(bytes).await.unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await
+    {
         if n == 0 {
             break;
         }
@@ -327,7 +359,10 @@ pub fn dead_addr() -> SocketAddr {
 pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
