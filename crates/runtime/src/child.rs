@@ -254,6 +254,8 @@ pub(crate) unsafe fn run(plan: &ChildPlan) -> ! {
     // except within fixed bounds we checked).
     unsafe {
         close_inherited(plan);
+        // Device nodes and mount points get exactly the modes the plan gives.
+        libc::umask(0);
         if let Err(e) = stdio(plan) {
             fail(plan, Stage::Stdio, 0, e);
         }
@@ -317,6 +319,7 @@ pub(crate) unsafe fn run(plan: &ChildPlan) -> ! {
             fail(plan, Stage::Workdir, 0, errno());
         }
         libc::close(plan.sync_fd);
+        libc::umask(0o022);
         let mut last = libc::ENOENT;
         for path in &plan.exec_candidates {
             libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());

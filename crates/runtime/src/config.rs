@@ -53,7 +53,7 @@ impl RuntimeConfig {
         let mix = (std::process::id() as u64) << 20 ^ (n as u64) << 8 ^ (nanos as u64 >> 4);
         let id = base36(mix % 36u64.pow(4));
         let prefix = format!("hako{tag}{id:0>4}");
-        let h = mix % (200 * 250);
+        let h = mix % (150 * 250);
         RuntimeConfig {
             prefix,
             state_root: state_root.into(),

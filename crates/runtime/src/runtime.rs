@@ -34,7 +34,7 @@ pub struct Runtime {
     network: Mutex<Option<Arc<Network>>>,
     counter: AtomicU64,
     resolv_conf: Option<String>,
-    /// flock on `<state_dir>/lock`, held for the runtime's lifetime.
+    /// flock on `<state_root>/<prefix>.lock`, held for the runtime's lifetime.
     _lock: File,
 }
 
@@ -52,11 +52,10 @@ impl Runtime {
             move |source| RuntimeError::Io { what, path, source }
         };
         std::fs::create_dir_all(&config.state_root).map_err(io("create", &config.state_root))?;
+        let lock = leftovers::lock(&config.state_root, &config.prefix)?
+            .ok_or_else(|| RuntimeError::Busy(config.prefix.clone()))?;
         leftovers::sweep(&config.state_root, Some(&config.prefix));
         let state_dir = config.state_dir();
-        std::fs::create_dir_all(&state_dir).map_err(io("create", &state_dir))?;
-        let lock = leftovers::lock(&state_dir)?
-            .ok_or_else(|| RuntimeError::Busy(config.prefix.clone()))?;
         let cgroups = hako_cgroup::detect(&config.prefix)?;
         // What our own dead predecessor with this prefix left behind.
         leftovers::remove_prefix(&config.state_root, &config.prefix, cgroups.as_ref(), false);
@@ -257,6 +256,7 @@ impl Runtime {
         if let Some(net) = net {
             net.teardown();
         }
+        let _ = std::fs::remove_file(self.config.state_root.join(format!("{}.lock", self.config.prefix)));
     }
 }
 

@@ -92,7 +92,7 @@ impl TestRuntime {
         }
         if let Ok(entries) = std::fs::read_dir(self.rt.config().state_dir()) {
             for e in entries.flatten() {
-                if e.file_name() != "lock" {
+                {
                     found.push(format!("state {}", e.path().display()));
                 }
             }
