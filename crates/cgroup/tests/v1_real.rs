@@ -369,3 +369,33 @@ fn nonsense_limits_touch_nothing() {
     assert_eq!(s.read(&s.mounts.pids, "good", "pids.max"), "max");
     cg.destroy().unwrap();
 }
+
+#[test]
+fn concurrent_creates_and_a_scope_removed_behind_our_back() {
+    let s = Scope::new();
+    let m = &s.manager;
+    std::thread::scope(|t| {
+        for i in 0..8 {
+            t.spawn(move || {
+                let cg = m
+                    .create(
+                        &format!("par-{i}"),
+                        &Limits {
+                            pids_max: Some(16),
+                            ..Limits::default()
+                        },
+                    )
+                    .unwrap();
+                cg.destroy().unwrap();
+            });
+        }
+    });
+    assert!(m.list().unwrap().is_empty());
+    // Another manager removes the scope this one made: create makes it again.
+    let other = V1Manager::with_mounts(s.mounts.clone(), m.scope()).unwrap();
+    other.remove_scope().unwrap();
+    assert!(m.scope_dirs().iter().all(|d| !d.exists()));
+    let cg = m.create("again", &Limits::default()).unwrap();
+    assert_eq!(m.list().unwrap(), vec!["again"]);
+    cg.destroy().unwrap();
+}
