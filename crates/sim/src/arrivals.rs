@@ -136,7 +136,8 @@ impl SyntheticArrivals {
             }
             self.next_burst_start = s + rng.exp(self.burst_start_rate);
             self.burst_end = s + self.burst_len;
-            t = s;
+            // Overlapping bursts: continue from the later of the two, keeping time order.
+            t = s.max(t);
         }
     }
 }
@@ -177,7 +178,13 @@ mod tests {
         let (n, times) = count(&mut a, &mut rng, 10.0 * DAY);
         // Mean rate kept; noon busier than midnight by (1 + 0.8) / (1 − 0.8) = 9 in theory.
         assert!((n as f64 / (10.0 * DAY) - 1.0).abs() < 0.02);
-        let hour = |h: f64| times.iter().filter(|t| ((*t % DAY) / 3600.0 - h).abs() < 0.5).count() as f64;
+        let hour = |h: f64| {
+            let near = |t: f64| {
+                let d = ((t % DAY) / 3600.0 - h).abs();
+                d.min(24.0 - d) < 0.5
+            };
+            times.iter().filter(|t| near(**t)).count() as f64
+        };
         let ratio = hour(12.0) / hour(0.0);
         assert!(ratio > 7.0 && ratio < 11.0, "noon/midnight {ratio}");
     }

@@ -1,0 +1,33 @@
+//! Times the simulator on 10,000 Azure-like sites over 24 simulated hours (issue 4's speed
+//! goal: well under a minute). Run in release mode:
+//! `cargo run --release -p hako-sim --example sim_10k [SITES] [HOURS]`.
+//! Prints the report, then one line `sim-10k: sites=… hours=… requests=… wall_ms=… …`.
+
+use std::time::{Duration, Instant};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let sites: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let hours: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
+    let mut config = hako_sim::SimConfig::azure_like(sites, 42);
+    config.duration = Duration::from_secs(hours * 3600);
+    let t0 = Instant::now();
+    let report = match hako_sim::run(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sim-10k: {e}");
+            std::process::exit(2);
+        }
+    };
+    let wall = t0.elapsed();
+    println!("{report}");
+    println!(
+        "sim-10k: sites={sites} hours={hours} requests={} wall_ms={:.0} requests_per_s={:.0} cold_ratio={:.5} vs_always_on={:.4} peak_running={}",
+        report.requests,
+        wall.as_secs_f64() * 1e3,
+        report.requests as f64 / wall.as_secs_f64(),
+        report.cold_ratio,
+        report.memory_time_vs_always_on,
+        report.peak_running
+    );
+}
