@@ -82,6 +82,12 @@ pub enum StoreError {
     /// The backend's storage failed (disk, SQLite, etcd server).
     #[error("store backend failed: {0}; check the data dir's disk and permissions or the etcd cluster")]
     Backend(String),
+    /// Another process has the database file open.
+    #[error("{path} is in use by another hako process; stop it or use another --data-dir")]
+    InUse {
+        /// The database file.
+        path: String,
+    },
     /// The store was closed or its worker stopped.
     #[error("store is closed; restart the daemon")]
     Closed,

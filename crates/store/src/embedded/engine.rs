@@ -55,16 +55,21 @@ impl Engine {
         };
         // EXCLUSIVE locking: one process owns the database, so two daemons on
         // one data dir cannot both count revisions.
-        conn.execute_batch(&format!(
-            "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
-        ))
-        .map_err(sql::backend)?;
-        conn.busy_timeout(Duration::from_millis(500)).map_err(sql::backend)?;
-        sql::init_schema(&conn).map_err(|e| match (&e, &config.path) {
-            (StoreError::Backend(m), Some(path)) if m.contains("locked") => StoreError::Backend(format!(
-                "{} is in use by another hako process; stop it or use another --data-dir",
-                path.display()
-            )),
+        let setup = conn
+            .busy_timeout(Duration::from_millis(500))
+            .and_then(|()| {
+                conn.execute_batch(&format!(
+                    "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
+                ))
+            })
+            .map_err(sql::backend)
+            .and_then(|()| sql::init_schema(&conn));
+        setup.map_err(|e| match (&e, &config.path) {
+            (StoreError::Backend(m), Some(path)) if m.contains("locked") || m.contains("busy") => {
+                StoreError::InUse {
+                    path: path.display().to_string(),
+                }
+            }
             _ => e,
         })?;
         if let Some(path) = &config.path {
