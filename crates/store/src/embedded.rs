@@ -20,7 +20,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use self::worker::{Call, Msg, Op, Output, Subscription};
-use crate::{KeyValue, Store, StoreError, Txn, TxnOp, TxnOpResponse, TxnResponse, Watch, WatchBatch, key};
+use crate::{
+    KeyValue, Store, StoreError, Txn, TxnOp, TxnOpResponse, TxnResponse, Watch, WatchBatch, key,
+};
 
 /// File name of the store inside the data dir.
 pub const DB_FILE: &str = "hako.db";
@@ -190,7 +192,12 @@ impl Store for EmbeddedStore {
         Ok(self.write(TxnOp::put(key, value)).await?.revision)
     }
 
-    async fn put_with_lease(&self, key: &str, value: Vec<u8>, lease: i64) -> Result<i64, StoreError> {
+    async fn put_with_lease(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: i64,
+    ) -> Result<i64, StoreError> {
         let op = TxnOp::Put {
             key: key.to_owned(),
             value,

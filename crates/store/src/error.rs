@@ -17,7 +17,9 @@ pub enum StoreError {
         reason: &'static str,
     },
     /// A value is larger than the store accepts.
-    #[error("value for {key:?} is {size} bytes, over the limit of {limit} bytes; store large data in files and keep only a reference in the store")]
+    #[error(
+        "value for {key:?} is {size} bytes, over the limit of {limit} bytes; store large data in files and keep only a reference in the store"
+    )]
     ValueTooLarge {
         /// The key being written.
         key: String,
@@ -38,7 +40,9 @@ pub enum StoreError {
     #[error("invalid transaction: {0}")]
     InvalidTxn(String),
     /// The history needed for a watch replay was compacted away.
-    #[error("revision {requested} is compacted (history starts at {compact_revision}); list the current state with range and watch from its revision")]
+    #[error(
+        "revision {requested} is compacted (history starts at {compact_revision}); list the current state with range and watch from its revision"
+    )]
     Compacted {
         /// The revision the caller asked for.
         requested: i64,
@@ -64,7 +68,9 @@ pub enum StoreError {
         key: String,
     },
     /// A compare-and-swap update lost the race too many times.
-    #[error("{key} is changing too fast: gave up after {attempts} conflicting updates; retry later")]
+    #[error(
+        "{key} is changing too fast: gave up after {attempts} conflicting updates; retry later"
+    )]
     Conflict {
         /// The contended key.
         key: String,
@@ -80,7 +86,9 @@ pub enum StoreError {
         message: String,
     },
     /// The backend's storage failed (disk, SQLite, etcd server).
-    #[error("store backend failed: {0}; check the data dir's disk and permissions or the etcd cluster")]
+    #[error(
+        "store backend failed: {0}; check the data dir's disk and permissions or the etcd cluster"
+    )]
     Backend(String),
     /// Another process has the database file open.
     #[error("{path} is in use by another hako process; stop it or use another --data-dir")]

@@ -76,7 +76,12 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_keys() {
-        for k in ["/", "/apps/blog", "/events/blog/00000000000000000012", "/ü/日本"] {
+        for k in [
+            "/",
+            "/apps/blog",
+            "/events/blog/00000000000000000012",
+            "/ü/日本",
+        ] {
             assert_eq!(validate_key(k), Ok(()), "{k}");
         }
     }
@@ -113,7 +118,10 @@ mod tests {
         let inside = ["/apps/", "/apps/a", "/apps/\u{10FFFF}zz"];
         let outside = ["/apps", "/appt", "/apps0", "/b"];
         for k in inside {
-            assert!(k.as_bytes() >= "/apps/".as_bytes() && k.as_bytes() < end.as_slice(), "{k}");
+            assert!(
+                k.as_bytes() >= "/apps/".as_bytes() && k.as_bytes() < end.as_slice(),
+                "{k}"
+            );
             assert!(matches("/apps/", k));
         }
         for k in outside {

@@ -174,9 +174,27 @@ mod tests {
         let cases = [
             (app("blog"), Key::App { name: "blog" }),
             (release("blog", 7), Key::Release { app: "blog", n: 7 }),
-            (image("php", "3"), Key::Image { name: "php", version: "3" }),
-            (instance("blog", "i-1"), Key::Instance { app: "blog", id: "i-1" }),
-            (format!("{}00000000000000000042", events("blog")), Key::Event { app: "blog", seq: "00000000000000000042" }),
+            (
+                image("php", "3"),
+                Key::Image {
+                    name: "php",
+                    version: "3",
+                },
+            ),
+            (
+                instance("blog", "i-1"),
+                Key::Instance {
+                    app: "blog",
+                    id: "i-1",
+                },
+            ),
+            (
+                format!("{}00000000000000000042", events("blog")),
+                Key::Event {
+                    app: "blog",
+                    seq: "00000000000000000042",
+                },
+            ),
             (node("n1"), Key::Node { name: "n1" }),
         ];
         for (key, want) in cases {
@@ -184,7 +202,10 @@ mod tests {
             assert_eq!(parse(&key), Some(want), "{key}");
         }
         assert_eq!(release("blog", 12), "/apps/blog/releases/0000000012");
-        assert!(release("blog", 9) < release("blog", 10), "releases sort numerically");
+        assert!(
+            release("blog", 9) < release("blog", 10),
+            "releases sort numerically"
+        );
         assert!(release("blog", 1).starts_with(&releases("blog")));
         assert!(instance("blog", "x").starts_with(&instances("blog")));
         assert!(!instance("blog2", "x").starts_with(&instances("blog")));
@@ -193,7 +214,15 @@ mod tests {
 
     #[test]
     fn parse_rejects_other_shapes() {
-        for key in ["/apps", "/apps/", "/apps/a/b", "/apps/a/releases/x", "/other/a", "apps/a", "/nodes/a/"] {
+        for key in [
+            "/apps",
+            "/apps/",
+            "/apps/a/b",
+            "/apps/a/releases/x",
+            "/other/a",
+            "apps/a",
+            "/nodes/a/",
+        ] {
             assert_eq!(parse(key), None, "{key}");
         }
     }

@@ -107,7 +107,10 @@ mod tests {
             put("/a", 5),
         ];
         let batches = group_by_revision(events);
-        let shape: Vec<(i64, usize)> = batches.iter().map(|b| (b.revision, b.events.len())).collect();
+        let shape: Vec<(i64, usize)> = batches
+            .iter()
+            .map(|b| (b.revision, b.events.len()))
+            .collect();
         assert_eq!(shape, vec![(2, 2), (3, 1), (5, 1)]);
         assert_eq!(batches[1].events[0].key(), "/c");
     }

@@ -323,9 +323,11 @@ mod tests {
             .and_then(TxnOp::put("/a", "1"))
             .and_then(TxnOp::delete("/a"));
         assert!(matches!(twice.validate(), Err(StoreError::InvalidTxn(m)) if m.contains("/a")));
-        let under = Txn::new().or_else(TxnOp::put("/a/b", "1")).or_else(TxnOp::DeletePrefix {
-            prefix: "/a/".into(),
-        });
+        let under = Txn::new()
+            .or_else(TxnOp::put("/a/b", "1"))
+            .or_else(TxnOp::DeletePrefix {
+                prefix: "/a/".into(),
+            });
         assert!(matches!(under.validate(), Err(StoreError::InvalidTxn(_))));
         let bad = Txn::new().when(Compare::absent("nope"));
         assert!(matches!(bad.validate(), Err(StoreError::InvalidKey { .. })));

@@ -112,7 +112,9 @@ pub trait StoreExt: Store {
                 kvs,
                 revision: response.revision,
             }),
-            _ => Err(StoreError::Backend("a range transaction returned no range".into())),
+            _ => Err(StoreError::Backend(
+                "a range transaction returned no range".into(),
+            )),
         }
     }
 
@@ -201,7 +203,11 @@ pub trait StoreExt: Store {
                 return Ok(Ok(current));
             }
             let txn = Txn::new()
-                .when(Compare::mod_revision(key, CompareOp::Equal, kv.mod_revision))
+                .when(Compare::mod_revision(
+                    key,
+                    CompareOp::Equal,
+                    kv.mod_revision,
+                ))
                 .and_then(TxnOp::put(key, bytes));
             let response = self.txn(txn).await?;
             if response.succeeded {
@@ -229,11 +235,13 @@ pub trait StoreExt: Store {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let last = self.range(prefix).await?.pop().and_then(|kv| {
-            kv.key[prefix.len()..].parse::<u64>().ok()
-        });
-        let mut seq = last.map_or(now, |l| now.max(l + 1));
-        for _ in 0..UPDATE_ATTEMPTS {
+        let last = self
+            .range(prefix)
+            .await?
+            .pop()
+            .and_then(|kv| kv.key[prefix.len()..].parse::<u64>().ok());
+        let first = last.map_or(now, |l| now.max(l + 1));
+        for seq in (first..).take(UPDATE_ATTEMPTS as usize) {
             let key = format!("{prefix}{seq:020}");
             let txn = Txn::new()
                 .when(Compare::absent(&key))
@@ -241,7 +249,6 @@ pub trait StoreExt: Store {
             if self.txn(txn).await?.succeeded {
                 return Ok(key);
             }
-            seq += 1;
         }
         Err(StoreError::Conflict {
             key: prefix.to_owned(),
@@ -283,7 +290,10 @@ mod tests {
     #[test]
     fn json_errors_name_the_key() {
         let err = decode::<u32>("/apps/x", b"{not json").unwrap_err();
-        assert!(matches!(&err, StoreError::Json { key, .. } if key == "/apps/x"), "{err}");
+        assert!(
+            matches!(&err, StoreError::Json { key, .. } if key == "/apps/x"),
+            "{err}"
+        );
         assert_eq!(encode("/k", &vec![1, 2]).unwrap(), b"[1,2]");
         let kv = KeyValue {
             key: "/k".into(),
@@ -294,6 +304,9 @@ mod tests {
             lease: None,
         };
         let v: Versioned<u32> = versioned(&kv).unwrap();
-        assert_eq!((v.value, v.create_revision, v.mod_revision, v.version), (7, 2, 5, 3));
+        assert_eq!(
+            (v.value, v.create_revision, v.mod_revision, v.version),
+            (7, 2, 5, 3)
+        );
     }
 }

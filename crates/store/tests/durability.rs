@@ -26,23 +26,45 @@ struct App {
 async fn child_writer() {
     let dir = std::env::var(DIR_ENV).expect("run only by survives_kill_9");
     let store = Arc::new(EmbeddedStore::open_in_data_dir(&dir).await.unwrap());
-    store.create_json(&keys::app("blog"), &App { image: "php".into() }).await.unwrap();
-    let lease = store.grant_lease(std::time::Duration::from_secs(30)).await.unwrap();
-    store.put_with_lease(&keys::node("n1"), b"up".to_vec(), lease).await.unwrap();
+    store
+        .create_json(
+            &keys::app("blog"),
+            &App {
+                image: "php".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let lease = store
+        .grant_lease(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .put_with_lease(&keys::node("n1"), b"up".to_vec(), lease)
+        .await
+        .unwrap();
     let writer = tokio::spawn(async move {
         for i in 0u64.. {
-            let rev = store.put(&format!("/dur/{i:08}"), i.to_string().into_bytes()).await.unwrap();
+            let rev = store
+                .put(&format!("/dur/{i:08}"), i.to_string().into_bytes())
+                .await
+                .unwrap();
             println!("ACK {i} {rev}");
         }
     });
     // Block until the parent kills us (it never closes our stdin).
-    tokio::task::spawn_blocking(|| std::io::stdin().lines().count()).await.unwrap();
+    tokio::task::spawn_blocking(|| std::io::stdin().lines().count())
+        .await
+        .unwrap();
     writer.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_kill_9() {
-    let dir = tempfile::Builder::new().prefix("hako-store-kill").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hako-store-kill")
+        .tempdir()
+        .unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_writer", "--ignored", "--nocapture"])
         .env(DIR_ENV, dir.path())
@@ -70,30 +92,60 @@ async fn survives_kill_9() {
 
     let store = EmbeddedStore::open_in_data_dir(dir.path()).await.unwrap();
     let app: Option<App> = store.get_json(&keys::app("blog")).await.unwrap();
-    assert_eq!(app, Some(App { image: "php".into() }));
-    assert_eq!(store.get(&keys::node("n1")).await.unwrap().unwrap().value, b"up", "leased key survives a restart");
+    assert_eq!(
+        app,
+        Some(App {
+            image: "php".into()
+        })
+    );
+    assert_eq!(
+        store.get(&keys::node("n1")).await.unwrap().unwrap().value,
+        b"up",
+        "leased key survives a restart"
+    );
     for (i, rev) in &acked {
-        let kv = store.get(&format!("/dur/{i:08}")).await.unwrap().unwrap_or_else(|| panic!("acked write {i} lost"));
-        assert_eq!((kv.value, kv.mod_revision), (i.to_string().into_bytes(), *rev));
+        let kv = store
+            .get(&format!("/dur/{i:08}"))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("acked write {i} lost"));
+        assert_eq!(
+            (kv.value, kv.mod_revision),
+            (i.to_string().into_bytes(), *rev)
+        );
     }
     let last_acked = acked.last().unwrap().1;
     let rev = store.revision().await.unwrap();
-    assert!(rev >= last_acked, "revision went back: {rev} < {last_acked}");
+    assert!(
+        rev >= last_acked,
+        "revision went back: {rev} < {last_acked}"
+    );
     let next = store.put("/dur/after", b"x".to_vec()).await.unwrap();
     assert_eq!(next, rev + 1, "revisions continue after the restart");
     let mut watch = store.watch("/dur/", Some(acked[0].1)).await.unwrap();
     for (_, want) in acked.iter().take(20) {
-        assert_eq!(watch.recv().await.unwrap().unwrap().revision, *want, "history survives too");
+        assert_eq!(
+            watch.recv().await.unwrap().unwrap().revision,
+            *want,
+            "history survives too"
+        );
     }
     store.close().await;
 }
 
 #[tokio::test]
 async fn one_process_owns_the_file() {
-    let dir = tempfile::Builder::new().prefix("hako-store-lock").tempdir().unwrap();
-    let first = EmbeddedStore::open(EmbeddedConfig::in_data_dir(dir.path())).await.unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hako-store-lock")
+        .tempdir()
+        .unwrap();
+    let first = EmbeddedStore::open(EmbeddedConfig::in_data_dir(dir.path()))
+        .await
+        .unwrap();
     first.put("/k", b"v".to_vec()).await.unwrap();
-    let err = EmbeddedStore::open_in_data_dir(dir.path()).await.unwrap_err();
+    let err = EmbeddedStore::open_in_data_dir(dir.path())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StoreError::InUse { path } if path.ends_with("hako.db")),
         "{err}"
@@ -102,7 +154,11 @@ async fn one_process_owns_the_file() {
     assert_eq!(first.get("/k").await, Err(StoreError::Closed));
     let second = EmbeddedStore::open_in_data_dir(dir.path()).await.unwrap();
     assert_eq!(second.get("/k").await.unwrap().unwrap().value, b"v");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(second.path().unwrap()).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(second.path().unwrap())
+            .unwrap()
+            .permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600, "the store file is private");
     second.close().await;
 }

@@ -9,7 +9,10 @@ use hako_store::{Durability, EmbeddedConfig, EmbeddedStore, Store};
 
 /// A fresh on-disk store in a temp dir removed when the guard drops.
 async fn make() -> (Arc<dyn Store>, suite::Guard) {
-    let dir = tempfile::Builder::new().prefix("hako-store-test").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hako-store-test")
+        .tempdir()
+        .unwrap();
     let config = EmbeddedConfig {
         durability: Durability::Normal,
         ..EmbeddedConfig::in_data_dir(dir.path())

@@ -128,12 +128,18 @@ impl Engine {
                 break;
             }
         }
-        let ops = if succeeded { &txn.success } else { &txn.failure };
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
         for op in ops {
-            if let TxnOp::Put { lease: Some(id), .. } = op {
-                if !self.leases.contains(*id) {
-                    return Err(StoreError::LeaseNotFound(*id));
-                }
+            if let TxnOp::Put {
+                lease: Some(id), ..
+            } = op
+                && !self.leases.contains(*id)
+            {
+                return Err(StoreError::LeaseNotFound(*id));
             }
         }
         let rev = self.revision + 1;
@@ -283,7 +289,8 @@ impl Engine {
             if due {
                 self.last_age_check = Some(Instant::now());
                 let cutoff = sql::now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-                let first_kept = sql::first_revision_since(&self.conn, cutoff)?.unwrap_or(self.revision);
+                let first_kept =
+                    sql::first_revision_since(&self.conn, cutoff)?.unwrap_or(self.revision);
                 target = target.max(first_kept);
             }
         }

@@ -96,7 +96,10 @@ mod tests {
         assert_eq!(leases.expired(t0 + Duration::from_secs(11)), vec![2]);
         leases.remove(2);
         assert!(!leases.contains(2));
-        leases.reload(&[(1, Duration::from_secs(10)), (7, Duration::from_secs(3))], t0);
+        leases.reload(
+            &[(1, Duration::from_secs(10)), (7, Duration::from_secs(3))],
+            t0,
+        );
         assert!(leases.contains(7) && leases.contains(1));
         assert_eq!(leases.next_deadline(), Some(t0 + Duration::from_secs(3)));
     }

@@ -78,17 +78,27 @@ pub(crate) fn set_meta(conn: &Connection, name: &str, value: i64) -> Result<(), 
 }
 
 fn decode_key(bytes: Vec<u8>) -> Result<String, StoreError> {
-    String::from_utf8(bytes)
-        .map_err(|_| StoreError::Backend("a stored key is not UTF-8; the database is damaged".into()))
+    String::from_utf8(bytes).map_err(|_| {
+        StoreError::Backend("a stored key is not UTF-8; the database is damaged".into())
+    })
 }
 
 type RawKv = (Vec<u8>, Vec<u8>, i64, i64, i64, Option<i64>);
 
 fn raw_kv(r: &Row<'_>) -> rusqlite::Result<RawKv> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
-fn to_kv((key, value, create_revision, mod_revision, version, lease): RawKv) -> Result<KeyValue, StoreError> {
+fn to_kv(
+    (key, value, create_revision, mod_revision, version, lease): RawKv,
+) -> Result<KeyValue, StoreError> {
     Ok(KeyValue {
         key: decode_key(key)?,
         value,
@@ -132,7 +142,8 @@ pub(crate) fn keys_of_lease(conn: &Connection, lease: i64) -> Result<Vec<String>
     let rows = stmt
         .query_map([lease], |r| r.get::<_, Vec<u8>>(0))
         .map_err(backend)?;
-    rows.map(|r| r.map_err(backend).and_then(decode_key)).collect()
+    rows.map(|r| r.map_err(backend).and_then(decode_key))
+        .collect()
 }
 
 /// Inserts or replaces a key's row.
@@ -220,12 +231,26 @@ pub(crate) fn history(
              WHERE revision >= ?1 AND key >= ?2 AND key < ?3 ORDER BY revision, seq",
         )
         .map_err(backend)?;
-    type RawEvent = (i64, Vec<u8>, Option<Vec<u8>>, Option<i64>, Option<i64>, Option<i64>);
+    type RawEvent = (
+        i64,
+        Vec<u8>,
+        Option<Vec<u8>>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
     let rows = stmt
         .query_map(
             params![from_revision, prefix.as_bytes(), prefix_end(prefix)],
             |r| -> rusqlite::Result<RawEvent> {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             },
         )
         .map_err(backend)?;
@@ -259,7 +284,10 @@ pub(crate) fn compact(conn: &Connection, revision: i64) -> Result<(), StoreError
 }
 
 /// The first revision written at or after `at_ms`, if any.
-pub(crate) fn first_revision_since(conn: &Connection, at_ms: i64) -> Result<Option<i64>, StoreError> {
+pub(crate) fn first_revision_since(
+    conn: &Connection,
+    at_ms: i64,
+) -> Result<Option<i64>, StoreError> {
     conn.prepare_cached("SELECT MIN(revision) FROM events WHERE at_ms >= ?1")
         .and_then(|mut s| s.query_row([at_ms], |r| r.get(0)))
         .map_err(backend)
@@ -313,16 +341,29 @@ mod tests {
         init_schema(&conn).unwrap();
         init_schema(&conn).unwrap(); // idempotent
         assert_eq!(meta(&conn, "revision").unwrap(), 1);
-        for (k, rev) in [("/apps/b", 2), ("/apps/a", 3), ("/appsx", 4), ("/nodes/n", 5)] {
+        for (k, rev) in [
+            ("/apps/b", 2),
+            ("/apps/a", 3),
+            ("/appsx", 4),
+            ("/nodes/n", 5),
+        ] {
             upsert(&conn, &kv(k, rev)).unwrap();
             append_events(&conn, &[WatchEvent::Put(kv(k, rev))]).unwrap();
         }
-        let keys: Vec<String> = range(&conn, "/apps/").unwrap().into_iter().map(|k| k.key).collect();
+        let keys: Vec<String> = range(&conn, "/apps/")
+            .unwrap()
+            .into_iter()
+            .map(|k| k.key)
+            .collect();
         assert_eq!(keys, ["/apps/a", "/apps/b"]);
         assert_eq!(get(&conn, "/apps/a").unwrap(), Some(kv("/apps/a", 3)));
         assert!(remove(&conn, "/apps/a").unwrap());
         assert!(!remove(&conn, "/apps/a").unwrap());
-        let revs: Vec<i64> = history(&conn, "/apps", 3).unwrap().iter().map(WatchEvent::revision).collect();
+        let revs: Vec<i64> = history(&conn, "/apps", 3)
+            .unwrap()
+            .iter()
+            .map(WatchEvent::revision)
+            .collect();
         assert_eq!(revs, [3, 4]);
         compact(&conn, 4).unwrap();
         assert_eq!(history(&conn, "/", 0).unwrap().len(), 2);

@@ -118,7 +118,9 @@ mod tests {
         let mut slow = w.add("/".into(), 0);
         w.publish(&[batch(2, &["/a"])]);
         assert_eq!(w.len(), 1);
-        let many: Vec<WatchBatch> = (3..3 + WATCH_QUEUE as i64).map(|r| batch(r, &["/a"])).collect();
+        let many: Vec<WatchBatch> = (3..3 + WATCH_QUEUE as i64)
+            .map(|r| batch(r, &["/a"]))
+            .collect();
         w.publish(&many);
         assert_eq!(w.len(), 0, "a watcher a whole queue behind is dropped");
         let mut seen = 0;

@@ -185,7 +185,11 @@ fn run_batch(engine: &mut Engine, calls: Vec<Call>) {
     finish(engine, &mut pending);
 }
 
-fn rollback_call(engine: &mut Engine, saved: super::engine::Counters, err: StoreError) -> StoreError {
+fn rollback_call(
+    engine: &mut Engine,
+    saved: super::engine::Counters,
+    err: StoreError,
+) -> StoreError {
     engine.restore(saved);
     if let Err(e) = engine.conn.execute_batch("ROLLBACK TO call; RELEASE call") {
         tracing::warn!(error = %e, "rolling back a failed store call failed");
@@ -246,7 +250,11 @@ fn apply(engine: &mut Engine, op: Op) -> Result<(Output, Vec<WatchEvent>), Store
     }
 }
 
-fn subscribe(engine: &mut Engine, prefix: String, from: Option<i64>) -> Result<Subscription, StoreError> {
+fn subscribe(
+    engine: &mut Engine,
+    prefix: String,
+    from: Option<i64>,
+) -> Result<Subscription, StoreError> {
     key::validate_prefix(&prefix)?;
     let start_revision = match from {
         None => engine.revision + 1,
