@@ -69,9 +69,11 @@ impl SyntheticArrivals {
         rng: &mut Rng,
     ) -> SyntheticArrivals {
         let (start_rate, len, extra) = match bursts {
-            Some(b) if b.per_day > 0.0 && b.rate_multiplier > 0.0 && rate > 0.0 => {
-                (b.per_day / DAY, b.duration.as_secs_f64(), rate * b.rate_multiplier)
-            }
+            Some(b) if b.per_day > 0.0 && b.rate_multiplier > 0.0 && rate > 0.0 => (
+                b.per_day / DAY,
+                b.duration.as_secs_f64(),
+                rate * b.rate_multiplier,
+            ),
             _ => (0.0, 0.0, 0.0),
         };
         let mut s = SyntheticArrivals {
@@ -173,8 +175,17 @@ mod tests {
     #[test]
     fn diurnal_modulation_shapes_the_day() {
         let mut rng = Rng::new(4, 0);
-        let d = Diurnal { amplitude: 0.8, peak_hour: 12.0 };
-        let mut a = Arrivals::Synthetic(SyntheticArrivals::new(1.0, Some(d), None, 10.0 * DAY, &mut rng));
+        let d = Diurnal {
+            amplitude: 0.8,
+            peak_hour: 12.0,
+        };
+        let mut a = Arrivals::Synthetic(SyntheticArrivals::new(
+            1.0,
+            Some(d),
+            None,
+            10.0 * DAY,
+            &mut rng,
+        ));
         let (n, times) = count(&mut a, &mut rng, 10.0 * DAY);
         // Mean rate kept; noon busier than midnight by (1 + 0.8) / (1 − 0.8) = 9 in theory.
         assert!((n as f64 / (10.0 * DAY) - 1.0).abs() < 0.02);
@@ -192,22 +203,42 @@ mod tests {
     #[test]
     fn bursts_add_their_expected_requests() {
         let mut rng = Rng::new(5, 0);
-        let b = Bursts { per_day: 24.0, duration: Duration::from_secs(60), rate_multiplier: 10.0 };
+        let b = Bursts {
+            per_day: 24.0,
+            duration: Duration::from_secs(60),
+            rate_multiplier: 10.0,
+        };
         let horizon = 100.0 * DAY;
-        let mut a = Arrivals::Synthetic(SyntheticArrivals::new(0.01, None, Some(b), horizon, &mut rng));
+        let mut a = Arrivals::Synthetic(SyntheticArrivals::new(
+            0.01,
+            None,
+            Some(b),
+            horizon,
+            &mut rng,
+        ));
         let (n, _) = count(&mut a, &mut rng, horizon);
         // Base 0.01/s plus 24 bursts/day × 60 s × 0.1/s.
         let expected = horizon * 0.01 + 100.0 * 24.0 * 60.0 * 0.1;
-        assert!((n as f64 / expected - 1.0).abs() < 0.03, "{n} vs {expected}");
+        assert!(
+            (n as f64 / expected - 1.0).abs() < 0.03,
+            "{n} vs {expected}"
+        );
     }
 
     #[test]
     fn trace_replays_in_order_and_zero_rate_never_arrives() {
         let times = [1.0, 2.0, 2.0, 7.5];
         let mut rng = Rng::new(0, 0);
-        let mut a = Arrivals::Trace { times: &times, pos: 0 };
+        let mut a = Arrivals::Trace {
+            times: &times,
+            pos: 0,
+        };
         assert_eq!(count(&mut a, &mut rng, 100.0).1, times.to_vec());
-        let b = Bursts { per_day: 10.0, duration: Duration::from_secs(60), rate_multiplier: 10.0 };
+        let b = Bursts {
+            per_day: 10.0,
+            duration: Duration::from_secs(60),
+            rate_multiplier: 10.0,
+        };
         let a = Arrivals::Synthetic(SyntheticArrivals::new(0.0, None, Some(b), DAY, &mut rng));
         assert_eq!(a.peek(), f64::INFINITY);
     }

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
+use hako_policy::KeepAlive;
 use hako_policy::prewarm::Prewarm;
 use hako_policy::slo::StartTime;
-use hako_policy::KeepAlive;
 
+use crate::SimError;
 use crate::rng::Rng;
 use crate::trace::Trace;
-use crate::SimError;
 
 /// One simulation run.
 #[derive(Debug, Clone)]
@@ -114,7 +114,10 @@ impl Synthetic {
                 sigma_log10: 1.7717,
                 max_rate: 1.0,
             },
-            diurnal: Some(Diurnal { amplitude: 0.5, peak_hour: 14.0 }),
+            diurnal: Some(Diurnal {
+                amplitude: 0.5,
+                peak_hour: 14.0,
+            }),
             bursts: Some(Bursts {
                 per_day: 1.0,
                 duration: Duration::from_secs(300),
@@ -128,12 +131,19 @@ impl Synthetic {
         let n = self.sites;
         match self.popularity {
             Popularity::Uniform { rate } => vec![rate; n],
-            Popularity::Zipf { total_rate, exponent } => {
+            Popularity::Zipf {
+                total_rate,
+                exponent,
+            } => {
                 let weights: Vec<f64> = (1..=n).map(|k| (k as f64).powf(-exponent)).collect();
                 let h: f64 = weights.iter().sum();
                 weights.iter().map(|w| total_rate * w / h).collect()
             }
-            Popularity::LogNormal { median_rate, sigma_log10, max_rate } => {
+            Popularity::LogNormal {
+                median_rate,
+                sigma_log10,
+                max_rate,
+            } => {
                 let mut rng = Rng::new(seed, u64::MAX);
                 (0..n)
                     .map(|_| (median_rate * 10f64.powf(sigma_log10 * rng.normal())).min(max_rate))
@@ -168,7 +178,9 @@ impl SimConfig {
         if !(self.memory_per_instance_mib.is_finite() && self.memory_per_instance_mib >= 0.0) {
             return bad("memory per instance must be a non-negative number of MiB".into());
         }
-        let Workload::Synthetic(s) = &self.workload else { return Ok(()) };
+        let Workload::Synthetic(s) = &self.workload else {
+            return Ok(());
+        };
         if s.sites == 0 {
             return bad("at least one site is needed".into());
         }
@@ -177,12 +189,19 @@ impl SimConfig {
             Popularity::Uniform { rate } if !rate_ok(rate) => {
                 return bad(format!("site rate {rate} must be a non-negative number"));
             }
-            Popularity::Zipf { total_rate, exponent } if !rate_ok(total_rate) || !exponent.is_finite() => {
-                return bad(format!("zipf total rate {total_rate} / exponent {exponent} must be finite, rate ≥ 0"));
+            Popularity::Zipf {
+                total_rate,
+                exponent,
+            } if !rate_ok(total_rate) || !exponent.is_finite() => {
+                return bad(format!(
+                    "zipf total rate {total_rate} / exponent {exponent} must be finite, rate ≥ 0"
+                ));
             }
-            Popularity::LogNormal { median_rate, sigma_log10, max_rate }
-                if !rate_ok(median_rate) || !rate_ok(max_rate) || !(sigma_log10.is_finite() && sigma_log10 >= 0.0) =>
-            {
+            Popularity::LogNormal {
+                median_rate,
+                sigma_log10,
+                max_rate,
+            } if !(rate_ok(median_rate) && rate_ok(max_rate) && rate_ok(sigma_log10)) => {
                 return bad("log-normal median, sigma and max rate must be finite and ≥ 0".into());
             }
             _ => {}
@@ -190,7 +209,10 @@ impl SimConfig {
         if let Some(d) = s.diurnal
             && !((0.0..=1.0).contains(&d.amplitude) && d.peak_hour.is_finite())
         {
-            return bad(format!("diurnal amplitude {} must be within 0..=1", d.amplitude));
+            return bad(format!(
+                "diurnal amplitude {} must be within 0..=1",
+                d.amplitude
+            ));
         }
         if let Some(b) = s.bursts
             && !(rate_ok(b.per_day) && rate_ok(b.rate_multiplier))
@@ -208,9 +230,18 @@ mod tests {
     #[test]
     fn azure_like_rates_have_the_papers_long_tail() {
         let rates = Synthetic::azure_like(20_000).site_rates(1);
-        let frac = |limit: f64| rates.iter().filter(|r| **r <= limit).count() as f64 / rates.len() as f64;
-        assert!((frac(1.0 / 60.0) - 0.81).abs() < 0.015, "≤ 1/min: {}", frac(1.0 / 60.0));
-        assert!((frac(1.0 / 3600.0) - 0.45).abs() < 0.015, "≤ 1/h: {}", frac(1.0 / 3600.0));
+        let frac =
+            |limit: f64| rates.iter().filter(|r| **r <= limit).count() as f64 / rates.len() as f64;
+        assert!(
+            (frac(1.0 / 60.0) - 0.81).abs() < 0.015,
+            "≤ 1/min: {}",
+            frac(1.0 / 60.0)
+        );
+        assert!(
+            (frac(1.0 / 3600.0) - 0.45).abs() < 0.015,
+            "≤ 1/h: {}",
+            frac(1.0 / 3600.0)
+        );
         assert!(rates.iter().all(|r| *r <= 1.0));
     }
 
@@ -218,7 +249,10 @@ mod tests {
     fn zipf_rates_sum_to_the_total_and_fall_with_rank() {
         let z = Synthetic {
             sites: 100,
-            popularity: Popularity::Zipf { total_rate: 50.0, exponent: 1.0 },
+            popularity: Popularity::Zipf {
+                total_rate: 50.0,
+                exponent: 1.0,
+            },
             diurnal: None,
             bursts: None,
         };
@@ -232,7 +266,10 @@ mod tests {
         let mut c = SimConfig::azure_like(10, 1);
         assert!(c.validate().is_ok());
         if let Workload::Synthetic(s) = &mut c.workload {
-            s.diurnal = Some(Diurnal { amplitude: 1.5, peak_hour: 0.0 });
+            s.diurnal = Some(Diurnal {
+                amplitude: 1.5,
+                peak_hour: 0.0,
+            });
         }
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("amplitude"), "{e}");

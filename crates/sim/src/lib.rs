@@ -62,15 +62,26 @@ pub fn run(config: &SimConfig) -> Result<Report, SimError> {
             let rates = s.site_rates(config.seed);
             for (i, rate) in rates.iter().enumerate() {
                 let mut rng = Rng::new(config.seed, i as u64);
-                let generated = SyntheticArrivals::new(*rate, s.diurnal, s.bursts, horizon_s, &mut rng);
-                run_site(&params, &mut Arrivals::Synthetic(generated), &mut rng, &mut tally);
+                let generated =
+                    SyntheticArrivals::new(*rate, s.diurnal, s.bursts, horizon_s, &mut rng);
+                run_site(
+                    &params,
+                    &mut Arrivals::Synthetic(generated),
+                    &mut rng,
+                    &mut tally,
+                );
             }
             rates.len()
         }
         Workload::Trace(t) => {
             for (i, times) in t.arrivals.iter().enumerate() {
                 let mut rng = Rng::new(config.seed, i as u64);
-                run_site(&params, &mut Arrivals::Trace { times, pos: 0 }, &mut rng, &mut tally);
+                run_site(
+                    &params,
+                    &mut Arrivals::Trace { times, pos: 0 },
+                    &mut rng,
+                    &mut tally,
+                );
             }
             t.sites.len()
         }

@@ -84,11 +84,18 @@ impl Report {
             }
             // Nearest rank over all requests; the first `zeros` ranks are warm (0).
             let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
-            if rank <= zeros { 0.0 } else { waits[(rank - zeros - 1) as usize] as f64 / 1e6 }
+            if rank <= zeros {
+                0.0
+            } else {
+                waits[(rank - zeros - 1) as usize] as f64 / 1e6
+            }
         };
         let wait_sum: f64 = waits.iter().map(|w| *w as f64).sum();
-        let instance_seconds: f64 =
-            tally.intervals.iter().map(|(a, b)| b.saturating_sub(*a) as f64 / 1e9).sum();
+        let instance_seconds: f64 = tally
+            .intervals
+            .iter()
+            .map(|(a, b)| b.saturating_sub(*a) as f64 / 1e9)
+            .sum();
         let (peak, by_hour) = peaks(&tally.intervals, horizon_ns);
         let always_on = sites as f64 * secs;
         Report {
@@ -97,8 +104,16 @@ impl Report {
             simulated_hours: secs / 3600.0,
             requests: n,
             cold_requests: tally.cold,
-            cold_ratio: if n == 0 { 0.0 } else { tally.cold as f64 / n as f64 },
-            wait_mean_ms: if n == 0 { 0.0 } else { wait_sum / n as f64 / 1e6 },
+            cold_ratio: if n == 0 {
+                0.0
+            } else {
+                tally.cold as f64 / n as f64
+            },
+            wait_mean_ms: if n == 0 {
+                0.0
+            } else {
+                wait_sum / n as f64 / 1e6
+            },
             wait_p50_ms: pct(0.50),
             wait_p99_ms: pct(0.99),
             wait_max_ms: waits.last().map_or(0.0, |w| *w as f64 / 1e6),
@@ -112,11 +127,19 @@ impl Report {
             },
             instance_seconds,
             mib_seconds: instance_seconds * memory_mib,
-            mean_running: if secs > 0.0 { instance_seconds / secs } else { 0.0 },
+            mean_running: if secs > 0.0 {
+                instance_seconds / secs
+            } else {
+                0.0
+            },
             peak_running: peak,
             peak_running_by_hour: by_hour,
             always_on_instance_seconds: always_on,
-            memory_time_vs_always_on: if always_on > 0.0 { instance_seconds / always_on } else { 0.0 },
+            memory_time_vs_always_on: if always_on > 0.0 {
+                instance_seconds / always_on
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -155,9 +178,15 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rows: [(&str, String); 13] = [
             ("sites", self.sites.to_string()),
-            ("simulated", format!("{:.2} h (seed {})", self.simulated_hours, self.seed)),
+            (
+                "simulated",
+                format!("{:.2} h (seed {})", self.simulated_hours, self.seed),
+            ),
             ("requests", self.requests.to_string()),
-            ("cold requests", format!("{} ({:.4}%)", self.cold_requests, self.cold_ratio * 100.0)),
+            (
+                "cold requests",
+                format!("{} ({:.4}%)", self.cold_requests, self.cold_ratio * 100.0),
+            ),
             (
                 "added wait",
                 format!(
@@ -165,20 +194,38 @@ impl fmt::Display for Report {
                     self.wait_mean_ms, self.wait_p50_ms, self.wait_p99_ms, self.wait_max_ms
                 ),
             ),
-            ("instance starts", format!("{} ({} pre-warm)", self.instance_starts, self.prewarm_starts)),
+            (
+                "instance starts",
+                format!(
+                    "{} ({} pre-warm)",
+                    self.instance_starts, self.prewarm_starts
+                ),
+            ),
             (
                 "stops",
                 format!(
                     "idle {}, max lifetime {}, drained {}, drain timeout {}",
-                    self.stops.idle, self.stops.max_lifetime, self.stops.drained, self.stops.drain_timeout
+                    self.stops.idle,
+                    self.stops.max_lifetime,
+                    self.stops.drained,
+                    self.stops.drain_timeout
                 ),
             ),
             ("instance-seconds", format!("{:.0}", self.instance_seconds)),
             ("MiB-seconds", format!("{:.0}", self.mib_seconds)),
             ("mean running", format!("{:.2}", self.mean_running)),
             ("peak running", self.peak_running.to_string()),
-            ("always-on", format!("{:.0} instance-seconds", self.always_on_instance_seconds)),
-            ("vs always-on", format!("{:.2}% of the memory-time", self.memory_time_vs_always_on * 100.0)),
+            (
+                "always-on",
+                format!("{:.0} instance-seconds", self.always_on_instance_seconds),
+            ),
+            (
+                "vs always-on",
+                format!(
+                    "{:.2}% of the memory-time",
+                    self.memory_time_vs_always_on * 100.0
+                ),
+            ),
         ];
         for (k, v) in &rows {
             writeln!(f, "{k:<17} {v}")?;

@@ -69,11 +69,12 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = Rng::new(42, 7);
-            move |_| r.next_u64()
-        })
-        .collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(42, 7);
+                move |_| r.next_u64()
+            })
+            .collect();
         let mut again = Rng::new(42, 7);
         assert!(a.iter().all(|x| *x == again.next_u64()));
         assert_ne!(Rng::new(42, 8).next_u64(), a[0]);

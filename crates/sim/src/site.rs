@@ -12,10 +12,10 @@
 
 use std::collections::VecDeque;
 
+use hako_policy::Time;
 use hako_policy::keepalive::{Action, InstanceView, KeepAlive, Reason};
 use hako_policy::prewarm::{AppView, Prewarm};
 use hako_policy::slo::StartTime;
-use hako_policy::Time;
 
 use crate::arrivals::Arrivals;
 use crate::rng::Rng;
@@ -56,7 +56,12 @@ pub(crate) struct SiteParams<'a> {
 }
 
 /// Simulate one site until the horizon, adding to `tally`.
-pub(crate) fn run_site(p: &SiteParams<'_>, arrivals: &mut Arrivals<'_>, rng: &mut Rng, tally: &mut Tally) {
+pub(crate) fn run_site(
+    p: &SiteParams<'_>,
+    arrivals: &mut Arrivals<'_>,
+    rng: &mut Rng,
+    tally: &mut Tally,
+) {
     let mut insts: Vec<Inst> = Vec::new();
     let mut views: Vec<InstanceView> = Vec::new();
     let mut stops: Vec<usize> = Vec::new();
@@ -85,7 +90,12 @@ pub(crate) fn run_site(p: &SiteParams<'_>, arrivals: &mut Arrivals<'_>, rng: &mu
         }
         // A wake-up: ask the policies, apply, and compute the next wake-up.
         fill_views(&insts, now, p, &mut views);
-        let app = AppView { instances: &views, last_request, last_start, predicted_next: None };
+        let app = AppView {
+            instances: &views,
+            last_request,
+            last_start,
+            predicted_next: None,
+        };
         let mut decisions = p.keep_alive.decide(now, &views);
         decisions.extend(p.prewarm.decide(now, &app));
         stops.clear();
@@ -113,14 +123,23 @@ pub(crate) fn run_site(p: &SiteParams<'_>, arrivals: &mut Arrivals<'_>, rng: &mu
         stops.dedup();
         for &i in &stops {
             let inst = insts.remove(i);
-            tally.intervals.push((inst.started.as_nanos(), now.as_nanos()));
+            tally
+                .intervals
+                .push((inst.started.as_nanos(), now.as_nanos()));
         }
         fill_views(&insts, now, p, &mut views);
-        let app = AppView { instances: &views, last_request, last_start, predicted_next: None };
+        let app = AppView {
+            instances: &views,
+            last_request,
+            last_start,
+            predicted_next: None,
+        };
         wake = next_wake(p, &insts, &views, &app, now);
     }
     for inst in insts {
-        tally.intervals.push((inst.started.as_nanos(), p.horizon.as_nanos()));
+        tally
+            .intervals
+            .push((inst.started.as_nanos(), p.horizon.as_nanos()));
     }
 }
 
@@ -165,7 +184,11 @@ fn route(
     }
     let ready = start(p, insts, now, rng, tally, last_start);
     tally.waits_ns.push((ready - now).as_nanos() as u64);
-    insts.last_mut().expect("just started").ends.push_back(ready + p.service);
+    insts
+        .last_mut()
+        .expect("just started")
+        .ends
+        .push_back(ready + p.service);
     Some(ready)
 }
 
@@ -179,7 +202,13 @@ fn start(
     last_start: &mut Option<Time>,
 ) -> Time {
     let ready = now + p.start_time.sample(rng.uniform());
-    insts.push(Inst { started: now, ready, last_active: now, ends: VecDeque::new(), draining_since: None });
+    insts.push(Inst {
+        started: now,
+        ready,
+        last_active: now,
+        ends: VecDeque::new(),
+        draining_since: None,
+    });
     tally.starts += 1;
     *last_start = Some(now);
     ready
@@ -207,7 +236,13 @@ fn fill_views(insts: &[Inst], now: Time, p: &SiteParams<'_>, views: &mut Vec<Ins
     }));
 }
 
-fn next_wake(p: &SiteParams<'_>, insts: &[Inst], views: &[InstanceView], app: &AppView<'_>, now: Time) -> Time {
+fn next_wake(
+    p: &SiteParams<'_>,
+    insts: &[Inst],
+    views: &[InstanceView],
+    app: &AppView<'_>,
+    now: Time,
+) -> Time {
     let mut wake = Time::MAX;
     let mut consider = |t: Option<Time>| {
         if let Some(t) = t.filter(|t| *t > now) {
@@ -220,8 +255,15 @@ fn next_wake(p: &SiteParams<'_>, insts: &[Inst], views: &[InstanceView], app: &A
         if view.ready_at.is_none() {
             consider(Some(inst.ready));
         } else if view.is_busy() {
+            // The policy waits for its requests to end: draining, a lifetime recycle, or an
+            // idle deadline (counted from the latest request start) already passed.
             let waiting_on_it = inst.draining_since.is_some()
-                || p.keep_alive.max_lifetime.is_some_and(|l| now - inst.started >= l);
+                || p.keep_alive
+                    .max_lifetime
+                    .is_some_and(|l| now - inst.started >= l)
+                || p.keep_alive
+                    .idle_timeout
+                    .is_some_and(|t| view.idle_since() + t <= now);
             if waiting_on_it {
                 consider(inst.ends.back().copied());
             }

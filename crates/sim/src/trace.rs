@@ -74,7 +74,11 @@ impl Trace {
     /// Parse a trace from a reader.
     pub fn read<R: BufRead>(reader: R) -> Result<Trace, TraceError> {
         let mut index: HashMap<String, usize> = HashMap::new();
-        let mut trace = Trace { sites: Vec::new(), arrivals: Vec::new(), end: 0.0 };
+        let mut trace = Trace {
+            sites: Vec::new(),
+            arrivals: Vec::new(),
+            end: 0.0,
+        };
         let mut seen_data = false;
         for (i, line) in reader.lines().enumerate() {
             let line = line?;
@@ -122,7 +126,9 @@ fn parse_line(text: &str) -> Result<(f64, &str), LineError> {
     let [t, site] = fields[..] else {
         return Err(LineError::FieldCount(fields.len()));
     };
-    let t: f64 = t.parse().map_err(|_| LineError::BadTimestamp(t.to_owned()))?;
+    let t: f64 = t
+        .parse()
+        .map_err(|_| LineError::BadTimestamp(t.to_owned()))?;
     if !t.is_finite() || t < 0.0 {
         return Err(LineError::TimestampOutOfRange(t));
     }
@@ -158,20 +164,38 @@ mod tests {
     #[test]
     fn rejects_malformed_lines_with_their_line_numbers() {
         assert_eq!(line_error("1,a\n2,b,c\n"), (2, LineError::FieldCount(3)));
-        assert_eq!(line_error("# c\n\n1,a\nx,a\n"), (4, LineError::BadTimestamp("x".into())));
-        assert_eq!(line_error("1,a\n-3,a\n"), (2, LineError::TimestampOutOfRange(-3.0)));
-        assert!(matches!(line_error("inf,a\n").1, LineError::TimestampOutOfRange(_)));
+        assert_eq!(
+            line_error("# c\n\n1,a\nx,a\n"),
+            (4, LineError::BadTimestamp("x".into()))
+        );
+        assert_eq!(
+            line_error("1,a\n-3,a\n"),
+            (2, LineError::TimestampOutOfRange(-3.0))
+        );
+        assert!(matches!(
+            line_error("inf,a\n").1,
+            LineError::TimestampOutOfRange(_)
+        ));
         assert_eq!(line_error("1,a\n2,\n"), (2, LineError::EmptySite));
         assert_eq!(line_error("1\n"), (1, LineError::FieldCount(1)));
         // A header is only accepted as the first data line.
-        assert!(matches!(line_error("1,a\ntimestamp_seconds,site\n").1, LineError::BadTimestamp(_)));
+        assert!(matches!(
+            line_error("1,a\ntimestamp_seconds,site\n").1,
+            LineError::BadTimestamp(_)
+        ));
         let msg = Trace::parse("1,a\n2,b,c\n").unwrap_err().to_string();
-        assert_eq!(msg, "trace line 2: expected 2 fields `timestamp_seconds,site`, found 3");
+        assert_eq!(
+            msg,
+            "trace line 2: expected 2 fields `timestamp_seconds,site`, found 3"
+        );
     }
 
     #[test]
     fn empty_trace_is_an_error() {
-        assert!(matches!(Trace::parse("# nothing\ntimestamp_seconds,site\n"), Err(TraceError::Empty)));
+        assert!(matches!(
+            Trace::parse("# nothing\ntimestamp_seconds,site\n"),
+            Err(TraceError::Empty)
+        ));
         assert!(matches!(Trace::parse(""), Err(TraceError::Empty)));
     }
 }
