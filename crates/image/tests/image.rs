@@ -11,4 +11,5 @@ mod image {
     mod store_ops;
     mod tar_hostile;
     mod tar_import;
+    mod tar_mutations;
 }
