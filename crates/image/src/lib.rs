@@ -31,8 +31,8 @@ mod unpack;
 mod usage;
 
 pub use copy::CopyError;
-pub use debian::{DebianBuild, DebianError};
-pub use host::{ETC_BINDS, HostError};
+pub use debian::{DEFAULT_MIRROR, DebianBuild, DebianError};
+pub use host::{ETC_BINDS, HostError, SKELETON_DIRS};
 pub use image::{HostBind, Image, ImageKind, Rootfs, Storage};
 pub use name::{MAX_NAME_LEN, NameError, validate as validate_name};
 pub use store::{ImageError, ImageStore};

@@ -211,9 +211,14 @@ impl ImageStore {
         image
     }
 
-    /// Makes the next version of `name` a host image: a small skeleton plus the
-    /// host's `/usr` and a fixed list of `/etc` entries bound read-only (see
-    /// [`crate::host`]). Instant; containers see host package updates as they cycle.
+    /// Makes the next version of `name` a host image. Instant: it writes a
+    /// tiny skeleton (the host's top-level `bin`/`lib*`/`sbin` symlinks, and
+    /// empty [`SKELETON_DIRS`](crate::SKELETON_DIRS) and mount points) and
+    /// records read-only binds of the host's `/usr` (plus any of those top-level
+    /// dirs that are real dirs) and of the [`ETC_BINDS`](crate::ETC_BINDS)
+    /// entries the host has. Never shadow/gshadow/ssh keys; `hosts`,
+    /// `hostname` and `resolv.conf` are the runtime's. Containers see host
+    /// package updates as they cycle.
     pub fn host(&self, name: &str) -> Result<Image, ImageError> {
         crate::name::validate(name)?;
         let staging = self.staging()?;
