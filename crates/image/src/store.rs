@@ -62,7 +62,7 @@ pub enum ImageError {
         source: io::Error,
     },
     /// An `image.json` could not be read or written.
-    #[error("image metadata {} is unreadable ({source}): remove that version with `hako image rm`", .path.display())]
+    #[error("image metadata {} is unreadable ({source}): remove that version of the image", .path.display())]
     Meta {
         /// The metadata file.
         path: PathBuf,
@@ -276,31 +276,27 @@ impl ImageStore {
     pub fn remove(&self, name: &str, version: Option<u32>) -> Result<(), ImageError> {
         crate::name::validate(name)?;
         let lock = self.lock()?;
-        let victims = match version {
-            Some(v) => vec![self.read_meta(name, v).map_err(|e| match e {
-                ImageError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                    ImageError::NotFound {
-                        name: name.to_owned(),
-                        version,
-                    }
-                }
-                other => other,
-            })?],
-            None => {
-                let all: Vec<Image> = self
-                    .versions(name)?
-                    .into_iter()
-                    .map(|v| self.read_meta(name, v))
-                    .collect::<Result<_, _>>()?;
-                if all.is_empty() {
-                    return Err(ImageError::NotFound {
-                        name: name.to_owned(),
-                        version: None,
-                    });
-                }
-                all
-            }
+        let versions = match version {
+            Some(v) => vec![v],
+            None => self.versions(name)?,
         };
+        if versions.is_empty() || !self.root.join(name).join(versions[0].to_string()).is_dir() {
+            return Err(ImageError::NotFound {
+                name: name.to_owned(),
+                version,
+            });
+        }
+        let mut victims = Vec::new();
+        for v in versions {
+            match self.read_meta(name, v) {
+                Ok(image) => victims.push(image),
+                // A broken image.json must not make a version unremovable.
+                Err(ImageError::Meta { path, source }) => {
+                    tracing::warn!(path = %path.display(), %source, "removing image with unreadable metadata");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         // Move the doomed dirs into a staging dir under the lock (atomic for
         // readers), delete them after releasing it.
         let trash = Staging::create(&self.root)

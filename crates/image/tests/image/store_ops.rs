@@ -123,3 +123,17 @@ fn open_removes_staging_dirs_left_by_a_dead_process() {
     assert!(!stale.exists());
     assert_eq!(t.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn a_version_with_corrupt_metadata_is_reported_and_removable() {
+    let t = TestStore::new();
+    t.store.import("broken", &small_tar(&t, "a")).unwrap();
+    t.store.import("broken", &small_tar(&t, "b")).unwrap();
+    std::fs::write(t.store.root().join("broken/1/image.json"), b"{ not json").unwrap();
+    let err = t.store.list().unwrap_err();
+    assert!(matches!(err, ImageError::Meta { .. }), "{err}");
+    assert!(err.to_string().contains("broken/1/image.json"), "{err}");
+    t.store.remove("broken", Some(1)).unwrap();
+    let left: Vec<u32> = t.store.list().unwrap().iter().map(|i| i.version).collect();
+    assert_eq!(left, [2]);
+}
