@@ -21,12 +21,14 @@
 
 mod arrivals;
 pub mod config;
+mod predict;
 mod report;
 pub mod rng;
 mod site;
 pub mod trace;
 
 pub use config::{Bursts, Diurnal, Popularity, SimConfig, Synthetic, Workload};
+pub use predict::{Prediction, predict};
 pub use report::{Report, StopCounts};
 pub use trace::{LineError, Trace, TraceError};
 
@@ -42,6 +44,9 @@ pub enum SimError {
     /// A setting is out of range.
     #[error("invalid simulation config: {0}")]
     InvalidConfig(String),
+    /// The service-level model cannot predict this configuration.
+    #[error("the model cannot predict this run: {0}")]
+    Model(#[from] hako_policy::slo::SloError),
 }
 
 /// Run one simulation.

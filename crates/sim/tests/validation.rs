@@ -110,7 +110,10 @@ fn model_matches_simulator_across_the_rate_and_timeout_grid() {
             }
         }
     }
-    eprintln!("{relative_points} points checked to ±10%, worst {:.1}%", worst * 100.0);
+    eprintln!(
+        "{relative_points} points checked to ±10%, worst {:.1}%",
+        worst * 100.0
+    );
     // The grid is not vacuous: most points are checked to ±10%.
     assert!(
         relative_points >= 25,
@@ -222,6 +225,10 @@ fn prewarm_from_the_gap_histogram_matches_the_numeric_model() {
         if prewarm != Prewarm::None {
             assert!(r.prewarm_starts > 1000);
         }
+        // The same through `predict`, which builds the histogram from the trace itself.
+        let p = hako_sim::predict(&c).unwrap();
+        assert_eq!(p.requests, r.requests as f64);
+        assert!((p.cold_ratio - r.cold_ratio).abs() / r.cold_ratio < 0.10);
     }
 }
 
@@ -291,4 +298,23 @@ fn report_renders_as_a_table_and_as_json() {
         ..c
     };
     assert!(run(&bad).unwrap_err().to_string().contains("duration"));
+}
+
+#[test]
+fn model_predicts_a_whole_azure_like_day() {
+    let mut c = SimConfig::azure_like(400, 5);
+    c.start_time = start_samples();
+    let sim = run(&c).unwrap();
+    let model = hako_sim::predict(&c).unwrap();
+    let err = |m: f64, s: f64| (m - s).abs() / s;
+    eprintln!(
+        "azure-like 400 sites: cold model {:.5} sim {:.5}; memory model {:.4} sim {:.4}",
+        model.cold_ratio,
+        sim.cold_ratio,
+        model.memory_time_vs_always_on,
+        sim.memory_time_vs_always_on
+    );
+    assert!(err(model.requests, sim.requests as f64) < 0.05);
+    assert!(err(model.cold_ratio, sim.cold_ratio) < 0.10);
+    assert!(err(model.instance_seconds, sim.instance_seconds) < 0.05);
 }
