@@ -208,3 +208,28 @@ async fn upstream_connections_are_reused() {
     assert_eq!(snapshot.in_flight, 0);
     assert!(snapshot.idle_for < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn connections_the_app_closed_are_not_mistaken_for_a_dead_instance() {
+    let mut proxy = TestProxy::start(Arc::new(NoLauncher), ProxyConfig::default()).await;
+    let backend = Backend::start("a").await;
+    proxy.app("app", &["app.example"]);
+    proxy.router.add_ready("app", "a", backend.addr).unwrap();
+    let mut client = Client::connect(proxy.addr).await;
+    for _ in 0..10 {
+        assert_eq!(
+            client.get("app.example", "/close").await,
+            (StatusCode::OK, "a".into())
+        );
+    }
+    assert_eq!(
+        backend.connections.load(SeqCst),
+        10,
+        "one connection per response"
+    );
+    assert!(
+        proxy.events.try_recv().is_err(),
+        "no instance reported unreachable"
+    );
+    assert_eq!(proxy.router.instances("app").unwrap().len(), 1);
+}

@@ -321,3 +321,61 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed_after_the_header_timeout() {
+    let config = ProxyConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ProxyConfig::default()
+    };
+    let (proxy, _backend) = one_app(config).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /whoami HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("closed in time")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "kept open while idle for the timeout"
+    );
+}
+
+#[tokio::test]
+async fn slow_request_head_is_cut_off() {
+    let config = ProxyConfig {
+        header_read_timeout: Duration::from_millis(200),
+        ..ProxyConfig::default()
+    };
+    let (proxy, backend) = one_app(config).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /whoami HTTP/1.1\r\nHost: a.exa")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    // The proxy closes the connection (a reset is fine too); the timeout guards against it never doing so.
+    let _closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
+        .await
+        .expect("connection closed in time");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    assert_eq!(
+        backend.requests.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}

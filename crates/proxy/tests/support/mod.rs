@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 pub type TestBody = BoxBody<Bytes, std::io::Error>;
 
 /// A real HTTP/1.1 server that answers:
-/// - `/whoami`: its name;
+/// - `/whoami`: its name; `/close`: its name, then it closes the connection;
 /// - `/headers`: the request headers, one `name: value` per line;
 /// - `/echo`: the request body, streamed back as it comes;
 /// - `/hold`: waits until the test calls `release`, then its name;
@@ -96,6 +96,12 @@ impl Backend {
         self.requests.fetch_add(1, SeqCst);
         match req.uri().path() {
             "/whoami" => text(&self.name),
+            "/close" => {
+                let mut resp = text(&self.name);
+                resp.headers_mut()
+                    .insert("connection", http::HeaderValue::from_static("close"));
+                resp
+            }
             "/headers" => {
                 let mut out = String::new();
                 for (name, value) in req.headers() {
