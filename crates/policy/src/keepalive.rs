@@ -33,25 +33,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Time;
 
-/// Keep-alive settings of one app.
+/// Keep-alive settings of one app. In JSON, durations are human strings ("5m") or null:
+/// `{"idle_timeout":"5m","max_lifetime":"1d","min_instances":0,"connection_aware":true,"drain_timeout":"10m"}`.
 ///
 /// Defaults ([`KeepAlive::default`]): idle timeout 5 min, max lifetime 24 h, no minimum,
 /// connection-aware, drain timeout 10 min. FastContainer's commercial service used 20 min idle and
 /// 24 h max lifetime; hako picks 5 min because the service-level model (docs/slo.md) shows it
 /// already keeps a site with one request a minute at e^(−5) ≈ 0.7% cold requests, while a rarely
 /// visited site costs a quarter of the memory-time it would under 20 min.
+/// Missing fields take their defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct KeepAlive {
     /// Stop an instance this long after its last activity; `None`: never stop for idleness
     /// (with `max_lifetime` this is the seed's "fixed lifetime" mode).
+    #[serde(with = "crate::duration::human_opt")]
     pub idle_timeout: Option<Duration>,
     /// Recycle an instance this long after it started; `None`: no limit.
+    #[serde(with = "crate::duration::human_opt")]
     pub max_lifetime: Option<Duration>,
     /// Keep at least this many live instances (0: scale to zero).
     pub min_instances: u32,
     /// Wait for open requests and upgraded connections to close before a lifetime recycle.
     pub connection_aware: bool,
     /// Longest wait for open requests/connections when draining or recycling; `None`: forever.
+    #[serde(with = "crate::duration::human_opt")]
     pub drain_timeout: Option<Duration>,
 }
 

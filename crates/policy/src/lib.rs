@@ -8,6 +8,7 @@
 //!   its inverse (the cheapest keep-alive for a target).
 #![forbid(unsafe_code)]
 
+pub mod duration;
 pub mod keepalive;
 pub mod prewarm;
 pub mod slo;

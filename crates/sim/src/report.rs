@@ -58,6 +58,8 @@ pub struct Report {
     pub peak_running: u64,
     /// Most instances running at once within each simulated hour.
     pub peak_running_by_hour: Vec<u64>,
+    /// Instance-seconds within each simulated hour.
+    pub instance_seconds_by_hour: Vec<f64>,
     /// Instance-seconds if every site had one instance always on.
     pub always_on_instance_seconds: f64,
     /// instance_seconds / always_on_instance_seconds.
@@ -134,6 +136,7 @@ impl Report {
             },
             peak_running: peak,
             peak_running_by_hour: by_hour,
+            instance_seconds_by_hour: per_hour(&tally.intervals, horizon_ns),
             always_on_instance_seconds: always_on,
             memory_time_vs_always_on: if always_on > 0.0 {
                 instance_seconds / always_on
@@ -142,6 +145,24 @@ impl Report {
             },
         }
     }
+}
+
+/// Instance-seconds falling into each hour.
+fn per_hour(intervals: &[(u64, u64)], horizon_ns: u64) -> Vec<f64> {
+    const HOUR: u64 = 3_600_000_000_000;
+    let mut out = vec![0.0; horizon_ns.div_ceil(HOUR).max(1) as usize];
+    for &(a, b) in intervals {
+        let mut t = a;
+        while t < b {
+            let h = (t / HOUR) as usize;
+            let end = b.min((t / HOUR + 1) * HOUR);
+            if let Some(slot) = out.get_mut(h) {
+                *slot += (end - t) as f64 / 1e9;
+            }
+            t = end;
+        }
+    }
+    out
 }
 
 /// The most instances running at once, overall and per hour (a sweep over start/stop events;
@@ -265,6 +286,13 @@ mod tests {
         let r = Report::from_tally(tally, 1, 4, 2 * h, 100.0);
         assert_eq!(r.peak_running, 2);
         assert_eq!(r.peak_running_by_hour, vec![2, 2]);
+        let hours = &r.instance_seconds_by_hour;
+        assert_eq!(hours.len(), 2);
+        assert!(
+            (hours[0] - (1800.0 + 2700.0 + 1800.0)).abs() < 1e-6,
+            "{hours:?}"
+        );
+        assert!((hours[1] - (3600.0 + 1e-8)).abs() < 1e-6, "{hours:?}");
         let secs = 1800.0 + 2700.0 + 1e-8 + 5400.0;
         assert!((r.instance_seconds - secs).abs() < 1e-6);
         assert!((r.mib_seconds - 100.0 * secs).abs() < 1e-3);

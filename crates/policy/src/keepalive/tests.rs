@@ -278,3 +278,25 @@ fn simulated_clock_run_stops_exactly_once_at_the_right_time() {
     }
     assert_eq!(stopped_at, Some(at(76)));
 }
+
+#[test]
+fn json_uses_human_durations_and_defaults_missing_fields() {
+    let json = serde_json::to_string(&KeepAlive::default()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"idle_timeout":"5m","max_lifetime":"1d","min_instances":0,"connection_aware":true,"drain_timeout":"10m"}"#
+    );
+    let back: KeepAlive = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, KeepAlive::default());
+    let ka: KeepAlive =
+        serde_json::from_str(r#"{"idle_timeout":"20m","max_lifetime":null,"min_instances":1}"#)
+            .unwrap();
+    assert_eq!(ka.idle_timeout, Some(s(1200)));
+    assert_eq!(ka.max_lifetime, None);
+    assert_eq!(ka.min_instances, 1);
+    assert_eq!(ka.drain_timeout, KeepAlive::default().drain_timeout);
+    let secs: KeepAlive = serde_json::from_str(r#"{"idle_timeout":90}"#).unwrap();
+    assert_eq!(secs.idle_timeout, Some(s(90)));
+    let err = serde_json::from_str::<KeepAlive>(r#"{"idle_timeout":"soon"}"#).unwrap_err();
+    assert!(err.to_string().contains("cannot read duration"), "{err}");
+}

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::SloError;
+use crate::time::Time;
 
 /// How requests arrive at an app. Gaps between requests are assumed independent (a renewal
 /// process); Poisson is the memoryless special case with closed forms.
@@ -39,6 +40,13 @@ impl Access {
             return Err(SloError::BadRate(rate));
         }
         Ok(Access::Poisson { rate })
+    }
+
+    /// Gaps from an app's request history (arrival times in any order; at least two requests).
+    pub fn from_arrivals(arrivals: &[Time]) -> Result<Access, SloError> {
+        let mut times = arrivals.to_vec();
+        times.sort_unstable();
+        Self::gaps(times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()))
     }
 
     /// Empirical gaps, each observed once (seconds).
@@ -188,6 +196,19 @@ mod tests {
         assert!((a.prob_between(1.0, 10.0) - 0.25).abs() < 1e-12);
         assert_eq!(a.quantile(0.5), 1.0);
         assert_eq!(a.quantile(0.9), 10.0);
+    }
+
+    #[test]
+    fn gaps_from_a_request_history() {
+        let a =
+            Access::from_arrivals(&[Time::from_secs(10), Time::from_secs(0), Time::from_secs(4)])
+                .unwrap();
+        assert!((a.mean_gap() - 5.0).abs() < 1e-12);
+        assert!((a.cdf(4.0) - 0.5).abs() < 1e-12);
+        assert!(matches!(
+            Access::from_arrivals(&[Time::ZERO]),
+            Err(SloError::NoGaps)
+        ));
     }
 
     #[test]

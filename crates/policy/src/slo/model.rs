@@ -60,6 +60,25 @@ pub struct Estimate {
     pub method: Method,
 }
 
+impl std::fmt::Display for Estimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let method = match self.method {
+            Method::ClosedForm => "closed form",
+            Method::Numeric => "numeric",
+            Method::AlwaysOn => "always on",
+        };
+        write!(
+            f,
+            "cold requests {:.4}%, added wait mean {:.1} ms, p99 {:.1} ms, {:.0} instance-seconds/hour at {:.1} requests/hour ({method})",
+            self.cold_probability * 100.0,
+            self.mean_wait_ms,
+            self.p99_wait_ms,
+            self.instance_seconds_per_hour,
+            self.requests_per_hour
+        )
+    }
+}
+
 /// Evaluate `scenario` (see the module documentation for the assumptions).
 pub fn evaluate(scenario: &Scenario) -> Result<Estimate, SloError> {
     let ka = &scenario.keep_alive;

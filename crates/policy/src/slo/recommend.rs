@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::SloError;
 use super::access::Access;
 use super::model::{Estimate, Scenario, evaluate};
+use crate::duration::format_duration;
 use crate::keepalive::KeepAlive;
 use crate::prewarm::Prewarm;
 
@@ -53,6 +54,26 @@ pub struct Recommendation {
     pub prewarm: Prewarm,
     /// The model's estimate for it.
     pub estimate: Estimate,
+}
+
+impl std::fmt::Display for Recommendation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ka = &self.keep_alive;
+        if ka.min_instances > 0 {
+            write!(f, "always on ({} instance(s))", ka.min_instances)?;
+        } else {
+            let idle = ka.idle_timeout.map_or("none".into(), format_duration);
+            write!(f, "idle timeout {idle}")?;
+        }
+        if let Prewarm::AfterIdle { after } = self.prewarm {
+            write!(
+                f,
+                ", pre-warm {} after the last request",
+                format_duration(after)
+            )?;
+        }
+        write!(f, ": {}", self.estimate)
+    }
 }
 
 /// Longest idle timeout considered (7 days).

@@ -336,6 +336,11 @@ fn recommendation_matches_the_closed_form_inverse() {
     );
     assert_eq!(r.keep_alive.min_instances, 0);
     assert!(r.estimate.cold_probability <= p);
+    let text = r.to_string();
+    assert!(
+        text.starts_with("idle timeout ") && text.contains("cold requests 0.99"),
+        "{text}"
+    );
     // One second less would miss the target.
     let mut shorter = sc.clone();
     shorter.keep_alive = KeepAlive {
