@@ -25,7 +25,8 @@ pub struct SimConfig {
     pub service_time: Duration,
     /// The keep-alive policy of every site (the daemon's code).
     pub keep_alive: KeepAlive,
-    /// The pre-warm policy of every site.
+    /// The pre-warm policy of every site. For [`Prewarm::Predicted`] the simulator's predictor
+    /// is an oracle that knows each site's next request: the best case for prediction.
     pub prewarm: Prewarm,
     /// Memory of one instance, MiB (for MiB-seconds).
     pub memory_per_instance_mib: f64,

@@ -49,7 +49,14 @@ pub enum SimError {
     Model(#[from] hako_policy::slo::SloError),
 }
 
-/// Run one simulation.
+/// Site `i`'s two random streams: arrivals, and everything else (start times).
+fn site_rngs(seed: u64, i: usize) -> (Rng, Rng) {
+    let i = i as u64;
+    (Rng::new(seed, 2 * i), Rng::new(seed, 2 * i + 1))
+}
+
+/// Run one simulation. Deterministic for `config.seed`; with one seed, runs that differ only in
+/// policy see exactly the same requests (common random numbers), so policies compare fairly.
 pub fn run(config: &SimConfig) -> Result<Report, SimError> {
     config.validate()?;
     let horizon = Time::ZERO + config.duration;
@@ -66,12 +73,13 @@ pub fn run(config: &SimConfig) -> Result<Report, SimError> {
         Workload::Synthetic(s) => {
             let rates = s.site_rates(config.seed);
             for (i, rate) in rates.iter().enumerate() {
-                let mut rng = Rng::new(config.seed, i as u64);
+                let (mut arrival_rng, mut rng) = site_rngs(config.seed, i);
                 let generated =
-                    SyntheticArrivals::new(*rate, s.diurnal, s.bursts, horizon_s, &mut rng);
+                    SyntheticArrivals::new(*rate, s.diurnal, s.bursts, horizon_s, &mut arrival_rng);
                 run_site(
                     &params,
                     &mut Arrivals::Synthetic(generated),
+                    &mut arrival_rng,
                     &mut rng,
                     &mut tally,
                 );
@@ -80,10 +88,11 @@ pub fn run(config: &SimConfig) -> Result<Report, SimError> {
         }
         Workload::Trace(t) => {
             for (i, times) in t.arrivals.iter().enumerate() {
-                let mut rng = Rng::new(config.seed, i as u64);
+                let (mut arrival_rng, mut rng) = site_rngs(config.seed, i);
                 run_site(
                     &params,
                     &mut Arrivals::Trace { times, pos: 0 },
+                    &mut arrival_rng,
                     &mut rng,
                     &mut tally,
                 );

@@ -55,10 +55,12 @@ pub(crate) struct SiteParams<'a> {
     pub horizon: Time,
 }
 
-/// Simulate one site until the horizon, adding to `tally`.
+/// Simulate one site until the horizon, adding to `tally`. Arrivals draw from `arrival_rng` and
+/// start times from `rng`, so runs of different policies with one seed see the same requests.
 pub(crate) fn run_site(
     p: &SiteParams<'_>,
     arrivals: &mut Arrivals<'_>,
+    arrival_rng: &mut Rng,
     rng: &mut Rng,
     tally: &mut Tally,
 ) {
@@ -78,7 +80,7 @@ pub(crate) fn run_site(
             settle(inst, now);
         }
         if next_arrival == now {
-            arrivals.advance(rng);
+            arrivals.advance(arrival_rng);
             last_request = Some(now);
             tally.requests += 1;
             if let Some(ready) = route(p, &mut insts, now, rng, tally, &mut last_start) {
@@ -90,11 +92,12 @@ pub(crate) fn run_site(
         }
         // A wake-up: ask the policies, apply, and compute the next wake-up.
         fill_views(&insts, now, p, &mut views);
+        let predicted_next = oracle(p, arrivals);
         let app = AppView {
             instances: &views,
             last_request,
             last_start,
-            predicted_next: None,
+            predicted_next,
         };
         let mut decisions = p.keep_alive.decide(now, &views);
         decisions.extend(p.prewarm.decide(now, &app));
@@ -128,11 +131,12 @@ pub(crate) fn run_site(
                 .push((inst.started.as_nanos(), now.as_nanos()));
         }
         fill_views(&insts, now, p, &mut views);
+        let predicted_next = oracle(p, arrivals);
         let app = AppView {
             instances: &views,
             last_request,
             last_start,
-            predicted_next: None,
+            predicted_next,
         };
         wake = next_wake(p, &insts, &views, &app, now);
     }
@@ -141,6 +145,14 @@ pub(crate) fn run_site(
             .intervals
             .push((inst.started.as_nanos(), p.horizon.as_nanos()));
     }
+}
+
+/// The simulator's predictor for [`Prewarm::Predicted`]: an oracle that knows the next arrival
+/// (perfect foresight), so a run measures the most that prediction can gain.
+fn oracle(p: &SiteParams<'_>, arrivals: &Arrivals<'_>) -> Option<Time> {
+    let next = arrivals.peek();
+    (matches!(p.prewarm, Prewarm::Predicted { .. }) && next.is_finite())
+        .then(|| Time::from_secs_f64(next))
 }
 
 /// Retire requests that have ended by `now`.
@@ -243,6 +255,10 @@ fn next_wake(
     app: &AppView<'_>,
     now: Time,
 ) -> Time {
+    // A prediction already due (the oracle's next request is within the lead): act at once.
+    if matches!(p.prewarm, Prewarm::Predicted { .. }) && p.prewarm.decide(now, app).is_some() {
+        return now;
+    }
     let mut wake = Time::MAX;
     let mut consider = |t: Option<Time>| {
         if let Some(t) = t.filter(|t| *t > now) {

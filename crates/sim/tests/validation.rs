@@ -318,3 +318,34 @@ fn model_predicts_a_whole_azure_like_day() {
     assert!(err(model.cold_ratio, sim.cold_ratio) < 0.10);
     assert!(err(model.instance_seconds, sim.instance_seconds) < 0.05);
 }
+
+#[test]
+fn perfect_prediction_removes_cold_starts_for_a_little_memory() {
+    let mut c = config(
+        uniform(20, 0.005),
+        24.0 * 3600.0,
+        KeepAlive::idle(Duration::from_secs(60)),
+        20,
+        8,
+    );
+    let plain = run(&c).unwrap();
+    c.prewarm = Prewarm::Predicted {
+        lead: Duration::from_secs(1),
+    };
+    let predicted = run(&c).unwrap();
+    assert_eq!(
+        plain.requests, predicted.requests,
+        "same seed, same arrivals"
+    );
+    assert!(plain.cold_ratio > 0.5, "{}", plain.cold_ratio);
+    // Only each site's first request (before any prediction) and requests during a start
+    // (never, at 0.005 req/s and a 1 s lead) can be cold.
+    assert!(
+        predicted.cold_requests <= 20,
+        "{} cold",
+        predicted.cold_requests
+    );
+    assert!(predicted.prewarm_starts > 0);
+    // The pre-started instance lives lead + idle timeout longer per request at most.
+    assert!(predicted.instance_seconds < plain.instance_seconds * 1.1);
+}
