@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::events::{EventHook, ProxyEvent};
-use crate::launcher::Launcher;
+use crate::health::wait_healthy;
+use crate::launcher::{LaunchError, Launcher};
 
 /// How a start ended, as the waiting requests see it.
 #[derive(Debug, Clone)]
@@ -117,7 +118,21 @@ fn spawn_start(
         let started = Instant::now();
         let name = app.name.clone();
         tracing::info!(app = %name, "starting an instance for waiting requests");
-        let mut launch = tokio::spawn(async move { launcher.launch(&name).await });
+        let route = app.route();
+        let host = route.hosts.first().cloned().unwrap_or_else(|| name.clone());
+        let mut launch = tokio::spawn(async move {
+            let launched = launcher.launch(&name).await.map_err(|e| (e, None))?;
+            if let Some(path) = route.health_path
+                && let Err(error) = wait_healthy(launched.addr, &host, &path, timeout).await
+            {
+                let error = LaunchError {
+                    reason: error.to_string(),
+                    log_tail: String::new(),
+                };
+                return Err((error, Some(launched.instance_id)));
+            }
+            Ok(launched)
+        });
         let (result, late) = match tokio::time::timeout(timeout, &mut launch).await {
             Ok(result) => (result, false),
             Err(_) => {
@@ -143,12 +158,13 @@ fn spawn_start(
                 }
                 Outcome::Ready
             }
-            Ok(Err(error)) => {
+            Ok(Err((error, instance_id))) => {
                 tracing::warn!(app = %app.name, reason = %error.reason, "start failed");
                 events.on_event(ProxyEvent::StartFailed {
                     app: app.name.clone(),
                     reason: error.reason.clone(),
                     log_tail: error.log_tail,
+                    instance_id,
                 });
                 Outcome::Failed(error.reason)
             }
@@ -158,6 +174,7 @@ fn spawn_start(
                     app: app.name.clone(),
                     reason: reason.clone(),
                     log_tail: String::new(),
+                    instance_id: None,
                 });
                 Outcome::Failed(reason)
             }

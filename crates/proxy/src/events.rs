@@ -27,6 +27,9 @@ pub enum ProxyEvent {
         reason: String,
         /// The last lines of the app's log, as the launcher returned them.
         log_tail: String,
+        /// An instance the launcher started but that never passed its health
+        /// check; it is not routed to and the daemon should stop it.
+        instance_id: Option<String>,
     },
     /// The launcher did not answer within the app's start timeout; waiting requests got 503.
     StartTimedOut {

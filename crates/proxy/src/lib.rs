@@ -34,6 +34,7 @@ mod error;
 mod events;
 mod forward;
 pub mod headers;
+mod health;
 mod instance;
 mod launcher;
 pub mod metrics;
