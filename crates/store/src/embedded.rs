@@ -325,3 +325,6 @@ fn watch_stream(tx: Sender<Msg>, prefix: String, sub: Subscription) -> Watch {
         }
     }))
 }
+
+#[cfg(test)]
+mod tests;

@@ -285,12 +285,12 @@ impl Engine {
         if let Some(window) = self.config.retention.max_age {
             let due = self
                 .last_age_check
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                .is_none_or(|t| t.elapsed() >= (window / 10).min(Duration::from_secs(1)));
             if due {
                 self.last_age_check = Some(Instant::now());
                 let cutoff = sql::now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
                 let first_kept =
-                    sql::first_revision_since(&self.conn, cutoff)?.unwrap_or(self.revision);
+                    sql::first_revision_after(&self.conn, cutoff)?.unwrap_or(self.revision);
                 target = target.max(first_kept);
             }
         }

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS events (
     at_ms INTEGER NOT NULL,
     PRIMARY KEY (revision, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_at ON events(at_ms);
 CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl_ms INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 1), ('compact_revision', 0), ('next_lease', 1);
 ";
@@ -283,12 +284,12 @@ pub(crate) fn compact(conn: &Connection, revision: i64) -> Result<(), StoreError
     set_meta(conn, "compact_revision", revision)
 }
 
-/// The first revision written at or after `at_ms`, if any.
-pub(crate) fn first_revision_since(
+/// The first revision written after `at_ms`, if any.
+pub(crate) fn first_revision_after(
     conn: &Connection,
     at_ms: i64,
 ) -> Result<Option<i64>, StoreError> {
-    conn.prepare_cached("SELECT MIN(revision) FROM events WHERE at_ms >= ?1")
+    conn.prepare_cached("SELECT MIN(revision) FROM events WHERE at_ms > ?1")
         .and_then(|mut s| s.query_row([at_ms], |r| r.get(0)))
         .map_err(backend)
 }
