@@ -1,6 +1,8 @@
 //! Times the simulator on 10,000 Azure-like sites over 24 simulated hours (issue 4's speed
 //! goal: well under a minute). Run in release mode:
-//! `cargo run --release -p hako-sim --example sim_10k [SITES] [HOURS]`.
+//! `cargo run --release -p hako-sim --example sim_10k [SITES] [HOURS] [IDLE_TIMEOUT] [PREDICT_LEAD]`
+//! (e.g. `10000 24 5m`, or `10000 24 10s 1s` for pre-start 1 s before each request as predicted
+//! by the simulator's oracle).
 //! Prints the report, then one line `sim-10k: sites=… hours=… requests=… wall_ms=… …` (the
 //! timing covers the simulation only; the model's prediction is computed afterwards).
 
@@ -12,6 +14,25 @@ fn main() {
     let hours: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(24);
     let mut config = hako_sim::SimConfig::azure_like(sites, 42);
     config.duration = Duration::from_secs(hours * 3600);
+    if let Some(idle) = args.next() {
+        match hako_policy::duration::parse_duration(&idle) {
+            Ok(d) => config.keep_alive.idle_timeout = Some(d),
+            Err(e) => {
+                eprintln!("sim-10k: idle timeout: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+    if let Some(lead) = args.next() {
+        // Pre-start this long before each request, with the simulator's oracle predictor.
+        match hako_policy::duration::parse_duration(&lead) {
+            Ok(lead) => config.prewarm = hako_policy::prewarm::Prewarm::Predicted { lead },
+            Err(e) => {
+                eprintln!("sim-10k: prediction lead: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let t0 = Instant::now();
     let report = match hako_sim::run(&config) {
         Ok(r) => r,
