@@ -19,7 +19,33 @@
 //!    [`Action::Replace`]: start the successor first, drain the old one once the successor is ready.
 //! 4. Idle timeout: a ready instance with no open request or upgraded connection whose last
 //!    activity is at least `idle_timeout` ago stops — unless that would leave fewer than
-//!    `min_instances` live instances (the oldest stop first). Never while anything is open.
+//!    `min_instances` ready instances (the oldest stop first). Never while anything is open.
+//!
+//! How the daemon uses it (one app):
+//! ```
+//! use std::time::Duration;
+//! use hako_policy::{Action, InstanceView, KeepAlive, Time};
+//!
+//! let policy = KeepAlive::idle(Duration::from_secs(300));
+//! // The daemon's view of the app's instances (kept up to date by the proxy's counters).
+//! let mut instances = vec![InstanceView::ready(Time::from_secs(0), Time::from_secs(1))];
+//! instances[0].last_active = Time::from_secs(40); // last request ended at 40 s
+//!
+//! let now = Time::from_secs(340); // the daemon's monotonic clock, mapped onto `Time`
+//! for d in policy.decide(now, &instances) {
+//!     // Record `d.reason` as an event, then act:
+//!     match d.action {
+//!         Action::Stop { instance } => assert_eq!(instance, 0), // stop routing, stop it
+//!         Action::Drain { .. } | Action::Replace { .. } | Action::Start => unreachable!(),
+//!     }
+//! }
+//! // Then sleep until the next check (or until activity: readiness, last request closing).
+//! let wake = policy.next_check(Time::from_secs(100), &instances);
+//! assert_eq!(wake, Some(Time::from_secs(340)));
+//! ```
+//! On `Start` and `Replace`, add the new instance to the views as starting
+//! ([`InstanceView::starting`]) at once, or the next call asks again; on `Drain`, set
+//! `draining_since`.
 
 mod decision;
 mod view;

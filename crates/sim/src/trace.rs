@@ -190,6 +190,49 @@ mod tests {
         );
     }
 
+    /// Robustness (a fuzz-style check without a fuzzer): random mutations of a valid trace
+    /// either parse or fail with a line number that exists; never a panic.
+    #[test]
+    fn random_garbage_never_panics_and_errors_point_at_real_lines() {
+        let mut rng = crate::rng::Rng::new(99, 0);
+        let alphabet: Vec<char> = "0123456789.,-+eE# \tabc\u{e9}\u{1F600}nNaIif"
+            .chars()
+            .collect();
+        for _ in 0..3000 {
+            let mut text = String::from("timestamp_seconds,site\n1.5,a\n2,b\n");
+            for _ in 0..(rng.next_u64() % 40) {
+                let c = if rng.uniform() < 0.1 {
+                    '\n'
+                } else {
+                    alphabet[(rng.next_u64() % alphabet.len() as u64) as usize]
+                };
+                let at = text
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .nth((rng.next_u64() % text.chars().count() as u64) as usize)
+                    .unwrap_or(0);
+                text.insert(at, c);
+            }
+            let lines = text.lines().count();
+            match Trace::parse(&text) {
+                Ok(t) => {
+                    assert!(t.requests() >= 1);
+                    assert!(
+                        t.arrivals
+                            .iter()
+                            .flatten()
+                            .all(|x| x.is_finite() && *x >= 0.0)
+                    );
+                }
+                Err(TraceError::Malformed { line, .. }) => {
+                    assert!(line >= 1 && line <= lines, "{line} of {lines}")
+                }
+                Err(TraceError::Empty) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+    }
+
     #[test]
     fn empty_trace_is_an_error() {
         assert!(matches!(
