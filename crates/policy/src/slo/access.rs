@@ -89,7 +89,7 @@ impl Access {
         }))
     }
 
-    /// Mean gap E[G], seconds.
+    /// Mean gap E\[G\], seconds.
     pub fn mean_gap(&self) -> f64 {
         match self {
             Access::Poisson { rate } => 1.0 / rate,

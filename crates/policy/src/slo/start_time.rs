@@ -48,7 +48,7 @@ impl StartTime {
         Ok(StartTime::Samples { seconds })
     }
 
-    /// E[S] in seconds.
+    /// E\[S\] in seconds.
     pub fn mean(&self) -> f64 {
         match self {
             StartTime::Constant { seconds } => *seconds,
@@ -56,7 +56,7 @@ impl StartTime {
         }
     }
 
-    /// E[S²] in seconds².
+    /// E\[S²\] in seconds².
     pub fn second_moment(&self) -> f64 {
         match self {
             StartTime::Constant { seconds } => seconds * seconds,
