@@ -25,6 +25,9 @@ pub enum Prewarm {
     #[default]
     None,
     /// Start an instance `after` the last request when none is live, once per idle period.
+    /// Choose `after` longer than the idle timeout plus the request time: otherwise the
+    /// instance is still up at `after`, and the pre-start happens at the next policy call after
+    /// it stops, which only stretches the keep-alive.
     AfterIdle {
         /// Delay after the last request.
         after: Duration,
