@@ -27,6 +27,7 @@ impl Proxy {
     pub fn new(router: Router, config: ProxyConfig) -> Self {
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
+            .writev(false)
             .keep_alive(true)
             .header_read_timeout(config.header_read_timeout)
             .max_header_size(config.max_header_size)
