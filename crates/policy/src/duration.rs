@@ -80,6 +80,24 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Serde adapter: `Duration` as a human string ("5m"); reads strings or seconds.
+pub mod human {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    /// Serialize as "5m".
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    /// Deserialize from "5m" or a number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        super::human_opt::deserialize(d)?
+            .ok_or_else(|| serde::de::Error::custom("a duration is required, e.g. \"30s\""))
+    }
+}
+
 /// Serde adapter: `Option<Duration>` as a human string or null.
 pub mod human_opt {
     use std::time::Duration;

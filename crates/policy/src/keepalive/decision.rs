@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the daemon should do. Instance numbers index the slice given to the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
     /// Start one new instance of the app.
     Start,
@@ -31,20 +31,24 @@ pub enum Action {
 
 /// Why a decision was made; the daemon records it with the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
     /// No request or connection for `idle`, at least the `timeout`.
     Idle {
         /// How long it has been idle.
+        #[serde(with = "crate::duration::human")]
         idle: Duration,
         /// The configured idle timeout.
+        #[serde(with = "crate::duration::human")]
         timeout: Duration,
     },
     /// The instance reached its maximum lifetime.
     MaxLifetime {
         /// Its age.
+        #[serde(with = "crate::duration::human")]
         age: Duration,
         /// The configured maximum lifetime.
+        #[serde(with = "crate::duration::human")]
         limit: Duration,
     },
     /// A draining instance has nothing open any more.
@@ -54,6 +58,7 @@ pub enum Reason {
         /// Requests plus upgraded connections still open.
         open: u32,
         /// How long it has drained.
+        #[serde(with = "crate::duration::human")]
         waited: Duration,
     },
     /// Fewer than `min` live instances (there were `live`).
@@ -66,6 +71,7 @@ pub enum Reason {
     /// Pre-warm: a request is expected at about `expected_in` from now (zero: now or overdue).
     Prewarm {
         /// Time until the expected request.
+        #[serde(with = "crate::duration::human")]
         expected_in: Duration,
     },
 }

@@ -300,3 +300,20 @@ fn json_uses_human_durations_and_defaults_missing_fields() {
     let err = serde_json::from_str::<KeepAlive>(r#"{"idle_timeout":"soon"}"#).unwrap_err();
     assert!(err.to_string().contains("cannot read duration"), "{err}");
 }
+
+#[test]
+fn decisions_serialize_for_events() {
+    let d = Decision::new(
+        Action::Stop { instance: 2 },
+        Reason::Idle {
+            idle: s(300),
+            timeout: s(300),
+        },
+    );
+    let json = serde_json::to_string(&d).unwrap();
+    assert_eq!(
+        json,
+        r#"{"action":{"kind":"stop","instance":2},"reason":{"kind":"idle","idle":"5m","timeout":"5m"}}"#
+    );
+    assert_eq!(serde_json::from_str::<Decision>(&json).unwrap(), d);
+}
