@@ -74,10 +74,8 @@ fn monte_carlo(
                     colds += 1;
                 }
                 waits.push(served - now);
-                let new_stop = match (sys.t, sys.lifetime) {
-                    (Some(t), _) => stop.max(served + sys.d + t),
-                    (None, _) => stop,
-                };
+                // Idle timeout: the stop moves to T after this request ends; lifetime: it stays.
+                let new_stop = sys.t.map_or(stop, |t| stop.max(served + sys.d + t));
                 inst = Some((s0, ready, new_stop));
             }
             other => {
