@@ -7,12 +7,12 @@
 //!    reached the app is retried on another instance, anything else is not (502);
 //! 5. **respond**: stream the body back; after a 101, tunnel both ways.
 
+use http::HeaderValue;
 use http::header;
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ pub(crate) struct Shared {
 /// Answer one client request. Never fails: errors become pages.
 pub(crate) async fn handle(
     shared: &Shared,
-    client: SocketAddr,
+    client: &HeaderValue,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let app = match route(&shared.router, &req) {
@@ -67,7 +67,7 @@ fn route(router: &Router, req: &Request<Incoming>) -> Result<Arc<App>, ProxyErro
 async fn proxy(
     shared: &Shared,
     app: &Arc<App>,
-    client: SocketAddr,
+    client: &HeaderValue,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let config = &shared.config;
@@ -85,7 +85,7 @@ async fn proxy(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     remove_hop_by_hop(&mut parts.headers, upgrade);
-    set_forwarded(&mut parts.headers, client.ip(), config.forwarded_proto);
+    set_forwarded(&mut parts.headers, client, config.forwarded_proto);
     if parts.uri.scheme().is_some() {
         parts.uri = origin_form(&parts.uri);
     }

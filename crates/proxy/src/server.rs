@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::ProxyConfig;
 use crate::forward::{Shared, handle};
+use crate::headers::client_value;
 use crate::router::Router;
 
 /// The front proxy. Build it once, then [`Proxy::serve`] on a listener.
@@ -65,9 +66,11 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
+            let client = client_value(peer.ip());
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
+                let client = client.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, &client, req).await) }
             });
             let conn = self
                 .http

@@ -379,3 +379,30 @@ async fn slow_request_head_is_cut_off() {
         0
     );
 }
+
+#[tokio::test]
+async fn head_requests_get_headers_only_and_keep_the_connection_usable() {
+    let (proxy, backend) = one_app(ProxyConfig::default()).await;
+    let mut client = Client::connect(proxy.addr).await;
+    for _ in 0..3 {
+        let req = Request::head("/whoami")
+            .header("host", "a.example")
+            .body(empty())
+            .unwrap();
+        let resp = client.send(req).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-length"], "1");
+        assert_eq!(body_string(resp).await, "");
+        assert_eq!(
+            client.get("a.example", "/whoami").await,
+            (StatusCode::OK, "a".into())
+        );
+    }
+    assert_eq!(
+        backend
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert_eq!(proxy.router.instances("a").unwrap()[0].in_flight, 0);
+}
