@@ -45,6 +45,7 @@ pub(crate) async fn handle(
         Ok(app) => app,
         Err(error) => return error_response(&error, shared.config.retry_after_secs),
     };
+    let abandoned = Abandoned(Some(&app));
     let response = match proxy(shared, &app, client, req).await {
         Ok(response) => response,
         Err(error) => {
@@ -52,8 +53,26 @@ pub(crate) async fn handle(
             error_response(&error, shared.config.retry_after_secs)
         }
     };
+    abandoned.disarm();
     app.metrics.record_status(response.status().as_u16());
     response
+}
+
+/// Counts a request as abandoned if its future is dropped (the client went away) before a response.
+struct Abandoned<'a>(Option<&'a Arc<App>>);
+
+impl Abandoned<'_> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(app) = self.0 {
+            app.metrics.record_abandoned();
+        }
+    }
 }
 
 /// Phase 1: which app the request is for.

@@ -4,8 +4,10 @@
 //! Everything is atomics: recording a request takes no lock.
 
 mod histogram;
+mod prometheus;
 
 pub use histogram::{Histogram, HistogramSnapshot};
+pub use prometheus::prometheus;
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -19,6 +21,7 @@ pub struct AppMetrics {
     status: [AtomicU64; 5],
     retries: AtomicU64,
     rejected: AtomicU64,
+    abandoned: AtomicU64,
     wait: Histogram,
     upstream: Histogram,
 }
@@ -56,6 +59,11 @@ impl AppMetrics {
         self.rejected.fetch_add(1, Relaxed);
     }
 
+    /// A request whose client went away before it got a response.
+    pub fn record_abandoned(&self) {
+        self.abandoned.fetch_add(1, Relaxed);
+    }
+
     /// A consistent-enough copy for the API (counters are read one by one).
     pub fn snapshot(&self) -> AppMetricsSnapshot {
         let s = |i: usize| self.status[i].load(Relaxed);
@@ -69,6 +77,7 @@ impl AppMetrics {
             status_5xx: s(4),
             retries: self.retries.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
+            abandoned: self.abandoned.load(Relaxed),
             wait: self.wait.snapshot(),
             upstream: self.upstream.snapshot(),
         }
@@ -96,6 +105,8 @@ pub struct AppMetricsSnapshot {
     pub retries: u64,
     /// Requests turned away because the wait queue was full.
     pub rejected: u64,
+    /// Requests whose client went away before getting a response (no status counted).
+    pub abandoned: u64,
     /// Time cold requests waited for a start.
     pub wait: HistogramSnapshot,
     /// Time from sending to an instance until its response head.

@@ -233,3 +233,39 @@ async fn connections_the_app_closed_are_not_mistaken_for_a_dead_instance() {
     );
     assert_eq!(proxy.router.instances("app").unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn app_that_drops_the_connection_mid_request_gets_502_without_retry() {
+    use tokio::io::AsyncReadExt;
+    // A raw app that reads the request and hangs up without answering.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            drop(stream);
+        }
+    });
+    let live = Backend::start("live").await;
+    let mut proxy = TestProxy::start(Arc::new(NoLauncher), ProxyConfig::default()).await;
+    proxy.app("app", &["app.example"]);
+    proxy.router.add_ready("app", "rude", addr).unwrap();
+    let mut client = Client::connect(proxy.addr).await;
+    let (status, body) = client.get("app.example", "/").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(body.contains("failed while answering"), "{body}");
+    assert_eq!(accepted.load(SeqCst), 1);
+    // Adding a live instance now: the failed request was not replayed there.
+    proxy.router.add_ready("app", "live", live.addr).unwrap();
+    assert_eq!(live.requests.load(SeqCst), 0);
+    assert!(
+        proxy.events.try_recv().is_err(),
+        "a rude app is not an unreachable one"
+    );
+    assert_eq!(proxy.router.metrics("app").unwrap().status_5xx, 1);
+}
