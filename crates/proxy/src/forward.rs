@@ -115,11 +115,22 @@ async fn proxy(
     // only requests that never reached an app.
     let mut cold_since: Option<Instant> = None;
     let mut counted = false;
+    // Cold or warm is decided by the first attempt: did it have to wait for a start?
+    let mut count = |cold_since: Option<Instant>| {
+        if !std::mem::replace(&mut counted, true) {
+            match cold_since {
+                Some(since) => app.metrics.record_cold(since.elapsed()),
+                None => app.metrics.record_warm(),
+            }
+        }
+    };
     let mut starts = 0;
     let mut failures = 0;
     loop {
         let Some(instance) = app.pick() else {
+            let since = *cold_since.get_or_insert_with(Instant::now);
             if starts > config.max_retries {
+                count(Some(since));
                 return Err(ProxyError::Unreachable {
                     app: app.name.clone(),
                     attempts: failures,
@@ -127,17 +138,19 @@ async fn proxy(
                 });
             }
             starts += 1;
-            cold_since.get_or_insert_with(Instant::now);
-            wait_for_instance(app, shared.router.launcher(), shared.router.events()).await?;
+            let waited =
+                wait_for_instance(app, shared.router.launcher(), shared.router.events()).await;
+            // A request the full queue turned away did not wait: it counts as rejected only.
+            if waited
+                .as_ref()
+                .is_err_and(|e| !matches!(e, ProxyError::QueueFull { .. }))
+            {
+                count(Some(since));
+            }
+            waited?;
             continue;
         };
-        if !counted {
-            counted = true;
-            match cold_since {
-                Some(since) => app.metrics.record_cold(since.elapsed()),
-                None => app.metrics.record_warm(),
-            }
-        }
+        count(cold_since);
         let in_flight = InFlight::new(instance.clone());
         let sent_at = Instant::now();
         match send(&instance, req, config).await {

@@ -84,7 +84,11 @@ async fn failed_launch_answers_503_with_retry_after_and_reports_the_reason() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(proxy.router.metrics("blog").unwrap().status_5xx, 1);
+    let metrics = proxy.router.metrics("blog").unwrap();
+    assert_eq!(
+        (metrics.status_5xx, metrics.cold, metrics.wait.count),
+        (1, 1, 1)
+    );
 }
 
 #[tokio::test]
