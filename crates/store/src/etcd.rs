@@ -163,7 +163,7 @@ impl Store for EtcdStore {
                 reason: "watch revisions start at 1",
             });
         }
-        watch::open(self.client.watch_client(), prefix, from_revision).await
+        watch::open(&self.client, prefix, from_revision).await
     }
 
     async fn revision(&self) -> Result<i64, StoreError> {

@@ -8,6 +8,31 @@ use super::convert;
 use crate::kv::group_by_revision;
 use crate::{StoreError, Watch, WatchBatch, key::prefix_end};
 
+/// How long to wait for etcd to report a compacted start revision.
+const COMPACTION_REPORT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// True if reading at `revision` fails because history before it was compacted.
+async fn is_compacted(
+    client: &ec::Client,
+    prefix: &str,
+    revision: i64,
+) -> Result<bool, StoreError> {
+    let options = ec::GetOptions::new()
+        .with_count_only()
+        .with_revision(revision)
+        .with_range(prefix_end(prefix));
+    match client
+        .kv_client()
+        .get(prefix.as_bytes(), Some(options))
+        .await
+    {
+        Ok(_) => Ok(false),
+        Err(e) if e.to_string().contains("compacted") => Ok(true),
+        Err(e) if e.to_string().contains("future revision") => Ok(false),
+        Err(e) => Err(convert::error(e, None)),
+    }
+}
+
 struct State {
     client: ec::WatchClient,
     prefix: String,
@@ -20,13 +45,19 @@ struct State {
 }
 
 /// Opens an etcd watch from `from` (0 = now) and wraps it as a [`Watch`].
+/// A start revision that is already compacted fails here, as in the
+/// embedded store, rather than on the stream.
 pub(crate) async fn open(
-    client: ec::WatchClient,
+    client: &ec::Client,
     prefix: &str,
     from: Option<i64>,
 ) -> Result<Watch, StoreError> {
+    let compacted = match from {
+        Some(rev) => is_compacted(client, prefix, rev).await?,
+        None => false,
+    };
     let mut state = State {
-        client,
+        client: client.watch_client(),
         prefix: prefix.to_owned(),
         watcher: None,
         stream: None,
@@ -35,6 +66,19 @@ pub(crate) async fn open(
         done: false,
     };
     state.connect().await?;
+    if compacted {
+        // etcd reports the compaction point on the stream; read it from there.
+        let requested = state.next_revision;
+        return Err(
+            match tokio::time::timeout(COMPACTION_REPORT, state.next()).await {
+                Ok(Some(Err(e @ StoreError::Compacted { .. }))) => e,
+                _ => StoreError::Compacted {
+                    requested,
+                    compact_revision: 0,
+                },
+            },
+        );
+    }
     Ok(Watch::from_stream(futures::stream::unfold(
         state,
         |mut st| async move {
