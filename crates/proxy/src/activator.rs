@@ -120,10 +120,12 @@ fn spawn_start(
         tracing::info!(app = %name, "starting an instance for waiting requests");
         let route = app.route();
         let host = route.hosts.first().cloned().unwrap_or_else(|| name.clone());
+        // Health checks stop just before the start timeout, so waiters hear why.
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut launch = tokio::spawn(async move {
             let launched = launcher.launch(&name).await.map_err(|e| (e, None))?;
             if let Some(path) = route.health_path
-                && let Err(error) = wait_healthy(launched.addr, &host, &path, timeout).await
+                && let Err(error) = wait_healthy(launched.addr, &host, &path, deadline).await
             {
                 let error = LaunchError {
                     reason: error.to_string(),

@@ -68,14 +68,13 @@ pub(crate) async fn probe(addr: SocketAddr, host: &str, path: &str) -> Result<()
     }
 }
 
-/// Probe until healthy or `limit` passed; the last error otherwise.
+/// Probe until healthy; the last error once another probe would end after `deadline`.
 pub(crate) async fn wait_healthy(
     addr: SocketAddr,
     host: &str,
     path: &str,
-    limit: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<(), ProbeError> {
-    let deadline = tokio::time::Instant::now() + limit;
     loop {
         match probe(addr, host, path).await {
             Ok(()) => return Ok(()),
@@ -95,6 +94,10 @@ mod tests {
     use std::convert::Infallible;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    fn soon(ms: u64) -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_millis(ms)
+    }
 
     /// An app that answers 503 to its first `unhealthy` health checks, then 200.
     async fn app(unhealthy: usize) -> (SocketAddr, Arc<AtomicUsize>) {
@@ -133,7 +136,7 @@ mod tests {
     #[tokio::test]
     async fn waits_until_the_app_answers_2xx() {
         let (addr, seen) = app(3).await;
-        wait_healthy(addr, "blog.example", "/healthz", Duration::from_secs(5))
+        wait_healthy(addr, "blog.example", "/healthz", soon(5000))
             .await
             .unwrap();
         assert_eq!(seen.load(SeqCst), 4);
@@ -142,7 +145,7 @@ mod tests {
     #[tokio::test]
     async fn gives_up_with_the_last_status() {
         let (addr, _) = app(usize::MAX).await;
-        let err = wait_healthy(addr, "blog.example", "/healthz", Duration::from_millis(100))
+        let err = wait_healthy(addr, "blog.example", "/healthz", soon(100))
             .await
             .unwrap_err();
         assert!(
@@ -154,14 +157,9 @@ mod tests {
     #[tokio::test]
     async fn bad_path_fails_at_once() {
         let (addr, seen) = app(0).await;
-        let err = wait_healthy(
-            addr,
-            "blog.example",
-            "no spaces allowed",
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
+        let err = wait_healthy(addr, "blog.example", "no spaces allowed", soon(5000))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ProbeError::BadPath(_)), "{err}");
         assert_eq!(seen.load(SeqCst), 0);
     }
