@@ -40,11 +40,14 @@ fn keys_of(batch: &WatchBatch) -> Vec<String> {
 mod kv;
 #[path = "suite/lease.rs"]
 mod lease;
+#[path = "suite/model.rs"]
+mod model;
 #[path = "suite/watch.rs"]
 mod watch;
 
 pub use kv::*;
 pub use lease::*;
+pub use model::*;
 pub use watch::*;
 
 /// Instantiates every case as a `#[tokio::test]` using `$make().await` for a fresh store.
@@ -55,7 +58,8 @@ macro_rules! conformance_suite {
             put_get_and_revisions, delete_semantics, range_and_prefix_delete, txn_semantics,
             bad_input_is_refused_clearly, watch_live_events, watch_replays_history_then_follows,
             compaction_refuses_old_revisions, leases_expire_and_revoke,
-            concurrent_writers_and_watchers, slow_watcher_misses_nothing, typed_helpers);
+            concurrent_writers_and_watchers, slow_watcher_misses_nothing, typed_helpers,
+            random_writes_match_a_model, replay_joins_live_under_writes);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(

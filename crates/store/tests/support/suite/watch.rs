@@ -181,3 +181,45 @@ pub async fn slow_watcher_misses_nothing(store: Arc<dyn Store>) {
     }
     assert_quiet(&mut watch).await;
 }
+
+pub async fn replay_joins_live_under_writes(store: Arc<dyn Store>) {
+    const N: i64 = 300;
+    let start = store.revision().await.unwrap();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..N {
+                store
+                    .put(&format!("/j/{}", i % 7), i.to_string().into_bytes())
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    // Open watches from recent revisions while the writer runs: each must
+    // hand over from history to live delivery without a gap or duplicate.
+    let mut watches = Vec::new();
+    while watches.len() < 4 {
+        let now = store.revision().await.unwrap();
+        if now >= start + 10 * (watches.len() as i64 + 1) {
+            let from = now - 5;
+            watches.push((from, store.watch("/j/", Some(from)).await.unwrap()));
+        } else if writer.is_finished() {
+            break;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    writer.await.unwrap();
+    assert_eq!(
+        watches.len(),
+        4,
+        "the writer finished before the watches opened"
+    );
+    for (from, mut watch) in watches {
+        for want in from..=start + N {
+            assert_eq!(next(&mut watch).await.revision, want);
+        }
+        assert_quiet(&mut watch).await;
+    }
+}
