@@ -183,7 +183,7 @@ pub async fn slow_watcher_misses_nothing(store: Arc<dyn Store>) {
 }
 
 pub async fn replay_joins_live_under_writes(store: Arc<dyn Store>) {
-    const N: i64 = 300;
+    const N: i64 = 600;
     let start = store.revision().await.unwrap();
     let writer = {
         let store = store.clone();
