@@ -285,13 +285,15 @@ pub(crate) unsafe fn run(plan: &ChildPlan) -> ! {
         if let Err(e) = drop_bounding(plan.keep_caps) {
             fail(plan, Stage::Capabilities, 0, e);
         }
-        if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) == -1 {
+        // Raw syscalls, not glibc's wrappers: those broadcast the change to every thread glibc
+        // believes exists (the parent's), and would wait forever for threads this child lacks.
+        if libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) == -1 {
             fail(plan, Stage::Groups, 0, errno());
         }
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) == -1 {
+        if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) == -1 {
             fail(plan, Stage::SetGid, 0, errno());
         }
-        if libc::setresuid(plan.uid, plan.uid, plan.uid) == -1 {
+        if libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) == -1 {
             fail(plan, Stage::SetUid, 0, errno());
         }
         if plan.uid == 0

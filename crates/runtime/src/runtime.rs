@@ -256,7 +256,11 @@ impl Runtime {
         if let Some(net) = net {
             net.teardown();
         }
-        let _ = std::fs::remove_file(self.config.state_root.join(format!("{}.lock", self.config.prefix)));
+        let _ = std::fs::remove_file(
+            self.config
+                .state_root
+                .join(format!("{}.lock", self.config.prefix)),
+        );
     }
 }
 

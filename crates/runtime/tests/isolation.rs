@@ -5,7 +5,7 @@ mod common;
 use common::TestRuntime;
 use hako_runtime::{BindMount, ExitStatus, RootfsSpec, User};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn runs_as_pid_1_with_its_hostname_and_exit_code() {
     let t = TestRuntime::new();
     let mut spec = t.sh("echo pid=$$; hostname; id -u; exit 7");
@@ -32,7 +32,11 @@ async fn host_processes_are_invisible() {
     assert!(seen <= 3, "container sees {seen} processes: {out}");
     // The test's own pid is not visible inside.
     let me = std::process::id();
-    let (_, out) = t.run(&t.sh(&format!("test -e /proc/{me}/cmdline && echo visible || echo hidden"))).await;
+    let (_, out) = t
+        .run(&t.sh(&format!(
+            "test -e /proc/{me}/cmdline && echo visible || echo hidden"
+        )))
+        .await;
     // Our pid might coincidentally exist as a small number inside; compare cmdline instead.
     assert!(out.contains("hidden") || me < 5, "{out}");
 }
@@ -40,18 +44,27 @@ async fn host_processes_are_invisible() {
 #[tokio::test]
 async fn image_is_never_modified_and_root_writes_are_thrown_away() {
     let t = TestRuntime::new();
-    let RootfsSpec::Layers(layers) = &t.image else { unreachable!() };
+    let RootfsSpec::Layers(layers) = &t.image else {
+        unreachable!()
+    };
     let layer = layers[0].clone();
-    let mut spec = t.sh("echo changed > /etc/passwd && echo new > /etc/extra && rm /bin/ls && cat /etc/extra");
+    let mut spec =
+        t.sh("echo changed > /etc/passwd && echo new > /etc/extra && rm /bin/ls && cat /etc/extra");
     spec.user = User::Id { uid: 0, gid: 0 };
     let (status, out) = t.run(&spec).await;
     assert!(status.success(), "{out}");
     assert_eq!(out, "new\n");
-    assert!(std::fs::read_to_string(layer.join("etc/passwd")).unwrap().starts_with("root:"));
+    assert!(
+        std::fs::read_to_string(layer.join("etc/passwd"))
+            .unwrap()
+            .starts_with("root:")
+    );
     assert!(!layer.join("etc/extra").exists());
     assert!(layer.join("bin/ls").symlink_metadata().is_ok());
     // A second container sees the pristine image.
-    let (_, out) = t.run(&t.sh("test -e /etc/extra && echo leaked || echo clean")).await;
+    let (_, out) = t
+        .run(&t.sh("test -e /etc/extra && echo leaked || echo clean"))
+        .await;
     assert_eq!(out, "clean\n");
 }
 
@@ -71,9 +84,15 @@ async fn app_code_is_read_only_and_data_persists() {
     spec.mounts = mounts.clone();
     let (status, out) = t.run(&spec).await;
     assert!(status.success(), "{out}");
-    assert_eq!(out, "hello\n/bin/sh: can't create /app/new: Read-only file system\ndone\n");
+    assert_eq!(
+        out,
+        "hello\n/bin/sh: can't create /app/new: Read-only file system\ndone\n"
+    );
     assert!(!code.join("new").exists());
-    assert_eq!(std::fs::read_to_string(data.join("note")).unwrap(), "kept\n");
+    assert_eq!(
+        std::fs::read_to_string(data.join("note")).unwrap(),
+        "kept\n"
+    );
 
     let mut spec = t.sh("cat /data/note");
     spec.mounts = mounts;
@@ -101,7 +120,9 @@ async fn root_in_the_container_has_no_sys_admin() {
 #[tokio::test]
 async fn no_new_privileges_and_non_root_has_no_capabilities() {
     let t = TestRuntime::new();
-    let (_, out) = t.run(&t.sh("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status")).await;
+    let (_, out) = t
+        .run(&t.sh("grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"))
+        .await;
     assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
 }
@@ -116,10 +137,15 @@ async fn minimal_dev_and_tmpfs_dirs() {
     assert!(status.success(), "{out}");
     let mut lines = out.lines();
     let devs = lines.next().unwrap();
-    for d in ["full", "null", "ptmx", "pts", "random", "shm", "tty", "urandom", "zero"] {
+    for d in [
+        "full", "null", "ptmx", "pts", "random", "shm", "tty", "urandom", "zero",
+    ] {
         assert!(devs.split(' ').any(|x| x == d), "missing /dev/{d}: {devs}");
     }
-    assert!(!devs.contains("sda") && !devs.contains("vda") && !devs.contains("mem "), "{devs}");
+    assert!(
+        !devs.contains("sda") && !devs.contains("vda") && !devs.contains("mem "),
+        "{devs}"
+    );
     assert_eq!(lines.next(), Some("4"));
     assert_eq!(lines.next(), Some("hi"));
     assert_eq!(lines.next(), Some("1"));
@@ -132,15 +158,29 @@ async fn host_image_binds_the_hosts_usr_read_only() {
     for d in ["usr", "etc", "proc", "dev", "tmp", "run"] {
         std::fs::create_dir_all(skel.join(d)).unwrap();
     }
-    for (l, target) in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64"), ("sbin", "usr/sbin")] {
+    for (l, target) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("sbin", "usr/sbin"),
+    ] {
         std::os::unix::fs::symlink(target, skel.join(l)).unwrap();
     }
     let mut binds = vec![("/usr".into(), "/usr".into())];
     for f in ["/etc/passwd", "/etc/group", "/etc/ld.so.cache"] {
         binds.push((f.into(), f.into()));
     }
-    let mut spec = hako_runtime::ContainerSpec::new(RootfsSpec::Host { skeleton: skel, binds }, "sh");
-    spec.args = vec!["-c".into(), "touch /usr/hako-probe 2>/dev/null && echo writable; /usr/bin/env true && echo ran".into()];
+    let mut spec = hako_runtime::ContainerSpec::new(
+        RootfsSpec::Host {
+            skeleton: skel,
+            binds,
+        },
+        "sh",
+    );
+    spec.args = vec![
+        "-c".into(),
+        "touch /usr/hako-probe 2>/dev/null && echo writable; /usr/bin/env true && echo ran".into(),
+    ];
     spec.log = hako_runtime::LogSpec::File {
         path: t.path("host.log"),
         max_bytes: 65536,

@@ -71,17 +71,28 @@ async fn stats_live_limits_and_freeze() {
     })
     .unwrap();
     let prefix = &t.rt.config().prefix;
-    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").join(prefix).join(c.id());
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(prefix)
+        .join(c.id());
     if v1.exists() {
         let mem = std::fs::read_to_string(v1.join("memory.limit_in_bytes")).unwrap();
         assert_eq!(mem.trim(), (128u64 << 20).to_string());
         let quota = std::fs::read_to_string(
-            std::path::Path::new("/sys/fs/cgroup/cpu").join(prefix).join(c.id()).join("cpu.cfs_quota_us"),
+            std::path::Path::new("/sys/fs/cgroup/cpu")
+                .join(prefix)
+                .join(c.id())
+                .join("cpu.cfs_quota_us"),
         )
         .unwrap();
         assert_eq!(quota.trim(), "100000");
     }
-    assert!(c.update_limits(&Limits { memory_max: Some(0), ..Limits::default() }).is_err());
+    assert!(
+        c.update_limits(&Limits {
+            memory_max: Some(0),
+            ..Limits::default()
+        })
+        .is_err()
+    );
 
     c.freeze().unwrap();
     let frozen = c.stats().unwrap().cpu_usage_ns;
@@ -91,7 +102,10 @@ async fn stats_live_limits_and_freeze() {
     c.thaw().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while c.stats().unwrap().cpu_usage_ns == frozen {
-        assert!(std::time::Instant::now() < deadline, "thawed container does not run");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "thawed container does not run"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let status = c.stop(Duration::from_millis(200)).await.unwrap();
@@ -103,12 +117,17 @@ async fn stats_live_limits_and_freeze() {
 #[tokio::test]
 async fn stop_kills_a_container_that_ignores_sigterm_after_the_grace_period() {
     let t = TestRuntime::new();
-    let c = t.rt.run(&t.sh("trap '' TERM; sleep 1000 & sleep 1000 & wait")).unwrap();
+    let c =
+        t.rt.run(&t.sh("trap '' TERM; sleep 1000 & sleep 1000 & wait"))
+            .unwrap();
     let start = std::time::Instant::now();
     let status = c.stop(Duration::from_millis(300)).await.unwrap();
     let took = start.elapsed();
     assert_eq!(status, ExitStatus::Signaled(libc::SIGKILL));
-    assert!(took >= Duration::from_millis(300), "killed before the grace period: {took:?}");
+    assert!(
+        took >= Duration::from_millis(300),
+        "killed before the grace period: {took:?}"
+    );
     c.remove().unwrap();
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 }

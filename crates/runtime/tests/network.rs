@@ -1,0 +1,112 @@
+//! Network modes: isolated containers reach neither the host's loopback services nor each
+//! other; the host reaches them; host-mode containers share the host's network.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::TestRuntime;
+use hako_runtime::NetworkMode;
+
+/// A host server on 127.0.0.1 answering every connection with "host-secret".
+fn host_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = s.write_all(b"host-secret\n");
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn isolated_cannot_reach_host_loopback_but_host_mode_can() {
+    let t = TestRuntime::new();
+    let port = host_server();
+    let probe = format!("echo | timeout 3 nc 127.0.0.1 {port} || echo unreachable");
+    let (_, out) = t.run(&t.sh(&probe)).await;
+    assert!(
+        out.contains("unreachable") && !out.contains("host-secret"),
+        "{out}"
+    );
+
+    let mut spec = t.sh(&probe);
+    spec.network = NetworkMode::Host;
+    let (_, out) = t.run(&spec).await;
+    assert!(
+        out.contains("host-secret"),
+        "host mode should share the host's loopback: {out}"
+    );
+}
+
+#[tokio::test]
+async fn isolated_instances_cannot_reach_each_other_but_the_host_reaches_them() {
+    let t = TestRuntime::new();
+    let web = t.sh("mkdir -p /tmp/www && echo from-a > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www");
+    let a = t.rt.run(&web).unwrap();
+    let addr = a.address().unwrap();
+    // The host reaches A (bounded wait for httpd to listen).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        match std::net::TcpStream::connect((addr, 8080)) {
+            Ok(mut s) => {
+                s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+                let mut r = String::new();
+                s.read_to_string(&mut r).unwrap();
+                break r;
+            }
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(e) => panic!("host cannot reach the container at {addr}: {e}"),
+        }
+    };
+    assert!(body.contains("from-a"), "{body}");
+    // B cannot.
+    let (_, out) = t
+        .run(&t.sh(&format!(
+            "timeout 3 wget -q -O - http://{addr}:8080/index.html || echo unreachable"
+        )))
+        .await;
+    assert!(
+        out.contains("unreachable") && !out.contains("from-a"),
+        "{out}"
+    );
+    // Nor can B reach the bridge's own address (the host) on any port.
+    let gw = t.rt.config().subnet.gateway();
+    let port = host_server();
+    let _ = port;
+    let (_, out) = t
+        .run(&t.sh(&format!("echo | timeout 3 nc {gw} 22 || echo unreachable")))
+        .await;
+    assert!(out.contains("unreachable"), "{out}");
+    a.stop(Duration::from_millis(200)).await.unwrap();
+    a.remove().unwrap();
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+#[tokio::test]
+async fn isolated_container_has_loopback_and_its_own_address() {
+    let t = TestRuntime::new();
+    let (status, out) = t
+        .run(&t.sh("ip -4 -o addr | awk '{print $2, $4}'; ip route | head -1"))
+        .await;
+    assert!(status.success(), "{out}");
+    assert!(out.contains("lo 127.0.0.1/8"), "{out}");
+    let subnet = t.rt.config().subnet;
+    let net = subnet.base.octets();
+    let prefix = format!("eth0 {}.{}.{}.", net[0], net[1], net[2]);
+    assert!(out.contains(&prefix), "{out}");
+    assert!(
+        out.contains(&format!("default via {}", subnet.gateway())),
+        "{out}"
+    );
+
+    let mut spec = t.sh("ip -o link | grep -c -v ' lo:'");
+    spec.network = NetworkMode::None;
+    let (_, out) = t.run(&spec).await;
+    assert_eq!(out.trim(), "0", "network none has only loopback");
+}
