@@ -442,7 +442,7 @@ fn hard_nofile() -> u64 {
 }
 
 fn hosts_file(hostname: &str, att: Option<&Attachment>) -> String {
-    let mut s = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     match att {
         Some(a) => s += &format!("{}\t{hostname}\n", a.addr),
         None => s += &format!("127.0.1.1\t{hostname}\n"),
