@@ -1,0 +1,31 @@
+//! An instance: one running container of an app, on one node.
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    Starting,
+    Ready,
+    Draining,
+}
+
+/// What hako records about a running instance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub app: String,
+    pub node: String,
+    /// Where the proxy reaches it, e.g. "10.88.0.7:8080".
+    pub addr: String,
+    pub state: InstanceState,
+    pub started_unix_ms: u64,
+    /// From start to ready, when ready.
+    #[serde(default)]
+    pub ready_ms: Option<f64>,
+    #[serde(default)]
+    pub release: Option<u64>,
+    /// Image and version it runs, e.g. "php:3".
+    pub image: String,
+    #[serde(default)]
+    pub generation: u64,
+}
