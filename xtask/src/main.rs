@@ -1,5 +1,32 @@
 //! `cargo xtask`: set-up, demo, tests and benchmarks.
+//!
+//! ```text
+//! cargo xtask bench runtime [--runs N] [--spacing-ms MS]
+//! ```
 
-fn main() {
-    println!("xtask");
+mod bench;
+mod setup;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask bench runtime [--runs N] [--spacing-ms MS]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["bench", rest @ ..] => bench::main(rest),
+        ["help" | "--help" | "-h"] | [] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => Err(anyhow::anyhow!("unknown command\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

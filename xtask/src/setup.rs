@@ -1,0 +1,129 @@
+//! Host set-up shared by xtask commands: installs the Debian packages a command needs.
+//!
+//! [`ensure_packages`] checks each `(command, package)` pair (the command found in `PATH`, or
+//! the package installed per `dpkg-query`) and runs `apt-get update` (once per process) and
+//! `apt-get install -y --no-install-recommends` only for what is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail};
+
+/// Set once `apt-get update` ran in this process.
+static UPDATED: AtomicBool = AtomicBool::new(false);
+
+/// Makes sure every `(command, package)` is present, installing the missing packages with
+/// apt. Example: `ensure_packages(&[("crun", "crun"), ("busybox", "busybox-static")])`.
+pub fn ensure_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing = missing_packages(wanted, |cmd, pkg| {
+        find_in_path(cmd).is_some() || dpkg_installed(pkg)
+    });
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    if !UPDATED.swap(true, Ordering::SeqCst) {
+        apt(&["update", "-q"])?;
+    }
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(missing.iter().map(String::as_str));
+    apt(&args)?;
+    let still = missing_packages(wanted, |cmd, pkg| {
+        find_in_path(cmd).is_some() || dpkg_installed(pkg)
+    });
+    if !still.is_empty() {
+        bail!(
+            "apt-get installed {} but these are still missing: {}; install them by hand",
+            missing.join(" "),
+            still.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// The packages (deduplicated, in order) whose pair `present(command, package)` rejects.
+pub fn missing_packages(
+    wanted: &[(&str, &str)],
+    present: impl Fn(&str, &str) -> bool,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (cmd, pkg) in wanted {
+        if !present(cmd, pkg) && !out.iter().any(|p| p == pkg) {
+            out.push((*pkg).to_string());
+        }
+    }
+    out
+}
+
+/// The first executable file named `cmd` in `PATH` (or `cmd` itself when it holds a `/`).
+pub fn find_in_path(cmd: &str) -> Option<PathBuf> {
+    if cmd.contains('/') {
+        return is_executable(Path::new(cmd)).then(|| PathBuf::from(cmd));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn dpkg_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn apt(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("cannot run apt-get: is this a Debian-based machine?")?;
+    if !status.success() {
+        bail!(
+            "`apt-get {}` failed ({status}); run it by hand (as root) to see why",
+            args.join(" ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_missing_packages_are_listed_once() {
+        let wanted = [
+            ("crun", "crun"),
+            ("busybox", "busybox-static"),
+            ("php", "php-cli"),
+            ("php8.2", "php-cli"),
+        ];
+        let missing = missing_packages(&wanted, |cmd, _| cmd == "crun");
+        assert_eq!(missing, vec!["busybox-static", "php-cli"]);
+        assert!(missing_packages(&wanted, |_, _| true).is_empty());
+    }
+
+    #[test]
+    fn finds_commands_in_path() {
+        let sh = find_in_path("sh").expect("every machine has sh");
+        assert!(sh.is_absolute() && sh.ends_with("sh"));
+        assert!(find_in_path("hako-no-such-command-xyz").is_none());
+        assert_eq!(find_in_path("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+    }
+
+    #[test]
+    fn installed_packages_need_nothing() {
+        // coreutils is essential on Debian: nothing to install, so apt never runs.
+        ensure_packages(&[("ls", "coreutils")]).unwrap();
+        assert!(dpkg_installed("coreutils"));
+        assert!(!dpkg_installed("hako-no-such-package-xyz"));
+    }
+}
