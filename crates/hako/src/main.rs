@@ -1,5 +1,144 @@
-//! The `hako` binary: the daemon (`hako serve`) and the command line.
+//! The `hako` binary: the daemon (`hako serve`, to come) and the command line.
+//!
+//! This file only parses arguments, sets up logging and the async runtime, dispatches to
+//! one command in [`cmd`], prints a failure with its causes and exits with its code.
+#![forbid(unsafe_code)]
 
-fn main() {
-    println!("hako");
+mod cmd;
+mod image_ref;
+mod units;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cmd::{Exit, Failure};
+
+/// hako: web hosting on throw-away containers started by the first request.
+#[derive(Debug, Parser)]
+#[command(name = "hako", version, about, max_term_width = 100)]
+struct Cli {
+    /// Where hako keeps its state (images, apps, logs).
+    #[arg(
+        long,
+        global = true,
+        env = "HAKO_DATA_DIR",
+        default_value = "/var/lib/hako",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one container in the foreground, like `docker run --rm`.
+    Run(cmd::run::RunArgs),
+    /// Manage images: versioned read-only root filesystems.
+    Image(cmd::image::ImageArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(dispatch(cli)),
+        Err(e) => Err(Failure::new(
+            Exit::Failure,
+            anyhow::Error::new(e).context("cannot start the async runtime"),
+        )),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            let lines = failure.lines();
+            eprintln!("hako: error: {}", lines.first().map_or("", String::as_str));
+            for cause in lines.iter().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(failure.exit.code())
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    match cli.command {
+        Command::Run(args) => cmd::run::execute(args, &cli.data_dir).await,
+        Command::Image(args) => cmd::image::execute(args, &cli.data_dir),
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` wins over `-v`.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_the_command_after_its_options() {
+        let cli = Cli::try_parse_from([
+            "hako",
+            "--data-dir",
+            "/tmp/d",
+            "run",
+            "--image",
+            "bb:2",
+            "--memory",
+            "64MiB",
+            "--env",
+            "A=b",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ])
+        .unwrap();
+        assert_eq!(cli.data_dir, PathBuf::from("/tmp/d"));
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.command, ["sh", "-c", "exit 3"]);
+        assert_eq!(args.memory, Some(64 << 20));
+        assert_eq!(args.image.version, Some(2));
+    }
+
+    #[test]
+    fn bad_units_are_usage_errors() {
+        let err = Cli::try_parse_from([
+            "hako", "run", "--image", "bb", "--memory", "lots", "--", "true",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("size"), "{err}");
+    }
 }

@@ -1,0 +1,120 @@
+//! The commands of the `hako` binary, one file each, and what they share: how a command
+//! fails ([`Failure`]) and which exit code that gives ([`Exit`]).
+//!
+//! A command returns `Ok(code)` with the process exit code (for `hako run`, the
+//! container's), or a [`Failure`] that `main` prints with its cause chain.
+
+pub mod image;
+pub mod run;
+
+/// Exit codes of hako's own failures; each means one thing, so scripts can tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Something failed that is not the user's input (IO, a build step).
+    Failure,
+    /// Bad input: a usage error, an unknown or invalid image name, a refused tarball.
+    Usage,
+    /// `hako run`: the container could not be made (bad spec, missing image, runtime
+    /// error), as with `docker run`.
+    RunSetup,
+    /// `hako run`: the command exists but could not be executed (permission, format).
+    CannotInvoke,
+    /// `hako run`: the command was not found in the container.
+    CommandNotFound,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::RunSetup => 125,
+            Exit::CannotInvoke => 126,
+            Exit::CommandNotFound => 127,
+        }
+    }
+}
+
+/// A failed command: the error to print and how the process exits.
+#[derive(Debug)]
+pub struct Failure {
+    /// Why it failed (printed with its causes).
+    pub error: anyhow::Error,
+    /// The exit code it gives.
+    pub exit: Exit,
+}
+
+impl Failure {
+    /// A failure with this error and exit code.
+    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            error: error.into(),
+            exit,
+        }
+    }
+
+    /// The error and its causes as lines, leaving out a cause whose text the message
+    /// before it already shows (many errors print their source inline).
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        for cause in self.error.chain() {
+            let text = cause.to_string();
+            if lines.last().is_some_and(|prev| prev.contains(&text)) {
+                continue;
+            }
+            lines.push(text);
+        }
+        lines
+    }
+}
+
+/// Turns any error into a [`Failure`] with a given exit code: `result.or_exit(Exit::Usage)?`.
+pub trait OrExit<T> {
+    /// Maps the error to a [`Failure`] with `exit`.
+    fn or_exit(self, exit: Exit) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrExit<T> for Result<T, E> {
+    fn or_exit(self, exit: Exit) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(exit, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        let all = [
+            Exit::Failure,
+            Exit::Usage,
+            Exit::RunSetup,
+            Exit::CannotInvoke,
+            Exit::CommandNotFound,
+        ];
+        let mut codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        assert!(codes.iter().all(|&c| c != 0));
+    }
+
+    #[test]
+    fn lines_skip_causes_already_shown() {
+        let io = std::io::Error::other("disk on fire");
+        let inline = anyhow::Error::new(io).context("cannot write x: disk on fire");
+        let f = Failure::new(Exit::Failure, inline);
+        assert_eq!(f.lines(), vec!["cannot write x: disk on fire".to_string()]);
+
+        let r: Result<(), _> = Err(std::io::Error::other("no space"));
+        let f = r
+            .context("cannot import bb")
+            .or_exit(Exit::Usage)
+            .unwrap_err();
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(f.lines(), vec!["cannot import bb", "no space"]);
+    }
+}

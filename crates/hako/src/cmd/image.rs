@@ -1,0 +1,207 @@
+//! `hako image …`: import, build, host, list and remove images in the data dir's store.
+//!
+//! Errors a user causes (bad names, unknown images, refused tarballs, bad package names)
+//! exit 2; other failures exit 1.
+
+mod table;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hako_image::{DebianBuild, DebianError, Image, ImageError, ImageStore};
+
+use super::{Exit, Failure, OrExit};
+use crate::image_ref::ImageRef;
+use crate::units::format_size;
+
+/// `hako image` and its subcommand.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Import a root filesystem as the next version of NAME: a directory, or a .tar or
+    /// .tar.gz (hostile archives are refused).
+    Import {
+        /// Image name: lowercase letters, digits, '_', '.', '-'.
+        name: String,
+        /// A directory, or a rootfs tarball (.tar / .tar.gz, detected by content).
+        source: PathBuf,
+    },
+    /// Build the next version of NAME with debootstrap (cached per package set).
+    Build {
+        /// Image name.
+        name: String,
+        /// Debian packages to install, comma-separated (e.g. php-cli,busybox).
+        #[arg(
+            long,
+            value_name = "PKG[,PKG…]",
+            value_delimiter = ',',
+            required = true
+        )]
+        debian_packages: Vec<String>,
+        /// Debian suite [default: the host's].
+        #[arg(long, value_name = "SUITE")]
+        suite: Option<String>,
+        /// Debian mirror URL [default: the host's apt mirror].
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
+    /// Make the next version of NAME from the host's own system dirs, bound read-only.
+    Host {
+        /// Image name.
+        name: String,
+    },
+    /// List every version of every image.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove NAME:VERSION, or every version of NAME.
+    Remove {
+        /// NAME (every version) or NAME:VERSION.
+        #[arg(value_name = "NAME[:VERSION]")]
+        image: ImageRef,
+    },
+}
+
+/// Runs one `hako image` subcommand; exit code 0 on success.
+pub fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
+    let store = ImageStore::open(data_dir.join("images"))
+        .with_context(|| format!("cannot open the image store in {}", data_dir.display()))
+        .or_exit(Exit::Failure)?;
+    match args.command {
+        ImageCommand::Import { name, source } => {
+            let image = store
+                .import(&name, &source)
+                .map_err(|e| failure(e, &format!("cannot import {}", source.display())))?;
+            println!("imported {}", describe(&image));
+        }
+        ImageCommand::Build {
+            name,
+            debian_packages,
+            suite,
+            mirror,
+        } => {
+            let opts = DebianBuild {
+                suite,
+                mirror,
+                ..DebianBuild::default()
+            };
+            eprintln!(
+                "building {name} with debootstrap ({}); the first build of a package set takes minutes",
+                debian_packages.join(",")
+            );
+            let image = store
+                .build_debian(&name, &debian_packages, &opts)
+                .map_err(|e| failure(e, &format!("cannot build image {name}")))?;
+            println!("built {}", describe(&image));
+        }
+        ImageCommand::Host { name } => {
+            let image = store
+                .host(&name)
+                .map_err(|e| failure(e, &format!("cannot make host image {name}")))?;
+            println!("made {}", describe(&image));
+        }
+        ImageCommand::List { json } => {
+            let images = store.list().map_err(|e| failure(e, "cannot list images"))?;
+            if json {
+                let text = serde_json::to_string_pretty(&images).or_exit(Exit::Failure)?;
+                println!("{text}");
+            } else {
+                print!("{}", table::render(&images));
+            }
+        }
+        ImageCommand::Remove { image } => {
+            store
+                .remove(&image.name, image.version)
+                .map_err(|e| failure(e, &format!("cannot remove image {image}")))?;
+            match image.version {
+                Some(_) => println!("removed {image}"),
+                None => println!("removed every version of {image}"),
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `name:version (size, kind)` for the success lines.
+fn describe(i: &Image) -> String {
+    match i.kind {
+        hako_image::ImageKind::Host => format!("{}:{} (host)", i.name, i.version),
+        hako_image::ImageKind::Rootfs => {
+            format!("{}:{} ({})", i.name, i.version, format_size(i.size_bytes))
+        }
+    }
+}
+
+/// Wraps a store error with what was being done and the exit code it deserves.
+fn failure(e: ImageError, doing: &str) -> Failure {
+    let exit = exit_for(&e);
+    Failure::new(exit, anyhow::Error::new(e).context(doing.to_string()))
+}
+
+/// Usage (2) for what the user can fix in their input, Failure (1) for everything else.
+fn exit_for(e: &ImageError) -> Exit {
+    use hako_image::{CopyError, UnpackError};
+    match e {
+        ImageError::Name(_) | ImageError::NotFound { .. } | ImageError::Source { .. } => {
+            Exit::Usage
+        }
+        ImageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Exit::Usage
+        }
+        ImageError::Unpack(UnpackError::Write { .. }) => Exit::Failure,
+        ImageError::Unpack(_) => Exit::Usage,
+        ImageError::Copy(CopyError::SpecialFile { .. }) => Exit::Usage,
+        ImageError::Debian(
+            DebianError::BadPackage(_) | DebianError::BadOption { .. } | DebianError::NoSuite,
+        ) => Exit::Usage,
+        _ => Exit::Failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_mistakes_are_usage_errors() {
+        let not_found = ImageError::NotFound {
+            name: "x".into(),
+            version: None,
+        };
+        assert_eq!(exit_for(&not_found), Exit::Usage);
+        let hostile = ImageError::Unpack(hako_image::UnpackError::AbsolutePath {
+            entry: "/etc/passwd".into(),
+        });
+        assert_eq!(exit_for(&hostile), Exit::Usage);
+        let pkg = ImageError::Debian(DebianError::BadPackage("A B".into()));
+        assert_eq!(exit_for(&pkg), Exit::Usage);
+        let io = ImageError::Io {
+            what: "write",
+            path: "/x".into(),
+            source: std::io::ErrorKind::PermissionDenied.into(),
+        };
+        assert_eq!(exit_for(&io), Exit::Failure);
+    }
+
+    #[test]
+    fn failures_say_what_was_being_done() {
+        let f = failure(
+            ImageError::NotFound {
+                name: "bb".into(),
+                version: Some(3),
+            },
+            "cannot remove image bb:3",
+        );
+        let lines = f.lines();
+        assert_eq!(lines[0], "cannot remove image bb:3");
+        assert!(lines[1].contains("hako image list"), "{lines:?}");
+    }
+}

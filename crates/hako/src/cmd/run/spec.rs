@@ -1,0 +1,246 @@
+//! `hako run`'s options turned into a container spec: the image's root filesystem, bind
+//! mounts, environment (with `PORT` in host networking), user, limits.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hako_image::{Image, Rootfs};
+use hako_runtime::{BindMount, ContainerSpec, LogSpec, NetworkMode, RootfsSpec};
+
+use super::RunArgs;
+
+/// Why `hako run`'s options cannot make a spec.
+#[derive(Debug, thiserror::Error)]
+pub enum RunSpecError {
+    /// `--env NAME` without a value names a variable hako itself does not have.
+    #[error(
+        "--env {0}: {0} is not set in hako's environment; give it a value with --env {0}=VALUE"
+    )]
+    UnsetEnv(String),
+    /// A host path could not be made absolute.
+    #[error("cannot resolve the path {}: {source}", .path.display())]
+    Path {
+        /// The path given.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No free port for `PORT` in host networking.
+    #[error("cannot find a free port for PORT ({0}): pass one with --env PORT=N")]
+    NoPort(std::io::Error),
+}
+
+/// `--env NAME=VALUE`, or `--env NAME` to pass hako's own value on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvArg {
+    /// The variable's name.
+    pub name: String,
+    /// Its value; `None` takes hako's own.
+    pub value: Option<String>,
+}
+
+impl FromStr for EnvArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, value) = match s.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (s, None),
+        };
+        if name.is_empty() {
+            return Err(format!("{s:?} has no variable name: use NAME=VALUE"));
+        }
+        Ok(EnvArg {
+            name: name.to_string(),
+            value,
+        })
+    }
+}
+
+/// `--mount SRC:DST[:ro|rw]`: a host path visible inside the container (read-write unless `ro`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountArg {
+    /// The host path.
+    pub source: PathBuf,
+    /// The absolute path inside the container.
+    pub target: PathBuf,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+impl FromStr for MountArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (src, dst, read_only) = match parts.as_slice() {
+            [src, dst] => (*src, *dst, false),
+            [src, dst, "ro"] => (*src, *dst, true),
+            [src, dst, "rw"] => (*src, *dst, false),
+            [_, _, mode] => {
+                return Err(format!("mount mode {mode:?} is not ro or rw"));
+            }
+            _ => return Err(format!("{s:?} is not SRC:DST or SRC:DST:ro")),
+        };
+        if src.is_empty() || dst.is_empty() {
+            return Err(format!("{s:?} needs both a host path and a container path"));
+        }
+        if !dst.starts_with('/') {
+            return Err(format!(
+                "container path {dst:?} must be absolute (start with /)"
+            ));
+        }
+        Ok(MountArg {
+            source: src.into(),
+            target: dst.into(),
+            read_only,
+        })
+    }
+}
+
+/// How the runtime mounts an image from the store.
+pub fn rootfs_spec(image: &Image) -> RootfsSpec {
+    match image.rootfs() {
+        Rootfs::Layers(layers) => RootfsSpec::Layers(layers),
+        Rootfs::Host { skeleton, binds } => RootfsSpec::Host {
+            skeleton,
+            binds: binds.into_iter().map(|b| (b.source, b.target)).collect(),
+        },
+    }
+}
+
+/// Builds the spec (not yet validated: the runtime's `validate` says what is wrong).
+/// `host_env` reads hako's own environment (for `--env NAME`).
+pub fn build(
+    args: &RunArgs,
+    image: &Image,
+    host_env: impl Fn(&str) -> Option<String>,
+) -> Result<ContainerSpec, RunSpecError> {
+    let (command, rest) = args
+        .command
+        .split_first()
+        .map(|(c, r)| (c.clone(), r.to_vec()))
+        .unwrap_or_default();
+    let mut spec = ContainerSpec::new(rootfs_spec(image), command);
+    spec.args = rest;
+    spec.log = LogSpec::Inherit;
+    spec.network = args.net;
+    spec.limits.memory_max = args.memory;
+    spec.limits.cpu_cores = args.cpu;
+    spec.limits.pids_max = args.pids;
+    if let Some(bytes) = args.scratch {
+        spec.scratch_bytes = bytes;
+    }
+    if let Some(user) = &args.user {
+        spec.user = user.clone();
+    }
+    if let Some(h) = &args.hostname {
+        spec.hostname = h.clone();
+    }
+    if let Some(app) = &args.app {
+        spec.mounts.push(BindMount::app_code(absolute(app)?));
+        spec.workdir = "/app".into();
+    }
+    if let Some(data) = &args.data {
+        spec.mounts.push(BindMount::data(absolute(data)?));
+    }
+    for m in &args.mounts {
+        spec.mounts.push(BindMount {
+            source: absolute(&m.source)?,
+            target: m.target.clone(),
+            read_only: m.read_only,
+        });
+    }
+    if let Some(w) = &args.workdir {
+        spec.workdir = w.clone();
+    }
+    spec.env = environment(&args.env, host_env)?;
+    if spec.network == NetworkMode::Host && !spec.env.contains_key("PORT") {
+        spec.env.insert("PORT".into(), free_port()?.to_string());
+    }
+    Ok(spec)
+}
+
+/// The container's environment from the `--env` options, later ones winning.
+fn environment(
+    env: &[EnvArg],
+    host_env: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, RunSpecError> {
+    let mut out = BTreeMap::new();
+    for e in env {
+        let value = match &e.value {
+            Some(v) => v.clone(),
+            None => host_env(&e.name).ok_or_else(|| RunSpecError::UnsetEnv(e.name.clone()))?,
+        };
+        out.insert(e.name.clone(), value);
+    }
+    Ok(out)
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, RunSpecError> {
+    std::path::absolute(p).map_err(|source| RunSpecError::Path {
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
+/// A port that is free on the host right now (the kernel picks it).
+fn free_port() -> Result<u16, RunSpecError> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(RunSpecError::NoPort)?;
+    Ok(listener.local_addr().map_err(RunSpecError::NoPort)?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_env_args() {
+        let e: EnvArg = "A=b=c".parse().unwrap();
+        assert_eq!((e.name.as_str(), e.value.as_deref()), ("A", Some("b=c")));
+        let e: EnvArg = "HOME".parse().unwrap();
+        assert_eq!(e.value, None);
+        let e: EnvArg = "EMPTY=".parse().unwrap();
+        assert_eq!(e.value.as_deref(), Some(""));
+        assert!("=x".parse::<EnvArg>().is_err());
+    }
+
+    #[test]
+    fn parses_mount_args() {
+        let m: MountArg = "/srv/x:/x:ro".parse().unwrap();
+        assert_eq!(
+            m,
+            MountArg {
+                source: "/srv/x".into(),
+                target: "/x".into(),
+                read_only: true
+            }
+        );
+        let m: MountArg = "rel/dir:/d".parse().unwrap();
+        assert!(!m.read_only);
+        assert!(!"rel/dir:/d:rw".parse::<MountArg>().unwrap().read_only);
+        for bad in ["/a", "/a:b", "/a:/b:rx", ":/b", "/a:/b:ro:x"] {
+            assert!(bad.parse::<MountArg>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_takes_hako_values_and_later_options_win() {
+        let args: Vec<EnvArg> = ["A=1", "B", "A=2"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let env = environment(&args, |n| (n == "B").then(|| "from-host".to_string())).unwrap();
+        assert_eq!(env["A"], "2");
+        assert_eq!(env["B"], "from-host");
+        let err = environment(&["NOPE".parse().unwrap()], |_| None).unwrap_err();
+        assert!(err.to_string().contains("--env NOPE=VALUE"), "{err}");
+    }
+
+    #[test]
+    fn free_ports_are_real_ports() {
+        let p = free_port().unwrap();
+        assert!(p > 0);
+        // It was free: binding it again works.
+        std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+    }
+}
