@@ -8,7 +8,8 @@
 //! - hako `/bin/true`, network `none` and `isolated`: create+start (exec) and exit, with the
 //!   clone / prepare / release split from `Container::timings`;
 //! - hako parked release: a prepared container's `start` → exec only (the warm-pool figure);
-//! - crun `/bin/true` (its own network namespace, loopback only): spawn of `crun run` → exit;
+//! - crun `/bin/true` (its own network namespace, loopback only): spawn of `crun run` → exit
+//!   (crun deletes the container before it exits, so hako's exit + remove is shown too);
 //! - `busybox httpd` and `php -S` → first HTTP 200: hako `isolated` (veth on a bridge, polled
 //!   at the container's address), hako `host` for httpd, and crun sharing the host's network
 //!   (polled at 127.0.0.1). crun does no network set-up at all there, so hako `isolated`
@@ -107,6 +108,7 @@ impl Ports {
 struct Results {
     none_exec: Samples,
     none_exit: Samples,
+    none_removed: Samples,
     none_clone: Samples,
     none_prepare: Samples,
     none_release: Samples,
@@ -201,6 +203,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         let t = hako.true_run(NetworkMode::None)?;
         rec(&mut r.none_exec, t.exec);
         rec(&mut r.none_exit, t.exit);
+        rec(&mut r.none_removed, t.removed);
         rec(&mut r.none_clone, t.clone);
         rec(&mut r.none_prepare, t.prepare);
         rec(&mut r.none_release, t.release);
@@ -294,6 +297,7 @@ fn report(r: &Results) {
         "start → exit of /bin/true",
         &[
             ("hako, net none", &r.none_exit),
+            ("hako, net none, then removed", &r.none_removed),
             ("hako, net isolated", &r.iso_exit),
             ("crun run, own netns (loopback)", &r.crun_exit),
         ],
@@ -323,16 +327,31 @@ fn report(r: &Results) {
         ],
     );
     println!();
-    println!(
-        "Same rootfs for both (hako's host image skeleton + read-only binds); limits {}; \
-         crun runs the skeleton directly (no overlay), hako makes an overlay per container.",
-        "memory 256MiB, cpu 1 core, pids 128"
-    );
-    println!(
-        "crun runs from one private mount namespace (cgroup2 unmounted) made once by a \
-         worker thread: no unshare/nsenter process in its time. crun's HTTP servers share the \
-         host network (no network set-up), hako's `isolated` ones get a veth each."
-    );
+    let l = limits();
+    println!("Fairness notes:");
+    for note in [
+        format!(
+            "same rootfs (hako's host image: skeleton + read-only binds of /usr and /etc files) \
+             and limits (memory {} MiB, cpu {} core, pids {}) for both",
+            l.memory_max.unwrap_or(0) >> 20,
+            l.cpu_cores.unwrap_or(0.0),
+            l.pids_max.unwrap_or(0)
+        ),
+        "crun uses the skeleton directory as its root; hako also mounts an overlay with a \
+         throw-away upper layer per container (in hako's time only)"
+            .into(),
+        "crun runs from one private mount namespace (cgroup2 unmounted) made once by a worker \
+         thread of this process: no unshare/nsenter/sh process in crun's time"
+            .into(),
+        "crun's HTTP servers share the host network (no network set-up at all); hako's \
+         `isolated` ones get a veth on a bridge each, hako's `host net` one is like-for-like"
+            .into(),
+        "hako's runtime turns on the kernel-wide cgroup favordynmods lock mode at start, so \
+         crun's cgroup moves are just as cheap during the run"
+            .into(),
+    ] {
+        println!("- {note}");
+    }
     let ratio = match (r.none_exit.p50(), r.crun_exit.p50()) {
         (Some(h), Some(c)) if c > 0.0 => format!("{:.2}", h / c),
         _ => "-".into(),
@@ -342,7 +361,7 @@ fn report(r: &Results) {
          hako_httpd_ready_p50_ms={} crun_httpd_ready_p50_ms={} \
          hako_exec_p50_ms={} hako_parked_release_p50_ms={} hako_exit_isolated_p50_ms={} \
          hako_httpd_host_ready_p50_ms={} hako_php_ready_p50_ms={} crun_php_ready_p50_ms={} \
-         hako_exit_p95_ms={} crun_exit_p95_ms={}",
+         hako_exit_removed_p50_ms={} hako_exit_p95_ms={} crun_exit_p95_ms={}",
         ms(r.none_exit.p50()),
         ms(r.crun_exit.p50()),
         ms(r.hako_httpd.p50()),
@@ -353,6 +372,7 @@ fn report(r: &Results) {
         ms(r.hako_httpd_host.p50()),
         ms(r.hako_php.p50()),
         ms(r.crun_php.p50()),
+        ms(r.none_removed.p50()),
         ms(r.none_exit.p95()),
         ms(r.crun_exit.p95()),
     );

@@ -20,6 +20,9 @@ pub struct TrueSample {
     pub exec: Duration,
     /// The container's init exited.
     pub exit: Duration,
+    /// The container was removed too (cgroup, state dir gone), as `crun run` does before it
+    /// exits.
+    pub removed: Duration,
     /// Inside `create`: until the clone returned.
     pub clone: Duration,
     /// Inside `create`: until the container was parked before exec.
@@ -58,13 +61,13 @@ impl Hako {
         let mut spec = ContainerSpec::new(self.image.clone(), argv[0].clone());
         spec.args = argv[1..].to_vec();
         spec.mounts.push(BindMount::app_code(&self.app));
-        spec.limits = self.limits.clone();
+        spec.limits = self.limits;
         spec.network = network;
         spec.log = LogSpec::Null;
         spec
     }
 
-    /// `/bin/true`: create + start (exec), then wait for its exit, then remove (untimed).
+    /// `/bin/true`: create + start (exec), wait for its exit, remove.
     pub fn true_run(&self, network: NetworkMode) -> anyhow::Result<TrueSample> {
         let spec = self.spec(&Workload::True, network);
         let t0 = Instant::now();
@@ -75,12 +78,14 @@ impl Hako {
         let exit = t0.elapsed();
         let t = c.timings();
         c.remove().context("remove")?;
+        let removed = t0.elapsed();
         if !status.success() {
             bail!("/bin/true in a hako container {status}");
         }
         Ok(TrueSample {
             exec,
             exit,
+            removed,
             clone: t.clone,
             prepare: t.prepare,
             release: t.release.unwrap_or_default(),
