@@ -80,6 +80,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
 
 /// Logs to stderr; `RUST_LOG` wins over `-v`.
 fn init_tracing(verbose: u8) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -91,6 +92,7 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -1,0 +1,174 @@
+//! `hako image …` through the real binary: import, host, list, remove, hostile tarballs.
+
+mod common;
+
+use std::process::Command;
+
+use common::Env;
+
+fn list_json(env: &Env) -> Vec<serde_json::Value> {
+    let out = env.run(&["image", "list", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+#[test]
+fn import_host_list_and_remove() {
+    let env = Env::new();
+    let dir = env.busybox_image("bb");
+    // A second import is the next version.
+    let out = env.run(&["image", "import", "bb", dir.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("imported bb:2 ("), "{out:?}");
+
+    let out = env.run(&["image", "host", "h"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("h:1"), "{out:?}");
+
+    let images = list_json(&env);
+    let refs: Vec<(String, u64, String)> = images
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["version"].as_u64().unwrap(),
+                i["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            ("bb".into(), 1, "rootfs".into()),
+            ("bb".into(), 2, "rootfs".into()),
+            ("h".into(), 1, "host".into())
+        ]
+    );
+    let busybox_size = std::fs::metadata(dir.join("bin/busybox")).unwrap().len();
+    assert!(images[0]["size_bytes"].as_u64().unwrap() >= busybox_size);
+    assert_eq!(images[0]["source"].as_str().unwrap(), dir.to_str().unwrap());
+
+    let out = env.run(&["image", "list"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(lines[0].starts_with("NAME"), "{}", out.stdout);
+    assert!(
+        lines[1].starts_with("bb ") && lines[1].contains("MiB"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[3].starts_with("h ") && lines[3].contains("host"),
+        "{}",
+        out.stdout
+    );
+
+    let out = env.run(&["image", "remove", "bb:1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let names: Vec<String> = list_json(&env)
+        .iter()
+        .map(|i| format!("{}:{}", i["name"].as_str().unwrap(), i["version"]))
+        .collect();
+    assert_eq!(names, ["bb:2", "h:1"]);
+
+    let out = env.run(&["image", "remove", "h"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(list_json(&env).len(), 1);
+}
+
+#[test]
+fn user_mistakes_exit_2_with_clear_messages() {
+    let env = Env::new();
+    let out = env.run(&["image", "remove", "nothere"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("image nothere not found"), "{out:?}");
+
+    let out = env.run(&["image", "import", "Bad/Name", "/tmp"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("image name"), "{out:?}");
+
+    let missing = env.path("no-such-dir");
+    let out = env.run(&["image", "import", "x", missing.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("no-such-dir"), "{out:?}");
+
+    let not_tar = env.path("notes.txt");
+    std::fs::write(&not_tar, "just text, not an archive").unwrap();
+    let out = env.run(&["image", "import", "x", not_tar.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("neither a directory"), "{out:?}");
+
+    let out = env.run(&[
+        "image",
+        "build",
+        "x",
+        "--debian-packages",
+        "php-cli,Bad;Pkg",
+    ]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("invalid Debian package name"),
+        "{out:?}"
+    );
+
+    let out = env.run(&["image", "remove", "bb:zero"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("NAME:VERSION"), "{out:?}");
+    assert!(list_json(&env).is_empty());
+}
+
+/// `tar -C DIR -cf OUT .` (extra flags before `-cf`).
+fn tar(flags: &[&str], out: &std::path::Path, dir: &std::path::Path, what: &str) {
+    let status = Command::new("tar")
+        .args(flags)
+        .arg("-cf")
+        .arg(out)
+        .arg("-C")
+        .arg(dir)
+        .arg(what)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn hostile_tarballs_are_refused_and_leave_nothing() {
+    let env = Env::new();
+    // A symlink pointing out of the image.
+    let escape = env.path("escape");
+    std::fs::create_dir_all(escape.join("etc")).unwrap();
+    std::os::unix::fs::symlink("../../../../../etc/shadow", escape.join("etc/evil")).unwrap();
+    let escape_tar = env.path("escape.tar");
+    tar(&[], &escape_tar, &escape, ".");
+
+    // An absolute path (GNU tar keeps the leading / with -P).
+    let abs_src = env.path("abs");
+    std::fs::create_dir_all(&abs_src).unwrap();
+    std::fs::write(abs_src.join("file"), "x").unwrap();
+    let abs_tar = env.path("abs.tar");
+    tar(
+        &["-P"],
+        &abs_tar,
+        &abs_src,
+        abs_src.join("file").to_str().unwrap(),
+    );
+
+    for (tarball, says) in [(&escape_tar, "points outside"), (&abs_tar, "absolute path")] {
+        let out = env.run(&["image", "import", "evil", tarball.to_str().unwrap()]);
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stderr.contains(says), "{out:?}");
+        assert!(
+            out.stderr.starts_with("hako: error: cannot import"),
+            "{out:?}"
+        );
+    }
+    assert!(list_json(&env).is_empty());
+    let left: Vec<String> = std::fs::read_dir(env.data_dir().join("images"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".lock")
+        .collect();
+    assert!(left.is_empty(), "left in the store: {left:?}");
+}
