@@ -295,7 +295,9 @@ impl Container {
         self.cleanup()
     }
 
-    fn cleanup(&self) -> Result<(), RuntimeError> {
+    /// Like [`Container::remove`] for a container shared behind an `Arc`: the first call
+    /// removes everything, later calls do nothing.
+    pub fn cleanup(&self) -> Result<(), RuntimeError> {
         if self.removed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }

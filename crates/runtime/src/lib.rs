@@ -44,4 +44,4 @@ pub use spec::{
     BindMount, ContainerSpec, Limits, LogSpec, NetworkMode, RootfsSpec, SpecError, User,
 };
 pub use sys::{ExitStatus, is_root};
-pub use user::Credentials;
+pub use user::{Credentials, resolve as resolve_user};

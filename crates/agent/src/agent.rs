@@ -1,0 +1,422 @@
+//! The agent: turns an app into running instances on this node and back.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hako_image::{ImageStore, Rootfs};
+use hako_model::{App, AppNetwork, InstanceInfo, InstanceState};
+use hako_runtime::{
+    BindMount, Container, ContainerSpec, ExitStatus, Limits, LogSpec, NetworkMode, RootfsSpec,
+    Runtime, RuntimeConfig, Stats, User,
+};
+use tokio::sync::mpsc;
+
+use crate::ready::{NotReady, wait_ready};
+use crate::releases::Releases;
+
+/// How an agent is set up.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// This node's name (recorded on instances).
+    pub node: String,
+    /// hako's data dir: images, releases, app data and logs live below it.
+    pub data_dir: PathBuf,
+    pub runtime: RuntimeConfig,
+    /// Cap of each instance's log file (it rotates once, so up to twice this on disk).
+    pub log_max_bytes: u64,
+    /// Log files kept per app after their instances stopped.
+    pub logs_kept: usize,
+}
+
+impl AgentConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, runtime: RuntimeConfig) -> AgentConfig {
+        AgentConfig {
+            node: hostname(),
+            data_dir: data_dir.into(),
+            runtime,
+            log_max_bytes: 1 << 20,
+            logs_kept: 20,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "node".into())
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Runtime(#[from] hako_runtime::RuntimeError),
+    #[error(transparent)]
+    Image(#[from] hako_image::ImageError),
+}
+
+/// Why an instance could not be started; `log_tail` has the end of its output if it ran.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct LaunchError {
+    pub reason: String,
+    pub log_tail: String,
+}
+
+impl LaunchError {
+    fn new(reason: impl Into<String>) -> LaunchError {
+        LaunchError {
+            reason: reason.into(),
+            log_tail: String::new(),
+        }
+    }
+}
+
+/// An instance's container ended without being asked to.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    pub app: String,
+    pub instance: String,
+    pub status: ExitStatus,
+    pub log_tail: String,
+}
+
+/// One running instance on this node.
+#[derive(Debug)]
+pub struct Instance {
+    pub info: InstanceInfo,
+    pub addr: SocketAddr,
+    container: Container,
+    log: PathBuf,
+}
+
+/// Instances of apps on one node.
+#[derive(Debug)]
+pub struct Agent {
+    config: AgentConfig,
+    runtime: Arc<Runtime>,
+    images: ImageStore,
+    releases: Releases,
+    instances: Mutex<HashMap<String, Arc<Instance>>>,
+    exits: mpsc::UnboundedSender<Exit>,
+    counter: AtomicU64,
+}
+
+impl Agent {
+    /// Starts the agent: the runtime (which removes what a previous run left), the image and
+    /// release stores. Returns the channel on which unexpected exits are reported.
+    pub fn new(
+        config: AgentConfig,
+    ) -> Result<(Arc<Agent>, mpsc::UnboundedReceiver<Exit>), AgentError> {
+        let runtime = Runtime::new(config.runtime.clone())?;
+        let images = ImageStore::open(config.data_dir.join("images"))?;
+        let releases = Releases::open(config.data_dir.join("releases"))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let agent = Agent {
+            config,
+            runtime,
+            images,
+            releases,
+            instances: Mutex::new(HashMap::new()),
+            exits: tx,
+            // Unique across restarts of the daemon: instance ids appear in events and logs.
+            counter: AtomicU64::new(hako_model::now_unix_ms() % 1_000_000_000),
+        };
+        Ok((Arc::new(agent), rx))
+    }
+
+    pub fn node(&self) -> &str {
+        &self.config.node
+    }
+
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    pub fn releases(&self) -> &Releases {
+        &self.releases
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    fn app_dir(&self, app: &str) -> PathBuf {
+        self.config.data_dir.join("apps").join(app)
+    }
+
+    /// The app's persistent data directory (mounted read-write at /data).
+    pub fn data_path(&self, app: &str) -> PathBuf {
+        self.app_dir(app).join("data")
+    }
+
+    fn logs_dir(&self, app: &str) -> PathBuf {
+        self.app_dir(app).join("logs")
+    }
+
+    /// Starts an instance of `app` and returns once its port accepts connections.
+    pub async fn launch(self: &Arc<Self>, app: &App) -> Result<InstanceInfo, LaunchError> {
+        let started = Instant::now();
+        let started_ms = hako_model::now_unix_ms();
+        let spec = &app.spec;
+        let (image_name, version) = hako_model::parse_image_ref(&spec.image).ok_or_else(|| {
+            LaunchError::new(format!("image reference {:?} is not valid", spec.image))
+        })?;
+        let image = self
+            .images
+            .get(&image_name, version)
+            .map_err(|e| LaunchError::new(e.to_string()))?;
+        let rootfs = match image.rootfs() {
+            Rootfs::Layers(l) => RootfsSpec::Layers(l),
+            Rootfs::Host { skeleton, binds } => RootfsSpec::Host {
+                skeleton,
+                binds: binds.into_iter().map(|b| (b.source, b.target)).collect(),
+            },
+        };
+        let user: User = match &spec.user {
+            Some(u) => u
+                .parse()
+                .map_err(|e: hako_runtime::SpecError| LaunchError::new(e.to_string()))?,
+            None => User::default(),
+        };
+        let creds = hako_runtime::resolve_user(&user, &rootfs)
+            .map_err(|e| LaunchError::new(e.to_string()))?;
+        let code = match app.release {
+            Some(n) => self.releases.path(&spec.name, n).ok_or_else(|| {
+                LaunchError::new(format!(
+                    "release {n} of {} is missing on this node",
+                    spec.name
+                ))
+            })?,
+            None => self.empty_dir(&spec.name)?,
+        };
+        let data = self.data_dir_for(&spec.name, creds.uid, creds.gid)?;
+        let (port, network) = match spec.network {
+            AppNetwork::Isolated => (spec.port, NetworkMode::Isolated),
+            AppNetwork::Host => (
+                free_port().map_err(|e| LaunchError::new(format!("no free port: {e}")))?,
+                NetworkMode::Host,
+            ),
+        };
+        let argv = spec
+            .command(port)
+            .map_err(|e| LaunchError::new(e.to_string()))?;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n:x}", spec.name);
+        let logs = self.logs_dir(&spec.name);
+        std::fs::create_dir_all(&logs)
+            .map_err(|e| LaunchError::new(format!("cannot create {}: {e}", logs.display())))?;
+        let log = logs.join(format!("{id}.log"));
+
+        let mut cs = ContainerSpec::new(rootfs, argv[0].clone());
+        cs.args = argv[1..].to_vec();
+        cs.env = spec.environment(port);
+        cs.env.insert("HAKO_APP".into(), spec.name.clone());
+        cs.env.insert("HAKO_INSTANCE".into(), id.clone());
+        cs.workdir = spec.workdir.clone().into();
+        cs.user = user;
+        cs.hostname = spec.name.clone();
+        cs.limits = Limits {
+            memory_max: Some(spec.memory.0),
+            cpu_cores: spec.cpu,
+            pids_max: Some(spec.pids),
+        };
+        cs.network = network;
+        cs.mounts = vec![BindMount::app_code(code), BindMount::data(data)];
+        cs.log = LogSpec::File {
+            path: log.clone(),
+            max_bytes: self.config.log_max_bytes,
+        };
+
+        let runtime = self.runtime.clone();
+        let container = tokio::task::spawn_blocking(move || runtime.run(&cs))
+            .await
+            .map_err(|e| LaunchError::new(format!("start task failed: {e}")))?
+            .map_err(|e| LaunchError {
+                reason: format!("cannot start the container: {e}"),
+                log_tail: crate::logs::tail(&log, 4096),
+            })?;
+        let ip = match network {
+            NetworkMode::Host => std::net::Ipv4Addr::LOCALHOST,
+            _ => container.address().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+        };
+        let addr = SocketAddr::from((ip, port));
+        let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());
+        match wait_ready(&container, addr, timeout).await {
+            Ok(_) => {}
+            Err(why) => {
+                let reason = match why {
+                    NotReady::Exited(status) => {
+                        format!("the app {status} before it listened on port {port}")
+                    }
+                    NotReady::Timeout(_) => format!(
+                        "the app did not listen on port {port} within the start timeout ({})",
+                        spec.start_timeout
+                    ),
+                };
+                let _ = container.stop(Duration::from_millis(100)).await;
+                container.logs_flushed().await;
+                let log_tail = crate::logs::tail(&log, 4096);
+                let _ = tokio::task::spawn_blocking(move || container.remove()).await;
+                return Err(LaunchError { reason, log_tail });
+            }
+        }
+        let info = InstanceInfo {
+            id: id.clone(),
+            app: spec.name.clone(),
+            node: self.config.node.clone(),
+            addr: addr.to_string(),
+            state: InstanceState::Ready,
+            started_unix_ms: started_ms,
+            ready_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+            release: app.release,
+            image: format!("{}:{}", image.name, image.version),
+            generation: app.generation,
+        };
+        let instance = Arc::new(Instance {
+            info: info.clone(),
+            addr,
+            container,
+            log,
+        });
+        self.instances
+            .lock()
+            .expect("instances lock")
+            .insert(id.clone(), instance.clone());
+        self.watch_exit(instance);
+        Ok(info)
+    }
+
+    /// Reports the instance's exit unless the agent stopped it on purpose.
+    fn watch_exit(self: &Arc<Self>, instance: Arc<Instance>) {
+        let agent = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let status = match instance.container.wait().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(instance = %instance.info.id, error = %e, "cannot wait for instance");
+                    return;
+                }
+            };
+            let Some(agent) = agent.upgrade() else { return };
+            let ours = agent
+                .instances
+                .lock()
+                .expect("instances lock")
+                .remove(&instance.info.id)
+                .is_some();
+            if !ours {
+                return; // stop() took it: an expected exit
+            }
+            instance.container.logs_flushed().await;
+            let log_tail = crate::logs::tail(&instance.log, 4096);
+            agent.dispose(instance.clone()).await;
+            let _ = agent.exits.send(Exit {
+                app: instance.info.app.clone(),
+                instance: instance.info.id.clone(),
+                status,
+                log_tail,
+            });
+        });
+    }
+
+    async fn dispose(&self, instance: Arc<Instance>) {
+        let app = instance.info.app.clone();
+        let r = tokio::task::spawn_blocking(move || instance.container.cleanup()).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "instance cleanup failed");
+        }
+        crate::logs::prune(&self.logs_dir(&app), self.config.logs_kept);
+    }
+
+    /// Stops an instance gracefully (SIGTERM, `grace`, then kill) and removes it.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Option<ExitStatus> {
+        let instance = self.instances.lock().expect("instances lock").remove(id)?;
+        let status = instance.container.stop(grace).await.ok();
+        self.dispose(instance).await;
+        status
+    }
+
+    /// The instances running on this node, optionally of one app.
+    pub fn instances(&self, app: Option<&str>) -> Vec<InstanceInfo> {
+        let mut v: Vec<InstanceInfo> = self
+            .instances
+            .lock()
+            .expect("instances lock")
+            .values()
+            .filter(|i| app.is_none_or(|a| i.info.app == a))
+            .map(|i| i.info.clone())
+            .collect();
+        v.sort_by(|a, b| {
+            a.started_unix_ms
+                .cmp(&b.started_unix_ms)
+                .then(a.id.cmp(&b.id))
+        });
+        v
+    }
+
+    /// Memory, CPU and pids of one instance.
+    pub fn stats(&self, id: &str) -> Option<Stats> {
+        let i = self
+            .instances
+            .lock()
+            .expect("instances lock")
+            .get(id)
+            .cloned()?;
+        i.container.stats().ok()
+    }
+
+    /// The end of the app's recent logs (newest instance last), at most `max` bytes.
+    pub fn logs(&self, app: &str, max: usize) -> String {
+        crate::logs::recent(&self.logs_dir(app), max)
+    }
+
+    /// Removes an app's files on this node (its releases, data and logs): the app was deleted.
+    pub fn forget_app(&self, app: &str) {
+        if let Err(e) = self.releases.remove_app(app) {
+            tracing::warn!(app, error = %e, "cannot remove releases");
+        }
+        let _ = std::fs::remove_dir_all(self.app_dir(app));
+    }
+
+    /// Stops every instance and removes everything the runtime made.
+    pub async fn shutdown(&self, grace: Duration) {
+        let all: Vec<String> = self
+            .instances
+            .lock()
+            .expect("instances lock")
+            .keys()
+            .cloned()
+            .collect();
+        futures::future::join_all(all.iter().map(|id| self.stop(id, grace))).await;
+        self.runtime.shutdown();
+    }
+
+    fn empty_dir(&self, app: &str) -> Result<PathBuf, LaunchError> {
+        let p = self.app_dir(app).join("no-code");
+        std::fs::create_dir_all(&p)
+            .map_err(|e| LaunchError::new(format!("cannot create {}: {e}", p.display())))?;
+        Ok(p)
+    }
+
+    fn data_dir_for(&self, app: &str, uid: u32, gid: u32) -> Result<PathBuf, LaunchError> {
+        let p = self.data_path(app);
+        if !p.exists() {
+            std::fs::create_dir_all(&p)
+                .map_err(|e| LaunchError::new(format!("cannot create {}: {e}", p.display())))?;
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid))
+                .map_err(|e| LaunchError::new(format!("cannot chown {}: {e}", p.display())))?;
+        }
+        Ok(p)
+    }
+}
+
+/// A free TCP port on the host's loopback (for host-network instances).
+fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}

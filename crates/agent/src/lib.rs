@@ -1,0 +1,15 @@
+//! hako's node agent: the instances of apps on one host.
+//!
+//! [`Agent::launch`] turns an app (image, code release, command, limits, network) into a
+//! running container and returns once its port accepts connections; [`Agent::stop`] stops
+//! one gracefully and removes it; unexpected exits are reported on a channel. Each app gets a
+//! persistent data dir (`/data`), its code release read-only at `/app`, and capped logs.
+
+mod agent;
+pub mod logs;
+mod ready;
+mod releases;
+
+pub use agent::{Agent, AgentConfig, AgentError, Exit, Instance, LaunchError};
+pub use ready::{NotReady, wait_ready};
+pub use releases::Releases;
