@@ -1,0 +1,2 @@
+//! hako's HTTP API server and its client.
+#![forbid(unsafe_code)]
