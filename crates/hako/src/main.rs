@@ -40,7 +40,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one container in the foreground, like `docker run --rm`.
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     /// Manage images: versioned read-only root filesystems.
     Image(cmd::image::ImageArgs),
 }
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
-        Command::Run(args) => cmd::run::execute(args, &cli.data_dir).await,
+        Command::Run(args) => cmd::run::execute(*args, &cli.data_dir).await,
         Command::Image(args) => cmd::image::execute(args, &cli.data_dir),
     }
 }

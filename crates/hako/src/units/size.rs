@@ -71,7 +71,7 @@ pub fn format_size(bytes: u64) -> String {
         power += 1;
     }
     let unit = 1u64 << (10 * power);
-    if bytes % unit == 0 {
+    if bytes.is_multiple_of(unit) {
         return format!("{}{}", bytes / unit, UNITS[power]);
     }
     // Tenths of the unit, rounded to nearest; 1023.96KiB becomes 1MiB, not "1024.0KiB".
@@ -79,7 +79,7 @@ pub fn format_size(bytes: u64) -> String {
     if tenths >= 10240 && power + 1 < UNITS.len() {
         return format!("1{}", UNITS[power + 1]);
     }
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{}{}", tenths / 10, UNITS[power])
     } else {
         format!("{}.{}{}", tenths / 10, tenths % 10, UNITS[power])
