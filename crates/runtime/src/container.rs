@@ -255,6 +255,13 @@ impl Container {
             self.kill()?;
             return self.wait().await;
         }
+        // As pid 1 of its namespace, an app that neither handles nor ignores SIGTERM never sees
+        // it (the kernel drops it); outside a container the default action would end it at
+        // once. Do exactly that instead of waiting out the grace period for nothing.
+        if !self.handles(libc::SIGTERM) {
+            self.kill()?;
+            return self.wait().await;
+        }
         self.signal(libc::SIGTERM)?;
         match tokio::time::timeout(grace, self.wait()).await {
             Ok(r) => r,
@@ -262,6 +269,25 @@ impl Container {
                 self.kill()?;
                 self.wait().await
             }
+        }
+    }
+
+    /// Whether the container's init catches or deliberately ignores `sig` (from
+    /// /proc/<pid>/status SigCgt and SigIgn). If it does neither, the signal's default action
+    /// applies, which the kernel withholds from a pid namespace's init.
+    fn handles(&self, sig: i32) -> bool {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", self.pid)) else {
+            return true; // unknown: be graceful
+        };
+        let mask = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        };
+        match (mask("SigCgt:"), mask("SigIgn:")) {
+            (Some(cgt), Some(ign)) => (cgt | ign) & (1u64 << (sig - 1)) != 0,
+            _ => true,
         }
     }
 

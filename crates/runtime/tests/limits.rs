@@ -131,3 +131,20 @@ async fn stop_kills_a_container_that_ignores_sigterm_after_the_grace_period() {
     c.remove().unwrap();
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 }
+
+#[tokio::test]
+async fn stop_does_not_wait_for_an_init_that_would_have_died_of_sigterm() {
+    let t = TestRuntime::new();
+    // `sleep` neither handles nor ignores SIGTERM: outside a container SIGTERM ends it, but as
+    // pid 1 the kernel withholds it. hako applies the default action at once.
+    let c = t.rt.run(&t.sh("exec sleep 1000")).unwrap();
+    let start = std::time::Instant::now();
+    let status = c.stop(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(status, ExitStatus::Signaled(libc::SIGKILL));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    c.remove().unwrap();
+}
