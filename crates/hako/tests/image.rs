@@ -172,3 +172,24 @@ fn hostile_tarballs_are_refused_and_leave_nothing() {
         .collect();
     assert!(left.is_empty(), "left in the store: {left:?}");
 }
+
+#[test]
+fn data_dir_comes_from_hako_data_dir() {
+    let env = Env::new();
+    let dir = env.path("bb");
+    common::busybox_rootfs(&dir);
+    let from_env = env.path("from-env");
+    let out = common::Outcome::from(
+        Command::new(env!("CARGO_BIN_EXE_hako"))
+            .args(["image", "import", "bb", dir.to_str().unwrap()])
+            .env("HAKO_DATA_DIR", &from_env)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(from_env.join("images/bb/1/image.json").is_file());
+    assert!(
+        list_json(&env).is_empty(),
+        "--data-dir wins over the variable"
+    );
+}

@@ -192,6 +192,146 @@ fn free_port() -> Result<u16, RunSpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// `hako run`'s options alone, parsed as on the command line.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn args(argv: &[&str]) -> RunArgs {
+        let mut all = vec!["run"];
+        all.extend_from_slice(argv);
+        Cli::try_parse_from(all).unwrap().args
+    }
+
+    fn image(storage: &str) -> Image {
+        serde_json::from_str(&format!(
+            r#"{{"name":"bb","version":1,"kind":"rootfs","created_unix":0,"size_bytes":0,
+                "source":"x","storage":{storage}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn options_become_the_spec() {
+        let a = args(&[
+            "--image",
+            "bb",
+            "--memory",
+            "64MiB",
+            "--cpu",
+            "0.5",
+            "--pids",
+            "64",
+            "--user",
+            "33:44",
+            "--hostname",
+            "h1",
+            "--env",
+            "A=1",
+            "--app",
+            "/srv/app",
+            "--data",
+            "/srv/data",
+            "--mount",
+            "/etc/hosts:/h:ro",
+            "--scratch",
+            "8MiB",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+        let spec = build(&a, &image(r#"{"type":"local"}"#), |_| None).unwrap();
+        assert_eq!(spec.command, "sh");
+        assert_eq!(spec.args, ["-c", "exit 3"]);
+        assert_eq!(spec.limits.memory_max, Some(64 << 20));
+        assert_eq!(spec.limits.cpu_cores, Some(0.5));
+        assert_eq!(spec.limits.pids_max, Some(64));
+        assert_eq!(spec.user, hako_runtime::User::Id { uid: 33, gid: 44 });
+        assert_eq!(spec.hostname, "h1");
+        assert_eq!(spec.scratch_bytes, 8 << 20);
+        assert_eq!(spec.log, LogSpec::Inherit);
+        assert_eq!(spec.network, NetworkMode::Isolated);
+        assert_eq!(spec.env.get("A").map(String::as_str), Some("1"));
+        assert!(!spec.env.contains_key("PORT"));
+        assert_eq!(spec.workdir, PathBuf::from("/app"));
+        let mounts: Vec<(&str, &str, bool)> = spec
+            .mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.source.to_str().unwrap(),
+                    m.target.to_str().unwrap(),
+                    m.read_only,
+                )
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/srv/app", "/app", true),
+                ("/srv/data", "/data", false),
+                ("/etc/hosts", "/h", true)
+            ]
+        );
+        assert_eq!(spec.rootfs, RootfsSpec::Layers(vec!["rootfs".into()]));
+    }
+
+    #[test]
+    fn defaults_and_host_network() {
+        let a = args(&[
+            "--image",
+            "bb",
+            "--net",
+            "host",
+            "--workdir",
+            "/tmp",
+            "true",
+        ]);
+        let spec = build(&a, &image(r#"{"type":"local"}"#), |_| None).unwrap();
+        assert_eq!(spec.network, NetworkMode::Host);
+        let port: u16 = spec.env["PORT"].parse().unwrap();
+        assert!(port > 0);
+        assert_eq!(spec.workdir, PathBuf::from("/tmp"));
+        assert_eq!(spec.user, hako_runtime::User::default());
+        assert_eq!(spec.limits, hako_runtime::Limits::default());
+        assert_eq!(a.stop_timeout, std::time::Duration::from_secs(10));
+
+        let a = args(&["--image", "bb", "--net", "host", "-e", "PORT=9000", "true"]);
+        let spec = build(&a, &image(r#"{"type":"local"}"#), |_| None).unwrap();
+        assert_eq!(spec.env["PORT"], "9000");
+    }
+
+    #[test]
+    fn relative_host_paths_become_absolute() {
+        let a = args(&[
+            "--image", "bb", "--data", "state", "--mount", "m:/m", "true",
+        ]);
+        let spec = build(&a, &image(r#"{"type":"local"}"#), |_| None).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(spec.mounts[0].source, cwd.join("state"));
+        assert_eq!(spec.mounts[1].source, cwd.join("m"));
+    }
+
+    #[test]
+    fn host_images_become_host_rootfs_specs() {
+        let img = image(
+            r#"{"type":"host","binds":[{"source":"/usr","target":"/usr","is_dir":true},
+                {"source":"/nonexistent-hako-src","target":"/x","is_dir":true}]}"#,
+        );
+        match rootfs_spec(&img) {
+            RootfsSpec::Host { skeleton, binds } => {
+                assert_eq!(skeleton, PathBuf::from("rootfs"));
+                // Binds whose source is gone on the host are left out by the image store.
+                assert_eq!(binds, vec![(PathBuf::from("/usr"), PathBuf::from("/usr"))]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn parses_env_args() {
