@@ -120,6 +120,15 @@ async fn stop_kills_a_container_that_ignores_sigterm_after_the_grace_period() {
     let c =
         t.rt.run(&t.sh("trap '' TERM; sleep 1000 & sleep 1000 & wait"))
             .unwrap();
+    // Bounded wait until the shell has run its trap (it forks the sleeps right after).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c.pids().unwrap().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell never started its children"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let start = std::time::Instant::now();
     let status = c.stop(Duration::from_millis(300)).await.unwrap();
     let took = start.elapsed();
