@@ -69,6 +69,16 @@ impl Failure {
     }
 }
 
+/// Writes a command's result to stdout. A closed pipe (`hako image list | head -1`) is not
+/// an error worth a panic: the reader has what it wanted.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
 /// Turns any error into a [`Failure`] with a given exit code: `result.or_exit(Exit::Usage)?`.
 pub trait OrExit<T> {
     /// Maps the error to a [`Failure`] with `exit`.

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use hako_image::{DebianBuild, DebianError, Image, ImageError, ImageStore};
 
-use super::{Exit, Failure, OrExit};
+use super::{Exit, Failure, OrExit, out};
 use crate::image_ref::ImageRef;
 use crate::units::format_size;
 
@@ -80,7 +80,7 @@ pub fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
             let image = store
                 .import(&name, &source)
                 .map_err(|e| failure(e, &format!("cannot import {}", source.display())))?;
-            println!("imported {}", describe(&image));
+            out(&format!("imported {}\n", describe(&image)));
         }
         ImageCommand::Build {
             name,
@@ -100,21 +100,21 @@ pub fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
             let image = store
                 .build_debian(&name, &debian_packages, &opts)
                 .map_err(|e| failure(e, &format!("cannot build image {name}")))?;
-            println!("built {}", describe(&image));
+            out(&format!("built {}\n", describe(&image)));
         }
         ImageCommand::Host { name } => {
             let image = store
                 .host(&name)
                 .map_err(|e| failure(e, &format!("cannot make host image {name}")))?;
-            println!("made {}", describe(&image));
+            out(&format!("made {}\n", describe(&image)));
         }
         ImageCommand::List { json } => {
             let images = store.list().map_err(|e| failure(e, "cannot list images"))?;
             if json {
                 let text = serde_json::to_string_pretty(&images).or_exit(Exit::Failure)?;
-                println!("{text}");
+                out(&format!("{text}\n"));
             } else {
-                print!("{}", table::render(&images));
+                out(&table::render(&images));
             }
         }
         ImageCommand::Remove { image } => {
@@ -122,8 +122,8 @@ pub fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
                 .remove(&image.name, image.version)
                 .map_err(|e| failure(e, &format!("cannot remove image {image}")))?;
             match image.version {
-                Some(_) => println!("removed {image}"),
-                None => println!("removed every version of {image}"),
+                Some(_) => out(&format!("removed {image}\n")),
+                None => out(&format!("removed every version of {image}\n")),
             }
         }
     }
