@@ -1,2 +1,37 @@
 //! hako's HTTP API server and its client.
+//!
+//! The server ([`router`]) speaks JSON under `/v1`: apps (create, list, show, update,
+//! delete), code releases (upload a tar/tar.gz or name a directory), rollout, events,
+//! instances, metrics and logs. Every route but `/v1/health` needs the admin token
+//! ([`token::load_or_create`]) as `Authorization: Bearer <token>`; every error is
+//! `{"error": "…"}` with a fitting status. Each request is parsed into an [`Action`] that the
+//! [`Engine`] carries out: desired state goes to the store, which the daemon watches; what
+//! needs the node goes through the daemon's [`Backend`].
+//!
+//! The blocking [`Client`] is what the CLI uses.
+//!
+//! ```no_run
+//! # async fn serve(store: std::sync::Arc<dyn hako_store::Store>,
+//! #                backend: std::sync::Arc<dyn hako_api::Backend>) -> std::io::Result<()> {
+//! let token = hako_api::token::load_or_create(std::path::Path::new("/var/lib/hako"))?;
+//! let app = hako_api::router(hako_api::ApiState::new(store, backend, token));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7070").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod action;
+pub mod backend;
+pub mod client;
+pub mod engine;
+pub mod error;
+pub mod server;
+pub mod token;
+
+pub use action::{Action, Reply};
+pub use backend::{Backend, BackendError, ReleaseSource};
+pub use client::{AppPatch, Client, ClientError};
+pub use engine::Engine;
+pub use error::ApiError;
+pub use server::{ApiState, DEFAULT_MAX_UPLOAD, router};

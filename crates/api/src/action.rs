@@ -1,0 +1,235 @@
+//! What a request asks for, parsed and checked: the server turns each HTTP request into one
+//! [`Action`] and hands it to the [`crate::Engine`], which answers with a [`Reply`]. The
+//! daemon can run actions directly too (for example to create demo apps at start).
+
+use hako_model::{App, AppSpec, Event, InstanceInfo, Release, valid_name};
+
+use crate::backend::ReleaseSource;
+use crate::error::ApiError;
+
+/// Default number of events returned.
+pub const DEFAULT_EVENTS: usize = 100;
+/// Most events kept per app (older ones are trimmed) and returned at once.
+pub const MAX_EVENTS: usize = 1000;
+/// Default number of log bytes returned.
+pub const DEFAULT_LOG_BYTES: usize = 64 << 10;
+/// Most log bytes returned at once.
+pub const MAX_LOG_BYTES: usize = 16 << 20;
+
+/// One thing a client asked for. Names are valid (checked by [`check_name`]) and specs are
+/// validated before an action is built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Every app.
+    ListApps,
+    /// Create an app from a validated spec.
+    CreateApp(AppSpec),
+    /// One app.
+    ShowApp(String),
+    /// Change some fields of an app's spec: a JSON object of `AppSpec` fields except `name`
+    /// (`null` clears an optional field).
+    UpdateApp {
+        /// The app.
+        name: String,
+        /// The fields to change.
+        patch: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Delete an app and its releases' records.
+    DeleteApp(String),
+    /// Make a new code release and point the app at it.
+    Deploy {
+        /// The app.
+        name: String,
+        /// Where the code comes from.
+        source: ReleaseSource,
+    },
+    /// An app's releases, oldest first.
+    ListReleases(String),
+    /// Replace the app's running instances (bump its generation).
+    Rollout(String),
+    /// An app's latest events, oldest first.
+    Events {
+        /// The app.
+        name: String,
+        /// At most this many.
+        limit: usize,
+    },
+    /// An app's request metrics.
+    Metrics(String),
+    /// The tail of an app's logs.
+    Logs {
+        /// The app.
+        name: String,
+        /// At most this many bytes.
+        max_bytes: usize,
+    },
+    /// Running instances, of one app or all.
+    Instances {
+        /// Only this app's.
+        app: Option<String>,
+    },
+}
+
+/// What the engine answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A list of apps.
+    Apps(Vec<App>),
+    /// One app, just created (201).
+    Created(App),
+    /// One app.
+    App(App),
+    /// Done, nothing to say (204).
+    Deleted,
+    /// A release, just created (201).
+    Release(Release),
+    /// A list of releases.
+    Releases(Vec<Release>),
+    /// A list of events.
+    Events(Vec<Event>),
+    /// Metrics, as the daemon reports them.
+    Metrics(serde_json::Value),
+    /// Log text.
+    Logs(String),
+    /// A list of instances.
+    Instances(Vec<InstanceInfo>),
+}
+
+/// Checks an app name taken from a path or query.
+pub fn check_name(name: &str) -> Result<String, ApiError> {
+    if valid_name(name) {
+        Ok(name.to_string())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "app name {:?} is not valid: use 1-63 lowercase letters, digits and '-', starting with a letter or digit",
+            name.chars().take(100).collect::<String>()
+        )))
+    }
+}
+
+/// Parses a create request's body into a validated spec.
+pub fn parse_spec(body: &[u8]) -> Result<AppSpec, ApiError> {
+    let mut spec: AppSpec = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not a valid app spec: {e}")))?;
+    spec.validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(spec)
+}
+
+/// Parses an update request's body: a JSON object of spec fields, without `name`.
+pub fn parse_patch(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(patch) = value else {
+        return Err(ApiError::BadRequest(
+            "request body must be a JSON object of the app fields to change".into(),
+        ));
+    };
+    if patch.contains_key("name") {
+        return Err(ApiError::BadRequest(
+            "an app's name cannot change: create a new app and delete the old one".into(),
+        ));
+    }
+    Ok(patch)
+}
+
+/// Applies a patch to a spec and validates the result as a whole.
+pub fn apply_patch(
+    spec: &AppSpec,
+    patch: &serde_json::Map<String, serde_json::Value>,
+) -> Result<AppSpec, ApiError> {
+    let mut value = serde_json::to_value(spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let serde_json::Value::Object(fields) = &mut value {
+        for (k, v) in patch {
+            fields.insert(k.clone(), v.clone());
+        }
+    }
+    let mut patched: AppSpec = serde_json::from_value(value)
+        .map_err(|e| ApiError::BadRequest(format!("bad app update: {e}")))?;
+    if patched.name != spec.name {
+        return Err(ApiError::BadRequest(
+            "an app's name cannot change: create a new app and delete the old one".into(),
+        ));
+    }
+    patched
+        .validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(patched)
+}
+
+/// Parses a bounded count from a query (`limit`, `bytes`).
+pub fn parse_count(
+    what: &str,
+    raw: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n.min(max)),
+            _ => Err(ApiError::BadRequest(format!(
+                "{what} {s:?} is not valid: give a whole number from 1 to {max}"
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_json() -> serde_json::Value {
+        serde_json::json!({"name": "blog", "hosts": ["Blog.Example"], "image": "php", "cmd": "php -S 0.0.0.0:$PORT"})
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(check_name("blog-2").unwrap(), "blog-2");
+        for bad in ["", "Blog", "-x", "a/b", "..", &"a".repeat(64)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn specs_are_validated() {
+        let spec = parse_spec(spec_json().to_string().as_bytes()).unwrap();
+        assert_eq!(spec.hosts, ["blog.example"]);
+        let err = parse_spec(b"{not json").unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
+        let mut v = spec_json();
+        v["port"] = 0.into();
+        let err = parse_spec(v.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("port 0"), "{err}");
+    }
+
+    #[test]
+    fn patches() {
+        let spec = parse_spec(spec_json().to_string().as_bytes()).unwrap();
+        let patch = parse_patch(br#"{"memory": "1GiB", "cpu": 0.5, "hosts": ["A.example"]}"#)
+            .unwrap();
+        let patched = apply_patch(&spec, &patch).unwrap();
+        assert_eq!(patched.memory.0, 1 << 30);
+        assert_eq!(patched.cpu, Some(0.5));
+        assert_eq!(patched.hosts, ["a.example"]);
+        assert_eq!(patched.cmd, spec.cmd);
+        let cleared = apply_patch(&patched, &parse_patch(br#"{"cpu": null}"#).unwrap()).unwrap();
+        assert_eq!(cleared.cpu, None);
+
+        assert!(parse_patch(br#"{"name": "x"}"#).is_err());
+        assert!(parse_patch(b"[1]").is_err());
+        let typo = parse_patch(br#"{"memroy": "1GiB"}"#).unwrap();
+        assert!(apply_patch(&spec, &typo).is_err(), "unknown field accepted");
+        let bad = parse_patch(br#"{"max": 0}"#).unwrap();
+        assert!(apply_patch(&spec, &bad).is_err(), "invalid result accepted");
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("limit", None, 100, 1000).unwrap(), 100);
+        assert_eq!(parse_count("limit", Some("5"), 100, 1000).unwrap(), 5);
+        assert_eq!(parse_count("limit", Some("5000"), 100, 1000).unwrap(), 1000);
+        assert!(parse_count("limit", Some("0"), 100, 1000).is_err());
+        assert!(parse_count("limit", Some("-1"), 100, 1000).is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! The seam between the API and the daemon: what the API needs from the node (image checks,
+//! unpacking code releases, live instances, metrics, logs). The daemon implements
+//! [`Backend`]; tests use a small fake.
+
+use std::path::PathBuf;
+
+use hako_model::{InstanceInfo, Release};
+
+/// Where a new code release comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseSource {
+    /// An uploaded tar or tar.gz archive (the bytes, as sent).
+    Archive(bytes::Bytes),
+    /// A directory on the API's host (local CLI deploys send a path, not the files).
+    Dir(PathBuf),
+}
+
+impl ReleaseSource {
+    /// Short words for events and [`Release::source`]: "upload (N bytes)" or "dir /srv/site".
+    pub fn describe(&self) -> String {
+        match self {
+            ReleaseSource::Archive(b) => format!("upload ({} bytes)", b.len()),
+            ReleaseSource::Dir(d) => format!("dir {}", d.display()),
+        }
+    }
+}
+
+/// A backend failure: a message for the client and whose fault it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// What went wrong and what to do (lowercase).
+    pub message: String,
+    /// True if the request was at fault (answered 400), false if we were (500).
+    pub user_fault: bool,
+}
+
+impl BackendError {
+    /// The client sent something unusable (a hostile or broken tarball, a missing dir).
+    pub fn user(message: impl Into<String>) -> BackendError {
+        BackendError {
+            message: message.into(),
+            user_fault: true,
+        }
+    }
+
+    /// The node failed (disk full, permission).
+    pub fn internal(message: impl Into<String>) -> BackendError {
+        BackendError {
+            message: message.into(),
+            user_fault: false,
+        }
+    }
+}
+
+/// What the daemon provides to the API. Every method must be safe to call for any app name
+/// (valid, but possibly unknown to the node).
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Does this image reference (`NAME` or `NAME:VERSION`) exist? Checked when an app is
+    /// created or its image changes.
+    async fn image_exists(&self, reference: &str) -> bool;
+
+    /// Makes code release `number` of `app` from `source`: unpack or copy it into a new
+    /// read-only release (hostile archives refused with a [`BackendError::user`]) and return
+    /// its metadata. The API then records it and points the app at it. A number is never
+    /// handed out twice while the app exists; files of a failed attempt may be overwritten.
+    async fn create_release(
+        &self,
+        app: &str,
+        number: u64,
+        source: ReleaseSource,
+    ) -> Result<Release, BackendError>;
+
+    /// Instances running now, of one app or of all.
+    async fn instances(&self, app: Option<&str>) -> Vec<InstanceInfo>;
+
+    /// Request metrics of an app (cold/warm counts, wait and upstream percentiles), if any.
+    async fn metrics(&self, app: &str) -> Option<serde_json::Value>;
+
+    /// The last `max_bytes` of the logs of an app's recent instances.
+    async fn logs(&self, app: &str, max_bytes: usize) -> String;
+}

@@ -1,0 +1,187 @@
+//! Apps: list, create, update, delete, rollout. Creates and updates check the image exists
+//! and that no other app has one of the hosts.
+
+use hako_model::{App, AppSpec, EventKind, now_unix};
+use hako_store::keys::Key;
+use hako_store::{Compare, StoreError, StoreExt, Txn, TxnOp, keys};
+
+use super::Engine;
+use crate::error::ApiError;
+
+impl Engine {
+    /// Every app, sorted by name.
+    pub(super) async fn list_apps(&self) -> Result<Vec<App>, ApiError> {
+        let mut apps = Vec::new();
+        for kv in self.store.range(keys::APPS).await? {
+            if let Some(Key::App { .. }) = keys::parse(&kv.key) {
+                apps.push(hako_store::decode::<App>(&kv.key, &kv.value)?);
+            }
+        }
+        Ok(apps)
+    }
+
+    pub(super) async fn create_app(&self, spec: AppSpec) -> Result<App, ApiError> {
+        let _guard = self.app_writes.lock().await;
+        let key = keys::app(&spec.name);
+        if self.store.get(&key).await?.is_some() {
+            return Err(exists(&spec.name));
+        }
+        self.check_image(&spec.image).await?;
+        self.check_hosts(&spec).await?;
+        let now = now_unix();
+        let app = App {
+            spec,
+            release: None,
+            generation: 0,
+            created_unix: now,
+            updated_unix: now,
+        };
+        match self.store.create_json(&key, &app).await {
+            Ok(_) => {}
+            Err(StoreError::AlreadyExists { .. }) => return Err(exists(&app.spec.name)),
+            Err(e) => return Err(e.into()),
+        }
+        let reason = format!(
+            "created through the API: hosts {}, image {}",
+            app.spec.hosts.join(", "),
+            app.spec.image
+        );
+        self.record(&app.spec.name, EventKind::AppCreated, reason)
+            .await;
+        Ok(app)
+    }
+
+    pub(super) async fn update_app(
+        &self,
+        name: &str,
+        patch: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<App, ApiError> {
+        let _guard = self.app_writes.lock().await;
+        let current = self.app(name).await?;
+        let spec = crate::action::apply_patch(&current.spec, patch)?;
+        if spec == current.spec {
+            return Ok(current);
+        }
+        if spec.image != current.spec.image {
+            self.check_image(&spec.image).await?;
+        }
+        self.check_hosts(&spec).await?;
+        let changed = changed_fields(&current.spec, &spec);
+        let updated = self
+            .store
+            .update_json(&keys::app(name), |app: &mut App| {
+                app.spec = spec.clone();
+                app.updated_unix = now_unix();
+            })
+            .await
+            .map_err(|e| not_found_or(e, name))?;
+        let reason = format!("updated through the API: {}", changed.join(", "));
+        self.record(name, EventKind::AppUpdated, reason).await;
+        Ok(updated.value)
+    }
+
+    pub(super) async fn delete_app(&self, name: &str) -> Result<(), ApiError> {
+        let _guard = self.app_writes.lock().await;
+        let key = keys::app(name);
+        let txn = Txn::new()
+            .when(Compare::present(&key))
+            .and_then(TxnOp::delete(&key))
+            .and_then(TxnOp::DeletePrefix {
+                prefix: keys::releases(name),
+            });
+        if !self.store.txn(txn).await?.succeeded {
+            return Err(ApiError::no_app(name));
+        }
+        self.record(name, EventKind::AppDeleted, "deleted through the API".into())
+            .await;
+        Ok(())
+    }
+
+    pub(super) async fn rollout(&self, name: &str) -> Result<App, ApiError> {
+        let updated = self
+            .store
+            .update_json(&keys::app(name), |app: &mut App| {
+                app.generation += 1;
+                app.updated_unix = now_unix();
+            })
+            .await
+            .map_err(|e| not_found_or(e, name))?;
+        let reason = format!(
+            "rollout through the API: instances older than generation {} are replaced",
+            updated.value.generation
+        );
+        self.record(name, EventKind::Rollout, reason).await;
+        Ok(updated.value)
+    }
+
+    async fn check_image(&self, image: &str) -> Result<(), ApiError> {
+        if self.backend.image_exists(image).await {
+            Ok(())
+        } else {
+            Err(ApiError::BadRequest(format!(
+                "image {image:?} not found: build or import it first ('hako image build' or 'hako image import'), see 'hako image list'"
+            )))
+        }
+    }
+
+    /// 409 if another app already serves one of `spec`'s hosts.
+    async fn check_hosts(&self, spec: &AppSpec) -> Result<(), ApiError> {
+        for other in self.list_apps().await? {
+            if other.spec.name == spec.name {
+                continue;
+            }
+            if let Some(host) = spec.hosts.iter().find(|h| other.spec.hosts.contains(h)) {
+                return Err(ApiError::Conflict(format!(
+                    "host {host:?} already belongs to app {:?}: remove it there first or pick another host",
+                    other.spec.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn exists(name: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "app {name:?} already exists: pick another name, or change it with 'hako app update'"
+    ))
+}
+
+/// Maps a store `NotFound` to the app's 404.
+pub(super) fn not_found_or(e: StoreError, name: &str) -> ApiError {
+    match e {
+        StoreError::NotFound { .. } => ApiError::no_app(name),
+        e => e.into(),
+    }
+}
+
+/// Names of the top-level spec fields that differ, for the event's reason.
+fn changed_fields(old: &AppSpec, new: &AppSpec) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return Vec::new();
+    };
+    new.iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_fields_names_what_differs() {
+        let old: AppSpec = serde_json::from_value(serde_json::json!(
+            {"name": "a", "hosts": ["a.example"], "image": "php", "cmd": "x"}
+        ))
+        .unwrap();
+        let mut new = old.clone();
+        new.memory.0 *= 2;
+        new.cpu = Some(1.0);
+        assert_eq!(changed_fields(&old, &new), ["cpu", "memory"]);
+        assert!(changed_fields(&old, &old).is_empty());
+    }
+}

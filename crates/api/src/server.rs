@@ -1,0 +1,260 @@
+//! The HTTP side: routes under `/v1`, each parsing its request into an [`Action`] for the
+//! [`Engine`]; token auth on everything but `/v1/health`; every error answered as JSON
+//! `{"error": "…"}`, including axum's own rejections and unknown routes.
+
+mod auth;
+mod extract;
+mod reply;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use hako_store::Store;
+
+use self::extract::{AppName, Body, Upload};
+use crate::action::{
+    self, Action, DEFAULT_EVENTS, DEFAULT_LOG_BYTES, MAX_EVENTS, MAX_LOG_BYTES, check_name,
+};
+use crate::backend::{Backend, ReleaseSource};
+use crate::engine::Engine;
+use crate::error::ApiError;
+
+/// Default largest accepted release upload: 1 GiB.
+pub const DEFAULT_MAX_UPLOAD: usize = 1 << 30;
+
+/// What the API server needs.
+pub struct ApiState {
+    /// Desired state: apps, releases, events.
+    pub store: Arc<dyn Store>,
+    /// The daemon's side: images, release files, instances, metrics, logs.
+    pub backend: Arc<dyn Backend>,
+    /// The admin token clients must send (see [`crate::token::load_or_create`]).
+    pub token: String,
+    /// Largest release upload in bytes (413 beyond); [`DEFAULT_MAX_UPLOAD`] by default.
+    pub max_upload: usize,
+}
+
+impl ApiState {
+    /// State with the default upload limit.
+    pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>, token: String) -> ApiState {
+        ApiState {
+            store,
+            backend,
+            token,
+            max_upload: DEFAULT_MAX_UPLOAD,
+        }
+    }
+}
+
+/// Shared by every handler.
+struct Shared {
+    engine: Engine,
+    token: String,
+    max_upload: usize,
+}
+
+type S = State<Arc<Shared>>;
+
+/// The API's routes; serve it with `axum::serve(listener, router(state))`.
+pub fn router(state: ApiState) -> Router {
+    let shared = Arc::new(Shared {
+        engine: Engine::new(state.store, state.backend),
+        token: state.token,
+        max_upload: state.max_upload,
+    });
+    let authed = Router::new()
+        .route("/v1/apps", get(list_apps).post(create_app))
+        .route(
+            "/v1/apps/{name}",
+            get(show_app).patch(update_app).delete(delete_app),
+        )
+        .route(
+            "/v1/apps/{name}/releases",
+            get(list_releases)
+                .post(deploy)
+                .layer(DefaultBodyLimit::max(shared.max_upload)),
+        )
+        .route("/v1/apps/{name}/rollout", post(rollout))
+        .route("/v1/apps/{name}/events", get(events))
+        .route("/v1/apps/{name}/metrics", get(metrics))
+        .route("/v1/apps/{name}/logs", get(logs))
+        .route("/v1/instances", get(instances))
+        .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/v1/health", get(health))
+        .merge(authed)
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(shared)
+}
+
+async fn run(shared: &Shared, action: Result<Action, ApiError>) -> Response {
+    match action {
+        Ok(action) => match shared.engine.execute(action).await {
+            Ok(reply) => reply.into_response(),
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn health() -> Response {
+    axum::Json(serde_json::json!({ "ok": true })).into_response()
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "no API route {}: see the routes under /v1 in hako's docs",
+        uri.path()
+    ))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{method} is not served on {}: check the method",
+        uri.path()
+    ))
+}
+
+async fn list_apps(State(s): S) -> Response {
+    run(&s, Ok(Action::ListApps)).await
+}
+
+async fn create_app(State(s): S, body: Body) -> Response {
+    let action = body
+        .0
+        .and_then(|b| action::parse_spec(&b))
+        .map(Action::CreateApp);
+    run(&s, action).await
+}
+
+async fn show_app(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::ShowApp)).await
+}
+
+async fn update_app(State(s): S, name: AppName, body: Body) -> Response {
+    let action = name.0.and_then(|name| {
+        let patch = action::parse_patch(&body.0?)?;
+        Ok(Action::UpdateApp { name, patch })
+    });
+    run(&s, action).await
+}
+
+async fn delete_app(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::DeleteApp)).await
+}
+
+async fn list_releases(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::ListReleases)).await
+}
+
+async fn deploy(State(s): S, name: AppName, headers: HeaderMap, body: Upload) -> Response {
+    let action = name.0.and_then(|name| {
+        let source = release_source(&headers, body.0?)?;
+        Ok(Action::Deploy { name, source })
+    });
+    run(&s, action).await
+}
+
+/// A deploy's body: a tar/tar.gz archive, or JSON `{"dir": "/abs/path"}`.
+fn release_source(headers: &HeaderMap, body: Bytes) -> Result<ReleaseSource, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match content_type.as_str() {
+        "application/json" => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct DirBody {
+                dir: std::path::PathBuf,
+            }
+            let DirBody { dir } = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "a JSON deploy body must be {{\"dir\": \"/abs/path\"}}: {e}"
+                ))
+            })?;
+            if !dir.is_absolute() {
+                return Err(ApiError::BadRequest(format!(
+                    "code directory {} must be an absolute path",
+                    dir.display()
+                )));
+            }
+            Ok(ReleaseSource::Dir(dir))
+        }
+        "application/x-tar" | "application/gzip" | "application/x-gzip"
+        | "application/octet-stream" => {
+            if body.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "the uploaded archive is empty: send a tar or tar.gz of the app's code".into(),
+                ));
+            }
+            Ok(ReleaseSource::Archive(body))
+        }
+        _ => Err(ApiError::BadRequest(
+            "send the code as a tar or tar.gz body with Content-Type application/x-tar or application/gzip, or as JSON {\"dir\": \"/abs/path\"} with Content-Type application/json".into(),
+        )),
+    }
+}
+
+async fn rollout(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::Rollout)).await
+}
+
+type Params = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+
+fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
+}
+
+async fn events(State(s): S, name: AppName, q: Params) -> Response {
+    let action = name.0.and_then(|name| {
+        let q = params(q)?;
+        let limit = action::parse_count(
+            "limit",
+            q.get("limit").map(String::as_str),
+            DEFAULT_EVENTS,
+            MAX_EVENTS,
+        )?;
+        Ok(Action::Events { name, limit })
+    });
+    run(&s, action).await
+}
+
+async fn metrics(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::Metrics)).await
+}
+
+async fn logs(State(s): S, name: AppName, q: Params) -> Response {
+    let action = name.0.and_then(|name| {
+        let q = params(q)?;
+        let max_bytes = action::parse_count(
+            "bytes",
+            q.get("bytes").map(String::as_str),
+            DEFAULT_LOG_BYTES,
+            MAX_LOG_BYTES,
+        )?;
+        Ok(Action::Logs { name, max_bytes })
+    });
+    run(&s, action).await
+}
+
+async fn instances(State(s): S, q: Params) -> Response {
+    let action = params(q).and_then(|q| {
+        let app = q.get("app").map(|a| check_name(a)).transpose()?;
+        Ok(Action::Instances { app })
+    });
+    run(&s, action).await
+}

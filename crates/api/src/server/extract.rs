@@ -1,0 +1,77 @@
+//! Extractors that never reject on their own: they hand the handler a `Result` whose error is
+//! already an [`ApiError`], so a bad path, an oversized or unreadable body all answer with
+//! the API's JSON error shape instead of axum's plain-text rejections.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use bytes::Bytes;
+
+use super::Shared;
+use crate::action::check_name;
+use crate::error::ApiError;
+
+/// Largest JSON body (app specs, patches): 1 MiB.
+pub const MAX_JSON_BODY: usize = 1 << 20;
+
+/// The `{name}` path segment, checked to be a valid app name.
+pub struct AppName(pub Result<String, ApiError>);
+
+impl<St: Send + Sync> FromRequestParts<St> for AppName {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let name = match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(name)) => check_name(&name),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "bad path: {}",
+                e.body_text().to_lowercase()
+            ))),
+        };
+        Ok(AppName(name))
+    }
+}
+
+/// A JSON route's body (up to [`MAX_JSON_BODY`]).
+pub struct Body(pub Result<Bytes, ApiError>);
+
+impl<St: Send + Sync> FromRequest<St> for Body {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &St) -> Result<Self, Self::Rejection> {
+        Ok(Body(read(req, state, MAX_JSON_BODY).await))
+    }
+}
+
+/// A release upload's body (up to the server's `max_upload`).
+pub struct Upload(pub Result<Bytes, ApiError>);
+
+impl FromRequest<Arc<Shared>> for Upload {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &Arc<Shared>) -> Result<Self, Self::Rejection> {
+        Ok(Upload(read(req, state, state.max_upload).await))
+    }
+}
+
+/// Reads a whole body; the limit itself is enforced by the route's `DefaultBodyLimit`,
+/// `limit` only goes into the 413 message.
+async fn read<St: Send + Sync>(req: Request, state: &St, limit: usize) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e| body_error(e, limit))
+}
+
+fn body_error(e: BytesRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge { limit }
+    } else {
+        ApiError::BadRequest(format!(
+            "could not read the request body: {}",
+            e.body_text().to_lowercase()
+        ))
+    }
+}

@@ -1,0 +1,29 @@
+//! How each [`Reply`] is answered: JSON with 200, 201 for something created, 204 for a
+//! delete, `text/plain` for logs.
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::action::Reply;
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        match self {
+            Reply::Apps(apps) => Json(apps).into_response(),
+            Reply::Created(app) => (StatusCode::CREATED, Json(app)).into_response(),
+            Reply::App(app) => Json(app).into_response(),
+            Reply::Deleted => StatusCode::NO_CONTENT.into_response(),
+            Reply::Release(release) => (StatusCode::CREATED, Json(release)).into_response(),
+            Reply::Releases(releases) => Json(releases).into_response(),
+            Reply::Events(events) => Json(events).into_response(),
+            Reply::Metrics(metrics) => Json(metrics).into_response(),
+            Reply::Logs(text) => (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                text,
+            )
+                .into_response(),
+            Reply::Instances(instances) => Json(instances).into_response(),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The admin token: 32 random bytes as hex in `<data-dir>/admin.token`, made on first start
+//! with mode 0600 and reused after. Clients send it as `Authorization: Bearer <token>`.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// File name of the token inside the data dir.
+pub const TOKEN_FILE: &str = "admin.token";
+
+/// The token file's path.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(TOKEN_FILE)
+}
+
+/// Reads the admin token from `<data_dir>/admin.token`, creating the dir and the token
+/// (mode 0600) if there is none. Refuses a token file that others can read or that is not
+/// a token, with a message saying what to do.
+pub fn load_or_create(data_dir: &Path) -> io::Result<String> {
+    let file = path(data_dir);
+    match read(&file) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        other => return other,
+    }
+    fs::create_dir_all(data_dir)?;
+    // Write a temporary file, then link it into place: the link fails if another process
+    // made the token meanwhile, so everyone ends up with the same, complete token.
+    let tmp = data_dir.join(format!(".{TOKEN_FILE}.{}.tmp", std::process::id()));
+    let token = generate()?;
+    let written = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(format!("{token}\n").as_bytes())?;
+        f.sync_all()?;
+        fs::hard_link(&tmp, &file)
+    })();
+    let _ = fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(token),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read(&file),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a token file as a client does (no creation). Same checks as [`load_or_create`].
+pub fn read(file: &Path) -> io::Result<String> {
+    let meta = fs::metadata(file)?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "token file {} has mode {mode:o}, readable by others: run 'chmod 600 {}'",
+                file.display(),
+                file.display()
+            ),
+        ));
+    }
+    let token = fs::read_to_string(file)?.trim().to_string();
+    if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "token file {} does not hold a token: delete it and restart hako serve to make a new one",
+                file.display()
+            ),
+        ));
+    }
+    Ok(token)
+}
+
+/// 32 random bytes, hex.
+fn generate() -> io::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Compares a given token with the expected one in time that does not depend on where
+/// they differ. An empty expected token matches nothing.
+pub fn same(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    if b.is_empty() || a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("hako-data");
+        let token = load_or_create(&data).unwrap();
+        assert_eq!(token.len(), 64);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        let mode = fs::metadata(path(&data)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(load_or_create(&data).unwrap(), token, "token not reused");
+        assert_eq!(read(&path(&data)).unwrap(), token);
+        let leftovers: Vec<_> = fs::read_dir(&data).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary file left behind");
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(load_or_create(other.path()).unwrap(), token);
+    }
+
+    #[test]
+    fn refuses_open_or_broken_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = load_or_create(dir.path()).unwrap();
+        let file = path(dir.path());
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_or_create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load_or_create(dir.path()).unwrap(), token);
+        fs::write(&file, "").unwrap();
+        let err = load_or_create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("delete it"), "{err}");
+    }
+
+    #[test]
+    fn compare() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abd", "abc"));
+        assert!(!same("ab", "abc"));
+        assert!(!same("", ""));
+    }
+}
