@@ -31,8 +31,12 @@ impl Proxy {
             .writev(false)
             .keep_alive(true)
             .header_read_timeout(config.header_read_timeout)
-            .max_header_size(config.max_header_size)
-            .max_headers(config.max_headers);
+            .max_header_size(config.max_header_size);
+        // hyper parses up to 100 headers into a stack array; an explicit bound
+        // (even 100) makes it fill a vector per request instead.
+        if config.max_headers != 100 {
+            http.max_headers(config.max_headers);
+        }
         Self {
             shared: Arc::new(Shared { router, config }),
             http,

@@ -406,3 +406,19 @@ async fn head_requests_get_headers_only_and_keep_the_connection_usable() {
     );
     assert_eq!(proxy.router.instances("a").unwrap()[0].in_flight, 0);
 }
+
+#[tokio::test]
+async fn too_many_headers_get_431() {
+    let (proxy, backend) = one_app(ProxyConfig::default()).await;
+    let mut request = String::from("GET / HTTP/1.1\r\nHost: a.example\r\n");
+    for i in 0..150 {
+        request.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    request.push_str("\r\n");
+    let reply = raw(proxy.addr, request.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    assert_eq!(
+        backend.requests.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
