@@ -138,6 +138,18 @@ async fn run_container(
         pid = container.pid(),
         "container prepared"
     );
+    // A signal that came during setup: remove the container without ever starting it.
+    if let Some((name, number)) = signals.pending().await {
+        tracing::info!(
+            signal = name,
+            "signal before start: not starting the container"
+        );
+        container
+            .remove()
+            .context("cannot remove the container")
+            .or_exit(Exit::Failure)?;
+        return Ok(128 + number);
+    }
     if let Err(e) = container.start() {
         let exit = start_failure_exit(&e);
         let removed = container.remove();
@@ -166,11 +178,11 @@ async fn wait_or_stop(
 ) -> Result<hako_runtime::ExitStatus, Failure> {
     let waited = tokio::select! {
         status = container.wait() => status,
-        name = signals.recv() => {
+        (name, _) = signals.recv() => {
             tracing::info!(signal = name, grace = %units::format_duration(grace), "stopping the container");
             tokio::select! {
                 status = container.stop(grace) => status,
-                name = signals.recv() => {
+                (name, _) = signals.recv() => {
                     tracing::info!(signal = name, "second signal: killing the container");
                     match container.kill() {
                         Ok(()) => container.wait().await,
@@ -214,19 +226,40 @@ impl Signals {
         })
     }
 
-    /// The next signal's name.
-    async fn recv(&mut self) -> &'static str {
+    /// The next signal's name and number.
+    async fn recv(&mut self) -> (&'static str, u8) {
         tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.hup.recv() => "SIGHUP",
+            _ = self.int.recv() => ("SIGINT", 2),
+            _ = self.term.recv() => ("SIGTERM", 15),
+            _ = self.hup.recv() => ("SIGHUP", 1),
         }
+    }
+
+    /// A signal that has already arrived, without waiting for one.
+    async fn pending(&mut self) -> Option<(&'static str, u8)> {
+        // `timeout` polls the future once before it looks at the (zero) deadline.
+        tokio::time::timeout(Duration::ZERO, self.recv()).await.ok()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn signals_are_caught_and_named() {
+        let mut signals = Signals::new().unwrap();
+        assert_eq!(signals.pending().await, None);
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let got = tokio::time::timeout(Duration::from_secs(5), signals.recv())
+            .await
+            .expect("SIGHUP arrives");
+        assert_eq!(got, ("SIGHUP", 1));
+    }
 
     #[test]
     fn start_failures_map_to_docker_codes() {
