@@ -23,7 +23,7 @@ pub enum Action {
     /// Every app.
     ListApps,
     /// Create an app from a validated spec.
-    CreateApp(AppSpec),
+    CreateApp(Box<AppSpec>),
     /// One app.
     ShowApp(String),
     /// Change some fields of an app's spec: a JSON object of `AppSpec` fields except `name`
@@ -206,8 +206,8 @@ mod tests {
     #[test]
     fn patches() {
         let spec = parse_spec(spec_json().to_string().as_bytes()).unwrap();
-        let patch = parse_patch(br#"{"memory": "1GiB", "cpu": 0.5, "hosts": ["A.example"]}"#)
-            .unwrap();
+        let patch =
+            parse_patch(br#"{"memory": "1GiB", "cpu": 0.5, "hosts": ["A.example"]}"#).unwrap();
         let patched = apply_patch(&spec, &patch).unwrap();
         assert_eq!(patched.memory.0, 1 << 30);
         assert_eq!(patched.cpu, Some(0.5));

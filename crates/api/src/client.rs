@@ -49,7 +49,9 @@ pub enum ClientError {
         message: String,
     },
     /// The server answered something that is not what this client expects.
-    #[error("the hako API at {url} answered something unexpected: {message}; are client and server the same version?")]
+    #[error(
+        "the hako API at {url} answered something unexpected: {message}; are client and server the same version?"
+    )]
     Protocol {
         /// The API's base URL.
         url: String,
@@ -102,13 +104,28 @@ impl Client {
     /// The CLI's client: URL from `HAKO_API` (default [`DEFAULT_API_URL`]), token from
     /// `HAKO_TOKEN` or, on the machine running `hako serve`, `<data_dir>/admin.token`.
     pub fn from_env(data_dir: &Path) -> Result<Client, ClientError> {
-        let url = std::env::var("HAKO_API")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_API_URL.to_string());
-        let token = match std::env::var("HAKO_TOKEN") {
-            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-            _ => {
+        Client::configure(
+            std::env::var("HAKO_API").ok().as_deref(),
+            std::env::var("HAKO_TOKEN").ok().as_deref(),
+            data_dir,
+        )
+    }
+
+    /// [`Client::from_env`] with the variables' values given: `api` (default
+    /// [`DEFAULT_API_URL`]) and `token` (default: read `<data_dir>/admin.token`); blank
+    /// values count as unset.
+    pub fn configure(
+        api: Option<&str>,
+        token: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<Client, ClientError> {
+        let url = api
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .unwrap_or(DEFAULT_API_URL);
+        let token = match token.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) => t.to_string(),
+            None => {
                 let file = crate::token::path(data_dir);
                 crate::token::read(&file).map_err(|e| {
                     ClientError::Token(format!(
@@ -146,7 +163,10 @@ impl Client {
     /// `PATCH /v1/apps/{name}`: changes the fields set in `patch`.
     pub fn update_app(&self, name: &str, patch: &AppPatch) -> Result<App, ClientError> {
         let path = app_path(name, "")?;
-        self.json(self.with_token(self.agent.patch(self.url(&path))).send_json(patch))
+        self.json(
+            self.with_token(self.agent.patch(self.url(&path)))
+                .send_json(patch),
+        )
     }
 
     /// `DELETE /v1/apps/{name}`
@@ -186,9 +206,8 @@ impl Client {
     /// `POST /v1/apps/{name}/releases` naming a directory on the API's own host (local CLI).
     pub fn deploy_dir(&self, name: &str, dir: &Path) -> Result<Release, ClientError> {
         let path = app_path(name, "/releases")?;
-        let dir = std::path::absolute(dir).map_err(|e| {
-            ClientError::Invalid(format!("cannot resolve {}: {e}", dir.display()))
-        })?;
+        let dir = std::path::absolute(dir)
+            .map_err(|e| ClientError::Invalid(format!("cannot resolve {}: {e}", dir.display())))?;
         let r = self
             .post(&path)
             .send_json(serde_json::json!({ "dir": dir }));
@@ -365,7 +384,9 @@ mod tests {
     #[test]
     fn unreachable_server_says_so() {
         // Port 1 on loopback: nothing listens there.
-        let err = Client::new("http://127.0.0.1:1", "t").list_apps().unwrap_err();
+        let err = Client::new("http://127.0.0.1:1", "t")
+            .list_apps()
+            .unwrap_err();
         assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
         assert!(err.to_string().contains("hako serve"), "{err}");
         assert_eq!(err.status(), None);

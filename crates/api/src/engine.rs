@@ -40,7 +40,7 @@ impl Engine {
     pub async fn execute(&self, action: Action) -> Result<Reply, ApiError> {
         match action {
             Action::ListApps => Ok(Reply::Apps(self.list_apps().await?)),
-            Action::CreateApp(spec) => Ok(Reply::Created(self.create_app(spec).await?)),
+            Action::CreateApp(spec) => Ok(Reply::Created(self.create_app(*spec).await?)),
             Action::ShowApp(name) => Ok(Reply::App(self.app(&name).await?)),
             Action::UpdateApp { name, patch } => {
                 Ok(Reply::App(self.update_app(&name, &patch).await?))
@@ -57,7 +57,9 @@ impl Engine {
             Action::Events { name, limit } => Ok(Reply::Events(self.events(&name, limit).await?)),
             Action::Metrics(name) => Ok(Reply::Metrics(self.metrics(&name).await?)),
             Action::Logs { name, max_bytes } => Ok(Reply::Logs(self.logs(&name, max_bytes).await?)),
-            Action::Instances { app } => Ok(Reply::Instances(self.instances(app.as_deref()).await?)),
+            Action::Instances { app } => {
+                Ok(Reply::Instances(self.instances(app.as_deref()).await?))
+            }
         }
     }
 

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use hako_store::Store;
 
+pub use self::extract::MAX_JSON_BODY;
 use self::extract::{AppName, Body, Upload};
 use crate::action::{
     self, Action, DEFAULT_EVENTS, DEFAULT_LOG_BYTES, MAX_EVENTS, MAX_LOG_BYTES, check_name,
@@ -134,7 +135,7 @@ async fn create_app(State(s): S, body: Body) -> Response {
     let action = body
         .0
         .and_then(|b| action::parse_spec(&b))
-        .map(Action::CreateApp);
+        .map(|spec| Action::CreateApp(Box::new(spec)));
     run(&s, action).await
 }
 
@@ -171,7 +172,13 @@ fn release_source(headers: &HeaderMap, body: Bytes) -> Result<ReleaseSource, Api
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     match content_type.as_str() {
         "application/json" => {

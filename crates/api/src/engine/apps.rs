@@ -92,8 +92,12 @@ impl Engine {
         if !self.store.txn(txn).await?.succeeded {
             return Err(ApiError::no_app(name));
         }
-        self.record(name, EventKind::AppDeleted, "deleted through the API".into())
-            .await;
+        self.record(
+            name,
+            EventKind::AppDeleted,
+            "deleted through the API".into(),
+        )
+        .await;
         Ok(())
     }
 

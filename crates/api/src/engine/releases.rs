@@ -11,7 +11,11 @@ use crate::backend::ReleaseSource;
 use crate::error::ApiError;
 
 impl Engine {
-    pub(super) async fn deploy(&self, name: &str, source: ReleaseSource) -> Result<Release, ApiError> {
+    pub(super) async fn deploy(
+        &self,
+        name: &str,
+        source: ReleaseSource,
+    ) -> Result<Release, ApiError> {
         let described = source.describe();
         let (number, release) = {
             let _guard = self.deploys.lock().await;

@@ -18,11 +18,9 @@ impl IntoResponse for Reply {
             Reply::Releases(releases) => Json(releases).into_response(),
             Reply::Events(events) => Json(events).into_response(),
             Reply::Metrics(metrics) => Json(metrics).into_response(),
-            Reply::Logs(text) => (
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                text,
-            )
-                .into_response(),
+            Reply::Logs(text) => {
+                ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+            }
             Reply::Instances(instances) => Json(instances).into_response(),
         }
     }

@@ -1,0 +1,214 @@
+//! A real API server on 127.0.0.1:0 over an in-memory store, with a small fake backend, run
+//! on its own runtime thread so tests can use the blocking client.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use hako_api::{ApiState, Backend, BackendError, Client, ReleaseSource};
+use hako_model::{InstanceInfo, Release};
+use hako_store::{EmbeddedStore, Store};
+
+/// The fake daemon side.
+#[derive(Default)]
+pub struct FakeBackend {
+    pub images: Mutex<BTreeSet<String>>,
+    pub metrics: Mutex<BTreeMap<String, serde_json::Value>>,
+    pub instances: Mutex<Vec<InstanceInfo>>,
+    /// (app, number, source) of every release made.
+    pub made: Mutex<Vec<(String, u64, ReleaseSource)>>,
+}
+
+#[async_trait::async_trait]
+impl Backend for FakeBackend {
+    async fn image_exists(&self, reference: &str) -> bool {
+        let name = reference.split(':').next().unwrap_or("");
+        self.images.lock().unwrap().contains(name)
+    }
+
+    async fn create_release(
+        &self,
+        app: &str,
+        number: u64,
+        source: ReleaseSource,
+    ) -> Result<Release, BackendError> {
+        let size_bytes = match &source {
+            ReleaseSource::Archive(b) if b.starts_with(b"HOSTILE") => {
+                return Err(BackendError::user(
+                    "archive entry ../etc/passwd leaves the release: refused",
+                ));
+            }
+            ReleaseSource::Archive(b) => b.len() as u64,
+            ReleaseSource::Dir(d) if !d.is_dir() => {
+                return Err(BackendError::user(format!(
+                    "code directory {} does not exist",
+                    d.display()
+                )));
+            }
+            ReleaseSource::Dir(_) => 0,
+        };
+        self.made
+            .lock()
+            .unwrap()
+            .push((app.to_string(), number, source.clone()));
+        Ok(Release {
+            app: app.to_string(),
+            number,
+            created_unix: 0,
+            size_bytes,
+            files: 1,
+            source: source.describe(),
+        })
+    }
+
+    async fn instances(&self, app: Option<&str>) -> Vec<InstanceInfo> {
+        let all = self.instances.lock().unwrap().clone();
+        all.into_iter()
+            .filter(|i| app.is_none_or(|a| a == i.app))
+            .collect()
+    }
+
+    async fn metrics(&self, app: &str) -> Option<serde_json::Value> {
+        self.metrics.lock().unwrap().get(app).cloned()
+    }
+
+    async fn logs(&self, app: &str, max_bytes: usize) -> String {
+        let log = format!("first line of {app}\nlast line of {app}\n");
+        log[log.len().saturating_sub(max_bytes)..].to_string()
+    }
+}
+
+/// A running server; stops when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub backend: Arc<FakeBackend>,
+    pub store: Arc<dyn Store>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub const TEST_UPLOAD_LIMIT: usize = 64 << 10;
+
+impl Server {
+    pub fn start() -> Server {
+        let backend = Arc::new(FakeBackend::default());
+        backend
+            .images
+            .lock()
+            .unwrap()
+            .extend(["php".to_string(), "static".to_string()]);
+        let token = "t".repeat(8) + &format!("{:056x}", std::process::id());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (store, listener) = rt.block_on(async {
+            let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_in_memory().await.unwrap());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            (store, listener)
+        });
+        let addr = listener.local_addr().unwrap();
+        let state = ApiState {
+            store: store.clone(),
+            backend: backend.clone(),
+            token: token.clone(),
+            max_upload: TEST_UPLOAD_LIMIT,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            rt.block_on(async move {
+                axum::serve(listener, hako_api::router(state))
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            })
+        });
+        Server {
+            addr,
+            token,
+            backend,
+            store,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.url(), &self.token)
+    }
+
+    /// A raw HTTP agent that returns every status as a response.
+    pub fn raw(&self) -> ureq::Agent {
+        ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        )
+    }
+
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A valid spec named `name` serving `host`.
+pub fn spec(name: &str, host: &str) -> hako_model::AppSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name,
+        "hosts": [host],
+        "image": "php",
+        "cmd": "php -S 0.0.0.0:$PORT -t /app",
+    }))
+    .unwrap()
+}
+
+/// Reads a raw response's status and JSON body.
+pub fn status_json(
+    r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> (u16, serde_json::Value) {
+    let mut r = r.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = r.body_mut().read_to_string().unwrap();
+    assert!(
+        ct.starts_with("application/json"),
+        "status {status}: content type {ct:?}, body {text:?}"
+    );
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+/// Asserts a response is an error with `status` and a message containing `needle`.
+pub fn assert_error(
+    r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    status: u16,
+    needle: &str,
+) {
+    let (got, body) = status_json(r);
+    let msg = body["error"].as_str().unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(got, status, "{msg}");
+    assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+}
