@@ -17,7 +17,7 @@ use cmd::{Exit, Failure};
 
 /// hako: web hosting on throw-away containers started by the first request.
 #[derive(Debug, Parser)]
-#[command(name = "hako", version, about, max_term_width = 100)]
+#[command(name = "hako", version, max_term_width = 100)]
 struct Cli {
     /// Where hako keeps its state (images, apps, logs).
     #[arg(
