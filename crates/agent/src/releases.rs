@@ -1,6 +1,6 @@
 //! Code releases: each deploy of an app's code becomes an immutable, numbered, read-only tree
 //! (mounted at /app in new instances). Stored with the image store's machinery under
-//! `<data-dir>/releases/<app>/<n>`, so uploads get the same hostile-archive checks as images.
+//! `<data-dir>/releases/<app>/…`, so uploads get the same hostile-archive checks as images.
 
 use std::path::{Path, PathBuf};
 
@@ -8,29 +8,44 @@ use hako_image::{ImageError, ImageStore, Rootfs};
 use hako_model::Release;
 
 /// The releases of every app on this node.
+///
+/// Release numbers are handed out by the API; the image store numbers its versions itself, so
+/// `<root>/.index/<app>/<number>` records which stored version holds which release.
 #[derive(Debug)]
 pub struct Releases {
     store: ImageStore,
+    index: PathBuf,
 }
 
 impl Releases {
     pub fn open(root: impl Into<PathBuf>) -> Result<Releases, ImageError> {
+        let root = root.into();
         Ok(Releases {
-            store: ImageStore::open(root)?,
+            store: ImageStore::open(&root)?,
+            index: root.join(".index"),
         })
     }
 
-    /// Makes the next release of `app` from a directory or a .tar / .tar.gz file.
+    /// Makes release `number` of `app` from a directory or a .tar / .tar.gz file.
     pub fn create(
         &self,
         app: &str,
+        number: u64,
         source: &Path,
         source_text: &str,
     ) -> Result<Release, ImageError> {
         let img = self.store.import(app, source)?;
+        let dir = self.index.join(app);
+        let io = |source| ImageError::Io {
+            what: "record release",
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::write(dir.join(number.to_string()), img.version.to_string()).map_err(io)?;
         Ok(Release {
             app: app.to_string(),
-            number: img.version as u64,
+            number,
             created_unix: img.created_unix,
             size_bytes: img.size_bytes,
             files: 0,
@@ -40,7 +55,11 @@ impl Releases {
 
     /// The directory of release `n` of `app`, if it exists.
     pub fn path(&self, app: &str, n: u64) -> Option<PathBuf> {
-        let img = self.store.get(app, Some(u32::try_from(n).ok()?)).ok()?;
+        let version = match std::fs::read_to_string(self.index.join(app).join(n.to_string())) {
+            Ok(v) => v.trim().parse().ok()?,
+            Err(_) => u32::try_from(n).ok()?,
+        };
+        let img = self.store.get(app, Some(version)).ok()?;
         match img.rootfs() {
             Rootfs::Layers(l) => l.into_iter().next(),
             Rootfs::Host { skeleton, .. } => Some(skeleton),
@@ -49,6 +68,7 @@ impl Releases {
 
     /// Removes every release of `app` (the app was deleted).
     pub fn remove_app(&self, app: &str) -> Result<(), ImageError> {
+        let _ = std::fs::remove_dir_all(self.index.join(app));
         match self.store.remove(app, None) {
             Err(ImageError::NotFound { .. }) => Ok(()),
             r => r,

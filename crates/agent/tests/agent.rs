@@ -60,7 +60,7 @@ async fn launches_a_site_with_its_release_and_stops_it() {
     let code = n.tmp.path().join("code");
     std::fs::create_dir_all(&code).unwrap();
     std::fs::write(code.join("index.html"), "hello from release 1\n").unwrap();
-    let rel = n.agent.releases().create("site", &code, "test").unwrap();
+    let rel = n.agent.releases().create("site", 1, &code, "test").unwrap();
     assert_eq!(rel.number, 1);
     let mut app = n.app("site", "busybox httpd -f -p $PORT -h /app");
     app.release = Some(1);

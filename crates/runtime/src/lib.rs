@@ -29,6 +29,7 @@ pub mod log;
 mod mounts;
 pub mod network;
 mod runtime;
+mod spawner;
 mod spec;
 mod sys;
 mod tune;

@@ -22,8 +22,9 @@ use crate::error::RuntimeError;
 use crate::leftovers;
 use crate::mounts::{self, MountInputs};
 use crate::network::{Attachment, Network};
+use crate::spawner::Spawner;
 use crate::spec::{ContainerSpec, LogSpec, NetworkMode};
-use crate::sys::{self, Forked};
+use crate::sys;
 use crate::user;
 
 /// Makes and owns containers under one prefix.
@@ -34,6 +35,7 @@ pub struct Runtime {
     network: Mutex<Option<Arc<Network>>>,
     counter: AtomicU64,
     resolv_conf: Option<String>,
+    spawner: Spawner,
     /// flock on `<state_root>/<prefix>.lock`, held for the runtime's lifetime.
     _lock: File,
 }
@@ -75,6 +77,7 @@ impl Runtime {
             network: Mutex::new(None),
             counter: AtomicU64::new(0),
             resolv_conf,
+            spawner: Spawner::start().map_err(RuntimeError::sys("start the spawner thread"))?,
             _lock: lock,
         }))
     }
@@ -167,15 +170,11 @@ impl Runtime {
         if cgroup_fd.is_some() {
             flags |= libc::CLONE_NEWCGROUP as u64;
         }
-        // SAFETY: the child only runs `child::run`, which makes raw syscalls on the plan built
-        // above and never returns.
-        let forked =
-            unsafe { sys::clone3(flags, cgroup_fd) }.map_err(RuntimeError::sys("clone3"))?;
-        let (pid, pidfd) = match forked {
-            // SAFETY: we are the freshly cloned child.
-            Forked::Child => unsafe { child::run(&plan) },
-            Forked::Parent { pid, pidfd } => (pid, pidfd),
-        };
+        // The clone happens on the spawner thread (see spawner.rs for why).
+        let (pid, pidfd) = self
+            .spawner
+            .clone(&plan, flags, cgroup_fd)
+            .map_err(RuntimeError::sys("clone3"))?;
         let t_cloned = Instant::now();
         undo.child = Some(pidfd);
         // The child's ends belong to the child now.

@@ -159,3 +159,21 @@ async fn stop_is_graceful_for_apps_that_handle_sigterm() {
     );
     c.remove().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_outlives_the_thread_that_created_it() {
+    // PDEATHSIG follows the creating *thread*; the runtime clones on its own long-lived thread,
+    // so a container made from a short-lived worker thread keeps running.
+    let t = TestRuntime::new();
+    let rt = t.rt.clone();
+    let spec = t.sh("exec sleep 1000");
+    let c = std::thread::spawn(move || rt.run(&spec).unwrap())
+        .join()
+        .unwrap();
+    let alive = tokio::time::timeout(Duration::from_millis(500), c.wait()).await;
+    assert!(
+        alive.is_err(),
+        "the container died with its creating thread: {alive:?}"
+    );
+    c.remove().unwrap();
+}

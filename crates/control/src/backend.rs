@@ -1,0 +1,73 @@
+//! What the API needs from this node: image checks, code releases, instances, metrics, logs.
+
+use std::sync::Arc;
+
+use hako_api::{Backend, BackendError, ReleaseSource};
+use hako_model::{InstanceInfo, Release};
+
+use crate::daemon::Daemon;
+
+/// The daemon as the API's backend.
+pub(crate) struct DaemonBackend(pub(crate) Arc<Daemon>);
+
+#[async_trait::async_trait]
+impl Backend for DaemonBackend {
+    async fn image_exists(&self, reference: &str) -> bool {
+        let Some((name, version)) = hako_model::parse_image_ref(reference) else {
+            return false;
+        };
+        self.0.agent.images().get(&name, version).is_ok()
+    }
+
+    async fn create_release(
+        &self,
+        app: &str,
+        number: u64,
+        source: ReleaseSource,
+    ) -> Result<Release, BackendError> {
+        let describe = source.describe();
+        let agent = self.0.agent.clone();
+        let app = app.to_string();
+        tokio::task::spawn_blocking(move || {
+            let (path, _tmp) = match source {
+                ReleaseSource::Dir(d) => {
+                    if !d.is_absolute() || !d.is_dir() {
+                        return Err(BackendError::user(format!(
+                            "{} is not a directory on the server",
+                            d.display()
+                        )));
+                    }
+                    (d, None)
+                }
+                ReleaseSource::Archive(bytes) => {
+                    let tmp = tempfile::NamedTempFile::new().map_err(|e| {
+                        BackendError::internal(format!("cannot store the upload: {e}"))
+                    })?;
+                    std::fs::write(tmp.path(), &bytes).map_err(|e| {
+                        BackendError::internal(format!("cannot store the upload: {e}"))
+                    })?;
+                    (tmp.path().to_path_buf(), Some(tmp))
+                }
+            };
+            agent
+                .releases()
+                .create(&app, number, &path, &describe)
+                .map_err(|e| BackendError::user(format!("cannot make a release: {e}")))
+        })
+        .await
+        .map_err(|e| BackendError::internal(format!("release task failed: {e}")))?
+    }
+
+    async fn instances(&self, app: Option<&str>) -> Vec<InstanceInfo> {
+        self.0.agent.instances(app)
+    }
+
+    async fn metrics(&self, app: &str) -> Option<serde_json::Value> {
+        let m = self.0.router.metrics(app).ok()?;
+        serde_json::to_value(m).ok()
+    }
+
+    async fn logs(&self, app: &str, max_bytes: usize) -> String {
+        self.0.agent.logs(app, max_bytes)
+    }
+}
