@@ -182,6 +182,7 @@ impl Client {
         let r = self
             .post(&path)
             .header("Content-Type", archive_type(archive))
+            .header("Expect", "100-continue")
             .send(archive);
         self.json(r)
     }
@@ -199,6 +200,7 @@ impl Client {
         let r = self
             .post(&path)
             .header("Content-Type", archive_type(&head[..n]))
+            .header("Expect", "100-continue")
             .send(f);
         self.json(r)
     }

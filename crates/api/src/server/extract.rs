@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::http::request::Parts;
 use bytes::Bytes;
 
@@ -53,6 +53,18 @@ impl FromRequest<Arc<Shared>> for Upload {
     type Rejection = std::convert::Infallible;
 
     async fn from_request(req: Request, state: &Arc<Shared>) -> Result<Self, Self::Rejection> {
+        // Refuse a declared oversize at once, before reading (and before a client that sent
+        // `Expect: 100-continue` starts sending), so the client sees the 413.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > state.max_upload as u64) {
+            return Ok(Upload(Err(ApiError::TooLarge {
+                limit: state.max_upload,
+            })));
+        }
         Ok(Upload(read(req, state, state.max_upload).await))
     }
 }

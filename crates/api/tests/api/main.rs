@@ -595,3 +595,56 @@ fn client_configuration_reads_the_token_file() {
     assert!(matches!(err, ClientError::Token(_)), "{err:?}");
     assert!(err.to_string().contains("HAKO_TOKEN"), "{err}");
 }
+
+#[test]
+fn oversized_upload_is_refused_before_it_is_all_sent() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    server
+        .client()
+        .create_app(&spec("blog", "blog.example"))
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/apps/blog/releases HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        server.bearer(),
+        100 << 20
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&[0u8; 1024]).unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("}") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("over the limit"), "{text}");
+    assert_eq!(server.client().app("blog").unwrap().release, None);
+}
+
+#[test]
+fn client_reports_413_for_a_large_upload() {
+    let server = Server::start();
+    let client = server.client();
+    client.create_app(&spec("blog", "blog.example")).unwrap();
+    let big = vec![b'x'; 32 * TEST_UPLOAD_LIMIT];
+    let err = client.deploy_archive("blog", &big).unwrap_err();
+    assert_eq!(err.status(), Some(413), "{err:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.tar");
+    std::fs::write(&file, &big).unwrap();
+    let err = client.deploy_archive_file("blog", &file).unwrap_err();
+    assert_eq!(err.status(), Some(413), "{err:?}");
+    // The connection pool and the server are fine afterwards.
+    assert_eq!(client.deploy_archive("blog", b"small").unwrap().number, 1);
+}
