@@ -18,6 +18,10 @@ pub struct Options {
     pub runs: usize,
     /// Minimum time between two starts.
     pub spacing: Duration,
+    /// Names of the measures to run (all when empty).
+    pub only: Vec<String>,
+    /// Print every sample as it is taken.
+    pub verbose: bool,
 }
 
 impl Default for Options {
@@ -25,12 +29,14 @@ impl Default for Options {
         Options {
             runs: 50,
             spacing: Duration::from_millis(200),
+            only: Vec::new(),
+            verbose: false,
         }
     }
 }
 
 impl Options {
-    /// Parses `[--runs N] [--spacing-ms MS]`.
+    /// Parses `[--runs N] [--spacing-ms MS] [--only NAME[,NAME…]] [--verbose]`.
     pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
         let mut o = Options::default();
         let mut it = args.iter();
@@ -60,6 +66,14 @@ impl Options {
                         .with_context(|| format!("--spacing-ms {v:?}: give milliseconds"))?;
                     o.spacing = Duration::from_millis(ms);
                 }
+                "--only" => {
+                    o.only = value()?
+                        .split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                }
+                "--verbose" | "-v" => o.verbose = true,
                 other => bail!("unknown option {other:?}"),
             }
         }
@@ -108,6 +122,10 @@ impl Samples {
     pub fn p95(&self) -> Option<f64> {
         self.percentile_ms(95.0)
     }
+
+    pub fn max(&self) -> Option<f64> {
+        self.percentile_ms(100.0)
+    }
 }
 
 /// Spaces starts at least `spacing` apart, so every start pays what a start after an idle
@@ -149,24 +167,25 @@ pub fn ms(v: Option<f64>) -> String {
     }
 }
 
-/// Prints rows of `(label, samples)` as a table of n, p50 and p95.
+/// Prints rows of `(label, samples)` as a table of n, p50, p95 and max.
 pub fn print_table(title: &str, rows: &[(&str, &Samples)]) {
     let width = rows
         .iter()
-        .map(|(l, _)| l.len())
+        .map(|(l, _)| l.chars().count())
         .max()
         .unwrap_or(0)
-        .max(title.len());
+        .max(title.chars().count());
     println!(
-        "{title:<width$}  {:>4}  {:>8}  {:>8}",
-        "n", "p50 ms", "p95 ms"
+        "{title:<width$}  {:>4}  {:>8}  {:>8}  {:>8}",
+        "n", "p50 ms", "p95 ms", "max ms"
     );
     for (label, s) in rows {
         println!(
-            "{label:<width$}  {:>4}  {:>8}  {:>8}",
+            "{label:<width$}  {:>4}  {:>8}  {:>8}  {:>8}",
             s.len(),
             ms(s.p50()),
-            ms(s.p95())
+            ms(s.p95()),
+            ms(s.max())
         );
     }
 }
@@ -188,7 +207,7 @@ mod tests {
         let s = samples(&(1..=100).rev().collect::<Vec<_>>());
         assert_eq!(s.p50(), Some(50.0));
         assert_eq!(s.p95(), Some(95.0));
-        assert_eq!(s.percentile_ms(100.0), Some(100.0));
+        assert_eq!(s.max(), Some(100.0));
         assert_eq!(s.percentile_ms(0.0), Some(1.0));
         let one = samples(&[7]);
         assert_eq!(one.p50(), Some(7.0));
@@ -199,8 +218,11 @@ mod tests {
     #[test]
     fn parses_options() {
         assert_eq!(Options::parse(&[]).unwrap(), Options::default());
-        let o = Options::parse(&["--runs", "7", "--spacing-ms=300"]).unwrap();
+        let o =
+            Options::parse(&["--runs", "7", "--spacing-ms=300", "--only", "a,b", "-v"]).unwrap();
         assert_eq!(o.runs, 7);
+        assert_eq!(o.only, vec!["a", "b"]);
+        assert!(o.verbose);
         assert_eq!(o.spacing, Duration::from_millis(300));
         assert!(Options::parse(&["--runs", "0"]).is_err());
         assert!(Options::parse(&["--runs"]).is_err());

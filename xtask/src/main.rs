@@ -1,7 +1,7 @@
 //! `cargo xtask`: set-up, demo, tests and benchmarks.
 //!
 //! ```text
-//! cargo xtask bench runtime [--runs N] [--spacing-ms MS]
+//! cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
 //! ```
 
 mod bench;
@@ -9,7 +9,12 @@ mod setup;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask bench runtime [--runs N] [--spacing-ms MS]";
+const USAGE: &str =
+    "usage: cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
+  --runs N         samples per measure (default 50)
+  --spacing-ms MS  minimum time between two container starts (default 200)
+  --only NAME,…    run only these measures (names in the table's first column)
+  --verbose        print every sample as it is taken";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -17,6 +17,8 @@
 
 mod crun;
 mod hako;
+mod measure;
+mod report;
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
@@ -24,11 +26,12 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use hako_image::{ImageStore, Rootfs};
-use hako_runtime::{Limits, NetworkMode, RootfsSpec};
+use hako_runtime::{Limits, RootfsSpec};
 
 use self::crun::Crun;
 use self::hako::Hako;
-use super::{Options, Pacer, Samples, ms, print_table};
+use self::measure::{Bench, Measure, Results};
+use super::{Options, Pacer};
 
 /// What a container runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,40 +93,6 @@ fn limits() -> Limits {
     }
 }
 
-/// Port inside an isolated container (its own address, so always free).
-const ISOLATED_PORT: u16 = 8080;
-
-/// Ports for servers in the host's network, rotated so no run waits on a previous socket.
-struct Ports(u16);
-
-impl Ports {
-    fn next(&mut self) -> u16 {
-        self.0 = self.0.wrapping_add(1);
-        20_000 + self.0 % 10_000
-    }
-}
-
-/// Every series of the benchmark.
-#[derive(Default)]
-struct Results {
-    none_exec: Samples,
-    none_exit: Samples,
-    none_removed: Samples,
-    none_clone: Samples,
-    none_prepare: Samples,
-    none_release: Samples,
-    iso_exec: Samples,
-    iso_exit: Samples,
-    iso_prepare: Samples,
-    parked: Samples,
-    crun_exit: Samples,
-    hako_httpd: Samples,
-    hako_httpd_host: Samples,
-    crun_httpd: Samples,
-    hako_php: Samples,
-    crun_php: Samples,
-}
-
 /// Runs the benchmark and prints the table and the summary line.
 pub fn run(opts: &Options) -> anyhow::Result<()> {
     if !hako_runtime::is_root() {
@@ -172,93 +141,47 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         work: crun_work,
     })?;
 
-    let httpd = Workload::Httpd {
-        bind: "0.0.0.0",
-        port: ISOLATED_PORT,
-    };
-    let php = Workload::Php {
-        bind: "0.0.0.0",
-        port: ISOLATED_PORT,
-    };
-    let mut ports = Ports(std::process::id() as u16);
-    let mut pacer = Pacer::new(opts.spacing);
-    let mut r = Results::default();
-
+    let measures = Measure::select(&opts.only)?;
     eprintln!(
-        "bench runtime: {} rounds of 9 measures, starts {} ms apart (hako prefix {}, crun {})",
+        "bench runtime: {} rounds of {} measures, starts {} ms apart (hako prefix {}, {})",
         opts.runs,
+        measures.len(),
         opts.spacing.as_millis(),
         hako.prefix(),
         crun_version()
     );
-    // One untimed round first: page cache, the bridge's first set-up, php's opcache files.
+    let mut bench = Bench {
+        hako,
+        crun,
+        ports: std::process::id() as u16,
+    };
+    let mut pacer = Pacer::new(opts.spacing);
+    let mut r = Results::default();
+    // One untimed round first: page cache, the bridge's first set-up, php's first start.
     for round in 0..=opts.runs {
         let keep = round > 0;
-        let rec = |s: &mut Samples, d| {
-            if keep {
-                s.push(d)
+        for &m in &measures {
+            pacer.next();
+            let d = bench
+                .take(m, &mut r, keep)
+                .with_context(|| format!("measure {} (round {round})", m.name()))?;
+            if opts.verbose {
+                eprintln!(
+                    "  {} round {round}: {:.2} ms",
+                    m.name(),
+                    d.as_secs_f64() * 1e3
+                );
             }
-        };
-        pacer.next();
-        let t = hako.true_run(NetworkMode::None)?;
-        rec(&mut r.none_exec, t.exec);
-        rec(&mut r.none_exit, t.exit);
-        rec(&mut r.none_removed, t.removed);
-        rec(&mut r.none_clone, t.clone);
-        rec(&mut r.none_prepare, t.prepare);
-        rec(&mut r.none_release, t.release);
-        pacer.next();
-        let t = hako.true_run(NetworkMode::Isolated)?;
-        rec(&mut r.iso_exec, t.exec);
-        rec(&mut r.iso_exit, t.exit);
-        rec(&mut r.iso_prepare, t.prepare);
-        pacer.next();
-        rec(&mut r.parked, hako.parked_release()?);
-        pacer.next();
-        rec(&mut r.crun_exit, crun.true_exit()?);
-        pacer.next();
-        rec(
-            &mut r.hako_httpd,
-            hako.http_ready(&httpd, NetworkMode::Isolated)?,
-        );
-        pacer.next();
-        let host_httpd = Workload::Httpd {
-            bind: "127.0.0.1",
-            port: ports.next(),
-        };
-        rec(
-            &mut r.hako_httpd_host,
-            hako.http_ready(&host_httpd, NetworkMode::Host)?,
-        );
-        pacer.next();
-        let crun_httpd = Workload::Httpd {
-            bind: "127.0.0.1",
-            port: ports.next(),
-        };
-        let port = crun_httpd.port();
-        rec(&mut r.crun_httpd, crun.http_ready(crun_httpd, port)?);
-        pacer.next();
-        rec(
-            &mut r.hako_php,
-            hako.http_ready(&php, NetworkMode::Isolated)?,
-        );
-        pacer.next();
-        let crun_php = Workload::Php {
-            bind: "127.0.0.1",
-            port: ports.next(),
-        };
-        let port = crun_php.port();
-        rec(&mut r.crun_php, crun.http_ready(crun_php, port)?);
+        }
         if keep && (round % 10 == 0 || round == opts.runs) {
             eprintln!("  {round}/{} rounds", opts.runs);
         }
     }
-    drop(crun);
-    drop(hako);
-    report(&r);
+    // Containers, crun state, cgroups and the bridge go before the temp dir they use.
+    drop(bench);
+    report::print(&r);
     Ok(())
 }
-
 /// The app both servers serve: /app/index.html (busybox) and /app/index.php (php -S).
 fn write_app(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir(dir)?;
@@ -291,93 +214,6 @@ fn crun_version() -> String {
         .unwrap_or_else(|| "crun (version unknown)".into())
 }
 
-fn report(r: &Results) {
-    println!();
-    print_table(
-        "start → exit of /bin/true",
-        &[
-            ("hako, net none", &r.none_exit),
-            ("hako, net none, then removed", &r.none_removed),
-            ("hako, net isolated", &r.iso_exit),
-            ("crun run, own netns (loopback)", &r.crun_exit),
-        ],
-    );
-    println!();
-    print_table(
-        "start → exec of /bin/true (hako)",
-        &[
-            ("create+start, net none", &r.none_exec),
-            ("  clone returned", &r.none_clone),
-            ("  prepared (parked)", &r.none_prepare),
-            ("  release → exec", &r.none_release),
-            ("create+start, net isolated", &r.iso_exec),
-            ("  prepared (parked)", &r.iso_prepare),
-            ("parked container: start → exec", &r.parked),
-        ],
-    );
-    println!();
-    print_table(
-        "start → first HTTP 200",
-        &[
-            ("hako busybox httpd, isolated", &r.hako_httpd),
-            ("hako busybox httpd, host net", &r.hako_httpd_host),
-            ("crun busybox httpd, host net", &r.crun_httpd),
-            ("hako php -S, isolated", &r.hako_php),
-            ("crun php -S, host net", &r.crun_php),
-        ],
-    );
-    println!();
-    let l = limits();
-    println!("Fairness notes:");
-    for note in [
-        format!(
-            "same rootfs (hako's host image: skeleton + read-only binds of /usr and /etc files) \
-             and limits (memory {} MiB, cpu {} core, pids {}) for both",
-            l.memory_max.unwrap_or(0) >> 20,
-            l.cpu_cores.unwrap_or(0.0),
-            l.pids_max.unwrap_or(0)
-        ),
-        "crun uses the skeleton directory as its root; hako also mounts an overlay with a \
-         throw-away upper layer per container (in hako's time only)"
-            .into(),
-        "crun runs from one private mount namespace (cgroup2 unmounted) made once by a worker \
-         thread of this process: no unshare/nsenter/sh process in crun's time"
-            .into(),
-        "crun's HTTP servers share the host network (no network set-up at all); hako's \
-         `isolated` ones get a veth on a bridge each, hako's `host net` one is like-for-like"
-            .into(),
-        "hako's runtime turns on the kernel-wide cgroup favordynmods lock mode at start, so \
-         crun's cgroup moves are just as cheap during the run"
-            .into(),
-    ] {
-        println!("- {note}");
-    }
-    let ratio = match (r.none_exit.p50(), r.crun_exit.p50()) {
-        (Some(h), Some(c)) if c > 0.0 => format!("{:.2}", h / c),
-        _ => "-".into(),
-    };
-    println!(
-        "runtime: hako_exit_p50_ms={} crun_exit_p50_ms={} ratio={ratio} \
-         hako_httpd_ready_p50_ms={} crun_httpd_ready_p50_ms={} \
-         hako_exec_p50_ms={} hako_parked_release_p50_ms={} hako_exit_isolated_p50_ms={} \
-         hako_httpd_host_ready_p50_ms={} hako_php_ready_p50_ms={} crun_php_ready_p50_ms={} \
-         hako_exit_removed_p50_ms={} hako_exit_p95_ms={} crun_exit_p95_ms={}",
-        ms(r.none_exit.p50()),
-        ms(r.crun_exit.p50()),
-        ms(r.hako_httpd.p50()),
-        ms(r.crun_httpd.p50()),
-        ms(r.none_exec.p50()),
-        ms(r.parked.p50()),
-        ms(r.iso_exit.p50()),
-        ms(r.hako_httpd_host.p50()),
-        ms(r.hako_php.p50()),
-        ms(r.crun_php.p50()),
-        ms(r.none_removed.p50()),
-        ms(r.none_exit.p95()),
-        ms(r.crun_exit.p95()),
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,16 +232,5 @@ mod tests {
         };
         assert_eq!(p.to_string(), "/usr/bin/php -S 0.0.0.0:8080 -t /app");
         assert_eq!(Workload::True.argv(), vec!["/bin/true"]);
-    }
-
-    #[test]
-    fn host_ports_rotate_in_range() {
-        let mut p = Ports(u16::MAX - 1);
-        let a = p.next();
-        let b = p.next();
-        assert_ne!(a, b);
-        for _ in 0..30_000 {
-            assert!((20_000..30_000).contains(&p.next()));
-        }
     }
 }
