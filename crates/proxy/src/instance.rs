@@ -168,11 +168,16 @@ pub struct InstanceSnapshot {
     pub in_flight: usize,
     /// Open upgraded connections (WebSocket and the like).
     pub upgraded: usize,
-    /// Time since a request last started or finished.
+    /// Time since a request last started or finished (`idle_ms` in JSON).
+    #[serde(rename = "idle_ms", serialize_with = "as_millis")]
     pub idle_for: Duration,
     /// When a request last started or finished.
     #[serde(skip)]
     pub last_activity: Instant,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Handle returned by [`crate::Router::drain`]: the instance no longer gets
@@ -225,16 +230,35 @@ mod tests {
         assert!(wait.is_finished_after_yield().await);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn snapshot_tracks_activity() {
-        let inst = instance();
-        tokio::time::advance(Duration::from_secs(1)).await;
+        let epoch = Instant::now() - Duration::from_secs(60);
+        let inst = Arc::new(Instance::new(
+            "i1".into(),
+            "127.0.0.1:1".parse().unwrap(),
+            epoch,
+            4,
+        ));
+        // Pretend the last activity was at the epoch, a minute ago.
+        inst.last_activity_us.store(0, Relaxed);
+        assert!(inst.snapshot().idle_for >= Duration::from_secs(60));
         let guard = InFlight::new(inst.clone());
         let snap = inst.snapshot();
         assert_eq!(snap.in_flight, 1);
+        assert!(
+            snap.idle_for < Duration::from_secs(30),
+            "a request start is activity"
+        );
+        inst.last_activity_us.store(0, Relaxed);
         drop(guard);
-        assert_eq!(inst.snapshot().in_flight, 0);
-        assert!(inst.snapshot().last_activity >= snap.last_activity);
+        let snap = inst.snapshot();
+        assert_eq!(snap.in_flight, 0);
+        assert!(
+            snap.idle_for < Duration::from_secs(30),
+            "a request end is activity"
+        );
+        let json = serde_json::to_value(&snap).unwrap();
+        assert!(json["idle_ms"].as_u64().unwrap() < 30_000, "{json}");
     }
 
     struct Spawned(tokio::task::JoinHandle<()>);
