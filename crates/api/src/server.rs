@@ -113,14 +113,16 @@ async fn health() -> Response {
     axum::Json(serde_json::json!({ "ok": true })).into_response()
 }
 
-async fn no_route(uri: Uri) -> ApiError {
+// The fallbacks read (and drop) a small body so that the connection stays usable for a
+// keep-alive client that is still sending it.
+async fn no_route(uri: Uri, _body: Body) -> ApiError {
     ApiError::NotFound(format!(
         "no API route {}: see the routes under /v1 in hako's docs",
         uri.path()
     ))
 }
 
-async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+async fn wrong_method(method: Method, uri: Uri, _body: Body) -> ApiError {
     ApiError::MethodNotAllowed(format!(
         "{method} is not served on {}: check the method",
         uri.path()

@@ -25,6 +25,11 @@ pub(super) async fn require_token(
         .map(str::trim);
     match given {
         Some(token) if crate::token::same(token, &shared.token) => next.run(req).await,
-        _ => ApiError::Unauthorized.into_response(),
+        _ => {
+            // Read (and drop) a small body so a keep-alive client still sending it can read
+            // the 401 and reuse the connection.
+            let _ = axum::body::to_bytes(req.into_body(), super::MAX_JSON_BODY).await;
+            ApiError::Unauthorized.into_response()
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use hako_api::{ApiState, Backend, BackendError, Client, ReleaseSource};
+use hako_api::{ApiState, Backend, BackendError, Client, ClientError, ReleaseSource};
 use hako_model::{InstanceInfo, Release};
 use hako_store::{EmbeddedStore, Store};
 
@@ -211,4 +211,12 @@ pub fn assert_error(
     let msg = body["error"].as_str().unwrap_or_else(|| panic!("{body}"));
     assert_eq!(got, status, "{msg}");
     assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+}
+
+/// The status and message of a client error the server answered.
+pub fn api_status(e: ClientError) -> (u16, String) {
+    match e {
+        ClientError::Api { status, message } => (status, message),
+        other => panic!("not an API error: {other:?}"),
+    }
 }
