@@ -20,7 +20,7 @@ impl Rng {
         (0..len)
             .map(|_| {
                 let r = self.next();
-                if r % 3 == 0 {
+                if r.is_multiple_of(3) {
                     r as u8 >> 1
                 } else {
                     json_ish[(r as usize >> 8) % json_ish.len()]
