@@ -23,7 +23,7 @@ use crate::config::ProxyConfig;
 use crate::error::ProxyError;
 use crate::events::ProxyEvent;
 use crate::headers::{remove_hop_by_hop, request_host, set_forwarded, wants_upgrade};
-use crate::instance::{InFlight, Instance, Upgraded};
+use crate::instance::{InFlight, Instance, InstanceState, Upgraded};
 use crate::pages::error_response;
 use crate::pool::{Sender, connect};
 use crate::router::Router;
@@ -152,6 +152,11 @@ async fn proxy(
         };
         count(cold_since);
         let in_flight = InFlight::new(instance.clone());
+        if instance.state() != InstanceState::Ready {
+            // Drained between the pick and the count: the drainer may already
+            // have seen it idle, so this request must go elsewhere.
+            continue;
+        }
         let sent_at = Instant::now();
         match send(&instance, req, config).await {
             Ok((response, conn)) => {
