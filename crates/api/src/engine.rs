@@ -86,3 +86,90 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{BackendError, ReleaseSource};
+    use hako_model::{InstanceInfo, Release};
+
+    /// Knows one image; makes every release.
+    struct OneImage;
+
+    #[async_trait::async_trait]
+    impl Backend for OneImage {
+        async fn image_exists(&self, reference: &str) -> bool {
+            reference == "static"
+        }
+        async fn create_release(
+            &self,
+            app: &str,
+            number: u64,
+            source: ReleaseSource,
+        ) -> Result<Release, BackendError> {
+            Ok(Release {
+                app: app.into(),
+                number,
+                created_unix: 0,
+                size_bytes: 0,
+                files: 0,
+                source: source.describe(),
+            })
+        }
+        async fn instances(&self, _: Option<&str>) -> Vec<InstanceInfo> {
+            Vec::new()
+        }
+        async fn metrics(&self, _: &str) -> Option<serde_json::Value> {
+            None
+        }
+        async fn logs(&self, _: &str, _: usize) -> String {
+            String::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn actions_without_http() {
+        let store: Arc<dyn Store> =
+            Arc::new(hako_store::EmbeddedStore::open_in_memory().await.unwrap());
+        let engine = Engine::new(store.clone(), Arc::new(OneImage));
+        let spec = crate::action::parse_spec(
+            br#"{"name": "demo", "hosts": ["demo.localhost"], "image": "static", "cmd": "httpd -f -p $PORT"}"#,
+        )
+        .unwrap();
+        let Reply::Created(app) = engine
+            .execute(Action::CreateApp(Box::new(spec)))
+            .await
+            .unwrap()
+        else {
+            panic!("not created");
+        };
+        assert_eq!(app.spec.name, "demo");
+        let deploy = Action::Deploy {
+            name: "demo".into(),
+            source: ReleaseSource::Dir("/srv/demo".into()),
+        };
+        let Reply::Release(release) = engine.execute(deploy).await.unwrap() else {
+            panic!("no release");
+        };
+        assert_eq!(
+            (release.number, release.source.as_str()),
+            (1, "dir /srv/demo")
+        );
+        assert!(release.created_unix > 0, "creation time filled in");
+        let stored: App = store.get_json(&keys::app("demo")).await.unwrap().unwrap();
+        assert_eq!(stored.release, Some(1));
+        let err = engine
+            .execute(Action::ShowApp("other".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(err, ApiError::no_app("other"));
+        let kinds: Vec<EventKind> = store
+            .range_json::<Event>(&keys::events("demo"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.kind)
+            .collect();
+        assert_eq!(kinds, [EventKind::AppCreated, EventKind::Deployed]);
+    }
+}

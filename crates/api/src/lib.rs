@@ -34,4 +34,4 @@ pub use backend::{Backend, BackendError, ReleaseSource};
 pub use client::{AppPatch, Client, ClientError};
 pub use engine::Engine;
 pub use error::ApiError;
-pub use server::{ApiState, DEFAULT_MAX_UPLOAD, router};
+pub use server::{ApiState, DEFAULT_MAX_UPLOAD, router, router_with};

@@ -55,7 +55,7 @@ impl ApiState {
 
 /// Shared by every handler.
 struct Shared {
-    engine: Engine,
+    engine: Arc<Engine>,
     token: String,
     max_upload: usize,
 }
@@ -64,10 +64,17 @@ type S = State<Arc<Shared>>;
 
 /// The API's routes; serve it with `axum::serve(listener, router(state))`.
 pub fn router(state: ApiState) -> Router {
+    let engine = Arc::new(Engine::new(state.store, state.backend));
+    router_with(engine, state.token, state.max_upload)
+}
+
+/// The API's routes over an engine the daemon also uses directly (for example to create demo
+/// apps at start), so both share its write serialisation.
+pub fn router_with(engine: Arc<Engine>, token: String, max_upload: usize) -> Router {
     let shared = Arc::new(Shared {
-        engine: Engine::new(state.store, state.backend),
-        token: state.token,
-        max_upload: state.max_upload,
+        engine,
+        token,
+        max_upload,
     });
     let authed = Router::new()
         .route("/v1/apps", get(list_apps).post(create_app))
