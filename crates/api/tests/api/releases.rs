@@ -179,3 +179,24 @@ fn client_reports_413_for_a_large_upload() {
     // The connection pool and the server are fine afterwards.
     assert_eq!(client.deploy_archive("blog", b"small").unwrap().number, 1);
 }
+
+#[test]
+fn concurrent_deploys_get_distinct_numbers() {
+    let server = Server::start();
+    server
+        .client()
+        .create_app(&spec("blog", "blog.example"))
+        .unwrap();
+    let mut numbers: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let client = server.client();
+                s.spawn(move || client.deploy_archive("blog", b"code").unwrap().number)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    numbers.sort();
+    assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(server.client().app("blog").unwrap().release, Some(6));
+}
