@@ -1,0 +1,366 @@
+//! `hako serve` end to end, in-process: real proxy, real API, real containers.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hako_api::Client;
+use hako_control::{Bound, ServeConfig};
+use hako_model::{AppSpec, EventKind};
+use hako_runtime::RuntimeConfig;
+
+struct Serve {
+    bound: Bound,
+    client: Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    tmp: tempfile::TempDir,
+}
+
+impl Serve {
+    async fn start() -> Serve {
+        assert!(
+            hako_runtime::is_root(),
+            "hako serve tests make real containers: run them as root"
+        );
+        let tmp = tempfile::Builder::new()
+            .prefix("hako-serve-test")
+            .tempdir()
+            .unwrap();
+        hako_image::ImageStore::open(tmp.path().join("images"))
+            .unwrap()
+            .host("base")
+            .unwrap();
+        let mut config = ServeConfig::new(tmp.path());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.api = "127.0.0.1:0".parse().unwrap();
+        config.runtime = RuntimeConfig::unique('s', "/run/hako-test");
+        config.stop_grace = Duration::from_secs(2);
+        let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            hako_control::serve(config, bound_tx, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        let bound = bound_rx.await.unwrap();
+        let token = std::fs::read_to_string(tmp.path().join("admin.token")).unwrap();
+        let client = Client::new(format!("http://{}", bound.api), token.trim());
+        Serve {
+            bound,
+            client,
+            stop: Some(stop_tx),
+            task,
+            tmp,
+        }
+    }
+
+    async fn create(&self, json: serde_json::Value) {
+        let spec: AppSpec = serde_json::from_value(json).unwrap();
+        let c = self.client.clone();
+        tokio::task::spawn_blocking(move || c.create_app(&spec))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn deploy(&self, app: &str, files: &[(&str, &str)]) {
+        let dir = self.tmp.path().join(format!("code-{app}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+        let (c, app) = (self.client.clone(), app.to_string());
+        tokio::task::spawn_blocking(move || c.deploy_dir(&app, &dir))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn events(&self, app: &str) -> Vec<hako_model::Event> {
+        let (c, app) = (self.client.clone(), app.to_string());
+        tokio::task::spawn_blocking(move || c.events(&app, Some(1000)))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn instances(&self, app: &str) -> usize {
+        let (c, app) = (self.client.clone(), app.to_string());
+        tokio::task::spawn_blocking(move || c.instances(Some(&app)))
+            .await
+            .unwrap()
+            .unwrap()
+            .len()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+/// One HTTP/1.0 request (no keep-alive, no chunked answer); returns (status, body).
+async fn http(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
+    let host = host.to_string();
+    let path = path.to_string();
+    tokio::task::spawn_blocking(move || {
+        raw(
+            addr,
+            &format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n"),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut r = Vec::new();
+    let _ = s.read_to_end(&mut r);
+    let text = String::from_utf8_lossy(&r).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn static_site(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "hosts": [format!("{name}.example")],
+        "image": "base",
+        "cmd": "busybox httpd -f -p $PORT -h /app",
+        "idle_timeout": "30s",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_request_cold_starts_and_unknown_hosts_get_404() {
+    let s = Serve::start().await;
+    s.create(static_site("blog")).await;
+    s.deploy("blog", &[("index.html", "hello from blog\n")])
+        .await;
+    assert_eq!(s.instances("blog").await, 0);
+    let (status, body) = http(s.bound.proxy, "blog.example", "/index.html").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "hello from blog\n");
+    assert_eq!(s.instances("blog").await, 1);
+    // Warm: same instance.
+    let (status, _) = http(s.bound.proxy, "BLOG.example:8080", "/index.html").await;
+    assert_eq!(status, 200);
+    assert_eq!(s.instances("blog").await, 1);
+    let (status, body) = http(s.bound.proxy, "nobody.example", "/").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("nobody.example"), "{body}");
+    let kinds: Vec<EventKind> = s.events("blog").await.iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&EventKind::AppCreated) && kinds.contains(&EventKind::Deployed));
+    assert_eq!(
+        kinds.iter().filter(|k| **k == EventKind::Start).count(),
+        1,
+        "{kinds:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_first_requests_cause_one_start() {
+    let s = Serve::start().await;
+    s.create(static_site("busy")).await;
+    s.deploy("busy", &[("index.html", "ok\n")]).await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        tasks.push(tokio::spawn(http(
+            s.bound.proxy,
+            "busy.example",
+            "/index.html",
+        )));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!((status, body.as_str()), (200, "ok\n"));
+    }
+    let starts = s
+        .events("busy")
+        .await
+        .iter()
+        .filter(|e| e.kind == EventKind::Start)
+        .count();
+    assert_eq!(starts, 1);
+    assert_eq!(s.instances("busy").await, 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_instances_stop_and_the_next_request_starts_a_new_one() {
+    let s = Serve::start().await;
+    let mut app = static_site("idle");
+    app["idle_timeout"] = "1s".into();
+    s.create(app).await;
+    s.deploy("idle", &[("index.html", "hi\n")]).await;
+    assert_eq!(
+        http(s.bound.proxy, "idle.example", "/index.html").await.0,
+        200
+    );
+    assert_eq!(s.instances("idle").await, 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stop = loop {
+        if let Some(e) = s
+            .events("idle")
+            .await
+            .into_iter()
+            .find(|e| e.kind == EventKind::Stop)
+        {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle instance was never stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(s.instances("idle").await, 0);
+    assert!(stop.reason.contains("idle"), "{}", stop.reason);
+    assert_eq!(
+        http(s.bound.proxy, "idle.example", "/index.html").await.0,
+        200
+    );
+    let starts = s
+        .events("idle")
+        .await
+        .iter()
+        .filter(|e| e.kind == EventKind::Start)
+        .count();
+    assert_eq!(starts, 2);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_request_is_not_cut_by_the_idle_stop() {
+    let s = Serve::start().await;
+    // A CGI script that answers after 3 s, with a 1 s idle timeout.
+    let mut app = static_site("slow");
+    app["idle_timeout"] = "1s".into();
+    s.create(app).await;
+    let dir = s.tmp.path().join("code-slow");
+    std::fs::create_dir_all(dir.join("cgi-bin")).unwrap();
+    std::fs::write(
+        dir.join("cgi-bin/slow"),
+        "#!/bin/sh\nsleep 3\necho 'Content-Type: text/plain'\necho\necho done slowly\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("cgi-bin/slow"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let c = s.client.clone();
+    tokio::task::spawn_blocking(move || c.deploy_dir("slow", &dir))
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, body) = http(s.bound.proxy, "slow.example", "/cgi-bin/slow").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "done slowly\n");
+    let stops_before = s
+        .events("slow")
+        .await
+        .iter()
+        .filter(|e| e.kind == EventKind::Stop)
+        .count();
+    assert_eq!(stops_before, 0, "stopped while a request was open");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_starts_answer_503_with_an_event() {
+    let s = Serve::start().await;
+    let mut crash = static_site("crash");
+    crash["cmd"] = "sh -c 'echo fatal: cannot open config.php >&2; exit 1'".into();
+    s.create(crash).await;
+    let (status, body) = http(s.bound.proxy, "crash.example", "/").await;
+    assert_eq!(status, 503, "{body}");
+    let failed = s
+        .events("crash")
+        .await
+        .into_iter()
+        .find(|e| e.kind == EventKind::StartFailed)
+        .unwrap();
+    assert!(
+        failed.reason.contains("exited with code 1"),
+        "{}",
+        failed.reason
+    );
+    assert!(
+        failed
+            .log_tail
+            .unwrap_or_default()
+            .contains("fatal: cannot open config.php")
+    );
+
+    let mut mute = static_site("mute");
+    mute["cmd"] = "sleep 1000".into();
+    mute["start_timeout"] = "500ms".into();
+    s.create(mute).await;
+    let t = Instant::now();
+    let (status, _) = http(s.bound.proxy, "mute.example", "/").await;
+    assert_eq!(status, 503);
+    assert!(t.elapsed() >= Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if s.events("mute")
+            .await
+            .iter()
+            .any(|e| e.kind == EventKind::StartFailed)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no event for the start timeout");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_requests_get_400_and_others_are_unharmed() {
+    let s = Serve::start().await;
+    s.create(static_site("web")).await;
+    s.deploy("web", &[("index.html", "fine\n")]).await;
+    let addr = s.bound.proxy;
+    let bad = tokio::task::spawn_blocking(move || {
+        let a = raw(addr, "GARBAGE\r\n\r\n");
+        let b = raw(
+            addr,
+            &format!(
+                "GET / HTTP/1.1\r\nHost: web.example\r\nX-Big: {}\r\n\r\n",
+                "x".repeat(200_000)
+            ),
+        );
+        let c = raw(
+            addr,
+            "GET / HTTP/1.1\r\nHost: bad host!\r\nConnection: close\r\n\r\n",
+        );
+        (a.0, b.0, c.0)
+    })
+    .await
+    .unwrap();
+    assert_eq!(bad.0, 400);
+    assert!(bad.1 == 431 || bad.1 == 400, "{}", bad.1);
+    assert!(bad.2 == 400 || bad.2 == 404, "{}", bad.2);
+    assert_eq!(
+        http(addr, "web.example", "/index.html").await,
+        (200, "fine\n".to_string())
+    );
+    s.stop().await;
+}
