@@ -53,4 +53,4 @@ pub use launcher::{LaunchError, Launched, Launcher, NoLauncher};
 pub use metrics::{AppMetricsSnapshot, HistogramSnapshot};
 pub use pool::ConnectError;
 pub use router::{AppStatus, Router, RouterError};
-pub use server::Proxy;
+pub use server::{PerCore, Proxy};

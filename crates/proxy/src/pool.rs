@@ -3,8 +3,9 @@
 
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -42,24 +43,43 @@ pub enum ConnectError {
     },
 }
 
+/// Pools are split in shards so that per-core serving threads keep to their own
+/// connections (whose driver tasks run on their runtime); other runtimes use shard 0.
+const SHARDS: usize = 8;
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Make this thread use its own shard of every pool (per-core serving).
+pub(crate) fn set_thread_shard(index: usize) {
+    SHARD.with(|s| s.set(index % SHARDS));
+}
+
 /// Idle keep-alive connections to one instance, most recently used first.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    idle: Mutex<Vec<Sender>>,
+    shards: [Mutex<Vec<Sender>>; SHARDS],
     max_idle: usize,
 }
 
 impl Pool {
+    /// A pool keeping up to `max_idle` idle connections per shard.
     pub(crate) fn new(max_idle: usize) -> Self {
         Self {
-            idle: Mutex::new(Vec::new()),
+            shards: std::array::from_fn(|_| Mutex::new(Vec::new())),
             max_idle,
         }
     }
 
+    fn shard(&self) -> MutexGuard<'_, Vec<Sender>> {
+        let index = SHARD.with(Cell::get);
+        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// An idle connection that is still open, if any.
     pub(crate) fn take(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.shard();
         while let Some(sender) = idle.pop() {
             if !sender.is_closed() {
                 return Some(sender);
@@ -73,7 +93,7 @@ impl Pool {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.shard();
         if idle.len() < self.max_idle {
             idle.push(sender);
         }
@@ -81,12 +101,14 @@ impl Pool {
 
     /// Close all idle connections.
     pub(crate) fn clear(&self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
     }
 
     #[cfg(test)]
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.shard().len()
     }
 }
 

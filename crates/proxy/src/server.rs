@@ -16,6 +16,10 @@ use crate::forward::{Shared, handle};
 use crate::headers::client_value;
 use crate::router::Router;
 
+mod per_core;
+
+pub use per_core::PerCore;
+
 /// The front proxy. Build it once, then [`Proxy::serve`] on a listener.
 #[derive(Debug, Clone)]
 pub struct Proxy {
