@@ -104,9 +104,10 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         ("php", "php-cli"),
         ("ip", "iproute2"),
     ])?;
+    sweep_temp_dirs();
     // Dropped last (declared first): the image and app dirs outlive both runtimes.
     let tmp = tempfile::Builder::new()
-        .prefix("hako-bench-")
+        .prefix(&temp_prefix(std::process::id()))
         .tempdir()
         .context("create a temp dir")?;
     let store = ImageStore::open(tmp.path().join("images"))?;
@@ -182,6 +183,30 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     report::print(&r);
     Ok(())
 }
+/// Temp dirs of the bench process `pid` start with this.
+fn temp_prefix(pid: u32) -> String {
+    format!("hako-bench-{pid}-")
+}
+
+/// Removes temp dirs that killed bench processes left.
+fn sweep_temp_dirs() {
+    let tmp = std::env::temp_dir();
+    for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("hako-bench-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// The app both servers serve: /app/index.html (busybox) and /app/index.php (php -S).
 fn write_app(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir(dir)?;
@@ -232,5 +257,21 @@ mod tests {
         };
         assert_eq!(p.to_string(), "/usr/bin/php -S 0.0.0.0:8080 -t /app");
         assert_eq!(Workload::True.argv(), vec!["/bin/true"]);
+    }
+
+    #[test]
+    fn sweeps_temp_dirs_of_dead_processes_only() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = std::env::temp_dir().join(format!("{}x", temp_prefix(dead)));
+        std::fs::create_dir_all(stale.join("images")).unwrap();
+        let live = tempfile::Builder::new()
+            .prefix(&temp_prefix(std::process::id()))
+            .tempdir()
+            .unwrap();
+        sweep_temp_dirs();
+        assert!(!stale.exists());
+        assert!(live.path().exists());
     }
 }

@@ -12,7 +12,7 @@
 //! pts and shm, tmpfs /tmp and /run, the same namespaces, user, capabilities, rlimit,
 //! no_new_privs and cgroup limits (memory, CPU quota, pids) under a `hako…` cgroup parent.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -86,11 +86,15 @@ impl Crun {
         let pid = std::process::id();
         let shared = Arc::new(Shared {
             setup,
-            state: PathBuf::from(format!("/run/hako-bench-crun-{pid}")),
-            cgroup_parent: format!("hakocrun{pid}"),
+            state: state_dir(pid),
+            cgroup_parent: cgroup_parent(pid),
             counter: Mutex::new(0),
         });
         let worker = Worker::new()?;
+        for dead in dead_runs() {
+            eprintln!("bench runtime: removing crun leftovers of dead bench process {dead}");
+            remove_run(&worker, dead);
+        }
         Ok(Crun { worker, shared })
     }
 
@@ -134,19 +138,74 @@ impl Crun {
 
 impl Drop for Crun {
     fn drop(&mut self) {
-        let shared = self.shared.clone();
-        // Delete whatever crun containers are left (crun needs the private mount namespace).
-        self.worker.run(move || {
-            if let Ok(out) = shared.crun_output(&["list", "-q"]) {
-                for id in out.lines().filter(|l| l.starts_with("hako")) {
-                    let _ = shared.crun(&["delete", "-f", id]);
-                }
-            }
-        });
+        remove_run(&self.worker, std::process::id());
         self.worker.stop();
-        remove_cgroups(&self.shared.cgroup_parent);
-        let _ = std::fs::remove_dir_all(&self.shared.state);
     }
+}
+
+/// crun's state directory for the bench process `pid`.
+fn state_dir(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/run/hako-bench-crun-{pid}"))
+}
+
+/// The parent cgroup (in every hierarchy) of the bench process `pid`'s crun containers.
+fn cgroup_parent(pid: u32) -> String {
+    format!("hakocrun{pid}")
+}
+
+/// Deletes the crun containers, state directory and cgroups of the bench process `pid`.
+fn remove_run(worker: &Worker, pid: u32) {
+    let state = state_dir(pid);
+    let root = state.clone();
+    // crun needs the private mount namespace to find its cgroups.
+    worker.run(move || {
+        let out = Command::new("crun")
+            .arg("--root")
+            .arg(&root)
+            .args(["list", "-q"])
+            .stderr(Stdio::null())
+            .output();
+        if let Ok(out) = out {
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = Command::new("crun")
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "-f", id])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    });
+    remove_cgroups(&cgroup_parent(pid));
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Bench processes that left crun state or cgroups behind and are gone.
+fn dead_runs() -> Vec<u32> {
+    let mut pids = Vec::new();
+    let mut scan = |dir: &str, prefix: &str| {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if let Some(pid) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(prefix))
+                .and_then(|p| p.parse::<u32>().ok())
+                && !Path::new(&format!("/proc/{pid}")).exists()
+                && !pids.contains(&pid)
+            {
+                pids.push(pid);
+            }
+        }
+    };
+    scan("/run", "hako-bench-crun-");
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        scan(&h.path().to_string_lossy(), "hakocrun");
+    }
+    pids
 }
 
 /// One prepared crun run: its bundle and stderr file.
@@ -227,16 +286,6 @@ impl Shared {
             bail!("crun {} {status}", args.join(" "));
         }
         Ok(())
-    }
-
-    fn crun_output(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = Command::new("crun")
-            .arg("--root")
-            .arg(&self.state)
-            .args(args)
-            .stderr(Stdio::null())
-            .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 
@@ -419,7 +468,6 @@ fn enter_private_mount_ns() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn setup() -> Setup {
         Setup {
@@ -489,5 +537,28 @@ mod tests {
             host.contains(" /sys/fs/cgroup/unified "),
             Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists()
         );
+    }
+
+    #[test]
+    fn leftovers_of_dead_bench_processes_are_removed() {
+        assert!(rustix::process::geteuid().is_root(), "run as root");
+        // A pid that surely is dead now: a child we reaped.
+        let mut child = Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let state = state_dir(dead);
+        std::fs::create_dir_all(&state).unwrap();
+        let cg = Path::new("/sys/fs/cgroup/pids").join(cgroup_parent(dead));
+        let have_cgroup = std::fs::create_dir(&cg).is_ok();
+        let found = dead_runs();
+        assert!(found.contains(&dead), "{found:?}");
+        assert!(!found.contains(&std::process::id()));
+        let mut w = Worker::new().unwrap();
+        remove_run(&w, dead);
+        w.stop();
+        assert!(!state.exists());
+        if have_cgroup {
+            assert!(!cg.exists());
+        }
     }
 }
