@@ -1,7 +1,9 @@
 //! hako's front proxy: the door every request to a hosted site comes through.
 //!
 //! - [`Proxy`] serves HTTP/1.1 (keep-alive, chunked bodies streamed both ways,
-//!   upgrades passed through) with limits on header size, body size and time.
+//!   upgrades passed through) with limits on header size, body size and time,
+//!   on the caller's runtime ([`Proxy::serve`]) or thread-per-core ([`PerCore`],
+//!   the faster choice: a request and its upstream connection stay on one thread).
 //! - [`Router`] is the live routing table the daemon changes: host → app
 //!   ([`AppRoute`]), each app's instances, draining, snapshots and metrics.
 //! - The activator starts an instance through the daemon's [`Launcher`] when a

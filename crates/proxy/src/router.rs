@@ -103,13 +103,13 @@ impl std::fmt::Debug for Router {
 impl Router {
     /// An empty table. `launcher` starts instances for cold requests; `events`
     /// hears about starts, failures and unreachable instances. Keeps up to 64
-    /// idle connections per instance.
+    /// idle connections per instance (per serving thread with [`crate::PerCore`]).
     pub fn new(launcher: Arc<dyn Launcher>, events: Arc<dyn EventHook>) -> Self {
         Self::with_pool_size(launcher, events, 64)
     }
 
     /// Like [`Router::new`], keeping up to `max_idle_per_instance` idle keep-alive
-    /// connections to each instance.
+    /// connections to each instance (per serving thread with [`crate::PerCore`]).
     pub fn with_pool_size(
         launcher: Arc<dyn Launcher>,
         events: Arc<dyn EventHook>,
