@@ -7,9 +7,7 @@
 //!    reached the app is retried on another instance, anything else is not (502);
 //! 5. **respond**: stream the body back; after a 101, tunnel both ways.
 
-use http::HeaderValue;
-use http::header;
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
