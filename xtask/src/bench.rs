@@ -123,6 +123,11 @@ impl Samples {
         self.percentile_ms(95.0)
     }
 
+    /// How many samples took at least `d`.
+    pub fn count_at_least(&self, d: Duration) -> usize {
+        self.0.iter().filter(|s| **s >= d).count()
+    }
+
     pub fn max(&self) -> Option<f64> {
         self.percentile_ms(100.0)
     }
@@ -167,8 +172,14 @@ pub fn ms(v: Option<f64>) -> String {
     }
 }
 
-/// Prints rows of `(label, samples)` as a table of n, p50, p95 and max.
+/// Prints rows of `(label, samples)` as a table of n, p50, p95 and max; rows without
+/// samples (measures not run) are left out, and the whole table if none has any.
 pub fn print_table(title: &str, rows: &[(&str, &Samples)]) {
+    let rows: Vec<_> = rows.iter().filter(|(_, s)| s.len() > 0).collect();
+    if rows.is_empty() {
+        return;
+    }
+    println!();
     let width = rows
         .iter()
         .map(|(l, _)| l.chars().count())
@@ -208,6 +219,7 @@ mod tests {
         assert_eq!(s.p50(), Some(50.0));
         assert_eq!(s.p95(), Some(95.0));
         assert_eq!(s.max(), Some(100.0));
+        assert_eq!(s.count_at_least(Duration::from_millis(91)), 10);
         assert_eq!(s.percentile_ms(0.0), Some(1.0));
         let one = samples(&[7]);
         assert_eq!(one.p50(), Some(7.0));

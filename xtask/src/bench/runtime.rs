@@ -8,6 +8,8 @@
 //! - hako `/bin/true`, network `none` and `isolated`: create+start (exec) and exit, with the
 //!   clone / prepare / release split from `Container::timings`;
 //! - hako parked release: a prepared container's `start` → exec only (the warm-pool figure);
+//! - crun created container: `crun create` first, then only `crun start` is timed (crun's
+//!   counterpart of the parked release);
 //! - crun `/bin/true` (its own network namespace, loopback only): spawn of `crun run` → exit
 //!   (crun deletes the container before it exits, so hako's exit + remove is shown too);
 //! - `busybox httpd` and `php -S` → first HTTP 200: hako `isolated` (veth on a bridge, polled

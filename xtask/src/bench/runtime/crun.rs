@@ -12,17 +12,18 @@
 //! pts and shm, tmpfs /tmp and /run, the same namespaces, user, capabilities, rlimit,
 //! no_new_privs and cgroup limits (memory, CPU quota, pids) under a `hako…` cgroup parent.
 
+mod worker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hako_runtime::Limits;
 use serde_json::{Value, json};
 
+use self::worker::Worker;
 use super::Workload;
 use crate::bench::http;
 
@@ -110,6 +111,26 @@ impl Crun {
             if !status.success() {
                 bail!("crun run /bin/true {status}: {}", run.stderr());
             }
+            run.finish();
+            Ok(took)
+        })
+    }
+
+    /// A created container (`crun create`, untimed, crun's counterpart of a parked one): only
+    /// the spawn of `crun start` until it returns is timed. Deleted afterwards (untimed).
+    pub fn created_start(&self) -> anyhow::Result<Duration> {
+        let shared = self.shared.clone();
+        self.worker.run(move || {
+            let run = shared.prepare(&Workload::True, false)?;
+            let bundle = run.bundle.to_string_lossy().into_owned();
+            shared
+                .crun(&["create", "--bundle", &bundle, &run.id])
+                .with_context(|| format!("crun create: {}", run.stderr()))?;
+            let t0 = Instant::now();
+            let started = shared.crun(&["start", &run.id]);
+            let took = t0.elapsed();
+            let _ = shared.crun(&["delete", "-f", &run.id]);
+            started.context("crun start")?;
             run.finish();
             Ok(took)
         })
@@ -385,86 +406,6 @@ fn remove_cgroups(parent: &str) {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A thread living in its own private mount namespace (without the cgroup2 mount), running
-/// jobs sent to it; processes it spawns inherit that namespace.
-struct Worker {
-    jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Worker {
-    fn new() -> anyhow::Result<Worker> {
-        let (jobs, rx) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("hako-bench-crun".into())
-            .spawn(move || {
-                let entered = enter_private_mount_ns();
-                let ok = entered.is_ok();
-                let _ = ready_tx.send(entered);
-                if ok {
-                    for job in rx {
-                        job();
-                    }
-                }
-            })
-            .context("spawn the crun worker thread")?;
-        ready_rx
-            .recv()
-            .context("the crun worker thread died")?
-            .context("cannot make a private mount namespace for crun")?;
-        Ok(Worker {
-            jobs: Some(jobs),
-            thread: Some(thread),
-        })
-    }
-
-    /// Runs `f` on the worker thread and returns its result.
-    fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
-        let (tx, rx) = mpsc::channel();
-        self.jobs
-            .as_ref()
-            .expect("worker running")
-            .send(Box::new(move || {
-                let _ = tx.send(f());
-            }))
-            .expect("crun worker thread alive");
-        rx.recv().expect("crun job finished")
-    }
-
-    fn stop(&mut self) {
-        self.jobs.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Moves the calling thread into a new mount namespace where crun sees plain cgroup v1.
-fn enter_private_mount_ns() -> anyhow::Result<()> {
-    use rustix::mount::{MountPropagationFlags, UnmountFlags, mount_change, unmount};
-    use rustix::thread::{UnshareFlags, unshare_unsafe};
-    // SAFETY: only CLONE_NEWNS (implying CLONE_FS for this thread); the file descriptor
-    // table stays shared, so no thread can lose sight of a descriptor.
-    unsafe { unshare_unsafe(UnshareFlags::NEWNS) }.context("unshare(CLONE_NEWNS)")?;
-    mount_change(
-        "/",
-        MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
-    )
-    .context("make mounts private")?;
-    let mountinfo = std::fs::read_to_string("/proc/thread-self/mountinfo")?;
-    if mountinfo
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup/unified"))
-    {
-        unmount("/sys/fs/cgroup/unified", UnmountFlags::DETACH)
-            .context("unmount /sys/fs/cgroup/unified")?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,28 +456,6 @@ mod tests {
         let ns = c["linux"]["namespaces"].as_array().unwrap();
         assert_eq!(ns.len(), 4);
         assert!(!ns.iter().any(|n| n["type"] == "network"));
-    }
-
-    #[test]
-    fn worker_runs_jobs_in_its_own_mount_namespace() {
-        assert!(rustix::process::geteuid().is_root(), "run as root");
-        let mut w = Worker::new().unwrap();
-        let here = std::fs::read_link("/proc/thread-self/ns/mnt").unwrap();
-        let there = w.run(|| std::fs::read_link("/proc/thread-self/ns/mnt").unwrap());
-        assert_ne!(here, there);
-        let unified = w.run(|| {
-            std::fs::read_to_string("/proc/thread-self/mountinfo")
-                .unwrap()
-                .contains(" /sys/fs/cgroup/unified ")
-        });
-        assert!(!unified);
-        w.stop();
-        // The host still has its mounts.
-        let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert_eq!(
-            host.contains(" /sys/fs/cgroup/unified "),
-            Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists()
-        );
     }
 
     #[test]

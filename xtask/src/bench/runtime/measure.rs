@@ -18,6 +18,7 @@ pub enum Measure {
     HakoTrueIsolated,
     HakoParked,
     CrunTrue,
+    CrunCreated,
     HakoHttpd,
     HakoHttpdHost,
     CrunHttpd,
@@ -27,11 +28,12 @@ pub enum Measure {
 
 impl Measure {
     /// Every measure, in the order a round takes them.
-    pub const ALL: [Measure; 9] = [
+    pub const ALL: [Measure; 10] = [
         Measure::HakoTrue,
         Measure::HakoTrueIsolated,
         Measure::HakoParked,
         Measure::CrunTrue,
+        Measure::CrunCreated,
         Measure::HakoHttpd,
         Measure::HakoHttpdHost,
         Measure::CrunHttpd,
@@ -45,6 +47,7 @@ impl Measure {
             Measure::HakoTrueIsolated => "hako-true-isolated",
             Measure::HakoParked => "hako-parked",
             Measure::CrunTrue => "crun-true",
+            Measure::CrunCreated => "crun-created",
             Measure::HakoHttpd => "hako-httpd",
             Measure::HakoHttpdHost => "hako-httpd-host",
             Measure::CrunHttpd => "crun-httpd",
@@ -82,6 +85,7 @@ pub struct Results {
     pub iso_prepare: Samples,
     pub parked: Samples,
     pub crun_exit: Samples,
+    pub crun_created: Samples,
     pub hako_httpd: Samples,
     pub hako_httpd_host: Samples,
     pub crun_httpd: Samples,
@@ -145,6 +149,11 @@ impl Bench {
             Measure::CrunTrue => {
                 let d = self.crun.true_exit()?;
                 rec(&mut r.crun_exit, d);
+                d
+            }
+            Measure::CrunCreated => {
+                let d = self.crun.created_start()?;
+                rec(&mut r.crun_created, d);
                 d
             }
             Measure::HakoHttpd => {
