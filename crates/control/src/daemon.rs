@@ -199,8 +199,10 @@ pub async fn serve(
         t.abort();
     }
     let _ = api_task.await;
+    tracing::debug!("API stopped");
     let ids: Vec<InstanceInfo> = agent.instances(None);
     agent.shutdown(config.stop_grace).await;
+    tracing::debug!("instances stopped, runtime removed");
     for i in ids {
         let _ = store.delete(&keys::instance(&i.app, &i.id)).await;
     }

@@ -1,4 +1,4 @@
-//! The `hako` binary: the daemon (`hako serve`, to come) and the command line.
+//! The `hako` binary: the daemon (`hako serve`) and the command line.
 //!
 //! This file only parses arguments, sets up logging and the async runtime, dispatches to
 //! one command in [`cmd`], prints a failure with its causes and exits with its code.
@@ -43,6 +43,12 @@ enum Command {
     Run(Box<cmd::run::RunArgs>),
     /// Manage images: versioned read-only root filesystems.
     Image(cmd::image::ImageArgs),
+    /// Serve sites: proxy, API and containers on this host (runs until stopped).
+    Serve(cmd::serve::ServeArgs),
+    /// Manage apps (sites) of a running `hako serve`.
+    App(cmd::app::AppArgs),
+    /// Look at running instances.
+    Instance(cmd::instance::InstanceArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +81,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Run(args) => cmd::run::execute(*args, &cli.data_dir).await,
         Command::Image(args) => cmd::image::execute(args, &cli.data_dir),
+        Command::Serve(args) => cmd::serve::execute(args, &cli.data_dir).await,
+        Command::App(args) => cmd::app::execute(args, &cli.data_dir).await,
+        Command::Instance(args) => cmd::instance::execute(args, &cli.data_dir).await,
     }
 }
 

@@ -1,0 +1,430 @@
+//! `hako app …`: hosted sites, through the API of a running `hako serve`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use hako_api::{AppPatch, Client};
+use hako_model::{App, AppNetwork, AppSpec, ByteSize, HumanDuration};
+
+use super::{Exit, Failure, OrExit, out};
+
+#[derive(Debug, clap::Args)]
+pub struct AppArgs {
+    #[command(subcommand)]
+    pub command: AppCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AppCommand {
+    /// Create an app (a site) and, with --code, deploy its first release.
+    Create(CreateArgs),
+    /// List apps.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one app with its instances.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an app's settings (only the options given change).
+    Update(UpdateArgs),
+    /// Deploy new code: a directory, or a .tar / .tar.gz file. New instances get it; old ones drain.
+    Deploy {
+        name: String,
+        #[arg(long, value_name = "DIR|TARBALL")]
+        code: PathBuf,
+    },
+    /// Replace every instance (e.g. to pick up a new image version).
+    Rollout { name: String },
+    /// Delete an app, its releases and its data (asks first unless --yes).
+    Delete {
+        name: String,
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// The app's events: every start, stop and failure, with its reason.
+    Events {
+        name: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The end of the app's recent logs.
+    Logs {
+        name: String,
+        #[arg(long, default_value_t = 16384)]
+        bytes: usize,
+    },
+    /// Request metrics: cold and warm requests, wait and upstream time percentiles.
+    Metrics { name: String },
+}
+
+/// Settings shared by create and update.
+#[derive(Debug, clap::Args)]
+pub struct Settings {
+    /// A hostname that reaches the app (repeat for more).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Image: NAME (its latest version at each start) or NAME:VERSION.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Command line; hako expands $PORT and the app's env and splits words like a shell.
+    #[arg(long)]
+    pub cmd: Option<String>,
+    /// Port the app listens on inside its container (also in $PORT). Default 8080.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Memory per instance, e.g. 256MiB.
+    #[arg(long)]
+    pub memory: Option<ByteSize>,
+    /// CPU per instance in cores, e.g. 0.5.
+    #[arg(long)]
+    pub cpu: Option<f64>,
+    /// Process limit per instance.
+    #[arg(long)]
+    pub pids: Option<u64>,
+    /// Instances kept running even when idle.
+    #[arg(long)]
+    pub min: Option<u32>,
+    /// Most instances at once.
+    #[arg(long)]
+    pub max: Option<u32>,
+    /// Stop an instance after this long without requests, e.g. 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<HumanDuration>,
+    /// Recycle instances after this long, e.g. 24h.
+    #[arg(long, value_name = "DURATION")]
+    pub max_lifetime: Option<HumanDuration>,
+    /// A start not ready by then answers 503, e.g. 30s.
+    #[arg(long, value_name = "DURATION")]
+    pub start_timeout: Option<HumanDuration>,
+    /// Ready means this path answers, not just that the port accepts.
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
+    /// Environment variable NAME=VALUE (repeat for more).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// User inside the container: a name from the image or uid[:gid].
+    #[arg(long)]
+    pub user: Option<String>,
+    /// isolated (default) or host.
+    #[arg(long, value_name = "MODE")]
+    pub net: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub settings: Settings,
+    /// Code to deploy as the first release: a directory or a .tar / .tar.gz file.
+    #[arg(long, value_name = "DIR|TARBALL")]
+    pub code: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+fn env_map(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--env {p:?} must be NAME=VALUE"))
+                .or_exit(Exit::Usage)
+        })
+        .collect()
+}
+
+fn network(net: &Option<String>) -> Result<Option<AppNetwork>, Failure> {
+    match net.as_deref() {
+        None => Ok(None),
+        Some("isolated") => Ok(Some(AppNetwork::Isolated)),
+        Some("host") => Ok(Some(AppNetwork::Host)),
+        Some(other) => Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!("--net {other:?}: use isolated or host"),
+        )),
+    }
+}
+
+pub async fn execute(args: AppArgs, data_dir: &Path) -> Result<u8, Failure> {
+    let client = Client::from_env(data_dir)
+        .context("cannot find hako's API (is `hako serve` running? set HAKO_API and HAKO_TOKEN for a remote one)")
+        .or_exit(Exit::Failure)?;
+    let data_dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || run(args.command, &client, &data_dir))
+        .await
+        .map_err(|e| Failure::new(Exit::Failure, e))?
+}
+
+fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
+    r.map_err(|e| {
+        let exit = match e.status() {
+            Some(400..=499) => Exit::Usage,
+            _ => Exit::Failure,
+        };
+        Failure::new(exit, anyhow::anyhow!("{e}"))
+    })
+}
+
+fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Failure> {
+    match command {
+        AppCommand::Create(a) => {
+            let s = a.settings;
+            let mut spec = serde_json::json!({
+                "name": a.name,
+                "hosts": s.hosts,
+                "image": s.image.ok_or_else(|| Failure::new(Exit::Usage, anyhow::anyhow!("--image is required")))?,
+                "cmd": s.cmd.ok_or_else(|| Failure::new(Exit::Usage, anyhow::anyhow!("--cmd is required")))?,
+                "env": env_map(&s.env)?,
+            });
+            let o = spec.as_object_mut().expect("object");
+            let mut set = |k: &str, v: serde_json::Value| {
+                o.insert(k.into(), v);
+            };
+            if let Some(v) = s.port {
+                set("port", v.into());
+            }
+            if let Some(v) = s.memory {
+                set("memory", v.to_string().into());
+            }
+            if let Some(v) = s.cpu {
+                set("cpu", v.into());
+            }
+            if let Some(v) = s.pids {
+                set("pids", v.into());
+            }
+            if let Some(v) = s.min {
+                set("min", v.into());
+            }
+            if let Some(v) = s.max {
+                set("max", v.into());
+            }
+            if let Some(v) = s.idle_timeout {
+                set("idle_timeout", v.to_string().into());
+            }
+            if let Some(v) = s.max_lifetime {
+                set("max_lifetime", v.to_string().into());
+            }
+            if let Some(v) = s.start_timeout {
+                set("start_timeout", v.to_string().into());
+            }
+            if let Some(v) = s.health_path {
+                set("health_path", v.into());
+            }
+            if let Some(v) = s.user {
+                set("user", v.into());
+            }
+            if let Some(n) = network(&s.net)? {
+                set("network", serde_json::to_value(n).expect("serializable"));
+            }
+            let spec: AppSpec = serde_json::from_value(spec).or_exit(Exit::Usage)?;
+            let app = api(client.create_app(&spec))?;
+            out(&format!(
+                "created app {} ({})\n",
+                app.spec.name,
+                app.spec.hosts.join(", ")
+            ));
+            if let Some(code) = a.code {
+                deploy(client, &app.spec.name, &code)?;
+            }
+            Ok(0)
+        }
+        AppCommand::List { json } => {
+            let apps = api(client.list_apps())?;
+            if json {
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&apps).expect("serializable")
+                ));
+            } else {
+                out(&table(&apps));
+            }
+            Ok(0)
+        }
+        AppCommand::Show { name, json } => {
+            let app = api(client.app(&name))?;
+            let instances = api(client.instances(Some(&name)))?;
+            if json {
+                let v = serde_json::json!({ "app": app, "instances": instances });
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&v).expect("serializable")
+                ));
+            } else {
+                let mut s = serde_json::to_string_pretty(&app).expect("serializable");
+                s.push('\n');
+                s += &format!("instances: {}\n", instances.len());
+                for i in instances {
+                    s += &format!(
+                        "  {} {} {:?} ready in {:.1} ms, image {}, release {}\n",
+                        i.id,
+                        i.addr,
+                        i.state,
+                        i.ready_ms.unwrap_or(0.0),
+                        i.image,
+                        i.release.map_or("-".into(), |r| r.to_string())
+                    );
+                }
+                out(&s);
+            }
+            Ok(0)
+        }
+        AppCommand::Update(a) => {
+            let s = a.settings;
+            let mut patch = AppPatch::default();
+            if !s.hosts.is_empty() {
+                patch.hosts = Some(s.hosts);
+            }
+            patch.image = s.image;
+            patch.cmd = s.cmd;
+            patch.port = s.port;
+            patch.memory = s.memory;
+            patch.cpu = s.cpu.map(Some);
+            patch.pids = s.pids;
+            patch.min = s.min;
+            patch.max = s.max;
+            patch.idle_timeout = s.idle_timeout;
+            patch.max_lifetime = s.max_lifetime.map(Some);
+            patch.start_timeout = s.start_timeout;
+            patch.health_path = s.health_path.map(Some);
+            patch.user = s.user.map(Some);
+            patch.network = network(&s.net)?;
+            if !s.env.is_empty() {
+                patch.env = Some(env_map(&s.env)?);
+            }
+            let app = api(client.update_app(&a.name, &patch))?;
+            out(&format!("updated app {}\n", app.spec.name));
+            Ok(0)
+        }
+        AppCommand::Deploy { name, code } => {
+            deploy(client, &name, &code)?;
+            Ok(0)
+        }
+        AppCommand::Rollout { name } => {
+            let app = api(client.rollout(&name))?;
+            out(&format!(
+                "rolling out {} (generation {})\n",
+                app.spec.name, app.generation
+            ));
+            Ok(0)
+        }
+        AppCommand::Delete { name, yes } => {
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        anyhow::anyhow!(
+                            "deleting {name} removes its releases and data: add --yes to confirm"
+                        ),
+                    ));
+                }
+                eprint!("delete app {name} with its releases and data? [y/N] ");
+                let mut answer = String::new();
+                let _ = std::io::stdin().read_line(&mut answer);
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    out("not deleted\n");
+                    return Ok(1);
+                }
+            }
+            api(client.delete_app(&name))?;
+            out(&format!("deleted app {name}\n"));
+            Ok(0)
+        }
+        AppCommand::Events { name, limit, json } => {
+            let events = api(client.events(&name, Some(limit)))?;
+            if json {
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&events).expect("serializable")
+                ));
+                return Ok(0);
+            }
+            let mut s = String::new();
+            for e in events {
+                s += &format!(
+                    "{} {:<12} {:<14} {}\n",
+                    super::format_time_ms(e.time_unix_ms),
+                    format!("{:?}", e.kind).to_lowercase(),
+                    e.instance.as_deref().unwrap_or("-"),
+                    e.reason
+                );
+                if let Some(t) = e.log_tail {
+                    for line in t
+                        .lines()
+                        .rev()
+                        .take(10)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                    {
+                        s += &format!("    | {line}\n");
+                    }
+                }
+            }
+            out(&s);
+            Ok(0)
+        }
+        AppCommand::Logs { name, bytes } => {
+            out(&api(client.logs(&name, Some(bytes)))?);
+            Ok(0)
+        }
+        AppCommand::Metrics { name } => {
+            let m = api(client.metrics(&name))?;
+            out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&m).expect("serializable")
+            ));
+            Ok(0)
+        }
+    }
+}
+
+/// Deploys a directory (by path when the API runs on this machine) or an archive file.
+fn deploy(client: &Client, name: &str, code: &Path) -> Result<(), Failure> {
+    let code = std::fs::canonicalize(code)
+        .with_context(|| format!("code {} does not exist", code.display()))
+        .or_exit(Exit::Usage)?;
+    let release = if code.is_dir() {
+        api(client.deploy_dir(name, &code))?
+    } else {
+        api(client.deploy_archive_file(name, &code))?
+    };
+    out(&format!(
+        "deployed release {} of {name} ({})\n",
+        release.number,
+        hako_model::ByteSize(release.size_bytes)
+    ));
+    Ok(())
+}
+
+fn table(apps: &[App]) -> String {
+    let mut s = format!(
+        "{:<20} {:<30} {:<12} {:<8} {:<8} {}\n",
+        "NAME", "HOSTS", "IMAGE", "RELEASE", "MEMORY", "IDLE"
+    );
+    for a in apps {
+        s += &format!(
+            "{:<20} {:<30} {:<12} {:<8} {:<8} {}\n",
+            a.spec.name,
+            a.spec.hosts.join(","),
+            a.spec.image,
+            a.release.map_or("-".into(), |r| r.to_string()),
+            a.spec.memory.to_string(),
+            a.spec.idle_timeout
+        );
+    }
+    s
+}

@@ -1,0 +1,114 @@
+//! `hako serve`: the proxy, the API and the node agent on one host, with the embedded store in
+//! the data dir. Runs until SIGINT or SIGTERM, then stops every instance and cleans up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::{Exit, Failure, OrExit};
+
+/// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
+/// same names: `listen`, `api`, `prefix`, `subnet`, `state_root`, `stop_grace`).
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Where the proxy listens for site traffic.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where the API listens (keep it on loopback or a private network).
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<SocketAddr>,
+    /// A TOML file with settings; command-line options win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Name prefix of every kernel object hako makes ("hako" + up to 5 characters).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Subnet of isolated instances, e.g. 10.88.0.0/16.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// How long a stopping instance gets between SIGTERM and SIGKILL, e.g. 10s.
+    #[arg(long, value_name = "DURATION")]
+    pub stop_grace: Option<String>,
+}
+
+/// The config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    api: Option<SocketAddr>,
+    prefix: Option<String>,
+    subnet: Option<String>,
+    state_root: Option<PathBuf>,
+    stop_grace: Option<String>,
+}
+
+pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
+    let file: FileConfig = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config file {}", p.display()))
+                .or_exit(Exit::Usage)?;
+            toml::from_str(&text)
+                .with_context(|| format!("config file {} is not valid", p.display()))
+                .or_exit(Exit::Usage)?
+        }
+        None => FileConfig::default(),
+    };
+    let mut config = hako_control::ServeConfig::new(data_dir);
+    if let Some(a) = args.listen.or(file.listen) {
+        config.listen = a;
+    }
+    if let Some(a) = args.api.or(file.api) {
+        config.api = a;
+    }
+    if let Some(p) = args.prefix.or(file.prefix) {
+        config.runtime.prefix = p;
+    }
+    if let Some(s) = args.subnet.or(file.subnet) {
+        config.runtime.subnet = s
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))
+            .or_exit(Exit::Usage)?;
+    }
+    if let Some(r) = file.state_root {
+        config.runtime.state_root = r;
+    }
+    if let Some(g) = args.stop_grace.or(file.stop_grace) {
+        let d: hako_model::HumanDuration = g.parse().or_exit(Exit::Usage)?;
+        config.stop_grace = d.0;
+    }
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<hako_control::Bound>();
+    let data = data_dir.display().to_string();
+    tokio::spawn(async move {
+        if let Ok(b) = bound_rx.await {
+            eprintln!(
+                "hako: serving sites on http://{} (API http://{}, data {data})",
+                b.proxy, b.api
+            );
+        }
+    });
+    hako_control::serve(config, bound_tx, shutdown_signal())
+        .await
+        .context("hako serve failed")
+        .or_exit(Exit::Failure)?;
+    Ok(0)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("hako: stopping (instances get their grace period)");
+}
