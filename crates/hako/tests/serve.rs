@@ -1,0 +1,232 @@
+//! The real `hako serve` process: sites through the CLI, a kill -9 and a restart that finds
+//! every app intact and nothing left of the old run.
+
+use std::io::{BufRead, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HAKO: &str = env!("CARGO_BIN_EXE_hako");
+
+struct Daemon {
+    child: Child,
+    proxy: String,
+    api: String,
+}
+
+fn prefix() -> String {
+    const D: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut n = std::process::id() as u64 * 7919 + 13;
+    let mut s = String::from("hakoq");
+    for _ in 0..4 {
+        s.push(D[(n % 36) as usize] as char);
+        n /= 36;
+    }
+    s
+}
+
+fn start(data: &std::path::Path, prefix: &str) -> Daemon {
+    let n = std::process::id() % 200;
+    let mut child = Command::new(HAKO)
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--prefix",
+            prefix,
+            "--subnet",
+            &format!("10.{}.{}.0/24", 50 + n / 250, n % 250),
+            "--stop-grace",
+            "2s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "hako serve exited early"
+        );
+        if let Some(rest) = line.strip_prefix("hako: serving sites on http://") {
+            let proxy = rest.split_whitespace().next().unwrap().to_string();
+            let api = rest
+                .split("API http://")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .to_string();
+            // Keep draining stderr so the daemon never blocks on it.
+            std::thread::spawn(move || for _ in err.lines() {});
+            return Daemon { child, proxy, api };
+        }
+    }
+}
+
+fn hako(data: &std::path::Path, api: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(HAKO)
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(args)
+        .env("HAKO_API", format!("http://{api}"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn get(proxy: &str, host: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut r = String::new();
+    let _ = s.read_to_string(&mut r);
+    let status = r
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        r.split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+fn cgroups(prefix: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/sys/fs/cgroup/pids/{prefix}"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn apps_survive_kill_9_and_the_restart_cleans_the_old_run() {
+    assert!(
+        hako_runtime_is_root(),
+        "hako serve needs root: run the tests as root"
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("hako-cli-serve")
+        .tempdir()
+        .unwrap();
+    let data = tmp.path().join("data");
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(
+        site.join("index.php"),
+        "<?php echo 'php says ', 6 * 7, \"\\n\";",
+    )
+    .unwrap();
+    let p = prefix();
+
+    let (code, out) = hako(&data, "127.0.0.1:1", &["image", "host", "base"]);
+    assert_eq!(code, 0, "{out}");
+    let mut d = start(&data, &p);
+    let (code, out) = hako(
+        &data,
+        &d.api,
+        &[
+            "app",
+            "create",
+            "blog",
+            "--host",
+            "blog.example",
+            "--image",
+            "base",
+            "--code",
+            site.to_str().unwrap(),
+            "--cmd",
+            "php -S 0.0.0.0:$PORT -t /app",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("deployed release 1 of blog"), "{out}");
+    assert_eq!(
+        get(&d.proxy, "blog.example"),
+        (200, "php says 42\n".to_string())
+    );
+    let old = cgroups(&p);
+    assert_eq!(old.len(), 1, "one instance: {old:?}");
+
+    // kill -9: the instance dies with its daemon; its cgroup is left for the next start.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{p}/{}/cgroup.procs", old[0]))
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the instance outlived its daemon"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let mut d = start(&data, &p);
+    assert!(
+        cgroups(&p).is_empty(),
+        "the old run's cgroups are still there: {:?}",
+        cgroups(&p)
+    );
+    let (code, out) = hako(&data, &d.api, &["app", "list", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("\"blog\"") && out.contains("blog.example"),
+        "{out}"
+    );
+    assert_eq!(
+        get(&d.proxy, "blog.example"),
+        (200, "php says 42\n".to_string())
+    );
+    let (_, events) = hako(&data, &d.api, &["app", "events", "blog"]);
+    assert!(
+        events.contains("the previous hako process ended"),
+        "{events}"
+    );
+
+    // A graceful stop leaves nothing at all.
+    unsafe_free_sigterm(d.child.id());
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/{p}")).exists());
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(&p));
+    assert!(!std::path::Path::new(&format!("/run/hako/{p}")).exists());
+}
+
+fn hako_runtime_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
+}
+
+/// SIGTERM through kill(1), keeping this crate free of unsafe code.
+fn unsafe_free_sigterm(pid: u32) {
+    let s = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(s.success());
+}
