@@ -13,6 +13,14 @@ struct Daemon {
     api: String,
 }
 
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A test that fails midway must not leave a daemon (and its containers) running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn prefix() -> String {
     const D: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut n = std::process::id() as u64 * 7919 + 13;
@@ -47,14 +55,20 @@ fn start(data: &std::path::Path, prefix: &str) -> Daemon {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let stderr = child.stderr.take().unwrap();
+    // From here on the daemon is owned by a guard that kills it if the test fails.
+    let mut d = Daemon {
+        child,
+        proxy: String::new(),
+        api: String::new(),
+    };
+    let mut err = std::io::BufReader::new(stderr);
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "hako serve exited early"
-        );
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("hako serve exited early: {:?}", d.child.try_wait());
+        }
         if let Some(rest) = line.strip_prefix("hako: serving sites on http://") {
             let proxy = rest.split_whitespace().next().unwrap().to_string();
             let api = rest
@@ -67,7 +81,9 @@ fn start(data: &std::path::Path, prefix: &str) -> Daemon {
                 .to_string();
             // Keep draining stderr so the daemon never blocks on it.
             std::thread::spawn(move || for _ in err.lines() {});
-            return Daemon { child, proxy, api };
+            d.proxy = proxy;
+            d.api = api;
+            return d;
         }
     }
 }

@@ -233,7 +233,7 @@ impl AppSpec {
             return Err(AppError::Memory(self.memory));
         }
         if let Some(c) = self.cpu
-            && !(c.is_finite() && c >= 0.01 && c <= 1024.0)
+            && !(c.is_finite() && (0.01..=1024.0).contains(&c))
         {
             return Err(AppError::Cpu(c));
         }

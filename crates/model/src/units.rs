@@ -54,7 +54,7 @@ impl fmt::Display for ByteSize {
         let b = self.0;
         for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
             let m = 1u64 << shift;
-            if b >= m && b % m == 0 {
+            if b >= m && b.is_multiple_of(m) {
                 return write!(f, "{}{unit}", b / m);
             }
         }
@@ -124,7 +124,7 @@ impl FromStr for HumanDuration {
                 "d" => v * 86400.0,
                 _ => return Err(err()),
             };
-            if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+            if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
                 return Err(err());
             }
             total += Duration::from_secs_f64(secs);
@@ -141,7 +141,7 @@ impl fmt::Display for HumanDuration {
             return write!(f, "0s");
         }
         if d.subsec_nanos() != 0 {
-            if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+            if d < Duration::from_secs(1) && d.subsec_nanos().is_multiple_of(1_000_000) {
                 return write!(f, "{}ms", d.as_millis());
             }
             return write!(f, "{}ms", d.as_secs_f64() * 1000.0);
