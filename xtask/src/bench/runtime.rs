@@ -7,6 +7,8 @@
 //! is measured, per round:
 //! - hako `/bin/true`, network `none` and `isolated`: create+start (exec) and exit, with the
 //!   clone / prepare / release split from `Container::timings`;
+//! - hako `/bin/true` in the host's network: the same without creating a network namespace
+//!   (shows what the namespace costs);
 //! - hako parked release: a prepared container's `start` → exec only (the warm-pool figure);
 //! - crun created container: `crun create` first, then only `crun start` is timed (crun's
 //!   counterpart of the parked release);

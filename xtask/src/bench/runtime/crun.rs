@@ -1,10 +1,8 @@
 //! The baseline: `crun run` on the same rootfs, mounts and limits as hako's containers.
 //!
-//! crun 1.8 (Debian bookworm) refuses this machine's hybrid cgroup layout (v1 controllers plus
-//! an empty cgroup2 at /sys/fs/cgroup/unified). Every crun therefore runs from one worker
-//! thread that made itself a private mount namespace once (`unshare(CLONE_NEWNS)` on that
-//! thread only, mounts made private, the cgroup2 mount detached). crun is spawned directly from
-//! that thread, so no `unshare`/`nsenter`/shell process is added to its measured time.
+//! crun 1.8 (Debian bookworm) refuses this machine's hybrid cgroup layout, so every crun is
+//! spawned from one [`Worker`] thread living in a private mount namespace without the cgroup2
+//! mount: no `unshare`/`nsenter`/shell process is added to crun's measured time.
 //!
 //! What crun gets (built by [`config`]): the host image's skeleton as its root (crun has no
 //! overlay: the throw-away layer hako makes per container is not in crun's time), the same
@@ -123,9 +121,7 @@ impl Crun {
         self.worker.run(move || {
             let run = shared.prepare(&Workload::True, false)?;
             let bundle = run.bundle.to_string_lossy().into_owned();
-            shared
-                .crun(&["create", "--bundle", &bundle, &run.id])
-                .with_context(|| format!("crun create: {}", run.stderr()))?;
+            shared.crun(&["create", "--bundle", &bundle, &run.id])?;
             let t0 = Instant::now();
             let started = shared.crun(&["start", &run.id]);
             let took = t0.elapsed();
@@ -147,7 +143,10 @@ impl Crun {
             let ready =
                 http::wait_for_200(([127, 0, 0, 1], port).into(), t0 + Duration::from_secs(10));
             let took = ready.map(|at| at - t0);
-            let _ = shared.crun(&["kill", &run.id, "KILL"]);
+            if shared.crun(&["kill", &run.id, "KILL"]).is_err() {
+                // Not killable through crun (e.g. not created yet): end `crun run` itself.
+                let _ = child.kill();
+            }
             let _ = child.wait();
             let _ = shared.crun(&["delete", "-f", &run.id]);
             let took = took.with_context(|| format!("crun {server}: {}", run.stderr()))?;
@@ -294,17 +293,23 @@ impl Shared {
         })
     }
 
+    /// Runs `crun --root STATE ARGS…` to its end; its stderr goes into the error.
     fn crun(&self, args: &[&str]) -> anyhow::Result<()> {
-        let status = Command::new("crun")
+        let out = Command::new("crun")
             .arg("--root")
             .arg(&self.state)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("crun {} {status}", args.join(" "));
+            .stderr(Stdio::piped())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "crun {} {}: {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::bench::Samples;
 pub enum Measure {
     HakoTrue,
     HakoTrueIsolated,
+    HakoTrueHost,
     HakoParked,
     CrunTrue,
     CrunCreated,
@@ -28,9 +29,10 @@ pub enum Measure {
 
 impl Measure {
     /// Every measure, in the order a round takes them.
-    pub const ALL: [Measure; 10] = [
+    pub const ALL: [Measure; 11] = [
         Measure::HakoTrue,
         Measure::HakoTrueIsolated,
+        Measure::HakoTrueHost,
         Measure::HakoParked,
         Measure::CrunTrue,
         Measure::CrunCreated,
@@ -45,6 +47,7 @@ impl Measure {
         match self {
             Measure::HakoTrue => "hako-true",
             Measure::HakoTrueIsolated => "hako-true-isolated",
+            Measure::HakoTrueHost => "hako-true-host",
             Measure::HakoParked => "hako-parked",
             Measure::CrunTrue => "crun-true",
             Measure::CrunCreated => "crun-created",
@@ -83,6 +86,8 @@ pub struct Results {
     pub iso_exec: Samples,
     pub iso_exit: Samples,
     pub iso_prepare: Samples,
+    pub host_exit: Samples,
+    pub host_clone: Samples,
     pub parked: Samples,
     pub crun_exit: Samples,
     pub crun_created: Samples,
@@ -139,6 +144,12 @@ impl Bench {
                 rec(&mut r.iso_exec, t.exec);
                 rec(&mut r.iso_exit, t.exit);
                 rec(&mut r.iso_prepare, t.prepare);
+                t.exit
+            }
+            Measure::HakoTrueHost => {
+                let t = self.hako.true_run(NetworkMode::Host)?;
+                rec(&mut r.host_exit, t.exit);
+                rec(&mut r.host_clone, t.clone);
                 t.exit
             }
             Measure::HakoParked => {

@@ -15,6 +15,10 @@ pub fn print(r: &Results) {
             ("hako-true          net none, then removed", &r.none_removed),
             ("hako-true-isolated net isolated", &r.iso_exit),
             (
+                "hako-true-host     host net (no network namespace)",
+                &r.host_exit,
+            ),
+            (
                 "crun-true          crun run, own netns (loopback)",
                 &r.crun_exit,
             ),
@@ -29,6 +33,10 @@ pub fn print(r: &Results) {
             ("hako-true            release → exec", &r.none_release),
             ("hako-true-isolated create+start, net isolated", &r.iso_exec),
             ("hako-true-isolated   prepared (parked)", &r.iso_prepare),
+            (
+                "hako-true-host       clone returned (no netns)",
+                &r.host_clone,
+            ),
             (
                 "hako-parked        parked container: start → exec",
                 &r.parked,
