@@ -106,7 +106,6 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         ("crun", "crun"),
         ("busybox", "busybox-static"),
         ("php", "php-cli"),
-        ("ip", "iproute2"),
     ])?;
     sweep_temp_dirs();
     // Dropped last (declared first): the image and app dirs outlive both runtimes.
@@ -187,6 +186,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     report::print(&r);
     Ok(())
 }
+
 /// Temp dirs of the bench process `pid` start with this.
 fn temp_prefix(pid: u32) -> String {
     format!("hako-bench-{pid}-")
