@@ -23,21 +23,36 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     require_root()?;
     setup::ensure_packages(DEMO_PACKAGES)?;
     let root = crate::workspace_root();
-    run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "hako"]))?;
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "hako"]))?;
     let hako = root.join("target/release/hako");
     let data = std::env::var("HAKO_DATA_DIR").unwrap_or_else(|_| "/var/lib/hako".into());
     let listen = args.first().copied().unwrap_or("0.0.0.0:8080");
     let sites = root.join("target/demo-sites");
     write_sites(&sites)?;
 
-    let hk = |a: &[&str]| Command::new(&hako).args(["--data-dir", &data]).args(a).output();
+    let hk = |a: &[&str]| {
+        Command::new(&hako)
+            .args(["--data-dir", &data])
+            .args(a)
+            .output()
+    };
     let images = hk(&["image", "list", "--json"])?;
     if !String::from_utf8_lossy(&images.stdout).contains("\"base\"") {
         run(Command::new(&hako).args(["--data-dir", &data, "image", "host", "base"]))?;
     }
 
     let mut serve = Command::new(&hako)
-        .args(["--data-dir", &data, "serve", "--listen", listen, "--api", "127.0.0.1:7070"])
+        .args([
+            "--data-dir",
+            &data,
+            "serve",
+            "--listen",
+            listen,
+            "--api",
+            "127.0.0.1:7070",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start hako serve")?;
@@ -60,7 +75,11 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     });
     let apps = String::from_utf8_lossy(&hk(&["app", "list", "--json"])?.stdout).into_owned();
     let demo: [(&str, &str, &str); 2] = [
-        ("static", "static.localhost", "busybox httpd -f -p $PORT -h /app"),
+        (
+            "static",
+            "static.localhost",
+            "busybox httpd -f -p $PORT -h /app",
+        ),
         ("php", "php.localhost", "php -S 0.0.0.0:$PORT -t /app"),
     ];
     for (name, host, cmd) in demo {
@@ -87,18 +106,28 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     }
     let port = listen.rsplit(':').next().unwrap_or("8080");
     println!();
-    println!("hako is serving two demo sites; each starts on its first request and stops after 1 minute idle:");
+    println!(
+        "hako is serving two demo sites; each starts on its first request and stops after 1 minute idle:"
+    );
     for (name, host, _) in demo {
         let url = format!("http://127.0.0.1:{port}/");
         let t = std::time::Instant::now();
-        let out = Command::new("curl").args(["-s", "-H", &format!("Host: {host}"), &url]).output()?;
+        let out = Command::new("curl")
+            .args(["-s", "-H", &format!("Host: {host}"), &url])
+            .output()?;
         println!(
             "  {name:<7} curl -H 'Host: {host}' {url}   → {:?} ({:.0} ms, a cold start)",
-            String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or(""),
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .unwrap_or(""),
             t.elapsed().as_secs_f64() * 1000.0
         );
     }
-    println!("  events: {} --data-dir {data} app events php", hako.display());
+    println!(
+        "  events: {} --data-dir {data} app events php",
+        hako.display()
+    );
     println!("Ctrl-C stops hako (and every instance).");
     let status = serve.wait()?;
     if !status.success() {

@@ -1,16 +1,21 @@
 //! `cargo xtask`: set-up, demo, tests and benchmarks.
 //!
 //! ```text
+//! cargo xtask demo [LISTEN]       install what is missing, build, serve two demo sites
+//! cargo xtask test [NEXTEST ARGS] install what is missing, run every test
 //! cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
 //! ```
 
 mod bench;
+mod demo;
 mod setup;
+mod test;
 
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
+const USAGE: &str = "usage: cargo xtask demo [LISTEN]        (default 0.0.0.0:8080)
+       cargo xtask test [NEXTEST ARGS…]
+       cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
   --runs N         samples per measure (default 50)
   --spacing-ms MS  minimum time between two container starts (default 200)
   --only NAME,…    run only these measures (names in the table's first column)
@@ -21,6 +26,8 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["bench", rest @ ..] => bench::main(rest),
+        ["test", rest @ ..] => test::main(rest),
+        ["demo", rest @ ..] => demo::main(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -34,4 +41,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
 }

@@ -30,8 +30,10 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     setup::ensure_packages(TEST_PACKAGES)?;
     ensure_nextest()?;
     let root = crate::workspace_root();
-    run(Command::new("cargo").current_dir(&root).args(["fmt", "--all", "--", "--check"]))
-        .context("formatting differs: run `cargo fmt --all`")?;
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["fmt", "--all", "--", "--check"]))
+    .context("formatting differs: run `cargo fmt --all`")?;
     let mut nextest = Command::new("cargo");
     nextest
         .current_dir(&root)
@@ -43,7 +45,10 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
 
 /// Fails with a clear message when not root (the tests make namespaces and cgroups).
 pub fn require_root() -> anyhow::Result<()> {
-    let out = Command::new("id").arg("-u").output().context("cannot run id")?;
+    let out = Command::new("id")
+        .arg("-u")
+        .output()
+        .context("cannot run id")?;
     if String::from_utf8_lossy(&out.stdout).trim() != "0" {
         bail!("hako makes real namespaces, mounts and cgroups: run this as root (e.g. with sudo)");
     }
@@ -65,7 +70,9 @@ fn ensure_nextest() -> anyhow::Result<()> {
 }
 
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
