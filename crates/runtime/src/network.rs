@@ -119,6 +119,9 @@ impl Network {
     /// Creates the veth pair for a cloned container (peer `eth0` in its namespace).
     pub(crate) fn attach(&self, att: &Attachment, pid: i32) -> Result<(), NetworkError> {
         let nl = Netlink::open()?;
+        if let Err(e) = nl.delete_neighbour(self.bridge_index, att.addr.octets()) {
+            tracing::debug!(addr = %att.addr, error = %e, "cannot flush neighbour entry");
+        }
         nl.add_veth(&att.veth, self.bridge_index, "eth0", pid)
             .map_err(|source| NetworkError::Veth {
                 name: att.veth.clone(),
@@ -128,10 +131,11 @@ impl Network {
 
     /// Deletes the veth pair (if the kernel has not already) and frees the address.
     pub(crate) fn release(&self, att: &Attachment) {
-        if let Ok(nl) = Netlink::open()
-            && let Err(e) = nl.delete_link(&att.veth)
-        {
-            tracing::warn!(veth = %att.veth, error = %e, "could not delete veth");
+        if let Ok(nl) = Netlink::open() {
+            if let Err(e) = nl.delete_link(&att.veth) {
+                tracing::warn!(veth = %att.veth, error = %e, "could not delete veth");
+            }
+            let _ = nl.delete_neighbour(self.bridge_index, att.addr.octets());
         }
         self.ipam.lock().expect("ipam lock").release(att.addr);
     }

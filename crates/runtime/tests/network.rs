@@ -110,3 +110,36 @@ async fn isolated_container_has_loopback_and_its_own_address() {
     let (_, out) = t.run(&spec).await;
     assert_eq!(out.trim(), "0", "network none has only loopback");
 }
+
+#[tokio::test]
+async fn a_removed_containers_address_leaves_no_stale_arp_entry() {
+    // Addresses are reused; a stale neighbour entry (old MAC) would cost the next container
+    // with that address a second of ARP retries on its first packets.
+    let t = TestRuntime::new();
+    let web = t.sh("mkdir -p /tmp/w && echo x > /tmp/w/i && exec httpd -f -p 8080 -h /tmp/w");
+    let a = t.rt.run(&web).unwrap();
+    let addr = a.address().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect((addr, 8080)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let bridge = t.rt.config().prefix.clone();
+    let neigh = |ip: std::net::Ipv4Addr| {
+        let o = std::process::Command::new("ip")
+            .args(["neigh", "show", "dev", &bridge, "to", &ip.to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert!(
+        !neigh(addr).is_empty(),
+        "the host talked to the container: it has an ARP entry"
+    );
+    a.stop(Duration::from_millis(100)).await.unwrap();
+    a.remove().unwrap();
+    assert_eq!(neigh(addr), "", "stale ARP entry left for {addr}");
+}

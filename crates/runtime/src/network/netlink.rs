@@ -10,6 +10,8 @@ const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
+const RTM_DELNEIGH: u16 = 29;
+const NDA_DST: u16 = 1;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
 const NLM_F_EXCL: u16 = 0x200;
@@ -233,6 +235,24 @@ impl Netlink {
         m.attr(IFA_LOCAL, &addr);
         m.attr(IFA_ADDRESS, &addr);
         self.request(m.finish())
+    }
+
+    /// Forgets the host's neighbour (ARP) entry for `addr` on link `index`. Addresses are
+    /// reused by later containers with other MACs; a stale entry would send the first packets
+    /// to a MAC that is gone and cost a second of ARP retries.
+    pub(crate) fn delete_neighbour(&self, index: i32, addr: [u8; 4]) -> io::Result<()> {
+        let mut m = Msg::new(RTM_DELNEIGH, NLM_F_ACK);
+        m.buf.push(libc::AF_INET as u8);
+        m.buf.extend_from_slice(&[0, 0, 0]); // padding
+        m.buf.extend_from_slice(&index.to_ne_bytes());
+        m.buf.extend_from_slice(&0u16.to_ne_bytes()); // state
+        m.buf.push(0); // flags
+        m.buf.push(0); // type
+        m.attr(NDA_DST, &addr);
+        match self.request(m.finish()) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)) => Ok(()),
+            r => r,
+        }
     }
 
     /// Deletes a link by name; a link that is already gone is not an error.
