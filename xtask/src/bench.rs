@@ -4,6 +4,8 @@
 //! Shared pieces live here: option parsing, [`Samples`] (p50/p95), the [`Pacer`] that spaces
 //! starts apart, and the table printer.
 
+mod cold_start;
+mod daemon;
 mod http;
 mod runtime;
 
@@ -85,8 +87,9 @@ impl Options {
 pub fn main(args: &[&str]) -> anyhow::Result<()> {
     match args {
         ["runtime", rest @ ..] => runtime::run(&Options::parse(rest)?),
-        [other, ..] => bail!("unknown benchmark {other:?}; known: runtime"),
-        [] => bail!("name a benchmark: runtime"),
+        ["cold-start", rest @ ..] => cold_start::main(rest),
+        [other, ..] => bail!("unknown benchmark {other:?}; known: runtime, cold-start"),
+        [] => bail!("name a benchmark: runtime, cold-start"),
     }
 }
 
