@@ -293,23 +293,24 @@ impl Shared {
         })
     }
 
-    /// Runs `crun --root STATE ARGS…` to its end; its stderr goes into the error.
+    /// Runs `crun --root STATE ARGS…` to its end; its stderr goes into the error. stderr
+    /// goes through a file, not a pipe: after `crun create` the container's init holds
+    /// crun's stdio open until it execs, so reading a pipe to its end would never return.
     fn crun(&self, args: &[&str]) -> anyhow::Result<()> {
-        let out = Command::new("crun")
+        let err_path = self.setup.work.join("crun-cmd.err");
+        let err = std::fs::File::create(&err_path)
+            .with_context(|| format!("create {}", err_path.display()))?;
+        let status = Command::new("crun")
             .arg("--root")
             .arg(&self.state)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "crun {} {}: {}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            .stderr(err)
+            .status()?;
+        if !status.success() {
+            let said = std::fs::read_to_string(&err_path).unwrap_or_default();
+            bail!("crun {} {status}: {}", args.join(" "), said.trim());
         }
         Ok(())
     }

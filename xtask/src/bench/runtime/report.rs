@@ -41,6 +41,10 @@ pub fn print(r: &Results) {
                 "hako-parked        parked container: start → exec",
                 &r.parked,
             ),
+            (
+                "crun-created       created container: crun start",
+                &r.crun_created,
+            ),
         ],
     );
     print_table(
