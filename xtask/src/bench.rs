@@ -7,6 +7,7 @@
 mod cold_start;
 mod daemon;
 mod http;
+mod proxy;
 mod runtime;
 
 use std::time::{Duration, Instant};
@@ -88,8 +89,9 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     match args {
         ["runtime", rest @ ..] => runtime::run(&Options::parse(rest)?),
         ["cold-start", rest @ ..] => cold_start::main(rest),
-        [other, ..] => bail!("unknown benchmark {other:?}; known: runtime, cold-start"),
-        [] => bail!("name a benchmark: runtime, cold-start"),
+        ["proxy", rest @ ..] => proxy::main(rest),
+        [other, ..] => bail!("unknown benchmark {other:?}; known: runtime, cold-start, proxy"),
+        [] => bail!("name a benchmark: runtime, cold-start, proxy"),
     }
 }
 
