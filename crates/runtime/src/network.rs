@@ -129,6 +129,27 @@ impl Network {
             })
     }
 
+    /// Waits (bounded) until the container's port on the bridge forwards frames. Once the
+    /// container has brought its side up the kernel moves the port to forwarding, but not
+    /// always before the first packet: a packet sent earlier is dropped and its ARP request
+    /// retried only a second later. Waiting here keeps that out of the first request.
+    pub(crate) fn wait_forwarding(&self, att: &Attachment) {
+        let path = format!("/sys/class/net/{}/brport/state", att.veth);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        loop {
+            match std::fs::read_to_string(&path) {
+                Ok(s) if s.trim() == "3" => return, // BR_STATE_FORWARDING
+                Err(_) => return,                   // no such port: nothing to wait for
+                _ => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(veth = %att.veth, "bridge port is not forwarding yet");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+
     /// Deletes the veth pair (if the kernel has not already) and frees the address.
     pub(crate) fn release(&self, att: &Attachment) {
         if let Ok(nl) = Netlink::open() {

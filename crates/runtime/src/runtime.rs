@@ -203,6 +203,9 @@ impl Runtime {
                 });
             }
         }
+        if let (Some(net), Some(att)) = (&network, &attachment) {
+            net.wait_forwarding(att);
+        }
         let t_parked = Instant::now();
         let pidfd = undo.child.take().expect("set above");
         let net = undo.net.take();
