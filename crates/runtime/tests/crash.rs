@@ -46,7 +46,13 @@ fn a_killed_runtime_leaves_nothing_after_the_next_start() {
         holder(&prefix, &root);
     }
     common::require_root();
-    let root = "/run/hako-test";
+    // A state root of its own: runtimes of other tests sweep the leftovers of dead runtimes
+    // under theirs, which would clean up before this test can see the leftovers.
+    let root_dir = tempfile::Builder::new()
+        .prefix("hako-crash-root")
+        .tempdir()
+        .unwrap();
+    let root = root_dir.path().to_str().unwrap();
     let prefix = RuntimeConfig::unique('k', root).prefix;
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", TEST, "--nocapture"])
