@@ -69,6 +69,35 @@ pub(crate) struct Tracked {
     pub started: Instant,
     pub ready: Instant,
     pub draining_since: Option<Instant>,
+    /// [`fingerprint`] of the app the instance was started from.
+    pub fingerprint: u64,
+}
+
+/// What an instance is made from (image, code release, command, limits…): instances whose
+/// fingerprint differs from their app's current one are replaced.
+pub(crate) fn fingerprint(app: &App) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let s = &app.spec;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        app.release,
+        app.generation,
+        &s.image,
+        &s.cmd,
+        &s.env,
+        s.port,
+        &s.user,
+        &s.workdir,
+    )
+        .hash(&mut h);
+    (
+        s.memory,
+        s.cpu.map(f64::to_bits),
+        s.pids,
+        format!("{:?}", s.network),
+    )
+        .hash(&mut h);
+    h.finish()
 }
 
 /// The running daemon's shared state.
@@ -247,7 +276,7 @@ impl Daemon {
     }
 
     /// Registers a started instance: router (if asked), records, keep-alive tracking.
-    pub(crate) async fn register(&self, info: &InstanceInfo, add_to_router: bool) {
+    pub(crate) async fn register(&self, info: &InstanceInfo, app: &App, add_to_router: bool) {
         let now = Instant::now();
         let started = now - Duration::from_secs_f64(info.ready_ms.unwrap_or(0.0) / 1000.0);
         self.tracked.lock().expect("tracked lock").insert(
@@ -256,6 +285,7 @@ impl Daemon {
                 started,
                 ready: now,
                 draining_since: None,
+                fingerprint: fingerprint(app),
             },
         );
         if add_to_router

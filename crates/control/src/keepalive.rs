@@ -68,6 +68,36 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
                     ids.push(s.instance_id.clone());
                 }
             }
+            // Instances made from an older version of the app (code, image, settings) are
+            // replaced: started anew first when the app keeps a minimum, else just drained
+            // (the next request starts one from the current version).
+            let current = crate::daemon::fingerprint(&app);
+            let outdated: Vec<String> = {
+                let tracked = daemon.tracked.lock().expect("tracked lock");
+                ids.iter()
+                    .filter(|id| {
+                        tracked
+                            .get(*id)
+                            .is_some_and(|t| t.fingerprint != current && t.draining_since.is_none())
+                    })
+                    .cloned()
+                    .collect()
+            };
+            for id in outdated {
+                if !mark_draining(&daemon, &id) {
+                    continue;
+                }
+                let reason =
+                    "replaced: the app changed (new release, image or settings)".to_string();
+                if app.spec.min > 0 {
+                    spawn_start(&daemon, &starting, &app, reason, Some(id));
+                } else {
+                    let (d2, app_name) = (daemon.clone(), name.clone());
+                    tokio::spawn(
+                        async move { d2.retire(&app_name, &id, reason, DRAIN_TIMEOUT).await },
+                    );
+                }
+            }
             let n_starting = *starting
                 .lock()
                 .expect("starting lock")
@@ -160,7 +190,7 @@ fn spawn_start(
                     .events
                     .record(Event::new(&name, EventKind::Start, reason.clone()).instance(&info.id))
                     .await;
-                daemon.register(&info, true).await;
+                daemon.register(&info, &app, true).await;
                 if let Some(old) = replaces {
                     daemon
                         .retire(

@@ -60,7 +60,7 @@ impl Launcher for DaemonLauncher {
                 .instance(&info.id),
             )
             .await;
-        daemon.register(&info, false).await;
+        daemon.register(&info, &spec, false).await;
         let addr = info
             .addr
             .parse()

@@ -57,61 +57,37 @@ pub(crate) async fn start(daemon: Arc<Daemon>) -> Result<tokio::task::JoinHandle
     }))
 }
 
-/// An app was created or changed: route it; instances of an older code release, image or
-/// generation are replaced (they drain while new ones start on demand).
+/// An app was created or changed: route it and wake the keep-alive loop, which replaces
+/// instances of an older code release, image or settings.
 async fn apply(daemon: &Arc<Daemon>, app: App) {
     let name = app.spec.name.clone();
     if let Err(e) = daemon.router.set_app(Daemon::route(&app)) {
         tracing::warn!(app = %name, error = %e, "cannot route app");
         return;
     }
-    let old = daemon
-        .apps
-        .write()
-        .expect("apps lock")
-        .insert(name.clone(), app.clone());
-    if let Some(old) = old {
-        let changed = old.release != app.release
-            || old.generation != app.generation
-            || old.spec.image != app.spec.image
-            || old.spec.cmd != app.spec.cmd
-            || old.spec.env != app.spec.env
-            || old.spec.port != app.spec.port
-            || old.spec.user != app.spec.user
-            || old.spec.network != app.spec.network
-            || old.spec.memory != app.spec.memory;
-        if changed {
-            for i in daemon.agent.instances(Some(&name)) {
-                let d = daemon.clone();
-                let app_name = name.clone();
-                tokio::spawn(async move {
-                    d.retire(
-                        &app_name,
-                        &i.id,
-                        "replaced: the app changed (new release, image or settings)".into(),
-                        Duration::from_secs(600),
-                    )
-                    .await;
-                });
-            }
-        }
-    }
+    // Instances of an older version are replaced by the keep-alive loop (level-triggered:
+    // it also catches instances whose start was under way while the app changed).
+    daemon.apps.write().expect("apps lock").insert(name, app);
     daemon.wake.notify_one();
 }
 
-/// An app was deleted: stop routing, stop its instances, remove its files.
+/// An app was deleted: new requests get 404 at once, open requests finish (bounded), then
+/// its instances stop and its files go.
 async fn remove(daemon: &Arc<Daemon>, name: &str) {
     daemon.apps.write().expect("apps lock").remove(name);
-    for i in daemon.agent.instances(Some(name)) {
+    let instances = daemon.agent.instances(Some(name));
+    let drains: Vec<_> = instances
+        .iter()
+        .map(|i| (i.id.clone(), daemon.router.drain(name, &i.id).ok()))
+        .collect();
+    let _ = daemon.router.remove_app(name);
+    for (id, drain) in drains {
+        if let Some(d) = drain {
+            let _ = tokio::time::timeout(Duration::from_secs(30), d.wait()).await;
+        }
         daemon
-            .retire(
-                name,
-                &i.id,
-                "the app was deleted".into(),
-                Duration::from_secs(30),
-            )
+            .retire(name, &id, "the app was deleted".into(), Duration::ZERO)
             .await;
     }
-    let _ = daemon.router.remove_app(name);
     daemon.agent.forget_app(name);
 }

@@ -364,3 +364,113 @@ async fn malformed_requests_get_400_and_others_are_unharmed() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deploy_reaches_new_instances_and_old_ones_drain() {
+    let s = Serve::start().await;
+    s.create(static_site("site")).await;
+    s.deploy("site", &[("index.html", "release one\n")]).await;
+    assert_eq!(
+        http(s.bound.proxy, "site.example", "/index.html").await.1,
+        "release one\n"
+    );
+    // A new release: the running instance (release 1) is drained and stopped; the next
+    // request starts an instance with release 2.
+    let dir = s.tmp.path().join("code-site-2");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "release two\n").unwrap();
+    let c = s.client.clone();
+    let rel = tokio::task::spawn_blocking(move || c.deploy_dir("site", &dir))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rel.number, 2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stopped = s
+            .events("site")
+            .await
+            .iter()
+            .any(|e| e.kind == EventKind::Stop && e.reason.contains("replaced"));
+        if stopped {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old instance was never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        http(s.bound.proxy, "site.example", "/index.html").await.1,
+        "release two\n"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn min_instances_are_kept_and_deleting_an_app_stops_everything() {
+    let s = Serve::start().await;
+    let mut app = static_site("warm");
+    app["min"] = 1.into();
+    app["idle_timeout"] = "200ms".into();
+    s.create(app).await;
+    s.deploy("warm", &[("index.html", "always on\n")]).await;
+    // Started without any request (and replaced by one with the release once it is
+    // deployed), kept although idle.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = s.client.clone();
+        let list = tokio::task::spawn_blocking(move || c.instances(Some("warm")))
+            .await
+            .unwrap()
+            .unwrap();
+        if list.len() == 1 && list[0].release == Some(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the minimum instance was never started: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        http(s.bound.proxy, "warm.example", "/index.html").await,
+        (200, "always on\n".into())
+    );
+    let metrics = {
+        let c = s.client.clone();
+        tokio::task::spawn_blocking(move || c.metrics("warm"))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(metrics["cold"], 0, "{metrics}");
+    assert_eq!(metrics["warm"], 1, "{metrics}");
+    let c = s.client.clone();
+    tokio::task::spawn_blocking(move || c.delete_app("warm"))
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = s.client.clone();
+        let all = tokio::task::spawn_blocking(move || c.instances(None))
+            .await
+            .unwrap()
+            .unwrap();
+        if !all.iter().any(|i| i.app == "warm") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deleted app's instance still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        http(s.bound.proxy, "warm.example", "/index.html").await.0,
+        404
+    );
+    s.stop().await;
+}
