@@ -9,6 +9,7 @@ pub mod image;
 pub mod instance;
 pub mod run;
 pub mod serve;
+pub mod sim;
 
 /// Exit codes of hako's own failures; each means one thing, so scripts can tell them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

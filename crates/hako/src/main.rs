@@ -49,6 +49,11 @@ enum Command {
     App(cmd::app::AppArgs),
     /// Look at running instances.
     Instance(cmd::instance::InstanceArgs),
+    /// Simulate thousands of sites under a keep-alive policy (same policy code as the daemon).
+    Sim(cmd::sim::SimArgs),
+    /// Service level of one app: cold-start probability, added wait, memory-time; or the
+    /// cheapest keep-alive for a target.
+    Slo(cmd::sim::SloArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +89,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Serve(args) => cmd::serve::execute(args, &cli.data_dir).await,
         Command::App(args) => cmd::app::execute(args, &cli.data_dir).await,
         Command::Instance(args) => cmd::instance::execute(args, &cli.data_dir).await,
+        Command::Sim(args) => tokio::task::spawn_blocking(move || cmd::sim::sim(args))
+            .await
+            .map_err(|e| Failure::new(Exit::Failure, e))?,
+        Command::Slo(args) => cmd::sim::slo(args),
     }
 }
 
