@@ -3,7 +3,8 @@
 //!
 //! The backend is one hako instance: an app whose command is the hyper backend of hako-proxy's
 //! `bench_proxy` example (answers `hello world`), started by a first request and kept running
-//! (30 min idle timeout), so no cold start is measured. Measured, each after a 2 s warm-up:
+//! (30 min idle timeout), so no cold start is measured (checked: the app's cold count does
+//! not move). Three proxies in front of it, all running for the whole bench:
 //! 1. hako serve's proxy (what users get: the daemon's multi-threaded runtime, one worker
 //!    per core), with the app's Host;
 //! 2. nginx (`worker_processes` = the number of cores, the same as hako's worker threads;
@@ -11,7 +12,9 @@
 //! 3. for reference, hako's proxy as the `bench_proxy` example in thread-per-core mode
 //!    (`--per-core` = the number of cores) in front of the same instance.
 //!
-//! wrk runs on the same machine with 2 threads and 64 connections for `--seconds` (10).
+//! Each gets a 2 s warm-up, then `--rounds` (3) measured wrk runs of `--seconds` (10) with
+//! 2 threads and 64 connections, the order rotating each round so that background load on
+//! the machine falls on all of them alike; each figure is the median over the rounds.
 
 mod nginx;
 mod process;
@@ -34,7 +37,7 @@ use super::daemon::{self, HakoServe, request};
 const APP: &str = "bench-backend";
 const HOST: &str = "backend.bench";
 
-/// wrk's untimed warm-up before each measured run.
+/// wrk's untimed warm-up of each proxy before the measured rounds.
 const WARM_UP: Duration = Duration::from_secs(2);
 
 /// Options of `bench proxy`.
@@ -42,28 +45,44 @@ const WARM_UP: Duration = Duration::from_secs(2);
 struct ProxyOptions {
     /// Length of each measured wrk run.
     seconds: u64,
+    /// Measured runs per proxy (the median is reported).
+    rounds: usize,
 }
 
 fn options(args: &[&str]) -> anyhow::Result<ProxyOptions> {
-    let mut o = ProxyOptions { seconds: 10 };
+    let mut o = ProxyOptions {
+        seconds: 10,
+        rounds: 3,
+    };
     let mut it = args.iter();
     while let Some(&arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (arg, None),
         };
+        let mut value = || {
+            inline
+                .or_else(|| it.next().copied())
+                .with_context(|| format!("{name} needs a value"))
+        };
         match name {
+            "--rounds" => {
+                let v = value()?;
+                o.rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|r| (1..=20).contains(r))
+                    .with_context(|| format!("--rounds {v:?}: give 1 to 20"))?;
+            }
             "--seconds" => {
-                let v = inline
-                    .or_else(|| it.next().copied())
-                    .context("--seconds needs a value")?;
+                let v = value()?;
                 o.seconds = v
                     .parse()
                     .ok()
                     .filter(|s| (1..=600).contains(s))
                     .with_context(|| format!("--seconds {v:?}: give 1 to 600"))?;
             }
-            other => bail!("unknown option {other:?} (bench proxy takes --seconds S)"),
+            other => bail!("unknown option {other:?} (bench proxy takes --seconds S, --rounds N)"),
         }
     }
     Ok(o)
@@ -118,29 +137,52 @@ fn run(opts: &ProxyOptions) -> anyhow::Result<()> {
         serve.proxy
     );
 
-    let cold_before = serve.cold_count(APP)?;
-    let hako = measure("hako serve", serve.proxy, HOST, duration)?;
-    if serve.cold_count(APP)? != cold_before || serve.instances(APP)?.len() != 1 {
-        bail!(
-            "the backend instance was restarted during the hako run: the figures mix in cold starts"
-        );
-    }
-
     let nginx_dir = tmp.path().join("nginx");
     let nginx_addr = free_addr()?;
-    let nginx = {
-        let _guard = nginx::start(&nginx_dir, nginx_addr, backend, cores)?;
-        measure("nginx", nginx_addr, HOST, duration)?
-    };
-
-    let per_core = {
-        let (_guard, addr) = start_per_core(&example, backend, cores)?;
-        measure("hako proxy per-core example", addr, "bench.local", duration)?
-    };
-    if serve.instances(APP)?.len() != 1 {
-        bail!("the backend instance went away during the run");
+    let _nginx = nginx::start(&nginx_dir, nginx_addr, backend, cores)?;
+    let (_per_core, per_core_addr) = start_per_core(&example, backend, cores)?;
+    let targets = [
+        Target {
+            label: "hako serve",
+            addr: serve.proxy,
+            host: HOST,
+        },
+        Target {
+            label: "nginx",
+            addr: nginx_addr,
+            host: HOST,
+        },
+        Target {
+            label: "hako proxy per-core example",
+            addr: per_core_addr,
+            host: "bench.local",
+        },
+    ];
+    for t in &targets {
+        eprintln!("  {}: warm-up {}s", t.label, WARM_UP.as_secs());
+        wrk::run(t.addr, t.host, WARM_UP).with_context(|| format!("{} warm-up", t.label))?;
+    }
+    let cold_before = serve.cold_count(APP)?;
+    let mut runs: [Vec<Figures>; 3] = Default::default();
+    for round in 0..opts.rounds {
+        // Rotate the order each round so no proxy always runs first or last.
+        for k in 0..targets.len() {
+            let i = (k + round) % targets.len();
+            let t = &targets[i];
+            let f = wrk::run(t.addr, t.host, duration)
+                .with_context(|| format!("{}, round {round}", t.label))?;
+            eprintln!(
+                "  round {round} {}: {:.0} req/s, p99 {:.2} ms ({} requests)",
+                t.label, f.rps, f.p99_ms, f.requests
+            );
+            runs[i].push(f);
+        }
+    }
+    if serve.cold_count(APP)? != cold_before || serve.instances(APP)?.len() != 1 {
+        bail!("the backend instance was restarted during the runs: the figures mix in cold starts");
     }
     drop(serve);
+    let [hako, nginx, per_core] = runs.map(|r| median(&r));
 
     println!();
     println!(
@@ -231,22 +273,29 @@ fn start_per_core(
     Ok((g, addr))
 }
 
-/// A warm-up run, then the measured one.
-fn measure(
-    label: &str,
+/// A proxy under test.
+struct Target {
+    label: &'static str,
     addr: SocketAddr,
-    host: &str,
-    duration: Duration,
-) -> anyhow::Result<Figures> {
-    eprintln!("  {label}: warm-up {}s", WARM_UP.as_secs());
-    wrk::run(addr, host, WARM_UP).with_context(|| format!("{label} warm-up"))?;
-    eprintln!("  {label}: {}s", duration.as_secs());
-    let f = wrk::run(addr, host, duration).with_context(|| label.to_string())?;
-    eprintln!(
-        "  {label}: {:.0} req/s, p99 {:.2} ms ({} requests)",
-        f.rps, f.p99_ms, f.requests
-    );
-    Ok(f)
+    /// The Host header it routes by.
+    host: &'static str,
+}
+
+/// Each figure's median over the runs (upper median for an even count).
+fn median(runs: &[Figures]) -> Figures {
+    let mid = |f: fn(&Figures) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut requests: Vec<u64> = runs.iter().map(|f| f.requests).collect();
+    requests.sort();
+    Figures {
+        rps: mid(|f| f.rps),
+        p50_ms: mid(|f| f.p50_ms),
+        p99_ms: mid(|f| f.p99_ms),
+        requests: requests[requests.len() / 2],
+    }
 }
 
 fn free_addr() -> anyhow::Result<SocketAddr> {
@@ -288,8 +337,22 @@ mod tests {
     }
 
     #[test]
-    fn parses_seconds() {
+    fn median_run_by_rps() {
+        let m = median(&[
+            figures(300.0, 1.0),
+            figures(100.0, 9.0),
+            figures(200.0, 5.0),
+        ]);
+        assert_eq!((m.rps, m.p99_ms, m.p50_ms), (200.0, 5.0, 2.5));
+        assert_eq!(median(&[figures(7.0, 2.0)]).rps, 7.0);
+    }
+
+    #[test]
+    fn parses_seconds_and_rounds() {
         assert_eq!(options(&[]).unwrap().seconds, 10);
+        assert_eq!(options(&[]).unwrap().rounds, 3);
+        assert_eq!(options(&["--rounds", "5"]).unwrap().rounds, 5);
+        assert!(options(&["--rounds", "0"]).is_err());
         assert_eq!(options(&["--seconds", "3"]).unwrap().seconds, 3);
         assert_eq!(options(&["--seconds=20"]).unwrap().seconds, 20);
         assert!(options(&["--seconds", "0"]).is_err());
