@@ -321,6 +321,15 @@ fn print_report(r: &Results) {
             ("crun php (spawn → 200)", &r.crun_php),
         ],
     );
+    let slow = Duration::from_millis(900);
+    let n = r.hako_static.len() + r.hako_php.len();
+    let k = r.hako_static.count_at_least(slow) + r.hako_php.count_at_least(slow);
+    if k > 0 {
+        println!(
+            "- note: {k} of {n} hako cold requests took over 0.9 s (a 1 s kernel retry, e.g. \
+             of ARP towards a new veth, shows up like this); they are in the p95 and max"
+        );
+    }
     println!();
     println!("{}", summary_line(r));
 }
