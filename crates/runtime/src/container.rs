@@ -42,7 +42,9 @@ struct Parked {
 
 /// A container made by [`Runtime::create`].
 pub struct Container {
-    runtime: Arc<Runtime>,
+    /// Keeps the runtime (and its spawner thread, whose end would kill this container
+    /// through PDEATHSIG) alive as long as the container exists.
+    _runtime: Arc<Runtime>,
     id: String,
     pid: i32,
     pidfd: OwnedFd,
@@ -85,7 +87,7 @@ impl Container {
         timings: Timings,
     ) -> Container {
         Container {
-            runtime,
+            _runtime: runtime,
             id,
             pid,
             pidfd,
@@ -339,7 +341,6 @@ impl Container {
             net.release(att);
         }
         let dir = std::fs::remove_dir_all(&self.dir);
-        let _ = &self.runtime;
         cg?;
         match dir {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::Io {

@@ -121,7 +121,6 @@ impl Runtime {
             source,
         })?;
         let mut undo = Undo {
-            runtime: self,
             dir: Some(dir.clone()),
             cgroup: None,
             net: None,
@@ -267,15 +266,14 @@ impl Runtime {
 }
 
 /// Undoes a half-made container when `create` fails part-way.
-struct Undo<'a> {
-    runtime: &'a Runtime,
+struct Undo {
     dir: Option<PathBuf>,
     cgroup: Option<Arc<dyn Cgroup>>,
     net: Option<(Arc<Network>, Attachment)>,
     child: Option<OwnedFd>,
 }
 
-impl Drop for Undo<'_> {
+impl Drop for Undo {
     fn drop(&mut self) {
         if let Some(pidfd) = self.child.take() {
             let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
@@ -292,7 +290,6 @@ impl Drop for Undo<'_> {
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        let _ = self.runtime;
     }
 }
 
