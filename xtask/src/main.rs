@@ -4,6 +4,8 @@
 //! cargo xtask demo [LISTEN]       install what is missing, build, serve two demo sites
 //! cargo xtask test [NEXTEST ARGS] install what is missing, run every test
 //! cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
+//! cargo xtask bench cold-start [--runs N] [--spacing-ms MS] [--verbose]
+//! cargo xtask bench proxy [--seconds S] [--rounds N]
 //! ```
 
 mod bench;
@@ -16,6 +18,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask demo [LISTEN]        (default 0.0.0.0:8080)
        cargo xtask test [NEXTEST ARGS…]
        cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
+       cargo xtask bench cold-start [--runs N] [--spacing-ms MS] [--verbose]
+       cargo xtask bench proxy [--seconds S] [--rounds N]
   --runs N         samples per measure (default 50)
   --spacing-ms MS  minimum time between two container starts (default 200)
   --only NAME,…    run only these measures (names in the table's first column)
