@@ -190,16 +190,9 @@ fn proc_fs(ops: &mut Vec<Op>, root: &Path) {
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         None,
     ));
-    for ro in [
-        "sys",
-        "sysrq-trigger",
-        "irq",
-        "bus",
-        "fs",
-        "kcore",
-        "keys",
-        "timer_list",
-    ] {
+    // Host-wide knobs (as Docker's readonlyPaths). /proc/kcore needs CAP_SYS_RAWIO, which no
+    // container keeps, so it needs no mount of its own.
+    for ro in ["sys", "sysrq-trigger", "irq", "bus", "fs"] {
         ops.push(Op::ReadOnlyIfExists {
             path: c(p.join(ro)),
         });
