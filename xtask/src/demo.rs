@@ -101,6 +101,8 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
                 cmd,
                 "--idle-timeout",
                 "1m",
+                "--stop-signal",
+                stop_signal,
             ]))?;
         }
     }
@@ -109,7 +111,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     println!(
         "hako is serving two demo sites; each starts on its first request and stops after 1 minute idle:"
     );
-    for (name, host, _) in demo {
+    for (name, host, _, _) in demo {
         let url = format!("http://127.0.0.1:{port}/");
         let t = std::time::Instant::now();
         let out = Command::new("curl")

@@ -90,6 +90,7 @@ pub struct Exit {
 pub struct Instance {
     pub info: InstanceInfo,
     pub addr: SocketAddr,
+    stop_signal: i32,
     container: Container,
     log: PathBuf,
 }
@@ -258,7 +259,9 @@ impl Agent {
                         spec.start_timeout
                     ),
                 };
-                let _ = container.stop(Duration::from_millis(100)).await;
+                let _ = container
+                    .stop_with(spec.stop_signal.number(), Duration::from_millis(100))
+                    .await;
                 container.logs_flushed().await;
                 let log_tail = crate::logs::tail(&log, 4096);
                 let _ = tokio::task::spawn_blocking(move || container.remove()).await;
@@ -280,6 +283,7 @@ impl Agent {
         let instance = Arc::new(Instance {
             info: info.clone(),
             addr,
+            stop_signal: spec.stop_signal.number(),
             container,
             log,
         });
@@ -336,7 +340,11 @@ impl Agent {
     /// Stops an instance gracefully (SIGTERM, `grace`, then kill) and removes it.
     pub async fn stop(&self, id: &str, grace: Duration) -> Option<ExitStatus> {
         let instance = self.instances.lock().expect("instances lock").remove(id)?;
-        let status = instance.container.stop(grace).await.ok();
+        let status = instance
+            .container
+            .stop_with(instance.stop_signal, grace)
+            .await
+            .ok();
         self.dispose(instance).await;
         status
     }

@@ -135,3 +135,30 @@ async fn an_unexpected_exit_is_reported() {
     assert!(n.agent.logs("oneshot", 10_000).contains("bye"));
     n.agent.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_stop_signal_is_used() {
+    // php -S catches SIGTERM (when its output is not a terminal) but keeps serving; it stops on
+    // SIGINT. With stop_signal INT the stop is prompt instead of waiting out the grace period.
+    let n = Node::new();
+    let mut app = n.app("php", "php -S 0.0.0.0:$PORT -t /app");
+    app.spec.stop_signal = "INT".parse().unwrap();
+    let info = n.agent.launch(&app).await.unwrap();
+    let t = std::time::Instant::now();
+    let status = n
+        .agent
+        .stop(&info.id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{:?} {status:?}",
+        t.elapsed()
+    );
+    assert_ne!(
+        status,
+        hako_runtime::ExitStatus::Signaled(9),
+        "it had to be killed"
+    );
+    n.agent.shutdown(Duration::from_secs(1)).await;
+}

@@ -17,6 +17,48 @@ pub enum AppNetwork {
     Host,
 }
 
+/// The signal that asks an app's instance to stop (then, after the grace period, SIGKILL).
+/// Most servers stop on TERM; `php -S` stops on INT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StopSignal {
+    #[default]
+    Term,
+    Int,
+    Quit,
+    Hup,
+    Usr1,
+    Usr2,
+    Winch,
+}
+
+impl StopSignal {
+    /// The Linux signal number.
+    pub fn number(self) -> i32 {
+        match self {
+            StopSignal::Term => 15,
+            StopSignal::Int => 2,
+            StopSignal::Quit => 3,
+            StopSignal::Hup => 1,
+            StopSignal::Usr1 => 10,
+            StopSignal::Usr2 => 12,
+            StopSignal::Winch => 28,
+        }
+    }
+}
+
+impl std::str::FromStr for StopSignal {
+    type Err = String;
+    /// `TERM`, `SIGTERM`, `term`…
+    fn from_str(s: &str) -> Result<Self, String> {
+        let up = s.trim().to_ascii_uppercase();
+        let name = up.strip_prefix("SIG").unwrap_or(&up);
+        serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| {
+            format!("stop signal {s:?} is not one of TERM, INT, QUIT, HUP, USR1, USR2, WINCH")
+        })
+    }
+}
+
 /// What a user sets when creating or updating an app. Every field but `name`, `hosts`,
 /// `image` and `cmd` has a default, documented on the field.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -70,6 +112,9 @@ pub struct AppSpec {
     pub health_path: Option<String>,
     #[serde(default)]
     pub network: AppNetwork,
+    /// Signal that asks an instance to stop. Default TERM (`php -S` wants INT).
+    #[serde(default)]
+    pub stop_signal: StopSignal,
 }
 
 mod defaults {
@@ -355,6 +400,15 @@ mod tests {
             serde_json::from_value::<AppSpec>(v).is_err(),
             "typo'd field accepted"
         );
+    }
+
+    #[test]
+    fn stop_signals() {
+        assert_eq!("sigint".parse::<StopSignal>().unwrap(), StopSignal::Int);
+        assert_eq!("TERM".parse::<StopSignal>().unwrap().number(), 15);
+        assert!("KILL".parse::<StopSignal>().is_err());
+        assert_eq!(spec().stop_signal, StopSignal::Term);
+        assert_eq!(serde_json::to_value(StopSignal::Int).unwrap(), "INT");
     }
 
     #[test]

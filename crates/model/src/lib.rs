@@ -11,7 +11,9 @@ pub mod instance;
 pub mod release;
 pub mod units;
 
-pub use app::{App, AppError, AppNetwork, AppSpec, parse_image_ref, valid_host, valid_name};
+pub use app::{
+    App, AppError, AppNetwork, AppSpec, StopSignal, parse_image_ref, valid_host, valid_name,
+};
 pub use command::CommandError;
 pub use event::{Event, EventKind};
 pub use instance::{InstanceInfo, InstanceState};

@@ -253,18 +253,23 @@ impl Container {
     /// Graceful stop: SIGTERM to init, up to `grace` to exit, then SIGKILL to every process
     /// in the container's cgroup. Returns the exit status.
     pub async fn stop(&self, grace: Duration) -> Result<ExitStatus, RuntimeError> {
+        self.stop_with(libc::SIGTERM, grace).await
+    }
+
+    /// Like [`Container::stop`] with another stop signal (e.g. SIGINT for `php -S`).
+    pub async fn stop_with(&self, sig: i32, grace: Duration) -> Result<ExitStatus, RuntimeError> {
         if self.is_parked() {
             self.kill()?;
             return self.wait().await;
         }
-        // As pid 1 of its namespace, an app that neither handles nor ignores SIGTERM never sees
-        // it (the kernel drops it); outside a container the default action would end it at
-        // once. Do exactly that instead of waiting out the grace period for nothing.
-        if !self.handles(libc::SIGTERM) {
+        // As pid 1 of its namespace, an app that neither handles nor ignores the signal never
+        // sees it (the kernel drops it); outside a container the default action would end it
+        // at once. Do exactly that instead of waiting out the grace period for nothing.
+        if !self.handles(sig) {
             self.kill()?;
             return self.wait().await;
         }
-        self.signal(libc::SIGTERM)?;
+        self.signal(sig)?;
         match tokio::time::timeout(grace, self.wait()).await {
             Ok(r) => r,
             Err(_) => {

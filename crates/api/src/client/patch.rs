@@ -43,6 +43,9 @@ pub struct AppPatch {
     pub health_path: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<AppNetwork>,
+    /// New stop signal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<hako_model::StopSignal>,
 }
 
 impl AppPatch {

@@ -116,6 +116,9 @@ pub struct Settings {
     /// isolated (default) or host.
     #[arg(long, value_name = "MODE")]
     pub net: Option<String>,
+    /// Signal that asks an instance to stop: TERM (default), INT (php -S), QUIT, HUP, USR1, USR2, WINCH.
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<hako_model::StopSignal>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -230,6 +233,12 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             if let Some(n) = network(&s.net)? {
                 set("network", serde_json::to_value(n).expect("serializable"));
             }
+            if let Some(sig) = s.stop_signal {
+                set(
+                    "stop_signal",
+                    serde_json::to_value(sig).expect("serializable"),
+                );
+            }
             let spec: AppSpec = serde_json::from_value(spec).or_exit(Exit::Usage)?;
             let app = api(client.create_app(&spec))?;
             out(&format!(
@@ -302,6 +311,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             patch.health_path = s.health_path.map(Some);
             patch.user = s.user.map(Some);
             patch.network = network(&s.net)?;
+            patch.stop_signal = s.stop_signal;
             if !s.env.is_empty() {
                 patch.env = Some(env_map(&s.env)?);
             }
