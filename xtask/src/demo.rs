@@ -74,15 +74,21 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         }
     });
     let apps = String::from_utf8_lossy(&hk(&["app", "list", "--json"])?.stdout).into_owned();
-    let demo: [(&str, &str, &str); 2] = [
+    let demo: [(&str, &str, &str, &str); 2] = [
         (
             "static",
             "static.localhost",
             "busybox httpd -f -p $PORT -h /app",
+            "TERM",
         ),
-        ("php", "php.localhost", "php -S 0.0.0.0:$PORT -t /app"),
+        (
+            "php",
+            "php.localhost",
+            "php -S 0.0.0.0:$PORT -t /app",
+            "INT",
+        ),
     ];
-    for (name, host, cmd) in demo {
+    for (name, host, cmd, stop_signal) in demo {
         if !apps.contains(&format!("\"name\": \"{name}\"")) {
             let code = sites.join(name);
             run(Command::new(&hako).args([
