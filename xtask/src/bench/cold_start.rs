@@ -30,18 +30,10 @@ use hako_runtime::Limits;
 use super::daemon::{self, HakoServe, request};
 use super::{Options, Pacer, Samples, ms, print_table};
 
-/// `bench runtime`'s crun code, compiled here a second time because its module is private
-/// to that benchmark (we may not change it): `crun::Crun` runs crun from a thread in a
-/// private mount namespace where crun 1.8 accepts this machine's hybrid cgroups.
-#[path = "runtime"]
-#[allow(dead_code, clippy::duplicate_mod)]
-mod baseline {
-    pub use crate::bench::runtime::Workload;
-    pub mod crun;
-}
-
-use self::baseline::Workload;
-use self::baseline::crun::{self, Crun};
+// `bench runtime`'s crun driver: crun from a thread in a private mount namespace where crun 1.8
+// accepts this machine's hybrid cgroups.
+use crate::bench::runtime::Workload;
+use crate::bench::runtime::crun::{self, Crun};
 
 /// Default number of cold requests per series.
 const DEFAULT_RUNS: usize = 100;

@@ -19,7 +19,7 @@
 //!   (polled at 127.0.0.1). crun does no network set-up at all there, so hako `isolated`
 //!   against crun is the conservative comparison and hako `host` the like-for-like one.
 
-mod crun;
+pub(crate) mod crun;
 mod hako;
 mod measure;
 mod report;
