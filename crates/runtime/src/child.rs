@@ -115,6 +115,9 @@ pub(crate) struct ChildPlan {
     pub sync_fd: RawFd,
     pub report_fd: RawFd,
     pub nofile: u64,
+    /// The host's network namespace, for host-network containers (-1 otherwise): the spawner
+    /// may have cloned the child into a fresh network namespace made ahead of time.
+    pub host_netns_fd: RawFd,
 }
 
 // SAFETY: the raw pointers in argv/envp point into `_strings`, owned by the same plan; the plan
@@ -129,6 +132,7 @@ unsafe impl Sync for ChildPlan {}
 pub(crate) enum Stage {
     Op = 1,
     Stdio,
+    HostNetwork,
     Hostname,
     SyncWait,
     Network,
@@ -150,6 +154,7 @@ impl Stage {
         [
             Op,
             Stdio,
+            HostNetwork,
             Hostname,
             SyncWait,
             Network,
@@ -171,6 +176,7 @@ impl Stage {
         match self {
             Stage::Op => "filesystem setup",
             Stage::Stdio => "setting up stdin/stdout/stderr",
+            Stage::HostNetwork => "joining the host's network namespace",
             Stage::Hostname => "setting the hostname",
             Stage::SyncWait => "waiting for the runtime (it went away)",
             Stage::Network => "configuring the network inside the container",
@@ -258,6 +264,9 @@ pub(crate) unsafe fn run(plan: &ChildPlan) -> ! {
         libc::umask(0);
         if let Err(e) = stdio(plan) {
             fail(plan, Stage::Stdio, 0, e);
+        }
+        if plan.host_netns_fd >= 0 && libc::setns(plan.host_netns_fd, libc::CLONE_NEWNET) == -1 {
+            fail(plan, Stage::HostNetwork, 0, errno());
         }
         for (i, op) in plan.ops.iter().enumerate() {
             if let Err(e) = run_op(op) {
@@ -381,6 +390,7 @@ unsafe fn close_inherited(plan: &ChildPlan) {
         plan.stdio[0],
         plan.stdio[1],
         plan.stdio[2],
+        plan.host_netns_fd,
         0,
         1,
         2,

@@ -36,6 +36,8 @@ pub struct Runtime {
     counter: AtomicU64,
     resolv_conf: Option<String>,
     spawner: Spawner,
+    /// The host's network namespace (host-network containers join it).
+    host_netns: File,
     /// flock on `<state_root>/<prefix>.lock`, held for the runtime's lifetime.
     _lock: File,
 }
@@ -77,6 +79,8 @@ impl Runtime {
             network: Mutex::new(None),
             counter: AtomicU64::new(0),
             resolv_conf,
+            host_netns: File::open("/proc/thread-self/ns/net")
+                .map_err(RuntimeError::sys("open the host network namespace"))?,
             spawner: Spawner::start().map_err(RuntimeError::sys("start the spawner thread"))?,
             _lock: lock,
         }))
@@ -155,9 +159,12 @@ impl Runtime {
             },
         });
         let nofile = self.config.nofile.min(hard_nofile());
-        let plan = build_plan(
+        let mut plan = build_plan(
             spec, &creds, ops, net_cfg, &stdio, &sync_r, &report_w, nofile,
         );
+        if spec.network == NetworkMode::Host {
+            plan.host_netns_fd = self.host_netns.as_raw_fd();
+        }
 
         let mut flags =
             (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
@@ -424,6 +431,7 @@ fn build_plan(
         sync_fd: sync_r.as_raw_fd(),
         report_fd: report_w.as_raw_fd(),
         nofile,
+        host_netns_fd: -1,
     }
 }
 

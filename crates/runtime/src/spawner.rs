@@ -4,6 +4,12 @@
 //! signal when the *thread* that created the child exits, not the process. Worker threads
 //! come and go (tokio retires idle blocking threads after seconds), so every clone happens on
 //! this dedicated thread, which lives exactly as long as the [`crate::Runtime`].
+//!
+//! The thread also makes the *next* container's ipc, uts and network namespaces ahead of time
+//! (`unshare` on itself, ~0.6 ms, mostly the network namespace), right after each clone: the
+//! clone then only makes the mount and pid namespaces, and the child inherits the rest.
+//! A host-network container leaves the pre-made network namespace for the host's
+//! (`setns` in the child).
 
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
@@ -12,6 +18,18 @@ use std::sync::mpsc;
 
 use crate::child::{self, ChildPlan};
 use crate::sys::{self, Forked};
+
+/// Namespaces made ahead of time on the spawner thread. Not the pid namespace: once a
+/// thread's namespace for children differs from its own, the kernel refuses to make another
+/// (and the clone would fail), so the clone makes that one (it is cheap).
+const ARMED: u64 = (libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWNET) as u64;
+
+/// Gives the spawner thread fresh namespaces for its next child; false if the kernel refuses.
+fn arm() -> bool {
+    // SAFETY: unshare on the calling thread only; this thread runs nothing else that depends
+    // on its namespaces.
+    unsafe { libc::unshare(ARMED as i32) == 0 }
+}
 
 struct Job {
     plan: *const ChildPlan,
@@ -43,14 +61,21 @@ impl Spawner {
         let thread = std::thread::Builder::new()
             .name("hako-spawner".into())
             .spawn(move || {
+                let mut armed = arm();
+                if !armed {
+                    tracing::debug!("cannot make namespaces ahead of time; each clone makes them");
+                }
                 for job in rx {
+                    let flags = if armed { job.flags & !ARMED } else { job.flags };
                     // SAFETY: see `Job`; the child runs only `child::run`, which never returns.
-                    let result = match unsafe { sys::clone3(job.flags, job.cgroup_fd) } {
+                    let result = match unsafe { sys::clone3(flags, job.cgroup_fd) } {
                         Ok(Forked::Child) => unsafe { child::run(&*job.plan) },
                         Ok(Forked::Parent { pid, pidfd }) => Ok((pid, pidfd)),
                         Err(e) => Err(e),
                     };
                     let _ = job.reply.send(result);
+                    // The child took these namespaces: make fresh ones for the next.
+                    armed = arm();
                 }
             })?;
         Ok(Spawner {
