@@ -35,6 +35,7 @@ impl Engine {
             generation: 0,
             created_unix: now,
             updated_unix: now,
+            database: None,
         };
         match self.store.create_json(&key, &app).await {
             Ok(_) => {}
