@@ -29,7 +29,7 @@ pub mod error;
 pub mod server;
 pub mod token;
 
-pub use action::{Action, Reply};
+pub use action::{Action, DatabaseOnDelete, Reply};
 pub use backend::{Backend, BackendError, ReleaseSource};
 pub use client::{AppPatch, Client, ClientError};
 pub use engine::Engine;

@@ -13,6 +13,6 @@ mod keepalive;
 mod launcher;
 mod reconcile;
 
-pub use daemon::{Bound, ServeConfig, ServeError, serve};
+pub use daemon::{Bound, DatabaseConfig, ServeConfig, ServeError, serve};
 pub use events::EVENTS_KEPT;
 pub use keepalive::DRAIN_TIMEOUT;
