@@ -220,9 +220,10 @@ impl Agent {
 
         let mut mounts = vec![BindMount::app_code(code), BindMount::data(data)];
         if spec.database {
-            let (Some(_), Some(socket_dir)) = (&app.database, &self.config.database_socket_dir)
+            let (Some(_), Some(socket_dir)) =
+                (&app.database_grant, &self.config.database_socket_dir)
             else {
-                return Err(LaunchError::new(if app.database.is_none() {
+                return Err(LaunchError::new(if app.database_grant.is_none() {
                     "the app asks for a database but none was made for it: update it with --database again".to_string()
                 } else {
                     "the app uses a database but this node has no database service: set [database] in hako serve's config".to_string()

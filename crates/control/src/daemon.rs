@@ -136,7 +136,9 @@ pub(crate) fn fingerprint(app: &App) -> u64 {
     // The database's credentials reach instances through their environment.
     (
         s.database,
-        app.database.as_ref().map(|g| (&g.database, &g.password)),
+        app.database_grant
+            .as_ref()
+            .map(|g| (&g.database, &g.password)),
     )
         .hash(&mut h);
     (

@@ -166,14 +166,14 @@ pub struct App {
     /// Kept when `database` is switched off; dropped only when the app is deleted and the
     /// deleter says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database: Option<crate::DatabaseGrant>,
+    pub database_grant: Option<crate::DatabaseGrant>,
 }
 
 impl App {
     /// A copy safe to show: the database password hidden.
     pub fn redacted(&self) -> App {
         App {
-            database: self.database.as_ref().map(|g| g.redacted()),
+            database_grant: self.database_grant.as_ref().map(|g| g.redacted()),
             ..self.clone()
         }
     }
@@ -183,7 +183,7 @@ impl App {
     pub fn environment(&self, port: u16) -> BTreeMap<String, String> {
         let mut env = self.spec.environment(port);
         if self.spec.database
-            && let Some(g) = &self.database
+            && let Some(g) = &self.database_grant
         {
             env.extend(g.environment());
         }

@@ -42,7 +42,7 @@ impl Engine {
             generation: 0,
             created_unix: now,
             updated_unix: now,
-            database,
+            database_grant: database,
         };
         let created = match self.store.create_json(&key, &app).await {
             Ok(_) => Ok(()),
@@ -51,7 +51,7 @@ impl Engine {
         };
         if let Err(e) = created {
             // A database made for this attempt goes with it; one that was kept stays.
-            if let (Some(g), false) = (&app.database, existed)
+            if let (Some(g), false) = (&app.database_grant, existed)
                 && let Err(drop_err) = self.backend.drop_database(g).await
             {
                 tracing::warn!(database = %g.database, error = %drop_err, "cannot drop the new database of a failed create");
@@ -63,7 +63,7 @@ impl Engine {
             app.spec.hosts.join(", "),
             app.spec.image
         );
-        if let Some(g) = &app.database {
+        if let Some(g) = &app.database_grant {
             reason.push_str(&database_words(g, existed));
         }
         self.record(&app.spec.name, EventKind::AppCreated, reason)
@@ -88,7 +88,7 @@ impl Engine {
         self.check_hosts(&spec).await?;
         let changed = changed_fields(&current.spec, &spec);
         // Switching the database on for the first time makes it; switching it off keeps it.
-        let made = if spec.database && current.database.is_none() {
+        let made = if spec.database && current.database_grant.is_none() {
             Some(self.backend.provision_database(name).await?)
         } else {
             None
@@ -100,7 +100,7 @@ impl Engine {
                 app.spec = spec.clone();
                 app.updated_unix = now_unix();
                 if let Some(g) = &grant {
-                    app.database = Some(g.clone());
+                    app.database_grant = Some(g.clone());
                 }
             })
             .await
@@ -122,7 +122,7 @@ impl Engine {
         let key = keys::app(name);
         let current = self.app(name).await?;
         let mut words = String::new();
-        if let Some(g) = &current.database {
+        if let Some(g) = &current.database_grant {
             match database {
                 None => {
                     return Err(ApiError::Conflict(format!(

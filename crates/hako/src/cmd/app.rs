@@ -264,7 +264,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                 app.spec.name,
                 app.spec.hosts.join(", ")
             ));
-            if let Some(g) = &app.database {
+            if let Some(g) = &app.database_grant {
                 out(&format!(
                     "database {} (user {}): its containers get DB_NAME, DB_USER, DB_PASSWORD, DB_SOCKET\n",
                     g.database, g.user
@@ -382,7 +382,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                     return Ok(1);
                 }
             }
-            let choice = match (&app.database, drop_database, keep_database) {
+            let choice = match (&app.database_grant, drop_database, keep_database) {
                 (None, _, _) => None,
                 (Some(_), true, _) => Some(DatabaseOnDelete::Drop),
                 (Some(_), _, true) => Some(DatabaseOnDelete::Keep),
@@ -411,7 +411,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                 None => api(client.delete_app(&name))?,
             }
             out(&format!("deleted app {name}\n"));
-            if let (Some(g), Some(c)) = (&app.database, choice) {
+            if let (Some(g), Some(c)) = (&app.database_grant, choice) {
                 out(&match c {
                     DatabaseOnDelete::Drop => format!("dropped database {}\n", g.database),
                     DatabaseOnDelete::Keep => format!("kept database {}\n", g.database),

@@ -2,6 +2,8 @@
 //! root filesystem made on the spot, running the real binary, and leftover checks.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
