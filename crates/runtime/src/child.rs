@@ -144,6 +144,7 @@ pub(crate) enum Stage {
     NoNewPrivs,
     Workdir,
     Exec,
+    Session,
     /// Not a failure: the container is prepared and waits for release.
     Parked = 100,
 }
@@ -166,6 +167,7 @@ impl Stage {
             NoNewPrivs,
             Workdir,
             Exec,
+            Session,
             Parked,
         ]
         .into_iter()
@@ -188,6 +190,7 @@ impl Stage {
             Stage::NoNewPrivs => "setting no_new_privs",
             Stage::Workdir => "changing to the working directory",
             Stage::Exec => "executing the command",
+            Stage::Session => "starting a new session",
             Stage::Parked => "parked",
         }
     }
@@ -264,6 +267,12 @@ pub(crate) unsafe fn run(plan: &ChildPlan) -> ! {
         libc::umask(0);
         if let Err(e) = stdio(plan) {
             fail(plan, Stage::Stdio, 0, e);
+        }
+        // Its own session and process group: otherwise the container shares the runtime's,
+        // and an app that signals its group (`kill(0, …)`, as Apache does when it stops)
+        // would signal every other container and the runtime itself.
+        if libc::setsid() == -1 {
+            fail(plan, Stage::Session, 0, errno());
         }
         if plan.host_netns_fd >= 0 && libc::setns(plan.host_netns_fd, libc::CLONE_NEWNET) == -1 {
             fail(plan, Stage::HostNetwork, 0, errno());

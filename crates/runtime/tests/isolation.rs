@@ -190,3 +190,50 @@ async fn host_image_binds_the_hosts_usr_read_only() {
     assert_eq!(out, "ran\n");
     assert!(!std::path::Path::new("/usr/hako-probe").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signalling_its_process_group_reaches_no_other_container() {
+    // Apache's parent stops its children with kill(0, SIGTERM): with a shared process group
+    // that also stopped every other container (and could reach the runtime itself).
+    let t = TestRuntime::new();
+    let data = t.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    let mut watcher = t.sh(
+        "trap 'echo usr2 >> /data/log' USR2; trap 'echo probe >> /data/log' USR1; \
+         echo ready > /data/ready; while true; do sleep 0.05; done",
+    );
+    watcher.mounts = vec![BindMount::data(&data)];
+    let a = t.rt.run(&watcher).unwrap();
+    let log = data.join("log");
+    let wait_for = |what: &str, n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if what == "ready" && data.join("ready").exists()
+                || text.lines().filter(|l| *l == what).count() >= n
+            {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waiting for {what}: {text:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    wait_for("ready", 1);
+
+    let (status, out) = t.run(&t.sh("kill -USR2 0 && echo sent")).await;
+    assert!(status.success() && out.contains("sent"), "{out}");
+    // Two probes after the group signal: a USR2 that had arrived would be handled by then.
+    a.signal(libc::SIGUSR1).unwrap();
+    wait_for("probe", 1);
+    a.signal(libc::SIGUSR1).unwrap();
+    let text = wait_for("probe", 2);
+    assert!(
+        !text.contains("usr2"),
+        "another container's group signal arrived: {text:?}"
+    );
+    a.remove().unwrap();
+}

@@ -128,10 +128,7 @@ pub fn logged_prefix(stderr: &str) -> Option<String> {
 
 /// Everything of runtime `prefix` still on the host: cgroup dirs, state, lock, veths.
 pub fn leftovers(prefix: &str) -> Vec<String> {
-    assert!(
-        prefix.starts_with("hakor") && prefix.len() > 5,
-        "{prefix:?}"
-    );
+    assert!(prefix.starts_with("hako") && prefix.len() > 5, "{prefix:?}");
     let mut found = Vec::new();
     for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         let dir = ctrl.path().join(prefix);
