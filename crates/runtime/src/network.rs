@@ -59,6 +59,15 @@ pub(crate) struct Network {
     counter: AtomicU64,
 }
 
+/// The bridge's fixed hardware address: locally administered, unicast, from the prefix.
+fn bridge_mac(prefix: &str) -> [u8; 6] {
+    let h = prefix.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let b = h.to_be_bytes();
+    [0x02, b[0], b[1], b[2], b[3], b[4]]
+}
+
 impl Network {
     /// Creates (or adopts) the bridge and installs the firewall rules.
     pub(crate) fn setup(prefix: &str, subnet: Subnet, nat: bool) -> Result<Network, NetworkError> {
@@ -79,6 +88,8 @@ impl Network {
                 "bridge vanished",
             ))
         })?;
+        nl.set_address(bridge_index, bridge_mac(prefix))
+            .map_err(bridge_err)?;
         match nl.add_address(bridge_index, subnet.gateway().octets(), subnet.prefix) {
             Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(bridge_err(e)),
             _ => {}

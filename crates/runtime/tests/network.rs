@@ -143,3 +143,37 @@ async fn a_removed_containers_address_leaves_no_stale_arp_entry() {
     a.remove().unwrap();
     assert_eq!(neigh(addr), "", "stale ARP entry left for {addr}");
 }
+
+#[tokio::test]
+async fn the_bridge_keeps_its_address_as_containers_come_and_go() {
+    // A bridge without a set address takes its lowest port's; when that container goes the
+    // address changes, and containers that learned the old one (ARP) lose the host until
+    // their cache expires: a request answered into the void during a recycle.
+    let t = TestRuntime::new();
+    let bridge = t.rt.config().prefix.clone();
+    let web = t.sh("sleep 30");
+    let mut running = vec![t.rt.run(&web).unwrap()];
+    let sys = |f: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{bridge}/{f}"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let first = sys("address");
+    assert_eq!(
+        sys("addr_assign_type"),
+        "3",
+        "the address is set, not inherited"
+    );
+    for _ in 0..6 {
+        running.push(t.rt.run(&web).unwrap());
+        let old = running.remove(0);
+        old.kill().unwrap();
+        old.wait().await.unwrap();
+        old.remove().unwrap();
+        assert_eq!(sys("address"), first, "the bridge's address changed");
+    }
+    for c in running {
+        c.remove().unwrap();
+    }
+}

@@ -17,6 +17,7 @@ const NLM_F_ACK: u16 = 4;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_DUMP: u16 = 0x300;
+const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
@@ -196,6 +197,15 @@ impl Netlink {
         m.begin(IFLA_LINKINFO)
             .attr_str(IFLA_INFO_KIND, "bridge")
             .end();
+        self.request(m.finish())
+    }
+
+    /// Sets link `index`'s hardware address. A bridge whose address was set keeps it;
+    /// otherwise the kernel gives it the lowest address among its ports, which changes as
+    /// containers come and go and leaves their ARP caches pointing at a vanished address.
+    pub(crate) fn set_address(&self, index: i32, mac: [u8; 6]) -> io::Result<()> {
+        let mut m = Msg::new(RTM_NEWLINK, NLM_F_ACK).ifinfo(index, 0, 0);
+        m.attr(IFLA_ADDRESS, &mac);
         self.request(m.finish())
     }
 
