@@ -80,4 +80,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The last `max_bytes` of the logs of an app's recent instances.
     async fn logs(&self, app: &str, max_bytes: usize) -> String;
+
+    /// What the service-level model needs of an app (arrival gaps, start times, its keep-alive
+    /// policy), if the node routes it. A backend that measures nothing keeps the default.
+    async fn history(&self, app: &str) -> Option<crate::slo::History> {
+        let _ = app;
+        None
+    }
 }

@@ -70,4 +70,10 @@ impl Backend for DaemonBackend {
     async fn logs(&self, app: &str, max_bytes: usize) -> String {
         self.0.agent.logs(app, max_bytes)
     }
+
+    async fn history(&self, app: &str) -> Option<hako_api::slo::History> {
+        let spec = self.0.app(app)?;
+        let h = self.0.router.history(app).ok()?;
+        Some(crate::slo::history(&h, crate::keepalive::policy_of(&spec)))
+    }
 }
