@@ -30,6 +30,10 @@ pub struct AgentConfig {
     pub log_max_bytes: u64,
     /// Log files kept per app after their instances stopped.
     pub logs_kept: usize,
+    /// The host directory holding the database server's socket, bound read-only at
+    /// `/run/mysqld` into instances of apps that have a database. `None`: no database
+    /// service on this node (such apps fail to start, saying so).
+    pub database_socket_dir: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -40,6 +44,7 @@ impl AgentConfig {
             runtime,
             log_max_bytes: 1 << 20,
             logs_kept: 20,
+            database_socket_dir: None,
         }
     }
 }
@@ -213,9 +218,33 @@ impl Agent {
             .map_err(|e| LaunchError::new(format!("cannot create {}: {e}", logs.display())))?;
         let log = logs.join(format!("{id}.log"));
 
+        let mut mounts = vec![BindMount::app_code(code), BindMount::data(data)];
+        if spec.database {
+            let (Some(_), Some(socket_dir)) =
+                (&app.database_grant, &self.config.database_socket_dir)
+            else {
+                return Err(LaunchError::new(if app.database_grant.is_none() {
+                    "the app asks for a database but none was made for it: update it with --database again".to_string()
+                } else {
+                    "the app uses a database but this node has no database service: set [database] in hako serve's config".to_string()
+                }));
+            };
+            if !socket_dir.is_dir() {
+                return Err(LaunchError::new(format!(
+                    "the database server's socket directory {} does not exist: is MariaDB running?",
+                    socket_dir.display()
+                )));
+            }
+            mounts.push(BindMount {
+                source: socket_dir.clone(),
+                target: hako_model::database::SOCKET_DIR_IN_CONTAINER.into(),
+                read_only: true,
+            });
+        }
+
         let mut cs = ContainerSpec::new(rootfs, argv[0].clone());
         cs.args = argv[1..].to_vec();
-        cs.env = spec.environment(port);
+        cs.env = app.environment(port);
         cs.env.insert("HAKO_APP".into(), spec.name.clone());
         cs.env.insert("HAKO_INSTANCE".into(), id.clone());
         cs.workdir = spec.workdir.clone().into();
@@ -227,7 +256,7 @@ impl Agent {
             pids_max: Some(spec.pids),
         };
         cs.network = network;
-        cs.mounts = vec![BindMount::app_code(code), BindMount::data(data)];
+        cs.mounts = mounts;
         cs.log = LogSpec::File {
             path: log.clone(),
             max_bytes: self.config.log_max_bytes,

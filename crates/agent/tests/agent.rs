@@ -42,6 +42,7 @@ impl Node {
             generation: 0,
             created_unix: 0,
             updated_unix: 0,
+            database_grant: None,
         }
     }
 }

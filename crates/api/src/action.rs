@@ -37,8 +37,13 @@ pub enum Action {
         /// The fields to change.
         patch: serde_json::Map<String, serde_json::Value>,
     },
-    /// Delete an app and its releases' records.
-    DeleteApp(String),
+    /// Delete an app and its releases' records; with its database, say what becomes of it.
+    DeleteApp {
+        /// The app.
+        name: String,
+        /// Keep or drop the app's database; `None` is refused if the app has one.
+        database: Option<DatabaseOnDelete>,
+    },
     /// Make a new code release and point the app at it.
     Deploy {
         /// The app.
@@ -78,6 +83,38 @@ pub enum Action {
         /// Only this app's.
         app: Option<String>,
     },
+}
+
+/// What becomes of an app's database when the app is deleted (`?database=keep|drop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseOnDelete {
+    /// The database and its account stay on the server (a new app of the same name with
+    /// `database` takes them over).
+    Keep,
+    /// The database and its account are dropped, with all their data.
+    Drop,
+}
+
+impl DatabaseOnDelete {
+    /// The query value: `keep` or `drop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseOnDelete::Keep => "keep",
+            DatabaseOnDelete::Drop => "drop",
+        }
+    }
+
+    /// Parses the `database` query parameter of a delete.
+    pub fn parse(raw: Option<&str>) -> Result<Option<DatabaseOnDelete>, ApiError> {
+        match raw {
+            None => Ok(None),
+            Some("keep") => Ok(Some(DatabaseOnDelete::Keep)),
+            Some("drop") => Ok(Some(DatabaseOnDelete::Drop)),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "database {other:?} is not valid: say database=keep or database=drop"
+            ))),
+        }
+    }
 }
 
 /// What the engine answers.
@@ -292,5 +329,19 @@ mod tests {
         assert_eq!(parse_count("limit", Some("5000"), 100, 1000).unwrap(), 1000);
         assert!(parse_count("limit", Some("0"), 100, 1000).is_err());
         assert!(parse_count("limit", Some("-1"), 100, 1000).is_err());
+    }
+
+    #[test]
+    fn database_choice_parses_keep_and_drop_only() {
+        assert_eq!(DatabaseOnDelete::parse(None).unwrap(), None);
+        assert_eq!(
+            DatabaseOnDelete::parse(Some("drop")).unwrap(),
+            Some(DatabaseOnDelete::Drop)
+        );
+        assert_eq!(
+            DatabaseOnDelete::parse(Some("keep")).unwrap(),
+            Some(DatabaseOnDelete::Keep)
+        );
+        assert!(DatabaseOnDelete::parse(Some("yes")).is_err());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use hako_model::{InstanceInfo, Release};
+use hako_model::{DatabaseGrant, InstanceInfo, Release};
 
 /// Where a new code release comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,4 +87,24 @@ pub trait Backend: Send + Sync + 'static {
         let _ = app;
         None
     }
+
+    /// Makes `app`'s own database and account on the shared database service (or takes over
+    /// the ones a deleted app of the same name kept). Returns the grant and whether the
+    /// database existed before. Default: there is no database service.
+    async fn provision_database(&self, app: &str) -> Result<(DatabaseGrant, bool), BackendError> {
+        let _ = app;
+        Err(no_database_service())
+    }
+
+    /// Drops a grant's database and account (idempotent). Default: no database service.
+    async fn drop_database(&self, grant: &DatabaseGrant) -> Result<(), BackendError> {
+        let _ = grant;
+        Err(no_database_service())
+    }
+}
+
+fn no_database_service() -> BackendError {
+    BackendError::user(
+        "this hako has no database service: install MariaDB and set [database] in hako serve's config",
+    )
 }

@@ -176,6 +176,21 @@ impl Client {
         self.empty(r)
     }
 
+    /// `DELETE /v1/apps/{name}?database=keep|drop`: deletes an app that has a database,
+    /// saying whether the database goes too.
+    pub fn delete_app_with(
+        &self,
+        name: &str,
+        database: crate::DatabaseOnDelete,
+    ) -> Result<(), ClientError> {
+        let path = app_path(name, "")?;
+        let r = self
+            .with_token(self.agent.delete(self.url(&path)))
+            .query("database", database.as_str())
+            .call();
+        self.empty(r)
+    }
+
     /// `POST /v1/apps/{name}/releases` with a tar or tar.gz archive in memory.
     pub fn deploy_archive(&self, name: &str, archive: &[u8]) -> Result<Release, ClientError> {
         let path = app_path(name, "/releases")?;

@@ -46,8 +46,8 @@ impl Engine {
             Action::UpdateApp { name, patch } => {
                 Ok(Reply::App(self.update_app(&name, &patch).await?))
             }
-            Action::DeleteApp(name) => {
-                self.delete_app(&name).await?;
+            Action::DeleteApp { name, database } => {
+                self.delete_app(&name, database).await?;
                 Ok(Reply::Deleted)
             }
             Action::Deploy { name, source } => {

@@ -30,7 +30,7 @@ pub mod server;
 pub mod slo;
 pub mod token;
 
-pub use action::{Action, Reply};
+pub use action::{Action, DatabaseOnDelete, Reply};
 pub use backend::{Backend, BackendError, ReleaseSource};
 pub use client::{AppPatch, Client, ClientError};
 pub use engine::Engine;

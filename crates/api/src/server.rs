@@ -161,8 +161,13 @@ async fn update_app(State(s): S, name: AppName, body: Body) -> Response {
     run(&s, action).await
 }
 
-async fn delete_app(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::DeleteApp)).await
+async fn delete_app(State(s): S, name: AppName, q: Params) -> Response {
+    let action = name.0.and_then(|name| {
+        let q = params(q)?;
+        let database = action::DatabaseOnDelete::parse(q.get("database").map(String::as_str))?;
+        Ok(Action::DeleteApp { name, database })
+    });
+    run(&s, action).await
 }
 
 async fn list_releases(State(s): S, name: AppName) -> Response {

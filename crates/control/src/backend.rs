@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use hako_api::{Backend, BackendError, ReleaseSource};
-use hako_model::{InstanceInfo, Release};
+use hako_model::{DatabaseGrant, InstanceInfo, Release};
 
 use crate::daemon::Daemon;
 
@@ -75,5 +75,31 @@ impl Backend for DaemonBackend {
         let spec = self.0.app(app)?;
         let h = self.0.router.history(app).ok()?;
         Some(crate::slo::history(&h, crate::keepalive::policy_of(&spec)))
+    }
+
+    async fn provision_database(&self, app: &str) -> Result<(DatabaseGrant, bool), BackendError> {
+        let server = self.0.database.clone();
+        let app = app.to_string();
+        tokio::task::spawn_blocking(move || server.provision(&app))
+            .await
+            .map_err(|e| BackendError::internal(format!("database task failed: {e}")))?
+            .map_err(database_error)
+    }
+
+    async fn drop_database(&self, grant: &DatabaseGrant) -> Result<(), BackendError> {
+        let server = self.0.database.clone();
+        let grant = grant.clone();
+        tokio::task::spawn_blocking(move || server.drop_database(&grant))
+            .await
+            .map_err(|e| BackendError::internal(format!("database task failed: {e}")))?
+            .map_err(database_error)
+    }
+}
+
+/// A name the user chose is their fault; a server that is down or refuses is ours.
+fn database_error(e: hako_database::DatabaseError) -> BackendError {
+    match e {
+        hako_database::DatabaseError::Name(_) => BackendError::user(e.to_string()),
+        e => BackendError::internal(e.to_string()),
     }
 }

@@ -29,6 +29,32 @@ pub struct ServeConfig {
     pub proxy: ProxyConfig,
     /// SIGTERM-to-kill grace of a stopping instance.
     pub stop_grace: Duration,
+    /// The shared database service apps with `database` get their database on.
+    pub database: DatabaseConfig,
+}
+
+/// The shared database service (MariaDB on this host), `[database]` in the config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseConfig {
+    /// The server's Unix socket; its directory is bound into instances at /run/mysqld.
+    pub socket: PathBuf,
+    /// Databases and accounts are named `<prefix>_<app>`; `None`: the runtime's prefix.
+    pub prefix: Option<String>,
+    /// A client defaults file with admin credentials, where root has no socket login.
+    pub defaults_file: Option<PathBuf>,
+    /// Connections each app's account may hold at once.
+    pub max_user_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            socket: hako_database::DEFAULT_SOCKET.into(),
+            prefix: None,
+            defaults_file: None,
+            max_user_connections: hako_database::DEFAULT_MAX_USER_CONNECTIONS,
+        }
+    }
 }
 
 impl ServeConfig {
@@ -40,7 +66,24 @@ impl ServeConfig {
             runtime: RuntimeConfig::default(),
             proxy: ProxyConfig::default(),
             stop_grace: Duration::from_secs(10),
+            database: DatabaseConfig::default(),
         }
+    }
+
+    /// The database server as configured.
+    pub(crate) fn database_server(&self) -> hako_database::MariaDb {
+        let d = &self.database;
+        let mut server = hako_database::MariaDb::new(&d.socket)
+            .with_prefix(
+                d.prefix
+                    .clone()
+                    .unwrap_or_else(|| self.runtime.prefix.clone()),
+            )
+            .with_max_user_connections(d.max_user_connections);
+        if let Some(f) = &d.defaults_file {
+            server = server.with_defaults_file(f);
+        }
+        server
     }
 }
 
@@ -90,6 +133,14 @@ pub(crate) fn fingerprint(app: &App) -> u64 {
         &s.workdir,
     )
         .hash(&mut h);
+    // The database's credentials reach instances through their environment.
+    (
+        s.database,
+        app.database_grant
+            .as_ref()
+            .map(|g| (&g.database, &g.password)),
+    )
+        .hash(&mut h);
     (
         s.memory,
         s.cpu.map(f64::to_bits),
@@ -109,6 +160,8 @@ pub struct Daemon {
     pub(crate) apps: RwLock<HashMap<String, App>>,
     pub(crate) tracked: std::sync::Mutex<HashMap<String, Tracked>>,
     pub(crate) events: EventLog,
+    /// The shared database service.
+    pub(crate) database: hako_database::MariaDb,
     /// Wakes the keep-alive loop early (apps changed, an instance started or ended).
     pub(crate) wake: Notify,
     pub(crate) epoch: Instant,
@@ -144,6 +197,7 @@ pub async fn serve(
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_in_data_dir(&config.data_dir).await?);
     let mut agent_cfg = AgentConfig::new(&config.data_dir, config.runtime.clone());
     agent_cfg.log_max_bytes = 1 << 20;
+    agent_cfg.database_socket_dir = Some(config.database_server().socket_dir().to_path_buf());
     let (agent, exits) = Agent::new(agent_cfg)?;
     let token =
         hako_api::token::load_or_create(&config.data_dir).map_err(data_err(&config.data_dir))?;
@@ -180,6 +234,7 @@ pub async fn serve(
     let router = Router::new(launcher.clone(), Arc::new(proxy_events_tx));
     let daemon = Arc::new(Daemon {
         events: EventLog::new(store.clone()),
+        database: config.database_server(),
         config: config.clone(),
         store: store.clone(),
         agent: agent.clone(),

@@ -14,6 +14,6 @@ mod launcher;
 mod reconcile;
 mod slo;
 
-pub use daemon::{Bound, ServeConfig, ServeError, serve};
+pub use daemon::{Bound, DatabaseConfig, ServeConfig, ServeError, serve};
 pub use events::EVENTS_KEPT;
 pub use keepalive::DRAIN_TIMEOUT;

@@ -17,7 +17,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, get};
+use common::serve::{Serve, get};
 use hako_api::Client;
 use hako_api::slo::SloReport;
 use hako_model::EventKind;
@@ -131,7 +131,7 @@ fn simulator_matches_a_real_run_within_15_percent() {
     std::fs::write(code.join("index.html"), "ok\n").unwrap();
     let out = env.run(&["image", "host", "base"]);
     assert_eq!(out.code, 0, "{out:?}");
-    let d = Daemon::start(&env.data_dir());
+    let d = Serve::start(&env.data_dir());
     let sites = sites();
     for s in &sites {
         let host = format!("{}.example", s.name);

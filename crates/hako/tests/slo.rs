@@ -5,10 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::daemon::{Daemon, get};
+use common::serve::{Serve, get};
 
 /// Requests to `host`, one after the other; each must answer 200 with the site's page.
-fn requests(d: &Daemon, host: &str, n: usize) {
+fn requests(d: &Serve, host: &str, n: usize) {
     for _ in 0..n {
         assert_eq!(get(&d.proxy, host, "/"), (200, "measured\n".to_string()));
     }
@@ -22,7 +22,7 @@ fn slo_app_answers_from_the_apps_own_measurements() {
     std::fs::write(site.join("index.html"), "measured\n").unwrap();
     let out = env.run(&["image", "host", "base"]);
     assert_eq!(out.code, 0, "{out:?}");
-    let d = Daemon::start(&env.data_dir());
+    let d = Serve::start(&env.data_dir());
     d.ok(&[
         "app",
         "create",

@@ -34,6 +34,10 @@ pub struct DebianBuild {
     pub variant: String,
     /// The debootstrap program (default `debootstrap`, found in `PATH`).
     pub debootstrap: PathBuf,
+    /// A directory whose files lie over the built system (configuration, entrypoints):
+    /// copied into the image version as its top layer. Not part of the cache key — the
+    /// cached system is shared, the added files belong to the version.
+    pub add: Option<PathBuf>,
 }
 
 impl Default for DebianBuild {
@@ -44,6 +48,7 @@ impl Default for DebianBuild {
             arch: None,
             variant: "minbase".into(),
             debootstrap: PathBuf::from("debootstrap"),
+            add: None,
         }
     }
 }
@@ -180,7 +185,7 @@ pub(crate) fn unused_cache_keys(
     let mut keys: Vec<String> = removed
         .iter()
         .filter_map(|i| match &i.storage {
-            Storage::DebianCache { key } => Some(key.clone()),
+            Storage::DebianCache { key, .. } => Some(key.clone()),
             _ => None,
         })
         .collect();
@@ -190,7 +195,7 @@ pub(crate) fn unused_cache_keys(
         return Ok(keys);
     }
     for image in store.list()? {
-        if let Storage::DebianCache { key } = &image.storage {
+        if let Storage::DebianCache { key, .. } = &image.storage {
             keys.retain(|k| k != key);
         }
     }

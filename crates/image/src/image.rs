@@ -29,6 +29,10 @@ pub enum Storage {
     DebianCache {
         /// The cache key (hash of suite, mirror, arch, variant and packages).
         key: String,
+        /// Whether files added at build time (`hako image build --add DIR`) lie over the
+        /// cached system as a top layer in `rootfs/` of the version directory.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        added: bool,
     },
     /// A skeleton in `rootfs/` of the version directory plus host bind mounts.
     Host {
@@ -109,8 +113,12 @@ impl Image {
     pub fn rootfs(&self) -> Rootfs {
         match &self.storage {
             Storage::Local => Rootfs::Layers(vec![self.dir.join(ROOTFS_DIR)]),
-            Storage::DebianCache { key } => {
-                Rootfs::Layers(vec![crate::debian::cache_rootfs(&self.store_root, key)])
+            Storage::DebianCache { key, added } => {
+                let mut layers = vec![crate::debian::cache_rootfs(&self.store_root, key)];
+                if *added {
+                    layers.push(self.dir.join(ROOTFS_DIR));
+                }
+                Rootfs::Layers(layers)
             }
             Storage::Host { binds } => Rootfs::Host {
                 skeleton: self.dir.join(ROOTFS_DIR),
@@ -222,7 +230,10 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_stored_fields() {
-        let img = sample(Storage::DebianCache { key: "abc".into() });
+        let img = sample(Storage::DebianCache {
+            key: "abc".into(),
+            added: false,
+        });
         let json = serde_json::to_string(&img).unwrap();
         assert!(json.contains("\"type\":\"debian_cache\""), "{json}");
         assert!(!json.contains("/store/web/3"), "dir is not stored: {json}");
@@ -239,8 +250,24 @@ mod tests {
             Rootfs::Layers(vec![PathBuf::from("/store/web/3/rootfs")])
         );
         assert_eq!(
-            sample(Storage::DebianCache { key: "k1".into() }).rootfs(),
+            sample(Storage::DebianCache {
+                key: "k1".into(),
+                added: false
+            })
+            .rootfs(),
             Rootfs::Layers(vec![PathBuf::from("/store/.cache/debian/k1/rootfs")])
+        );
+        assert_eq!(
+            sample(Storage::DebianCache {
+                key: "k1".into(),
+                added: true
+            })
+            .rootfs(),
+            Rootfs::Layers(vec![
+                PathBuf::from("/store/.cache/debian/k1/rootfs"),
+                PathBuf::from("/store/web/3/rootfs")
+            ]),
+            "added files lie on top"
         );
         assert_eq!(
             sample(Storage::Local).passwd_path(),

@@ -191,8 +191,24 @@ impl ImageStore {
         opts: &DebianBuild,
     ) -> Result<Image, ImageError> {
         crate::name::validate(name)?;
+        if let Some(add) = &opts.add
+            && !add.is_dir()
+        {
+            return Err(ImageError::Source {
+                path: add.clone(),
+                reason: "files to add must be a directory (its tree lies over the image's /)"
+                    .into(),
+            });
+        }
         let built = crate::debian::ensure_cached(self, packages, opts)?;
         let staging = self.staging()?;
+        let mut added_bytes = 0;
+        if let Some(add) = &opts.add {
+            let layer = staging.path().join(ROOTFS_DIR);
+            crate::copy::copy_tree(add, &layer)?;
+            added_bytes =
+                crate::usage::disk_usage(&layer).map_err(io_err("cannot measure", &layer))?;
+        }
         // `built` keeps the cache entry locked until the new version refers to it.
         let image = self.commit(
             staging,
@@ -203,8 +219,9 @@ impl ImageStore {
                 packages: built.packages.clone(),
                 storage: Storage::DebianCache {
                     key: built.key.clone(),
+                    added: opts.add.is_some(),
                 },
-                size_bytes: built.size_bytes,
+                size_bytes: built.size_bytes + added_bytes,
             },
         );
         drop(built);

@@ -115,6 +115,10 @@ pub struct AppSpec {
     /// Signal that asks an instance to stop. Default TERM (`php -S` wants INT).
     #[serde(default)]
     pub stop_signal: StopSignal,
+    /// Give the app its own database and user on the shared database service (MariaDB);
+    /// the credentials reach its containers as `DB_*` variables. Default: none.
+    #[serde(default)]
+    pub database: bool,
 }
 
 mod defaults {
@@ -158,6 +162,33 @@ pub struct App {
     pub generation: u64,
     pub created_unix: u64,
     pub updated_unix: u64,
+    /// The app's database, once the control plane has made it (see [`AppSpec::database`]).
+    /// Kept when `database` is switched off; dropped only when the app is deleted and the
+    /// deleter says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_grant: Option<crate::DatabaseGrant>,
+}
+
+impl App {
+    /// A copy safe to show: the database password hidden.
+    pub fn redacted(&self) -> App {
+        App {
+            database_grant: self.database_grant.as_ref().map(|g| g.redacted()),
+            ..self.clone()
+        }
+    }
+
+    /// The environment of an instance on `port`: the spec's ([`AppSpec::environment`]) plus
+    /// the database's credentials when the app uses one.
+    pub fn environment(&self, port: u16) -> BTreeMap<String, String> {
+        let mut env = self.spec.environment(port);
+        if self.spec.database
+            && let Some(g) = &self.database_grant
+        {
+            env.extend(g.environment());
+        }
+        env
+    }
 }
 
 /// Why an app spec was refused.

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod command;
+pub mod database;
 pub mod event;
 pub mod instance;
 pub mod release;
@@ -15,6 +16,7 @@ pub use app::{
     App, AppError, AppNetwork, AppSpec, StopSignal, parse_image_ref, valid_host, valid_name,
 };
 pub use command::CommandError;
+pub use database::DatabaseGrant;
 pub use event::{Event, EventKind};
 pub use instance::{InstanceInfo, InstanceState};
 pub use release::Release;

@@ -140,9 +140,6 @@ pub(crate) fn plan(i: &MountInputs<'_>) -> Vec<Op> {
             bind(&mut ops, host, under(&root, inner), true);
         }
     }
-    for m in i.mounts {
-        bind(&mut ops, &m.source, under(&root, &m.target), m.read_only);
-    }
     proc_fs(&mut ops, &root);
     dev(&mut ops, &root);
     for (d, mode) in [("tmp", "1777"), ("run", "0755")] {
@@ -157,6 +154,11 @@ pub(crate) fn plan(i: &MountInputs<'_>) -> Vec<Op> {
             libc::MS_NOSUID | libc::MS_NODEV,
             Some(format!("mode={mode},size={}", i.scratch_bytes)),
         ));
+    }
+    // The caller's binds come after /tmp and /run so that they may lie inside them (the
+    // database socket's directory at /run/mysqld).
+    for m in i.mounts {
+        bind(&mut ops, &m.source, under(&root, &m.target), m.read_only);
     }
     ops.push(Op::WriteFile {
         path: c(root.join("etc/hostname")),
@@ -304,5 +306,37 @@ mod tests {
             if target.to_str().unwrap().ends_with("root/data") && flags & libc::MS_RDONLY == 0)
         });
         assert!(app_ro && data_rw);
+    }
+
+    #[test]
+    fn binds_may_lie_inside_run() {
+        let rootfs = RootfsSpec::Layers(vec!["/img/base".into()]);
+        let mounts = [BindMount {
+            source: "/run/mysqld".into(),
+            target: "/run/mysqld".into(),
+            read_only: true,
+        }];
+        let ops = plan(&MountInputs {
+            dir: Path::new("/run/hako-x/c1"),
+            rootfs: &rootfs,
+            mounts: &mounts,
+            scratch_bytes: 1 << 20,
+            hostname: "web",
+            hosts: String::new(),
+            resolv_conf: None,
+        });
+        let position = |pred: &dyn Fn(&Op) -> bool| ops.iter().position(pred).unwrap();
+        let run_tmpfs = position(&|o| {
+            matches!(o, Op::Mount { target, fstype: Some(t), .. }
+                if target.to_str().unwrap().ends_with("root/run") && t.to_str().unwrap() == "tmpfs")
+        });
+        let socket_bind = position(&|o| {
+            matches!(o, Op::Mount { target, flags, .. }
+                if target.to_str().unwrap().ends_with("root/run/mysqld") && flags & libc::MS_BIND != 0)
+        });
+        assert!(
+            run_tmpfs < socket_bind,
+            "the bind is not hidden by the tmpfs"
+        );
     }
 }

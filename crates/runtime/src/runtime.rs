@@ -144,7 +144,7 @@ impl Runtime {
         };
         let (sync_r, sync_w) = sys::pipe().map_err(RuntimeError::sys("pipe"))?;
         let (report_r, report_w) = sys::pipe().map_err(RuntimeError::sys("pipe"))?;
-        let stdio = Stdio::new(&spec.log)?;
+        let stdio = Stdio::new(&spec.log, creds.uid, creds.gid)?;
         let hosts = hosts_file(&spec.hostname, attachment.as_ref());
         let ops = mounts::plan(&MountInputs {
             dir: &dir,
@@ -307,7 +307,9 @@ struct Stdio {
 }
 
 impl Stdio {
-    fn new(log: &LogSpec) -> Result<Stdio, RuntimeError> {
+    /// The log pipe belongs to the container's user, so that a server which reopens
+    /// `/dev/stdout` or `/dev/stderr` by path (Apache's `ErrorLog /dev/stderr`) may.
+    fn new(log: &LogSpec, uid: u32, gid: u32) -> Result<Stdio, RuntimeError> {
         let null = |write: bool| -> Result<OwnedFd, RuntimeError> {
             let f = std::fs::OpenOptions::new()
                 .read(!write)
@@ -327,6 +329,7 @@ impl Stdio {
             },
             LogSpec::File { .. } => {
                 let (r, w) = sys::pipe().map_err(RuntimeError::sys("pipe"))?;
+                sys::fchown(&w, uid, gid).map_err(RuntimeError::sys("chown the log pipe"))?;
                 let w2 = w.try_clone().map_err(RuntimeError::sys("dup"))?;
                 Stdio {
                     fds: [Some(null(false)?), Some(w), Some(w2)],

@@ -177,3 +177,14 @@ async fn a_container_outlives_the_thread_that_created_it() {
     );
     c.remove().unwrap();
 }
+
+#[tokio::test]
+async fn a_non_root_app_may_reopen_its_stdout_and_stderr_by_path() {
+    // Apache's `ErrorLog /dev/stderr` opens the path again; the log pipe must let it.
+    let t = TestRuntime::new();
+    let spec = t.sh("echo to-out > /dev/stdout && echo to-err > /dev/stderr && id -u");
+    let (status, out) = t.run(&spec).await;
+    assert_eq!(status, ExitStatus::Exited(0), "{out}");
+    assert!(out.contains("to-out") && out.contains("to-err"), "{out}");
+    assert!(out.contains("65534"), "runs as nobody: {out}");
+}

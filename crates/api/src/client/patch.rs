@@ -46,6 +46,9 @@ pub struct AppPatch {
     /// New stop signal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<hako_model::StopSignal>,
+    /// Switch the app's database on (made if it has none) or off (kept, no longer given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<bool>,
 }
 
 impl AppPatch {

@@ -1,11 +1,12 @@
 //! Apps: list, create, update, delete, rollout. Creates and updates check the image exists
 //! and that no other app has one of the hosts.
 
-use hako_model::{App, AppSpec, EventKind, now_unix};
+use hako_model::{App, AppSpec, DatabaseGrant, EventKind, now_unix};
 use hako_store::keys::Key;
 use hako_store::{Compare, StoreError, StoreExt, Txn, TxnOp, keys};
 
 use super::Engine;
+use crate::action::DatabaseOnDelete;
 use crate::error::ApiError;
 
 impl Engine {
@@ -28,6 +29,12 @@ impl Engine {
         }
         self.check_image(&spec.image).await?;
         self.check_hosts(&spec).await?;
+        let (database, existed) = if spec.database {
+            let (grant, existed) = self.backend.provision_database(&spec.name).await?;
+            (Some(grant), existed)
+        } else {
+            (None, false)
+        };
         let now = now_unix();
         let app = App {
             spec,
@@ -35,17 +42,30 @@ impl Engine {
             generation: 0,
             created_unix: now,
             updated_unix: now,
+            database_grant: database,
         };
-        match self.store.create_json(&key, &app).await {
-            Ok(_) => {}
-            Err(StoreError::AlreadyExists { .. }) => return Err(exists(&app.spec.name)),
-            Err(e) => return Err(e.into()),
+        let created = match self.store.create_json(&key, &app).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::AlreadyExists { .. }) => Err(exists(&app.spec.name)),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = created {
+            // A database made for this attempt goes with it; one that was kept stays.
+            if let (Some(g), false) = (&app.database_grant, existed)
+                && let Err(drop_err) = self.backend.drop_database(g).await
+            {
+                tracing::warn!(database = %g.database, error = %drop_err, "cannot drop the new database of a failed create");
+            }
+            return Err(e);
         }
-        let reason = format!(
+        let mut reason = format!(
             "created through the API: hosts {}, image {}",
             app.spec.hosts.join(", "),
             app.spec.image
         );
+        if let Some(g) = &app.database_grant {
+            reason.push_str(&database_words(g, existed));
+        }
         self.record(&app.spec.name, EventKind::AppCreated, reason)
             .await;
         Ok(app)
@@ -67,22 +87,62 @@ impl Engine {
         }
         self.check_hosts(&spec).await?;
         let changed = changed_fields(&current.spec, &spec);
+        // Switching the database on for the first time makes it; switching it off keeps it.
+        let made = if spec.database && current.database_grant.is_none() {
+            Some(self.backend.provision_database(name).await?)
+        } else {
+            None
+        };
+        let grant = made.as_ref().map(|(g, _)| g.clone());
         let updated = self
             .store
             .update_json(&keys::app(name), |app: &mut App| {
                 app.spec = spec.clone();
                 app.updated_unix = now_unix();
+                if let Some(g) = &grant {
+                    app.database_grant = Some(g.clone());
+                }
             })
             .await
             .map_err(|e| not_found_or(e, name))?;
-        let reason = format!("updated through the API: {}", changed.join(", "));
+        let mut reason = format!("updated through the API: {}", changed.join(", "));
+        if let Some((g, existed)) = &made {
+            reason.push_str(&database_words(g, *existed));
+        }
         self.record(name, EventKind::AppUpdated, reason).await;
         Ok(updated.value)
     }
 
-    pub(super) async fn delete_app(&self, name: &str) -> Result<(), ApiError> {
+    pub(super) async fn delete_app(
+        &self,
+        name: &str,
+        database: Option<DatabaseOnDelete>,
+    ) -> Result<(), ApiError> {
         let _guard = self.app_writes.lock().await;
         let key = keys::app(name);
+        let current = self.app(name).await?;
+        let mut words = String::new();
+        if let Some(g) = &current.database_grant {
+            match database {
+                None => {
+                    return Err(ApiError::Conflict(format!(
+                        "app {name:?} has a database ({}): say whether it goes too — database=drop deletes its data for good, database=keep leaves it on the server",
+                        g.database
+                    )));
+                }
+                Some(DatabaseOnDelete::Drop) => {
+                    // Dropped first: if that fails the app is still there and nothing is lost.
+                    self.backend.drop_database(g).await?;
+                    words = format!("; database {} dropped", g.database);
+                }
+                Some(DatabaseOnDelete::Keep) => {
+                    words = format!(
+                        "; database {} kept (a new app {name:?} with a database takes it over)",
+                        g.database
+                    );
+                }
+            }
+        }
         let txn = Txn::new()
             .when(Compare::present(&key))
             .and_then(TxnOp::delete(&key))
@@ -95,7 +155,7 @@ impl Engine {
         self.record(
             name,
             EventKind::AppDeleted,
-            "deleted through the API".into(),
+            format!("deleted through the API{words}"),
         )
         .await;
         Ok(())
@@ -142,6 +202,18 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// The part of an event's reason about a database just made or taken over.
+fn database_words(g: &DatabaseGrant, existed: bool) -> String {
+    if existed {
+        format!(
+            "; database {} taken over (kept from an earlier app), new password",
+            g.database
+        )
+    } else {
+        format!("; database {} made", g.database)
     }
 }
 

@@ -5,14 +5,19 @@ use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use hako_model::App;
+
 use crate::action::Reply;
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         match self {
-            Reply::Apps(apps) => Json(apps).into_response(),
-            Reply::Created(app) => (StatusCode::CREATED, Json(app)).into_response(),
-            Reply::App(app) => Json(app).into_response(),
+            // Database passwords reach containers, never API clients.
+            Reply::Apps(apps) => {
+                Json(apps.iter().map(App::redacted).collect::<Vec<_>>()).into_response()
+            }
+            Reply::Created(app) => (StatusCode::CREATED, Json(app.redacted())).into_response(),
+            Reply::App(app) => Json(app.redacted()).into_response(),
             Reply::Deleted => StatusCode::NO_CONTENT.into_response(),
             Reply::Release(release) => (StatusCode::CREATED, Json(release)).into_response(),
             Reply::Releases(releases) => Json(releases).into_response(),

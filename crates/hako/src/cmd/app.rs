@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hako_api::{AppPatch, Client};
+use hako_api::{AppPatch, Client, DatabaseOnDelete};
 use hako_model::{App, AppNetwork, AppSpec, ByteSize, HumanDuration};
 
 use super::{Exit, Failure, OrExit, out};
@@ -41,11 +41,19 @@ pub enum AppCommand {
     },
     /// Replace every instance (e.g. to pick up a new image version).
     Rollout { name: String },
-    /// Delete an app, its releases and its data (asks first unless --yes).
+    /// Delete an app, its releases and its data (asks first unless --yes). If it has a
+    /// database, asks separately whether to drop it (or say --drop-database / --keep-database).
     Delete {
         name: String,
         #[arg(long, short)]
         yes: bool,
+        /// Drop the app's database and its data too.
+        #[arg(long, conflicts_with = "keep_database")]
+        drop_database: bool,
+        /// Leave the app's database on the server (a new app of the same name with
+        /// --database takes it over).
+        #[arg(long)]
+        keep_database: bool,
     },
     /// The app's events: every start, stop and failure, with its reason.
     Events {
@@ -119,6 +127,13 @@ pub struct Settings {
     /// Signal that asks an instance to stop: TERM (default), INT (php -S), QUIT, HUP, USR1, USR2, WINCH.
     #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<hako_model::StopSignal>,
+    /// Give the app its own MariaDB database and user; the credentials reach its
+    /// containers as DB_NAME, DB_USER, DB_PASSWORD, DB_HOST, DB_SOCKET and DATABASE_URL.
+    #[arg(long)]
+    pub database: bool,
+    /// Stop giving the app its database (update only; the database itself is kept).
+    #[arg(long, conflicts_with = "database")]
+    pub no_database: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -239,6 +254,9 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                     serde_json::to_value(sig).expect("serializable"),
                 );
             }
+            if s.database {
+                set("database", true.into());
+            }
             let spec: AppSpec = serde_json::from_value(spec).or_exit(Exit::Usage)?;
             let app = api(client.create_app(&spec))?;
             out(&format!(
@@ -246,6 +264,12 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                 app.spec.name,
                 app.spec.hosts.join(", ")
             ));
+            if let Some(g) = &app.database_grant {
+                out(&format!(
+                    "database {} (user {}): its containers get DB_NAME, DB_USER, DB_PASSWORD, DB_SOCKET\n",
+                    g.database, g.user
+                ));
+            }
             if let Some(code) = a.code {
                 deploy(client, &app.spec.name, &code)?;
             }
@@ -312,6 +336,11 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             patch.user = s.user.map(Some);
             patch.network = network(&s.net)?;
             patch.stop_signal = s.stop_signal;
+            if s.database {
+                patch.database = Some(true);
+            } else if s.no_database {
+                patch.database = Some(false);
+            }
             if !s.env.is_empty() {
                 patch.env = Some(env_map(&s.env)?);
             }
@@ -331,9 +360,16 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             ));
             Ok(0)
         }
-        AppCommand::Delete { name, yes } => {
+        AppCommand::Delete {
+            name,
+            yes,
+            drop_database,
+            keep_database,
+        } => {
+            let app = api(client.app(&name))?;
+            let interactive = std::io::stdin().is_terminal();
             if !yes {
-                if !std::io::stdin().is_terminal() {
+                if !interactive {
                     return Err(Failure::new(
                         Exit::Usage,
                         anyhow::anyhow!(
@@ -341,16 +377,46 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                         ),
                     ));
                 }
-                eprint!("delete app {name} with its releases and data? [y/N] ");
-                let mut answer = String::new();
-                let _ = std::io::stdin().read_line(&mut answer);
-                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                if !ask(&format!("delete app {name} with its releases and data?")) {
                     out("not deleted\n");
                     return Ok(1);
                 }
             }
-            api(client.delete_app(&name))?;
+            let choice = match (&app.database_grant, drop_database, keep_database) {
+                (None, _, _) => None,
+                (Some(_), true, _) => Some(DatabaseOnDelete::Drop),
+                (Some(_), _, true) => Some(DatabaseOnDelete::Keep),
+                (Some(g), false, false) if interactive => Some(
+                    if ask(&format!(
+                        "also drop its database {} with all its data? This cannot be undone.",
+                        g.database
+                    )) {
+                        DatabaseOnDelete::Drop
+                    } else {
+                        DatabaseOnDelete::Keep
+                    },
+                ),
+                (Some(g), false, false) => {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        anyhow::anyhow!(
+                            "{name} has a database ({}): add --drop-database to drop it with the app, or --keep-database to keep it",
+                            g.database
+                        ),
+                    ));
+                }
+            };
+            match choice {
+                Some(c) => api(client.delete_app_with(&name, c))?,
+                None => api(client.delete_app(&name))?,
+            }
             out(&format!("deleted app {name}\n"));
+            if let (Some(g), Some(c)) = (&app.database_grant, choice) {
+                out(&match c {
+                    DatabaseOnDelete::Drop => format!("dropped database {}\n", g.database),
+                    DatabaseOnDelete::Keep => format!("kept database {}\n", g.database),
+                });
+            }
             Ok(0)
         }
         AppCommand::Events { name, limit, json } => {
@@ -400,6 +466,14 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             Ok(0)
         }
     }
+}
+
+/// Asks a yes/no question on the terminal; only an explicit yes is yes.
+fn ask(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 /// Deploys a directory (by path when the API runs on this machine) or an archive file.

@@ -50,6 +50,10 @@ enum ImageCommand {
         /// Debian mirror URL [default: the host's apt mirror].
         #[arg(long, value_name = "URL")]
         mirror: Option<String>,
+        /// A directory whose tree lies over the built system (config files, entrypoints),
+        /// e.g. `images/wordpress`. The Debian system stays cached and shared.
+        #[arg(long, value_name = "DIR")]
+        add: Option<PathBuf>,
     },
     /// Make the next version of NAME from the host's own system dirs, bound read-only.
     Host {
@@ -87,10 +91,12 @@ pub fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
             debian_packages,
             suite,
             mirror,
+            add,
         } => {
             let opts = DebianBuild {
                 suite,
                 mirror,
+                add,
                 ..DebianBuild::default()
             };
             eprintln!(

@@ -9,7 +9,8 @@ use anyhow::Context;
 use super::{Exit, Failure, OrExit};
 
 /// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
-/// same names: `listen`, `api`, `prefix`, `subnet`, `state_root`, `stop_grace`).
+/// same names: `listen`, `api`, `prefix`, `subnet`, `state_root`, `stop_grace`, and a
+/// `[database]` table: `socket`, `prefix`, `defaults_file`, `max_user_connections`).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Where the proxy listens for site traffic.
@@ -30,6 +31,10 @@ pub struct ServeArgs {
     /// How long a stopping instance gets between SIGTERM and SIGKILL, e.g. 10s.
     #[arg(long, value_name = "DURATION")]
     pub stop_grace: Option<String>,
+    /// The MariaDB socket apps with --database get their database through
+    /// [default: /run/mysqld/mysqld.sock].
+    #[arg(long, value_name = "PATH")]
+    pub database_socket: Option<PathBuf>,
 }
 
 /// The config file.
@@ -42,6 +47,17 @@ struct FileConfig {
     subnet: Option<String>,
     state_root: Option<PathBuf>,
     stop_grace: Option<String>,
+    database: Option<DatabaseFileConfig>,
+}
+
+/// `[database]` in the config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseFileConfig {
+    socket: Option<PathBuf>,
+    prefix: Option<String>,
+    defaults_file: Option<PathBuf>,
+    max_user_connections: Option<u32>,
 }
 
 pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
@@ -78,6 +94,15 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
     if let Some(g) = args.stop_grace.or(file.stop_grace) {
         let d: hako_model::HumanDuration = g.parse().or_exit(Exit::Usage)?;
         config.stop_grace = d.0;
+    }
+    let db = file.database.unwrap_or_default();
+    if let Some(s) = args.database_socket.or(db.socket) {
+        config.database.socket = s;
+    }
+    config.database.prefix = db.prefix;
+    config.database.defaults_file = db.defaults_file;
+    if let Some(n) = db.max_user_connections {
+        config.database.max_user_connections = n;
     }
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<hako_control::Bound>();
     let data = data_dir.display().to_string();

@@ -81,7 +81,7 @@ fn same_package_set_builds_once_and_cache_outlives_only_its_users() {
         a.source,
         "debootstrap bookworm http://deb.debian.org/debian"
     );
-    let Storage::DebianCache { key } = &a.storage else {
+    let Storage::DebianCache { key, .. } = &a.storage else {
         panic!("{:?}", a.storage);
     };
     assert_eq!(b.storage, a.storage);
@@ -183,4 +183,55 @@ fn missing_debootstrap_says_how_to_install_it() {
     assert!(text.contains("apt-get install -y debootstrap"), "{text}");
     assert!(text.contains("/nonexistent/hako-debootstrap"), "{text}");
     assert_eq!(t.leftovers(), vec![".cache".to_string()]);
+}
+
+#[test]
+fn added_files_lie_over_the_shared_cached_system() {
+    let t = TestStore::new();
+    let add = t.dir.path().join("add");
+    std::fs::create_dir_all(add.join("etc/app")).unwrap();
+    std::fs::write(add.join("etc/app/conf"), "port=1\n").unwrap();
+    std::fs::write(
+        add.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nweb:x:5:5::/:/bin/sh\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/data/uploads", add.join("uploads")).unwrap();
+    let mut o = opts(fake_debootstrap(t.dir.path(), false));
+    let plain = t.store.build_debian("plain", &pkgs(&["curl"]), &o).unwrap();
+    o.add = Some(add.clone());
+    let img = t.store.build_debian("web", &pkgs(&["curl"]), &o).unwrap();
+    assert_eq!(runs(t.dir.path()), 1, "the system is built once and shared");
+    let Rootfs::Layers(layers) = img.rootfs() else {
+        panic!("layers");
+    };
+    let Rootfs::Layers(plain_layers) = plain.rootfs() else {
+        panic!("layers");
+    };
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[0], plain_layers[0], "the cached system below");
+    assert_eq!(
+        std::fs::read_to_string(layers[1].join("etc/app/conf")).unwrap(),
+        "port=1\n"
+    );
+    assert_eq!(
+        std::fs::read_link(layers[1].join("uploads")).unwrap(),
+        Path::new("/data/uploads"),
+        "symlinks stay symlinks"
+    );
+    assert!(img.size_bytes > plain.size_bytes);
+    assert!(
+        img.read_etc("passwd").unwrap().contains("web:x:5"),
+        "the top layer's /etc wins"
+    );
+    // Removing the plain image keeps the cache: the added image still uses it.
+    t.store.remove("plain", None).unwrap();
+    assert!(layers[0].join("etc/passwd").is_file());
+
+    o.add = Some(t.dir.path().join("no-such-dir"));
+    let err = t
+        .store
+        .build_debian("bad", &pkgs(&["curl"]), &o)
+        .unwrap_err();
+    assert!(err.to_string().contains("must be a directory"), "{err}");
 }
