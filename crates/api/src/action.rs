@@ -4,8 +4,11 @@
 
 use hako_model::{App, AppSpec, Event, InstanceInfo, Release, valid_name};
 
+use hako_policy::slo::Target;
+
 use crate::backend::ReleaseSource;
 use crate::error::ApiError;
+use crate::slo::SloReport;
 
 /// Default number of events returned.
 pub const DEFAULT_EVENTS: usize = 100;
@@ -61,6 +64,13 @@ pub enum Action {
     },
     /// An app's request metrics.
     Metrics(String),
+    /// An app's service level from its measurements, and the cheapest keep-alive for a target.
+    Slo {
+        /// The app.
+        name: String,
+        /// Recommend for this target, if given.
+        target: Option<Target>,
+    },
     /// The tail of an app's logs.
     Logs {
         /// The app.
@@ -126,6 +136,8 @@ pub enum Reply {
     Events(Vec<Event>),
     /// Metrics, as the daemon reports them.
     Metrics(serde_json::Value),
+    /// An app's service level.
+    Slo(Box<SloReport>),
     /// Log text.
     Logs(String),
     /// A list of instances.
@@ -194,6 +206,29 @@ pub fn apply_patch(
     Ok(patched)
 }
 
+/// Parses a service-level target from a query: `target_cold` (a fraction, e.g. `0.01`) or
+/// `target_p99_wait` (a duration, e.g. `50ms`), at most one of them.
+pub fn parse_target(
+    target_cold: Option<&str>,
+    target_p99_wait: Option<&str>,
+) -> Result<Option<Target>, ApiError> {
+    match (target_cold, target_p99_wait) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(ApiError::BadRequest(
+            "give one target: target_cold or target_p99_wait, not both".into(),
+        )),
+        (Some(p), None) => match p.trim().parse::<f64>() {
+            Ok(p) if (0.0..=1.0).contains(&p) => Ok(Some(Target::ColdProbability(p))),
+            _ => Err(ApiError::BadRequest(format!(
+                "target_cold {p:?} is not valid: give the fraction of requests that may wait for a start, from 0 to 1 (e.g. 0.01)"
+            ))),
+        },
+        (None, Some(w)) => hako_policy::duration::parse_duration(w)
+            .map(|d| Some(Target::P99Wait(d)))
+            .map_err(|e| ApiError::BadRequest(format!("target_p99_wait: {e}"))),
+    }
+}
+
 /// Parses a bounded count from a query (`limit`, `bytes`).
 pub fn parse_count(
     what: &str,
@@ -259,6 +294,32 @@ mod tests {
         assert!(apply_patch(&spec, &typo).is_err(), "unknown field accepted");
         let bad = parse_patch(br#"{"max": 0}"#).unwrap();
         assert!(apply_patch(&spec, &bad).is_err(), "invalid result accepted");
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target(None, None).unwrap(), None);
+        assert_eq!(
+            parse_target(Some("0.01"), None).unwrap(),
+            Some(Target::ColdProbability(0.01))
+        );
+        assert_eq!(
+            parse_target(None, Some("50ms")).unwrap(),
+            Some(Target::P99Wait(std::time::Duration::from_millis(50)))
+        );
+        for (c, w) in [
+            (Some("1.5"), None),
+            (Some("-0.1"), None),
+            (Some("one"), None),
+            (Some("NaN"), None),
+            (None, Some("fast")),
+            (Some("0.01"), Some("50ms")),
+        ] {
+            assert!(
+                matches!(parse_target(c, w), Err(ApiError::BadRequest(_))),
+                "{c:?} {w:?}"
+            );
+        }
     }
 
     #[test]

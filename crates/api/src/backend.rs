@@ -81,6 +81,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The last `max_bytes` of the logs of an app's recent instances.
     async fn logs(&self, app: &str, max_bytes: usize) -> String;
 
+    /// What the service-level model needs of an app (arrival gaps, start times, its keep-alive
+    /// policy), if the node routes it. A backend that measures nothing keeps the default.
+    async fn history(&self, app: &str) -> Option<crate::slo::History> {
+        let _ = app;
+        None
+    }
+
     /// Makes `app`'s own database and account on the shared database service (or takes over
     /// the ones a deleted app of the same name kept). Returns the grant and whether the
     /// database existed before. Default: there is no database service.

@@ -259,6 +259,26 @@ impl Client {
         self.json(self.get(&path).call())
     }
 
+    /// `GET /v1/apps/{name}/slo[?target_cold=P|target_p99_wait=D]`: the service level of the
+    /// app from its measurements, and the cheapest keep-alive for `target` if given.
+    pub fn slo(
+        &self,
+        name: &str,
+        target: Option<hako_policy::slo::Target>,
+    ) -> Result<crate::slo::SloReport, ClientError> {
+        use hako_policy::slo::Target;
+        let path = app_path(name, "/slo")?;
+        let mut req = self.get(&path);
+        match target {
+            Some(Target::ColdProbability(p)) => req = req.query("target_cold", p.to_string()),
+            Some(Target::P99Wait(d)) => {
+                req = req.query("target_p99_wait", format!("{}s", d.as_secs_f64()))
+            }
+            None => {}
+        }
+        self.json(req.call())
+    }
+
     /// `GET /v1/apps/{name}/logs?bytes=N`
     pub fn logs(&self, name: &str, max_bytes: Option<usize>) -> Result<String, ClientError> {
         let path = app_path(name, "/logs")?;

@@ -5,6 +5,7 @@
 mod apps;
 mod observe;
 mod releases;
+mod slo;
 
 use std::sync::Arc;
 
@@ -56,6 +57,9 @@ impl Engine {
             Action::Rollout(name) => Ok(Reply::App(self.rollout(&name).await?)),
             Action::Events { name, limit } => Ok(Reply::Events(self.events(&name, limit).await?)),
             Action::Metrics(name) => Ok(Reply::Metrics(self.metrics(&name).await?)),
+            Action::Slo { name, target } => {
+                Ok(Reply::Slo(Box::new(self.slo(&name, target).await?)))
+            }
             Action::Logs { name, max_bytes } => Ok(Reply::Logs(self.logs(&name, max_bytes).await?)),
             Action::Instances { app } => {
                 Ok(Reply::Instances(self.instances(app.as_deref()).await?))

@@ -2,7 +2,7 @@
 //!
 //! The server ([`router`]) speaks JSON under `/v1`: apps (create, list, show, update,
 //! delete), code releases (upload a tar/tar.gz or name a directory), rollout, events,
-//! instances, metrics and logs. Every route but `/v1/health` needs the admin token
+//! instances, metrics and logs, and the service level of a live app ([`slo`]). Every route but `/v1/health` needs the admin token
 //! ([`token::load_or_create`]) as `Authorization: Bearer <token>`; every error is
 //! `{"error": "…"}` with a fitting status. Each request is parsed into an [`Action`] that the
 //! [`Engine`] carries out: desired state goes to the store, which the daemon watches; what
@@ -27,6 +27,7 @@ pub mod client;
 pub mod engine;
 pub mod error;
 pub mod server;
+pub mod slo;
 pub mod token;
 
 pub use action::{Action, DatabaseOnDelete, Reply};

@@ -91,6 +91,7 @@ pub fn router_with(engine: Arc<Engine>, token: String, max_upload: usize) -> Rou
         .route("/v1/apps/{name}/rollout", post(rollout))
         .route("/v1/apps/{name}/events", get(events))
         .route("/v1/apps/{name}/metrics", get(metrics))
+        .route("/v1/apps/{name}/slo", get(slo))
         .route("/v1/apps/{name}/logs", get(logs))
         .route("/v1/instances", get(instances))
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
@@ -256,6 +257,18 @@ async fn events(State(s): S, name: AppName, q: Params) -> Response {
 
 async fn metrics(State(s): S, name: AppName) -> Response {
     run(&s, name.0.map(Action::Metrics)).await
+}
+
+async fn slo(State(s): S, name: AppName, q: Params) -> Response {
+    let action = name.0.and_then(|name| {
+        let q = params(q)?;
+        let target = action::parse_target(
+            q.get("target_cold").map(String::as_str),
+            q.get("target_p99_wait").map(String::as_str),
+        )?;
+        Ok(Action::Slo { name, target })
+    });
+    run(&s, action).await
 }
 
 async fn logs(State(s): S, name: AppName, q: Params) -> Response {

@@ -71,6 +71,12 @@ impl Backend for DaemonBackend {
         self.0.agent.logs(app, max_bytes)
     }
 
+    async fn history(&self, app: &str) -> Option<hako_api::slo::History> {
+        let spec = self.0.app(app)?;
+        let h = self.0.router.history(app).ok()?;
+        Some(crate::slo::history(&h, crate::keepalive::policy_of(&spec)))
+    }
+
     async fn provision_database(&self, app: &str) -> Result<(DatabaseGrant, bool), BackendError> {
         let server = self.0.database.clone();
         let app = app.to_string();

@@ -186,6 +186,11 @@ fn spawn_start(
         }
         match result {
             Ok(info) => {
+                if let Some(ms) = info.ready_ms {
+                    // Measured like the proxy's starts, for the service-level model.
+                    let took = Duration::try_from_secs_f64(ms / 1e3).unwrap_or_default();
+                    let _ = daemon.router.record_start(&name, took);
+                }
                 daemon
                     .events
                     .record(Event::new(&name, EventKind::Start, reason.clone()).instance(&info.id))

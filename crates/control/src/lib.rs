@@ -12,6 +12,7 @@ mod events;
 mod keepalive;
 mod launcher;
 mod reconcile;
+mod slo;
 
 pub use daemon::{Bound, DatabaseConfig, ServeConfig, ServeError, serve};
 pub use events::EVENTS_KEPT;

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod run;
 pub mod serve;
 pub mod sim;
+pub mod slo;
 
 /// Exit codes of hako's own failures; each means one thing, so scripts can tell them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

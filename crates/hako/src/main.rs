@@ -51,9 +51,9 @@ enum Command {
     Instance(cmd::instance::InstanceArgs),
     /// Simulate thousands of sites under a keep-alive policy (same policy code as the daemon).
     Sim(cmd::sim::SimArgs),
-    /// Service level of one app: cold-start probability, added wait, memory-time; or the
-    /// cheapest keep-alive for a target.
-    Slo(cmd::sim::SloArgs),
+    /// Service level of an app from its own measurements (or of a request rate): cold-start
+    /// probability, added wait, memory-time; and the cheapest keep-alive for a target.
+    Slo(cmd::slo::SloArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,7 +92,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Sim(args) => tokio::task::spawn_blocking(move || cmd::sim::sim(args))
             .await
             .map_err(|e| Failure::new(Exit::Failure, e))?,
-        Command::Slo(args) => cmd::sim::slo(args),
+        Command::Slo(args) => cmd::slo::execute(args, &cli.data_dir).await,
     }
 }
 

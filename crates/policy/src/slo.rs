@@ -27,7 +27,7 @@ mod start_time;
 
 pub use access::{Access, GapHistogram};
 pub use model::{Estimate, Method, Scenario, evaluate};
-pub use recommend::{Recommendation, Target, recommend};
+pub use recommend::{Candidates, Recommendation, Target, recommend, recommend_among};
 pub use start_time::StartTime;
 
 /// Errors of the service-level model.

@@ -149,12 +149,14 @@ fn spawn_start(
         };
         let outcome = match result {
             Ok(Ok(launched)) => {
+                let took = started.elapsed();
+                app.metrics.record_start(took);
                 if app.add_ready(launched.instance_id.clone(), launched.addr) {
                     events.on_event(ProxyEvent::InstanceStarted {
                         app: app.name.clone(),
                         instance_id: launched.instance_id,
                         addr: launched.addr,
-                        took: started.elapsed(),
+                        took,
                         late,
                     });
                 }
@@ -258,6 +260,7 @@ mod tests {
             w.await.unwrap().unwrap();
         }
         assert_eq!(launcher.launches.load(SeqCst), 1);
+        assert_eq!(app.metrics.history().starts, 1, "the one start is measured");
         assert_eq!(app.pick().unwrap().id, "blog-0");
         assert!(matches!(
             rx.try_recv(),

@@ -43,6 +43,7 @@ pub(crate) async fn handle(
         Ok(app) => app,
         Err(error) => return error_response(&error, shared.config.retry_after_secs),
     };
+    app.metrics.record_arrival(Instant::now());
     let abandoned = Abandoned(Some(&app));
     let response = match proxy(shared, &app, client, req).await {
         Ok(response) => response,

@@ -52,7 +52,7 @@ pub use error::{ErrorSource, ProxyError};
 pub use events::{EventHook, LogEvents, ProxyEvent};
 pub use instance::{Drain, InstanceSnapshot, InstanceState};
 pub use launcher::{LaunchError, Launched, Launcher, NoLauncher};
-pub use metrics::{AppMetricsSnapshot, HistogramSnapshot};
+pub use metrics::{AppMetricsSnapshot, HistogramSnapshot, ServiceHistory};
 pub use pool::ConnectError;
 pub use router::{AppStatus, Router, RouterError};
 pub use server::{PerCore, Proxy};

@@ -1,13 +1,19 @@
 //! Per-app request metrics: cold and warm counts, status classes, and latency
-//! histograms for the wait for a start and for the upstream answer.
+//! histograms for the wait for a start and for the upstream answer; and what the
+//! service-level model needs of an app's history ([`ServiceHistory`]): the gaps between its
+//! request arrivals and its instances' start times.
 //!
 //! Everything is atomics: recording a request takes no lock.
 
+mod gaps;
 mod histogram;
 mod prometheus;
+mod starts;
 
-pub use histogram::{Histogram, HistogramSnapshot};
+pub use gaps::{ArrivalGaps, GapsSnapshot};
+pub use histogram::{Bin, Histogram, HistogramSnapshot};
 pub use prometheus::prometheus;
+pub use starts::{RECENT_STARTS, StartTimes};
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -24,9 +30,21 @@ pub struct AppMetrics {
     abandoned: AtomicU64,
     wait: Histogram,
     upstream: Histogram,
+    arrivals: ArrivalGaps,
+    starts: StartTimes,
 }
 
 impl AppMetrics {
+    /// A request for the app arrived at `now` (every request, before it is routed further).
+    pub fn record_arrival(&self, now: std::time::Instant) {
+        self.arrivals.record(now);
+    }
+
+    /// An instance of the app became ready `took` after it was asked for.
+    pub fn record_start(&self, took: Duration) {
+        self.starts.record(took);
+    }
+
     /// A request that found no ready instance and waited `waited` for a start.
     pub fn record_cold(&self, waited: Duration) {
         self.cold.fetch_add(1, Relaxed);
@@ -80,8 +98,39 @@ impl AppMetrics {
             abandoned: self.abandoned.load(Relaxed),
             wait: self.wait.snapshot(),
             upstream: self.upstream.snapshot(),
+            start: self.starts.snapshot(),
         }
     }
+
+    /// What the service-level model needs: arrival gaps, recent start times, request time.
+    pub fn history(&self) -> ServiceHistory {
+        let upstream = self.upstream.snapshot();
+        ServiceHistory {
+            arrivals: self.arrivals.snapshot(),
+            starts: self.starts.snapshot().count,
+            recent_starts: self.starts.recent(),
+            cold: self.cold.load(Relaxed),
+            warm: self.warm.load(Relaxed),
+            service_mean: Duration::from_secs_f64(upstream.mean_ms.max(0.0) / 1e3),
+        }
+    }
+}
+
+/// An app's history as the service-level model reads it (see `hako_policy::slo`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceHistory {
+    /// Request arrivals and the gaps between them.
+    pub arrivals: GapsSnapshot,
+    /// Instance starts measured.
+    pub starts: u64,
+    /// The latest (up to [`RECENT_STARTS`]) start times.
+    pub recent_starts: Vec<Duration>,
+    /// Requests that waited for a start.
+    pub cold: u64,
+    /// Requests that found a ready instance.
+    pub warm: u64,
+    /// Mean time from sending a request to an instance until its response head.
+    pub service_mean: Duration,
 }
 
 /// A copy of one app's request metrics, ready to serialize as JSON.
@@ -111,6 +160,8 @@ pub struct AppMetricsSnapshot {
     pub wait: HistogramSnapshot,
     /// Time from sending to an instance until its response head.
     pub upstream: HistogramSnapshot,
+    /// Time from asking for an instance until it was ready.
+    pub start: HistogramSnapshot,
 }
 
 #[cfg(test)]
@@ -142,5 +193,30 @@ mod tests {
         let json = serde_json::to_value(&s).expect("serializes");
         assert_eq!(json["cold"], 1);
         assert!(json["wait"]["p99_ms"].as_f64().expect("number") > 30.0);
+    }
+
+    #[test]
+    fn history_has_the_gaps_starts_and_request_time() {
+        let m = AppMetrics::default();
+        assert_eq!(m.history().arrivals.arrivals, 0);
+        let t0 = std::time::Instant::now();
+        for ms in [0, 10, 2010] {
+            m.record_arrival(t0 + Duration::from_millis(ms));
+        }
+        m.record_start(Duration::from_millis(35));
+        m.record_cold(Duration::from_millis(36));
+        m.record_warm();
+        m.record_warm();
+        m.record_upstream(Duration::from_millis(2));
+        m.record_upstream(Duration::from_millis(4));
+        let h = m.history();
+        assert_eq!(h.arrivals.arrivals, 3);
+        assert_eq!(h.arrivals.gaps.iter().map(|b| b.count).sum::<u64>(), 2);
+        assert_eq!(h.arrivals.span, Duration::from_millis(2010));
+        assert_eq!((h.starts, h.recent_starts.len()), (1, 1));
+        assert_eq!(h.recent_starts[0], Duration::from_millis(35));
+        assert_eq!((h.cold, h.warm), (1, 2));
+        assert_eq!(h.service_mean, Duration::from_millis(3));
+        assert_eq!(m.snapshot().start.count, 1);
     }
 }

@@ -16,7 +16,7 @@ use crate::events::EventHook;
 use crate::headers::normalize_host;
 use crate::instance::{Drain, InstanceSnapshot};
 use crate::launcher::Launcher;
-use crate::metrics::AppMetricsSnapshot;
+use crate::metrics::{AppMetricsSnapshot, ServiceHistory};
 
 /// Errors changing or reading the routing table.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -275,6 +275,18 @@ impl Router {
     /// An app's request metrics.
     pub fn metrics(&self, app: &str) -> Result<AppMetricsSnapshot, RouterError> {
         Ok(self.app(app)?.metrics.snapshot())
+    }
+
+    /// What the service-level model needs of an app's history: arrival gaps, start times.
+    pub fn history(&self, app: &str) -> Result<ServiceHistory, RouterError> {
+        Ok(self.app(app)?.metrics.history())
+    }
+
+    /// Records the start time of an instance the daemon started itself (min instances,
+    /// replacements); the activator records the starts it asks for.
+    pub fn record_start(&self, app: &str, took: std::time::Duration) -> Result<(), RouterError> {
+        self.app(app)?.metrics.record_start(took);
+        Ok(())
     }
 
     /// Request metrics of every app, by name.

@@ -23,6 +23,7 @@ impl IntoResponse for Reply {
             Reply::Releases(releases) => Json(releases).into_response(),
             Reply::Events(events) => Json(events).into_response(),
             Reply::Metrics(metrics) => Json(metrics).into_response(),
+            Reply::Slo(report) => Json(report).into_response(),
             Reply::Logs(text) => {
                 ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
             }

@@ -14,6 +14,7 @@ use hako_store::{EmbeddedStore, Store};
 pub struct FakeBackend {
     pub images: Mutex<BTreeSet<String>>,
     pub metrics: Mutex<BTreeMap<String, serde_json::Value>>,
+    pub histories: Mutex<BTreeMap<String, hako_api::slo::History>>,
     pub instances: Mutex<Vec<InstanceInfo>>,
     /// (app, number, source) of every release made.
     pub made: Mutex<Vec<(String, u64, ReleaseSource)>>,
@@ -70,6 +71,10 @@ impl Backend for FakeBackend {
 
     async fn metrics(&self, app: &str) -> Option<serde_json::Value> {
         self.metrics.lock().unwrap().get(app).cloned()
+    }
+
+    async fn history(&self, app: &str) -> Option<hako_api::slo::History> {
+        self.histories.lock().unwrap().get(app).cloned()
     }
 
     async fn logs(&self, app: &str, max_bytes: usize) -> String {

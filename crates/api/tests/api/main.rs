@@ -9,3 +9,4 @@ mod harness;
 mod live;
 mod malformed;
 mod releases;
+mod slo;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -128,6 +129,7 @@ pub fn logged_prefix(stderr: &str) -> Option<String> {
 
 /// Everything of runtime `prefix` still on the host: cgroup dirs, state, lock, veths.
 pub fn leftovers(prefix: &str) -> Vec<String> {
+    // A test's own prefix (hakor…, hakol…), never the default "hako".
     assert!(prefix.starts_with("hako") && prefix.len() > 5, "{prefix:?}");
     let mut found = Vec::new();
     for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {

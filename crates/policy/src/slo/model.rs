@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::SloError;
 use super::access::Access;
@@ -32,7 +32,7 @@ pub struct Scenario {
 }
 
 /// How an estimate was computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Exact closed form (Poisson arrivals).
@@ -44,7 +44,7 @@ pub enum Method {
 }
 
 /// The model's answer for one scenario (steady state).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// Fraction of requests that wait for a start (P(cold)).
     pub cold_probability: f64,

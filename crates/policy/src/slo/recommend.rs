@@ -5,10 +5,11 @@
 //! P(cold) and the wait percentiles only fall as the timeout grows, while memory-time only rises);
 //! for an empirical gap histogram also idle timeout plus a pre-warm after each of the gap
 //! histogram's quantiles; and always-on (one instance). The cheapest that meets the target wins.
+//! [`recommend_among`] can leave pre-warm out, for a daemon that only applies keep-alive settings.
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::SloError;
 use super::access::Access;
@@ -46,7 +47,7 @@ impl Target {
 }
 
 /// The cheapest policy found and what the model expects of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommendation {
     /// The recommended keep-alive (other settings copied from the scenario's).
     pub keep_alive: KeepAlive,
@@ -76,12 +77,31 @@ impl std::fmt::Display for Recommendation {
     }
 }
 
+/// Which policies a recommendation may choose from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Candidates {
+    /// Idle timeouts, pre-warm after a gap quantile (for an empirical gap histogram), always-on.
+    #[default]
+    All,
+    /// Only what an app's keep-alive settings express: an idle timeout or `min_instances`.
+    KeepAliveOnly,
+}
+
 /// Longest idle timeout considered (7 days).
 const MAX_IDLE_SECS: u64 = 7 * 24 * 3600;
 
 /// Recommend the cheapest keep-alive for `base`'s access pattern, start time and service time
 /// that meets `target`. Always-on always meets a target, so there is always an answer.
 pub fn recommend(base: &Scenario, target: Target) -> Result<Recommendation, SloError> {
+    recommend_among(base, target, Candidates::All)
+}
+
+/// [`recommend`], choosing only among `candidates`.
+pub fn recommend_among(
+    base: &Scenario,
+    target: Target,
+    candidates: Candidates,
+) -> Result<Recommendation, SloError> {
     target.validate()?;
     let mut best: Option<Recommendation> = None;
     let mut consider = |r: Recommendation| {
@@ -95,7 +115,7 @@ pub fn recommend(base: &Scenario, target: Target) -> Result<Recommendation, SloE
     if let Some(r) = shortest_idle(base, target, Prewarm::None, MAX_IDLE_SECS)? {
         consider(r);
     }
-    if let Access::Gaps(_) = base.access {
+    if let (Access::Gaps(_), Candidates::All) = (&base.access, candidates) {
         let d = base.service_time.as_secs_f64();
         let lead = base.start.mean();
         for i in 1..20 {

@@ -398,6 +398,35 @@ fn recommendation_uses_prewarm_when_idle_times_cluster() {
 }
 
 #[test]
+fn keep_alive_only_recommendations_never_pre_warm() {
+    let mut rng = Rng(21);
+    let gaps: Vec<f64> = (0..20_000).map(|_| bimodal(&mut rng)).collect();
+    let sc = scenario(
+        Access::gaps(gaps).unwrap(),
+        StartTime::constant(Duration::from_millis(200)),
+        0,
+        KeepAlive::default(),
+    );
+    let target = Target::ColdProbability(0.05);
+    let all = recommend(&sc, target).unwrap();
+    let plain = recommend_among(&sc, target, Candidates::KeepAliveOnly).unwrap();
+    assert_eq!(plain.prewarm, Prewarm::None);
+    assert!(plain.estimate.cold_probability <= 0.05);
+    assert!(
+        plain.estimate.instance_seconds_per_hour > all.estimate.instance_seconds_per_hour,
+        "pre-warm was the cheaper choice, so leaving it out costs more"
+    );
+    // One second less than the recommended idle timeout misses the target.
+    let t = plain.keep_alive.idle_timeout.unwrap();
+    let shorter = evaluate(&Scenario {
+        keep_alive: KeepAlive::idle(t - Duration::from_secs(1)),
+        ..sc.clone()
+    })
+    .unwrap();
+    assert!(shorter.cold_probability > 0.05);
+}
+
+#[test]
 fn always_on_and_unsupported_combinations() {
     let start = StartTime::constant(Duration::from_secs(1));
     let sc = scenario(

@@ -66,6 +66,26 @@ impl Histogram {
         self.max_us.fetch_max(us, Relaxed);
     }
 
+    /// The non-empty buckets, lowest first: what the service-level model reads as a
+    /// distribution (each value stands for its bucket's range).
+    pub fn bins(&self) -> Vec<Bin> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let count = b.load(Relaxed);
+                (count > 0).then(|| {
+                    let (low_us, high_us) = bucket_range(i);
+                    Bin {
+                        low_us,
+                        high_us,
+                        count,
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// Count, mean, p50/p95/p99 and max, in milliseconds.
     pub fn snapshot(&self) -> HistogramSnapshot {
         let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
@@ -99,6 +119,18 @@ impl Histogram {
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
+}
+
+/// One non-empty bucket of a [`Histogram`]: `count` values within `low_us..=high_us`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Bin {
+    /// Lowest value of the bucket, microseconds.
+    pub low_us: u64,
+    /// Highest value of the bucket, microseconds (values beyond the last bucket are clamped
+    /// into it).
+    pub high_us: u64,
+    /// Values recorded in it.
+    pub count: u64,
 }
 
 /// Summary of a [`Histogram`]; times in milliseconds.
@@ -148,6 +180,21 @@ mod tests {
         }
         assert_eq!(s.max_ms, 1000.0);
         assert!((s.mean_ms - 500.5).abs() < 0.01);
+    }
+
+    #[test]
+    fn bins_list_the_non_empty_buckets_with_their_ranges() {
+        let h = Histogram::default();
+        for v in [3, 3, 1000, 1001, 250_000] {
+            h.record(Duration::from_micros(v));
+        }
+        let bins = h.bins();
+        assert_eq!(bins.len(), 3, "{bins:?}");
+        assert_eq!((bins[0].low_us, bins[0].high_us, bins[0].count), (3, 3, 2));
+        assert!(bins[1].low_us <= 1000 && bins[1].high_us >= 1001 && bins[1].count == 2);
+        assert!(bins[2].low_us <= 250_000 && 250_000 <= bins[2].high_us);
+        assert_eq!(bins.iter().map(|b| b.count).sum::<u64>(), 5);
+        assert!(Histogram::default().bins().is_empty());
     }
 
     #[test]
