@@ -1,6 +1,8 @@
-//! `cargo xtask demo`: installs what is missing, builds hako, and runs `hako serve` with two
+//! `cargo xtask demo`: installs what is missing, builds hako, and runs `hako serve` with three
 //! demo sites on the embedded store: a static site (busybox httpd) and a PHP site (php -S),
-//! both on the host image. Ctrl-C stops it (every instance is stopped and cleaned up).
+//! both on the host image, and WordPress (Debian's, Apache + mod_php, its own MariaDB
+//! database) on an image built with `hako image build`. Ctrl-C stops it (every instance is
+//! stopped and cleaned up).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ const DEMO_PACKAGES: &[(&str, &str)] = &[
     ("nft", "nftables"),
     ("ip", "iproute2"),
     ("curl", "curl"),
+    ("debootstrap", "debootstrap"),
 ];
 
 pub fn main(args: &[&str]) -> anyhow::Result<()> {
@@ -38,9 +41,26 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
             .args(a)
             .output()
     };
-    let images = hk(&["image", "list", "--json"])?;
-    if !String::from_utf8_lossy(&images.stdout).contains("\"base\"") {
+    let images = String::from_utf8_lossy(&hk(&["image", "list", "--json"])?.stdout).into_owned();
+    if !images.contains("\"base\"") {
         run(Command::new(&hako).args(["--data-dir", &data, "image", "host", "base"]))?;
+    }
+    setup::ensure_mariadb()?;
+    if !images.contains("\"wordpress\"") {
+        let packages = std::fs::read_to_string(root.join("images/wordpress/packages"))?;
+        run(Command::new(&hako).args([
+            "--data-dir",
+            &data,
+            "image",
+            "build",
+            "wordpress",
+            "--debian-packages",
+            packages.trim(),
+            "--add",
+            root.join("images/wordpress/rootfs")
+                .to_str()
+                .expect("utf-8 path"),
+        ]))?;
     }
 
     let mut serve = Command::new(&hako)
@@ -112,10 +132,28 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
             ]))?;
         }
     }
+    if !apps.contains("\"name\": \"wordpress\"") {
+        run(Command::new(&hako).args([
+            "--data-dir",
+            &data,
+            "app",
+            "create",
+            "wordpress",
+            "--host",
+            "wordpress.localhost",
+            "--image",
+            "wordpress",
+            "--database",
+            "--cmd",
+            "hako-wordpress",
+            "--idle-timeout",
+            "5m",
+        ]))?;
+    }
     let port = listen.rsplit(':').next().unwrap_or("8080");
     println!();
     println!(
-        "hako is serving two demo sites; each starts on its first request and stops after 1 minute idle:"
+        "hako is serving three demo sites; each starts on its first request and stops when idle:"
     );
     for (name, host, _, _) in demo {
         let url = format!("http://127.0.0.1:{port}/");
@@ -132,6 +170,24 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
             t.elapsed().as_secs_f64() * 1000.0
         );
     }
+    let url = format!("http://127.0.0.1:{port}/");
+    let t = std::time::Instant::now();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        ])
+        .args(["-H", "Host: wordpress.localhost", &url])
+        .output()?;
+    println!(
+        "  wordpress curl -H 'Host: wordpress.localhost' {url} → {} ({:.0} ms, a cold start)",
+        String::from_utf8_lossy(&out.stdout),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    println!("  open http://wordpress.localhost:{port}/ in a browser to run WordPress's installer");
     println!(
         "  events: {} --data-dir {data} app events php",
         hako.display()

@@ -127,3 +127,44 @@ mod tests {
         assert!(!dpkg_installed("hako-no-such-package-xyz"));
     }
 }
+
+/// Debian packages of the shared database service.
+pub const MARIADB_PACKAGES: &[(&str, &str)] = &[
+    ("mariadbd", "mariadb-server"),
+    ("mariadb", "mariadb-client"),
+];
+
+/// Installs MariaDB if missing and makes sure the server answers on its socket, starting it
+/// (`service mariadb start`, or its init script where there is no `service`) if needed.
+pub fn ensure_mariadb() -> anyhow::Result<()> {
+    ensure_packages(MARIADB_PACKAGES)?;
+    let answers = || {
+        Command::new("mariadb")
+            .args(["--connect-timeout=2", "-e", "SELECT 1"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if answers() {
+        return Ok(());
+    }
+    eprintln!("xtask: starting MariaDB");
+    let started = Command::new("service")
+        .args(["mariadb", "start"])
+        .status()
+        .is_ok_and(|s| s.success())
+        || Command::new("/etc/init.d/mariadb")
+            .arg("start")
+            .status()
+            .is_ok_and(|s| s.success());
+    if !started {
+        bail!("cannot start MariaDB: start it by hand (service mariadb start) and try again");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !answers() {
+        if std::time::Instant::now() > deadline {
+            bail!("MariaDB started but does not answer on /run/mysqld/mysqld.sock");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Ok(())
+}

@@ -23,11 +23,13 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("python3", "python3"),
     ("curl", "curl"),
     ("tar", "tar"),
+    ("nsenter", "util-linux"),
 ];
 
 pub fn main(args: &[&str]) -> anyhow::Result<()> {
     require_root()?;
     setup::ensure_packages(TEST_PACKAGES)?;
+    setup::ensure_mariadb()?;
     ensure_nextest()?;
     let root = crate::workspace_root();
     run(Command::new("cargo")
