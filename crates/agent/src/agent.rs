@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hako_image::{ImageStore, Rootfs};
+use hako_image::{Image, ImageStore, Rootfs};
 use hako_model::{App, AppNetwork, InstanceInfo, InstanceState};
 use hako_runtime::{
     BindMount, Container, ContainerSpec, ExitStatus, Limits, LogSpec, NetworkMode, RootfsSpec,
@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 
 use crate::ready::{NotReady, wait_ready};
 use crate::releases::Releases;
+
+mod pool;
 
 /// How an agent is set up.
 #[derive(Debug, Clone)]
@@ -100,6 +102,40 @@ pub struct Instance {
     log: PathBuf,
 }
 
+/// A container made from an app and parked just before exec: what a start releases.
+#[derive(Debug)]
+struct Prepared {
+    /// The instance id it will have (also in its `HAKO_INSTANCE` and its log's name).
+    id: String,
+    container: Container,
+    /// Where the app will listen.
+    addr: SocketAddr,
+    port: u16,
+    log: PathBuf,
+    image: ImageStamp,
+    /// [`App::fingerprint`] of the app it was made from.
+    fingerprint: u64,
+}
+
+/// Which image version a container was made from; a version removed and made again under
+/// the same number differs by its creation time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImageStamp {
+    name: String,
+    version: u32,
+    created_unix: u64,
+}
+
+impl ImageStamp {
+    fn of(image: &Image) -> ImageStamp {
+        ImageStamp {
+            name: image.name.clone(),
+            version: image.version,
+            created_unix: image.created_unix,
+        }
+    }
+}
+
 /// Instances of apps on one node.
 #[derive(Debug)]
 pub struct Agent {
@@ -110,6 +146,8 @@ pub struct Agent {
     instances: Mutex<HashMap<String, Arc<Instance>>>,
     exits: mpsc::UnboundedSender<Exit>,
     counter: AtomicU64,
+    /// Parked containers ready for the next cold start, per app.
+    pools: pool::Pools,
 }
 
 impl Agent {
@@ -131,6 +169,7 @@ impl Agent {
             exits: tx,
             // Unique across restarts of the daemon: instance ids appear in events and logs.
             counter: AtomicU64::new(hako_model::now_unix_ms() % 1_000_000_000),
+            pools: pool::Pools::default(),
         };
         Ok((Arc::new(agent), rx))
     }
@@ -165,17 +204,103 @@ impl Agent {
     }
 
     /// Starts an instance of `app` and returns once its port accepts connections.
+    ///
+    /// A container of the app's warm pool is used when one was made from this very version
+    /// of the app (and of its image); otherwise one is made now. Either way the pool is
+    /// refilled afterwards, in the background.
     pub async fn launch(self: &Arc<Self>, app: &App) -> Result<InstanceInfo, LaunchError> {
         let started = Instant::now();
         let started_ms = hako_model::now_unix_ms();
         let spec = &app.spec;
-        let (image_name, version) = hako_model::parse_image_ref(&spec.image).ok_or_else(|| {
-            LaunchError::new(format!("image reference {:?} is not valid", spec.image))
-        })?;
-        let image = self
-            .images
-            .get(&image_name, version)
-            .map_err(|e| LaunchError::new(e.to_string()))?;
+        let (prepared, from_pool) = match self.take_pooled(app).await {
+            Some(p) => (p, true),
+            None => {
+                let (agent, app) = (self.clone(), app.clone());
+                let p = tokio::task::spawn_blocking(move || {
+                    let p = agent.prepare(&app)?;
+                    match p.container.start() {
+                        Ok(()) => Ok(p),
+                        Err(e) => {
+                            let log = p.log.clone();
+                            drop(p);
+                            Err(LaunchError {
+                                reason: format!("cannot start the container: {e}"),
+                                log_tail: crate::logs::tail(&log, 4096),
+                            })
+                        }
+                    }
+                })
+                .await
+                .map_err(|e| LaunchError::new(format!("start task failed: {e}")))??;
+                (p, false)
+            }
+        };
+        let Prepared {
+            id,
+            container,
+            addr,
+            port,
+            log,
+            image,
+            ..
+        } = prepared;
+        let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());
+        match wait_ready(&container, addr, timeout).await {
+            Ok(_) => {}
+            Err(why) => {
+                let reason = match why {
+                    NotReady::Exited(status) => {
+                        format!("the app {status} before it listened on port {port}")
+                    }
+                    NotReady::Timeout(_) => format!(
+                        "the app did not listen on port {port} within the start timeout ({})",
+                        spec.start_timeout
+                    ),
+                };
+                let _ = container
+                    .stop_with(spec.stop_signal.number(), Duration::from_millis(100))
+                    .await;
+                container.logs_flushed().await;
+                let log_tail = crate::logs::tail(&log, 4096);
+                let _ = tokio::task::spawn_blocking(move || container.remove()).await;
+                return Err(LaunchError { reason, log_tail });
+            }
+        }
+        let info = InstanceInfo {
+            id: id.clone(),
+            app: spec.name.clone(),
+            node: self.config.node.clone(),
+            addr: addr.to_string(),
+            state: InstanceState::Ready,
+            started_unix_ms: started_ms,
+            ready_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+            release: app.release,
+            image: format!("{}:{}", image.name, image.version),
+            generation: app.generation,
+            from_pool,
+        };
+        let instance = Arc::new(Instance {
+            info: info.clone(),
+            addr,
+            stop_signal: spec.stop_signal.number(),
+            container,
+            log,
+        });
+        self.instances
+            .lock()
+            .expect("instances lock")
+            .insert(id.clone(), instance.clone());
+        self.watch_exit(instance);
+        self.refill_pool(&spec.name);
+        Ok(info)
+    }
+
+    /// Makes a container of `app` exactly as a start would and leaves it parked before exec.
+    /// Blocking (image lookup, directories, [`Runtime::create`]): call it in `spawn_blocking`.
+    fn prepare(&self, app: &App) -> Result<Prepared, LaunchError> {
+        let spec = &app.spec;
+        let image = self.resolve_image(app)?;
+        let stamp = ImageStamp::of(&image);
         let rootfs = match image.rootfs() {
             Rootfs::Layers(l) => RootfsSpec::Layers(l),
             Rootfs::Host { skeleton, binds } => RootfsSpec::Host {
@@ -262,66 +387,34 @@ impl Agent {
             max_bytes: self.config.log_max_bytes,
         };
 
-        let runtime = self.runtime.clone();
-        let container = tokio::task::spawn_blocking(move || runtime.run(&cs))
-            .await
-            .map_err(|e| LaunchError::new(format!("start task failed: {e}")))?
-            .map_err(|e| LaunchError {
-                reason: format!("cannot start the container: {e}"),
-                log_tail: crate::logs::tail(&log, 4096),
-            })?;
+        let container = self.runtime.create(&cs).map_err(|e| LaunchError {
+            reason: format!("cannot start the container: {e}"),
+            log_tail: crate::logs::tail(&log, 4096),
+        })?;
         let ip = match network {
             NetworkMode::Host => std::net::Ipv4Addr::LOCALHOST,
             _ => container.address().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
         };
-        let addr = SocketAddr::from((ip, port));
-        let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());
-        match wait_ready(&container, addr, timeout).await {
-            Ok(_) => {}
-            Err(why) => {
-                let reason = match why {
-                    NotReady::Exited(status) => {
-                        format!("the app {status} before it listened on port {port}")
-                    }
-                    NotReady::Timeout(_) => format!(
-                        "the app did not listen on port {port} within the start timeout ({})",
-                        spec.start_timeout
-                    ),
-                };
-                let _ = container
-                    .stop_with(spec.stop_signal.number(), Duration::from_millis(100))
-                    .await;
-                container.logs_flushed().await;
-                let log_tail = crate::logs::tail(&log, 4096);
-                let _ = tokio::task::spawn_blocking(move || container.remove()).await;
-                return Err(LaunchError { reason, log_tail });
-            }
-        }
-        let info = InstanceInfo {
-            id: id.clone(),
-            app: spec.name.clone(),
-            node: self.config.node.clone(),
-            addr: addr.to_string(),
-            state: InstanceState::Ready,
-            started_unix_ms: started_ms,
-            ready_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
-            release: app.release,
-            image: format!("{}:{}", image.name, image.version),
-            generation: app.generation,
-        };
-        let instance = Arc::new(Instance {
-            info: info.clone(),
-            addr,
-            stop_signal: spec.stop_signal.number(),
+        Ok(Prepared {
+            id,
             container,
+            addr: SocketAddr::from((ip, port)),
+            port,
             log,
-        });
-        self.instances
-            .lock()
-            .expect("instances lock")
-            .insert(id.clone(), instance.clone());
-        self.watch_exit(instance);
-        Ok(info)
+            image: stamp,
+            fingerprint: app.fingerprint(),
+        })
+    }
+
+    /// The image version an instance of `app` gets now (the latest one when the app names
+    /// no version).
+    fn resolve_image(&self, app: &App) -> Result<Image, LaunchError> {
+        let (name, version) = hako_model::parse_image_ref(&app.spec.image).ok_or_else(|| {
+            LaunchError::new(format!("image reference {:?} is not valid", app.spec.image))
+        })?;
+        self.images
+            .get(&name, version)
+            .map_err(|e| LaunchError::new(e.to_string()))
     }
 
     /// Reports the instance's exit unless the agent stopped it on purpose.
@@ -363,7 +456,11 @@ impl Agent {
         if let Ok(Err(e)) = r {
             tracing::warn!(error = %e, "instance cleanup failed");
         }
-        crate::logs::prune(&self.logs_dir(&app), self.config.logs_kept);
+        crate::logs::prune(
+            &self.logs_dir(&app),
+            self.config.logs_kept,
+            &self.pools.logs(&app),
+        );
     }
 
     /// Stops an instance gracefully (SIGTERM, `grace`, then kill) and removes it.
@@ -409,19 +506,24 @@ impl Agent {
 
     /// The end of the app's recent logs (newest instance last), at most `max` bytes.
     pub fn logs(&self, app: &str, max: usize) -> String {
-        crate::logs::recent(&self.logs_dir(app), max)
+        crate::logs::recent(&self.logs_dir(app), max, &self.pools.logs(app))
     }
 
-    /// Removes an app's files on this node (its releases, data and logs): the app was deleted.
-    pub fn forget_app(&self, app: &str) {
+    /// Removes an app's warm pool and files on this node (its releases, data and logs): the
+    /// app was deleted.
+    pub async fn forget_app(&self, app: &str) {
+        self.remove_pool(app).await;
         if let Err(e) = self.releases.remove_app(app) {
             tracing::warn!(app, error = %e, "cannot remove releases");
         }
         let _ = std::fs::remove_dir_all(self.app_dir(app));
     }
 
-    /// Stops every instance and removes everything the runtime made.
+    /// Removes every warm pool, stops every instance and removes everything the runtime made.
     pub async fn shutdown(&self, grace: Duration) {
+        for app in self.pools.apps() {
+            self.remove_pool(&app).await;
+        }
         let all: Vec<String> = self
             .instances
             .lock()

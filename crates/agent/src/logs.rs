@@ -1,13 +1,15 @@
 //! Instance logs on this node: one capped file per instance under the app's logs dir, the
-//! newest few kept after their instances stop.
+//! newest few kept after their instances stop. The (empty) logs of the warm pool's parked
+//! containers are passed as `parked`: they are neither pruned nor shown.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use hako_runtime::log::tail;
 
-/// Deletes all but the newest `keep` log files (and their rotated parts) in `dir`.
-pub fn prune(dir: &Path, keep: usize) {
-    let mut files = log_files(dir);
+/// Deletes all but the newest `keep` log files (and their rotated parts) in `dir`, leaving
+/// those of `parked` containers alone.
+pub fn prune(dir: &Path, keep: usize, parked: &[PathBuf]) {
+    let mut files = log_files(dir, parked);
     if files.len() <= keep {
         return;
     }
@@ -18,11 +20,12 @@ pub fn prune(dir: &Path, keep: usize) {
     }
 }
 
-/// The newest logs' ends, oldest first, at most `max` bytes in all.
-pub fn recent(dir: &Path, max: usize) -> String {
+/// The newest logs' ends, oldest first, at most `max` bytes in all (`parked` containers'
+/// left out).
+pub fn recent(dir: &Path, max: usize, parked: &[PathBuf]) -> String {
     let mut parts = Vec::new();
     let mut left = max;
-    for (path, _) in log_files(dir).into_iter().rev() {
+    for (path, _) in log_files(dir, parked).into_iter().rev() {
         if left == 0 {
             break;
         }
@@ -38,13 +41,14 @@ pub fn recent(dir: &Path, max: usize) -> String {
     parts.join("\n")
 }
 
-/// `*.log` files in `dir`, oldest first.
-fn log_files(dir: &Path) -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+/// `*.log` files in `dir` but `parked`, oldest first.
+fn log_files(dir: &Path, parked: &[PathBuf]) -> Vec<(PathBuf, std::time::SystemTime)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .filter(|e| !parked.contains(&e.path()))
         .filter_map(|e| Some((e.path(), e.metadata().ok()?.modified().ok()?)))
         .collect();
     v.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
@@ -69,9 +73,14 @@ mod tests {
                 .set_modified(t)
                 .unwrap();
         }
-        prune(d.path(), 2);
-        let r = recent(d.path(), 1000);
+        // a-0 belongs to a parked container: kept, not counted, not shown.
+        let parked = [d.path().join("a-0.log")];
+        prune(d.path(), 2, &parked);
+        let r = recent(d.path(), 1000, &parked);
         assert_eq!(r, "==> a-3 <==\nline 3\n\n==> a-4 <==\nline 4\n");
+        assert!(d.path().join("a-0.log").exists());
+        assert!(!d.path().join("a-1.log").exists());
+        prune(d.path(), 2, &[]);
         assert!(!d.path().join("a-0.log").exists());
     }
 }

@@ -163,3 +163,161 @@ async fn the_apps_stop_signal_is_used() {
     );
     n.agent.shutdown(Duration::from_secs(1)).await;
 }
+
+/// What the node's runtime holds on the host: container state dirs, container cgroups and
+/// veths of its prefix.
+fn held(n: &Node) -> (usize, usize, usize) {
+    let config = n.agent.runtime().config();
+    let count_dirs = |dir: std::path::PathBuf| {
+        std::fs::read_dir(dir)
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0)
+    };
+    let state = count_dirs(config.state_dir());
+    let cgroups = ["pids", ""]
+        .iter()
+        .map(|c| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join(&config.prefix)
+        })
+        .find(|p| p.is_dir())
+        .map_or(0, count_dirs);
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let veths = String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("{}v", config.prefix)))
+        .count();
+    (state, cgroups, veths)
+}
+
+/// Polls `f` every 10 ms until it holds; fails after `secs`.
+async fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_pool_serves_cold_starts_and_follows_the_app() {
+    let n = Node::new();
+    let code = n.tmp.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("index.html"), "hello from the pool\n").unwrap();
+    n.agent.releases().create("warm", 1, &code, "test").unwrap();
+    let mut app = n.app("warm", "busybox httpd -f -p $PORT -h /app");
+    app.release = Some(1);
+    app.spec.warm_pool = 1;
+
+    // Declared: one container is made and parked, nothing runs.
+    n.agent.fill_pool(&app);
+    until("the pool fills", 10, || n.agent.pooled("warm").len() == 1).await;
+    let parked = n.agent.pooled("warm")[0].clone();
+    assert!(n.agent.instances(None).is_empty());
+    assert_eq!(held(&n), (1, 1, 1), "one parked container");
+    assert!(
+        !n.agent.logs("warm", 10_000).contains(&parked),
+        "a parked container's log is not an instance's"
+    );
+
+    // A start takes it (same id), serves the release, and the pool refills behind it.
+    let info = n.agent.launch(&app).await.unwrap();
+    assert!(info.from_pool, "{info:?}");
+    assert_eq!(info.id, parked);
+    assert!(get(&info.addr, "/index.html").contains("hello from the pool"));
+    until("the pool refills", 10, || {
+        n.agent.pooled("warm").len() == 1 && n.agent.pooled("warm")[0] != parked
+    })
+    .await;
+    let refill = n.agent.pooled("warm")[0].clone();
+    assert_eq!(held(&n), (2, 2, 2), "an instance and a parked container");
+
+    // The app changes: the parked container of the old version goes, one of the new comes.
+    let mut changed = app.clone();
+    changed.spec.env.insert("GREETING".into(), "hi".into());
+    n.agent.fill_pool(&changed);
+    until("the pool follows the app", 10, || {
+        let p = n.agent.pooled("warm");
+        p.len() == 1 && p[0] != refill && held(&n) == (2, 2, 2)
+    })
+    .await;
+    let current = n.agent.pooled("warm")[0].clone();
+    let log = n.tmp.path().join(format!("apps/warm/logs/{refill}.log"));
+    until("the removed container's log goes", 10, || !log.exists()).await;
+    // A start from an outdated copy of the app does not take it; one of the new version does.
+    let old = n.agent.launch(&app).await.unwrap();
+    assert!(!old.from_pool);
+    assert_eq!(n.agent.pooled("warm"), std::slice::from_ref(&current));
+    let new = n.agent.launch(&changed).await.unwrap();
+    assert!(new.from_pool);
+    assert_eq!(new.id, current);
+    for i in [&info, &old, &new] {
+        n.agent.stop(&i.id, Duration::from_secs(1)).await;
+    }
+    until("refilled after the start", 10, || {
+        let p = n.agent.pooled("warm");
+        p.len() == 1 && p[0] != current
+    })
+    .await;
+
+    // A new version of the image: the parked container of the old one is not used.
+    n.agent.images().host("base").unwrap();
+    let fresh = n.agent.launch(&changed).await.unwrap();
+    assert!(!fresh.from_pool, "{fresh:?}");
+    assert_eq!(fresh.image, "base:2");
+    n.agent.stop(&fresh.id, Duration::from_secs(1)).await;
+    until("the pool has the new image", 10, || {
+        n.agent.pooled("warm").len() == 1 && held(&n) == (1, 1, 1)
+    })
+    .await;
+    let on_new_image = n.agent.launch(&changed).await.unwrap();
+    assert!(on_new_image.from_pool);
+    assert_eq!(on_new_image.image, "base:2");
+    n.agent.stop(&on_new_image.id, Duration::from_secs(1)).await;
+
+    // warm_pool 0: the pool empties.
+    changed.spec.warm_pool = 0;
+    n.agent.fill_pool(&changed);
+    until("the pool empties", 10, || {
+        n.agent.pooled("warm").is_empty() && held(&n) == (0, 0, 0)
+    })
+    .await;
+
+    // The app is deleted: its pool (and any fill under way) goes with it.
+    changed.spec.warm_pool = 2;
+    n.agent.fill_pool(&changed);
+    n.agent.forget_app("warm").await;
+    assert!(n.agent.pooled("warm").is_empty());
+    assert_eq!(held(&n), (0, 0, 0));
+    assert!(!n.tmp.path().join("apps/warm").exists());
+    n.agent.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_removes_the_warm_pools() {
+    let n = Node::new();
+    let prefix = n.agent.runtime().config().prefix.clone();
+    let mut app = n.app("parked", "busybox httpd -f -p $PORT -h /app");
+    app.spec.warm_pool = 2;
+    n.agent.fill_pool(&app);
+    until("the pool fills", 10, || n.agent.pooled("parked").len() == 2).await;
+    assert_eq!(held(&n), (2, 2, 2));
+    // A second app whose pool is still being filled when the agent stops.
+    let mut other = n.app("filling", "busybox httpd -f -p $PORT -h /app");
+    other.spec.warm_pool = 3;
+    n.agent.fill_pool(&other);
+    n.agent.shutdown(Duration::from_secs(1)).await;
+    assert!(n.agent.pooled("parked").is_empty() && n.agent.pooled("filling").is_empty());
+    assert_eq!(held(&n), (0, 0, 0));
+    let state = n.agent.runtime().config().state_dir();
+    assert!(!state.exists(), "{} is left", state.display());
+    for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = ctrl.path().join(&prefix);
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+}

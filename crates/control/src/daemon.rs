@@ -112,43 +112,8 @@ pub(crate) struct Tracked {
     pub started: Instant,
     pub ready: Instant,
     pub draining_since: Option<Instant>,
-    /// [`fingerprint`] of the app the instance was started from.
+    /// [`App::fingerprint`] of the app the instance was started from.
     pub fingerprint: u64,
-}
-
-/// What an instance is made from (image, code release, command, limits…): instances whose
-/// fingerprint differs from their app's current one are replaced.
-pub(crate) fn fingerprint(app: &App) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let s = &app.spec;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        app.release,
-        app.generation,
-        &s.image,
-        &s.cmd,
-        &s.env,
-        s.port,
-        &s.user,
-        &s.workdir,
-    )
-        .hash(&mut h);
-    // The database's credentials reach instances through their environment.
-    (
-        s.database,
-        app.database_grant
-            .as_ref()
-            .map(|g| (&g.database, &g.password)),
-    )
-        .hash(&mut h);
-    (
-        s.memory,
-        s.cpu.map(f64::to_bits),
-        s.pids,
-        format!("{:?}", s.network),
-    )
-        .hash(&mut h);
-    h.finish()
 }
 
 /// The running daemon's shared state.
@@ -340,7 +305,7 @@ impl Daemon {
                 started,
                 ready: now,
                 draining_since: None,
-                fingerprint: fingerprint(app),
+                fingerprint: app.fingerprint(),
             },
         );
         if add_to_router

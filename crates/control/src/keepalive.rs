@@ -71,7 +71,7 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
             // Instances made from an older version of the app (code, image, settings) are
             // replaced: started anew first when the app keeps a minimum, else just drained
             // (the next request starts one from the current version).
-            let current = crate::daemon::fingerprint(&app);
+            let current = app.fingerprint();
             let outdated: Vec<String> = {
                 let tracked = daemon.tracked.lock().expect("tracked lock");
                 ids.iter()
@@ -150,6 +150,15 @@ pub(crate) async fn run(daemon: Arc<Daemon>) {
     }
 }
 
+/// A start's reason, saying so when its container came from the warm pool.
+fn from_pool(reason: &str, pooled: bool) -> String {
+    if pooled {
+        format!("{reason} (from the warm pool)")
+    } else {
+        reason.to_string()
+    }
+}
+
 /// Marks an instance as retiring; false if it already was.
 fn mark_draining(daemon: &Daemon, id: &str) -> bool {
     let mut tracked = daemon.tracked.lock().expect("tracked lock");
@@ -193,7 +202,10 @@ fn spawn_start(
                 }
                 daemon
                     .events
-                    .record(Event::new(&name, EventKind::Start, reason.clone()).instance(&info.id))
+                    .record(
+                        Event::new(&name, EventKind::Start, from_pool(&reason, info.from_pool))
+                            .instance(&info.id),
+                    )
                     .await;
                 daemon.register(&info, &app, true).await;
                 if let Some(old) = replaces {

@@ -53,8 +53,13 @@ impl Launcher for DaemonLauncher {
                     app,
                     EventKind::Start,
                     format!(
-                        "cold start: a request found no ready instance; ready in {:.1} ms",
-                        info.ready_ms.unwrap_or(0.0)
+                        "cold start: a request found no ready instance; ready in {:.1} ms{}",
+                        info.ready_ms.unwrap_or(0.0),
+                        if info.from_pool {
+                            " from the warm pool"
+                        } else {
+                            ""
+                        }
                     ),
                 )
                 .instance(&info.id),

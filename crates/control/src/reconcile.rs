@@ -67,12 +67,19 @@ async fn apply(daemon: &Arc<Daemon>, app: App) {
     }
     // Instances of an older version are replaced by the keep-alive loop (level-triggered:
     // it also catches instances whose start was under way while the app changed).
-    daemon.apps.write().expect("apps lock").insert(name, app);
+    daemon
+        .apps
+        .write()
+        .expect("apps lock")
+        .insert(name, app.clone());
     daemon.wake.notify_one();
+    // Parked containers of an older version go, and the warm pool fills up (in the
+    // background) from this one; the agent refills it itself after each start.
+    daemon.agent.fill_pool(&app);
 }
 
 /// An app was deleted: new requests get 404 at once, open requests finish (bounded), then
-/// its instances stop and its files go.
+/// its instances stop and its warm pool and files go.
 async fn remove(daemon: &Arc<Daemon>, name: &str) {
     daemon.apps.write().expect("apps lock").remove(name);
     let instances = daemon.agent.instances(Some(name));
@@ -89,5 +96,5 @@ async fn remove(daemon: &Arc<Daemon>, name: &str) {
             .retire(name, &id, "the app was deleted".into(), Duration::ZERO)
             .await;
     }
-    daemon.agent.forget_app(name);
+    daemon.agent.forget_app(name).await;
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::units::{ByteSize, HumanDuration};
 
 /// Network mode of an app's instances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AppNetwork {
     /// Own network namespace and address; only the proxy reaches it.
@@ -119,7 +121,18 @@ pub struct AppSpec {
     /// the credentials reach its containers as `DB_*` variables. Default: none.
     #[serde(default)]
     pub database: bool,
+    /// Containers kept prepared for the next cold start, at most [`MAX_WARM_POOL`]. Each is
+    /// made exactly as a start would make it (cgroup, namespaces, network, root filesystem,
+    /// mounts) and parked just before the app's command runs, so that a cold start only
+    /// releases it. A parked container holds a process, a cgroup, a veth and its mounts but
+    /// runs none of the app's code. Isolated network only. Default 0 (every start makes its
+    /// container).
+    #[serde(default)]
+    pub warm_pool: u32,
 }
+
+/// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).
+pub const MAX_WARM_POOL: u32 = 8;
 
 mod defaults {
     use super::*;
@@ -189,6 +202,40 @@ impl App {
         }
         env
     }
+
+    /// What the app's containers are made from: code release, rollout generation, image
+    /// reference, command, environment (with the database's credentials), user, working
+    /// directory, limits and network. An instance (or a parked container of the warm pool)
+    /// whose fingerprint differs from its app's current one is out of date. Settings that
+    /// only steer hako (hosts, keep-alive, minimum and maximum, warm pool, stop signal) are
+    /// not part of it. Stable within one build of hako, not across builds: never store it.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let s = &self.spec;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            self.release,
+            self.generation,
+            &s.name,
+            &s.image,
+            &s.cmd,
+            &s.env,
+            s.port,
+            &s.user,
+            &s.workdir,
+        )
+            .hash(&mut h);
+        // The database's credentials reach instances through their environment.
+        (
+            s.database,
+            self.database_grant
+                .as_ref()
+                .map(|g| (&g.database, &g.password)),
+        )
+            .hash(&mut h);
+        (s.memory, s.cpu.map(f64::to_bits), s.pids, s.network).hash(&mut h);
+        h.finish()
+    }
 }
 
 /// Why an app spec was refused.
@@ -230,6 +277,12 @@ pub enum AppError {
     Env(String),
     #[error("working directory {0:?} must be an absolute path")]
     Workdir(String),
+    #[error("a warm pool of {0} is too large: give at most {MAX_WARM_POOL}")]
+    WarmPool(u32),
+    #[error(
+        "a warm pool needs the isolated network (a host-network instance's port is picked when it starts): use --net isolated or --warm-pool 0"
+    )]
+    WarmPoolHostNetwork,
 }
 
 /// Checks a name of an app (also used for images): `[a-z0-9][a-z0-9-]{0,62}`.
@@ -354,6 +407,12 @@ impl AppSpec {
         if !self.workdir.starts_with('/') {
             return Err(AppError::Workdir(self.workdir.clone()));
         }
+        if self.warm_pool > MAX_WARM_POOL {
+            return Err(AppError::WarmPool(self.warm_pool));
+        }
+        if self.warm_pool > 0 && self.network == AppNetwork::Host {
+            return Err(AppError::WarmPoolHostNetwork);
+        }
         Ok(())
     }
 
@@ -418,6 +477,7 @@ mod tests {
             ("max", serde_json::json!(0)),
             ("idle_timeout", serde_json::json!("1ms")),
             ("health_path", serde_json::json!("healthz")),
+            ("warm_pool", serde_json::json!(9)),
         ];
         for (field, value) in cases {
             let mut v = serde_json::to_value(spec()).unwrap();
@@ -431,6 +491,64 @@ mod tests {
             serde_json::from_value::<AppSpec>(v).is_err(),
             "typo'd field accepted"
         );
+    }
+
+    #[test]
+    fn warm_pool_defaults_to_none_and_needs_the_isolated_network() {
+        let mut s = spec();
+        s.validate().unwrap();
+        assert_eq!(s.warm_pool, 0);
+        s.warm_pool = MAX_WARM_POOL;
+        s.validate().unwrap();
+        s.network = AppNetwork::Host;
+        assert_eq!(s.validate(), Err(AppError::WarmPoolHostNetwork));
+        s.warm_pool = 0;
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn the_fingerprint_follows_what_shapes_a_container() {
+        let app = |spec: AppSpec| App {
+            spec,
+            release: Some(1),
+            generation: 0,
+            created_unix: 0,
+            updated_unix: 0,
+            database_grant: None,
+        };
+        let base = app(spec());
+        let same = base.fingerprint();
+        assert_eq!(same, app(spec()).fingerprint());
+        // Settings that steer hako, not the container, keep it.
+        let mut steer = base.clone();
+        steer.spec.warm_pool = 2;
+        steer.spec.min = 1;
+        steer.spec.idle_timeout = "20m".parse().unwrap();
+        steer.spec.hosts.push("other.example".into());
+        steer.spec.stop_signal = StopSignal::Int;
+        assert_eq!(steer.fingerprint(), same);
+        // What the container is made from changes it.
+        let changes: Vec<fn(&mut App)> = vec![
+            |a| a.release = Some(2),
+            |a| a.generation = 1,
+            |a| a.spec.image = "php:2".into(),
+            |a| a.spec.cmd = "php -S 0.0.0.0:$PORT".into(),
+            |a| {
+                a.spec.env.insert("A".into(), "1".into());
+            },
+            |a| a.spec.port = 9000,
+            |a| a.spec.user = Some("1000".into()),
+            |a| a.spec.memory = ByteSize(512 << 20),
+            |a| a.spec.cpu = Some(0.5),
+            |a| a.spec.pids = 64,
+            |a| a.spec.network = AppNetwork::Host,
+            |a| a.spec.database = true,
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut a = base.clone();
+            change(&mut a);
+            assert_ne!(a.fingerprint(), same, "change {i} kept the fingerprint");
+        }
     }
 
     #[test]

@@ -28,4 +28,8 @@ pub struct InstanceInfo {
     pub image: String,
     #[serde(default)]
     pub generation: u64,
+    /// Its container came from the app's warm pool: it was prepared before the start, which
+    /// only released it (`ready_ms` counts from that release).
+    #[serde(default)]
+    pub from_pool: bool,
 }

@@ -13,7 +13,8 @@ pub mod release;
 pub mod units;
 
 pub use app::{
-    App, AppError, AppNetwork, AppSpec, StopSignal, parse_image_ref, valid_host, valid_name,
+    App, AppError, AppNetwork, AppSpec, MAX_WARM_POOL, StopSignal, parse_image_ref, valid_host,
+    valid_name,
 };
 pub use command::CommandError;
 pub use database::DatabaseGrant;

@@ -49,6 +49,9 @@ pub struct AppPatch {
     /// Switch the app's database on (made if it has none) or off (kept, no longer given).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<bool>,
+    /// Parked containers kept ready for cold starts (0 for none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<u32>,
 }
 
 impl AppPatch {

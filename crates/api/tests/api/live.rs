@@ -33,6 +33,7 @@ fn live_data_comes_from_the_backend() {
         release: None,
         image: "php:1".into(),
         generation: 0,
+        from_pool: false,
     };
     server
         .backend

@@ -134,6 +134,10 @@ pub struct Settings {
     /// Stop giving the app its database (update only; the database itself is kept).
     #[arg(long, conflicts_with = "database")]
     pub no_database: bool,
+    /// Containers kept prepared and parked just before the app's command, so that a cold
+    /// start only releases one (0 to 8; isolated network only). Default 0.
+    #[arg(long, value_name = "N")]
+    pub warm_pool: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -257,6 +261,9 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             if s.database {
                 set("database", true.into());
             }
+            if let Some(n) = s.warm_pool {
+                set("warm_pool", n.into());
+            }
             let spec: AppSpec = serde_json::from_value(spec).or_exit(Exit::Usage)?;
             let app = api(client.create_app(&spec))?;
             out(&format!(
@@ -302,11 +309,16 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                 s += &format!("instances: {}\n", instances.len());
                 for i in instances {
                     s += &format!(
-                        "  {} {} {:?} ready in {:.1} ms, image {}, release {}\n",
+                        "  {} {} {:?} ready in {:.1} ms{}, image {}, release {}\n",
                         i.id,
                         i.addr,
                         i.state,
                         i.ready_ms.unwrap_or(0.0),
+                        if i.from_pool {
+                            " (from the warm pool)"
+                        } else {
+                            ""
+                        },
                         i.image,
                         i.release.map_or("-".into(), |r| r.to_string())
                     );
@@ -336,6 +348,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             patch.user = s.user.map(Some);
             patch.network = network(&s.net)?;
             patch.stop_signal = s.stop_signal;
+            patch.warm_pool = s.warm_pool;
             if s.database {
                 patch.database = Some(true);
             } else if s.no_database {
