@@ -64,7 +64,15 @@ impl Backend for DaemonBackend {
 
     async fn metrics(&self, app: &str) -> Option<serde_json::Value> {
         let m = self.0.router.metrics(app).ok()?;
-        serde_json::to_value(m).ok()
+        let mut v = serde_json::to_value(m).ok()?;
+        // Containers of the app's warm pool parked for the next cold start, right now.
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "warm_pool_parked".into(),
+                self.0.agent.pooled(app).len().into(),
+            );
+        }
+        Some(v)
     }
 
     async fn logs(&self, app: &str, max_bytes: usize) -> String {

@@ -34,6 +34,12 @@ fn instances(d: &Serve) -> usize {
         .len()
 }
 
+/// Containers the daemon says are parked in the app's warm pool (from its metrics).
+fn parked(d: &Serve) -> u64 {
+    let m: serde_json::Value = serde_json::from_str(&d.ok(&["app", "metrics", "warm"])).unwrap();
+    m["warm_pool_parked"].as_u64().unwrap()
+}
+
 /// Starts of the app whose event says they came from the warm pool.
 fn pooled_starts(d: &Serve) -> usize {
     d.ok(&["app", "events", "warm", "--limit", "1000"])
@@ -74,24 +80,26 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
         "busybox httpd -f -p $PORT -h /app",
         "--idle-timeout",
         "200ms",
-        "--warm-pool",
-        "1",
     ]);
+    // Only now, after the deploy of release 1: the first parked container is made from the
+    // app's final version (the store's changes reach the daemon in order).
+    d.ok(&["app", "update", "warm", "--warm-pool", "1"]);
     let show: serde_json::Value =
         serde_json::from_str(&d.ok(&["app", "show", "warm", "--json"])).unwrap();
     assert_eq!(show["app"]["warm_pool"], 1, "{show}");
 
     // One container is parked, no instance runs.
-    until("the pool fills", || containers(&d) == (1, 1));
+    until("the pool fills", || parked(&d) == 1);
+    assert_eq!(containers(&d), (1, 1));
     assert_eq!(instances(&d), 0);
 
     // Two cold requests, each after the instance idled out: both start from the pool, which
     // is refilled after each.
     for n in 1..=2 {
         assert_eq!(get(&d.proxy, "warm.example", "/"), (200, "warm\n".into()));
-        assert_eq!(pooled_starts(&d), n);
+        assert_eq!(pooled_starts(&d), n, "{}", d.ok(&["app", "events", "warm"]));
         until("the instance idles out and the pool refills", || {
-            instances(&d) == 0 && containers(&d) == (1, 1)
+            instances(&d) == 0 && parked(&d) == 1 && containers(&d) == (1, 1)
         });
     }
     let events = d.ok(&["app", "events", "warm"]);
@@ -130,7 +138,7 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
             .flatten()
             .map(|e| e.file_name())
             .collect();
-        now.len() == 2 && !now.iter().any(|n| parked_before.contains(n))
+        now.len() == 2 && !now.iter().any(|n| parked_before.contains(n)) && parked(&d) == 2
     });
     assert_eq!(containers(&d), (2, 2));
     assert_eq!(get(&d.proxy, "warm.example", "/"), (200, "warm\n".into()));
@@ -139,10 +147,10 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
     // Pool size 0 empties it; deleting the app (with a pool again) removes it all.
     d.ok(&["app", "update", "warm", "--warm-pool", "0"]);
     until("the instance idles out and the pool empties", || {
-        instances(&d) == 0 && containers(&d) == (0, 0)
+        instances(&d) == 0 && parked(&d) == 0 && containers(&d) == (0, 0)
     });
     d.ok(&["app", "update", "warm", "--warm-pool", "2"]);
-    until("the pool fills again", || containers(&d) == (2, 2));
+    until("the pool fills again", || parked(&d) == 2);
     d.ok(&["app", "delete", "warm", "--yes"]);
     until("the app's pool goes with it", || containers(&d) == (0, 0));
 
