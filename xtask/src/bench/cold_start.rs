@@ -1,12 +1,16 @@
 //! `cargo xtask bench cold-start`: cold requests through a real `hako serve` against the
 //! same sites started with `crun run`, side by side in one run.
 //!
-//! hako: two apps on the host image, a static site (`busybox httpd`) and a PHP site
-//! (`php -S`), with `--idle-timeout 100ms` so every instance stops soon after its request.
+//! hako: three apps on the host image, a static site (`busybox httpd`), a PHP site
+//! (`php -S`) and the same static site with a warm pool of one (`--warm-pool 1`: its cold
+//! starts release a container parked in advance), with `--idle-timeout 100ms` so every
+//! instance stops soon after its request.
 //! Before each measured request the bench polls the API until no instance of any bench app
 //! runs, so the request finds none ready and starts one; it times `GET /` with the site's
 //! Host from connecting to the last byte of the 200 response, and checks through the app's
-//! metrics that the request was counted cold (exactly one more cold request).
+//! metrics that the request was counted cold (exactly one more cold request). For the warm
+//! pool site it first waits until the pool holds its parked container again, and checks
+//! afterwards that the start event says it came from the pool.
 //!
 //! crun (the baseline): the same two servers with the same rootfs (the host image's
 //! skeleton plus the host's /usr and /etc binds, read-only), the same code dir at /app and
@@ -17,7 +21,7 @@
 //! conservative for hako.
 //!
 //! Every start is spaced at least `--spacing-ms` (200 ms) after the previous one, and the
-//! four series take turns within each round; one untimed round comes first.
+//! five series take turns within each round; one untimed round comes first.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -48,6 +52,8 @@ struct Site {
     cmd: &'static str,
     /// What its `GET /` answers.
     body: &'static str,
+    /// Its `--warm-pool`.
+    warm_pool: u32,
 }
 
 const STATIC: Site = Site {
@@ -55,6 +61,7 @@ const STATIC: Site = Site {
     host: "static.bench",
     cmd: "busybox httpd -f -p $PORT -h /app",
     body: STATIC_BODY,
+    warm_pool: 0,
 };
 
 const PHP: Site = Site {
@@ -62,7 +69,18 @@ const PHP: Site = Site {
     host: "php.bench",
     cmd: "php -S 0.0.0.0:$PORT -t /app",
     body: PHP_BODY,
+    warm_pool: 0,
 };
+
+/// The static site with a warm pool of one.
+const POOLED: Site = Site {
+    app: "bench-pool",
+    host: "pool.bench",
+    warm_pool: 1,
+    ..STATIC
+};
+
+const SITES: [&Site; 3] = [&STATIC, &PHP, &POOLED];
 
 const STATIC_BODY: &str = "hako cold-start bench\n";
 const PHP_BODY: &str = "hako php bench 42\n";
@@ -76,11 +94,12 @@ fn limits() -> Limits {
     }
 }
 
-/// The four series.
+/// The five series.
 #[derive(Default)]
 struct Results {
     hako_static: Samples,
     hako_php: Samples,
+    hako_pool: Samples,
     crun_static: Samples,
     crun_php: Samples,
 }
@@ -98,7 +117,7 @@ fn options(args: &[&str]) -> anyhow::Result<Options> {
         opts.runs = DEFAULT_RUNS;
     }
     if !opts.only.is_empty() {
-        bail!("cold-start has no --only: it always measures its four series");
+        bail!("cold-start has no --only: it always measures its five series");
     }
     if opts.spacing < Duration::from_millis(200) {
         bail!("--spacing-ms must be at least 200 for cold starts to be comparable");
@@ -129,12 +148,12 @@ fn run(opts: &Options) -> anyhow::Result<()> {
     write_code(&code)?;
 
     let serve = HakoServe::start(&hako_bin)?;
-    for site in [&STATIC, &PHP] {
+    for site in SITES {
         create_app(&serve, site, &code)?;
     }
     let crun = start_crun(tmp.path(), &code)?;
     eprintln!(
-        "bench cold-start: {} rounds of 4 cold starts, {} ms apart (hako prefix {}, proxy {})",
+        "bench cold-start: {} rounds of 5 cold starts, {} ms apart (hako prefix {}, proxy {})",
         opts.runs,
         opts.spacing.as_millis(),
         serve.prefix,
@@ -160,6 +179,9 @@ fn run(opts: &Options) -> anyhow::Result<()> {
         let d = hako_cold(&serve, &PHP, &mut pacer)
             .with_context(|| format!("hako php, round {round}"))?;
         take("hako php", &mut r.hako_php, d);
+        let d = hako_cold(&serve, &POOLED, &mut pacer)
+            .with_context(|| format!("hako warm pool, round {round}"))?;
+        take("hako warm pool", &mut r.hako_pool, d);
         pacer.next();
         let d = crun
             .http_ready(
@@ -198,8 +220,11 @@ fn run(opts: &Options) -> anyhow::Result<()> {
 /// One cold request to `site`: waits until no bench instance runs, keeps the spacing, then
 /// times `GET /` and checks the body and that the app counted exactly one more cold request.
 fn hako_cold(serve: &HakoServe, site: &Site, pacer: &mut Pacer) -> anyhow::Result<Duration> {
-    for s in [&STATIC, &PHP] {
+    for s in SITES {
         serve.wait_no_instances(s.app, IDLE_STOP_LIMIT)?;
+    }
+    if site.warm_pool > 0 {
+        wait_parked(serve, site)?;
     }
     let cold_before = serve.cold_count(site.app)?;
     pacer.next();
@@ -220,7 +245,37 @@ fn hako_cold(serve: &HakoServe, site: &Site, pacer: &mut Pacer) -> anyhow::Resul
             site.app
         );
     }
+    if site.warm_pool > 0 {
+        let events = serve.api_get(&format!("/v1/apps/{}/events?limit=20", site.app))?;
+        let start = events
+            .as_array()
+            .and_then(|e| e.iter().rev().find(|e| e["kind"] == "start"))
+            .with_context(|| format!("no start event of {}: {events}", site.app))?;
+        let reason = start["reason"].as_str().unwrap_or_default();
+        if !reason.contains("from the warm pool") {
+            bail!(
+                "the start of {} did not use its warm pool: {reason}",
+                site.app
+            );
+        }
+    }
     Ok(took)
+}
+
+/// Polls (every 5 ms) until the site's warm pool holds its parked containers again.
+fn wait_parked(serve: &HakoServe, site: &Site) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + IDLE_STOP_LIMIT;
+    loop {
+        let m = serve.api_get(&format!("/v1/apps/{}/metrics", site.app))?;
+        if m["warm_pool_parked"].as_u64() == Some(site.warm_pool.into()) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("the warm pool of {} did not refill: {m}", site.app);
+        }
+        // The poll interval, not a readiness guess.
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn create_app(serve: &HakoServe, site: &Site, code: &Path) -> anyhow::Result<()> {
@@ -250,6 +305,16 @@ fn create_app(serve: &HakoServe, site: &Site, code: &Path) -> anyhow::Result<()>
         "--pids",
         &pids,
     ])?;
+    if site.warm_pool > 0 {
+        // After the first release: the first parked container is made from it.
+        serve.cli(&[
+            "app",
+            "update",
+            site.app,
+            "--warm-pool",
+            &site.warm_pool.to_string(),
+        ])?;
+    }
     Ok(())
 }
 
@@ -309,13 +374,16 @@ fn print_report(r: &Results) {
         &[
             ("hako static (busybox httpd)", &r.hako_static),
             ("hako php (php -S)", &r.hako_php),
+            ("hako static, warm pool of 1", &r.hako_pool),
             ("crun static (spawn → 200)", &r.crun_static),
             ("crun php (spawn → 200)", &r.crun_php),
         ],
     );
     let slow = Duration::from_millis(900);
-    let n = r.hako_static.len() + r.hako_php.len();
-    let k = r.hako_static.count_at_least(slow) + r.hako_php.count_at_least(slow);
+    let n = r.hako_static.len() + r.hako_php.len() + r.hako_pool.len();
+    let k = r.hako_static.count_at_least(slow)
+        + r.hako_php.count_at_least(slow)
+        + r.hako_pool.count_at_least(slow);
     if k > 0 {
         println!(
             "- note: {k} of {n} hako cold requests took over 0.9 s (a 1 s kernel retry, e.g. \
@@ -326,16 +394,18 @@ fn print_report(r: &Results) {
     println!("{}", summary_line(r));
 }
 
-/// The last line: `cold-start: static_p50_ms=… … crun_php_p50_ms=…`.
+/// The last line: `cold-start: static_p50_ms=… … crun_php_p50_ms=… pool_p50_ms=… pool_p95_ms=…`.
 fn summary_line(r: &Results) -> String {
     format!(
-        "cold-start: static_p50_ms={} static_p95_ms={} php_p50_ms={} php_p95_ms={} crun_static_p50_ms={} crun_php_p50_ms={}",
+        "cold-start: static_p50_ms={} static_p95_ms={} php_p50_ms={} php_p95_ms={} crun_static_p50_ms={} crun_php_p50_ms={} pool_p50_ms={} pool_p95_ms={}",
         ms(r.hako_static.p50()),
         ms(r.hako_static.p95()),
         ms(r.hako_php.p50()),
         ms(r.hako_php.p95()),
         ms(r.crun_static.p50()),
         ms(r.crun_php.p50()),
+        ms(r.hako_pool.p50()),
+        ms(r.hako_pool.p95()),
     )
 }
 
@@ -351,12 +421,13 @@ mod tests {
             (&mut r.hako_php, 12),
             (&mut r.crun_static, 25),
             (&mut r.crun_php, 40),
+            (&mut r.hako_pool, 2),
         ] {
             s.push(Duration::from_millis(v));
         }
         assert_eq!(
             summary_line(&r),
-            "cold-start: static_p50_ms=3.00 static_p95_ms=3.00 php_p50_ms=12.0 php_p95_ms=12.0 crun_static_p50_ms=25.0 crun_php_p50_ms=40.0"
+            "cold-start: static_p50_ms=3.00 static_p95_ms=3.00 php_p50_ms=12.0 php_p95_ms=12.0 crun_static_p50_ms=25.0 crun_php_p50_ms=40.0 pool_p50_ms=2.00 pool_p95_ms=2.00"
         );
     }
 
@@ -372,6 +443,8 @@ mod tests {
         let php = std::fs::read_to_string(d.join("index.php")).unwrap();
         assert!(php.starts_with("<?php"), "{php}");
         assert!(STATIC.cmd.contains("$PORT") && PHP.cmd.contains("$PORT"));
+        assert_eq!((POOLED.cmd, POOLED.body), (STATIC.cmd, STATIC.body));
+        assert_eq!((STATIC.warm_pool, POOLED.warm_pool), (0, 1));
     }
 
     #[test]

@@ -6,16 +6,17 @@
 //! The owner of the apps declares each app's current version with [`Agent::fill_pool`]
 //! (at start-up and whenever the app changes); [`Agent::launch`] takes a parked container made
 //! from that very version — same [`App::fingerprint`], same image version, still alive — or
-//! falls back to making one, and refills the pool afterwards. Filling happens on one
-//! background task per app (the blocking work in `spawn_blocking`), never on a request's path,
-//! and never beyond the app's `warm_pool`. Parked containers that no longer match (the app
-//! changed, its image has a newer version, the container died) are removed; so is the whole
-//! pool when the app is forgotten or the agent shuts down. Removing a parked container removes
-//! everything it had (cgroup, veth, state dir, mounts with its namespace) and its empty log.
+//! falls back to making one, and refills the pool a moment later (not while the new instance
+//! answers its first requests). Filling happens on one background task per app (the blocking
+//! work in `spawn_blocking`), never on a request's path, and never beyond the app's
+//! `warm_pool`. Parked containers that no longer match (the app changed, its image has a newer
+//! version, the container died) are removed; so is the whole pool when the app is forgotten
+//! or the agent shuts down. Removing a parked container removes everything it had (cgroup,
+//! veth, state dir, mounts with its namespace) and its empty log.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hako_model::App;
@@ -28,6 +29,9 @@ pub(super) struct Pools {
     apps: Mutex<HashMap<String, AppPool>>,
     /// Tells a pool apart from a later one of an app of the same name.
     serial: AtomicU64,
+    /// Set (under the `apps` lock) when the agent shuts down: no pool is made or filled
+    /// after that.
+    closed: AtomicBool,
 }
 
 /// One app's pool.
@@ -69,14 +73,11 @@ impl Pools {
             .is_some_and(|p| !p.parked.is_empty())
     }
 
-    /// Apps that have a pool.
-    pub(super) fn apps(&self) -> Vec<String> {
-        self.apps
-            .lock()
-            .expect("pools lock")
-            .keys()
-            .cloned()
-            .collect()
+    /// Closes the pools for good (the agent shuts down); returns the apps that have one.
+    pub(super) fn close(&self) -> Vec<String> {
+        let apps = self.apps.lock().expect("pools lock");
+        self.closed.store(true, Ordering::SeqCst);
+        apps.keys().cloned().collect()
     }
 }
 
@@ -102,7 +103,9 @@ impl Agent {
         let mut stale = Vec::new();
         {
             let mut pools = self.pools.apps.lock().expect("pools lock");
-            if app.spec.warm_pool == 0 && !pools.contains_key(&name) {
+            if self.pools.closed.load(Ordering::SeqCst)
+                || app.spec.warm_pool == 0 && !pools.contains_key(&name)
+            {
                 return;
             }
             let pool = pools.entry(name.clone()).or_insert_with(|| AppPool {
@@ -134,8 +137,30 @@ impl Agent {
         }
     }
 
-    /// Fills the app's pool back up to its size, if it has one (after a start took from it).
-    pub(super) fn refill_pool(self: &Arc<Self>, app: &str) {
+    /// After a start: refills the app's pool, if it has one, once
+    /// [`AgentConfig::pool_refill_delay`](super::AgentConfig::pool_refill_delay) has passed.
+    pub(super) fn refill_pool_soon(self: &Arc<Self>, app: &str) {
+        if !self
+            .pools
+            .apps
+            .lock()
+            .expect("pools lock")
+            .contains_key(app)
+        {
+            return;
+        }
+        let (agent, app) = (Arc::downgrade(self), app.to_string());
+        let delay = self.config.pool_refill_delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(agent) = agent.upgrade() {
+                agent.refill_pool(&app);
+            }
+        });
+    }
+
+    /// Fills the app's pool back up to its size, if it has one.
+    fn refill_pool(self: &Arc<Self>, app: &str) {
         let declared = self
             .pools
             .apps
