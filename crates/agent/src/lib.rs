@@ -4,6 +4,8 @@
 //! running container and returns once its port accepts connections; [`Agent::stop`] stops
 //! one gracefully and removes it; unexpected exits are reported on a channel. Each app gets a
 //! persistent data dir (`/data`), its code release read-only at `/app`, and capped logs.
+//! With a warm pool ([`Agent::fill_pool`]) the agent keeps containers of an app prepared and
+//! parked before exec, and a launch only has to release one.
 
 mod agent;
 pub mod logs;

@@ -6,8 +6,8 @@
 //! The owner of the apps declares each app's current version with [`Agent::fill_pool`]
 //! (at start-up and whenever the app changes); [`Agent::launch`] takes a parked container made
 //! from that very version — same [`App::fingerprint`], same image version, still alive — or
-//! falls back to making one, and refills the pool a moment later (not while the new instance
-//! answers its first requests). Filling happens on one background task per app (the blocking
+//! falls back to making one, and after a successful start refills the pool a moment later
+//! (not while the new instance answers its first requests). Filling happens on one background task per app (the blocking
 //! work in `spawn_blocking`), never on a request's path, and never beyond the app's
 //! `warm_pool`. Parked containers that no longer match (the app changed, its image has a newer
 //! version, the container died) are removed; so is the whole pool when the app is forgotten
