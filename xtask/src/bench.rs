@@ -9,6 +9,7 @@ mod daemon;
 mod http;
 mod proxy;
 mod runtime;
+mod wordpress;
 
 use std::time::{Duration, Instant};
 
@@ -90,8 +91,11 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         ["runtime", rest @ ..] => runtime::run(&Options::parse(rest)?),
         ["cold-start", rest @ ..] => cold_start::main(rest),
         ["proxy", rest @ ..] => proxy::main(rest),
-        [other, ..] => bail!("unknown benchmark {other:?}; known: runtime, cold-start, proxy"),
-        [] => bail!("name a benchmark: runtime, cold-start, proxy"),
+        ["wordpress", rest @ ..] => wordpress::main(rest),
+        [other, ..] => {
+            bail!("unknown benchmark {other:?}; known: runtime, cold-start, proxy, wordpress")
+        }
+        [] => bail!("name a benchmark: runtime, cold-start, proxy, wordpress"),
     }
 }
 

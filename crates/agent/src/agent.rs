@@ -377,6 +377,11 @@ impl Agent {
         cs.env = app.environment(port);
         cs.env.insert("HAKO_APP".into(), spec.name.clone());
         cs.env.insert("HAKO_INSTANCE".into(), id.clone());
+        // Which image version runs: caches kept on /data (compiled PHP) key on it.
+        cs.env.insert(
+            "HAKO_IMAGE".into(),
+            format!("{}:{}", image.name, image.version),
+        );
         cs.workdir = spec.workdir.clone().into();
         cs.user = user;
         cs.hostname = spec.name.clone();

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, hako, prefix, start};
+use common::serve::Serve;
 
 const SHARED_IMAGES: &str = "/var/lib/hako-test/images";
 const PASSWORD: &str = "correct horse battery staple";
@@ -51,7 +51,7 @@ fn data_dir_with_image(tmp: &Path, name: &str) -> PathBuf {
     std::fs::create_dir_all(SHARED_IMAGES).unwrap();
     std::os::unix::fs::symlink(SHARED_IMAGES, data.join("images")).unwrap();
     let build = |image: &str, add: bool| {
-        let mut cmd = Command::new(common::daemon::HAKO);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hako"));
         cmd.args([
             "--data-dir",
             data.to_str().unwrap(),
@@ -79,7 +79,7 @@ fn data_dir_with_image(tmp: &Path, name: &str) -> PathBuf {
 
 /// curl through the daemon's proxy with `Host: host`, cookies in `jar`. Returns (status,
 /// headers, body).
-fn curl(d: &Daemon, host: &str, jar: &Path, path: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
+fn curl(d: &Serve, host: &str, jar: &Path, path: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "60", "-D", "-", "-o", "-"])
         .args(["-H", &format!("Host: {host}")])
@@ -168,9 +168,15 @@ fn png() -> Vec<u8> {
     png
 }
 
+/// Runs the CLI against the daemon: (exit code, stdout + stderr).
+fn run(d: &Serve, args: &[&str]) -> (i32, String) {
+    let o = d.hako(args);
+    (o.code, format!("{}{}", o.stdout, o.stderr))
+}
+
 /// Running instances of `app`, from the API.
-fn instances(data: &Path, d: &Daemon, app: &str) -> Vec<serde_json::Value> {
-    let (code, out) = hako(data, &d.api, &["instance", "list", "--json"]);
+fn instances(d: &Serve, app: &str) -> Vec<serde_json::Value> {
+    let (code, out) = run(&d, &["instance", "list", "--json"]);
     assert_eq!(code, 0, "{out}");
     let all: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     all.into_iter().filter(|i| i["app"] == app).collect()
@@ -247,18 +253,10 @@ fn inside(pid: u32, env: &HashMap<String, String>, argv: &[&str]) -> (bool, Stri
 }
 
 /// Creates a WordPress site and runs its installer; returns its host.
-fn create_site(
-    data: &Path,
-    d: &Daemon,
-    image: &str,
-    app: &str,
-    prefix: &str,
-    idle: &str,
-) -> String {
+fn create_site(data: &Path, d: &Serve, image: &str, app: &str, prefix: &str, idle: &str) -> String {
     let host = format!("{app}.{prefix}.test");
-    let (code, out) = hako(
-        data,
-        &d.api,
+    let (code, out) = run(
+        &d,
         &[
             "app",
             "create",
@@ -317,7 +315,7 @@ fn create_site(
 }
 
 /// Logs in as admin; returns the REST API nonce of the session.
-fn log_in(d: &Daemon, host: &str, jar: &Path) -> String {
+fn log_in(d: &Serve, host: &str, jar: &Path) -> String {
     let (status, head, body) = curl(
         d,
         host,
@@ -361,7 +359,7 @@ fn log_in(d: &Daemon, host: &str, jar: &Path) -> String {
 
 /// Uploads `bytes` as `name` and publishes a post showing it. Returns (post id, image URL path).
 fn publish(
-    d: &Daemon,
+    d: &Serve,
     host: &str,
     jar: &Path,
     nonce: &str,
@@ -423,14 +421,14 @@ fn publish(
 fn wordpress_from_install_to_cycling() {
     common::require_root();
     require_mariadb();
-    let prefix = prefix('w');
     let tmp = tempfile::Builder::new()
         .prefix("hako-wp-test")
         .tempdir()
         .unwrap();
-    let image = format!("wp-{prefix}");
+    let image = format!("wp-{}", std::process::id());
     let data = data_dir_with_image(tmp.path(), &image);
-    let d = start(&data, &prefix);
+    let d = Serve::start(&data);
+    let prefix = d.prefix.clone();
 
     // Install, log in, publish a post with an uploaded image.
     let host = create_site(&data, &d, &image, "blog", &prefix, "2s");
@@ -458,13 +456,13 @@ fn wordpress_from_install_to_cycling() {
     );
 
     // The instance idles out (2 s) and is gone...
-    let first: Vec<String> = instances(&data, &d, "blog")
+    let first: Vec<String> = instances(&d, "blog")
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_string())
         .collect();
     assert!(!first.is_empty());
     wait_until("the idle instance to stop", Duration::from_secs(60), || {
-        instances(&data, &d, "blog").is_empty()
+        instances(&d, "blog").is_empty()
     });
     // ...and the next request is a cold start that finds post and image intact.
     let anon = data.join("anon.cookies");
@@ -476,7 +474,7 @@ fn wordpress_from_install_to_cycling() {
         page.contains(&image_path),
         "the post shows its image: {page}"
     );
-    let now: Vec<String> = instances(&data, &d, "blog")
+    let now: Vec<String> = instances(&d, "blog")
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_string())
         .collect();
@@ -492,9 +490,8 @@ fn wordpress_from_install_to_cycling() {
     assert_eq!(status, 403);
 
     // A lifetime recycle under bounded load drops no request.
-    let (code, out) = hako(
-        &data,
-        &d.api,
+    let (code, out) = run(
+        &d,
         &[
             "app",
             "update",
@@ -522,7 +519,7 @@ fn wordpress_from_install_to_cycling() {
             "a 200 with the wrong page"
         );
         statuses.push(status);
-        for i in instances(&data, &d, "blog") {
+        for i in instances(&d, "blog") {
             seen.insert(i["id"].as_str().unwrap().to_string());
         }
         if seen.len() >= 2 && recycled_at.is_none() {
@@ -537,9 +534,8 @@ fn wordpress_from_install_to_cycling() {
         recycled_at.is_some(),
         "an instance was recycled under load: {seen:?}"
     );
-    let (code, out) = hako(
-        &data,
-        &d.api,
+    let (code, out) = run(
+        &d,
         &[
             "app",
             "update",
@@ -610,29 +606,21 @@ fn wordpress_from_install_to_cycling() {
     );
     assert!(ok, "blog reads its own database: {out}");
     // The API never shows a database password.
-    let (code, out) = hako(&data, &d.api, &["app", "show", "shop", "--json"]);
+    let (code, out) = run(&d, &["app", "show", "shop", "--json"]);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains(&shop_env["DB_PASSWORD"]), "{out}");
 
     // Deleting asks about the database; then it is dropped for good.
-    let (code, out) = hako(&data, &d.api, &["app", "delete", "shop", "--yes"]);
+    let (code, out) = run(&d, &["app", "delete", "shop", "--yes"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--drop-database"), "{out}");
-    let (code, out) = hako(
-        &data,
-        &d.api,
-        &["app", "delete", "shop", "--yes", "--drop-database"],
-    );
+    let (code, out) = run(&d, &["app", "delete", "shop", "--yes", "--drop-database"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains(&format!("dropped database {shop_db}")),
         "{out}"
     );
-    let (code, out) = hako(
-        &data,
-        &d.api,
-        &["app", "delete", "blog", "--yes", "--drop-database"],
-    );
+    let (code, out) = run(&d, &["app", "delete", "blog", "--yes", "--drop-database"]);
     assert_eq!(code, 0, "{out}");
     let left = Command::new("mariadb")
         .args(["-N", "-e", &format!("SHOW DATABASES LIKE '{prefix}\\_%'")])
@@ -642,7 +630,7 @@ fn wordpress_from_install_to_cycling() {
     d.stop();
     let left = common::leftovers(&prefix);
     assert!(left.is_empty(), "left behind: {left:?}");
-    let _ = Command::new(common::daemon::HAKO)
+    let _ = Command::new(env!("CARGO_BIN_EXE_hako"))
         .args([
             "--data-dir",
             data.to_str().unwrap(),

@@ -567,4 +567,36 @@ mod tests {
         assert_eq!(parse_image_ref("php:x"), None);
         assert_eq!(parse_image_ref(":3"), None);
     }
+
+    #[test]
+    fn an_app_with_a_database_round_trips_and_shows_no_password() {
+        let mut spec = spec();
+        spec.database = true;
+        let app = App {
+            spec,
+            release: Some(2),
+            generation: 1,
+            created_unix: 1,
+            updated_unix: 2,
+            database_grant: Some(crate::DatabaseGrant {
+                database: "hako_blog".into(),
+                user: "hako_blog".into(),
+                password: "pw-secret".into(),
+                created_unix: 1,
+            }),
+        };
+        // The spec's `database` switch and the grant live side by side in one JSON object.
+        let json = serde_json::to_value(&app).unwrap();
+        assert_eq!(json["database"], true);
+        assert_eq!(json["database_grant"]["database"], "hako_blog");
+        let back: App = serde_json::from_value(json).unwrap();
+        assert_eq!(back, app);
+        let shown = serde_json::to_string(&app.redacted()).unwrap();
+        assert!(!shown.contains("pw-secret"), "{shown}");
+        assert_eq!(app.environment(8080)["DB_PASSWORD"], "pw-secret");
+        // Switched off: the grant is kept but no longer given to instances.
+        let mut off = app.clone();
+        off.spec.database = false;
+        assert!(!off.environment(8080).contains_key("DB_PASSWORD"));
+    }
 }

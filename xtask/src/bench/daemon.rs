@@ -83,12 +83,23 @@ impl HakoServe {
     /// Makes the host image `base` in a fresh data dir and starts `hako serve` on loopback
     /// (ports picked by the kernel) with `--stop-grace 1s`.
     pub fn start(hako: &Path) -> anyhow::Result<HakoServe> {
+        HakoServe::start_with_images(hako, None)
+    }
+
+    /// Like [`HakoServe::start`], with the data dir's image store at `images` (a store kept
+    /// between runs, so that a debootstrap-built image is built once per machine).
+    pub fn start_with_images(hako: &Path, images: Option<&Path>) -> anyhow::Result<HakoServe> {
         let pid = std::process::id();
         let tmp = tempfile::Builder::new()
             .prefix(&format!("hako-bench-serve-{pid}-"))
             .tempdir()
             .context("create a temp dir")?;
         let data = tmp.path().join("data");
+        if let Some(images) = images {
+            std::fs::create_dir_all(images)?;
+            std::fs::create_dir_all(&data)?;
+            std::os::unix::fs::symlink(images, data.join("images"))?;
+        }
         let prefix = prefix(pid);
         let out = Command::new(hako)
             .arg("--data-dir")
@@ -218,6 +229,11 @@ impl HakoServe {
             // The poll interval, not a readiness guess.
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The daemon's data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
     }
 
     /// Stops the daemon with SIGTERM and waits for it (bounded); SIGKILL after that.

@@ -17,8 +17,8 @@
 //! the machine falls on all of them alike; each figure is the median over the rounds.
 
 mod nginx;
-mod process;
-mod wrk;
+pub(super) mod process;
+pub(super) mod wrk;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use hako_api::{ApiState, Backend, BackendError, Client, ClientError, ReleaseSource};
-use hako_model::{InstanceInfo, Release};
+use hako_model::{DatabaseGrant, InstanceInfo, Release};
 use hako_store::{EmbeddedStore, Store};
 
 /// The fake daemon side.
@@ -18,10 +18,43 @@ pub struct FakeBackend {
     pub instances: Mutex<Vec<InstanceInfo>>,
     /// (app, number, source) of every release made.
     pub made: Mutex<Vec<(String, u64, ReleaseSource)>>,
+    /// The fake database server's databases, by name.
+    pub databases: Mutex<BTreeMap<String, DatabaseGrant>>,
+    /// When set, the fake database server is down.
+    pub database_down: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
 impl Backend for FakeBackend {
+    async fn provision_database(&self, app: &str) -> Result<(DatabaseGrant, bool), BackendError> {
+        if self.database_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(BackendError::internal(
+                "the database server does not answer",
+            ));
+        }
+        let name = format!("hako_{}", app.replace('-', "_"));
+        let mut dbs = self.databases.lock().unwrap();
+        let existed = dbs.contains_key(&name);
+        let grant = DatabaseGrant {
+            database: name.clone(),
+            user: name.clone(),
+            password: format!("secret-{app}-{}", dbs.len()),
+            created_unix: 1,
+        };
+        dbs.insert(name, grant.clone());
+        Ok((grant, existed))
+    }
+
+    async fn drop_database(&self, grant: &DatabaseGrant) -> Result<(), BackendError> {
+        if self.database_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(BackendError::internal(
+                "the database server does not answer",
+            ));
+        }
+        self.databases.lock().unwrap().remove(&grant.database);
+        Ok(())
+    }
+
     async fn image_exists(&self, reference: &str) -> bool {
         let name = reference.split(':').next().unwrap_or("");
         self.images.lock().unwrap().contains(name)

@@ -3,6 +3,7 @@
 
 mod apps;
 mod auth;
+mod databases;
 mod events;
 mod garbage;
 mod harness;

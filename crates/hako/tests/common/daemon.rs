@@ -103,16 +103,3 @@ pub fn hako(data: &std::path::Path, api: &str, args: &[&str]) -> (i32, String) {
     );
     (out.status.code().unwrap_or(-1), text)
 }
-
-impl Daemon {
-    /// Stops the daemon as an operator would (SIGTERM) and checks it exited cleanly.
-    pub fn stop(mut self) {
-        let s = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(s.success());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "hako serve exited with {status:?}");
-    }
-}

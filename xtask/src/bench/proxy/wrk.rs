@@ -24,11 +24,25 @@ pub struct Figures {
 /// `wrk -t2 -c64 -dS --latency -H 'Host: HOST' http://ADDR/`; fails on errors wrk reports
 /// (non-2xx answers, socket errors other than none).
 pub fn run(addr: SocketAddr, host: &str, duration: Duration) -> anyhow::Result<Figures> {
+    run_with(addr, host, duration, CONNECTIONS, Duration::from_secs(5))
+}
+
+/// Like [`run`] with `connections` open connections and a per-request `timeout` (for slow
+/// pages such as WordPress's, where 64 connections only measure queueing).
+pub fn run_with(
+    addr: SocketAddr,
+    host: &str,
+    duration: Duration,
+    connections: u32,
+    timeout: Duration,
+) -> anyhow::Result<Figures> {
     let out = Command::new("wrk")
         .arg(format!("-t{THREADS}"))
-        .arg(format!("-c{CONNECTIONS}"))
+        .arg(format!("-c{}", connections.max(THREADS)))
         .arg(format!("-d{}s", duration.as_secs().max(1)))
-        .args(["--latency", "--timeout", "5s", "-H"])
+        .args(["--latency", "--timeout"])
+        .arg(format!("{}s", timeout.as_secs().max(1)))
+        .arg("-H")
         .arg(format!("Host: {host}"))
         .arg(format!("http://{addr}/"))
         .output()
