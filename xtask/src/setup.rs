@@ -94,40 +94,6 @@ fn apt(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_missing_packages_are_listed_once() {
-        let wanted = [
-            ("crun", "crun"),
-            ("busybox", "busybox-static"),
-            ("php", "php-cli"),
-            ("php8.2", "php-cli"),
-        ];
-        let missing = missing_packages(&wanted, |cmd, _| cmd == "crun");
-        assert_eq!(missing, vec!["busybox-static", "php-cli"]);
-        assert!(missing_packages(&wanted, |_, _| true).is_empty());
-    }
-
-    #[test]
-    fn finds_commands_in_path() {
-        let sh = find_in_path("sh").expect("every machine has sh");
-        assert!(sh.is_absolute() && sh.ends_with("sh"));
-        assert!(find_in_path("hako-no-such-command-xyz").is_none());
-        assert_eq!(find_in_path("/bin/sh"), Some(PathBuf::from("/bin/sh")));
-    }
-
-    #[test]
-    fn installed_packages_need_nothing() {
-        // coreutils is essential on Debian: nothing to install, so apt never runs.
-        ensure_packages(&[("ls", "coreutils")]).unwrap();
-        assert!(dpkg_installed("coreutils"));
-        assert!(!dpkg_installed("hako-no-such-package-xyz"));
-    }
-}
-
 /// Debian packages of the shared database service.
 pub const MARIADB_PACKAGES: &[(&str, &str)] = &[
     ("mariadbd", "mariadb-server"),
@@ -167,4 +133,38 @@ pub fn ensure_mariadb() -> anyhow::Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_missing_packages_are_listed_once() {
+        let wanted = [
+            ("crun", "crun"),
+            ("busybox", "busybox-static"),
+            ("php", "php-cli"),
+            ("php8.2", "php-cli"),
+        ];
+        let missing = missing_packages(&wanted, |cmd, _| cmd == "crun");
+        assert_eq!(missing, vec!["busybox-static", "php-cli"]);
+        assert!(missing_packages(&wanted, |_, _| true).is_empty());
+    }
+
+    #[test]
+    fn finds_commands_in_path() {
+        let sh = find_in_path("sh").expect("every machine has sh");
+        assert!(sh.is_absolute() && sh.ends_with("sh"));
+        assert!(find_in_path("hako-no-such-command-xyz").is_none());
+        assert_eq!(find_in_path("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+    }
+
+    #[test]
+    fn installed_packages_need_nothing() {
+        // coreutils is essential on Debian: nothing to install, so apt never runs.
+        ensure_packages(&[("ls", "coreutils")]).unwrap();
+        assert!(dpkg_installed("coreutils"));
+        assert!(!dpkg_installed("hako-no-such-package-xyz"));
+    }
 }

@@ -176,7 +176,7 @@ fn run(d: &Serve, args: &[&str]) -> (i32, String) {
 
 /// Running instances of `app`, from the API.
 fn instances(d: &Serve, app: &str) -> Vec<serde_json::Value> {
-    let (code, out) = run(&d, &["instance", "list", "--json"]);
+    let (code, out) = run(d, &["instance", "list", "--json"]);
     assert_eq!(code, 0, "{out}");
     let all: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     all.into_iter().filter(|i| i["app"] == app).collect()
@@ -256,7 +256,7 @@ fn inside(pid: u32, env: &HashMap<String, String>, argv: &[&str]) -> (bool, Stri
 fn create_site(data: &Path, d: &Serve, image: &str, app: &str, prefix: &str, idle: &str) -> String {
     let host = format!("{app}.{prefix}.test");
     let (code, out) = run(
-        &d,
+        d,
         &[
             "app",
             "create",
