@@ -88,12 +88,13 @@ impl Default for Options {
 }
 
 impl Options {
-    /// `--quick`: a small smoke run (40 sites, 1 minute per mode, 1,000 simulated sites over
-    /// 6 hours) reported under the target dir, not docs/.
+    /// `--quick`: a small smoke run (40 sites, 1 minute per mode compressed 10×, 1,000
+    /// simulated sites over 6 hours) reported under the target dir, not docs/.
     fn quick() -> Options {
         Options {
             sites: 40,
             duration: Duration::from_secs(60),
+            speedup: 10.0,
             sim_sites: 1000,
             sim_duration: Duration::from_secs(6 * 3600),
             out: crate::bench::daemon::target_dir(&crate::workspace_root()).join("experiments"),

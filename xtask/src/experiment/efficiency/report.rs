@@ -271,9 +271,8 @@ fn findings(md: &mut String, r: &Results) {
     if let [on, cy, pr] = r.headline.as_slice() {
         let _ = writeln!(
             md,
-            "- **Simulated, {} sites × {}**, same policies in the workload's own time: cycling {} → \
-             {} of always-on's memory-time at {} cold; cycling + prediction {} → {} at {} cold \
-             (always-on: {}).",
+            "- **Simulated, {} sites × {}**, same policies in the workload's own time: {} → \
+             {} of always-on's memory-time at {} cold; {} → {} at {} cold (always-on: {}).",
             on.report.sites,
             human(std::time::Duration::from_secs_f64(
                 on.report.simulated_hours * 3600.0
@@ -316,12 +315,15 @@ fn findings(md: &mut String, r: &Results) {
             let _ = writeln!(
                 md,
                 "- **With prediction the goal is met in simulation**: {} uses {} of the memory-time at \
-                 {} cold requests ({} instance starts, {} of them pre-warm). The predictor there is \
-                 perfect (it knows the next request); see the limits below.",
+                 {} cold requests — at the price of {} instance starts ({:.0} a second over {} sites, \
+                 {} of them pre-warm). The predictor there is perfect (it knows the next request); \
+                 see the limits below.",
                 p.policy.label(),
                 pct(p.report.memory_time_vs_always_on),
                 pct(p.report.cold_ratio),
                 p.report.instance_starts,
+                p.report.instance_starts as f64 / (p.report.simulated_hours * 3600.0),
+                p.report.sites,
                 p.report.prewarm_starts,
             );
         }

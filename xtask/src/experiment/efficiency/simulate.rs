@@ -97,10 +97,17 @@ pub struct SimPoint {
 
 impl SimPoint {
     /// The model's error against the simulator: the larger relative error of the cold ratio
-    /// and of the memory-time share.
+    /// and of the memory-time share (absolute where the simulator's value is below 0.01%, e.g.
+    /// always-on's few cold requests while the first instances start).
     pub fn model_err(&self) -> Option<f64> {
         let (cold, mem) = self.model?;
-        let rel = |m: f64, s: f64| if s > 0.0 { (m - s).abs() / s } else { m.abs() };
+        let rel = |m: f64, s: f64| {
+            if s >= 1e-4 {
+                (m - s).abs() / s
+            } else {
+                (m - s).abs()
+            }
+        };
         Some(rel(cold, self.report.cold_ratio).max(rel(mem, self.report.memory_time_vs_always_on)))
     }
 }
