@@ -74,8 +74,8 @@ impl Default for Options {
             seed: 1,
             php_share: 0.3,
             idle_timeout: Duration::from_secs(300),
-            predict_idle_timeout: Duration::from_secs(30),
-            lead: Duration::from_secs(2),
+            predict_idle_timeout: Duration::from_secs(60),
+            lead: Duration::from_secs(4),
             sim_sites: 10_000,
             sim_duration: Duration::from_secs(24 * 3600),
             concurrency: 64,
@@ -213,7 +213,7 @@ pub fn human(d: Duration) -> String {
         return "0s".into();
     }
     for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-        if ms % size == 0 {
+        if ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -441,6 +441,10 @@ mod tests {
         let o = Options::parse(&[]).unwrap();
         assert_eq!(o, Options::default());
         assert_eq!(o.warmup(), Duration::from_secs(75 + 10));
+        assert_eq!(
+            o.policies()[2].1.compressed(o.speedup).lead,
+            Some(Duration::from_secs(1))
+        );
         let o = Options::parse(&[
             "--sites",
             "10",
@@ -480,6 +484,106 @@ mod tests {
         ] {
             assert!(Options::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// The hako binary for the end-to-end test: the debug build `cargo nextest run
+    /// --workspace` makes for hako's own tests, built here if it is missing.
+    fn hako_binary() -> PathBuf {
+        let target = crate::bench::daemon::target_dir(&crate::workspace_root());
+        let bin = target.join("debug/hako");
+        if !bin.exists() {
+            let status = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            )
+            .current_dir(crate::workspace_root())
+            .args(["build", "--quiet", "-p", "hako"])
+            .status()
+            .unwrap();
+            assert!(status.success(), "cannot build hako");
+        }
+        bin
+    }
+
+    /// The whole experiment in small: 12 real sites for a few seconds per mode, 200 simulated
+    /// sites for an hour, the report written; nothing of the daemon is left behind.
+    #[test]
+    fn smoke_run_end_to_end() {
+        assert!(
+            hako_runtime::is_root(),
+            "the experiment makes containers: run as root"
+        );
+        let out = tempfile::tempdir().unwrap();
+        let opts = Options {
+            sites: 12,
+            duration: Duration::from_secs(4),
+            warmup: Some(Duration::from_secs(2)),
+            speedup: 60.0,
+            seed: 3,
+            idle_timeout: Duration::from_secs(60),
+            predict_idle_timeout: Duration::from_secs(30),
+            lead: Duration::from_secs(6),
+            sim_sites: 200,
+            sim_duration: Duration::from_secs(3600),
+            out: out.path().to_path_buf(),
+            ..Options::default()
+        };
+        opts.check().unwrap();
+        let stop = AtomicBool::new(false);
+        let r = run(&opts, Some(&hako_binary()), &stop).unwrap();
+        let real = r.real.as_ref().unwrap();
+        let names: Vec<&str> = real.modes.iter().map(|m| m.name).collect();
+        assert_eq!(names, ["always-on", "cycling", "cycling + prediction"]);
+        assert!(real.window_requests > 20, "{}", real.window_requests);
+        let on = &real.modes[0];
+        assert!(
+            (11.5..=12.5).contains(&on.mean_instances()),
+            "always-on kept {} instances for 12 sites",
+            on.mean_instances()
+        );
+        assert_eq!(on.counts.cold, 0, "always-on had cold requests");
+        for m in &real.modes {
+            assert_eq!(
+                (m.failed(), m.dropped),
+                (0, 0),
+                "{}: {:?}",
+                m.name,
+                m.first_errors
+            );
+            assert_eq!(
+                m.counts.cold + m.counts.warm,
+                m.outcomes.len() as u64,
+                "{}",
+                m.name
+            );
+        }
+        for m in &real.modes[1..] {
+            assert!(
+                m.mean_mib() < on.mean_mib(),
+                "{} uses as much as always-on",
+                m.name
+            );
+        }
+        let line = report::write(&opts, &r).unwrap();
+        assert!(
+            line.starts_with("efficiency: sites=12 always_on_mib="),
+            "{line}"
+        );
+        let md = std::fs::read_to_string(out.path().join("efficiency.md")).unwrap();
+        assert!(md.contains(&line));
+        for svg in [
+            "efficiency-memory.svg",
+            "efficiency-host.svg",
+            "efficiency-tradeoff.svg",
+        ] {
+            assert!(out.path().join(svg).exists(), "{svg}");
+        }
+        // The daemon stopped every instance and removed its cgroups.
+        let prefix = crate::bench::daemon::named_prefix("hakoe", std::process::id());
+        let left = hako_cgroup::detect(&prefix)
+            .unwrap()
+            .list()
+            .unwrap_or_default();
+        assert!(left.is_empty(), "cgroups left: {left:?}");
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn draw(
                     points.clone(),
                     6,
                     4,
-                    color.stroke_width(2).into(),
+                    color.stroke_width(2),
                 ))
                 .map_err(|e| err(&e))?,
             Style::Points => c

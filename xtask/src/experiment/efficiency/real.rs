@@ -178,6 +178,52 @@ pub struct RealRun {
     pub modes: Vec<ModeRun>,
 }
 
+/// The host's IPv4 neighbour (ARP) table limits, raised for the run and put back when
+/// dropped. Every isolated instance is a neighbour of hako's bridge; past the kernel's default
+/// hard limit of 1,024 entries new ones fail ("neighbour table overflow", and the proxy gets
+/// "No route to host"), so a thousand instances need more.
+struct NeighbourLimits {
+    old: Vec<(std::path::PathBuf, String)>,
+}
+
+impl NeighbourLimits {
+    const FILES: [(&'static str, u32); 3] = [
+        ("/proc/sys/net/ipv4/neigh/default/gc_thresh1", 4096),
+        ("/proc/sys/net/ipv4/neigh/default/gc_thresh2", 8192),
+        ("/proc/sys/net/ipv4/neigh/default/gc_thresh3", 16384),
+    ];
+
+    /// Raises each limit to at least the value above.
+    fn raise() -> anyhow::Result<NeighbourLimits> {
+        let mut guard = NeighbourLimits { old: Vec::new() };
+        // thresh3 first when raising, so thresh1 ≤ thresh2 ≤ thresh3 holds at every step.
+        for (file, want) in Self::FILES.iter().rev() {
+            let path = std::path::PathBuf::from(file);
+            let old = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {file}"))?
+                .trim()
+                .to_string();
+            if old.parse::<u32>().is_ok_and(|v| v >= *want) {
+                continue;
+            }
+            std::fs::write(&path, want.to_string()).with_context(|| format!("write {file}"))?;
+            guard.old.push((path, old));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for NeighbourLimits {
+    fn drop(&mut self) {
+        // Lowered in the reverse order of raising: thresh1 first.
+        for (path, old) in self.old.iter().rev() {
+            if let Err(e) = std::fs::write(path, old) {
+                eprintln!("experiment: cannot restore {}: {e}", path.display());
+            }
+        }
+    }
+}
+
 /// A /21 (2,046 addresses: a thousand instances and their replacements) per pid, apart from
 /// the test and bench subnets (10.50–53, 10.88, 10.100–103).
 pub fn subnet(pid: u32) -> String {
@@ -202,6 +248,8 @@ pub fn run(setup: &Setup, hako: &Path, stop: &AtomicBool) -> anyhow::Result<Real
     let code = tmp.path().join("code");
     write_code(&code)?;
     let pid = std::process::id();
+    // Dropped after `serve` (declared first): the limits hold until every instance is gone.
+    let _neighbours = NeighbourLimits::raise()?;
     let serve = HakoServe::start_with(hako, &named_prefix("hakoe", pid), &subnet(pid))?;
     eprintln!(
         "experiment: hako serve on {} (prefix {}), {} sites, {} requests per mode",
@@ -384,6 +432,10 @@ fn run_mode(
     })
 }
 
+/// Threads of the pre-warm driver; each owns the sites with its number modulo this, so one
+/// site's changes keep their order while a slow API call delays only a share of the sites.
+const PREWARM_THREADS: usize = 4;
+
 /// Sends the pre-warm plan's minimum changes at their times; returns how late each went out.
 fn drive_prewarm(
     sites: &Sites<'_>,
@@ -391,14 +443,40 @@ fn drive_prewarm(
     t0: Instant,
     stop: &AtomicBool,
 ) -> anyhow::Result<Vec<f64>> {
+    let shares: Vec<Vec<MinChange>> = (0..PREWARM_THREADS)
+        .map(|k| {
+            plan.iter()
+                .filter(|c| c.site as usize % PREWARM_THREADS == k)
+                .copied()
+                .collect()
+        })
+        .collect();
+    let results: Vec<anyhow::Result<Vec<f64>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .iter()
+            .map(|share| {
+                scope.spawn(move || -> anyhow::Result<Vec<f64>> {
+                    let mut late = Vec::with_capacity(share.len());
+                    for c in share {
+                        let at = t0 + Duration::from_secs_f64(c.at);
+                        if !sleep_until(at, stop) {
+                            break;
+                        }
+                        late.push(Instant::now().saturating_duration_since(at).as_secs_f64());
+                        sites.update(c.site as usize, &json!({ "min": c.min }))?;
+                    }
+                    Ok(late)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("pre-warm thread panicked"))
+            .collect()
+    });
     let mut late = Vec::with_capacity(plan.len());
-    for c in plan {
-        let at = t0 + Duration::from_secs_f64(c.at);
-        if !sleep_until(at, stop) {
-            break;
-        }
-        late.push(Instant::now().saturating_duration_since(at).as_secs_f64());
-        sites.update(c.site as usize, &json!({ "min": c.min }))?;
+    for r in results {
+        late.extend(r?);
     }
     Ok(late)
 }
@@ -429,6 +507,26 @@ mod tests {
         assert_eq!(subnet(255), "10.167.248.0/21");
         assert_ne!(subnet(1), subnet(2));
         assert_eq!(subnet(256), subnet(0));
+    }
+
+    #[test]
+    fn neighbour_limits_are_raised_and_restored() {
+        let read = |f: &str| -> u32 { std::fs::read_to_string(f).unwrap().trim().parse().unwrap() };
+        let before: Vec<u32> = NeighbourLimits::FILES
+            .iter()
+            .map(|(f, _)| read(f))
+            .collect();
+        {
+            let _g = NeighbourLimits::raise().unwrap();
+            for (f, want) in NeighbourLimits::FILES {
+                assert!(read(f) >= want, "{f}");
+            }
+        }
+        let after: Vec<u32> = NeighbourLimits::FILES
+            .iter()
+            .map(|(f, _)| read(f))
+            .collect();
+        assert_eq!(before, after);
     }
 
     #[test]

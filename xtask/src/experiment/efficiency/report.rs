@@ -590,7 +590,7 @@ fn method(md: &mut String, opts: &Options, r: &Results) {
         opts.max_requests,
         human(opts.warmup()),
         human(opts.sample_interval),
-        bound_at(r, GOAL_COLD).map_or("-".into(), |b| pct(b)),
+        bound_at(r, GOAL_COLD).map_or("-".into(), pct),
     );
 }
 
@@ -625,7 +625,7 @@ fn memory_chart(path: &Path, real: &RealRun, host: bool) -> anyhow::Result<()> {
         .flat_map(|s| &s.points)
         .map(|p| p.1)
         .fold(1.0, f64::max)
-        * 1.1;
+        * 1.3;
     if let Some(m) = real.modes.first() {
         series.push(Series {
             label: "end of warm-up".into(),
