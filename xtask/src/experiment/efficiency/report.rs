@@ -557,9 +557,12 @@ fn method(md: &mut String, opts: &Options, r: &Results) {
          mean.\n\n\
          **Sites.** Each site is an app on the host image: static (`busybox httpd`, 64 MiB limit) or, \
          with probability {}, PHP (`php -S`, `--stop-signal INT`, 128 MiB limit), assigned \
-         independently of traffic. The PHP share is kept at {} because `php -S` holds ~15–20 MiB \
-         resident against ~0.3 MiB for busybox: with 1,000 always-on sites it still fits this \
-         host with room to spare, and the ramp refuses to continue below 2 GiB available.\n\n\
+         independently of traffic (`--php-share`). Measured on this host, a `php -S` instance is \
+         charged about 8 MiB (6 MiB its own, the rest page cache; cgroup v1 charges shared page \
+         cache to the instance that reads it first, so the first PHP instance also carries ~16 MiB \
+         of PHP's files) and a busybox one under 1 MiB, so even all-PHP always-on would fit in ~8 GiB: \
+         the share is a choice of mix, not a memory limit. The always-on ramp refuses to continue \
+         below 2 GiB available.\n\n\
          **Load.** A bounded open-loop generator: requests leave at their scheduled times from {} \
          worker threads (one HTTP/1.1 keep-alive connection each to the proxy, so at most {} in \
          flight), at most {} waiting for a worker (more are dropped and counted), at most {} per \
@@ -610,7 +613,6 @@ fn method(md: &mut String, opts: &Options, r: &Results) {
         human(opts.lead),
         human(opts.lead.div_f64(k)),
         human((opts.warmup() + opts.duration).mul_f64(k)),
-        opts.php_share,
         opts.php_share,
         opts.concurrency,
         opts.concurrency,
