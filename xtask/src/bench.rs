@@ -5,7 +5,7 @@
 //! starts apart, and the table printer.
 
 mod cold_start;
-mod daemon;
+pub mod daemon;
 mod http;
 mod proxy;
 mod runtime;

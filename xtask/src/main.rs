@@ -6,10 +6,12 @@
 //! cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
 //! cargo xtask bench cold-start [--runs N] [--spacing-ms MS] [--verbose]
 //! cargo xtask bench proxy [--seconds S] [--rounds N]
+//! cargo xtask experiment efficiency [--quick] [--sites N] [--duration D] [--speedup K] [--seed S] …
 //! ```
 
 mod bench;
 mod demo;
+mod experiment;
 mod setup;
 mod test;
 
@@ -20,10 +22,17 @@ const USAGE: &str = "usage: cargo xtask demo [LISTEN]        (default 0.0.0.0:80
        cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
        cargo xtask bench cold-start [--runs N] [--spacing-ms MS] [--verbose]
        cargo xtask bench proxy [--seconds S] [--rounds N]
+       cargo xtask experiment efficiency [--quick] [--sim-only] [--sites N] [--duration D]
+             [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
+             [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
+             [--concurrency N] [--max-requests N] [--out DIR]
   --runs N         samples per measure (default 50)
   --spacing-ms MS  minimum time between two container starts (default 200)
   --only NAME,…    run only these measures (names in the table's first column)
-  --verbose        print every sample as it is taken";
+  --verbose        print every sample as it is taken
+  experiment efficiency: always-on vs cycling vs cycling + prediction with 1,000 real sites
+  (12 min measured per mode, workload compressed 4x) and 10,000 simulated sites x 24 h;
+  report in docs/experiments/efficiency.md (--quick: 40 sites, 1 min, report under target/)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +41,7 @@ fn main() -> ExitCode {
         ["bench", rest @ ..] => bench::main(rest),
         ["test", rest @ ..] => test::main(rest),
         ["demo", rest @ ..] => demo::main(rest),
+        ["experiment", rest @ ..] => experiment::main(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

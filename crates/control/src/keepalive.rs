@@ -190,9 +190,13 @@ fn spawn_start(
     let (daemon, starting, app) = (daemon.clone(), starting.clone(), app.clone());
     tokio::spawn(async move {
         let result = daemon.agent.launch(&app).await;
-        if let Some(n) = starting.lock().expect("starting lock").get_mut(&name) {
-            *n = n.saturating_sub(1);
-        }
+        // The instance stops counting as starting only once it is routed (registered): in
+        // between, the loop would see the app below its minimum and start another.
+        let started = || {
+            if let Some(n) = starting.lock().expect("starting lock").get_mut(&name) {
+                *n = n.saturating_sub(1);
+            }
+        };
         match result {
             Ok(info) => {
                 if let Some(ms) = info.ready_ms {
@@ -208,6 +212,7 @@ fn spawn_start(
                     )
                     .await;
                 daemon.register(&info, &app, true).await;
+                started();
                 if let Some(old) = replaces {
                     daemon
                         .retire(
@@ -220,6 +225,7 @@ fn spawn_start(
                 }
             }
             Err(e) => {
+                started();
                 daemon
                     .events
                     .record(

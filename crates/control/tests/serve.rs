@@ -474,3 +474,59 @@ async fn min_instances_are_kept_and_deleting_an_app_stops_everything() {
     );
     s.stop().await;
 }
+
+/// Raising `min` starts exactly one instance per app, also while the keep-alive loop is busy
+/// with other apps: a start finishing must count as live before it stops counting as
+/// starting, or the loop sees the app below its minimum and starts a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn raising_min_starts_one_instance_per_app() {
+    let s = Serve::start().await;
+    let names: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    for n in &names {
+        s.create(static_site(n)).await;
+        s.deploy(n, &[("index.html", "min\n")]).await;
+    }
+    for n in &names {
+        let (c, n) = (s.client.clone(), n.clone());
+        let patch = hako_api::AppPatch {
+            min: Some(1),
+            ..Default::default()
+        };
+        tokio::task::spawn_blocking(move || c.update_app(&n, &patch))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // Each app answers warm (its instance is routed) without any request having started one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for n in &names {
+        while s.instances(n).await == 0 {
+            assert!(Instant::now() < deadline, "{n} never got its instance");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            http(s.bound.proxy, &format!("{n}.example"), "/index.html").await,
+            (200, "min\n".into())
+        );
+    }
+    // A second start would show within moments (the loop runs on every change): watch for
+    // one second that none comes, then count the starts each app recorded.
+    let watch = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < watch {
+        for n in &names {
+            assert_eq!(s.instances(n).await, 1, "{n} has a second instance");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for n in &names {
+        let starts = s
+            .events(n)
+            .await
+            .iter()
+            .filter(|e| e.kind == EventKind::Start)
+            .count();
+        assert_eq!(starts, 1, "{n} was started {starts} times");
+        assert_eq!(s.instances(n).await, 1, "{n}");
+    }
+    s.stop().await;
+}

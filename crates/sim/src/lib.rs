@@ -55,6 +55,34 @@ fn site_rngs(seed: u64, i: usize) -> (Rng, Rng) {
     (Rng::new(seed, 2 * i), Rng::new(seed, 2 * i + 1))
 }
 
+/// The synthetic workload's request arrivals until `horizon` seconds, one sorted list of arrival
+/// times (seconds) per site: exactly the requests [`run`] generates for `synthetic` under `seed`
+/// (the same random streams), for replaying them elsewhere — e.g. against a real `hako serve`,
+/// or as a [`Trace`] through [`run`] again.
+pub fn synthetic_arrivals(synthetic: &Synthetic, seed: u64, horizon: f64) -> Vec<Vec<f64>> {
+    let rates = synthetic.site_rates(seed);
+    rates
+        .iter()
+        .enumerate()
+        .map(|(i, rate)| {
+            let (mut arrival_rng, _) = site_rngs(seed, i);
+            let mut arrivals = Arrivals::Synthetic(SyntheticArrivals::new(
+                *rate,
+                synthetic.diurnal,
+                synthetic.bursts,
+                horizon,
+                &mut arrival_rng,
+            ));
+            let mut times = Vec::new();
+            while arrivals.peek() < horizon {
+                times.push(arrivals.peek());
+                arrivals.advance(&mut arrival_rng);
+            }
+            times
+        })
+        .collect()
+}
+
 /// Run one simulation. Deterministic for `config.seed`; with one seed, runs that differ only in
 /// policy see exactly the same requests (common random numbers), so policies compare fairly.
 pub fn run(config: &SimConfig) -> Result<Report, SimError> {

@@ -349,3 +349,33 @@ fn perfect_prediction_removes_cold_starts_for_a_little_memory() {
     // The pre-started instance lives lead + idle timeout longer per request at most.
     assert!(predicted.instance_seconds < plain.instance_seconds * 1.1);
 }
+
+/// The materialized arrivals are the requests `run` simulates: replayed as a trace through the
+/// same policy they give the same requests, cold requests and memory-time.
+#[test]
+fn synthetic_arrivals_replay_as_the_same_run() {
+    let synthetic = Synthetic::azure_like(300);
+    let horizon = 6.0 * 3600.0;
+    let arrivals = hako_sim::synthetic_arrivals(&synthetic, 11, horizon);
+    assert_eq!(arrivals.len(), 300);
+    assert!(
+        arrivals
+            .iter()
+            .all(|a| a.windows(2).all(|w| w[0] <= w[1]) && a.iter().all(|t| *t < horizon))
+    );
+    let mut direct = SimConfig::azure_like(300, 11);
+    direct.duration = Duration::from_secs_f64(horizon);
+    direct.start_time = StartTime::constant(Duration::from_millis(50));
+    let a = run(&direct).unwrap();
+    let total: usize = arrivals.iter().map(Vec::len).sum();
+    assert_eq!(a.requests as usize, total);
+    let mut replay = direct.clone();
+    replay.workload = Workload::Trace(Trace {
+        sites: (0..300).map(|i| format!("s{i}")).collect(),
+        end: arrivals.iter().flatten().fold(0.0, |m: f64, t| m.max(*t)),
+        arrivals,
+    });
+    let b = run(&replay).unwrap();
+    assert_eq!((a.requests, a.cold_requests), (b.requests, b.cold_requests));
+    assert!((a.instance_seconds - b.instance_seconds).abs() < 1e-6 * a.instance_seconds);
+}

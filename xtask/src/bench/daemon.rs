@@ -36,7 +36,8 @@ pub fn build_release(package: &str, args: &[&str]) -> anyhow::Result<PathBuf> {
     Ok(target_dir(&root))
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+/// The target dir: `CARGO_TARGET_DIR` (absolute, or relative to `root`), else `root/target`.
+pub fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
         Some(d) => root.join(d),
@@ -46,9 +47,14 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// The kernel-object name prefix of this bench process: `hakob` and 4 base-36 characters.
 pub fn prefix(pid: u32) -> String {
+    named_prefix("hakob", pid)
+}
+
+/// `head` (`hako` and one letter naming the tool) and 4 base-36 characters of `pid`.
+pub fn named_prefix(head: &str, pid: u32) -> String {
     const D: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut n = pid;
-    let mut s = String::from("hakob");
+    let mut s = String::from(head);
     for _ in 0..4 {
         s.push(D[(n % 36) as usize] as char);
         n /= 36;
@@ -81,7 +87,7 @@ pub struct HakoServe {
 
 impl HakoServe {
     /// Makes the host image `base` in a fresh data dir and starts `hako serve` on loopback
-    /// (ports picked by the kernel) with `--stop-grace 1s`.
+    /// (ports picked by the kernel) with `--stop-grace 1s`, the `hakob…` prefix and a /24.
     pub fn start(hako: &Path) -> anyhow::Result<HakoServe> {
         HakoServe::start_with_images(hako, None)
     }
@@ -89,6 +95,21 @@ impl HakoServe {
     /// Like [`HakoServe::start`], with the data dir's image store at `images` (a store kept
     /// between runs, so that a debootstrap-built image is built once per machine).
     pub fn start_with_images(hako: &Path, images: Option<&Path>) -> anyhow::Result<HakoServe> {
+        let pid = std::process::id();
+        HakoServe::start_inner(hako, &prefix(pid), &subnet(pid), images)
+    }
+
+    /// [`start`](Self::start) with a given kernel-object `prefix` and instance `subnet`.
+    pub fn start_with(hako: &Path, prefix: &str, subnet: &str) -> anyhow::Result<HakoServe> {
+        HakoServe::start_inner(hako, prefix, subnet, None)
+    }
+
+    fn start_inner(
+        hako: &Path,
+        prefix: &str,
+        subnet: &str,
+        images: Option<&Path>,
+    ) -> anyhow::Result<HakoServe> {
         let pid = std::process::id();
         let tmp = tempfile::Builder::new()
             .prefix(&format!("hako-bench-serve-{pid}-"))
@@ -100,7 +121,7 @@ impl HakoServe {
             std::fs::create_dir_all(&data)?;
             std::os::unix::fs::symlink(images, data.join("images"))?;
         }
-        let prefix = prefix(pid);
+        let prefix = prefix.to_string();
         let out = Command::new(hako)
             .arg("--data-dir")
             .arg(&data)
@@ -118,7 +139,7 @@ impl HakoServe {
             .arg("--data-dir")
             .arg(&data)
             .args(["serve", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
-            .args(["--prefix", &prefix, "--subnet", &subnet(pid)])
+            .args(["--prefix", &prefix, "--subnet", subnet])
             .args(["--stop-grace", "1s"])
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
@@ -198,6 +219,42 @@ impl HakoServe {
             bail!("API GET {path}: {} {}", r.status, r.text());
         }
         serde_json::from_slice(&r.body).with_context(|| format!("API GET {path}: not JSON"))
+    }
+
+    /// `METHOD path` on the API with the admin token and a JSON body; the answer as JSON
+    /// (`null` for an empty one). Fails unless the status is 2xx.
+    pub fn api_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let auth = format!("Bearer {}", self.token);
+        let body = serde_json::to_vec(body)?;
+        let (r, _) = request::send(
+            self.api,
+            method,
+            "hako-api",
+            path,
+            &[("Authorization", &auth)],
+            Some(&body),
+            Duration::from_secs(30),
+        )?;
+        if !(200..300).contains(&r.status) {
+            bail!("API {method} {path}: {} {}", r.status, r.text());
+        }
+        if r.body.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&r.body).with_context(|| format!("API {method} {path}: not JSON"))
+    }
+
+    /// Every running instance (`GET /v1/instances`).
+    pub fn all_instances(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        match self.api_get("/v1/instances")? {
+            serde_json::Value::Array(v) => Ok(v),
+            other => bail!("instances: expected a list, got {other}"),
+        }
     }
 
     /// The app's running instances (`GET /v1/instances?app=NAME`).
