@@ -145,6 +145,19 @@ async fn the_apps_stop_signal_is_used() {
     let mut app = n.app("php", "php -S 0.0.0.0:$PORT -t /app");
     app.spec.stop_signal = "INT".parse().unwrap();
     let info = n.agent.launch(&app).await.unwrap();
+    // php -S listens before it installs its handlers: one answered request says it is done
+    // (stopped earlier, the default action of SIGINT ends it, which is not what is tested).
+    let addr: std::net::SocketAddr = info.addr.parse().unwrap();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1."), "{answer}");
+    })
+    .await
+    .unwrap();
     let t = std::time::Instant::now();
     let status = n
         .agent

@@ -291,12 +291,20 @@ async fn failing_starts_answer_503_with_an_event() {
     s.create(crash).await;
     let (status, body) = http(s.bound.proxy, "crash.example", "/").await;
     assert_eq!(status, 503, "{body}");
-    let failed = s
-        .events("crash")
-        .await
-        .into_iter()
-        .find(|e| e.kind == EventKind::StartFailed)
-        .unwrap();
+    // The event is recorded beside the answer, not before it: poll for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        if let Some(e) = s
+            .events("crash")
+            .await
+            .into_iter()
+            .find(|e| e.kind == EventKind::StartFailed)
+        {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no event for the failed start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(
         failed.reason.contains("exited with code 1"),
         "{}",

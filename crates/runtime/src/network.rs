@@ -99,6 +99,8 @@ impl Network {
             // Forwarding is needed for NAT out; it is host-wide (as with every container engine).
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         }
+        // One neighbour entry per instance: room for thousands of sites on this host.
+        crate::tune::neighbour_table(std::path::Path::new("/proc/sys/net/ipv4/neigh/default"));
         Ok(Network {
             prefix: prefix.to_string(),
             subnet,

@@ -86,3 +86,53 @@ fn mount_named_v1() -> std::io::Result<()> {
 fn tempdir_path() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("hako-fdm-{}", std::process::id()))
 }
+
+/// The host's neighbour (ARP) table must hold an entry per running isolated instance: the
+/// kernel's default limit (`gc_thresh3` = 1024) overflows past about a thousand, and then
+/// the proxy meets "No route to host". Raises `gc_thresh1/2/3` to at least these values
+/// (never lowers them); kernel-wide, like every container engine's networking tuning.
+pub(crate) const NEIGH_THRESHOLDS: [(&str, u64); 3] = [
+    ("gc_thresh1", 4096),
+    ("gc_thresh2", 8192),
+    ("gc_thresh3", 16384),
+];
+
+/// Raises the neighbour table limits under `dir` (normally
+/// `/proc/sys/net/ipv4/neigh/default`) to [`NEIGH_THRESHOLDS`]; logs and carries on on failure.
+pub(crate) fn neighbour_table(dir: &std::path::Path) {
+    for (name, want) in NEIGH_THRESHOLDS {
+        let path = dir.join(name);
+        let now = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        match now {
+            Some(v) if v >= want => {}
+            _ => {
+                if let Err(e) = std::fs::write(&path, want.to_string()) {
+                    tracing::info!(path = %path.display(), error = %e, "cannot raise the neighbour table limit");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod neighbour_tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_raised_and_never_lowered() {
+        let dir = tempfile::Builder::new()
+            .prefix("hako-neigh-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("gc_thresh1"), "128\n").unwrap();
+        std::fs::write(dir.path().join("gc_thresh2"), "100000\n").unwrap();
+        std::fs::write(dir.path().join("gc_thresh3"), "1024\n").unwrap();
+        neighbour_table(dir.path());
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        assert_eq!(read("gc_thresh1"), "4096");
+        assert_eq!(read("gc_thresh2"), "100000\n", "a higher setting is kept");
+        assert_eq!(read("gc_thresh3"), "16384");
+    }
+}
