@@ -168,6 +168,24 @@ fn png() -> Vec<u8> {
     png
 }
 
+/// Drops these databases and their accounts when dropped (they may be gone already).
+struct DropDatabases(Vec<String>);
+
+impl Drop for DropDatabases {
+    fn drop(&mut self) {
+        for db in &self.0 {
+            let _ = Command::new("mariadb")
+                .args([
+                    "-e",
+                    &format!(
+                        "DROP DATABASE IF EXISTS `{db}`; DROP USER IF EXISTS '{db}'@'localhost';"
+                    ),
+                ])
+                .output();
+        }
+    }
+}
+
 /// Runs the CLI against the daemon: (exit code, stdout + stderr).
 fn run(d: &Serve, args: &[&str]) -> (i32, String) {
     let o = d.hako(args);
@@ -429,6 +447,8 @@ fn wordpress_from_install_to_cycling() {
     let data = data_dir_with_image(tmp.path(), &image);
     let d = Serve::start(&data);
     let prefix = d.prefix.clone();
+    // A failing run must not leave its databases on the shared server.
+    let _databases = DropDatabases(vec![format!("{prefix}_blog"), format!("{prefix}_shop")]);
 
     // Install, log in, publish a post with an uploaded image.
     let host = create_site(&data, &d, &image, "blog", &prefix, "2s");

@@ -384,13 +384,15 @@ impl Peer {
     }
 }
 
-/// Removes the bench's database and the peer's account at the end (also after a failure).
+/// Removes the bench's database, the site's account and the peer's account at the end (also
+/// after a failure).
 struct DropDatabase(String);
 
 impl Drop for DropDatabase {
     fn drop(&mut self) {
         let _ = mariadb(&format!(
-            "DROP DATABASE IF EXISTS `{}`; DROP USER IF EXISTS '{PEER_USER}'@'localhost';",
+            "DROP DATABASE IF EXISTS `{0}`; DROP USER IF EXISTS '{0}'@'localhost'; \
+             DROP USER IF EXISTS '{PEER_USER}'@'localhost';",
             self.0
         ));
     }
