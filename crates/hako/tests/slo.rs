@@ -17,11 +17,7 @@ fn requests(d: &Serve, host: &str, n: usize) {
 #[test]
 fn slo_app_answers_from_the_apps_own_measurements() {
     let env = common::Env::new();
-    let site = env.path("site");
-    std::fs::create_dir_all(&site).unwrap();
-    std::fs::write(site.join("index.html"), "measured\n").unwrap();
-    let out = env.run(&["image", "host", "base"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let site = env.host_image_and_site("measured\n");
     let d = Serve::start(&env.data_dir());
     d.ok(&[
         "app",

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::serve::{Serve, get};
 
@@ -48,23 +48,15 @@ fn pooled_starts(d: &Serve) -> usize {
         .count()
 }
 
-/// Polls `f` every 20 ms until it holds; fails after 15 s.
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits up to 15 s for `f` to hold.
+fn wait(what: &str, f: impl FnMut() -> bool) {
+    common::wait_until(what, Duration::from_secs(15), f);
 }
 
 #[test]
 fn a_warm_pool_serves_cold_requests_through_hako_serve() {
     let env = common::Env::new();
-    let site = env.path("site");
-    std::fs::create_dir_all(&site).unwrap();
-    std::fs::write(site.join("index.html"), "warm\n").unwrap();
-    let out = env.run(&["image", "host", "base"]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let site = env.host_image_and_site("warm\n");
     let d = Serve::start(&env.data_dir());
     d.ok(&[
         "app",
@@ -89,7 +81,7 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
     assert_eq!(show["app"]["warm_pool"], 1, "{show}");
 
     // One container is parked, no instance runs.
-    until("the pool fills", || parked(&d) == 1);
+    wait("the pool fills", || parked(&d) == 1);
     assert_eq!(containers(&d), (1, 1));
     assert_eq!(instances(&d), 0);
 
@@ -98,7 +90,7 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
     for n in 1..=2 {
         assert_eq!(get(&d.proxy, "warm.example", "/"), (200, "warm\n".into()));
         assert_eq!(pooled_starts(&d), n, "{}", d.ok(&["app", "events", "warm"]));
-        until("the instance idles out and the pool refills", || {
+        wait("the instance idles out and the pool refills", || {
             instances(&d) == 0 && parked(&d) == 1 && containers(&d) == (1, 1)
         });
     }
@@ -132,7 +124,7 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
         "--warm-pool",
         "2",
     ]);
-    until("the pool follows the update", || {
+    wait("the pool follows the update", || {
         let now: Vec<_> = std::fs::read_dir(Path::new("/run/hako").join(&d.prefix))
             .unwrap()
             .flatten()
@@ -146,13 +138,13 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
 
     // Pool size 0 empties it; deleting the app (with a pool again) removes it all.
     d.ok(&["app", "update", "warm", "--warm-pool", "0"]);
-    until("the instance idles out and the pool empties", || {
+    wait("the instance idles out and the pool empties", || {
         instances(&d) == 0 && parked(&d) == 0 && containers(&d) == (0, 0)
     });
     d.ok(&["app", "update", "warm", "--warm-pool", "2"]);
-    until("the pool fills again", || parked(&d) == 2);
+    wait("the pool fills again", || parked(&d) == 2);
     d.ok(&["app", "delete", "warm", "--yes"]);
-    until("the app's pool goes with it", || containers(&d) == (0, 0));
+    wait("the app's pool goes with it", || containers(&d) == (0, 0));
 
     // A pool is still parked when the daemon stops: nothing may be left (checked by stop).
     d.ok(&[
@@ -168,6 +160,6 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
         "--warm-pool",
         "1",
     ]);
-    until("the new app's pool fills", || containers(&d) == (1, 1));
+    wait("the new app's pool fills", || containers(&d) == (1, 1));
     d.stop();
 }

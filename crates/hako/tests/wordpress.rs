@@ -200,15 +200,6 @@ fn instances(d: &Serve, app: &str) -> Vec<serde_json::Value> {
     all.into_iter().filter(|i| i["app"] == app).collect()
 }
 
-/// Waits (up to `limit`) until `ok` holds.
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The environment of a running instance of `app` (found by its cgroup under `prefix`),
 /// and its init's pid.
 fn instance_env(prefix: &str, app: &str) -> (u32, HashMap<String, String>) {
@@ -481,7 +472,7 @@ fn wordpress_from_install_to_cycling() {
         .map(|i| i["id"].as_str().unwrap().to_string())
         .collect();
     assert!(!first.is_empty());
-    wait_until("the idle instance to stop", Duration::from_secs(60), || {
+    common::wait_until("the idle instance to stop", Duration::from_secs(60), || {
         instances(&d, "blog").is_empty()
     });
     // ...and the next request is a cold start that finds post and image intact.

@@ -64,6 +64,17 @@ impl Env {
         Outcome::from(self.hako(args).output().unwrap())
     }
 
+    /// The host image `base` and a static site in `<tmp>/site` whose index.html is `body`;
+    /// returns the site's directory.
+    pub fn host_image_and_site(&self, body: &str) -> PathBuf {
+        let site = self.path("site");
+        std::fs::create_dir_all(&site).unwrap();
+        std::fs::write(site.join("index.html"), body).unwrap();
+        let out = self.run(&["image", "host", "base"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        site
+    }
+
     /// A busybox root filesystem in `<tmp>/<name>`, imported as image `name`.
     pub fn busybox_image(&self, name: &str) -> PathBuf {
         let dir = self.path(name);
@@ -71,6 +82,18 @@ impl Env {
         let out = self.run(&["image", "import", name, dir.to_str().unwrap()]);
         assert_eq!(out.code, 0, "{out:?}");
         dir
+    }
+}
+
+/// Polls `ok` every 20 ms until it holds; fails naming `what` after `limit`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
