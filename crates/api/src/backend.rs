@@ -61,7 +61,8 @@ pub trait Backend: Send + Sync + 'static {
     /// created or its image changes.
     async fn image_exists(&self, reference: &str) -> bool;
 
-    /// Makes code release `number` of `app` from `source`: unpack or copy it into a new
+    /// Makes code release `number` of the app whose [`hako_model::App::storage_key`] is `app`
+    /// from `source`: unpack or copy it into a new
     /// read-only release (hostile archives refused with a [`BackendError::user`]) and return
     /// its metadata. The API then records it and points the app at it. A number is never
     /// handed out twice while the app exists; files of a failed attempt may be overwritten.

@@ -8,17 +8,19 @@ pub mod app;
 pub mod command;
 pub mod database;
 pub mod event;
+pub mod failure;
 pub mod instance;
 pub mod release;
 pub mod units;
 
 pub use app::{
-    App, AppError, AppNetwork, AppSpec, MAX_WARM_POOL, StopSignal, parse_image_ref, valid_host,
-    valid_name,
+    APP_UID_LEN, App, AppError, AppNetwork, AppSpec, MAX_WARM_POOL, StopSignal, parse_image_ref,
+    valid_host, valid_name,
 };
 pub use command::CommandError;
 pub use database::DatabaseGrant;
 pub use event::{Event, EventKind};
+pub use failure::StartFailure;
 pub use instance::{InstanceInfo, InstanceState};
 pub use release::Release;
 pub use units::{ByteSize, HumanDuration, UnitError};
