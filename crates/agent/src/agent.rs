@@ -296,22 +296,35 @@ impl Agent {
         };
         created(&info);
         let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());
-        match wait_ready(&container, addr, timeout).await {
-            Ok(_) => {}
-            Err(why) => {
-                let (kind, reason) = match why {
-                    NotReady::Exited(status) => (
-                        StartFailure::Crashed,
-                        format!("the app {status} before it listened on port {port}"),
+        let ready = match wait_ready(&container, addr, timeout).await {
+            Ok(_) => match &spec.health_path {
+                // Health checks stop just before the start timeout, so the caller hears why.
+                Some(path) => {
+                    let host = spec.hosts.first().cloned().unwrap_or_default();
+                    let deadline = tokio::time::Instant::from_std(started) + spec.start_timeout.0;
+                    crate::health::wait_healthy(addr, &host, path, deadline)
+                        .await
+                        .map_err(|e| (StartFailure::Unhealthy, e.to_string()))
+                }
+                None => Ok(()),
+            },
+            Err(why) => Err(match why {
+                NotReady::Exited(status) => (
+                    StartFailure::Crashed,
+                    format!("the app {status} before it listened on port {port}"),
+                ),
+                NotReady::Timeout(_) => (
+                    StartFailure::NotListening,
+                    format!(
+                        "the app did not listen on port {port} within the start timeout ({})",
+                        spec.start_timeout
                     ),
-                    NotReady::Timeout(_) => (
-                        StartFailure::NotListening,
-                        format!(
-                            "the app did not listen on port {port} within the start timeout ({})",
-                            spec.start_timeout
-                        ),
-                    ),
-                };
+                ),
+            }),
+        };
+        match ready {
+            Ok(()) => {}
+            Err((kind, reason)) => {
                 let _ = container
                     .stop_with(spec.stop_signal.number(), Duration::from_millis(100))
                     .await;

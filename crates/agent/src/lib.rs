@@ -1,13 +1,15 @@
 //! hako's node agent: the instances of apps on one host.
 //!
 //! [`Agent::launch`] turns an app (image, code release, command, limits, network) into a
-//! running container and returns once its port accepts connections; [`Agent::stop`] stops
+//! running container and returns once it is ready: its port accepts connections and its
+//! health path, if it has one, answers 2xx/3xx; [`Agent::stop`] stops
 //! one gracefully and removes it; unexpected exits are reported on a channel. Each app gets a
 //! persistent data dir (`/data`), its code release read-only at `/app`, and capped logs.
 //! With a warm pool ([`Agent::fill_pool`]) the agent keeps containers of an app prepared and
 //! parked before exec, and a launch only has to release one.
 
 mod agent;
+pub mod health;
 pub mod logs;
 mod ready;
 mod releases;

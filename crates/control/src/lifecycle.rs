@@ -204,7 +204,7 @@ impl Lifecycle {
         let launched = self.node.launch(app, created).await;
         let id = created_id.lock().expect("created lock").take();
         let result = match launched {
-            Ok(info) => self.make_ready(app, info, asked).await,
+            Ok(info) => self.make_ready(app, info).await,
             Err(e) => Err(e),
         };
         match result {
@@ -262,14 +262,12 @@ impl Lifecycle {
         }
     }
 
-    /// A launched instance (listening): health check, then routed and recorded. A failed
-    /// health check, an app deleted or replaced meanwhile, or an instance that ended meanwhile
-    /// stop it here.
+    /// A launched instance (ready: listening and healthy): routed and recorded. An app deleted
+    /// or replaced meanwhile, or an instance that ended meanwhile, stop it here.
     async fn make_ready(
         self: &Arc<Self>,
         app: &App,
         info: InstanceInfo,
-        asked: Instant,
     ) -> Result<InstanceInfo, LaunchError> {
         let fail = |kind, reason: String| LaunchError::new(kind, reason);
         let addr: std::net::SocketAddr = match info.addr.parse() {
@@ -282,14 +280,6 @@ impl Lifecycle {
                 ));
             }
         };
-        if let Some(path) = &app.spec.health_path {
-            let host = app.spec.hosts.first().cloned().unwrap_or_default();
-            let deadline = asked + app.spec.start_timeout.0;
-            if let Err(e) = hako_proxy::health::wait_healthy(addr, &host, path, deadline).await {
-                self.discard(&info.id).await;
-                return Err(fail(StartFailure::Unhealthy, e.to_string()));
-            }
-        }
         if !self.apps.is_current(app) {
             self.discard(&info.id).await;
             return Err(fail(

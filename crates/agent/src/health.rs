@@ -1,6 +1,7 @@
 //! Readiness by health path: an instance that listens is asked `GET <path>` until it answers
 //! 2xx or 3xx. Probes repeat every 10 ms (the interval of FastContainer's reference code).
-//! The daemon's instance lifecycle uses it on every start, whatever asked for the start.
+//! Part of an instance's readiness ([`crate::Agent::launch`]), so every start — whatever asked
+//! for it, on whichever node — is checked the same way.
 
 use bytes::Bytes;
 use http::{Request, header};
@@ -97,6 +98,7 @@ pub async fn wait_healthy(
 mod tests {
     use super::*;
     use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
     use std::convert::Infallible;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
