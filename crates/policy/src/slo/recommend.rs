@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::SloError;
 use super::access::Access;
 use super::model::{Estimate, Scenario, evaluate};
-use crate::duration::format_duration;
+use hako_model::units::format_duration;
 use crate::keepalive::KeepAlive;
 use crate::prewarm::Prewarm;
 
