@@ -21,11 +21,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::NameError;
 use crate::copy::CopyError;
 use crate::debian::{DebianBuild, DebianError};
 use crate::host::HostError;
 use crate::image::{META_FILE, ROOTFS_DIR};
-use crate::NameError;
 use crate::unpack::{TarLimits, UnpackError};
 use crate::{Image, ImageKind, Storage};
 

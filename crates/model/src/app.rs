@@ -64,7 +64,9 @@ impl std::str::FromStr for AppNetwork {
         match s.trim() {
             "isolated" => Ok(AppNetwork::Isolated),
             "host" => Ok(AppNetwork::Host),
-            other => Err(format!("network {other:?} is not valid: use isolated or host")),
+            other => Err(format!(
+                "network {other:?} is not valid: use isolated or host"
+            )),
         }
     }
 }

@@ -50,9 +50,7 @@ pub enum LimitError {
         memory_bytes: u64,
     },
     /// A pids limit above what the node's kernel allows.
-    #[error(
-        "pids limit of {requested} is more than this node allows ({max}): give at most {max}"
-    )]
+    #[error("pids limit of {requested} is more than this node allows ({max}): give at most {max}")]
     Pids {
         /// The limit asked for.
         requested: u64,
@@ -152,7 +150,10 @@ mod tests {
     fn no_cpu_number_that_is_not_one_passes() {
         for c in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -1.0, -0.0] {
             assert!(
-                matches!(NODE.check(None, Some(c), None), Err(LimitError::CpuInvalid(_))),
+                matches!(
+                    NODE.check(None, Some(c), None),
+                    Err(LimitError::CpuInvalid(_))
+                ),
                 "{c}"
             );
         }

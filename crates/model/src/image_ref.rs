@@ -118,8 +118,19 @@ mod tests {
     #[test]
     fn rejects_bad_references() {
         for bad in [
-            "", "Site", "../etc", "bb:", "bb:x", "bb:0", "bb:-1", "bb:+2", "bb:1:2", ":3",
-            "bb:LATEST", "bb:99999999999", ".hidden",
+            "",
+            "Site",
+            "../etc",
+            "bb:",
+            "bb:x",
+            "bb:0",
+            "bb:-1",
+            "bb:+2",
+            "bb:1:2",
+            ":3",
+            "bb:LATEST",
+            "bb:99999999999",
+            ".hidden",
         ] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad:?} was accepted");
         }

@@ -19,8 +19,7 @@ pub mod release;
 pub mod units;
 
 pub use app::{
-    App, AppError, AppNetwork, AppPatch, AppSpec, MAX_WARM_POOL, StopSignal, valid_host,
-    valid_name,
+    App, AppError, AppNetwork, AppPatch, AppSpec, MAX_WARM_POOL, StopSignal, valid_host, valid_name,
 };
 pub use capacity::{LimitError, NodeCapacity};
 pub use command::CommandError;

@@ -21,48 +21,128 @@ use crate::units::{ByteSize, HumanDuration};
 #[serde(deny_unknown_fields)]
 pub struct AppPatch {
     /// Replaces every host.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub hosts: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub image: Option<ImageRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub cmd: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub port: Option<u16>,
     /// Replaces the whole environment.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub env: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "clear")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "clear"
+    )]
     pub user: Option<Option<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub workdir: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub memory: Option<ByteSize>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "clear")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "clear"
+    )]
     pub cpu: Option<Option<f64>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub pids: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub min: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub max: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub idle_timeout: Option<HumanDuration>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "clear")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "clear"
+    )]
     pub max_lifetime: Option<Option<HumanDuration>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub start_timeout: Option<HumanDuration>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "clear")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "clear"
+    )]
     pub health_path: Option<Option<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub network: Option<AppNetwork>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub stop_signal: Option<StopSignal>,
     /// Switch the app's database on (made if it has none) or off (kept, no longer given).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub database: Option<bool>,
     /// Parked containers kept ready for cold starts (0 for none).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "set")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
     pub warm_pool: Option<u32>,
 }
 

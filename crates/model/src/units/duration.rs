@@ -274,7 +274,10 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(86_400)), "24h");
         assert_eq!(format_duration(Duration::from_secs(90_061)), "25h1m1s");
         assert_eq!(format_duration(Duration::from_micros(40)), "40us");
-        assert_eq!(format_duration(Duration::from_nanos(1_000_001)), "1000001ns");
+        assert_eq!(
+            format_duration(Duration::from_nanos(1_000_001)),
+            "1000001ns"
+        );
     }
 
     #[test]

@@ -109,6 +109,12 @@ mod tests {
         assert!(!Decimal::split("1.0").unwrap().0.has_fraction());
         assert!(Decimal::split("1.05").unwrap().0.has_fraction());
         assert_eq!(Decimal::split("2.25").unwrap().0.to_f64(), 2.25);
-        assert!(Decimal::split(&u128::MAX.to_string()).unwrap().0.to_f64().is_finite());
+        assert!(
+            Decimal::split(&u128::MAX.to_string())
+                .unwrap()
+                .0
+                .to_f64()
+                .is_finite()
+        );
     }
 }

@@ -299,7 +299,10 @@ fn json_uses_human_durations_and_defaults_missing_fields() {
     let err = serde_json::from_str::<KeepAlive>(r#"{"idle_timeout":90}"#).unwrap_err();
     assert!(err.to_string().contains("add one, like 90s"), "{err}");
     let err = serde_json::from_str::<KeepAlive>(r#"{"idle_timeout":"soon"}"#).unwrap_err();
-    assert!(err.to_string().contains("\"soon\" is not a duration"), "{err}");
+    assert!(
+        err.to_string().contains("\"soon\" is not a duration"),
+        "{err}"
+    );
 }
 
 #[test]
