@@ -152,7 +152,10 @@ mod tests {
     #[test]
     fn this_host_has_some_of_everything() {
         let c = node_capacity();
-        assert!(c.cpus >= 1 && c.memory_bytes >= 64 << 20 && c.max_pids >= 300, "{c:?}");
+        assert!(
+            c.cpus >= 1 && c.memory_bytes >= 64 << 20 && c.max_pids >= 300,
+            "{c:?}"
+        );
         assert!(c.max_pids <= PIDS_CEILING);
     }
 }

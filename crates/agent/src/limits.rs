@@ -58,9 +58,26 @@ mod tests {
             any::<String>(),
             "[ +-]?[0-9]{0,24}(\\.[0-9]{0,24})?([eE][+-]?[0-9]{1,4})? ?(|k|K|M|G|T|P|E|[kKmMgGtTpPeE]i?[bB]|[kKmMgGtTpPeE][bB]|B|b|ns|us|ms|s|m|h|d|inf|x)",
             prop::sample::select(vec![
-                "inf", "-inf", "+inf", "nan", "NaN", "infinity", "0", "-0", "0.0", "1e309",
-                "1e-400", "18446744073709551615", "18446744073709551616", "99999999999",
-                "4194305", "16EiB", "17179869184GiB", "0.001", "0.009", "2.0000001",
+                "inf",
+                "-inf",
+                "+inf",
+                "nan",
+                "NaN",
+                "infinity",
+                "0",
+                "-0",
+                "0.0",
+                "1e309",
+                "1e-400",
+                "18446744073709551615",
+                "18446744073709551616",
+                "99999999999",
+                "4194305",
+                "16EiB",
+                "17179869184GiB",
+                "0.001",
+                "0.009",
+                "2.0000001",
             ])
             .prop_map(String::from),
         ]
@@ -128,7 +145,11 @@ mod tests {
                 .map(|d| patch.max_lifetime = Some(Some(d)))
                 .is_ok(),
         };
-        if parsed { accept(patch) } else { Outcome::Refused }
+        if parsed {
+            accept(patch)
+        } else {
+            Outcome::Refused
+        }
     }
 
     /// A text as a client would put it in JSON: as it is if it is a JSON value by itself (a
@@ -177,9 +198,13 @@ mod tests {
         }
         // The runtime's own check (the one every start runs) agrees.
         prop_assert_eq!(l.validate_for_cores(NODE.cpus as usize), Ok(()));
-        for d in [Some(spec.idle_timeout), spec.max_lifetime, Some(spec.start_timeout)]
-            .into_iter()
-            .flatten()
+        for d in [
+            Some(spec.idle_timeout),
+            spec.max_lifetime,
+            Some(spec.start_timeout),
+        ]
+        .into_iter()
+        .flatten()
         {
             prop_assert!(d.0 >= Duration::from_millis(100) && d.0 <= MAX_DURATION);
         }
@@ -226,7 +251,10 @@ mod tests {
         );
         // Not vacuous: both paths accepted many inputs and refused many others.
         for (path, ok, no) in [("cli", cli_ok, cli_no), ("api", api_ok, api_no)] {
-            assert!(ok >= 300 && no >= 300, "{path}: {ok} accepted, {no} refused");
+            assert!(
+                ok >= 300 && no >= 300,
+                "{path}: {ok} accepted, {no} refused"
+            );
         }
     }
 

@@ -13,7 +13,11 @@ pub(crate) struct DaemonBackend(pub(crate) Arc<Daemon>);
 #[async_trait::async_trait]
 impl Backend for DaemonBackend {
     async fn image_exists(&self, image: &ImageRef) -> bool {
-        self.0.agent.images().get(&image.name, image.version).is_ok()
+        self.0
+            .agent
+            .images()
+            .get(&image.name, image.version)
+            .is_ok()
     }
 
     fn capacity(&self) -> NodeCapacity {
