@@ -14,7 +14,7 @@ use super::run::RunArgs;
 enum Cli {
     Run(Box<RunArgs>),
     #[command(subcommand)]
-    App(AppCommand),
+    App(Box<AppCommand>),
 }
 
 fn parse(argv: &[&str]) -> Result<Cli, clap::Error> {
@@ -36,12 +36,13 @@ fn app_create(extra: &[&str]) -> Result<hako_model::AppSpec, String> {
         argv.extend(["--image", "php"]);
     }
     argv.extend_from_slice(extra);
-    match parse(&argv).map_err(|e| e.to_string())? {
-        Cli::App(AppCommand::Create(a)) => {
-            create_spec(&a.name, a.settings).map_err(|f| f.error.to_string())
-        }
-        _ => unreachable!(),
-    }
+    let Cli::App(app) = parse(&argv).map_err(|e| e.to_string())? else {
+        unreachable!()
+    };
+    let AppCommand::Create(a) = *app else {
+        unreachable!()
+    };
+    create_spec(&a.name, a.settings).map_err(|f| f.error.to_string())
 }
 
 /// `hako run …`'s container limits, as the spec the runtime gets.
