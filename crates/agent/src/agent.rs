@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hako_image::{Image, ImageStore, Rootfs};
-use hako_model::{App, AppNetwork, InstanceInfo, InstanceState};
+use hako_model::{App, AppNetwork, InstanceInfo, InstanceState, StartFailure};
 use hako_runtime::{
     BindMount, Container, ContainerSpec, ExitStatus, LogSpec, NetworkMode, RootfsSpec, Runtime,
     RuntimeConfig, Stats, User,
@@ -71,20 +71,33 @@ pub enum AgentError {
     Image(#[from] hako_image::ImageError),
 }
 
-/// Why an instance could not be started; `log_tail` has the end of its output if it ran.
+/// Why an instance could not be started: its kind (whose move it is), one line of detail,
+/// and the end of its output if it ran.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct LaunchError {
+    pub kind: StartFailure,
     pub reason: String,
     pub log_tail: String,
 }
 
 impl LaunchError {
-    fn new(reason: impl Into<String>) -> LaunchError {
+    pub fn new(kind: StartFailure, reason: impl Into<String>) -> LaunchError {
         LaunchError {
+            kind,
             reason: reason.into(),
             log_tail: String::new(),
         }
+    }
+
+    /// The node failed us (a directory, a task, the runtime).
+    fn node(reason: impl Into<String>) -> LaunchError {
+        LaunchError::new(StartFailure::Node, reason)
+    }
+
+    /// The app's settings cannot work on this node.
+    fn spec(reason: impl Into<String>) -> LaunchError {
+        LaunchError::new(StartFailure::Spec, reason)
     }
 }
 
@@ -102,6 +115,8 @@ pub struct Exit {
 pub struct Instance {
     pub info: InstanceInfo,
     pub addr: SocketAddr,
+    /// The [`App::storage_key`] of its app: where its logs and files are.
+    key: String,
     stop_signal: i32,
     container: Container,
     log: PathBuf,
@@ -112,6 +127,8 @@ pub struct Instance {
 struct Prepared {
     /// The instance id it will have (also in its `HAKO_INSTANCE` and its log's name).
     id: String,
+    /// The [`App::storage_key`] of the app it was made from.
+    key: String,
     container: Container,
     /// Where the app will listen.
     addr: SocketAddr,
@@ -195,17 +212,19 @@ impl Agent {
         &self.runtime
     }
 
-    fn app_dir(&self, app: &str) -> PathBuf {
-        self.config.data_dir.join("apps").join(app)
+    /// What the app keeps on this node, by its [`App::storage_key`].
+    fn app_dir(&self, key: &str) -> PathBuf {
+        self.config.data_dir.join("apps").join(key)
     }
 
-    /// The app's persistent data directory (mounted read-write at /data).
-    pub fn data_path(&self, app: &str) -> PathBuf {
-        self.app_dir(app).join("data")
+    /// The persistent data directory (mounted read-write at /data) of the app with this
+    /// [`App::storage_key`].
+    pub fn data_path(&self, key: &str) -> PathBuf {
+        self.app_dir(key).join("data")
     }
 
-    fn logs_dir(&self, app: &str) -> PathBuf {
-        self.app_dir(app).join("logs")
+    fn logs_dir(&self, key: &str) -> PathBuf {
+        self.app_dir(key).join("logs")
     }
 
     /// Starts an instance of `app` and returns once its port accepts connections.
@@ -214,6 +233,17 @@ impl Agent {
     /// of the app (and of its image); otherwise one is made now. Either way the pool is
     /// refilled in the background, [`AgentConfig::pool_refill_delay`] later.
     pub async fn launch(self: &Arc<Self>, app: &App) -> Result<InstanceInfo, LaunchError> {
+        self.launch_with(app, |_| {}).await
+    }
+
+    /// [`Agent::launch`], calling `created` with the instance (state `Starting`) as soon as its
+    /// container exists and its command runs, before it listens: whoever tracks instances can
+    /// show and count it from then on.
+    pub async fn launch_with(
+        self: &Arc<Self>,
+        app: &App,
+        created: impl FnOnce(&InstanceInfo),
+    ) -> Result<InstanceInfo, LaunchError> {
         let started = Instant::now();
         let started_ms = hako_model::now_unix_ms();
         let spec = &app.spec;
@@ -229,6 +259,7 @@ impl Agent {
                             let log = p.log.clone();
                             drop(p);
                             Err(LaunchError {
+                                kind: StartFailure::Node,
                                 reason: format!("cannot start the container: {e}"),
                                 log_tail: crate::logs::tail(&log, 4096),
                             })
@@ -236,12 +267,13 @@ impl Agent {
                     }
                 })
                 .await
-                .map_err(|e| LaunchError::new(format!("start task failed: {e}")))??;
+                .map_err(|e| LaunchError::node(format!("start task failed: {e}")))??;
                 (p, false)
             }
         };
         let Prepared {
             id,
+            key,
             container,
             addr,
             port,
@@ -249,17 +281,35 @@ impl Agent {
             image,
             ..
         } = prepared;
+        let mut info = InstanceInfo {
+            id: id.clone(),
+            app: spec.name.clone(),
+            node: self.config.node.clone(),
+            addr: addr.to_string(),
+            state: InstanceState::Starting,
+            started_unix_ms: started_ms,
+            ready_ms: None,
+            release: app.release,
+            image: format!("{}:{}", image.name, image.version),
+            generation: app.generation,
+            from_pool,
+        };
+        created(&info);
         let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());
         match wait_ready(&container, addr, timeout).await {
             Ok(_) => {}
             Err(why) => {
-                let reason = match why {
-                    NotReady::Exited(status) => {
-                        format!("the app {status} before it listened on port {port}")
-                    }
-                    NotReady::Timeout(_) => format!(
-                        "the app did not listen on port {port} within the start timeout ({})",
-                        spec.start_timeout
+                let (kind, reason) = match why {
+                    NotReady::Exited(status) => (
+                        StartFailure::Crashed,
+                        format!("the app {status} before it listened on port {port}"),
+                    ),
+                    NotReady::Timeout(_) => (
+                        StartFailure::NotListening,
+                        format!(
+                            "the app did not listen on port {port} within the start timeout ({})",
+                            spec.start_timeout
+                        ),
                     ),
                 };
                 let _ = container
@@ -268,25 +318,19 @@ impl Agent {
                 container.logs_flushed().await;
                 let log_tail = crate::logs::tail(&log, 4096);
                 let _ = tokio::task::spawn_blocking(move || container.remove()).await;
-                return Err(LaunchError { reason, log_tail });
+                return Err(LaunchError {
+                    kind,
+                    reason,
+                    log_tail,
+                });
             }
         }
-        let info = InstanceInfo {
-            id: id.clone(),
-            app: spec.name.clone(),
-            node: self.config.node.clone(),
-            addr: addr.to_string(),
-            state: InstanceState::Ready,
-            started_unix_ms: started_ms,
-            ready_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
-            release: app.release,
-            image: format!("{}:{}", image.name, image.version),
-            generation: app.generation,
-            from_pool,
-        };
+        info.state = InstanceState::Ready;
+        info.ready_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         let instance = Arc::new(Instance {
             info: info.clone(),
             addr,
+            key: key.clone(),
             stop_signal: spec.stop_signal.number(),
             container,
             log,
@@ -296,7 +340,7 @@ impl Agent {
             .expect("instances lock")
             .insert(id.clone(), instance.clone());
         self.watch_exit(instance);
-        self.refill_pool_soon(&spec.name);
+        self.refill_pool_soon(&key);
         Ok(info)
     }
 
@@ -316,36 +360,37 @@ impl Agent {
         let user: User = match &spec.user {
             Some(u) => u
                 .parse()
-                .map_err(|e: hako_runtime::SpecError| LaunchError::new(e.to_string()))?,
+                .map_err(|e: hako_runtime::SpecError| LaunchError::spec(e.to_string()))?,
             None => User::default(),
         };
         let creds = hako_runtime::resolve_user(&user, &rootfs)
-            .map_err(|e| LaunchError::new(e.to_string()))?;
+            .map_err(|e| LaunchError::spec(e.to_string()))?;
+        let key = app.storage_key();
         let code = match app.release {
-            Some(n) => self.releases.path(&spec.name, n).ok_or_else(|| {
-                LaunchError::new(format!(
+            Some(n) => self.releases.path(&key, n).ok_or_else(|| {
+                LaunchError::spec(format!(
                     "release {n} of {} is missing on this node",
                     spec.name
                 ))
             })?,
-            None => self.empty_dir(&spec.name)?,
+            None => self.empty_dir(&key)?,
         };
-        let data = self.data_dir_for(&spec.name, creds.uid, creds.gid)?;
+        let data = self.data_dir_for(&key, creds.uid, creds.gid)?;
         let (port, network) = match spec.network {
             AppNetwork::Isolated => (spec.port, NetworkMode::Isolated),
             AppNetwork::Host => (
-                free_port().map_err(|e| LaunchError::new(format!("no free port: {e}")))?,
+                free_port().map_err(|e| LaunchError::node(format!("no free port: {e}")))?,
                 NetworkMode::Host,
             ),
         };
         let argv = spec
             .command(port)
-            .map_err(|e| LaunchError::new(e.to_string()))?;
+            .map_err(|e| LaunchError::spec(e.to_string()))?;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{n:x}", spec.name);
-        let logs = self.logs_dir(&spec.name);
+        let logs = self.logs_dir(&key);
         std::fs::create_dir_all(&logs)
-            .map_err(|e| LaunchError::new(format!("cannot create {}: {e}", logs.display())))?;
+            .map_err(|e| LaunchError::node(format!("cannot create {}: {e}", logs.display())))?;
         let log = logs.join(format!("{id}.log"));
 
         let mut mounts = vec![BindMount::app_code(code), BindMount::data(data)];
@@ -353,14 +398,14 @@ impl Agent {
             let (Some(_), Some(socket_dir)) =
                 (&app.database_grant, &self.config.database_socket_dir)
             else {
-                return Err(LaunchError::new(if app.database_grant.is_none() {
+                return Err(LaunchError::spec(if app.database_grant.is_none() {
                     "the app asks for a database but none was made for it: update it with --database again".to_string()
                 } else {
                     "the app uses a database but this node has no database service: set [database] in hako serve's config".to_string()
                 }));
             };
             if !socket_dir.is_dir() {
-                return Err(LaunchError::new(format!(
+                return Err(LaunchError::node(format!(
                     "the database server's socket directory {} does not exist: is MariaDB running?",
                     socket_dir.display()
                 )));
@@ -394,6 +439,7 @@ impl Agent {
         };
 
         let container = self.runtime.create(&cs).map_err(|e| LaunchError {
+            kind: StartFailure::Node,
             reason: format!("cannot start the container: {e}"),
             log_tail: crate::logs::tail(&log, 4096),
         })?;
@@ -403,6 +449,7 @@ impl Agent {
         };
         Ok(Prepared {
             id,
+            key,
             container,
             addr: SocketAddr::from((ip, port)),
             port,
@@ -418,7 +465,7 @@ impl Agent {
         let image = &app.spec.image;
         self.images
             .get(&image.name, image.version)
-            .map_err(|e| LaunchError::new(e.to_string()))
+            .map_err(|e| LaunchError::new(StartFailure::Image, e.to_string()))
     }
 
     /// Reports the instance's exit unless the agent stopped it on purpose.
@@ -455,15 +502,15 @@ impl Agent {
     }
 
     async fn dispose(&self, instance: Arc<Instance>) {
-        let app = instance.info.app.clone();
+        let key = instance.key.clone();
         let r = tokio::task::spawn_blocking(move || instance.container.cleanup()).await;
         if let Ok(Err(e)) = r {
             tracing::warn!(error = %e, "instance cleanup failed");
         }
         crate::logs::prune(
-            &self.logs_dir(&app),
+            &self.logs_dir(&key),
             self.config.logs_kept,
-            &self.pools.logs(&app),
+            &self.pools.logs(&key),
         );
     }
 
@@ -508,19 +555,21 @@ impl Agent {
         i.container.stats().ok()
     }
 
-    /// The end of the app's recent logs (newest instance last), at most `max` bytes.
-    pub fn logs(&self, app: &str, max: usize) -> String {
-        crate::logs::recent(&self.logs_dir(app), max, &self.pools.logs(app))
+    /// The end of the recent logs (newest instance last), at most `max` bytes, of the app
+    /// with this [`App::storage_key`].
+    pub fn logs(&self, key: &str, max: usize) -> String {
+        crate::logs::recent(&self.logs_dir(key), max, &self.pools.logs(key))
     }
 
-    /// Removes an app's warm pool and files on this node (its releases, data and logs): the
-    /// app was deleted.
-    pub async fn forget_app(&self, app: &str) {
-        self.remove_pool(app).await;
-        if let Err(e) = self.releases.remove_app(app) {
-            tracing::warn!(app, error = %e, "cannot remove releases");
+    /// Removes the warm pool and files on this node (releases, data and logs) of the app with
+    /// this [`App::storage_key`]: the app was deleted. Another app of the same name (another
+    /// key) keeps everything it has.
+    pub async fn forget_app(&self, key: &str) {
+        self.remove_pool(key).await;
+        if let Err(e) = self.releases.remove_app(key) {
+            tracing::warn!(key, error = %e, "cannot remove releases");
         }
-        let _ = std::fs::remove_dir_all(self.app_dir(app));
+        let _ = std::fs::remove_dir_all(self.app_dir(key));
     }
 
     /// Removes every warm pool, stops every instance and removes everything the runtime made.
@@ -539,20 +588,20 @@ impl Agent {
         self.runtime.shutdown();
     }
 
-    fn empty_dir(&self, app: &str) -> Result<PathBuf, LaunchError> {
-        let p = self.app_dir(app).join("no-code");
+    fn empty_dir(&self, key: &str) -> Result<PathBuf, LaunchError> {
+        let p = self.app_dir(key).join("no-code");
         std::fs::create_dir_all(&p)
-            .map_err(|e| LaunchError::new(format!("cannot create {}: {e}", p.display())))?;
+            .map_err(|e| LaunchError::node(format!("cannot create {}: {e}", p.display())))?;
         Ok(p)
     }
 
-    fn data_dir_for(&self, app: &str, uid: u32, gid: u32) -> Result<PathBuf, LaunchError> {
-        let p = self.data_path(app);
+    fn data_dir_for(&self, key: &str, uid: u32, gid: u32) -> Result<PathBuf, LaunchError> {
+        let p = self.data_path(key);
         if !p.exists() {
             std::fs::create_dir_all(&p)
-                .map_err(|e| LaunchError::new(format!("cannot create {}: {e}", p.display())))?;
+                .map_err(|e| LaunchError::node(format!("cannot create {}: {e}", p.display())))?;
             std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-                .map_err(|e| LaunchError::new(format!("cannot chown {}: {e}", p.display())))?;
+                .map_err(|e| LaunchError::node(format!("cannot chown {}: {e}", p.display())))?;
         }
         Ok(p)
     }

@@ -38,6 +38,7 @@ impl Node {
         spec.validate().unwrap();
         App {
             spec,
+            uid: String::new(),
             release: None,
             generation: 0,
             created_unix: 0,

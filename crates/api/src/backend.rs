@@ -75,8 +75,9 @@ pub trait Backend: Send + Sync + 'static {
     /// when created or updated.
     fn capacity(&self) -> NodeCapacity;
 
-    /// Makes code release `number` of `app` from `source`: unpack or copy it into a new
-    /// read-only release (hostile archives refused with [`BackendError::BadInput`]) and return
+    /// Makes code release `number` of the app whose [`hako_model::App::storage_key`] is `app`
+    /// from `source`: unpack or copy it into a new read-only release (hostile archives
+    /// refused with [`BackendError::BadInput`]) and return
     /// its metadata. The API then records it and points the app at it. A number is never
     /// handed out twice while the app exists; files of a failed attempt may be overwritten.
     async fn create_release(

@@ -1,23 +1,39 @@
-//! What the API needs from this node: image checks, code releases, instances, metrics, logs.
+//! What the API needs from this node: image checks, code releases, instances, metrics, logs,
+//! the database service.
 
 use std::sync::Arc;
 
+use hako_agent::Agent;
 use hako_api::{Backend, BackendError, ReleaseSource};
 use hako_model::{DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release};
+use hako_proxy::Router;
 
-use crate::daemon::Daemon;
+use crate::apps::Apps;
+use crate::lifecycle::Lifecycle;
 
 /// The daemon as the API's backend.
-pub(crate) struct DaemonBackend(pub(crate) Arc<Daemon>);
+pub(crate) struct DaemonBackend {
+    pub(crate) agent: Arc<Agent>,
+    pub(crate) apps: Arc<Apps>,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) router: Router,
+    pub(crate) database: hako_database::MariaDb,
+}
+
+impl DaemonBackend {
+    /// Where the named app keeps its files on this node (its name alone if it is unknown).
+    fn storage_key(&self, app: &str) -> String {
+        self.apps
+            .get(app)
+            .map(|a| a.storage_key())
+            .unwrap_or_else(|| app.to_string())
+    }
+}
 
 #[async_trait::async_trait]
 impl Backend for DaemonBackend {
     async fn image_exists(&self, image: &ImageRef) -> bool {
-        self.0
-            .agent
-            .images()
-            .get(&image.name, image.version)
-            .is_ok()
+        self.agent.images().get(&image.name, image.version).is_ok()
     }
 
     fn capacity(&self) -> NodeCapacity {
@@ -31,7 +47,7 @@ impl Backend for DaemonBackend {
         source: ReleaseSource,
     ) -> Result<Release, BackendError> {
         let describe = source.describe();
-        let agent = self.0.agent.clone();
+        let agent = self.agent.clone();
         let app = app.to_string();
         tokio::task::spawn_blocking(move || {
             let (path, _tmp) = match source {
@@ -64,34 +80,34 @@ impl Backend for DaemonBackend {
     }
 
     async fn instances(&self, app: Option<&str>) -> Vec<InstanceInfo> {
-        self.0.agent.instances(app)
+        self.lifecycle.instances(app)
     }
 
     async fn metrics(&self, app: &str) -> Option<serde_json::Value> {
-        let m = self.0.router.metrics(app).ok()?;
+        let m = self.router.metrics(app).ok()?;
         let mut v = serde_json::to_value(m).ok()?;
         // Containers of the app's warm pool parked for the next cold start, right now.
         if let Some(o) = v.as_object_mut() {
             o.insert(
                 "warm_pool_parked".into(),
-                self.0.agent.pooled(app).len().into(),
+                self.agent.pooled(&self.storage_key(app)).len().into(),
             );
         }
         Some(v)
     }
 
     async fn logs(&self, app: &str, max_bytes: usize) -> String {
-        self.0.agent.logs(app, max_bytes)
+        self.agent.logs(&self.storage_key(app), max_bytes)
     }
 
     async fn history(&self, app: &str) -> Option<hako_api::slo::History> {
-        let spec = self.0.app(app)?;
-        let h = self.0.router.history(app).ok()?;
+        let spec = self.apps.get(app)?;
+        let h = self.router.history(app).ok()?;
         Some(crate::slo::history(&h, crate::keepalive::policy_of(&spec)))
     }
 
     async fn provision_database(&self, app: &str) -> Result<(DatabaseGrant, bool), BackendError> {
-        let server = self.0.database.clone();
+        let server = self.database.clone();
         let app = app.to_string();
         tokio::task::spawn_blocking(move || server.provision(&app))
             .await
@@ -100,7 +116,7 @@ impl Backend for DaemonBackend {
     }
 
     async fn drop_database(&self, grant: &DatabaseGrant) -> Result<(), BackendError> {
-        let server = self.0.database.clone();
+        let server = self.database.clone();
         let grant = grant.clone();
         tokio::task::spawn_blocking(move || server.drop_database(&grant))
             .await

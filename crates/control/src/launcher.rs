@@ -1,78 +1,95 @@
-//! The proxy's launcher: a request found no ready instance, so the agent starts one.
+//! The proxy's launcher: a request found no ready instance, so the lifecycle starts one.
+//!
+//! The router needs its launcher when it is made, and the lifecycle needs the router; so the
+//! launcher holds no reference to the lifecycle at all: it sends each start over a channel to
+//! a task that owns one ([`serve_cold_starts`]). When that task ends, launches fail with "hako
+//! is shutting down".
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
-use hako_model::{Event, EventKind};
+use hako_model::StartFailure;
 use hako_proxy::{LaunchError, Launched, Launcher};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::daemon::Daemon;
+use crate::apps::Apps;
+use crate::lifecycle::{Cause, Lifecycle};
 
-/// Starts instances for the proxy's activator (one start per app at a time; the proxy
-/// coalesces concurrent requests onto it).
-#[derive(Default)]
-pub(crate) struct DaemonLauncher {
-    daemon: OnceLock<Weak<Daemon>>,
+/// One cold start asked for by the proxy.
+pub(crate) struct ColdStart {
+    app: String,
+    reply: oneshot::Sender<Result<Launched, LaunchError>>,
 }
 
-impl DaemonLauncher {
-    pub(crate) fn attach(&self, daemon: &Arc<Daemon>) {
-        let _ = self.daemon.set(Arc::downgrade(daemon));
+/// The [`Launcher`] the router is made with.
+pub(crate) struct ColdStarts(mpsc::UnboundedSender<ColdStart>);
+
+impl ColdStarts {
+    /// The launcher and the receiving end for [`serve_cold_starts`].
+    pub(crate) fn new() -> (ColdStarts, mpsc::UnboundedReceiver<ColdStart>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (ColdStarts(tx), rx)
+    }
+}
+
+fn gone(app: &str) -> LaunchError {
+    LaunchError {
+        kind: StartFailure::Gone,
+        reason: format!("hako is shutting down; {app} cannot start now"),
+        log_tail: String::new(),
     }
 }
 
 #[async_trait::async_trait]
-impl Launcher for DaemonLauncher {
+impl Launcher for ColdStarts {
     async fn launch(&self, app: &str) -> Result<Launched, LaunchError> {
-        let fail = |reason: String| LaunchError {
-            reason,
-            log_tail: String::new(),
-        };
-        let daemon = self
-            .daemon
-            .get()
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| fail("hako is shutting down".into()))?;
-        let spec = daemon
-            .app(app)
-            .ok_or_else(|| fail(format!("app {app} no longer exists")))?;
-        let running = daemon.agent.instances(Some(app)).len() as u32;
-        if running >= spec.spec.max {
-            return Err(fail(format!(
-                "app {app} already runs its maximum of {} instances",
-                spec.spec.max
-            )));
-        }
-        let info = daemon.agent.launch(&spec).await.map_err(|e| LaunchError {
-            reason: e.reason,
-            log_tail: e.log_tail,
-        })?;
-        daemon
-            .events
-            .record(
-                Event::new(
-                    app,
-                    EventKind::Start,
-                    format!(
-                        "cold start: a request found no ready instance; ready in {:.1} ms{}",
-                        info.ready_ms.unwrap_or(0.0),
-                        if info.from_pool {
-                            " from the warm pool"
-                        } else {
-                            ""
-                        }
-                    ),
-                )
-                .instance(&info.id),
-            )
-            .await;
-        daemon.register(&info, &spec, false).await;
-        let addr = info
-            .addr
-            .parse()
-            .map_err(|_| fail(format!("instance address {} is not valid", info.addr)))?;
-        Ok(Launched {
-            instance_id: info.id,
-            addr,
-        })
+        let (reply, answer) = oneshot::channel();
+        self.0
+            .send(ColdStart {
+                app: app.to_string(),
+                reply,
+            })
+            .map_err(|_| gone(app))?;
+        answer.await.map_err(|_| gone(app))?
+    }
+}
+
+/// Starts an instance for each cold start asked for, each in its own task.
+pub(crate) async fn serve_cold_starts(
+    mut starts: mpsc::UnboundedReceiver<ColdStart>,
+    lifecycle: Arc<Lifecycle>,
+    apps: Arc<Apps>,
+) {
+    while let Some(start) = starts.recv().await {
+        let (lifecycle, apps) = (lifecycle.clone(), apps.clone());
+        tokio::spawn(async move {
+            let result = match apps.get(&start.app) {
+                None => Err(LaunchError {
+                    kind: StartFailure::Gone,
+                    reason: format!("app {} no longer exists", start.app),
+                    log_tail: String::new(),
+                }),
+                Some(app) => lifecycle
+                    .start(&app, Cause::Request)
+                    .await
+                    .and_then(|info| {
+                        let addr = info.addr.parse().map_err(|_| {
+                            hako_agent::LaunchError::new(
+                                StartFailure::Node,
+                                format!("instance address {} is not valid", info.addr),
+                            )
+                        })?;
+                        Ok(Launched {
+                            instance_id: info.id,
+                            addr,
+                        })
+                    })
+                    .map_err(|e| LaunchError {
+                        kind: e.kind,
+                        reason: e.reason,
+                        log_tail: e.log_tail,
+                    }),
+            };
+            let _ = start.reply.send(result);
+        });
     }
 }

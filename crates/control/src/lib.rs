@@ -1,19 +1,34 @@
 //! `hako serve`: the daemon that runs everything on one host.
 //!
-//! The API writes desired state (apps, releases) to the store; the daemon follows the store
-//! and keeps the proxy's routes in step; the proxy's activator asks the daemon's launcher for
-//! an instance when a request finds none ready; the keep-alive loop applies the pure policy
-//! of `hako_policy` to stop idle instances, recycle old ones and keep minimums; every
-//! decision is recorded as an event with its reason.
+//! The API writes desired state (apps, releases) to the store; the store watch
+//! ([`reconcile`]) keeps the apps table and the proxy's routes in step; one owner,
+//! [`lifecycle`], starts (on every path: a request's cold start, a minimum, a replacement),
+//! replaces, retires and buries instances; the proxy's [`launcher`] asks it for cold starts,
+//! the [`keepalive`] loop applies the pure policy of `hako_policy`; every decision is recorded
+//! as an event with its reason ([`event_log`]).
+//!
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node` → `lifecycle` →
+//! `launcher`, `keepalive`, `reconcile`, `proxy_events`, `backend` → `daemon` (the wiring) →
+//! `serve`.
+#![forbid(unsafe_code)]
 
+mod apps;
 mod backend;
+mod config;
 mod daemon;
-mod events;
+mod error;
+mod event_log;
 mod keepalive;
 mod launcher;
+mod lifecycle;
+mod node;
+mod proxy_events;
 mod reconcile;
+mod serve;
 mod slo;
 
-pub use daemon::{Bound, DatabaseConfig, ServeConfig, ServeError, serve};
-pub use events::EVENTS_KEPT;
-pub use keepalive::DRAIN_TIMEOUT;
+pub use config::{DatabaseConfig, ServeConfig};
+pub use error::ServeError;
+pub use event_log::EVENTS_KEPT;
+pub use lifecycle::{DELETE_DRAIN_TIMEOUT, DRAIN_TIMEOUT};
+pub use serve::{Bound, serve};

@@ -1,100 +1,113 @@
 //! Desired state → routes: the daemon follows the store's apps (created, changed, deleted by
-//! the API, or by anything else that writes the store) and updates the proxy and instances.
+//! the API, or by anything else that writes the store) and updates the routes, the apps table
+//! and the lifecycle.
+//!
+//! Applying a change never waits on an app's instances: a delete takes the app's hosts out of
+//! routing at once and leaves the draining to the lifecycle in the background, so a slow
+//! delete holds up no other app — and no new app of the same name.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hako_model::App;
+use hako_proxy::{AppRoute, Router};
 use hako_store::keys::{self, Key};
-use hako_store::{StoreExt, WatchEvent};
+use hako_store::{Store, StoreError, StoreExt, WatchEvent};
+use tokio::sync::Notify;
 
-use crate::daemon::{Daemon, ServeError};
+use crate::apps::Apps;
+use crate::lifecycle::Lifecycle;
+use crate::node::Node;
 
-/// Loads every app, then follows changes from exactly the revision it read at.
-pub(crate) async fn start(daemon: Arc<Daemon>) -> Result<tokio::task::JoinHandle<()>, ServeError> {
-    let listing = daemon.store.list(keys::APPS).await?;
-    for kv in &listing.kvs {
-        if let Some(Key::App { .. }) = keys::parse(&kv.key) {
-            match serde_json::from_slice::<App>(&kv.value) {
-                Ok(app) => apply(&daemon, app).await,
-                Err(e) => tracing::warn!(key = %kv.key, error = %e, "skipping unreadable app"),
-            }
+/// What a change of the apps touches.
+pub(crate) struct Reconciler {
+    pub(crate) apps: Arc<Apps>,
+    pub(crate) router: Router,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) node: Arc<dyn Node>,
+    pub(crate) wake: Arc<Notify>,
+}
+
+/// The route the proxy uses for an app.
+pub(crate) fn route(app: &App) -> AppRoute {
+    let mut r = AppRoute::new(app.spec.name.clone(), app.spec.hosts.clone());
+    r.start_timeout = app.spec.start_timeout.0;
+    r
+}
+
+impl Reconciler {
+    /// Loads every app, then follows changes from exactly the revision it read at.
+    pub(crate) async fn start(
+        self,
+        store: Arc<dyn Store>,
+    ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+        let listing = store.list(keys::APPS).await?;
+        for kv in &listing.kvs {
+            self.put(&kv.key, &kv.value);
         }
-    }
-    let mut watch = daemon
-        .store
-        .watch(keys::APPS, Some(listing.revision + 1))
-        .await?;
-    Ok(tokio::spawn(async move {
-        while let Some(batch) = watch.recv().await {
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "lost the store's watch of apps");
-                    return;
-                }
-            };
-            for ev in batch.events {
-                match ev {
-                    WatchEvent::Put(kv) => {
-                        if let Some(Key::App { .. }) = keys::parse(&kv.key) {
-                            match serde_json::from_slice::<App>(&kv.value) {
-                                Ok(app) => apply(&daemon, app).await,
-                                Err(e) => {
-                                    tracing::warn!(key = %kv.key, error = %e, "skipping unreadable app")
-                                }
+        let mut watch = store.watch(keys::APPS, Some(listing.revision + 1)).await?;
+        Ok(tokio::spawn(async move {
+            while let Some(batch) = watch.recv().await {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "lost the store's watch of apps");
+                        return;
+                    }
+                };
+                for ev in batch.events {
+                    match ev {
+                        WatchEvent::Put(kv) => self.put(&kv.key, &kv.value),
+                        WatchEvent::Delete { key, .. } => {
+                            if let Some(Key::App { name }) = keys::parse(&key) {
+                                self.remove(name);
                             }
                         }
                     }
-                    WatchEvent::Delete { key, .. } => {
-                        if let Some(Key::App { name }) = keys::parse(&key) {
-                            remove(&daemon, name).await;
-                        }
-                    }
                 }
             }
-        }
-    }))
-}
-
-/// An app was created or changed: route it and wake the keep-alive loop, which replaces
-/// instances of an older code release, image or settings.
-async fn apply(daemon: &Arc<Daemon>, app: App) {
-    let name = app.spec.name.clone();
-    if let Err(e) = daemon.router.set_app(Daemon::route(&app)) {
-        tracing::warn!(app = %name, error = %e, "cannot route app");
-        return;
+        }))
     }
-    // Instances of an older version are replaced by the keep-alive loop (level-triggered:
-    // it also catches instances whose start was under way while the app changed).
-    daemon
-        .apps
-        .write()
-        .expect("apps lock")
-        .insert(name, app.clone());
-    daemon.wake.notify_one();
-    // Parked containers of an older version go, and the warm pool fills up (in the
-    // background) from this one; the agent refills it itself after each start.
-    daemon.agent.fill_pool(&app);
-}
 
-/// An app was deleted: new requests get 404 at once, open requests finish (bounded), then
-/// its instances stop and its warm pool and files go.
-async fn remove(daemon: &Arc<Daemon>, name: &str) {
-    daemon.apps.write().expect("apps lock").remove(name);
-    let instances = daemon.agent.instances(Some(name));
-    let drains: Vec<_> = instances
-        .iter()
-        .map(|i| (i.id.clone(), daemon.router.drain(name, &i.id).ok()))
-        .collect();
-    let _ = daemon.router.remove_app(name);
-    for (id, drain) in drains {
-        if let Some(d) = drain {
-            let _ = tokio::time::timeout(Duration::from_secs(30), d.wait()).await;
+    fn put(&self, key: &str, value: &[u8]) {
+        if let Some(Key::App { .. }) = keys::parse(key) {
+            match serde_json::from_slice::<App>(value) {
+                Ok(app) => self.apply(app),
+                Err(e) => tracing::warn!(key, error = %e, "skipping unreadable app"),
+            }
         }
-        daemon
-            .retire(name, &id, "the app was deleted".into(), Duration::ZERO)
-            .await;
     }
-    daemon.agent.forget_app(name).await;
+
+    /// An app was created or changed: route it and wake the keep-alive loop, which replaces
+    /// instances of an older code release, image or settings.
+    fn apply(&self, app: App) {
+        let name = app.spec.name.clone();
+        if let Some(old) = self.apps.get(&name).filter(|old| old.uid != app.uid) {
+            // Another app of the same name (its delete was missed or raced): the old one goes.
+            self.remove_app(&old);
+        }
+        if let Err(e) = self.router.set_app(route(&app)) {
+            tracing::warn!(app = %name, error = %e, "cannot route app");
+            return;
+        }
+        self.apps.insert(app.clone());
+        self.wake.notify_one();
+        // Parked containers of an older version go, and the warm pool fills up (in the
+        // background) from this one; the agent refills it itself after each start.
+        self.node.prepare(&app);
+    }
+
+    /// An app was deleted: new requests get 404 at once, its instances drain and stop in the
+    /// background, then its files go.
+    fn remove(&self, name: &str) {
+        if let Some(app) = self.apps.get(name) {
+            self.remove_app(&app);
+        }
+    }
+
+    fn remove_app(&self, app: &App) {
+        if self.apps.is_current(app) {
+            self.apps.remove(&app.spec.name);
+        }
+        self.lifecycle.retire_app(app);
+    }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hako_api::Client;
 use hako_control::{Bound, ServeConfig};
-use hako_model::{AppSpec, EventKind};
+use hako_model::{AppSpec, EventKind, InstanceState};
 use hako_runtime::RuntimeConfig;
 
 struct Serve {
@@ -19,6 +19,11 @@ struct Serve {
 
 impl Serve {
     async fn start() -> Serve {
+        Serve::start_with(|_| {}).await
+    }
+
+    /// A daemon whose config `tweak` changes first (e.g. to another store).
+    async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Serve {
         assert!(
             hako_runtime::is_root(),
             "hako serve tests make real containers: run them as root"
@@ -36,6 +41,7 @@ impl Serve {
         config.api = "127.0.0.1:0".parse().unwrap();
         config.runtime = RuntimeConfig::unique('s', "/run/hako-test");
         config.stop_grace = Duration::from_secs(2);
+        tweak(&mut config);
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -87,13 +93,63 @@ impl Serve {
             .unwrap()
     }
 
+    /// Instances of `app` that took requests (ready or draining), not those still starting.
     async fn instances(&self, app: &str) -> usize {
-        let (c, app) = (self.client.clone(), app.to_string());
-        tokio::task::spawn_blocking(move || c.instances(Some(&app)))
+        self.instance_list(app)
+            .await
+            .iter()
+            .filter(|i| i.state != InstanceState::Starting)
+            .count()
+    }
+
+    /// Every instance of `app` (also of an app just deleted), starting ones included.
+    async fn instance_list(&self, app: &str) -> Vec<hako_model::InstanceInfo> {
+        let c = self.client.clone();
+        let all = tokio::task::spawn_blocking(move || c.instances(None))
             .await
             .unwrap()
+            .unwrap();
+        all.into_iter().filter(|i| i.app == app).collect()
+    }
+
+    async fn delete(&self, app: &str) {
+        let (c, app) = (self.client.clone(), app.to_string());
+        tokio::task::spawn_blocking(move || c.delete_app(&app))
+            .await
             .unwrap()
-            .len()
+            .unwrap();
+    }
+
+    /// Where the named app keeps its files on the node.
+    async fn app_dir(&self, app: &str) -> std::path::PathBuf {
+        let (c, name) = (self.client.clone(), app.to_string());
+        let app = tokio::task::spawn_blocking(move || c.app(&name))
+            .await
+            .unwrap()
+            .unwrap();
+        self.tmp.path().join("apps").join(app.storage_key())
+    }
+
+    /// Waits (polling) until `app` has an event of `kind` that `matches`.
+    async fn wait_event(
+        &self,
+        app: &str,
+        kind: EventKind,
+        matches: impl Fn(&hako_model::Event) -> bool,
+    ) -> hako_model::Event {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(e) = self
+                .events(app)
+                .await
+                .into_iter()
+                .find(|e| e.kind == kind && matches(e))
+            {
+                return e;
+            }
+            assert!(Instant::now() < deadline, "no {kind:?} event for {app}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn stop(mut self) {
@@ -536,5 +592,327 @@ async fn raising_min_starts_one_instance_per_app() {
         assert_eq!(starts, 1, "{n} was started {starts} times");
         assert_eq!(s.instances(n).await, 1, "{n}");
     }
+    s.stop().await;
+}
+
+/// Deploys a CGI script at /cgi-bin/NAME of `app` (busybox httpd runs it).
+async fn deploy_cgi(s: &Serve, app: &str, dir_name: &str, scripts: &[(&str, &str)]) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = s.tmp.path().join(dir_name);
+    std::fs::create_dir_all(dir.join("cgi-bin")).unwrap();
+    std::fs::write(dir.join("index.html"), format!("{dir_name}\n")).unwrap();
+    for (name, body) in scripts {
+        let p = dir.join("cgi-bin").join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (c, app) = (s.client.clone(), app.to_string());
+    tokio::task::spawn_blocking(move || c.deploy_dir(&app, &dir))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// A CGI script that marks /data/started, then answers after `secs` seconds.
+fn slow_cgi(secs: u32) -> String {
+    format!(
+        "#!/bin/sh\ntouch /data/started\nsleep {secs}\necho 'Content-Type: text/plain'\necho\necho done slowly\n"
+    )
+}
+
+/// Waits until the file exists (an app wrote it).
+async fn wait_file(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every start is health-checked, whatever asked for it: a request's cold start and the
+/// minimum kept by the keep-alive loop alike. (Instances started for a minimum used to be
+/// routed as soon as their port accepted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_health_path_gates_every_start() {
+    let s = Serve::start().await;
+    // A health path that answers 404: never ready.
+    let mut sick = static_site("sick");
+    sick["health_path"] = "/missing".into();
+    sick["start_timeout"] = "1s".into();
+    s.create(sick).await;
+    s.deploy("sick", &[("index.html", "sick\n")]).await;
+    let (status, body) = http(s.bound.proxy, "sick.example", "/index.html").await;
+    assert_eq!(status, 503, "{body}");
+    let failed = s
+        .wait_event("sick", EventKind::StartFailed, |e| {
+            e.reason.contains("health check")
+        })
+        .await;
+    assert!(failed.reason.contains("answered 404"), "{}", failed.reason);
+    assert_eq!(s.instances("sick").await, 0);
+
+    // The same app kept at a minimum of one: the keep-alive's start is checked too.
+    let (c, patch) = (
+        s.client.clone(),
+        hako_api::AppPatch {
+            min: Some(1),
+            ..Default::default()
+        },
+    );
+    tokio::task::spawn_blocking(move || c.update_app("sick", &patch))
+        .await
+        .unwrap()
+        .unwrap();
+    s.wait_event("sick", EventKind::StartFailed, |e| {
+        e.reason.contains("below minimum") && e.reason.contains("health check")
+    })
+    .await;
+    assert_eq!(
+        s.instances("sick").await,
+        0,
+        "an instance that never passed its health check was routed"
+    );
+    let metrics = {
+        let c = s.client.clone();
+        tokio::task::spawn_blocking(move || c.metrics("sick"))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert!(
+        metrics["start_failures"]["unhealthy"].as_u64().unwrap() >= 2,
+        "{metrics}"
+    );
+
+    // A health path that answers: the minimum's instance is routed once it does.
+    let mut fine = static_site("fine");
+    fine["health_path"] = "/index.html".into();
+    s.create(fine).await;
+    s.deploy("fine", &[("index.html", "fine\n")]).await;
+    let (c, patch) = (
+        s.client.clone(),
+        hako_api::AppPatch {
+            min: Some(1),
+            ..Default::default()
+        },
+    );
+    tokio::task::spawn_blocking(move || c.update_app("fine", &patch))
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.instances("fine").await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the healthy minimum never started: {:#?}",
+            s.events("fine").await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        http(s.bound.proxy, "fine.example", "/index.html").await,
+        (200, "fine\n".into())
+    );
+    s.stop().await;
+}
+
+/// An app's delete drains its open requests in the background: other apps' changes, and a
+/// new app, are applied meanwhile. (The store watch used to apply changes one at a time and
+/// wait for the deleted app's requests, so a new app answered 404 for seconds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_an_app_holds_up_no_other_app() {
+    let s = Serve::start().await;
+    s.create(static_site("old")).await;
+    deploy_cgi(&s, "old", "code-old", &[("slow", &slow_cgi(6))]).await;
+    let started = s.app_dir("old").await.join("data/started");
+    let proxy = s.bound.proxy;
+    let slow = tokio::spawn(async move { http(proxy, "old.example", "/cgi-bin/slow").await });
+    wait_file(&started).await;
+    s.delete("old").await;
+    // The draining instance shows as such while its request runs.
+    let list = s.instance_list("old").await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].state, InstanceState::Draining, "{list:?}");
+    s.create(static_site("new")).await;
+    s.deploy("new", &[("index.html", "new\n")]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = http(s.bound.proxy, "new.example", "/index.html").await;
+        if status == 200 {
+            assert_eq!(body, "new\n");
+            break;
+        }
+        assert_eq!(status, 404, "{body}");
+        assert!(Instant::now() < deadline, "the new app was never routed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !slow.is_finished(),
+        "the new app was served only after the deleted app's request ended"
+    );
+    assert_eq!(
+        slow.await.unwrap(),
+        (200, "done slowly\n".into()),
+        "an open request of a deleted app finishes"
+    );
+    assert_eq!(http(s.bound.proxy, "old.example", "/").await.0, 404);
+    s.stop().await;
+}
+
+/// Delete and create again under the same name, while the old app still drains a request:
+/// the new app is served, and the old app's clean-up removes nothing of the new one. (It used
+/// to remove the new app's release: 503 "release 1 of APP is missing on this node".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_then_create_of_one_name_serves_the_new_app() {
+    let s = Serve::start().await;
+    for round in 0..3 {
+        s.create(static_site("same")).await;
+        let old_version = format!("code-same-{round}");
+        deploy_cgi(&s, "same", &old_version, &[("slow", &slow_cgi(2))]).await;
+        let old_dir = s.app_dir("same").await;
+        let proxy = s.bound.proxy;
+        let slow = tokio::spawn(async move { http(proxy, "same.example", "/cgi-bin/slow").await });
+        wait_file(&old_dir.join("data/started")).await;
+        s.delete("same").await;
+        s.create(static_site("same")).await;
+        let new_version = format!("code-same-{round}-new");
+        deploy_cgi(&s, "same", &new_version, &[]).await;
+        let new_dir = s.app_dir("same").await;
+        assert_ne!(old_dir, new_dir, "two apps of one name share their files");
+        // The old app's clean-up runs once its request is done.
+        assert_eq!(slow.await.unwrap().0, 200);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while old_dir.exists() {
+            assert!(Instant::now() < deadline, "the deleted app's files stay");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            http(s.bound.proxy, "same.example", "/index.html").await,
+            (200, format!("{new_version}\n")),
+            "round {round}"
+        );
+        assert!(new_dir.join("data").exists());
+        s.delete("same").await;
+    }
+    s.stop().await;
+}
+
+/// An instance shows as starting while its app gets ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_starting_instance_shows_as_starting() {
+    let s = Serve::start().await;
+    let mut app = static_site("lazy");
+    // Listens only once the test lets it (a file on its /data).
+    app["cmd"] = "sh -c 'while [ ! -e /data/go ]; do sleep 0.05; done; exec busybox httpd -f -p $PORT -h /app'".into();
+    s.create(app).await;
+    s.deploy("lazy", &[("index.html", "lazy\n")]).await;
+    let proxy = s.bound.proxy;
+    let request = tokio::spawn(async move { http(proxy, "lazy.example", "/index.html").await });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let starting = loop {
+        let list = s.instance_list("lazy").await;
+        if let Some(i) = list.first() {
+            break i.clone();
+        }
+        assert!(Instant::now() < deadline, "no instance was listed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(starting.state, InstanceState::Starting);
+    std::fs::write(s.app_dir("lazy").await.join("data/go"), "").unwrap();
+    assert_eq!(request.await.unwrap(), (200, "lazy\n".into()));
+    let list = s.instance_list("lazy").await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].id.as_str(), list[0].state),
+        (starting.id.as_str(), InstanceState::Ready)
+    );
+    s.stop().await;
+}
+
+/// A real etcd (one member, on loopback, in a temp dir), killed when dropped.
+struct Etcd {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (client, peer) = (port(), port());
+        let dir = tempfile::Builder::new()
+            .prefix("hako-etcd")
+            .tempdir()
+            .unwrap();
+        let name = format!("hako-serve-{}", std::process::id());
+        let client_url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = std::process::Command::new("etcd")
+            .args(["--name", &name, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("{name}={peer_url}")])
+            .args(["--log-outputs", "stderr", "--logger", "zap"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("etcd is not installed: apt-get install -y etcd-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Etcd {
+            child,
+            _dir: dir,
+            endpoint: format!("etcd://127.0.0.1:{client}"),
+        }
+    }
+}
+
+/// `hako serve` on a real etcd serves a site end to end, and its apps are in etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_on_etcd_serves_a_site() {
+    let etcd = Etcd::start();
+    let endpoint = etcd.endpoint.clone();
+    let s = Serve::start_with(|c| c.store = endpoint.parse().unwrap()).await;
+    s.create(static_site("onetcd")).await;
+    s.deploy("onetcd", &[("index.html", "from etcd\n")]).await;
+    assert_eq!(
+        http(s.bound.proxy, "onetcd.example", "/index.html").await,
+        (200, "from etcd\n".into())
+    );
+    assert!(
+        !s.tmp.path().join("hako.db").exists(),
+        "the embedded store was used"
+    );
+    let store = hako_store::open(&etcd.endpoint.parse().unwrap())
+        .await
+        .unwrap();
+    let app: Option<hako_model::App> =
+        hako_store::StoreExt::get_json(store.as_ref(), &hako_store::keys::app("onetcd"))
+            .await
+            .unwrap();
+    assert_eq!(app.unwrap().release, Some(1));
     s.stop().await;
 }

@@ -192,6 +192,16 @@ fn run(d: &Serve, args: &[&str]) -> (i32, String) {
     (o.code, format!("{}{}", o.stdout, o.stderr))
 }
 
+/// Where the app keeps its files on the node (`apps/<key>`), from its record in the API.
+fn storage_key(d: &Serve, app: &str) -> String {
+    let (code, out) = run(d, &["app", "show", app, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let app: hako_model::App = serde_json::from_value(shown["app"].clone()).unwrap();
+    assert!(!app.uid.is_empty(), "a new app has a uid");
+    app.storage_key()
+}
+
 /// Running instances of `app`, from the API.
 fn instances(d: &Serve, app: &str) -> Vec<serde_json::Value> {
     let (code, out) = run(d, &["instance", "list", "--json"]);
@@ -457,7 +467,9 @@ fn wordpress_from_install_to_cycling() {
     );
     // The upload is on the app's persistent data dir on the host.
     let on_disk = data
-        .join("apps/blog/data/uploads")
+        .join("apps")
+        .join(storage_key(&d, "blog"))
+        .join("data/uploads")
         .join(image_path.strip_prefix("/wp-content/uploads/").unwrap());
     assert_eq!(
         std::fs::read(&on_disk).unwrap(),

@@ -224,6 +224,13 @@ mod defaults {
 pub struct App {
     #[serde(flatten)]
     pub spec: AppSpec,
+    /// Tells this app apart from an earlier or later app of the same name: what outlives the
+    /// app on a node (code releases, data, logs, parked containers) is keyed by
+    /// [`App::storage_key`], never by the name alone, so deleting an app and creating one of
+    /// the same name never mixes the two. Set once at create; empty for apps stored before it
+    /// existed (their files keep the name-only key).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
     /// The code release new instances get (`None`: no code, /app is empty).
     #[serde(default)]
     pub release: Option<u64>,
@@ -239,7 +246,22 @@ pub struct App {
     pub database_grant: Option<crate::DatabaseGrant>,
 }
 
+/// Hex digits of an [`App::uid`].
+pub const APP_UID_LEN: usize = 12;
+
 impl App {
+    /// The key of what this app keeps on a node (releases, data, logs, warm pool):
+    /// `<name>_<uid>` (the name cut to fit 63 characters), or the name alone for an app stored
+    /// before uids existed. `_` never occurs in app names, so keys of different apps never meet.
+    pub fn storage_key(&self) -> String {
+        if self.uid.is_empty() {
+            return self.spec.name.clone();
+        }
+        let keep = 63 - 1 - self.uid.len().min(APP_UID_LEN);
+        let name: String = self.spec.name.chars().take(keep).collect();
+        format!("{name}_{}", &self.uid[..self.uid.len().min(APP_UID_LEN)])
+    }
+
     /// A copy safe to show: the database password hidden.
     pub fn redacted(&self) -> App {
         App {
@@ -394,6 +416,7 @@ mod tests {
     fn the_fingerprint_follows_what_shapes_a_container() {
         let app = |spec: AppSpec| App {
             spec,
+            uid: String::new(),
             release: Some(1),
             generation: 0,
             created_unix: 0,
@@ -436,6 +459,36 @@ mod tests {
     }
 
     #[test]
+    fn storage_keys_tell_apps_of_one_name_apart() {
+        let mut a = App {
+            spec: spec(),
+            uid: String::new(),
+            release: None,
+            generation: 0,
+            created_unix: 0,
+            updated_unix: 0,
+            database_grant: None,
+        };
+        assert_eq!(
+            a.storage_key(),
+            "blog",
+            "apps stored before uids keep their paths"
+        );
+        a.uid = "0123456789ab".into();
+        assert_eq!(a.storage_key(), "blog_0123456789ab");
+        let mut b = a.clone();
+        b.uid = "ba9876543210".into();
+        assert_ne!(a.storage_key(), b.storage_key());
+        a.spec.name = "x".repeat(63);
+        let key = a.storage_key();
+        assert_eq!(key.len(), 63);
+        assert!(key.ends_with("_0123456789ab"));
+        // The uid is not part of the JSON of an app that has none.
+        a.uid.clear();
+        assert!(serde_json::to_value(&a).unwrap().get("uid").is_none());
+    }
+
+    #[test]
     fn stop_signals() {
         assert_eq!("sigint".parse::<StopSignal>().unwrap(), StopSignal::Int);
         assert_eq!("TERM".parse::<StopSignal>().unwrap().number(), 15);
@@ -475,6 +528,7 @@ mod tests {
         spec.database = true;
         let app = App {
             spec,
+            uid: "0123456789ab".into(),
             release: Some(2),
             generation: 1,
             created_unix: 1,

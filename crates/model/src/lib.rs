@@ -12,6 +12,7 @@ pub mod capacity;
 pub mod command;
 pub mod database;
 pub mod event;
+pub mod failure;
 pub mod image_name;
 pub mod image_ref;
 pub mod instance;
@@ -19,12 +20,14 @@ pub mod release;
 pub mod units;
 
 pub use app::{
-    App, AppError, AppNetwork, AppPatch, AppSpec, MAX_WARM_POOL, StopSignal, valid_host, valid_name,
+    APP_UID_LEN, App, AppError, AppNetwork, AppPatch, AppSpec, MAX_WARM_POOL, StopSignal,
+    valid_host, valid_name,
 };
 pub use capacity::{LimitError, NodeCapacity};
 pub use command::CommandError;
 pub use database::DatabaseGrant;
 pub use event::{Event, EventKind};
+pub use failure::StartFailure;
 pub use image_name::{ImageNameError, validate_image_name};
 pub use image_ref::{ImageRef, ImageRefError};
 pub use instance::{InstanceInfo, InstanceState};

@@ -11,6 +11,9 @@
 //! Rules, in order:
 //! 1. A draining instance stops once it has no open request or upgraded connection
 //!    ([`Reason::Drained`]), or when it has drained for `drain_timeout` ([`Reason::DrainTimeout`]).
+//!    A ready instance made from an older version of its app ([`InstanceView::outdated`]) gives
+//!    way ([`Reason::Outdated`]): when the app keeps a minimum it is replaced (successor first),
+//!    otherwise it drains and the next request starts the current version.
 //! 2. Fewer live (non-draining) instances than `min_instances`: start more ([`Reason::BelowMinimum`]).
 //! 3. Max lifetime: a ready instance older than `max_lifetime` is recycled. With `connection_aware`
 //!    the recycle waits while a request or upgraded connection is open (at most `drain_timeout`
@@ -156,6 +159,30 @@ impl KeepAlive {
             .iter()
             .filter(|i| i.draining_since.is_none())
             .count();
+        // Starting live instances not yet claimed as the successor of a replaced one.
+        let mut spare_starting = instances
+            .iter()
+            .filter(|i| i.draining_since.is_none() && i.ready_at.is_none())
+            .count();
+
+        // Rule 1, continued: outdated instances give way.
+        for (i, inst) in instances.iter().enumerate() {
+            if !inst.outdated || inst.draining_since.is_some() || inst.ready_at.is_none() {
+                continue;
+            }
+            let action = if min > 0 {
+                if spare_starting > 0 {
+                    spare_starting -= 1; // its successor is starting
+                    continue;
+                }
+                Action::Replace { instance: i }
+            } else if inst.is_busy() {
+                Action::Drain { instance: i }
+            } else {
+                Action::Stop { instance: i }
+            };
+            out.push(Decision::new(action, Reason::Outdated));
+        }
         if live < min {
             for _ in live..min {
                 out.push(Decision::new(
@@ -168,17 +195,15 @@ impl KeepAlive {
             }
         }
 
-        // Candidates for rules 3 and 4: ready, live instances, oldest first.
+        // Candidates for rules 3 and 4: ready, live, current instances, oldest first.
         let mut order: Vec<usize> = (0..instances.len())
-            .filter(|&i| instances[i].draining_since.is_none() && instances[i].ready_at.is_some())
+            .filter(|&i| {
+                let inst = &instances[i];
+                inst.draining_since.is_none() && inst.ready_at.is_some() && !inst.outdated
+            })
             .collect();
         order.sort_by_key(|&i| (instances[i].started_at, i));
         let mut ready_live = order.len();
-        // Starting live instances not yet claimed as the successor of a recycled one.
-        let mut spare_starting = instances
-            .iter()
-            .filter(|i| i.draining_since.is_none() && i.ready_at.is_none())
-            .count();
 
         for &i in &order {
             let inst = &instances[i];

@@ -7,17 +7,18 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+use hako_model::StartFailure;
+
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::events::{EventHook, ProxyEvent};
-use crate::health::wait_healthy;
-use crate::launcher::{LaunchError, Launcher};
+use crate::launcher::Launcher;
 
 /// How a start ended, as the waiting requests see it.
 #[derive(Debug, Clone)]
 enum Outcome {
     Ready,
-    Failed(String),
+    Failed(StartFailure, String),
     TimedOut(Duration),
 }
 
@@ -90,13 +91,15 @@ pub(crate) async fn wait_for_instance(
     let outcome = match rx.wait_for(Option::is_some).await {
         Ok(outcome) => outcome.clone(),
         Err(_) => Some(Outcome::Failed(
+            StartFailure::Node,
             "the start task ended without a result".into(),
         )),
     };
     match outcome {
         Some(Outcome::Ready) | None => Ok(()),
-        Some(Outcome::Failed(reason)) => Err(ProxyError::StartFailed {
+        Some(Outcome::Failed(kind, reason)) => Err(ProxyError::StartFailed {
             app: app.name.clone(),
+            kind,
             reason,
         }),
         Some(Outcome::TimedOut(after)) => Err(ProxyError::StartTimedOut {
@@ -118,23 +121,7 @@ fn spawn_start(
         let started = Instant::now();
         let name = app.name.clone();
         tracing::info!(app = %name, "starting an instance for waiting requests");
-        let route = app.route();
-        let host = route.hosts.first().cloned().unwrap_or_else(|| name.clone());
-        // Health checks stop just before the start timeout, so waiters hear why.
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut launch = tokio::spawn(async move {
-            let launched = launcher.launch(&name).await.map_err(|e| (e, None))?;
-            if let Some(path) = route.health_path
-                && let Err(error) = wait_healthy(launched.addr, &host, &path, deadline).await
-            {
-                let error = LaunchError {
-                    reason: error.to_string(),
-                    log_tail: String::new(),
-                };
-                return Err((error, Some(launched.instance_id)));
-            }
-            Ok(launched)
-        });
+        let mut launch = tokio::spawn(async move { launcher.launch(&name).await });
         let (result, late) = match tokio::time::timeout(timeout, &mut launch).await {
             Ok(result) => (result, false),
             Err(_) => {
@@ -151,36 +138,38 @@ fn spawn_start(
             Ok(Ok(launched)) => {
                 let took = started.elapsed();
                 app.metrics.record_start(took);
-                if app.add_ready(launched.instance_id.clone(), launched.addr) {
-                    events.on_event(ProxyEvent::InstanceStarted {
-                        app: app.name.clone(),
-                        instance_id: launched.instance_id,
-                        addr: launched.addr,
-                        took,
-                        late,
-                    });
-                }
+                // A launcher that routed the instance itself already added it.
+                let _ = app.add_ready(launched.instance_id.clone(), launched.addr);
+                events.on_event(ProxyEvent::InstanceStarted {
+                    app: app.name.clone(),
+                    instance_id: launched.instance_id,
+                    addr: launched.addr,
+                    took,
+                    late,
+                });
                 Outcome::Ready
             }
-            Ok(Err((error, instance_id))) => {
-                tracing::warn!(app = %app.name, reason = %error.reason, "start failed");
+            Ok(Err(error)) => {
+                tracing::warn!(app = %app.name, kind = %error.kind, reason = %error.reason, "start failed");
+                app.metrics.record_start_failure(error.kind);
                 events.on_event(ProxyEvent::StartFailed {
                     app: app.name.clone(),
+                    kind: error.kind,
                     reason: error.reason.clone(),
                     log_tail: error.log_tail,
-                    instance_id,
                 });
-                Outcome::Failed(error.reason)
+                Outcome::Failed(error.kind, error.reason)
             }
             Err(join_error) => {
                 let reason = format!("the launcher failed: {join_error}");
+                app.metrics.record_start_failure(StartFailure::Node);
                 events.on_event(ProxyEvent::StartFailed {
                     app: app.name.clone(),
+                    kind: StartFailure::Node,
                     reason: reason.clone(),
                     log_tail: String::new(),
-                    instance_id: None,
                 });
-                Outcome::Failed(reason)
+                Outcome::Failed(StartFailure::Node, reason)
             }
         };
         if !late {
@@ -196,6 +185,7 @@ mod tests {
     use crate::app::AppRoute;
     use crate::launcher::{LaunchError, Launched};
     use async_trait::async_trait;
+    use hako_model::StartFailure;
     use std::sync::atomic::AtomicUsize;
 
     /// Launches after a (paused-clock) delay; no IO, so the paused clock is exact.
@@ -212,6 +202,7 @@ mod tests {
             tokio::time::sleep(self.delay).await;
             if self.fail {
                 return Err(LaunchError {
+                    kind: StartFailure::Crashed,
                     reason: format!("{app} exited with status 1"),
                     log_tail: "boom".into(),
                 });
@@ -236,7 +227,7 @@ mod tests {
         let mut route = AppRoute::new("blog", ["blog.example"]);
         route.start_timeout = Duration::from_secs(5);
         route.max_waiting = max_waiting;
-        let app = Arc::new(App::new(route, Instant::now(), 4));
+        let app = Arc::new(App::new(route, tokio::time::Instant::now(), 4));
         let launcher = Arc::new(SlowLauncher {
             launches: AtomicUsize::new(0),
             delay,
@@ -267,6 +258,34 @@ mod tests {
             Ok(ProxyEvent::InstanceStarted { late: false, .. })
         ));
         assert_eq!(app.waiting.load(SeqCst), 0);
+    }
+
+    /// Routes the instance itself before answering, as the daemon's launcher does.
+    struct RoutingLauncher(Arc<App>);
+
+    #[async_trait]
+    impl Launcher for RoutingLauncher {
+        async fn launch(&self, app: &str) -> Result<Launched, LaunchError> {
+            let addr = "127.0.0.1:9".parse().unwrap();
+            assert!(self.0.add_ready(format!("{app}-r"), addr));
+            Ok(Launched {
+                instance_id: format!("{app}-r"),
+                addr,
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_launcher_that_routes_its_instance_is_not_routed_twice() {
+        let (app, _, events, mut rx) = setup(Duration::ZERO, false, 100);
+        let launcher: Arc<dyn Launcher> = Arc::new(RoutingLauncher(app.clone()));
+        wait_for_instance(&app, &launcher, &events).await.unwrap();
+        assert_eq!(app.snapshots().len(), 1);
+        assert_eq!(app.pick().unwrap().id, "blog-r");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ProxyEvent::InstanceStarted { late: false, .. })
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -300,8 +319,13 @@ mod tests {
         assert!(err.to_string().contains("exited with status 1"), "{err}");
         match rx.recv().await {
             Some(ProxyEvent::StartFailed {
-                reason, log_tail, ..
+                reason,
+                log_tail,
+                kind,
+                ..
             }) => {
+                assert_eq!(kind, StartFailure::Crashed);
+                assert_eq!(app.metrics.snapshot().start_failures["crashed"], 1);
                 assert_eq!(
                     (reason.as_str(), log_tail.as_str()),
                     ("blog exited with status 1", "boom")

@@ -6,7 +6,8 @@ use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::activator::StartSlot;
 use crate::balance::least_outstanding;
@@ -24,13 +25,10 @@ pub struct AppRoute {
     pub start_timeout: Duration,
     /// How many requests may wait for a start at once; more get 503 at once.
     pub max_waiting: usize,
-    /// If set, a started instance is ready only once `GET` of this path (with the
-    /// app's first host) answers 2xx or 3xx; otherwise once the launcher returns.
-    pub health_path: Option<String>,
 }
 
 impl AppRoute {
-    /// A route with default limits: 30 s start timeout, 1000 waiting requests, no health path.
+    /// A route with default limits: 30 s start timeout, 1000 waiting requests.
     pub fn new(
         name: impl Into<String>,
         hosts: impl IntoIterator<Item = impl Into<String>>,
@@ -40,7 +38,6 @@ impl AppRoute {
             hosts: hosts.into_iter().map(Into::into).collect(),
             start_timeout: Duration::from_secs(30),
             max_waiting: 1000,
-            health_path: None,
         }
     }
 }

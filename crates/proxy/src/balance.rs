@@ -33,7 +33,7 @@ pub(crate) fn least_outstanding(ready: &[Arc<Instance>], start: usize) -> Option
 mod tests {
     use super::*;
     use crate::instance::InFlight;
-    use std::time::Instant;
+    use tokio::time::Instant;
 
     fn instances(n: usize) -> Vec<Arc<Instance>> {
         let epoch = Instant::now();

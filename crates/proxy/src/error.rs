@@ -42,10 +42,12 @@ pub enum ProxyError {
         max: usize,
     },
     /// The launcher could not start an instance.
-    #[error("site {app} failed to start: {reason}; retry in a moment")]
+    #[error("site {app} failed to start ({kind}): {reason}; retry in a moment")]
     StartFailed {
         /// The app.
         app: String,
+        /// Whose move it is.
+        kind: hako_model::StartFailure,
         /// The launcher's reason.
         reason: String,
     },

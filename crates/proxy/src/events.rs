@@ -23,13 +23,12 @@ pub enum ProxyEvent {
     StartFailed {
         /// App that failed to start.
         app: String,
+        /// Whose move it is.
+        kind: hako_model::StartFailure,
         /// Why, as the launcher put it.
         reason: String,
         /// The last lines of the app's log, as the launcher returned them.
         log_tail: String,
-        /// An instance the launcher started but that never passed its health
-        /// check; it is not routed to and the daemon should stop it.
-        instance_id: Option<String>,
     },
     /// The launcher did not answer within the app's start timeout; waiting requests got 503.
     StartTimedOut {

@@ -1,6 +1,6 @@
-//! Readiness by health path: after the launcher reports an instance listening,
-//! apps with a health path are asked `GET <path>` until they answer 2xx or 3xx.
-//! Probes repeat every 10 ms (the interval of FastContainer's reference code).
+//! Readiness by health path: an instance that listens is asked `GET <path>` until it answers
+//! 2xx or 3xx. Probes repeat every 10 ms (the interval of FastContainer's reference code).
+//! The daemon's instance lifecycle uses it on every start, whatever asked for the start.
 
 use bytes::Bytes;
 use http::{Request, header};
@@ -11,23 +11,29 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 /// Time between probes of an instance that is not healthy yet.
-pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Errors of one probe.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ProbeError {
+pub enum ProbeError {
     /// Could not connect or speak HTTP.
     #[error("health check of {addr}{path} failed: {detail}")]
     Failed {
+        /// The instance.
         addr: SocketAddr,
+        /// The health path.
         path: String,
+        /// The connect or HTTP error.
         detail: String,
     },
     /// Answered with a status that is not 2xx or 3xx.
     #[error("health check of {addr}{path} answered {status}; the app must answer 2xx or 3xx there")]
     Unhealthy {
+        /// The instance.
         addr: SocketAddr,
+        /// The health path.
         path: String,
+        /// The status it answered.
         status: u16,
     },
     /// The path is not a valid request target.
@@ -36,7 +42,7 @@ pub(crate) enum ProbeError {
 }
 
 /// One `GET path` with `Host: host` on a fresh connection.
-pub(crate) async fn probe(addr: SocketAddr, host: &str, path: &str) -> Result<(), ProbeError> {
+pub async fn probe(addr: SocketAddr, host: &str, path: &str) -> Result<(), ProbeError> {
     let failed = |detail: String| ProbeError::Failed {
         addr,
         path: path.to_owned(),
@@ -69,7 +75,7 @@ pub(crate) async fn probe(addr: SocketAddr, host: &str, path: &str) -> Result<()
 }
 
 /// Probe until healthy; the last error once another probe would end after `deadline`.
-pub(crate) async fn wait_healthy(
+pub async fn wait_healthy(
     addr: SocketAddr,
     host: &str,
     path: &str,

@@ -6,8 +6,9 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::pool::Pool;
 
@@ -171,7 +172,8 @@ pub struct InstanceSnapshot {
     /// Time since a request last started or finished (`idle_ms` in JSON).
     #[serde(rename = "idle_ms", serialize_with = "as_millis")]
     pub idle_for: Duration,
-    /// When a request last started or finished.
+    /// When a request last started or finished (on tokio's clock, so a paused clock in tests
+    /// governs it like the daemon's timers).
     #[serde(skip)]
     pub last_activity: Instant,
 }

@@ -7,7 +7,8 @@
 //! - [`Router`] is the live routing table the daemon changes: host → app
 //!   ([`AppRoute`]), each app's instances, draining, snapshots and metrics.
 //! - The activator starts an instance through the daemon's [`Launcher`] when a
-//!   request finds none ready; concurrent requests share that one start.
+//!   request finds none ready; concurrent requests share that one start. The launcher
+//!   answers once the instance is ready (health checks are the launcher's: [`health`]).
 //! - Requests go to the ready instance with the fewest outstanding requests over
 //!   pooled keep-alive connections; a request that never reached an app is retried
 //!   on another instance, anything else is not.
@@ -36,7 +37,7 @@ mod error;
 mod events;
 mod forward;
 pub mod headers;
-mod health;
+pub mod health;
 mod instance;
 mod launcher;
 pub mod metrics;

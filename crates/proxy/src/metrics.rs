@@ -15,7 +15,9 @@ pub use histogram::{Bin, Histogram, HistogramSnapshot};
 pub use prometheus::prometheus;
 pub use starts::{RECENT_STARTS, StartTimes};
 
+use hako_model::StartFailure;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ pub struct AppMetrics {
     upstream: Histogram,
     arrivals: ArrivalGaps,
     starts: StartTimes,
+    /// Failed starts, per [`StartFailure`] (indexed like [`StartFailure::ALL`]).
+    start_failures: [AtomicU64; StartFailure::ALL.len()],
 }
 
 impl AppMetrics {
@@ -43,6 +47,15 @@ impl AppMetrics {
     /// An instance of the app became ready `took` after it was asked for.
     pub fn record_start(&self, took: Duration) {
         self.starts.record(took);
+    }
+
+    /// A start of an instance of the app failed.
+    pub fn record_start_failure(&self, kind: StartFailure) {
+        let i = StartFailure::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
+        self.start_failures[i].fetch_add(1, Relaxed);
     }
 
     /// A request that found no ready instance and waited `waited` for a start.
@@ -99,6 +112,11 @@ impl AppMetrics {
             wait: self.wait.snapshot(),
             upstream: self.upstream.snapshot(),
             start: self.starts.snapshot(),
+            start_failures: StartFailure::ALL
+                .iter()
+                .zip(&self.start_failures)
+                .map(|(k, n)| (k.label().to_string(), n.load(Relaxed)))
+                .collect(),
         }
     }
 
@@ -162,6 +180,8 @@ pub struct AppMetricsSnapshot {
     pub upstream: HistogramSnapshot,
     /// Time from asking for an instance until it was ready.
     pub start: HistogramSnapshot,
+    /// Failed starts by kind ("crashed", "not_listening", … — every kind, zeros included).
+    pub start_failures: BTreeMap<String, u64>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::app::{App, AppRoute};
 use crate::events::EventHook;
@@ -286,6 +286,17 @@ impl Router {
     /// replacements); the activator records the starts it asks for.
     pub fn record_start(&self, app: &str, took: std::time::Duration) -> Result<(), RouterError> {
         self.app(app)?.metrics.record_start(took);
+        Ok(())
+    }
+
+    /// Records a failed start of an instance the daemon started itself; the activator records
+    /// the failures of the starts it asks for.
+    pub fn record_start_failure(
+        &self,
+        app: &str,
+        kind: hako_model::StartFailure,
+    ) -> Result<(), RouterError> {
+        self.app(app)?.metrics.record_start_failure(kind);
         Ok(())
     }
 

@@ -244,6 +244,7 @@ fn fill_views(insts: &[Inst], now: Time, p: &SiteParams<'_>, views: &mut Vec<Ins
             in_flight: if is_ready { inst.ends.len() as u32 } else { 0 },
             upgraded: 0,
             draining_since: inst.draining_since,
+            outdated: false,
         }
     }));
 }

@@ -325,7 +325,13 @@ impl Peer {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
         };
-        let data = serve.data_dir().join("apps").join(APP).join("data");
+        let app: hako_model::App =
+            serde_json::from_value(serve.api_get(&format!("/v1/apps/{APP}"))?)?;
+        let data = serve
+            .data_dir()
+            .join("apps")
+            .join(app.storage_key())
+            .join("data");
         let t = tmp.path().display();
         let script = format!(
             "set -e

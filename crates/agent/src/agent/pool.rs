@@ -87,7 +87,7 @@ impl Agent {
     /// the pool is filled up to `warm_pool` in the background. Returns at once; call it from
     /// within a tokio runtime.
     pub fn fill_pool(self: &Arc<Self>, app: &App) {
-        let name = app.spec.name.clone();
+        let name = app.storage_key();
         if app.spec.warm_pool == 0
             && !self
                 .pools
@@ -173,7 +173,8 @@ impl Agent {
         }
     }
 
-    /// Instance ids of the app's parked containers, oldest first.
+    /// Instance ids of the parked containers of the app with this
+    /// [`App::storage_key`], oldest first.
     pub fn pooled(&self, app: &str) -> Vec<String> {
         self.pools
             .apps
@@ -187,7 +188,7 @@ impl Agent {
     /// A parked container made from exactly this version of `app` and of its image,
     /// released (its command runs now). `None` if the pool has none.
     pub(super) async fn take_pooled(self: &Arc<Self>, app: &App) -> Option<Prepared> {
-        let name = &app.spec.name;
+        let name = &app.storage_key();
         let fingerprint = app.fingerprint();
         loop {
             if !self.pools.has_parked(name) {

@@ -39,6 +39,7 @@ impl Engine {
         let now = now_unix();
         let app = App {
             spec,
+            uid: new_uid()?,
             release: None,
             generation: 0,
             created_unix: now,
@@ -240,6 +241,15 @@ fn changed_fields(old: &AppSpec, new: &AppSpec) -> Vec<String> {
         .filter(|(k, v)| old.get(*k) != Some(v))
         .map(|(k, _)| k.clone())
         .collect()
+}
+
+/// A fresh [`App::uid`]: random hex, so an app never shares a node's files with an earlier or
+/// later app of the same name.
+fn new_uid() -> Result<String, ApiError> {
+    let mut bytes = [0u8; hako_model::APP_UID_LEN / 2];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::Internal(format!("no randomness for the app's uid: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

@@ -21,7 +21,10 @@ impl Engine {
             let _guard = self.deploys.lock().await;
             let app = self.app(name).await?;
             let number = self.last_release(name).await?.max(app.release.unwrap_or(0)) + 1;
-            let mut release = self.backend.create_release(name, number, source).await?;
+            let mut release = self
+                .backend
+                .create_release(&app.storage_key(), number, source)
+                .await?;
             release.app = name.to_string();
             release.number = number;
             if release.created_unix == 0 {

@@ -1,5 +1,6 @@
 //! `hako serve`: the proxy, the API and the node agent on one host, with the embedded store in
-//! the data dir. Runs until SIGINT or SIGTERM, then stops every instance and cleans up.
+//! the data dir (or an etcd cluster with `--store etcd://…`). Runs until SIGINT or SIGTERM,
+//! then stops every instance and cleans up.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use hako_model::HumanDuration;
 use super::{Exit, Failure, OrExit};
 
 /// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
-/// same names: `listen`, `api`, `prefix`, `subnet`, `state_root`, `stop_grace`, and a
+/// same names: `listen`, `api`, `store`, `prefix`, `subnet`, `state_root`, `stop_grace`, and a
 /// `[database]` table: `socket`, `prefix`, `defaults_file`, `max_user_connections`).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -20,6 +21,10 @@ pub struct ServeArgs {
     /// Where the API listens (keep it on loopback or a private network).
     #[arg(long, value_name = "ADDR")]
     pub api: Option<SocketAddr>,
+    /// Where apps, releases and events are kept: `etcd://HOST:PORT[,HOST:PORT…]` for an etcd
+    /// cluster [default: the embedded store in the data dir].
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<String>,
     /// A TOML file with settings; command-line options win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -44,6 +49,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     api: Option<SocketAddr>,
+    store: Option<String>,
     prefix: Option<String>,
     subnet: Option<String>,
     state_root: Option<PathBuf>,
@@ -79,6 +85,9 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
     }
     if let Some(a) = args.api.or(file.api) {
         config.api = a;
+    }
+    if let Some(s) = args.store.or(file.store) {
+        config.store = s.parse().or_exit(Exit::Usage)?;
     }
     if let Some(p) = args.prefix.or(file.prefix) {
         config.runtime.prefix = p;

@@ -68,6 +68,9 @@ pub enum Reason {
         /// The configured minimum.
         min: u32,
     },
+    /// The instance was made from an older version of its app (new code release, image or
+    /// settings).
+    Outdated,
     /// Pre-warm: a request is expected at about `expected_in` from now (zero: now or overdue).
     Prewarm {
         /// Time until the expected request.
@@ -99,6 +102,12 @@ impl fmt::Display for Reason {
             ),
             Reason::BelowMinimum { live, min } => {
                 write!(f, "below minimum: {live} live instances, minimum {min}")
+            }
+            Reason::Outdated => {
+                write!(
+                    f,
+                    "replaced: the app changed (new release, image or settings)"
+                )
             }
             Reason::Prewarm { expected_in } => write!(
                 f,

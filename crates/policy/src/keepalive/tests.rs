@@ -321,3 +321,51 @@ fn decisions_serialize_for_events() {
     );
     assert_eq!(serde_json::from_str::<Decision>(&json).unwrap(), d);
 }
+
+#[test]
+fn outdated_instances_give_way_replaced_when_a_minimum_is_kepat() {
+    let mut old = InstanceView::ready(at(0), at(1));
+    old.outdated = true;
+    // Scale to zero: it drains (busy) or stops (idle); the next request starts the new version.
+    let policy = KeepAlive::idle(s(300));
+    let d = policy.decide(at(10), &[old]);
+    assert_eq!(
+        d,
+        [Decision::new(
+            Action::Stop { instance: 0 },
+            Reason::Outdated
+        )]
+    );
+    let mut busy = old;
+    busy.in_flight = 1;
+    let d = policy.decide(at(10), &[busy]);
+    assert_eq!(
+        d,
+        [Decision::new(
+            Action::Drain { instance: 0 },
+            Reason::Outdated
+        )]
+    );
+    // A minimum: successor first, and only once while the successor starts.
+    let keep = KeepAlive {
+        min_instances: 1,
+        ..KeepAlive::idle(s(300))
+    };
+    let d = keep.decide(at(10), &[old]);
+    assert_eq!(
+        d,
+        [Decision::new(
+            Action::Replace { instance: 0 },
+            Reason::Outdated
+        )]
+    );
+    let d = keep.decide(at(10), &[old, InstanceView::starting(at(10))]);
+    assert!(d.is_empty(), "{d:?}");
+    // Outdated and idle past its timeout: still only the one decision, never a second stop.
+    let d = policy.decide(at(1000), &[old]);
+    assert_eq!(d.len(), 1);
+    // A starting outdated instance is left alone until it is ready.
+    let mut starting = InstanceView::starting(at(5));
+    starting.outdated = true;
+    assert!(policy.decide(at(10), &[starting]).is_empty());
+}

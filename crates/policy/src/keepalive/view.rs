@@ -20,6 +20,10 @@ pub struct InstanceView {
     pub upgraded: u32,
     /// When routing to it stopped because it is draining; `None` when it takes requests.
     pub draining_since: Option<Time>,
+    /// It was made from an older version of its app (code, image or settings): it gives way
+    /// to the current version (see [`crate::KeepAlive::decide`]).
+    #[serde(default)]
+    pub outdated: bool,
 }
 
 impl InstanceView {
@@ -32,6 +36,7 @@ impl InstanceView {
             in_flight: 0,
             upgraded: 0,
             draining_since: None,
+            outdated: false,
         }
     }
 
@@ -44,6 +49,7 @@ impl InstanceView {
             in_flight: 0,
             upgraded: 0,
             draining_since: None,
+            outdated: false,
         }
     }
 

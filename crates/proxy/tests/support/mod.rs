@@ -237,6 +237,7 @@ impl Launcher for TestLauncher {
                 })
             }
             Mode::Fail => Err(LaunchError {
+                kind: hako_model::StartFailure::Crashed,
                 reason: "app exited with status 3 before listening".into(),
                 log_tail: "php: cannot open /app/index.php".into(),
             }),

@@ -1,0 +1,86 @@
+//! Settings of `hako serve`: listeners, the store, the runtime, the proxy, the database service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hako_proxy::ProxyConfig;
+use hako_runtime::RuntimeConfig;
+use hako_store::StoreSpec;
+
+/// Settings of `hako serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    /// Where the proxy listens.
+    pub listen: SocketAddr,
+    /// Where the API listens.
+    pub api: SocketAddr,
+    /// Where apps, releases, instances and events are kept: the embedded store in the data
+    /// dir (the default) or an etcd cluster (`etcd://host:port[,…]`).
+    pub store: StoreSpec,
+    pub runtime: RuntimeConfig,
+    pub proxy: ProxyConfig,
+    /// SIGTERM-to-kill grace of a stopping instance.
+    pub stop_grace: Duration,
+    /// The shared database service apps with `database` get their database on.
+    pub database: DatabaseConfig,
+}
+
+/// The shared database service (MariaDB on this host), `[database]` in the config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseConfig {
+    /// The server's Unix socket; its directory is bound into instances at /run/mysqld.
+    pub socket: PathBuf,
+    /// Databases and accounts are named `<prefix>_<app>`; `None`: the runtime's prefix.
+    pub prefix: Option<String>,
+    /// A client defaults file with admin credentials, where root has no socket login.
+    pub defaults_file: Option<PathBuf>,
+    /// Connections each app's account may hold at once.
+    pub max_user_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            socket: hako_database::DEFAULT_SOCKET.into(),
+            prefix: None,
+            defaults_file: None,
+            max_user_connections: hako_database::DEFAULT_MAX_USER_CONNECTIONS,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Defaults: proxy on 0.0.0.0:8080, API on 127.0.0.1:7070, the embedded store in
+    /// `data_dir`, 10 s stop grace.
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServeConfig {
+        let data_dir = data_dir.into();
+        ServeConfig {
+            store: StoreSpec::in_data_dir(&data_dir),
+            data_dir,
+            listen: "0.0.0.0:8080".parse().expect("valid"),
+            api: "127.0.0.1:7070".parse().expect("valid"),
+            runtime: RuntimeConfig::default(),
+            proxy: ProxyConfig::default(),
+            stop_grace: Duration::from_secs(10),
+            database: DatabaseConfig::default(),
+        }
+    }
+
+    /// The database server as configured.
+    pub(crate) fn database_server(&self) -> hako_database::MariaDb {
+        let d = &self.database;
+        let mut server = hako_database::MariaDb::new(&d.socket)
+            .with_prefix(
+                d.prefix
+                    .clone()
+                    .unwrap_or_else(|| self.runtime.prefix.clone()),
+            )
+            .with_max_user_connections(d.max_user_connections);
+        if let Some(f) = &d.defaults_file {
+            server = server.with_defaults_file(f);
+        }
+        server
+    }
+}

@@ -1,0 +1,492 @@
+//! The one owner of an instance's life: start (launch, readiness, health check, routing),
+//! replace (successor first), retire (drain, stop), and the end of an instance that exited on
+//! its own. Every start path — a request's cold start, a minimum, a replacement — goes through
+//! [`Lifecycle::start`], so each gets the same checks, records and events. Others (the proxy's
+//! launcher, the keep-alive loop, the store watch, the API) ask; only this module changes an
+//! instance's state, in its [`table`], in the router and in the store.
+
+mod table;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hako_agent::{Exit, LaunchError};
+use hako_model::{App, Event, EventKind, InstanceInfo, StartFailure};
+use hako_proxy::Router;
+use hako_store::{Store, StoreExt, keys};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::apps::Apps;
+use crate::event_log::EventLog;
+use crate::node::Node;
+
+use table::Table;
+pub(crate) use table::Tracked;
+
+/// Longest a draining instance may keep its open requests before it is stopped anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Longest the requests of a deleted app may run on before its instances stop.
+pub const DELETE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an instance is started; its event says so.
+#[derive(Debug, Clone)]
+pub(crate) enum Cause {
+    /// A request found no ready instance (the proxy's activator asked).
+    Request,
+    /// The keep-alive policy asked (a minimum), with its reason.
+    Policy(String),
+}
+
+/// The instance lifecycle of this daemon.
+pub(crate) struct Lifecycle {
+    node: Arc<dyn Node>,
+    router: Router,
+    store: Arc<dyn Store>,
+    events: Arc<EventLog>,
+    apps: Arc<Apps>,
+    table: Mutex<Table>,
+    stop_grace: Duration,
+    /// Wakes the keep-alive loop: an instance started, became ready or ended.
+    wake: Arc<Notify>,
+}
+
+impl Lifecycle {
+    pub(crate) fn new(
+        node: Arc<dyn Node>,
+        router: Router,
+        store: Arc<dyn Store>,
+        events: Arc<EventLog>,
+        apps: Arc<Apps>,
+        stop_grace: Duration,
+        wake: Arc<Notify>,
+    ) -> Lifecycle {
+        Lifecycle {
+            node,
+            router,
+            store,
+            events,
+            apps,
+            table: Mutex::new(Table::default()),
+            stop_grace,
+            wake,
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().expect("instance table lock")
+    }
+
+    /// The instances of `app` (this very app, by its storage key), oldest first.
+    pub(crate) fn tracked(&self, app: &App) -> Vec<(String, Tracked)> {
+        self.table().of(&app.storage_key())
+    }
+
+    /// Starts asked for `app` whose containers do not exist yet.
+    pub(crate) fn launching(&self, app: &App) -> u32 {
+        self.table().launching(&app.storage_key())
+    }
+
+    /// Instances for the API: every one, or one app's, with their state.
+    pub(crate) fn instances(&self, app: Option<&str>) -> Vec<InstanceInfo> {
+        self.table().infos(app)
+    }
+
+    /// Starts an instance of `app` and returns once it is ready and routed: launched, its
+    /// port accepting, its health path (if any) answering 2xx/3xx. Refused when the app
+    /// already runs its maximum. Records the start or the failure as an event.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        app: &App,
+        cause: Cause,
+    ) -> Result<InstanceInfo, LaunchError> {
+        let key = app.storage_key();
+        {
+            let mut table = self.table();
+            if table.live(&key) >= app.spec.max {
+                return Err(LaunchError::new(
+                    StartFailure::Capacity,
+                    format!(
+                        "app {} already runs its maximum of {} instances",
+                        app.spec.name, app.spec.max
+                    ),
+                ));
+            }
+            table.begin_launch(&key);
+        }
+        self.run_start(app, cause).await
+    }
+
+    /// Like [`Lifecycle::start`], in the background; counts as starting from now on (so the
+    /// keep-alive loop does not ask twice). False if the app runs its maximum.
+    pub(crate) fn start_in_background(self: &Arc<Self>, app: &App, cause: Cause) -> bool {
+        let key = app.storage_key();
+        {
+            let mut table = self.table();
+            if table.live(&key) >= app.spec.max {
+                return false;
+            }
+            table.begin_launch(&key);
+        }
+        let (this, app) = (self.clone(), app.clone());
+        tokio::spawn(async move {
+            if this.run_start(&app, cause).await.is_err() {
+                // Not again in a tight loop: the keep-alive loop looks again after a pause.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                this.wake.notify_one();
+            }
+        });
+        true
+    }
+
+    /// Starts a successor of instance `old` of `app` and, once it is ready, drains `old`.
+    /// `old` keeps serving until then; if the successor fails, it serves on. False if `old`
+    /// is already draining or being replaced.
+    pub(crate) fn replace_in_background(
+        self: &Arc<Self>,
+        app: &App,
+        old: &str,
+        reason: String,
+    ) -> bool {
+        {
+            let mut table = self.table();
+            if !table.begin_replace(old, Instant::now()) {
+                return false;
+            }
+            table.begin_launch(&app.storage_key());
+        }
+        let (this, app, old) = (self.clone(), app.clone(), old.to_string());
+        tokio::spawn(async move {
+            match this.run_start(&app, Cause::Policy(reason.clone())).await {
+                Ok(new) => {
+                    if this.table().replaced(&old, Instant::now()) {
+                        let why = format!("replaced by {}: {reason}", new.id);
+                        this.finish_retire(&old, why, None, DRAIN_TIMEOUT).await;
+                    }
+                }
+                Err(_) => {
+                    this.table().cancel_replace(&old);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    this.wake.notify_one();
+                }
+            }
+        });
+        true
+    }
+
+    /// The start itself; the caller counted it as launching.
+    async fn run_start(
+        self: &Arc<Self>,
+        app: &App,
+        cause: Cause,
+    ) -> Result<InstanceInfo, LaunchError> {
+        let key = app.storage_key();
+        let asked = Instant::now();
+        let created_id: Arc<Mutex<Option<String>>> = Arc::default();
+        let created = {
+            let (this, key, seen) = (self.clone(), key.clone(), created_id.clone());
+            let fingerprint = app.fingerprint();
+            Box::new(move |info: &InstanceInfo| {
+                *seen.lock().expect("created lock") = Some(info.id.clone());
+                this.table().created(Tracked {
+                    info: info.clone(),
+                    key,
+                    fingerprint,
+                    started: asked,
+                    ready: None,
+                    draining_since: None,
+                    replacing: false,
+                });
+                this.wake.notify_one();
+            })
+        };
+        let launched = self.node.launch(app, created).await;
+        let id = created_id.lock().expect("created lock").take();
+        let result = match launched {
+            Ok(info) => self.make_ready(app, info, asked).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(info) => {
+                let took = asked.elapsed();
+                if !matches!(cause, Cause::Request) {
+                    // The activator measures the starts it asks for.
+                    let _ = self.router.record_start(&app.spec.name, took);
+                }
+                let pooled = if info.from_pool {
+                    " from the warm pool"
+                } else {
+                    ""
+                };
+                let reason = match &cause {
+                    Cause::Request => format!(
+                        "cold start: a request found no ready instance; ready in {:.1} ms{pooled}",
+                        took.as_secs_f64() * 1e3
+                    ),
+                    Cause::Policy(why) if pooled.is_empty() => why.clone(),
+                    Cause::Policy(why) => format!("{why} (from the warm pool)"),
+                };
+                self.events
+                    .record(Event::new(&app.spec.name, EventKind::Start, reason).instance(&info.id))
+                    .await;
+                self.wake.notify_one();
+                Ok(info)
+            }
+            Err(e) => {
+                {
+                    let mut table = self.table();
+                    match &id {
+                        Some(id) => {
+                            table.remove(id);
+                        }
+                        None => table.end_launch(&key),
+                    }
+                }
+                if !matches!(cause, Cause::Request) {
+                    let _ = self.router.record_start_failure(&app.spec.name, e.kind);
+                }
+                let reason = match &cause {
+                    Cause::Request => format!("cold start failed ({}): {}", e.kind, e.reason),
+                    Cause::Policy(why) => format!("{why}: start failed ({}): {}", e.kind, e.reason),
+                };
+                let mut event = Event::new(&app.spec.name, EventKind::StartFailed, reason)
+                    .log_tail(e.log_tail.clone());
+                if let Some(id) = &id {
+                    event = event.instance(id);
+                }
+                self.events.record(event).await;
+                self.wake.notify_one();
+                Err(e)
+            }
+        }
+    }
+
+    /// A launched instance (listening): health check, then routed and recorded. A failed
+    /// health check, an app deleted or replaced meanwhile, or an instance that ended meanwhile
+    /// stop it here.
+    async fn make_ready(
+        self: &Arc<Self>,
+        app: &App,
+        info: InstanceInfo,
+        asked: Instant,
+    ) -> Result<InstanceInfo, LaunchError> {
+        let fail = |kind, reason: String| LaunchError::new(kind, reason);
+        let addr: std::net::SocketAddr = match info.addr.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                self.discard(&info.id).await;
+                return Err(fail(
+                    StartFailure::Node,
+                    format!("instance address {} is not valid", info.addr),
+                ));
+            }
+        };
+        if let Some(path) = &app.spec.health_path {
+            let host = app.spec.hosts.first().cloned().unwrap_or_default();
+            let deadline = asked + app.spec.start_timeout.0;
+            if let Err(e) = hako_proxy::health::wait_healthy(addr, &host, path, deadline).await {
+                self.discard(&info.id).await;
+                return Err(fail(StartFailure::Unhealthy, e.to_string()));
+            }
+        }
+        if !self.apps.is_current(app) {
+            self.discard(&info.id).await;
+            return Err(fail(
+                StartFailure::Gone,
+                format!("app {} was deleted while it started", app.spec.name),
+            ));
+        }
+        if !self.table().ready(&info.id, &info, Instant::now()) {
+            // It exited meanwhile (its exit was recorded) or was retired.
+            return Err(fail(
+                StartFailure::Crashed,
+                "the instance ended right after it listened".into(),
+            ));
+        }
+        if let Err(e) = self.router.add_ready(&app.spec.name, &info.id, addr) {
+            tracing::warn!(instance = %info.id, error = %e, "cannot route to instance");
+        }
+        let mut ready = info.clone();
+        ready.state = hako_model::InstanceState::Ready;
+        if let Err(e) = self
+            .store
+            .put_json(&keys::instance(&ready.app, &ready.id), &ready)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record instance");
+        }
+        Ok(ready)
+    }
+
+    /// Stops a launched instance that never became ready, and forgets it.
+    async fn discard(&self, id: &str) {
+        let _ = self.node.stop(id, Duration::ZERO).await;
+        self.table().remove(id);
+    }
+
+    /// Retires an instance in the background: no new requests from now on, in-flight ones
+    /// finish (at most `drain_timeout`), then it stops. False if it is unknown, already
+    /// retiring, or being replaced.
+    pub(crate) fn retire_in_background(
+        self: &Arc<Self>,
+        id: &str,
+        reason: String,
+        drain_timeout: Duration,
+    ) -> bool {
+        if !self.table().begin_drain(id, Instant::now()) {
+            return false;
+        }
+        let (this, id) = (self.clone(), id.to_string());
+        tokio::spawn(async move { this.finish_retire(&id, reason, None, drain_timeout).await });
+        true
+    }
+
+    /// Drains (unless `drain` is given: the router forgot the app already), stops, unroutes
+    /// and forgets an instance marked draining, and records why.
+    async fn finish_retire(
+        &self,
+        id: &str,
+        reason: String,
+        drain: Option<hako_proxy::Drain>,
+        drain_timeout: Duration,
+    ) {
+        let Some(t) = self.table().get(id).cloned() else {
+            return;
+        };
+        let app = t.info.app.clone();
+        let mut draining = t.info.clone();
+        draining.state = hako_model::InstanceState::Draining;
+        let _ = self
+            .store
+            .put_json(&keys::instance(&app, id), &draining)
+            .await;
+        let drain = drain.or_else(|| self.router.drain(&app, id).ok());
+        if let Some(d) = drain {
+            let _ = tokio::time::timeout(drain_timeout, d.wait()).await;
+        }
+        let status = self.node.stop(id, self.stop_grace).await;
+        let _ = self.router.remove(&app, id);
+        self.table().remove(id);
+        let _ = self.store.delete(&keys::instance(&app, id)).await;
+        let reason = match status {
+            Some(s) => format!("{reason} ({s})"),
+            None => reason,
+        };
+        self.events
+            .record(Event::new(&app, EventKind::Stop, reason).instance(id))
+            .await;
+        self.wake.notify_one();
+    }
+
+    /// `app` was deleted: its hosts answer 404 from now on, its instances drain (at most
+    /// [`DELETE_DRAIN_TIMEOUT`]) and stop in the background, then the node forgets its files.
+    /// Never waits: another app, or a new app of the same name, is not held up.
+    pub(crate) fn retire_app(self: &Arc<Self>, app: &App) {
+        let name = app.spec.name.clone();
+        let now = Instant::now();
+        let ids: Vec<String> = {
+            let mut table = self.table();
+            let ids: Vec<String> = table
+                .of(&app.storage_key())
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            for id in &ids {
+                table.begin_drain(id, now);
+            }
+            ids
+        };
+        // Drain handles first: once the router forgets the app, its instances are unknown there.
+        let mine: Vec<_> = ids
+            .into_iter()
+            .map(|id| {
+                let d = self.router.drain(&name, &id).ok();
+                (id, d)
+            })
+            .collect();
+        let _ = self.router.remove_app(&name);
+        let (this, key) = (self.clone(), app.storage_key());
+        tokio::spawn(async move {
+            let stops = mine.into_iter().map(|(id, drain)| {
+                let this = this.clone();
+                async move {
+                    this.finish_retire(
+                        &id,
+                        "the app was deleted".into(),
+                        drain,
+                        DELETE_DRAIN_TIMEOUT,
+                    )
+                    .await
+                }
+            });
+            futures::future::join_all(stops).await;
+            this.node.forget(&key).await;
+        });
+    }
+
+    /// An instance's container ended on its own (crash, exit).
+    pub(crate) async fn exited(&self, exit: Exit) {
+        let known = self.table().remove(&exit.instance).is_some();
+        let _ = self.router.remove(&exit.app, &exit.instance);
+        let _ = self
+            .store
+            .delete(&keys::instance(&exit.app, &exit.instance))
+            .await;
+        if known {
+            self.events
+                .record(
+                    Event::new(
+                        &exit.app,
+                        EventKind::Exited,
+                        format!("the app {} on its own", exit.status),
+                    )
+                    .instance(&exit.instance)
+                    .log_tail(exit.log_tail),
+                )
+                .await;
+        }
+        self.wake.notify_one();
+    }
+
+    /// A request could not reach the instance: it leaves routing and stops.
+    pub(crate) fn unreachable(self: &Arc<Self>, id: &str) {
+        self.retire_in_background(id, "unreachable".into(), Duration::ZERO);
+    }
+
+    /// Instance records of a previous run (killed with -9) are stale: their containers died
+    /// with it and the runtime removed what they left. Record that and drop the records.
+    pub(crate) async fn forget_previous(&self) {
+        let Ok(old) = self.store.range_json::<InstanceInfo>(keys::INSTANCES).await else {
+            return;
+        };
+        for (_, i) in old {
+            self.events
+                .record(
+                    Event::new(
+                        &i.app,
+                        EventKind::Stop,
+                        "the previous hako process ended; its instance is gone",
+                    )
+                    .instance(&i.id),
+                )
+                .await;
+        }
+        let _ = self.store.delete_prefix(keys::INSTANCES).await;
+    }
+
+    /// Stops every instance (their grace period applies) and drops their records.
+    pub(crate) async fn shutdown(&self) {
+        let ids = self.table().ids();
+        self.node.shutdown(self.stop_grace).await;
+        for id in ids {
+            let gone = self.table().remove(&id);
+            if let Some(t) = gone {
+                let _ = self.store.delete(&keys::instance(&t.info.app, &id)).await;
+            }
+        }
+        if let Err(e) = self.store.delete_prefix(keys::INSTANCES).await {
+            tracing::warn!(error = %e, "cannot clear instance records");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The seam between the control plane and where instances run. One host: [`LocalNode`], the
+//! node agent in this process. The instance lifecycle ([`crate::lifecycle`]) only talks to a
+//! node through [`Node`], so timing logic is tested against a node that runs nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hako_agent::{Agent, LaunchError};
+use hako_model::{App, InstanceInfo};
+
+/// Called once with the instance (state `Starting`) when its container exists.
+pub(crate) type Created = Box<dyn FnOnce(&InstanceInfo) + Send>;
+
+/// Runs instances.
+#[async_trait]
+pub(crate) trait Node: Send + Sync + 'static {
+    /// Starts an instance of `app`; returns once its port accepts connections.
+    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError>;
+
+    /// Stops an instance (its stop signal, `grace`, then kill) and removes what it had; the
+    /// exit status in words, if it was running.
+    async fn stop(&self, id: &str, grace: Duration) -> Option<String>;
+
+    /// `app` is current: prepare for its starts (its warm pool), dropping what older
+    /// versions left. Returns at once.
+    fn prepare(&self, app: &App);
+
+    /// The app with this storage key is gone: remove its files and warm pool.
+    async fn forget(&self, storage_key: &str);
+
+    /// Stops every instance and removes what the node made.
+    async fn shutdown(&self, grace: Duration);
+}
+
+/// The node agent of this host.
+pub(crate) struct LocalNode(pub(crate) Arc<Agent>);
+
+#[async_trait]
+impl Node for LocalNode {
+    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError> {
+        self.0.launch_with(app, created).await
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Option<String> {
+        self.0.stop(id, grace).await.map(|s| s.to_string())
+    }
+
+    fn prepare(&self, app: &App) {
+        self.0.fill_pool(app);
+    }
+
+    async fn forget(&self, storage_key: &str) {
+        self.0.forget_app(storage_key).await;
+    }
+
+    async fn shutdown(&self, grace: Duration) {
+        self.0.shutdown(grace).await;
+    }
+}
