@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use hako_image::{Image, ImageStore, Rootfs};
 use hako_model::{App, AppNetwork, InstanceInfo, InstanceState, StartFailure};
 use hako_runtime::{
-    BindMount, Container, ContainerSpec, ExitStatus, Limits, LogSpec, NetworkMode, RootfsSpec,
-    Runtime, RuntimeConfig, Stats, User,
+    BindMount, Container, ContainerSpec, ExitStatus, LogSpec, NetworkMode, RootfsSpec, Runtime,
+    RuntimeConfig, Stats, User,
 };
 use tokio::sync::mpsc;
 
@@ -443,11 +443,7 @@ impl Agent {
         cs.workdir = spec.workdir.clone().into();
         cs.user = user;
         cs.hostname = spec.name.clone();
-        cs.limits = Limits {
-            memory_max: Some(spec.memory.0),
-            cpu_cores: spec.cpu,
-            pids_max: Some(spec.pids),
-        };
+        cs.limits = crate::limits::container_limits(spec);
         cs.network = network;
         cs.mounts = mounts;
         cs.log = LogSpec::File {
@@ -479,11 +475,9 @@ impl Agent {
     /// The image version an instance of `app` gets now (the latest one when the app names
     /// no version).
     fn resolve_image(&self, app: &App) -> Result<Image, LaunchError> {
-        let (name, version) = hako_model::parse_image_ref(&app.spec.image).ok_or_else(|| {
-            LaunchError::spec(format!("image reference {:?} is not valid", app.spec.image))
-        })?;
+        let image = &app.spec.image;
         self.images
-            .get(&name, version)
+            .get(&image.name, image.version)
             .map_err(|e| LaunchError::new(StartFailure::Image, e.to_string()))
     }
 

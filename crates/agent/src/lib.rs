@@ -9,11 +9,15 @@
 //! parked before exec, and a launch only has to release one.
 
 mod agent;
+mod capacity;
 pub mod health;
+mod limits;
 pub mod logs;
 mod ready;
 mod releases;
 
 pub use agent::{Agent, AgentConfig, AgentError, Exit, Instance, LaunchError};
+pub use capacity::node_capacity;
+pub use limits::container_limits;
 pub use ready::{NotReady, wait_ready};
 pub use releases::Releases;

@@ -2,7 +2,7 @@
 //! [`Action`] and hands it to the [`crate::Engine`], which answers with a [`Reply`]. The
 //! daemon can run actions directly too (for example to create demo apps at start).
 
-use hako_model::{App, AppSpec, Event, InstanceInfo, Release, valid_name};
+use hako_model::{App, AppError, AppPatch, AppSpec, Event, InstanceInfo, Release, valid_name};
 
 use hako_policy::slo::Target;
 
@@ -29,13 +29,13 @@ pub enum Action {
     CreateApp(Box<AppSpec>),
     /// One app.
     ShowApp(String),
-    /// Change some fields of an app's spec: a JSON object of `AppSpec` fields except `name`
-    /// (`null` clears an optional field).
+    /// Change some settings of an app (the result is validated as a whole, and against what
+    /// the node can give).
     UpdateApp {
         /// The app.
         name: String,
-        /// The fields to change.
-        patch: serde_json::Map<String, serde_json::Value>,
+        /// The settings to change.
+        patch: Box<AppPatch>,
     },
     /// Delete an app and its releases' records; with its database, say what becomes of it.
     DeleteApp {
@@ -165,45 +165,20 @@ pub fn parse_spec(body: &[u8]) -> Result<AppSpec, ApiError> {
     Ok(spec)
 }
 
-/// Parses an update request's body: a JSON object of spec fields, without `name`.
-pub fn parse_patch(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+/// Parses an update request's body: a JSON object of the settings to change (see
+/// [`AppPatch`]); `name` and unknown fields are refused.
+pub fn parse_patch(body: &[u8]) -> Result<AppPatch, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(patch) = value else {
+    let serde_json::Value::Object(fields) = &value else {
         return Err(ApiError::BadRequest(
             "request body must be a JSON object of the app fields to change".into(),
         ));
     };
-    if patch.contains_key("name") {
-        return Err(ApiError::BadRequest(
-            "an app's name cannot change: create a new app and delete the old one".into(),
-        ));
+    if fields.contains_key("name") {
+        return Err(AppError::Rename.into());
     }
-    Ok(patch)
-}
-
-/// Applies a patch to a spec and validates the result as a whole.
-pub fn apply_patch(
-    spec: &AppSpec,
-    patch: &serde_json::Map<String, serde_json::Value>,
-) -> Result<AppSpec, ApiError> {
-    let mut value = serde_json::to_value(spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let serde_json::Value::Object(fields) = &mut value {
-        for (k, v) in patch {
-            fields.insert(k.clone(), v.clone());
-        }
-    }
-    let mut patched: AppSpec = serde_json::from_value(value)
-        .map_err(|e| ApiError::BadRequest(format!("bad app update: {e}")))?;
-    if patched.name != spec.name {
-        return Err(ApiError::BadRequest(
-            "an app's name cannot change: create a new app and delete the old one".into(),
-        ));
-    }
-    patched
-        .validate()
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok(patched)
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("bad app update: {e}")))
 }
 
 /// Parses a service-level target from a query: `target_cold` (a fraction, e.g. `0.01`) or
@@ -223,7 +198,7 @@ pub fn parse_target(
                 "target_cold {p:?} is not valid: give the fraction of requests that may wait for a start, from 0 to 1 (e.g. 0.01)"
             ))),
         },
-        (None, Some(w)) => hako_policy::duration::parse_duration(w)
+        (None, Some(w)) => hako_model::units::parse_duration(w)
             .map(|d| Some(Target::P99Wait(d)))
             .map_err(|e| ApiError::BadRequest(format!("target_p99_wait: {e}"))),
     }
@@ -280,20 +255,30 @@ mod tests {
         let spec = parse_spec(spec_json().to_string().as_bytes()).unwrap();
         let patch =
             parse_patch(br#"{"memory": "1GiB", "cpu": 0.5, "hosts": ["A.example"]}"#).unwrap();
-        let patched = apply_patch(&spec, &patch).unwrap();
+        let patched = patch.apply(&spec).unwrap();
         assert_eq!(patched.memory.0, 1 << 30);
         assert_eq!(patched.cpu, Some(0.5));
         assert_eq!(patched.hosts, ["a.example"]);
         assert_eq!(patched.cmd, spec.cmd);
-        let cleared = apply_patch(&patched, &parse_patch(br#"{"cpu": null}"#).unwrap()).unwrap();
+        let cleared = parse_patch(br#"{"cpu": null}"#)
+            .unwrap()
+            .apply(&patched)
+            .unwrap();
         assert_eq!(cleared.cpu, None);
 
-        assert!(parse_patch(br#"{"name": "x"}"#).is_err());
+        let err = parse_patch(br#"{"name": "x"}"#).unwrap_err();
+        assert!(err.to_string().contains("name cannot change"), "{err}");
         assert!(parse_patch(b"[1]").is_err());
-        let typo = parse_patch(br#"{"memroy": "1GiB"}"#).unwrap();
-        assert!(apply_patch(&spec, &typo).is_err(), "unknown field accepted");
+        let typo = parse_patch(br#"{"memroy": "1GiB"}"#).unwrap_err();
+        assert!(
+            typo.to_string().contains("memroy"),
+            "unknown field accepted"
+        );
         let bad = parse_patch(br#"{"max": 0}"#).unwrap();
-        assert!(apply_patch(&spec, &bad).is_err(), "invalid result accepted");
+        assert!(bad.apply(&spec).is_err(), "invalid result accepted");
+        // One meaning of units: 100MB is 10^8 bytes here as everywhere.
+        let mb = parse_patch(br#"{"memory": "100MB"}"#).unwrap();
+        assert_eq!(mb.apply(&spec).unwrap().memory.0, 100_000_000);
     }
 
     #[test]
@@ -313,6 +298,7 @@ mod tests {
             (Some("one"), None),
             (Some("NaN"), None),
             (None, Some("fast")),
+            (None, Some("45")),
             (Some("0.01"), Some("50ms")),
         ] {
             assert!(

@@ -1,10 +1,10 @@
 //! The seam between the API and the daemon: what the API needs from the node (image checks,
-//! unpacking code releases, live instances, metrics, logs). The daemon implements
-//! [`Backend`]; tests use a small fake.
+//! what a node can give, unpacking code releases, live instances, metrics, logs). The daemon
+//! implements [`Backend`]; tests use a small fake.
 
 use std::path::PathBuf;
 
-use hako_model::{DatabaseGrant, InstanceInfo, Release};
+use hako_model::{DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release};
 
 /// Where a new code release comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,31 +25,40 @@ impl ReleaseSource {
     }
 }
 
-/// A backend failure: a message for the client and whose fault it is.
+/// A backend failure, by what happened; [`crate::ApiError`] maps each to its HTTP status.
+/// Every message is lowercase and says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct BackendError {
-    /// What went wrong and what to do (lowercase).
-    pub message: String,
-    /// True if the request was at fault (answered 400), false if we were (500).
-    pub user_fault: bool,
+pub enum BackendError {
+    /// The request carried something unusable: a hostile or broken archive, a directory
+    /// that is not there, a name the node cannot use (400).
+    #[error("{0}")]
+    BadInput(String),
+    /// Something the request names does not exist on the node (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request clashes with what the node has (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is larger than the node takes, e.g. a release over its quota (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A service the node needs is down or absent for now; trying later may work (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The node failed: disk full, permission, a task that died (500).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl BackendError {
-    /// The client sent something unusable (a hostile or broken tarball, a missing dir).
+    /// Shorthand for [`BackendError::BadInput`]: the client sent something unusable.
     pub fn user(message: impl Into<String>) -> BackendError {
-        BackendError {
-            message: message.into(),
-            user_fault: true,
-        }
+        BackendError::BadInput(message.into())
     }
 
-    /// The node failed (disk full, permission).
+    /// Shorthand for [`BackendError::Internal`]: the node failed.
     pub fn internal(message: impl Into<String>) -> BackendError {
-        BackendError {
-            message: message.into(),
-            user_fault: false,
-        }
+        BackendError::Internal(message.into())
     }
 }
 
@@ -57,13 +66,18 @@ impl BackendError {
 /// (valid, but possibly unknown to the node).
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
-    /// Does this image reference (`NAME` or `NAME:VERSION`) exist? Checked when an app is
-    /// created or its image changes.
-    async fn image_exists(&self, reference: &str) -> bool;
+    /// Does this image (its latest version, or the version named) exist? Checked when an app
+    /// is created or its image changes.
+    async fn image_exists(&self, image: &ImageRef) -> bool;
+
+    /// What one instance can get at most: the node's (later: the largest node's) CPUs,
+    /// memory and pids. An app whose limits exceed it could never start, so it is refused
+    /// when created or updated.
+    fn capacity(&self) -> NodeCapacity;
 
     /// Makes code release `number` of the app whose [`hako_model::App::storage_key`] is `app`
-    /// from `source`: unpack or copy it into a new
-    /// read-only release (hostile archives refused with a [`BackendError::user`]) and return
+    /// from `source`: unpack or copy it into a new read-only release (hostile archives
+    /// refused with [`BackendError::BadInput`]) and return
     /// its metadata. The API then records it and points the app at it. A number is never
     /// handed out twice while the app exists; files of a failed attempt may be overwritten.
     async fn create_release(
@@ -105,7 +119,8 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 fn no_database_service() -> BackendError {
-    BackendError::user(
-        "this hako has no database service: install MariaDB and set [database] in hako serve's config",
+    BackendError::BadInput(
+        "this hako has no database service: install MariaDB and set [database] in hako serve's config"
+            .into(),
     )
 }

@@ -10,8 +10,6 @@
 //! # Ok(()) }
 //! ```
 
-mod patch;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,7 +17,7 @@ use hako_model::{App, AppSpec, Event, InstanceInfo, Release, valid_name};
 use serde::de::DeserializeOwned;
 use ureq::http::Response;
 
-pub use self::patch::AppPatch;
+pub use hako_model::AppPatch;
 
 /// Where the CLI finds the API when `HAKO_API` is not set.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:7070";
@@ -272,7 +270,7 @@ impl Client {
         match target {
             Some(Target::ColdProbability(p)) => req = req.query("target_cold", p.to_string()),
             Some(Target::P99Wait(d)) => {
-                req = req.query("target_p99_wait", format!("{}s", d.as_secs_f64()))
+                req = req.query("target_p99_wait", hako_model::units::format_duration(d))
             }
             None => {}
         }

@@ -95,15 +95,22 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::backend::{BackendError, ReleaseSource};
-    use hako_model::{InstanceInfo, Release};
+    use hako_model::{ImageRef, InstanceInfo, NodeCapacity, Release};
 
     /// Knows one image; makes every release.
     struct OneImage;
 
     #[async_trait::async_trait]
     impl Backend for OneImage {
-        async fn image_exists(&self, reference: &str) -> bool {
-            reference == "static"
+        async fn image_exists(&self, image: &ImageRef) -> bool {
+            image.name == "static"
+        }
+        fn capacity(&self) -> NodeCapacity {
+            NodeCapacity {
+                cpus: 2,
+                memory_bytes: 4 << 30,
+                max_pids: 32768,
+            }
         }
         async fn create_release(
             &self,

@@ -34,9 +34,15 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// What the request would make is larger than the node takes (413).
+    #[error("{0}")]
+    ContentTooLarge(String),
     /// Our fault: the store or the node failed (500).
     #[error("{0}")]
     Internal(String),
+    /// A service the node needs is down or absent for now (503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -48,8 +54,11 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::ContentTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -69,11 +78,26 @@ impl From<StoreError> for ApiError {
 
 impl From<BackendError> for ApiError {
     fn from(e: BackendError) -> ApiError {
-        if e.user_fault {
-            ApiError::BadRequest(e.message)
-        } else {
-            ApiError::Internal(e.message)
+        match e {
+            BackendError::BadInput(m) => ApiError::BadRequest(m),
+            BackendError::NotFound(m) => ApiError::NotFound(m),
+            BackendError::Conflict(m) => ApiError::Conflict(m),
+            BackendError::TooLarge(m) => ApiError::ContentTooLarge(m),
+            BackendError::Unavailable(m) => ApiError::Unavailable(m),
+            BackendError::Internal(m) => ApiError::Internal(m),
         }
+    }
+}
+
+impl From<hako_model::AppError> for ApiError {
+    fn from(e: hako_model::AppError) -> ApiError {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<hako_model::LimitError> for ApiError {
+    fn from(e: hako_model::LimitError) -> ApiError {
+        ApiError::BadRequest(e.to_string())
     }
 }
 
@@ -112,6 +136,28 @@ mod tests {
         assert_eq!(
             ApiError::TooLarge { limit: 10 }.status(),
             StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    #[test]
+    fn each_backend_failure_has_its_own_status() {
+        let cases = [
+            (BackendError::BadInput("x".into()), 400),
+            (BackendError::NotFound("x".into()), 404),
+            (BackendError::Conflict("x".into()), 409),
+            (BackendError::TooLarge("x".into()), 413),
+            (BackendError::Internal("x".into()), 500),
+            (BackendError::Unavailable("x".into()), 503),
+        ];
+        for (e, status) in cases {
+            let api = ApiError::from(e.clone());
+            assert_eq!(api.status().as_u16(), status, "{e:?}");
+            assert_eq!(api.to_string(), "x", "the message is passed on");
+        }
+        assert_eq!(BackendError::user("a"), BackendError::BadInput("a".into()));
+        assert_eq!(
+            BackendError::internal("b"),
+            BackendError::Internal("b".into())
         );
     }
 }

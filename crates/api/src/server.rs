@@ -155,7 +155,7 @@ async fn show_app(State(s): S, name: AppName) -> Response {
 
 async fn update_app(State(s): S, name: AppName, body: Body) -> Response {
     let action = name.0.and_then(|name| {
-        let patch = action::parse_patch(&body.0?)?;
+        let patch = Box::new(action::parse_patch(&body.0?)?);
         Ok(Action::UpdateApp { name, patch })
     });
     run(&s, action).await

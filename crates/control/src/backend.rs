@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hako_agent::Agent;
 use hako_api::{Backend, BackendError, ReleaseSource};
-use hako_model::{DatabaseGrant, InstanceInfo, Release};
+use hako_model::{DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release};
 use hako_proxy::Router;
 
 use crate::apps::Apps;
@@ -32,11 +32,12 @@ impl DaemonBackend {
 
 #[async_trait::async_trait]
 impl Backend for DaemonBackend {
-    async fn image_exists(&self, reference: &str) -> bool {
-        let Some((name, version)) = hako_model::parse_image_ref(reference) else {
-            return false;
-        };
-        self.agent.images().get(&name, version).is_ok()
+    async fn image_exists(&self, image: &ImageRef) -> bool {
+        self.agent.images().get(&image.name, image.version).is_ok()
+    }
+
+    fn capacity(&self) -> NodeCapacity {
+        hako_agent::node_capacity()
     }
 
     async fn create_release(

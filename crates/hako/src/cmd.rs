@@ -11,6 +11,8 @@ pub mod run;
 pub mod serve;
 pub mod sim;
 pub mod slo;
+#[cfg(test)]
+mod vocabulary;
 
 /// Exit codes of hako's own failures; each means one thing, so scripts can tell them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

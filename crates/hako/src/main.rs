@@ -5,8 +5,6 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
-mod image_ref;
-mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -157,6 +157,40 @@ fn setup_failures_exit_125_and_missing_commands_127() {
         "a runtime was made: {out:?}"
     );
 
+    // A limit this host can never give: refused with the API's words, before a runtime.
+    let cpus = hako_agent::node_capacity().cpus;
+    let over = (cpus + 1).to_string();
+    let out = env.run(&["-v", "run", "--image", "bb", "--cpu", &over, "--", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "cpu limit of {over} cores is more than this node has ({cpus} cores): give at most {cpus}"
+        )),
+        "{out:?}"
+    );
+    assert!(
+        common::logged_prefix(&out.stderr).is_none(),
+        "a runtime was made: {out:?}"
+    );
+    let out = env.run(&[
+        "run",
+        "--image",
+        "bb",
+        "--pids",
+        "99999999999",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("more than this node allows"), "{out:?}");
+    // Values that are no limit at all are usage errors.
+    let out = env.run(&["run", "--image", "bb", "--cpu", "inf", "--", "true"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("cpu limit \"inf\" is not valid"),
+        "{out:?}"
+    );
+
     let out = env.run(&["run", "--image", "nope", "--", "true"]);
     assert_eq!(out.code, 125, "{out:?}");
     assert!(out.stderr.contains("image nope not found"), "{out:?}");

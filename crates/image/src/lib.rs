@@ -25,7 +25,6 @@ mod copy;
 mod debian;
 mod host;
 mod image;
-mod name;
 mod store;
 mod unpack;
 mod usage;
@@ -34,6 +33,10 @@ pub use copy::CopyError;
 pub use debian::{DEFAULT_MIRROR, DebianBuild, DebianError};
 pub use host::{ETC_BINDS, HostError, SKELETON_DIRS};
 pub use image::{HostBind, Image, ImageKind, Rootfs, Storage};
-pub use name::{MAX_NAME_LEN, NameError, validate as validate_name};
+// Image names are part of hako's vocabulary (an app's image reference names one).
+pub use hako_model::image_name::{
+    ImageNameError as NameError, MAX_IMAGE_NAME_LEN as MAX_NAME_LEN,
+    validate_image_name as validate_name,
+};
 pub use store::{ImageError, ImageStore};
 pub use unpack::{TarLimits, UnpackError};

@@ -21,11 +21,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::NameError;
 use crate::copy::CopyError;
 use crate::debian::{DebianBuild, DebianError};
 use crate::host::HostError;
 use crate::image::{META_FILE, ROOTFS_DIR};
-use crate::name::NameError;
 use crate::unpack::{TarLimits, UnpackError};
 use crate::{Image, ImageKind, Storage};
 
@@ -148,7 +148,7 @@ impl ImageStore {
     /// or gzip-compressed (detected by content, not by file name). Hostile
     /// archives are refused and leave nothing behind.
     pub fn import(&self, name: &str, source: &Path) -> Result<Image, ImageError> {
-        crate::name::validate(name)?;
+        crate::validate_name(name)?;
         let meta =
             std::fs::metadata(source).map_err(io_err("cannot read import source", source))?;
         let staging = self.staging()?;
@@ -190,7 +190,7 @@ impl ImageStore {
         packages: &[String],
         opts: &DebianBuild,
     ) -> Result<Image, ImageError> {
-        crate::name::validate(name)?;
+        crate::validate_name(name)?;
         if let Some(add) = &opts.add
             && !add.is_dir()
         {
@@ -237,7 +237,7 @@ impl ImageStore {
     /// `hostname` and `resolv.conf` are the runtime's. Containers see host
     /// package updates as they cycle.
     pub fn host(&self, name: &str) -> Result<Image, ImageError> {
-        crate::name::validate(name)?;
+        crate::validate_name(name)?;
         let staging = self.staging()?;
         let skeleton = staging.path().join(ROOTFS_DIR);
         let binds = crate::host::build_skeleton(Path::new("/"), &skeleton)?;
@@ -273,7 +273,7 @@ impl ImageStore {
 
     /// One version of `name`; `None` means the latest.
     pub fn get(&self, name: &str, version: Option<u32>) -> Result<Image, ImageError> {
-        crate::name::validate(name)?;
+        crate::validate_name(name)?;
         let versions = self.versions(name)?;
         let found = match version {
             None => versions.last().copied(),
@@ -291,7 +291,7 @@ impl ImageStore {
     /// deleted once no image refers to it and no build is using it. Running
     /// containers on a removed image keep their mounts; don't start new ones.
     pub fn remove(&self, name: &str, version: Option<u32>) -> Result<(), ImageError> {
-        crate::name::validate(name)?;
+        crate::validate_name(name)?;
         let lock = self.lock()?;
         let versions = match version {
             Some(v) => vec![v],
@@ -413,7 +413,7 @@ impl ImageStore {
         for entry in std::fs::read_dir(&self.root).map_err(io_err("cannot read", &self.root))? {
             let entry = entry.map_err(io_err("cannot read", &self.root))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if crate::name::validate(&name).is_ok() && entry.path().is_dir() {
+            if crate::validate_name(&name).is_ok() && entry.path().is_dir() {
                 names.push(name);
             }
         }

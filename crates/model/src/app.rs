@@ -1,10 +1,18 @@
 //! An app: a hosted site, as the user describes it (hostnames, image, code, command, port,
-//! limits, keep-alive) plus what hako tracks about it (current release, times).
+//! limits, keep-alive) plus what hako tracks about it (current release, times). A change to
+//! its settings is an [`AppPatch`].
+
+mod patch;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::image_ref::ImageRef;
 use crate::units::{ByteSize, HumanDuration};
+
+pub use patch::AppPatch;
+pub use validate::{AppError, valid_host, valid_name};
 
 /// Network mode of an app's instances.
 #[derive(
@@ -49,6 +57,20 @@ impl StopSignal {
     }
 }
 
+impl std::str::FromStr for AppNetwork {
+    type Err = String;
+    /// `isolated` or `host`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "isolated" => Ok(AppNetwork::Isolated),
+            "host" => Ok(AppNetwork::Host),
+            other => Err(format!(
+                "network {other:?} is not valid: use isolated or host"
+            )),
+        }
+    }
+}
+
 impl std::str::FromStr for StopSignal {
     type Err = String;
     /// `TERM`, `SIGTERM`, `term`…
@@ -70,8 +92,9 @@ pub struct AppSpec {
     pub name: String,
     /// Hostnames the proxy routes to this app (lowercase, no port).
     pub hosts: Vec<String>,
-    /// Image reference: `NAME` (latest version when an instance starts) or `NAME:VERSION`.
-    pub image: String,
+    /// Image reference: `NAME` or `NAME:latest` (latest version when an instance starts) or
+    /// `NAME:VERSION`; stored as a string.
+    pub image: ImageRef,
     /// Command line; `$PORT` and the app's env are expanded by hako.
     pub cmd: String,
     /// Port the app listens on inside its container (also given as `PORT`). Default 8080.
@@ -88,7 +111,7 @@ pub struct AppSpec {
     /// Memory limit per instance. Default 256MiB.
     #[serde(default = "defaults::memory")]
     pub memory: ByteSize,
-    /// CPU limit per instance in cores. Default: none.
+    /// CPU limit per instance in cores (at most what the node has). Default: none.
     #[serde(default)]
     pub cpu: Option<f64>,
     /// Process limit per instance. Default 512.
@@ -133,6 +156,40 @@ pub struct AppSpec {
 
 /// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).
 pub const MAX_WARM_POOL: u32 = 8;
+
+impl AppSpec {
+    /// A spec with every optional setting at its default (not yet validated).
+    pub fn new(
+        name: impl Into<String>,
+        hosts: Vec<String>,
+        image: ImageRef,
+        cmd: impl Into<String>,
+    ) -> AppSpec {
+        AppSpec {
+            name: name.into(),
+            hosts,
+            image,
+            cmd: cmd.into(),
+            port: defaults::port(),
+            env: BTreeMap::new(),
+            user: None,
+            workdir: defaults::workdir(),
+            memory: defaults::memory(),
+            cpu: None,
+            pids: defaults::pids(),
+            min: 0,
+            max: defaults::max(),
+            idle_timeout: defaults::idle_timeout(),
+            max_lifetime: defaults::max_lifetime(),
+            start_timeout: defaults::start_timeout(),
+            health_path: None,
+            network: AppNetwork::default(),
+            stop_signal: StopSignal::default(),
+            database: false,
+            warm_pool: 0,
+        }
+    }
+}
 
 mod defaults {
     use super::*;
@@ -260,184 +317,7 @@ impl App {
     }
 }
 
-/// Why an app spec was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AppError {
-    #[error(
-        "app name {0:?} is not valid: use 1-63 lowercase letters, digits and '-', starting with a letter or digit"
-    )]
-    Name(String),
-    #[error("an app needs at least one host (--host blog.example)")]
-    NoHosts,
-    #[error(
-        "host {0:?} is not a valid hostname: use letters, digits, '-' and '.', no port, no scheme"
-    )]
-    Host(String),
-    #[error("image reference {0:?} is not valid: use NAME or NAME:VERSION")]
-    Image(String),
-    #[error("bad command line: {0}")]
-    Command(#[from] crate::command::CommandError),
-    #[error("port 0 is not valid: give 1-65535")]
-    Port,
-    #[error("memory limit {0} is too small: give at least 4MiB")]
-    Memory(ByteSize),
-    #[error("cpu limit {0} is not valid: give a positive number of cores such as 0.5")]
-    Cpu(f64),
-    #[error("pids limit 0 is not valid: give at least 1")]
-    Pids,
-    #[error("max instances must be at least 1 and at least min ({min} > {max})")]
-    MinMax { min: u32, max: u32 },
-    #[error("{field} of {value} is too short: give at least {floor}")]
-    TooShort {
-        field: &'static str,
-        value: HumanDuration,
-        floor: HumanDuration,
-    },
-    #[error("health path {0:?} must start with '/'")]
-    HealthPath(String),
-    #[error("environment variable name {0:?} is not valid")]
-    Env(String),
-    #[error("working directory {0:?} must be an absolute path")]
-    Workdir(String),
-    #[error("a warm pool of {0} is too large: give at most {MAX_WARM_POOL}")]
-    WarmPool(u32),
-    #[error(
-        "a warm pool needs the isolated network (a host-network instance's port is picked when it starts): use --net isolated or --warm-pool 0"
-    )]
-    WarmPoolHostNetwork,
-}
-
-/// Checks a name of an app (also used for images): `[a-z0-9][a-z0-9-]{0,62}`.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-}
-
-/// Checks a hostname (lowercased by the caller).
-pub fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
-}
-
-/// Splits `NAME[:VERSION]`.
-pub fn parse_image_ref(r: &str) -> Option<(String, Option<u32>)> {
-    let (name, version) = match r.split_once(':') {
-        Some((n, v)) => (n, Some(v.parse::<u32>().ok().filter(|v| *v > 0)?)),
-        None => (r, None),
-    };
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-        && name.as_bytes()[0].is_ascii_alphanumeric();
-    ok.then(|| (name.to_string(), version))
-}
-
 impl AppSpec {
-    /// Normalises (lowercases hosts, dedups) and validates.
-    pub fn validate(&mut self) -> Result<(), AppError> {
-        if !valid_name(&self.name) {
-            return Err(AppError::Name(self.name.clone()));
-        }
-        for h in &mut self.hosts {
-            let lower = h.trim().to_ascii_lowercase();
-            *h = lower.strip_suffix('.').unwrap_or(&lower).to_string();
-            if !valid_host(h) {
-                return Err(AppError::Host(h.clone()));
-            }
-        }
-        self.hosts.sort();
-        self.hosts.dedup();
-        if self.hosts.is_empty() {
-            return Err(AppError::NoHosts);
-        }
-        if parse_image_ref(&self.image).is_none() {
-            return Err(AppError::Image(self.image.clone()));
-        }
-        for k in self.env.keys() {
-            if k.is_empty()
-                || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                || k.as_bytes()[0].is_ascii_digit()
-            {
-                return Err(AppError::Env(k.clone()));
-            }
-        }
-        self.command(self.port)?;
-        if self.port == 0 {
-            return Err(AppError::Port);
-        }
-        if self.memory.0 < 4 << 20 {
-            return Err(AppError::Memory(self.memory));
-        }
-        if let Some(c) = self.cpu
-            && !(c.is_finite() && (0.01..=1024.0).contains(&c))
-        {
-            return Err(AppError::Cpu(c));
-        }
-        if self.pids == 0 {
-            return Err(AppError::Pids);
-        }
-        if self.max == 0 || self.min > self.max {
-            return Err(AppError::MinMax {
-                min: self.min,
-                max: self.max,
-            });
-        }
-        let floor = |field, value: HumanDuration, floor: Duration| {
-            if value.0 < floor {
-                Err(AppError::TooShort {
-                    field,
-                    value,
-                    floor: HumanDuration(floor),
-                })
-            } else {
-                Ok(())
-            }
-        };
-        floor(
-            "idle timeout",
-            self.idle_timeout,
-            Duration::from_millis(100),
-        )?;
-        floor(
-            "start timeout",
-            self.start_timeout,
-            Duration::from_millis(100),
-        )?;
-        if let Some(l) = self.max_lifetime {
-            floor("max lifetime", l, Duration::from_secs(1))?;
-        }
-        if let Some(p) = &self.health_path
-            && !p.starts_with('/')
-        {
-            return Err(AppError::HealthPath(p.clone()));
-        }
-        if !self.workdir.starts_with('/') {
-            return Err(AppError::Workdir(self.workdir.clone()));
-        }
-        if self.warm_pool > MAX_WARM_POOL {
-            return Err(AppError::WarmPool(self.warm_pool));
-        }
-        if self.warm_pool > 0 && self.network == AppNetwork::Host {
-            return Err(AppError::WarmPoolHostNetwork);
-        }
-        Ok(())
-    }
-
     /// The environment an instance gets: the app's env plus `PORT`.
     pub fn environment(&self, port: u16) -> BTreeMap<String, String> {
         let mut env = self.env.clone();
@@ -504,8 +384,12 @@ mod tests {
         for (field, value) in cases {
             let mut v = serde_json::to_value(spec()).unwrap();
             v[field] = value.clone();
-            let mut s: AppSpec = serde_json::from_value(v).unwrap();
-            assert!(s.validate().is_err(), "{field} = {value} accepted");
+            // Refused when read (a typed field) or when validated.
+            let refused = match serde_json::from_value::<AppSpec>(v) {
+                Err(_) => true,
+                Ok(mut s) => s.validate().is_err(),
+            };
+            assert!(refused, "{field} = {value} accepted");
         }
         let mut v = serde_json::to_value(spec()).unwrap();
         v["memroy"] = serde_json::json!("1GiB");
@@ -554,7 +438,7 @@ mod tests {
         let changes: Vec<fn(&mut App)> = vec![
             |a| a.release = Some(2),
             |a| a.generation = 1,
-            |a| a.spec.image = "php:2".into(),
+            |a| a.spec.image = "php:2".parse().unwrap(),
             |a| a.spec.cmd = "php -S 0.0.0.0:$PORT".into(),
             |a| {
                 a.spec.env.insert("A".into(), "1".into());
@@ -614,11 +498,28 @@ mod tests {
     }
 
     #[test]
-    fn image_refs() {
-        assert_eq!(parse_image_ref("php"), Some(("php".into(), None)));
-        assert_eq!(parse_image_ref("php:3"), Some(("php".into(), Some(3))));
-        assert_eq!(parse_image_ref("php:x"), None);
-        assert_eq!(parse_image_ref(":3"), None);
+    fn image_references_are_typed_and_stored_as_written() {
+        let mut v = serde_json::to_value(spec()).unwrap();
+        v["image"] = "site:latest".into();
+        let s: AppSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(s.image, ImageRef::latest("site"));
+        assert_eq!(serde_json::to_value(&s).unwrap()["image"], "site");
+        assert_eq!(serde_json::to_value(spec()).unwrap()["image"], "php");
+    }
+
+    #[test]
+    fn new_specs_take_the_same_defaults_as_json() {
+        let mut built = AppSpec::new(
+            "blog",
+            vec!["blog.example".into()],
+            ImageRef::latest("php"),
+            "php -S 0.0.0.0:$PORT -t /app",
+        );
+        let mut read = spec();
+        read.hosts = vec!["blog.example".into()];
+        built.validate().unwrap();
+        read.validate().unwrap();
+        assert_eq!(built, read);
     }
 
     #[test]

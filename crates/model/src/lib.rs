@@ -1,26 +1,35 @@
 //! hako's shared vocabulary, in the words of DESIGN.md: an **app** (a hosted site), its code
 //! **releases**, its **instances** (running containers on a **node**) and the **events** that
-//! record every decision; plus the human units used on the wire ("256MiB", "30s") and the
-//! command-line splitting that lets `--cmd 'php -S 0.0.0.0:$PORT'` work without a shell.
+//! record every decision; plus the one vocabulary of values a user types, with one parser
+//! each: human units ([`units`]: "256MiB", "100MB", "30s", "0.5" cores), image references
+//! ([`ImageRef`]), a change of an app's settings ([`AppPatch`]), what a node can give
+//! ([`NodeCapacity`]), and the command-line splitting that lets
+//! `--cmd 'php -S 0.0.0.0:$PORT'` work without a shell.
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod capacity;
 pub mod command;
 pub mod database;
 pub mod event;
 pub mod failure;
+pub mod image_name;
+pub mod image_ref;
 pub mod instance;
 pub mod release;
 pub mod units;
 
 pub use app::{
-    APP_UID_LEN, App, AppError, AppNetwork, AppSpec, MAX_WARM_POOL, StopSignal, parse_image_ref,
+    APP_UID_LEN, App, AppError, AppNetwork, AppPatch, AppSpec, MAX_WARM_POOL, StopSignal,
     valid_host, valid_name,
 };
+pub use capacity::{LimitError, NodeCapacity};
 pub use command::CommandError;
 pub use database::DatabaseGrant;
 pub use event::{Event, EventKind};
 pub use failure::StartFailure;
+pub use image_name::{ImageNameError, validate_image_name};
+pub use image_ref::{ImageRef, ImageRefError};
 pub use instance::{InstanceInfo, InstanceState};
 pub use release::Release;
 pub use units::{ByteSize, HumanDuration, UnitError};

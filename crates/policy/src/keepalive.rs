@@ -63,7 +63,7 @@ use serde::{Deserialize, Serialize};
 use crate::time::Time;
 
 /// Keep-alive settings of one app. In JSON, durations are human strings ("5m") or null:
-/// `{"idle_timeout":"5m","max_lifetime":"1d","min_instances":0,"connection_aware":true,"drain_timeout":"10m"}`.
+/// `{"idle_timeout":"5m","max_lifetime":"24h","min_instances":0,"connection_aware":true,"drain_timeout":"10m"}`.
 ///
 /// Defaults ([`KeepAlive::default`]): idle timeout 5 min, max lifetime 24 h, no minimum,
 /// connection-aware, drain timeout 10 min. FastContainer's commercial service used 20 min idle and
@@ -76,17 +76,17 @@ use crate::time::Time;
 pub struct KeepAlive {
     /// Stop an instance this long after its last activity; `None`: never stop for idleness
     /// (with `max_lifetime` this is the seed's "fixed lifetime" mode).
-    #[serde(with = "crate::duration::human_opt")]
+    #[serde(with = "hako_model::units::serde_duration_opt")]
     pub idle_timeout: Option<Duration>,
     /// Recycle an instance this long after it started; `None`: no limit.
-    #[serde(with = "crate::duration::human_opt")]
+    #[serde(with = "hako_model::units::serde_duration_opt")]
     pub max_lifetime: Option<Duration>,
     /// Keep at least this many live instances (0: scale to zero).
     pub min_instances: u32,
     /// Wait for open requests and upgraded connections to close before a lifetime recycle.
     pub connection_aware: bool,
     /// Longest wait for open requests/connections when draining or recycling; `None`: forever.
-    #[serde(with = "crate::duration::human_opt")]
+    #[serde(with = "hako_model::units::serde_duration_opt")]
     pub drain_timeout: Option<Duration>,
 }
 

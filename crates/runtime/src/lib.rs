@@ -38,7 +38,10 @@ mod user;
 pub use config::RuntimeConfig;
 pub use container::{Container, Timings};
 pub use error::RuntimeError;
-pub use hako_cgroup::{Stats, Version as CgroupVersion};
+pub use hako_cgroup::{
+    CPU_FLOOR, CPU_PERIOD_US, LimitsError, MEMORY_CEILING, PIDS_CEILING, Stats,
+    Version as CgroupVersion, host_cores,
+};
 pub use network::{NetworkError, Subnet};
 pub use runtime::Runtime;
 pub use spec::{

@@ -15,7 +15,7 @@ fn main() {
     let mut config = hako_sim::SimConfig::azure_like(sites, 42);
     config.duration = Duration::from_secs(hours * 3600);
     if let Some(idle) = args.next() {
-        match hako_policy::duration::parse_duration(&idle) {
+        match hako_model::units::parse_duration(&idle) {
             Ok(d) => config.keep_alive.idle_timeout = Some(d),
             Err(e) => {
                 eprintln!("sim-10k: idle timeout: {e}");
@@ -25,7 +25,7 @@ fn main() {
     }
     if let Some(lead) = args.next() {
         // Pre-start this long before each request, with the simulator's oracle predictor.
-        match hako_policy::duration::parse_duration(&lead) {
+        match hako_model::units::parse_duration(&lead) {
             Ok(lead) => config.prewarm = hako_policy::prewarm::Prewarm::Predicted { lead },
             Err(e) => {
                 eprintln!("sim-10k: prediction lead: {e}");

@@ -1,7 +1,7 @@
-//! Apps: list, create, update, delete, rollout. Creates and updates check the image exists
-//! and that no other app has one of the hosts.
+//! Apps: list, create, update, delete, rollout. Creates and updates check that the node can
+//! give the app's limits, that the image exists and that no other app has one of the hosts.
 
-use hako_model::{App, AppSpec, DatabaseGrant, EventKind, now_unix};
+use hako_model::{App, AppPatch, AppSpec, DatabaseGrant, EventKind, ImageRef, now_unix};
 use hako_store::keys::Key;
 use hako_store::{Compare, StoreError, StoreExt, Txn, TxnOp, keys};
 
@@ -27,6 +27,7 @@ impl Engine {
         if self.store.get(&key).await?.is_some() {
             return Err(exists(&spec.name));
         }
+        self.backend.capacity().check_app(&spec)?;
         self.check_image(&spec.image).await?;
         self.check_hosts(&spec).await?;
         let (database, existed) = if spec.database {
@@ -72,17 +73,14 @@ impl Engine {
         Ok(app)
     }
 
-    pub(super) async fn update_app(
-        &self,
-        name: &str,
-        patch: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<App, ApiError> {
+    pub(super) async fn update_app(&self, name: &str, patch: &AppPatch) -> Result<App, ApiError> {
         let _guard = self.app_writes.lock().await;
         let current = self.app(name).await?;
-        let spec = crate::action::apply_patch(&current.spec, patch)?;
+        let spec = patch.apply(&current.spec)?;
         if spec == current.spec {
             return Ok(current);
         }
+        self.backend.capacity().check_app(&spec)?;
         if spec.image != current.spec.image {
             self.check_image(&spec.image).await?;
         }
@@ -179,12 +177,12 @@ impl Engine {
         Ok(updated.value)
     }
 
-    async fn check_image(&self, image: &str) -> Result<(), ApiError> {
+    async fn check_image(&self, image: &ImageRef) -> Result<(), ApiError> {
         if self.backend.image_exists(image).await {
             Ok(())
         } else {
             Err(ApiError::BadRequest(format!(
-                "image {image:?} not found: build or import it first ('hako image build' or 'hako image import'), see 'hako image list'"
+                "image \"{image}\" not found: build or import it first ('hako image build' or 'hako image import'), see 'hako image list'"
             )))
         }
     }

@@ -94,7 +94,7 @@ fn validation_and_conflicts() {
     assert!(msg.contains("max instances"), "{msg}");
 
     let mut missing_image = spec("shop", "shop.example");
-    missing_image.image = "ruby:3".into();
+    missing_image.image = "ruby:3".parse().unwrap();
     let (status, msg) = api_status(client.create_app(&missing_image).unwrap_err());
     assert_eq!(status, 400);
     assert!(
@@ -113,7 +113,7 @@ fn validation_and_conflicts() {
         Some(409)
     );
     let no_image = AppPatch {
-        image: Some("ruby".into()),
+        image: Some("ruby".parse().unwrap()),
         ..AppPatch::default()
     };
     assert_eq!(

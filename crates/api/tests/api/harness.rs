@@ -6,8 +6,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use hako_api::{ApiState, Backend, BackendError, Client, ClientError, ReleaseSource};
-use hako_model::{DatabaseGrant, InstanceInfo, Release};
+use hako_model::{DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release};
 use hako_store::{EmbeddedStore, Store};
+
+/// The fake node's capacity: a 2-core host with 4 GiB and the kernel's default pid_max.
+pub const CAPACITY: NodeCapacity = NodeCapacity {
+    cpus: 2,
+    memory_bytes: 4 << 30,
+    max_pids: 32768,
+};
 
 /// The fake daemon side.
 #[derive(Default)]
@@ -55,9 +62,12 @@ impl Backend for FakeBackend {
         Ok(())
     }
 
-    async fn image_exists(&self, reference: &str) -> bool {
-        let name = reference.split(':').next().unwrap_or("");
-        self.images.lock().unwrap().contains(name)
+    async fn image_exists(&self, image: &ImageRef) -> bool {
+        self.images.lock().unwrap().contains(&image.name)
+    }
+
+    fn capacity(&self) -> NodeCapacity {
+        CAPACITY
     }
 
     async fn create_release(

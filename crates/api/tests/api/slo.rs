@@ -108,6 +108,8 @@ fn bad_targets_are_refused() {
     };
     assert_error(get("target_cold=2"), 400, "from 0 to 1");
     assert_error(get("target_p99_wait=soon"), 400, "target_p99_wait");
+    // A bare number is no duration here either (it was taken as seconds).
+    assert_error(get("target_p99_wait=45"), 400, "add one, like 45s");
     assert_error(
         get("target_cold=0.01&target_p99_wait=50ms"),
         400,

@@ -5,8 +5,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hako_api::{AppPatch, Client, DatabaseOnDelete};
-use hako_model::{App, AppNetwork, AppSpec, ByteSize, HumanDuration};
+use hako_api::{Client, DatabaseOnDelete};
+use hako_model::units::{format_size, parse_cpu};
+use hako_model::{App, AppNetwork, AppPatch, ByteSize, HumanDuration, ImageRef, StopSignal};
 
 use super::{Exit, Failure, OrExit, out};
 
@@ -73,26 +74,27 @@ pub enum AppCommand {
     Metrics { name: String },
 }
 
-/// Settings shared by create and update.
+/// Settings shared by create and update: one flag per [`AppPatch`] field, read by the same
+/// parsers as the API's JSON (`hako_model::units`, [`ImageRef`]).
 #[derive(Debug, clap::Args)]
 pub struct Settings {
     /// A hostname that reaches the app (repeat for more).
     #[arg(long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,
-    /// Image: NAME (its latest version at each start) or NAME:VERSION.
-    #[arg(long)]
-    pub image: Option<String>,
+    /// Image: NAME or NAME:latest (its latest version at each start) or NAME:VERSION.
+    #[arg(long, value_name = "NAME[:VERSION]")]
+    pub image: Option<ImageRef>,
     /// Command line; hako expands $PORT and the app's env and splits words like a shell.
     #[arg(long)]
     pub cmd: Option<String>,
     /// Port the app listens on inside its container (also in $PORT). Default 8080.
     #[arg(long)]
     pub port: Option<u16>,
-    /// Memory per instance, e.g. 256MiB.
-    #[arg(long)]
+    /// Memory per instance, e.g. 256MiB (MiB = 2^20 bytes, MB = 10^6).
+    #[arg(long, value_name = "SIZE")]
     pub memory: Option<ByteSize>,
-    /// CPU per instance in cores, e.g. 0.5.
-    #[arg(long)]
+    /// CPU per instance in cores, e.g. 0.5 (at most the node's cores).
+    #[arg(long, value_name = "CORES", value_parser = parse_cpu)]
     pub cpu: Option<f64>,
     /// Process limit per instance.
     #[arg(long)]
@@ -123,10 +125,10 @@ pub struct Settings {
     pub user: Option<String>,
     /// isolated (default) or host.
     #[arg(long, value_name = "MODE")]
-    pub net: Option<String>,
+    pub net: Option<AppNetwork>,
     /// Signal that asks an instance to stop: TERM (default), INT (php -S), QUIT, HUP, USR1, USR2, WINCH.
     #[arg(long, value_name = "SIGNAL")]
-    pub stop_signal: Option<hako_model::StopSignal>,
+    pub stop_signal: Option<StopSignal>,
     /// Give the app its own MariaDB database and user; the credentials reach its
     /// containers as DB_NAME, DB_USER, DB_PASSWORD, DB_HOST, DB_SOCKET and DATABASE_URL.
     #[arg(long)]
@@ -138,6 +140,42 @@ pub struct Settings {
     /// start only releases one (0 to 8; isolated network only). Default 0.
     #[arg(long, value_name = "N")]
     pub warm_pool: Option<u32>,
+}
+
+impl Settings {
+    /// The settings given, as the patch the API applies (only what was given changes).
+    pub fn patch(self) -> Result<AppPatch, Failure> {
+        Ok(AppPatch {
+            hosts: (!self.hosts.is_empty()).then_some(self.hosts),
+            image: self.image,
+            cmd: self.cmd,
+            port: self.port,
+            env: if self.env.is_empty() {
+                None
+            } else {
+                Some(env_map(&self.env)?)
+            },
+            user: self.user.map(Some),
+            workdir: None,
+            memory: self.memory,
+            cpu: self.cpu.map(Some),
+            pids: self.pids,
+            min: self.min,
+            max: self.max,
+            idle_timeout: self.idle_timeout,
+            max_lifetime: self.max_lifetime.map(Some),
+            start_timeout: self.start_timeout,
+            health_path: self.health_path.map(Some),
+            network: self.net,
+            stop_signal: self.stop_signal,
+            database: match (self.database, self.no_database) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            warm_pool: self.warm_pool,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -169,16 +207,17 @@ fn env_map(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
         .collect()
 }
 
-fn network(net: &Option<String>) -> Result<Option<AppNetwork>, Failure> {
-    match net.as_deref() {
-        None => Ok(None),
-        Some("isolated") => Ok(Some(AppNetwork::Isolated)),
-        Some("host") => Ok(Some(AppNetwork::Host)),
-        Some(other) => Err(Failure::new(
-            Exit::Usage,
-            anyhow::anyhow!("--net {other:?}: use isolated or host"),
-        )),
+/// The spec `hako app create NAME` sends: the settings given, the defaults for the rest,
+/// validated here with the server's own rules (limits against the node are the server's).
+pub(crate) fn create_spec(name: &str, settings: Settings) -> Result<hako_model::AppSpec, Failure> {
+    let usage = |m: &str| Failure::new(Exit::Usage, anyhow::anyhow!("{m}"));
+    if settings.image.is_none() {
+        return Err(usage("--image is required"));
     }
+    if settings.cmd.is_none() {
+        return Err(usage("--cmd is required"));
+    }
+    settings.patch()?.create(name).or_exit(Exit::Usage)
 }
 
 pub async fn execute(args: AppArgs, data_dir: &Path) -> Result<u8, Failure> {
@@ -204,67 +243,7 @@ fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
 fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Failure> {
     match command {
         AppCommand::Create(a) => {
-            let s = a.settings;
-            let mut spec = serde_json::json!({
-                "name": a.name,
-                "hosts": s.hosts,
-                "image": s.image.ok_or_else(|| Failure::new(Exit::Usage, anyhow::anyhow!("--image is required")))?,
-                "cmd": s.cmd.ok_or_else(|| Failure::new(Exit::Usage, anyhow::anyhow!("--cmd is required")))?,
-                "env": env_map(&s.env)?,
-            });
-            let o = spec.as_object_mut().expect("object");
-            let mut set = |k: &str, v: serde_json::Value| {
-                o.insert(k.into(), v);
-            };
-            if let Some(v) = s.port {
-                set("port", v.into());
-            }
-            if let Some(v) = s.memory {
-                set("memory", v.to_string().into());
-            }
-            if let Some(v) = s.cpu {
-                set("cpu", v.into());
-            }
-            if let Some(v) = s.pids {
-                set("pids", v.into());
-            }
-            if let Some(v) = s.min {
-                set("min", v.into());
-            }
-            if let Some(v) = s.max {
-                set("max", v.into());
-            }
-            if let Some(v) = s.idle_timeout {
-                set("idle_timeout", v.to_string().into());
-            }
-            if let Some(v) = s.max_lifetime {
-                set("max_lifetime", v.to_string().into());
-            }
-            if let Some(v) = s.start_timeout {
-                set("start_timeout", v.to_string().into());
-            }
-            if let Some(v) = s.health_path {
-                set("health_path", v.into());
-            }
-            if let Some(v) = s.user {
-                set("user", v.into());
-            }
-            if let Some(n) = network(&s.net)? {
-                set("network", serde_json::to_value(n).expect("serializable"));
-            }
-            if let Some(sig) = s.stop_signal {
-                set(
-                    "stop_signal",
-                    serde_json::to_value(sig).expect("serializable"),
-                );
-            }
-            if s.database {
-                set("database", true.into());
-            }
-            if let Some(n) = s.warm_pool {
-                set("warm_pool", n.into());
-            }
-            let spec: AppSpec = serde_json::from_value(spec).or_exit(Exit::Usage)?;
+            let spec = create_spec(&a.name, a.settings)?;
             let app = api(client.create_app(&spec))?;
             out(&format!(
                 "created app {} ({})\n",
@@ -328,35 +307,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             Ok(0)
         }
         AppCommand::Update(a) => {
-            let s = a.settings;
-            let mut patch = AppPatch::default();
-            if !s.hosts.is_empty() {
-                patch.hosts = Some(s.hosts);
-            }
-            patch.image = s.image;
-            patch.cmd = s.cmd;
-            patch.port = s.port;
-            patch.memory = s.memory;
-            patch.cpu = s.cpu.map(Some);
-            patch.pids = s.pids;
-            patch.min = s.min;
-            patch.max = s.max;
-            patch.idle_timeout = s.idle_timeout;
-            patch.max_lifetime = s.max_lifetime.map(Some);
-            patch.start_timeout = s.start_timeout;
-            patch.health_path = s.health_path.map(Some);
-            patch.user = s.user.map(Some);
-            patch.network = network(&s.net)?;
-            patch.stop_signal = s.stop_signal;
-            patch.warm_pool = s.warm_pool;
-            if s.database {
-                patch.database = Some(true);
-            } else if s.no_database {
-                patch.database = Some(false);
-            }
-            if !s.env.is_empty() {
-                patch.env = Some(env_map(&s.env)?);
-            }
+            let patch = a.settings.patch()?;
             let app = api(client.update_app(&a.name, &patch))?;
             out(&format!("updated app {}\n", app.spec.name));
             Ok(0)
@@ -502,7 +453,7 @@ fn deploy(client: &Client, name: &str, code: &Path) -> Result<(), Failure> {
     out(&format!(
         "deployed release {} of {name} ({})\n",
         release.number,
-        hako_model::ByteSize(release.size_bytes)
+        format_size(release.size_bytes)
     ));
     Ok(())
 }

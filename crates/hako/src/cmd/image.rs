@@ -12,8 +12,8 @@ use clap::{Args, Subcommand};
 use hako_image::{DebianBuild, DebianError, Image, ImageError, ImageStore};
 
 use super::{Exit, Failure, OrExit, out};
-use crate::image_ref::ImageRef;
-use crate::units::format_size;
+use hako_model::ImageRef;
+use hako_model::units::format_size;
 
 /// `hako image` and its subcommand.
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@
 //! The runtime gets a prefix of its own (`hakor…`) under /run/hako, so `hako run` never
 //! collides with a running `hako serve`.
 
-mod spec;
+pub(crate) mod spec;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,9 +23,10 @@ use hako_runtime::{
 };
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use hako_model::ImageRef;
+use hako_model::units::{format_duration, parse_cpu, parse_duration, parse_size};
+
 use super::{Exit, Failure, OrExit};
-use crate::image_ref::ImageRef;
-use crate::units;
 pub use spec::{EnvArg, MountArg};
 
 /// Where `hako run` keeps its runtime state.
@@ -39,14 +40,14 @@ const STATE_ROOT: &str = "/run/hako";
 127 when its command is not found."
 )]
 pub struct RunArgs {
-    /// The image: NAME (its latest version) or NAME:VERSION.
+    /// The image: NAME or NAME:latest (its latest version) or NAME:VERSION.
     #[arg(long, value_name = "NAME[:VERSION]")]
     pub image: ImageRef,
-    /// Memory limit, e.g. 64MiB or 1G.
-    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    /// Memory limit, e.g. 64MiB or 1G (MiB and single letters are powers of 1024, MB of 1000).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
-    /// CPU limit in cores, e.g. 0.5.
-    #[arg(long, value_name = "CORES")]
+    /// CPU limit in cores, e.g. 0.5 (at most this host's cores).
+    #[arg(long, value_name = "CORES", value_parser = parse_cpu)]
     pub cpu: Option<f64>,
     /// Maximum number of processes and threads.
     #[arg(long, value_name = "N")]
@@ -77,10 +78,10 @@ pub struct RunArgs {
     #[arg(long = "mount", value_name = "SRC:DST[:ro]")]
     pub mounts: Vec<MountArg>,
     /// Size cap of the container's throw-away writable layer, /tmp and /run.
-    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub scratch: Option<u64>,
     /// How long a stopped container gets to exit after SIGTERM before it is killed.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
     /// The command and its arguments (after `--`).
     #[arg(
@@ -94,6 +95,11 @@ pub struct RunArgs {
 
 /// Runs the container to its end and returns its exit code.
 pub async fn execute(args: RunArgs, data_dir: &Path) -> Result<u8, Failure> {
+    // Limits this host can never give are refused before anything is made, with the words
+    // the API uses for an app's limits.
+    spec::check_capacity(&args, &hako_agent::node_capacity())
+        .context("invalid container options")
+        .or_exit(Exit::RunSetup)?;
     // Signals are caught from here on, so one during setup still ends in a clean removal.
     let mut signals = Signals::new().or_exit(Exit::Failure)?;
     let store = ImageStore::open(data_dir.join("images"))
@@ -179,7 +185,7 @@ async fn wait_or_stop(
     let waited = tokio::select! {
         status = container.wait() => status,
         (name, _) = signals.recv() => {
-            tracing::info!(signal = name, grace = %units::format_duration(grace), "stopping the container");
+            tracing::info!(signal = name, grace = %format_duration(grace), "stopping the container");
             tokio::select! {
                 status = container.stop(grace) => status,
                 (name, _) = signals.recv() => {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use hako_model::HumanDuration;
 
 use super::{Exit, Failure, OrExit};
 
@@ -35,7 +36,7 @@ pub struct ServeArgs {
     pub subnet: Option<String>,
     /// How long a stopping instance gets between SIGTERM and SIGKILL, e.g. 10s.
     #[arg(long, value_name = "DURATION")]
-    pub stop_grace: Option<String>,
+    pub stop_grace: Option<HumanDuration>,
     /// The MariaDB socket apps with --database get their database through
     /// [default: /run/mysqld/mysqld.sock].
     #[arg(long, value_name = "PATH")]
@@ -52,7 +53,7 @@ struct FileConfig {
     prefix: Option<String>,
     subnet: Option<String>,
     state_root: Option<PathBuf>,
-    stop_grace: Option<String>,
+    stop_grace: Option<HumanDuration>,
     database: Option<DatabaseFileConfig>,
 }
 
@@ -101,8 +102,7 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
         config.runtime.state_root = r;
     }
     if let Some(g) = args.stop_grace.or(file.stop_grace) {
-        let d: hako_model::HumanDuration = g.parse().or_exit(Exit::Usage)?;
-        config.stop_grace = d.0;
+        config.stop_grace = g.0;
     }
     let db = file.database.unwrap_or_default();
     if let Some(s) = args.database_socket.or(db.socket) {
@@ -145,4 +145,21 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     eprintln!("hako: stopping (instances get their grace period)");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_config_file_reads_durations_like_everything_else() {
+        let c: FileConfig = toml::from_str("stop_grace = \"1m30s\"").unwrap();
+        assert_eq!(c.stop_grace.map(|d| d.0), Some(Duration::from_secs(90)));
+        let err = toml::from_str::<FileConfig>("stop_grace = \"45\"").unwrap_err();
+        assert!(err.to_string().contains("add one, like 45s"), "{err}");
+        let err = toml::from_str::<FileConfig>("stop_grace = 45").unwrap_err();
+        assert!(err.to_string().contains("add one, like 45s"), "{err}");
+    }
 }

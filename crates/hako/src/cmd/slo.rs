@@ -14,8 +14,8 @@ use anyhow::Context;
 use hako_api::Client;
 use hako_api::slo::SloReport;
 use hako_model::HumanDuration;
+use hako_model::units::format_duration;
 use hako_policy::KeepAlive;
-use hako_policy::duration::format_duration;
 use hako_policy::prewarm::Prewarm;
 use hako_policy::slo::{Access, Scenario, StartTime, Target};
 

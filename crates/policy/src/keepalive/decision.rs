@@ -36,19 +36,19 @@ pub enum Reason {
     /// No request or connection for `idle`, at least the `timeout`.
     Idle {
         /// How long it has been idle.
-        #[serde(with = "crate::duration::human")]
+        #[serde(with = "hako_model::units::serde_duration")]
         idle: Duration,
         /// The configured idle timeout.
-        #[serde(with = "crate::duration::human")]
+        #[serde(with = "hako_model::units::serde_duration")]
         timeout: Duration,
     },
     /// The instance reached its maximum lifetime.
     MaxLifetime {
         /// Its age.
-        #[serde(with = "crate::duration::human")]
+        #[serde(with = "hako_model::units::serde_duration")]
         age: Duration,
         /// The configured maximum lifetime.
-        #[serde(with = "crate::duration::human")]
+        #[serde(with = "hako_model::units::serde_duration")]
         limit: Duration,
     },
     /// A draining instance has nothing open any more.
@@ -58,7 +58,7 @@ pub enum Reason {
         /// Requests plus upgraded connections still open.
         open: u32,
         /// How long it has drained.
-        #[serde(with = "crate::duration::human")]
+        #[serde(with = "hako_model::units::serde_duration")]
         waited: Duration,
     },
     /// Fewer than `min` live instances (there were `live`).
@@ -74,7 +74,7 @@ pub enum Reason {
     /// Pre-warm: a request is expected at about `expected_in` from now (zero: now or overdue).
     Prewarm {
         /// Time until the expected request.
-        #[serde(with = "crate::duration::human")]
+        #[serde(with = "hako_model::units::serde_duration")]
         expected_in: Duration,
     },
 }

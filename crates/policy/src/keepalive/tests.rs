@@ -284,7 +284,7 @@ fn json_uses_human_durations_and_defaults_missing_fields() {
     let json = serde_json::to_string(&KeepAlive::default()).unwrap();
     assert_eq!(
         json,
-        r#"{"idle_timeout":"5m","max_lifetime":"1d","min_instances":0,"connection_aware":true,"drain_timeout":"10m"}"#
+        r#"{"idle_timeout":"5m","max_lifetime":"24h","min_instances":0,"connection_aware":true,"drain_timeout":"10m"}"#
     );
     let back: KeepAlive = serde_json::from_str(&json).unwrap();
     assert_eq!(back, KeepAlive::default());
@@ -295,10 +295,14 @@ fn json_uses_human_durations_and_defaults_missing_fields() {
     assert_eq!(ka.max_lifetime, None);
     assert_eq!(ka.min_instances, 1);
     assert_eq!(ka.drain_timeout, KeepAlive::default().drain_timeout);
-    let secs: KeepAlive = serde_json::from_str(r#"{"idle_timeout":90}"#).unwrap();
-    assert_eq!(secs.idle_timeout, Some(s(90)));
+    // One meaning of units everywhere: a bare number is no duration (was: seconds).
+    let err = serde_json::from_str::<KeepAlive>(r#"{"idle_timeout":90}"#).unwrap_err();
+    assert!(err.to_string().contains("add one, like 90s"), "{err}");
     let err = serde_json::from_str::<KeepAlive>(r#"{"idle_timeout":"soon"}"#).unwrap_err();
-    assert!(err.to_string().contains("cannot read duration"), "{err}");
+    assert!(
+        err.to_string().contains("\"soon\" is not a duration"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::SloError;
 use super::access::Access;
 use super::model::{Estimate, Scenario, evaluate};
-use crate::duration::format_duration;
 use crate::keepalive::KeepAlive;
 use crate::prewarm::Prewarm;
+use hako_model::units::format_duration;
 
 /// A service-level target.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -2,7 +2,7 @@
 
 use hako_image::{Image, ImageKind};
 
-use crate::units::format_size;
+use hako_model::units::format_size;
 
 /// Renders images as an aligned text table with a header line.
 pub fn render(images: &[Image]) -> String {

@@ -1,11 +1,13 @@
 //! `hako run`'s options turned into a container spec: the image's root filesystem, bind
-//! mounts, environment (with `PORT` in host networking), user, limits.
+//! mounts, environment (with `PORT` in host networking), user, limits — and the limits
+//! checked against what the host can give, as the API checks an app's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use hako_image::{Image, Rootfs};
+use hako_model::{LimitError, NodeCapacity};
 use hako_runtime::{BindMount, ContainerSpec, LogSpec, NetworkMode, RootfsSpec};
 
 use super::RunArgs;
@@ -95,6 +97,12 @@ impl FromStr for MountArg {
             read_only,
         })
     }
+}
+
+/// Refuses limits the host can never give (more cores or memory than it has, more processes
+/// than its kernel allows). The lower bounds are the runtime's (`ContainerSpec::validate`).
+pub fn check_capacity(args: &RunArgs, capacity: &NodeCapacity) -> Result<(), LimitError> {
+    capacity.check(args.memory, args.cpu, args.pids)
 }
 
 /// How the runtime mounts an image from the store.
@@ -382,5 +390,130 @@ mod tests {
         assert!(p > 0);
         // It was free: binding it again works.
         std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+    }
+
+    /// A 2-core host with 4 GiB and the default pid_max.
+    const HOST: NodeCapacity = NodeCapacity {
+        cpus: 2,
+        memory_bytes: 4 << 30,
+        max_pids: 32768,
+    };
+
+    fn capacity_error(argv: &[&str]) -> String {
+        check_capacity(&args(argv), &HOST).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn limits_beyond_the_host_are_refused_with_the_apis_words() {
+        assert_eq!(
+            capacity_error(&["--image", "bb", "--cpu", "64", "true"]),
+            "cpu limit of 64 cores is more than this node has (2 cores): give at most 2"
+        );
+        assert_eq!(
+            capacity_error(&["--image", "bb", "--pids", "99999999999", "true"]),
+            "pids limit of 99999999999 is more than this node allows (32768): give at most 32768"
+        );
+        assert_eq!(
+            capacity_error(&["--image", "bb", "--memory", "5GiB", "true"]),
+            "memory limit of 5GiB is more than this node has (4GiB): give a smaller limit"
+        );
+        let fits = args(&[
+            "--image", "bb", "--cpu", "2", "--memory", "4GiB", "--pids", "32768", "true",
+        ]);
+        assert_eq!(check_capacity(&fits, &HOST), Ok(()));
+        assert_eq!(
+            check_capacity(&args(&["--image", "bb", "true"]), &HOST),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn cpu_values_that_are_no_limit_are_usage_errors() {
+        for cpu in ["inf", "nan", "NaN", "-1", "0", "1e3"] {
+            let err = Cli::try_parse_from(["run", "--image", "bb", "--cpu", cpu, "true"])
+                .err()
+                .unwrap_or_else(|| panic!("--cpu {cpu} accepted"));
+            assert_eq!(err.exit_code(), 2, "{cpu}");
+            assert!(
+                err.to_string().contains("give a positive number of cores"),
+                "{err}"
+            );
+        }
+    }
+
+    /// Whatever a user types for `hako run --memory/--cpu/--pids`, what gets past the
+    /// options parser and [`check_capacity`] is a limit the runtime's own check (run before
+    /// every start) accepts or refuses only for being too small — never one that is
+    /// unlimited or beyond the host.
+    #[test]
+    fn no_limit_typed_for_hako_run_is_unlimited_or_beyond_the_host() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        // Each option absent, plausible for its kind, or anything at all.
+        let option = |plausible: &'static str| {
+            prop::option::of(prop_oneof![
+                3 => proptest::string::string_regex(plausible).unwrap(),
+                1 => any::<String>(),
+                1 => "[ +-]?[0-9]{0,22}(\\.[0-9]{0,6})?([eE][+-]?[0-9]{1,3})?(|k|M|MB|MiB|G|GiB|T|inf)",
+                1 => prop::sample::select(vec!["inf", "nan", "-0", "1e309", "99999999999", "0"])
+                    .prop_map(String::from),
+            ])
+        };
+        let inputs = (
+            option("[0-9]{1,4}(\\.[0-9]{1,2})?(|B|k|KiB|M|MB|MiB|G|GB|GiB)"),
+            option("[0-2](\\.[0-9]{1,3})?|[0-9]{1,3}"),
+            option("[0-9]{1,6}"),
+        );
+        let accepted = std::cell::Cell::new(0u32);
+        TestRunner::new(Config {
+            cases: 2000,
+            failure_persistence: None,
+            ..Config::default()
+        })
+        .run(&inputs, |(memory, cpu, pids)| {
+            let mut argv = vec!["run".to_string(), "--image".into(), "bb".into()];
+            for (flag, value) in [("--memory", memory), ("--cpu", cpu), ("--pids", pids)] {
+                if let Some(v) = value {
+                    argv.extend([flag.to_string(), v]);
+                }
+            }
+            argv.push("true".into());
+            let Ok(cli) = Cli::try_parse_from(&argv) else {
+                return Ok(());
+            };
+            if check_capacity(&cli.args, &HOST).is_err() {
+                return Ok(());
+            }
+            accepted.set(accepted.get() + 1);
+            let spec = build(&cli.args, &image(r#"{"type":"local"}"#), |_| None).unwrap();
+            let l = spec.limits;
+            prop_assert!(l.memory_max.is_none_or(|m| m <= HOST.memory_bytes));
+            prop_assert!(l.pids_max.is_none_or(|p| p <= HOST.max_pids));
+            prop_assert!(
+                l.cpu_cores
+                    .is_none_or(|c| c.is_finite() && c > 0.0 && c <= f64::from(HOST.cpus))
+            );
+            match l.validate_for_cores(HOST.cpus as usize) {
+                Ok(()) => prop_assert!(
+                    l.cpu_cores.is_none() || l.cpu_quota_us().is_some_and(|q| q >= 1000)
+                ),
+                Err(e) => prop_assert!(
+                    matches!(
+                        e,
+                        hako_runtime::LimitsError::MemoryTooSmall(_)
+                            | hako_runtime::LimitsError::CpuTooSmall(_)
+                            | hako_runtime::LimitsError::PidsZero
+                    ),
+                    "{e}"
+                ),
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(
+            accepted.get() >= 200,
+            "only {} inputs got through: the property is nearly vacuous",
+            accepted.get()
+        );
     }
 }

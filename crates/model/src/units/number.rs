@@ -59,6 +59,16 @@ impl Decimal {
     pub(super) fn is_zero(&self) -> bool {
         self.int == 0 && self.frac == 0
     }
+
+    /// True when the number has a non-zero fraction ("1.5", not "1" or "1.0").
+    pub(super) fn has_fraction(&self) -> bool {
+        self.frac != 0
+    }
+
+    /// The number as a float (finite: the integer part fits in u128).
+    pub(super) fn to_f64(self) -> f64 {
+        self.int as f64 + self.frac as f64 / 10f64.powi(self.frac_digits as i32)
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +106,15 @@ mod tests {
         let (d, _) = Decimal::split(&u128::MAX.to_string()).unwrap();
         assert_eq!(d.times(2), None);
         assert!(Decimal::split("0.0").unwrap().0.is_zero());
+        assert!(!Decimal::split("1.0").unwrap().0.has_fraction());
+        assert!(Decimal::split("1.05").unwrap().0.has_fraction());
+        assert_eq!(Decimal::split("2.25").unwrap().0.to_f64(), 2.25);
+        assert!(
+            Decimal::split(&u128::MAX.to_string())
+                .unwrap()
+                .0
+                .to_f64()
+                .is_finite()
+        );
     }
 }

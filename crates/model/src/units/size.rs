@@ -1,4 +1,8 @@
-//! Sizes in bytes: "64MiB", "1GiB", "512k", "1.5G", "100MB", "4096".
+//! Sizes in bytes: "64MiB", "1GiB", "512k", "1.5G", "100MB", "4096" (units in the
+//! [parent module's docs](super)).
+
+use std::fmt;
+use std::str::FromStr;
 
 use super::UnitError;
 use super::number::Decimal;
@@ -22,6 +26,9 @@ pub fn parse_size(input: &str) -> Result<u64, UnitError> {
         example: EXAMPLE,
     })?;
     let unit = unit.trim_start();
+    if unit.is_empty() && number.has_fraction() {
+        return Err(UnitError::FractionalBytes(s.to_string()));
+    }
     let factor = multiplier(unit).ok_or_else(|| UnitError::UnknownUnit {
         input: input.to_string(),
         unit: unit.to_string(),
@@ -34,6 +41,7 @@ pub fn parse_size(input: &str) -> Result<u64, UnitError> {
         .ok_or_else(|| UnitError::Overflow {
             input: input.to_string(),
             what: WHAT,
+            max: "16EiB",
         })
 }
 
@@ -63,7 +71,8 @@ fn multiplier(unit: &str) -> Option<u128> {
 }
 
 /// Formats bytes for people: "0B", "512B", "1.5KiB", "64MiB", "1.2GiB" (at most one
-/// decimal, powers of 1024). Exact sizes print exactly, so `parse_size` reads them back.
+/// decimal, powers of 1024), rounded: for tables and messages, never for stored values
+/// (those use [`ByteSize`]'s exact form). Exact sizes print exactly.
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut power = 0;
@@ -83,6 +92,72 @@ pub fn format_size(bytes: u64) -> String {
         format!("{}{}", tenths / 10, UNITS[power])
     } else {
         format!("{}.{}{}", tenths / 10, tenths % 10, UNITS[power])
+    }
+}
+
+/// The exact written form of a size: the largest power-of-1024 unit that divides it
+/// ("256MiB"), else the largest power-of-1000 unit ("100MB"), else bytes ("1572865B").
+/// [`parse_size`] reads it back to the same number.
+fn exact(bytes: u64) -> String {
+    const BINARY: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    const DECIMAL: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if bytes == 0 {
+        return "0B".into();
+    }
+    for (units, base) in [(BINARY, 1024u64), (DECIMAL, 1000)] {
+        for power in (1..=units.len()).rev() {
+            let Some(unit) = base.checked_pow(power as u32) else {
+                continue;
+            };
+            if bytes.is_multiple_of(unit) {
+                return format!("{}{}", bytes / unit, units[power - 1]);
+            }
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// A number of bytes that a user wrote with a unit. Parsed by [`parse_size`]; shown and
+/// serialized exactly (see [`exact`]), so a stored size reads back to the same bytes. In
+/// JSON it is a string ("256MiB") or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        parse_size(s).map(ByteSize)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&exact(self.0))
+    }
+}
+
+impl serde::Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "a size is a string with a unit like \"256MiB\" or a whole number of bytes",
+            )
+        })? {
+            Raw::Bytes(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -108,6 +183,11 @@ mod tests {
             ("  256 MiB ", 256 << 20),
             ("0.5k", 512),
             ("1.1k", 1126),
+            ("100mb", 100_000_000),
+            ("1.5MB", 1_500_000),
+            ("2GB", 2_000_000_000),
+            ("100M", 100 << 20),
+            ("3.0", 3),
         ];
         for (input, want) in cases {
             assert_eq!(parse_size(input), Ok(*want), "{input}");
@@ -146,6 +226,17 @@ mod tests {
             Err(UnitError::Overflow { .. })
         ));
         assert!(matches!(parse_size("16E"), Err(UnitError::Overflow { .. })));
+        assert_eq!(
+            parse_size("1.5"),
+            Err(UnitError::FractionalBytes("1.5".into()))
+        );
+        assert!(matches!(
+            parse_size("1e3M"),
+            Err(UnitError::UnknownUnit { .. })
+        ));
+        for bad in ["inf", "NaN", "+1M", "0x10", "1_000"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
         assert!(matches!(
             parse_size("18446744073709551616"),
             Err(UnitError::Overflow { .. })
@@ -170,5 +261,32 @@ mod tests {
         for bytes in [0u64, 7, 1024, 1536, 64 << 20, 3 << 29, 5 << 40, 1 << 62] {
             assert_eq!(parse_size(&format_size(bytes)), Ok(bytes), "{bytes}");
         }
+    }
+
+    #[test]
+    fn byte_sizes_are_written_exactly_and_read_back() {
+        let cases: &[(u64, &str)] = &[
+            (0, "0B"),
+            (256 << 20, "256MiB"),
+            (1536 << 10, "1536KiB"),
+            (100_000_000, "100MB"),
+            (1_500_000, "1500kB"),
+            ((1536 << 10) + 1, "1572865B"),
+            (u64::MAX, "18446744073709551615B"),
+            (1 << 62, "4EiB"),
+        ];
+        for (bytes, text) in cases {
+            assert_eq!(ByteSize(*bytes).to_string(), *text);
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(*bytes)), "{text}");
+        }
+        let j: ByteSize = serde_json::from_str("\"2GiB\"").unwrap();
+        assert_eq!(j, ByteSize(2 << 30));
+        assert_eq!(serde_json::to_string(&j).unwrap(), "\"2GiB\"");
+        let n: ByteSize = serde_json::from_str("4096").unwrap();
+        assert_eq!(n, ByteSize(4096));
+        let err = serde_json::from_str::<ByteSize>("\"12 parsecs\"").unwrap_err();
+        assert!(err.to_string().contains("parsecs"), "{err}");
+        let err = serde_json::from_str::<ByteSize>("-1").unwrap_err();
+        assert!(err.to_string().contains("256MiB"), "{err}");
     }
 }

@@ -1,12 +1,13 @@
-//! Image names: what the store accepts as a directory name under its root.
+//! Image names: what an [`crate::ImageRef`] names and what the image store (`hako-image`)
+//! accepts as a directory name under its root.
 //!
 //! A name is `[a-z0-9][a-z0-9_.-]{0,62}`: it is a single path component, never
 //! starts with `.` (so it can't clash with the store's own `.lock`, `.tmp-*` and
 //! `.cache` entries) and is safe to print and to use in file names.
 
 /// Why a string is not a valid image name.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NameError {
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ImageNameError {
     /// The name is empty.
     #[error("image name is empty: use lowercase letters, digits, '_', '.' or '-'")]
     Empty,
@@ -29,24 +30,24 @@ pub enum NameError {
 }
 
 /// Longest accepted name, in bytes.
-pub const MAX_NAME_LEN: usize = 63;
+pub const MAX_IMAGE_NAME_LEN: usize = 63;
 
 /// Checks that `name` is a valid image name.
-pub fn validate(name: &str) -> Result<(), NameError> {
+pub fn validate_image_name(name: &str) -> Result<(), ImageNameError> {
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
-        return Err(NameError::Empty);
+        return Err(ImageNameError::Empty);
     };
-    if name.len() > MAX_NAME_LEN {
-        return Err(NameError::TooLong(name.to_owned()));
+    if name.len() > MAX_IMAGE_NAME_LEN {
+        return Err(ImageNameError::TooLong(name.to_owned()));
     }
     if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
-        return Err(NameError::BadStart(name.to_owned()));
+        return Err(ImageNameError::BadStart(name.to_owned()));
     }
     if let Some(ch) = chars
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')))
     {
-        return Err(NameError::BadChar {
+        return Err(ImageNameError::BadChar {
             name: name.to_owned(),
             ch,
         });
@@ -61,20 +62,20 @@ mod tests {
     #[test]
     fn accepts_typical_names() {
         for name in ["php", "debian-12", "wp_6.4", "0", &"a".repeat(63)] {
-            assert_eq!(validate(name), Ok(()), "{name}");
+            assert_eq!(validate_image_name(name), Ok(()), "{name}");
         }
     }
 
     #[test]
     fn rejects_bad_names() {
-        assert_eq!(validate(""), Err(NameError::Empty));
+        assert_eq!(validate_image_name(""), Err(ImageNameError::Empty));
         assert!(matches!(
-            validate(&"a".repeat(64)),
-            Err(NameError::TooLong(_))
+            validate_image_name(&"a".repeat(64)),
+            Err(ImageNameError::TooLong(_))
         ));
         for name in [".hidden", "-x", "_x", "Upper"] {
             assert!(
-                matches!(validate(name), Err(NameError::BadStart(_))),
+                matches!(validate_image_name(name), Err(ImageNameError::BadStart(_))),
                 "{name}"
             );
         }
@@ -85,9 +86,9 @@ mod tests {
             ("a b", ' '),
             ("é", 'é'),
         ] {
-            match validate(name) {
-                Err(NameError::BadChar { ch: got, .. }) => assert_eq!(got, ch, "{name}"),
-                Err(NameError::BadStart(_)) if name == "é" => {}
+            match validate_image_name(name) {
+                Err(ImageNameError::BadChar { ch: got, .. }) => assert_eq!(got, ch, "{name}"),
+                Err(ImageNameError::BadStart(_)) if name == "é" => {}
                 other => panic!("{name}: {other:?}"),
             }
         }
