@@ -1,15 +1,17 @@
 //! hako's shared vocabulary, in the words of DESIGN.md: an **app** (a hosted site), its code
 //! **releases**, its **instances** (running containers on a **node**) and the **events** that
-//! record every decision; plus the human units used on the wire ("256MiB", "30s") and the
-//! command-line splitting that lets `--cmd 'php -S 0.0.0.0:$PORT'` work without a shell.
+//! record every decision; an app's **schedules** and **ignored clients**; plus the human units
+//! used on the wire ("256MiB", "30s") and the command-line splitting that lets `--cmd 'php -S 0.0.0.0:$PORT'` work without a shell.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod command;
 pub mod database;
 pub mod event;
+pub mod ignored_clients;
 pub mod instance;
 pub mod release;
+pub mod schedule;
 pub mod units;
 
 pub use app::{
@@ -19,8 +21,10 @@ pub use app::{
 pub use command::CommandError;
 pub use database::DatabaseGrant;
 pub use event::{Event, EventKind};
+pub use ignored_clients::{IgnoredClients, IgnoredClientsError};
 pub use instance::{InstanceInfo, InstanceState};
 pub use release::Release;
+pub use schedule::{ScheduleAction, ScheduleEntry, ScheduleError};
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// Seconds since the Unix epoch, now.
