@@ -1,19 +1,23 @@
 //! The autoscaler: how many instances an app needs, from its concurrency (requests in flight
 //! plus cold requests waiting), sampled by the daemon every 100–250 ms. The design and its math
-//! — false-alarm rate on Poisson load, detection-delay bound, the cost of a false alarm — are in
-//! docs/autoscaling.md; in short:
+//! — false-alarm rates on noisy load, the detection-delay bound, the cost of a false alarm — are
+//! in docs/autoscaling.md; in short, with `C = current × target` the live instances' capacity:
 //!
-//! - **Up** (fast): the mean concurrency over the last `up_window` (2 s) is compared with the
-//!   live instances' capacity `current × target`. It scales up only when it exceeds it by `z`
-//!   standard deviations of a 2-s mean, measured on the app's own previous minute (30 blocks of
-//!   2 s, spread from successive differences so a rising trend does not count as noise). Batched
-//!   page loads and short bursts widen the margin by themselves; a 4× step crosses it in about
-//!   a second. The new size is `⌈level / target⌉` with the level read from the newer half of the
-//!   window when that is higher (a step fills it first). One scale-up at a time: none while
-//!   instances are still starting.
-//! - **Down** (slow, the hysteresis): only after `down_delay` (30 s) without a scale-up, to
-//!   `⌈peak / target⌉` where `peak` is the highest 2-s mean of the whole delay — so the level
-//!   that would scale up again was not seen for 30 s. Never below `max(min, 1)`: scaling to zero
+//! - **Surge** (fast path): the mean over the last `surge_window` (2 s) exceeds
+//!   `surge_factor × C` (2×, Knative's panic threshold, but on a 2-s window instead of 6 s), and
+//!   each half of that window exceeds `C` (sustained, not one queue that formed and drained).
+//!   A ×4 step from 70% of capacity crosses it in ≈ 1.2 s; the page-load batches and one-second
+//!   bursts of steady traffic rarely do.
+//! - **Rise** (steady path): the mean over the last `steady_window` (10 s) exceeds `C` by `z`
+//!   standard deviations of a 10-s mean, measured on the app's own previous 3 minutes (spread
+//!   from successive differences, so a rising trend does not count as noise), each half of the
+//!   window above `C`. It catches what grows but never doubles: ramps, moderate steps.
+//! - The new size is `⌈level / target⌉`, the level read from the newer half of the window when
+//!   that is higher (a step fills it first). One scale-up at a time: none while instances are
+//!   still starting.
+//! - **Down** (the hysteresis): no sooner than `down_delay` (30 s) after a scale-up, and only to
+//!   `⌈peak / target⌉` where `peak` is the highest 10-s mean of the last `down_delay` — a level
+//!   the steady path would not scale up from again. Never below `max(min, 1)`: scaling to zero
 //!   is the keep-alive's idle timeout, not the autoscaler's.
 //! - `min`/`max` are enforced first, with their own reasons.
 //!
@@ -28,8 +32,8 @@
 //! let mut now = Time::ZERO;
 //! let mut decided = None;
 //! for k in 0..400u32 {
-//!     // The proxy's counters every 200 ms: about 3 in flight, then 12 from 60 s on.
-//!     let in_flight = if now < Time::from_secs(60) { 2 + k % 3 } else { 11 + k % 3 };
+//!     // The proxy's counters every 200 ms: about 3 in flight, then 11 from 60 s on.
+//!     let in_flight = if now < Time::from_secs(60) { 2 + k % 3 } else { 10 + k % 3 };
 //!     scaler.observe(now, Sample::new(in_flight, 0));
 //!     if let Some(d) = scaler.decide(now, 1, 1, 1, 10) {
 //!         decided = Some((now, d)); // record d.to_string() as the event, start d.to - d.from
@@ -39,9 +43,8 @@
 //! }
 //! let (when, d) = decided.unwrap();
 //! assert!(when >= Time::from_secs(60) && when < Time::from_secs(62)); // within 2 s of the step
-//! assert_eq!(d.from, 1);
-//! assert!(d.to >= 2 && d.to <= 3);
-//! assert!(d.to_string().starts_with("scale 1→"));
+//! assert_eq!((d.from, d.to), (1, 3));
+//! assert!(d.to_string().starts_with("scale 1→3: concurrency 11.0 over 1s, target 4"));
 //! ```
 //! Which instances to drain on a scale-down is the daemon's choice: [`pick_drain`] makes it.
 //! [`KpaLike`] and [`SeedPolicy`] are the comparators evaluated beside it (`hako-sim`).
@@ -86,7 +89,7 @@ pub trait Scaler {
 }
 
 /// Settings of hako's autoscaler. In JSON, durations are human strings:
-/// `{"target_concurrency":10,"up_window":"2s","baseline":"60s","z":3.0,"down_delay":"30s"}`.
+/// `{"target_concurrency":10,"surge_window":"2s","surge_factor":2.0,"steady_window":"10s","baseline":"3m","z":3.0,"down_delay":"30s"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AutoscaleConfig {
@@ -94,16 +97,21 @@ pub struct AutoscaleConfig {
     /// two thirds of the PHP workers a 512 MiB WordPress instance runs; set it near 1 for apps
     /// that serve one request at a time (`php -S`), higher for static and async servers.
     pub target_concurrency: f64,
-    /// The window whose mean is compared with the capacity to scale up.
+    /// The fast path's window.
     #[serde(with = "crate::duration::human")]
-    pub up_window: Duration,
-    /// How much history before the up window the noise is measured on.
+    pub surge_window: Duration,
+    /// The fast path scales up when the surge window's mean exceeds this multiple of capacity.
+    pub surge_factor: f64,
+    /// The steady path's window.
+    #[serde(with = "crate::duration::human")]
+    pub steady_window: Duration,
+    /// How much history before the steady window its noise is measured on.
     #[serde(with = "crate::duration::human")]
     pub baseline: Duration,
-    /// Standard deviations above the capacity the up-window mean must reach.
+    /// Standard deviations above capacity the steady window's mean must reach.
     pub z: f64,
-    /// No scale-down sooner than this after a scale-up, and only to what the highest up-window
-    /// mean of this long a stretch needs.
+    /// No scale-down sooner than this after a scale-up, and only to what the highest
+    /// steady-window mean of this long a stretch needs.
     #[serde(with = "crate::duration::human")]
     pub down_delay: Duration,
 }
@@ -112,8 +120,10 @@ impl Default for AutoscaleConfig {
     fn default() -> Self {
         AutoscaleConfig {
             target_concurrency: 10.0,
-            up_window: Duration::from_secs(2),
-            baseline: Duration::from_secs(60),
+            surge_window: Duration::from_secs(2),
+            surge_factor: 2.0,
+            steady_window: Duration::from_secs(10),
+            baseline: Duration::from_secs(180),
             z: 3.0,
             down_delay: Duration::from_secs(30),
         }
@@ -129,10 +139,17 @@ pub struct Autoscaler {
     last_up: Option<Time>,
 }
 
-/// Samples per 2-s block below which a block is not counted (a gap in sampling).
+/// Samples per block below which a block is not counted (a gap in sampling).
 const MIN_BLOCK_SAMPLES: usize = 2;
 /// Baseline blocks needed before the measured noise is trusted.
 const MIN_BASELINE_BLOCKS: usize = 5;
+
+/// A window's mean and the means of its older and newer halves.
+struct Window {
+    mean: samples::Mean,
+    older: f64,
+    newer: samples::Mean,
+}
 
 impl Autoscaler {
     /// An autoscaler with no history.
@@ -150,25 +167,40 @@ impl Autoscaler {
     }
 
     fn keep(&self) -> Duration {
-        (self.config.up_window + self.config.baseline).max(self.config.down_delay)
-            + self.config.up_window
+        let c = &self.config;
+        (c.steady_window + c.baseline)
+            .max(c.down_delay)
+            .max(c.surge_window)
+            + c.steady_window
     }
 
-    /// The standard deviation of an up-window mean: measured on the baseline blocks when there
-    /// are enough, never below the Poisson floor √(μ/n) of `n` independent samples; twice that
-    /// floor for a new app with no baseline yet.
-    fn noise(&self, now: Time, n_up: usize, m_up: f64) -> f64 {
-        let w = self.config.up_window;
+    /// The window `w` ending now, if it holds at least 3 samples and each half at least one.
+    fn window(&self, now: Time, w: Duration) -> Option<Window> {
+        let mean = self.samples.mean(now, w)?;
+        let newer = self.samples.mean(now, w / 2)?;
+        let older = self.samples.mean(now - w / 2, w / 2)?;
+        (mean.count >= 3).then_some(Window {
+            mean,
+            older: older.mean,
+            newer,
+        })
+    }
+
+    /// The standard deviation of a steady-window mean: measured on the baseline blocks when
+    /// there are enough, never below the Poisson floor √(μ/n) of `n` independent samples; twice
+    /// that floor for a new app with no baseline yet.
+    fn noise(&self, now: Time, window: &Window) -> f64 {
+        let w = self.config.steady_window;
         let count = (self.config.baseline.as_nanos() / w.as_nanos().max(1)) as usize;
         let blocks = self
             .samples
             .blocks(now - w, w, count.max(2), MIN_BLOCK_SAMPLES);
-        let n = n_up.max(1) as f64;
+        let n = window.mean.count.max(1) as f64;
         match blocks.sigma() {
             Some(sigma) if blocks.means.len() >= MIN_BASELINE_BLOCKS => {
                 sigma.max((blocks.mean().max(1.0) / n).sqrt())
             }
-            _ => 2.0 * (m_up.max(1.0) / n).sqrt(),
+            _ => 2.0 * (window.mean.mean.max(1.0) / n).sqrt(),
         }
     }
 }
@@ -234,32 +266,48 @@ impl Autoscaler {
             return None;
         }
         let target = self.target();
-        let w = self.config.up_window;
-        let up = self.samples.mean(now, w)?;
-        if up.count < 3 {
-            return None;
-        }
-        let half = self.samples.mean(now, w / 2).unwrap_or(up);
-        let sigma = self.noise(now, up.count, up.mean);
-        let threshold = f64::from(current) * target + self.config.z.max(0.0) * sigma;
-        if current < max && up.mean > threshold {
-            let (level, window) = if half.count >= 2 && half.mean > up.mean {
-                (half.mean, w / 2)
+        let capacity = f64::from(current) * target;
+        let up = |level: f64, window: Duration, threshold: f64| ScaleDecision {
+            from: current,
+            to: needed(level, target).clamp(current + 1, max),
+            reason: ScaleReason::Surge {
+                level,
+                window,
+                threshold,
+                target,
+            },
+        };
+        // Sustained above capacity: the mean over the threshold, each half above capacity.
+        let over = |w: &Window, threshold: f64| {
+            w.mean.mean > threshold && w.older > capacity && w.newer.mean > capacity
+        };
+        // The level to size for: the newer half when higher (a step fills it first).
+        let level = |w: &Window, len: Duration| {
+            if w.newer.count >= 2 && w.newer.mean > w.mean.mean {
+                (w.newer.mean, len / 2)
             } else {
-                (up.mean, w)
-            };
-            let to = needed(level, target).clamp(current + 1, max);
-            self.last_up = Some(now);
-            return Some(ScaleDecision {
-                from: current,
-                to,
-                reason: ScaleReason::Surge {
-                    level,
-                    window,
-                    threshold,
-                    target,
-                },
-            });
+                (w.mean.mean, len)
+            }
+        };
+        if current < max {
+            let sw = self.config.surge_window;
+            if let Some(win) = self.window(now, sw) {
+                let threshold = capacity * self.config.surge_factor.max(1.0);
+                if over(&win, threshold) {
+                    let (l, lw) = level(&win, sw);
+                    self.last_up = Some(now);
+                    return Some(up(l, lw, threshold));
+                }
+            }
+            let stw = self.config.steady_window;
+            if let Some(win) = self.window(now, stw) {
+                let threshold = capacity + self.config.z.max(0.0) * self.noise(now, &win);
+                if over(&win, threshold) {
+                    let (l, lw) = level(&win, stw);
+                    self.last_up = Some(now);
+                    return Some(up(l, lw, threshold));
+                }
+            }
         }
         // Down: after a calm `down_delay`, observed in full.
         let delay = self.config.down_delay;
@@ -269,6 +317,7 @@ impl Autoscaler {
         if current <= floor || !calm_since_up || !observed {
             return None;
         }
+        let w = self.config.steady_window;
         let count = (delay.as_nanos() / w.as_nanos().max(1)) as usize;
         let peak = self
             .samples

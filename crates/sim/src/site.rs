@@ -13,7 +13,8 @@
 use std::collections::VecDeque;
 
 use hako_policy::Time;
-use hako_policy::keepalive::{Action, InstanceView, KeepAlive, Reason};
+use hako_policy::keepalive::{Action, Decision, InstanceView, KeepAlive, Reason};
+use hako_policy::predict::{PredictiveKeepAlive, PredictorSettings};
 use hako_policy::prewarm::{AppView, Prewarm};
 use hako_policy::slo::StartTime;
 
@@ -49,6 +50,7 @@ struct Inst {
 /// The shared, read-only parts of a run.
 pub(crate) struct SiteParams<'a> {
     pub keep_alive: &'a KeepAlive,
+    pub predictor: Option<&'a PredictorSettings>,
     pub prewarm: Prewarm,
     pub start_time: &'a StartTime,
     pub service: std::time::Duration,
@@ -69,6 +71,7 @@ pub(crate) fn run_site(
     let mut stops: Vec<usize> = Vec::new();
     let mut last_request: Option<Time> = None;
     let mut last_start: Option<Time> = None;
+    let mut keep = Keep::new(p);
     let mut wake = Time::ZERO; // the policy runs at the start (e.g. min_instances)
     loop {
         let next_arrival = Time::from_secs_f64(arrivals.peek());
@@ -82,11 +85,14 @@ pub(crate) fn run_site(
         if next_arrival == now {
             arrivals.advance(arrival_rng);
             last_request = Some(now);
+            keep.observe(now);
             tally.requests += 1;
             if let Some(ready) = route(p, &mut insts, now, rng, tally, &mut last_start) {
                 wake = wake.min(ready);
             }
-            if now < wake {
+            // A fixed keep-alive's deadlines only move later with activity; the predictor's
+            // can move earlier (a new idle period, a new window): ask it at every arrival.
+            if now < wake && !keep.learns() {
                 continue;
             }
         }
@@ -99,7 +105,7 @@ pub(crate) fn run_site(
             last_start,
             predicted_next,
         };
-        let mut decisions = p.keep_alive.decide(now, &views);
+        let mut decisions = keep.decide(now, &views);
         decisions.extend(p.prewarm.decide(now, &app));
         stops.clear();
         for d in &decisions {
@@ -138,7 +144,7 @@ pub(crate) fn run_site(
             last_start,
             predicted_next,
         };
-        wake = next_wake(p, &insts, &views, &app, now);
+        wake = next_wake(p, &keep, &insts, &views, &app, now);
     }
     for inst in insts {
         tally
@@ -250,6 +256,7 @@ fn fill_views(insts: &[Inst], now: Time, p: &SiteParams<'_>, views: &mut Vec<Ins
 
 fn next_wake(
     p: &SiteParams<'_>,
+    keep: &Keep,
     insts: &[Inst],
     views: &[InstanceView],
     app: &AppView<'_>,
@@ -265,7 +272,7 @@ fn next_wake(
             wake = wake.min(t);
         }
     };
-    consider(p.keep_alive.next_check(now, views));
+    consider(keep.next_check(now, views));
     consider(p.prewarm.next_check(now, app));
     for (inst, view) in insts.iter().zip(views) {
         if view.ready_at.is_none() {
@@ -277,13 +284,60 @@ fn next_wake(
                 || p.keep_alive
                     .max_lifetime
                     .is_some_and(|l| now - inst.started >= l)
-                || p.keep_alive
-                    .idle_timeout
-                    .is_some_and(|t| view.idle_since() + t <= now);
+                || keep.idle_deadline(view).is_some_and(|d| d <= now);
             if waiting_on_it {
                 consider(inst.ends.back().copied());
             }
         }
     }
     wake
+}
+
+/// The site's keep-alive: the fixed policy, or the predictor with this site's own history.
+enum Keep<'a> {
+    Fixed(&'a KeepAlive),
+    Predictive(Box<PredictiveKeepAlive>),
+}
+
+impl<'a> Keep<'a> {
+    fn new(p: &SiteParams<'a>) -> Keep<'a> {
+        match p.predictor {
+            None => Keep::Fixed(p.keep_alive),
+            Some(settings) => Keep::Predictive(Box::new(PredictiveKeepAlive::with_settings(
+                p.keep_alive.clone(),
+                settings.clone(),
+            ))),
+        }
+    }
+
+    fn learns(&self) -> bool {
+        matches!(self, Keep::Predictive(_))
+    }
+
+    fn observe(&mut self, now: Time) {
+        if let Keep::Predictive(k) = self {
+            k.observe(now);
+        }
+    }
+
+    fn decide(&self, now: Time, views: &[InstanceView]) -> Vec<Decision> {
+        match self {
+            Keep::Fixed(k) => k.decide(now, views),
+            Keep::Predictive(k) => k.decide(now, views),
+        }
+    }
+
+    fn next_check(&self, now: Time, views: &[InstanceView]) -> Option<Time> {
+        match self {
+            Keep::Fixed(k) => k.next_check(now, views),
+            Keep::Predictive(k) => k.next_check(now, views),
+        }
+    }
+
+    fn idle_deadline(&self, view: &InstanceView) -> Option<Time> {
+        match self {
+            Keep::Fixed(k) => k.idle_deadline(view),
+            Keep::Predictive(k) => k.idle_deadline(view),
+        }
+    }
 }
