@@ -59,12 +59,11 @@ use crate::time::Time;
 pub struct PredictiveKeepAlive {
     /// The app's keep-alive: idle timeout used as the fallback; lifetime, minimum and drain rules.
     pub keep_alive: KeepAlive,
-    /// The predictor's settings.
-    pub settings: PredictorSettings,
-    /// Idle periods seen so far.
-    pub history: IdleHistogram,
-    /// Arrival time of the latest request.
-    pub last_request: Option<Time>,
+    settings: PredictorSettings,
+    history: IdleHistogram,
+    last_request: Option<Time>,
+    /// The window the history gives, recomputed when an idle period is recorded.
+    window: Window,
 }
 
 impl PredictiveKeepAlive {
@@ -78,12 +77,35 @@ impl PredictiveKeepAlive {
         keep_alive: KeepAlive,
         settings: PredictorSettings,
     ) -> PredictiveKeepAlive {
+        let history = IdleHistogram::default();
         PredictiveKeepAlive {
             keep_alive,
+            window: window(&history, &settings),
             settings,
-            history: IdleHistogram::default(),
+            history,
             last_request: None,
         }
+    }
+
+    /// The predictor's settings.
+    pub fn settings(&self) -> &PredictorSettings {
+        &self.settings
+    }
+
+    /// Change the settings (the history is kept).
+    pub fn set_settings(&mut self, settings: PredictorSettings) {
+        self.settings = settings;
+        self.window = window(&self.history, &self.settings);
+    }
+
+    /// The idle periods seen so far.
+    pub fn history(&self) -> &IdleHistogram {
+        &self.history
+    }
+
+    /// Arrival time of the latest request.
+    pub fn last_request(&self) -> Option<Time> {
+        self.last_request
     }
 
     /// A request arrived at `now`: the gap since the previous one is an idle period if it is
@@ -97,6 +119,7 @@ impl PredictiveKeepAlive {
             if gap >= self.settings.linger {
                 self.history
                     .record(gap.as_secs_f64(), self.settings.history.max(2));
+                self.window = window(&self.history, &self.settings);
             }
         }
         self.last_request = Some(now);
@@ -104,7 +127,7 @@ impl PredictiveKeepAlive {
 
     /// What the history says now.
     pub fn window(&self) -> Window {
-        window(&self.history, &self.settings)
+        self.window
     }
 
     /// What to do now with the app's instances (indices refer to `instances`): the fixed

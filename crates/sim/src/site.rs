@@ -2,9 +2,11 @@
 //!
 //! Events: request arrivals (from [`Arrivals`]) and policy wake-ups. A wake-up is the earliest of
 //! the policy's `next_check`, a starting instance becoming ready, and (for an instance the policy
-//! waits on) its open requests finishing — exactly the moments the daemon calls the policy. An
-//! arrival only changes activity, which can only postpone a time-driven decision, so arrivals do
-//! not call the policy: the pending wake-up, if early, finds nothing to do and computes the next.
+//! waits on) its open requests finishing — exactly the moments the daemon calls the policy. Under
+//! the fixed keep-alive an arrival only changes activity, which can only postpone a time-driven
+//! decision, so arrivals do not call the policy: the pending wake-up, if early, finds nothing to
+//! do and computes the next. The predictor is asked at an arrival that changed its window or
+//! when it unloads after each visit (its deadlines can then move earlier).
 //!
 //! Routing is the proxy's: a ready, non-draining instance with the fewest open requests serves a
 //! request at once; otherwise the request waits for a starting instance, or starts one (the
@@ -14,7 +16,7 @@ use std::collections::VecDeque;
 
 use hako_policy::Time;
 use hako_policy::keepalive::{Action, Decision, InstanceView, KeepAlive, Reason};
-use hako_policy::predict::{PredictiveKeepAlive, PredictorSettings};
+use hako_policy::predict::{PredictiveKeepAlive, PredictorSettings, Window};
 use hako_policy::prewarm::{AppView, Prewarm};
 use hako_policy::slo::StartTime;
 
@@ -85,14 +87,14 @@ pub(crate) fn run_site(
         if next_arrival == now {
             arrivals.advance(arrival_rng);
             last_request = Some(now);
-            keep.observe(now);
+            let consult = keep.observe(now);
             tally.requests += 1;
             if let Some(ready) = route(p, &mut insts, now, rng, tally, &mut last_start) {
                 wake = wake.min(ready);
             }
             // A fixed keep-alive's deadlines only move later with activity; the predictor's
-            // can move earlier (a new idle period, a new window): ask it at every arrival.
-            if now < wake && !keep.learns() {
+            // can move earlier (a new window, or unloading after each visit): ask it then.
+            if now < wake && !consult {
                 continue;
             }
         }
@@ -310,14 +312,16 @@ impl<'a> Keep<'a> {
         }
     }
 
-    fn learns(&self) -> bool {
-        matches!(self, Keep::Predictive(_))
-    }
-
-    fn observe(&mut self, now: Time) {
-        if let Keep::Predictive(k) = self {
-            k.observe(now);
-        }
+    /// Note an arrival; whether the policy must be asked now (its deadlines may have moved
+    /// earlier: the window changed, or it unloads after each visit).
+    fn observe(&mut self, now: Time) -> bool {
+        let Keep::Predictive(k) = self else {
+            return false;
+        };
+        let before = k.window();
+        k.observe(now);
+        let after = k.window();
+        after != before || matches!(after, Window::Prewarm { .. })
     }
 
     fn decide(&self, now: Time, views: &[InstanceView]) -> Vec<Decision> {

@@ -8,6 +8,8 @@
 //! counted apart ("out of range"). Counts are halved when the history reaches its cap, so old
 //! behaviour fades and the counters stay small.
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 
 /// Bins per doubling of the idle time.
@@ -67,7 +69,15 @@ pub fn upper_edge(i: usize) -> f64 {
 
 /// A representative idle time of bin `i` (its geometric middle), seconds.
 pub fn middle(i: usize) -> f64 {
-    ((i as f64 + 0.5) / BINS_PER_OCTAVE as f64).exp2()
+    static MIDDLES: LazyLock<Vec<f64>> = LazyLock::new(|| {
+        (0..BINS)
+            .map(|i| ((i as f64 + 0.5) / BINS_PER_OCTAVE as f64).exp2())
+            .collect()
+    });
+    MIDDLES
+        .get(i)
+        .copied()
+        .unwrap_or_else(|| ((i as f64 + 0.5) / BINS_PER_OCTAVE as f64).exp2())
 }
 
 impl IdleHistogram {

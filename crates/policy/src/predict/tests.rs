@@ -165,11 +165,11 @@ fn short_gaps_and_late_reports_are_not_idle_periods() {
     p.observe(at(100.0));
     p.observe(at(100.5)); // same visit
     p.observe(at(50.0)); // out of order: ignored
-    assert_eq!(p.history.total(), 0);
-    assert_eq!(p.last_request, Some(at(100.5)));
+    assert_eq!(p.history().total(), 0);
+    assert_eq!(p.last_request(), Some(at(100.5)));
     p.observe(at(160.5));
-    assert_eq!(p.history.total(), 1);
-    let json = serde_json::to_string(&p.settings).unwrap();
+    assert_eq!(p.history().total(), 1);
+    let json = serde_json::to_string(p.settings()).unwrap();
     assert!(json.contains(r#""linger":"2s""#), "{json}");
     let back: PredictorSettings = serde_json::from_str(r#"{"margin":0.1}"#).unwrap();
     assert_eq!(back.margin, 0.1);
