@@ -242,6 +242,7 @@ fn simulator_matches_a_real_run_within_15_percent() {
                 ..KeepAlive::default()
             },
             prewarm: hako_policy::prewarm::Prewarm::None,
+            predictor: None,
             memory_per_instance_mib: 0.0,
         };
         assert_eq!(

@@ -13,10 +13,12 @@ pub mod command;
 pub mod database;
 pub mod event;
 pub mod failure;
+pub mod ignored_clients;
 pub mod image_name;
 pub mod image_ref;
 pub mod instance;
 pub mod release;
+pub mod schedule;
 pub mod units;
 
 pub use app::{
@@ -28,10 +30,12 @@ pub use command::CommandError;
 pub use database::DatabaseGrant;
 pub use event::{Event, EventKind};
 pub use failure::StartFailure;
+pub use ignored_clients::{IgnoredClients, IgnoredClientsError};
 pub use image_name::{ImageNameError, validate_image_name};
 pub use image_ref::{ImageRef, ImageRefError};
 pub use instance::{InstanceInfo, InstanceState};
 pub use release::Release;
+pub use schedule::{ScheduleAction, ScheduleEntry, ScheduleError};
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// Seconds since the Unix epoch, now.

@@ -17,7 +17,9 @@
 //! 2. Fewer live (non-draining) instances than `min_instances`: start more ([`Reason::BelowMinimum`]).
 //! 3. Max lifetime: a ready instance older than `max_lifetime` is recycled. With `connection_aware`
 //!    the recycle waits while a request or upgraded connection is open (at most `drain_timeout`
-//!    past the lifetime); otherwise it drains at once. If it is the last ready instance and it is
+//!    past the lifetime) unless another ready instance can take the new requests (e.g. a
+//!    successor pre-started by [`crate::prestart`]), in which case it drains; otherwise it
+//!    drains at once. If it is the last ready instance and it is
 //!    still needed (busy, within its idle timeout, or needed for `min_instances`) the decision is
 //!    [`Action::Replace`]: start the successor first, drain the old one once the successor is ready.
 //! 4. Idle timeout: a ready instance with no open request or upgraded connection whose last
@@ -132,6 +134,45 @@ impl KeepAlive {
 
     /// What to do now with the instances of one app (indices refer to `instances`).
     pub fn decide(&self, now: Time, instances: &[InstanceView]) -> Vec<Decision> {
+        self.decide_with(now, instances, &FixedIdle(self.idle_timeout))
+    }
+
+    /// [`decide`](Self::decide) with each instance's idle deadline given by the caller
+    /// (`deadlines[i]` for `instances[i]`; `None` or missing: no idle stop) instead of
+    /// `idle_since + idle_timeout` — e.g. from [`crate::wake::idle_deadline`], so that scheduled
+    /// runs and ignored clients do not keep an instance up. Every other rule is unchanged.
+    pub fn decide_with_deadlines(
+        &self,
+        now: Time,
+        instances: &[InstanceView],
+        deadlines: &[Option<Time>],
+    ) -> Vec<Decision> {
+        self.decide_with(now, instances, &Given(deadlines))
+    }
+
+    /// [`next_check`](Self::next_check) with the idle deadlines given by the caller.
+    pub fn next_check_with_deadlines(
+        &self,
+        now: Time,
+        instances: &[InstanceView],
+        deadlines: &[Option<Time>],
+    ) -> Option<Time> {
+        self.next_check_with(now, instances, &Given(deadlines))
+    }
+
+    /// The idle deadline the fixed rule gives `inst`: `idle_since + idle_timeout`.
+    pub fn idle_deadline(&self, inst: &InstanceView) -> Option<Time> {
+        FixedIdle(self.idle_timeout).deadline(0, inst)
+    }
+
+    /// [`decide`](Self::decide) with another idle rule (rule 4): the predictive keep-alive
+    /// gives each instance its own idle deadline; every other rule stays the same.
+    pub(crate) fn decide_with(
+        &self,
+        now: Time,
+        instances: &[InstanceView],
+        idle_rule: &dyn IdleRule,
+    ) -> Vec<Decision> {
         let mut out = Vec::new();
         let min = self.min_instances as usize;
 
@@ -208,22 +249,29 @@ impl KeepAlive {
         for &i in &order {
             let inst = &instances[i];
             let busy = inst.is_busy();
-            let idle = now - inst.idle_since();
-            let idle_expired = self.idle_timeout.is_some_and(|t| idle >= t);
+            let deadline = idle_rule.deadline(i, inst);
+            let idle_expired = deadline.is_some_and(|d| now >= d);
 
             // Rule 3: max lifetime.
             if let Some(lifetime) = self.max_lifetime {
                 let age = now - inst.started_at;
                 if age >= lifetime {
                     let grace_over = self.drain_timeout.is_some_and(|g| age >= lifetime + g);
-                    if busy && self.connection_aware && !grace_over {
-                        continue; // wait for the open requests; the daemon calls again when they close
-                    }
                     let reason = Reason::MaxLifetime {
                         age,
                         limit: lifetime,
                     };
-                    let in_use = busy || (self.idle_timeout.is_some() && !idle_expired);
+                    if busy && self.connection_aware && !grace_over {
+                        // Another ready instance (e.g. a pre-started successor) takes the new
+                        // requests: drain this one, its open requests finish. Otherwise keep
+                        // serving; the daemon calls again when they close.
+                        if ready_live > min.max(1) {
+                            out.push(Decision::new(Action::Drain { instance: i }, reason));
+                            ready_live -= 1;
+                        }
+                        continue;
+                    }
+                    let in_use = busy || (deadline.is_some() && !idle_expired);
                     let needed = ready_live <= min || (ready_live == 1 && in_use);
                     if needed {
                         if spare_starting > 0 {
@@ -246,14 +294,10 @@ impl KeepAlive {
             }
 
             // Rule 4: idle timeout (never below the minimum of ready instances).
-            if let Some(timeout) = self.idle_timeout
-                && !busy
-                && idle >= timeout
-                && ready_live > min
-            {
+            if !busy && idle_expired && ready_live > min {
                 out.push(Decision::new(
                     Action::Stop { instance: i },
-                    Reason::Idle { idle, timeout },
+                    idle_rule.reason(now, i, inst),
                 ));
                 ready_live -= 1;
             }
@@ -265,13 +309,23 @@ impl KeepAlive {
     /// new if nothing else happens (no request, no readiness change); `None` when only activity
     /// can change anything.
     pub fn next_check(&self, now: Time, instances: &[InstanceView]) -> Option<Time> {
+        self.next_check_with(now, instances, &FixedIdle(self.idle_timeout))
+    }
+
+    /// [`next_check`](Self::next_check) under another idle rule.
+    pub(crate) fn next_check_with(
+        &self,
+        now: Time,
+        instances: &[InstanceView],
+        idle_rule: &dyn IdleRule,
+    ) -> Option<Time> {
         let mut next: Option<Time> = None;
         let mut consider = |t: Time| {
             if t > now {
                 next = Some(next.map_or(t, |n: Time| n.min(t)));
             }
         };
-        for inst in instances {
+        for (i, inst) in instances.iter().enumerate() {
             if let Some(since) = inst.draining_since {
                 if let Some(limit) = self.drain_timeout {
                     consider(since + limit);
@@ -288,12 +342,54 @@ impl KeepAlive {
                     consider(end + grace);
                 }
             }
-            if let Some(timeout) = self.idle_timeout {
+            if let Some(deadline) = idle_rule.deadline(i, inst) {
                 // While busy the deadline is at least this far; re-checked when it comes.
-                consider(inst.idle_since() + timeout);
+                consider(deadline);
             }
         }
         next
+    }
+}
+
+/// Idle deadlines given per instance (see [`KeepAlive::decide_with_deadlines`]).
+struct Given<'a>(&'a [Option<Time>]);
+
+impl IdleRule for Given<'_> {
+    fn deadline(&self, i: usize, _: &InstanceView) -> Option<Time> {
+        self.0.get(i).copied().flatten()
+    }
+
+    fn reason(&self, now: Time, i: usize, inst: &InstanceView) -> Reason {
+        let since = inst.idle_since();
+        Reason::Idle {
+            idle: now - since,
+            timeout: self.deadline(i, inst).map_or(Duration::MAX, |d| d - since),
+        }
+    }
+}
+
+/// When an idle instance stops (rule 4). The fixed keep-alive gives every instance the same
+/// idle timeout; the predictive one ([`crate::predict`]) a deadline from the app's history.
+pub(crate) trait IdleRule {
+    /// When instance `i`, ready and live, stops if it stays idle; `None`: never for idleness.
+    fn deadline(&self, i: usize, inst: &InstanceView) -> Option<Time>;
+    /// Why it stops, at `now` (at or past its deadline).
+    fn reason(&self, now: Time, i: usize, inst: &InstanceView) -> Reason;
+}
+
+/// The fixed idle timeout: `idle_since + timeout`.
+struct FixedIdle(Option<Duration>);
+
+impl IdleRule for FixedIdle {
+    fn deadline(&self, _: usize, inst: &InstanceView) -> Option<Time> {
+        self.0.map(|t| inst.idle_since() + t)
+    }
+
+    fn reason(&self, now: Time, _: usize, inst: &InstanceView) -> Reason {
+        Reason::Idle {
+            idle: now - inst.idle_since(),
+            timeout: self.0.unwrap_or(Duration::MAX),
+        }
     }
 }
 

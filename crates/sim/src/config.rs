@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use hako_policy::KeepAlive;
+use hako_policy::predict::PredictorSettings;
 use hako_policy::prewarm::Prewarm;
 use hako_policy::slo::StartTime;
 
@@ -25,9 +26,15 @@ pub struct SimConfig {
     pub service_time: Duration,
     /// The keep-alive policy of every site (the daemon's code).
     pub keep_alive: KeepAlive,
-    /// The pre-warm policy of every site. For [`Prewarm::Predicted`] the simulator's predictor
-    /// is an oracle that knows each site's next request: the best case for prediction.
+    /// The pre-warm policy of every site. For [`Prewarm::Predicted`] the simulator supplies the
+    /// **oracle**: it knows each site's next request (perfect foresight, the best case for
+    /// prediction; no real policy can do it).
     pub prewarm: Prewarm,
+    /// The **predictor**: `Some` runs every site under hako's predictive keep-alive
+    /// (`hako_policy::predict`, the daemon's `--keep-alive predictive`), which learns each site's
+    /// idle times from its own past requests only, with `keep_alive` as its fallback and rules;
+    /// `None`: the fixed keep-alive.
+    pub predictor: Option<PredictorSettings>,
     /// Memory of one instance, MiB (for MiB-seconds).
     pub memory_per_instance_mib: f64,
 }
@@ -166,6 +173,7 @@ impl SimConfig {
             service_time: Duration::from_millis(20),
             keep_alive: KeepAlive::default(),
             prewarm: Prewarm::None,
+            predictor: None,
             memory_per_instance_mib: 64.0,
         }
     }

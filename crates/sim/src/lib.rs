@@ -1,5 +1,6 @@
-//! hako's simulator (issue 4, point 2): many sites, each driven through the same keep-alive and
-//! pre-warm code (`hako-policy`) the daemon runs, on a simulated clock.
+//! hako's simulator (issue 4, point 2): many sites, each driven through the same keep-alive,
+//! predictor and pre-warm code (`hako-policy`) the daemon runs, on a simulated clock. The
+//! autoscaler evaluation (one app under changing load, three scaling policies) is [`autoscale`].
 //!
 //! Deterministic: every site has its own random stream derived from (seed, site number), so a
 //! seed gives the same [`Report`] on every machine. Event-driven: a site is only visited at its
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod arrivals;
+pub mod autoscale;
 pub mod config;
 mod predict;
 mod report;
@@ -91,6 +93,7 @@ pub fn run(config: &SimConfig) -> Result<Report, SimError> {
     let horizon_s = config.duration.as_secs_f64();
     let params = SiteParams {
         keep_alive: &config.keep_alive,
+        predictor: config.predictor.as_ref(),
         prewarm: config.prewarm,
         start_time: &config.start_time,
         service: config.service_time,

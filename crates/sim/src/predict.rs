@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use hako_policy::slo::{Access, Scenario, evaluate};
+use hako_policy::slo::{Access, Scenario, SloError, evaluate};
 use serde::Serialize;
 
 use crate::SimError;
@@ -35,6 +35,11 @@ const SLICE_S: f64 = 900.0;
 /// Predict `config`'s report with the model.
 pub fn predict(config: &SimConfig) -> Result<Prediction, SimError> {
     config.validate()?;
+    if config.predictor.is_some() {
+        return Err(SimError::Model(SloError::Unsupported(
+            "the predictive keep-alive (it learns as it goes)",
+        )));
+    }
     let duration = config.duration.as_secs_f64();
     let scenario = |access: Access| Scenario {
         access,

@@ -2,9 +2,11 @@
 //!
 //! Events: request arrivals (from [`Arrivals`]) and policy wake-ups. A wake-up is the earliest of
 //! the policy's `next_check`, a starting instance becoming ready, and (for an instance the policy
-//! waits on) its open requests finishing — exactly the moments the daemon calls the policy. An
-//! arrival only changes activity, which can only postpone a time-driven decision, so arrivals do
-//! not call the policy: the pending wake-up, if early, finds nothing to do and computes the next.
+//! waits on) its open requests finishing — exactly the moments the daemon calls the policy. Under
+//! the fixed keep-alive an arrival only changes activity, which can only postpone a time-driven
+//! decision, so arrivals do not call the policy: the pending wake-up, if early, finds nothing to
+//! do and computes the next. The predictor is asked at an arrival that changed its window or
+//! when it unloads after each visit (its deadlines can then move earlier).
 //!
 //! Routing is the proxy's: a ready, non-draining instance with the fewest open requests serves a
 //! request at once; otherwise the request waits for a starting instance, or starts one (the
@@ -13,7 +15,8 @@
 use std::collections::VecDeque;
 
 use hako_policy::Time;
-use hako_policy::keepalive::{Action, InstanceView, KeepAlive, Reason};
+use hako_policy::keepalive::{Action, Decision, InstanceView, KeepAlive, Reason};
+use hako_policy::predict::{PredictiveKeepAlive, PredictorSettings, Window};
 use hako_policy::prewarm::{AppView, Prewarm};
 use hako_policy::slo::StartTime;
 
@@ -49,6 +52,7 @@ struct Inst {
 /// The shared, read-only parts of a run.
 pub(crate) struct SiteParams<'a> {
     pub keep_alive: &'a KeepAlive,
+    pub predictor: Option<&'a PredictorSettings>,
     pub prewarm: Prewarm,
     pub start_time: &'a StartTime,
     pub service: std::time::Duration,
@@ -69,6 +73,7 @@ pub(crate) fn run_site(
     let mut stops: Vec<usize> = Vec::new();
     let mut last_request: Option<Time> = None;
     let mut last_start: Option<Time> = None;
+    let mut keep = Keep::new(p);
     let mut wake = Time::ZERO; // the policy runs at the start (e.g. min_instances)
     loop {
         let next_arrival = Time::from_secs_f64(arrivals.peek());
@@ -82,11 +87,14 @@ pub(crate) fn run_site(
         if next_arrival == now {
             arrivals.advance(arrival_rng);
             last_request = Some(now);
+            let consult = keep.observe(now);
             tally.requests += 1;
             if let Some(ready) = route(p, &mut insts, now, rng, tally, &mut last_start) {
                 wake = wake.min(ready);
             }
-            if now < wake {
+            // A fixed keep-alive's deadlines only move later with activity; the predictor's
+            // can move earlier (a new window, or unloading after each visit): ask it then.
+            if now < wake && !consult {
                 continue;
             }
         }
@@ -99,7 +107,7 @@ pub(crate) fn run_site(
             last_start,
             predicted_next,
         };
-        let mut decisions = p.keep_alive.decide(now, &views);
+        let mut decisions = keep.decide(now, &views);
         decisions.extend(p.prewarm.decide(now, &app));
         stops.clear();
         for d in &decisions {
@@ -138,7 +146,7 @@ pub(crate) fn run_site(
             last_start,
             predicted_next,
         };
-        wake = next_wake(p, &insts, &views, &app, now);
+        wake = next_wake(p, &keep, &insts, &views, &app, now);
     }
     for inst in insts {
         tally
@@ -251,6 +259,7 @@ fn fill_views(insts: &[Inst], now: Time, p: &SiteParams<'_>, views: &mut Vec<Ins
 
 fn next_wake(
     p: &SiteParams<'_>,
+    keep: &Keep,
     insts: &[Inst],
     views: &[InstanceView],
     app: &AppView<'_>,
@@ -266,7 +275,7 @@ fn next_wake(
             wake = wake.min(t);
         }
     };
-    consider(p.keep_alive.next_check(now, views));
+    consider(keep.next_check(now, views));
     consider(p.prewarm.next_check(now, app));
     for (inst, view) in insts.iter().zip(views) {
         if view.ready_at.is_none() {
@@ -278,13 +287,62 @@ fn next_wake(
                 || p.keep_alive
                     .max_lifetime
                     .is_some_and(|l| now - inst.started >= l)
-                || p.keep_alive
-                    .idle_timeout
-                    .is_some_and(|t| view.idle_since() + t <= now);
+                || keep.idle_deadline(view).is_some_and(|d| d <= now);
             if waiting_on_it {
                 consider(inst.ends.back().copied());
             }
         }
     }
     wake
+}
+
+/// The site's keep-alive: the fixed policy, or the predictor with this site's own history.
+enum Keep<'a> {
+    Fixed(&'a KeepAlive),
+    Predictive(Box<PredictiveKeepAlive>),
+}
+
+impl<'a> Keep<'a> {
+    fn new(p: &SiteParams<'a>) -> Keep<'a> {
+        match p.predictor {
+            None => Keep::Fixed(p.keep_alive),
+            Some(settings) => Keep::Predictive(Box::new(PredictiveKeepAlive::with_settings(
+                p.keep_alive.clone(),
+                settings.clone(),
+            ))),
+        }
+    }
+
+    /// Note an arrival; whether the policy must be asked now (its deadlines may have moved
+    /// earlier: the window changed, or it unloads after each visit).
+    fn observe(&mut self, now: Time) -> bool {
+        let Keep::Predictive(k) = self else {
+            return false;
+        };
+        let before = k.window();
+        k.observe(now);
+        let after = k.window();
+        after != before || matches!(after, Window::Prewarm { .. })
+    }
+
+    fn decide(&self, now: Time, views: &[InstanceView]) -> Vec<Decision> {
+        match self {
+            Keep::Fixed(k) => k.decide(now, views),
+            Keep::Predictive(k) => k.decide(now, views),
+        }
+    }
+
+    fn next_check(&self, now: Time, views: &[InstanceView]) -> Option<Time> {
+        match self {
+            Keep::Fixed(k) => k.next_check(now, views),
+            Keep::Predictive(k) => k.next_check(now, views),
+        }
+    }
+
+    fn idle_deadline(&self, view: &InstanceView) -> Option<Time> {
+        match self {
+            Keep::Fixed(k) => k.idle_deadline(view),
+            Keep::Predictive(k) => k.idle_deadline(view),
+        }
+    }
 }

@@ -36,6 +36,7 @@ fn config(
         service_time: Duration::from_millis(service_ms),
         keep_alive,
         prewarm: Prewarm::None,
+        predictor: None,
         memory_per_instance_mib: 64.0,
     }
 }

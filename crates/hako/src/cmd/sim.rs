@@ -1,11 +1,13 @@
 //! `hako sim`: the simulator from the command line. It runs the same policy code as the daemon
 //! (`hako_policy`) over thousands of simulated sites (Azure-like long tail by default, or a
-//! recorded trace). `hako slo` (the service-level model) is in [`super::slo`].
+//! recorded trace), under the fixed keep-alive or the predictive one. `hako slo` (the
+//! service-level model) is in [`super::slo`].
 
 use std::path::PathBuf;
 
 use hako_model::HumanDuration;
 use hako_policy::KeepAlive;
+use hako_policy::predict::PredictorSettings;
 use hako_policy::slo::StartTime;
 
 use super::{Exit, Failure, OrExit, out};
@@ -28,6 +30,11 @@ pub struct SimArgs {
     /// Instances kept per site even when idle.
     #[arg(long, default_value_t = 0)]
     pub min: u32,
+    /// `fixed`: stop after the idle timeout; `predictive`: learn each site's idle times from its
+    /// own requests (pre-warm before, unload between, for periodic sites), falling back to the
+    /// idle timeout while history is thin or too spread.
+    #[arg(long, value_enum, default_value = "fixed")]
+    pub keep_alive: KeepAliveMode,
     /// Start time of an instance, e.g. 40ms (use `hako app show` to see measured ones).
     #[arg(long, default_value = "50ms")]
     pub start_time: HumanDuration,
@@ -41,6 +48,15 @@ pub struct SimArgs {
     pub json: bool,
 }
 
+/// Which keep-alive the simulated sites run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeepAliveMode {
+    /// The idle timeout.
+    Fixed,
+    /// The predictive keep-alive (hybrid idle-time histogram).
+    Predictive,
+}
+
 pub fn sim(args: SimArgs) -> Result<u8, Failure> {
     let mut config = hako_sim::SimConfig::azure_like(args.sites, args.seed);
     config.duration = args.duration.0;
@@ -49,6 +65,8 @@ pub fn sim(args: SimArgs) -> Result<u8, Failure> {
         min_instances: args.min,
         ..KeepAlive::default()
     };
+    config.predictor =
+        (args.keep_alive == KeepAliveMode::Predictive).then(PredictorSettings::default);
     config.start_time = StartTime::constant(args.start_time.0);
     config.memory_per_instance_mib = args.memory_mib;
     if let Some(path) = &args.trace {

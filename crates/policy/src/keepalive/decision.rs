@@ -77,6 +77,29 @@ pub enum Reason {
         #[serde(with = "hako_model::units::serde_duration")]
         expected_in: Duration,
     },
+    /// The predictive keep-alive ([`crate::predict`]): idle for `idle`, and the app's idle-time
+    /// history expects no request before `next_in` from now (or the window it learned is over).
+    PredictedIdle {
+        /// How long it has been idle.
+        #[serde(with = "hako_model::units::serde_duration")]
+        idle: Duration,
+        /// The idle-time window the history gives: pre-warm after / keep until (since the last request).
+        #[serde(with = "hako_model::units::serde_duration")]
+        window_start: Duration,
+        /// End of that window.
+        #[serde(with = "hako_model::units::serde_duration")]
+        window_end: Duration,
+    },
+    /// Pre-start ([`crate::prestart`]): an instance nears its max lifetime while the app has
+    /// traffic, so its successor starts now to be ready before it leaves.
+    PreStart {
+        /// The old instance's age.
+        #[serde(with = "hako_model::units::serde_duration")]
+        age: Duration,
+        /// The configured maximum lifetime.
+        #[serde(with = "hako_model::units::serde_duration")]
+        limit: Duration,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -113,6 +136,23 @@ impl fmt::Display for Reason {
                 f,
                 "pre-warm: request expected in {:.1}s",
                 expected_in.as_secs_f64()
+            ),
+            Reason::PredictedIdle {
+                idle,
+                window_start,
+                window_end,
+            } => write!(
+                f,
+                "predicted idle: idle for {:.1}s, the app's idle times put the next request {:.1}s–{:.1}s after the last one",
+                idle.as_secs_f64(),
+                window_start.as_secs_f64(),
+                window_end.as_secs_f64()
+            ),
+            Reason::PreStart { age, limit } => write!(
+                f,
+                "pre-start: age {:.1}s nears max lifetime {:.1}s while the app has traffic; successor first",
+                age.as_secs_f64(),
+                limit.as_secs_f64()
             ),
         }
     }
