@@ -350,7 +350,7 @@ impl Drop for Serve {
 /// A duration as a command-line value: whole seconds as `Ns`, else `Nms`.
 fn duration_arg(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -31,7 +31,8 @@ use rustix::process::Signal;
 
 use self::process::Guarded;
 use self::wrk::Figures;
-use super::daemon::{self, HakoServe, request};
+use crate::daemon::HakoServe;
+use crate::request;
 
 /// The backend app.
 const APP: &str = "bench-backend";
@@ -97,16 +98,17 @@ fn run(opts: &ProxyOptions) -> anyhow::Result<()> {
     if !hako_runtime::is_root() {
         bail!("the proxy benchmark runs hako serve and containers: run it as root");
     }
-    crate::setup::ensure_packages(&[
+    crate::tools::require(&[
         ("wrk", "wrk"),
         ("nginx", "nginx-light"),
         ("nft", "nftables"),
         ("ip", "iproute2"),
     ])?;
-    let target = daemon::build_release("hako", &[])?;
-    daemon::build_release("hako-proxy", &["--example", "bench_proxy"])?;
-    let hako_bin = target.join("release/hako");
-    let example = target.join("release/examples/bench_proxy");
+    let hako_bin = crate::paths::hako_binary()?;
+    let example = crate::paths::example(
+        "bench_proxy",
+        "cargo build --release -p hako-proxy --example bench_proxy",
+    )?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let duration = Duration::from_secs(opts.seconds);
 
@@ -241,11 +243,9 @@ fn start_backend(serve: &HakoServe, code: &Path) -> anyhow::Result<SocketAddr> {
     let [one] = instances.as_slice() else {
         bail!("expected one backend instance, found {}", instances.len());
     };
-    let addr = one["addr"]
-        .as_str()
-        .with_context(|| format!("instance without an address: {one}"))?;
-    addr.parse()
-        .with_context(|| format!("instance address {addr:?}"))
+    one.addr
+        .parse()
+        .with_context(|| format!("instance address {:?}", one.addr))
 }
 
 /// The `bench_proxy` example as a thread-per-core proxy to `backend`; returns its address.

@@ -11,7 +11,7 @@ use hako_runtime::{
 };
 
 use super::Workload;
-use crate::bench::http;
+use crate::http;
 
 /// One start of `/bin/true`.
 #[derive(Debug, Clone, Copy)]

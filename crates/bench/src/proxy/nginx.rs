@@ -12,7 +12,7 @@ use anyhow::Context;
 use rustix::process::Signal;
 
 use super::process::Guarded;
-use crate::bench::http;
+use crate::http;
 
 /// The nginx.conf for a proxy on `listen` to `backend`, keeping its files under `dir`.
 pub fn config(dir: &Path, listen: SocketAddr, backend: SocketAddr, workers: usize) -> String {
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn nginx_proxies_to_a_backend_and_stops() {
-        crate::setup::ensure_packages(&[("nginx", "nginx-light")]).unwrap();
+        crate::tools::require(&[("nginx", "nginx-light")]).unwrap();
         let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let backend_addr = backend.local_addr().unwrap();
         std::thread::spawn(move || {

@@ -35,7 +35,8 @@ use hako_runtime::{Limits, RootfsSpec};
 use self::crun::Crun;
 use self::hako::Hako;
 use self::measure::{Bench, Measure, Results};
-use super::{Options, Pacer};
+use crate::options::Options;
+use crate::samples::Pacer;
 
 /// What a container runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +89,13 @@ impl fmt::Display for Workload {
     }
 }
 
+/// The programs the benchmark runs (command, Debian package).
+pub const PACKAGES: &[(&str, &str)] = &[
+    ("crun", "crun"),
+    ("busybox", "busybox-static"),
+    ("php", "php-cli"),
+];
+
 /// Limits given to every container, hako's and crun's.
 fn limits() -> Limits {
     Limits {
@@ -102,11 +110,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     if !hako_runtime::is_root() {
         bail!("the runtime benchmark makes namespaces, mounts and cgroups: run it as root");
     }
-    crate::setup::ensure_packages(&[
-        ("crun", "crun"),
-        ("busybox", "busybox-static"),
-        ("php", "php-cli"),
-    ])?;
+    crate::tools::require(PACKAGES)?;
     sweep_temp_dirs();
     // Dropped last (declared first): the image and app dirs outlive both runtimes.
     let tmp = tempfile::Builder::new()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::bench::daemon::request;
+use crate::request;
 
 /// Limits and target of one run.
 #[derive(Debug, Clone)]

@@ -75,7 +75,7 @@ impl Policy {
 
     /// A short label, e.g. "cycling 5m" or "predicted 30s (lead 2s)".
     pub fn label(&self) -> String {
-        let d = |d: Duration| crate::experiment::efficiency::human(d);
+        let d = |d: Duration| crate::efficiency::human(d);
         match (self.always_on, self.lead) {
             (true, _) => "always-on".into(),
             (false, None) => format!("cycling {}", d(self.idle_timeout)),

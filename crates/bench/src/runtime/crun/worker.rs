@@ -70,6 +70,7 @@ impl Worker {
 }
 
 /// Moves the calling thread into a new mount namespace where crun sees plain cgroup v1.
+#[allow(unsafe_code)] // The crate's one unsafe call; see the SAFETY comment.
 fn enter_private_mount_ns() -> anyhow::Result<()> {
     use rustix::mount::{MountPropagationFlags, UnmountFlags, mount_change, unmount};
     use rustix::thread::{UnshareFlags, unshare_unsafe};

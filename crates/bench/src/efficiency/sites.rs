@@ -1,6 +1,6 @@
-//! The experiment's sites on a real `hako serve`, through its JSON API: creating them (static
-//! `busybox httpd` or `php -S`), switching every site's policy between runs, and reading their
-//! request metrics (cold and warm counts, wait for a start).
+//! The experiment's sites on a real `hako serve`, through its API (hako-api's client):
+//! creating them (static `busybox httpd` or `php -S`), switching every site's policy between
+//! runs, and reading their request metrics (cold and warm counts, wait for a start).
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -8,11 +8,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use hako_api::AppPatch;
+use hako_model::{AppSpec, HumanDuration, InstanceState};
+use hako_testkit::retry_until;
 use serde_json::{Value, json};
 
 use super::workload::Kind;
-use crate::bench::daemon::HakoServe;
+use crate::daemon::HakoServe;
 
 /// API calls in flight at once when changing every site.
 const API_THREADS: usize = 4;
@@ -40,7 +43,13 @@ pub fn host_name(i: usize) -> String {
 }
 
 /// The app spec of a site: the host image, its server, small limits, `idle_timeout` (real).
-pub fn spec(i: usize, kind: Kind, idle_timeout: Duration) -> Value {
+pub fn spec(i: usize, kind: Kind, idle_timeout: Duration) -> anyhow::Result<AppSpec> {
+    serde_json::from_value(spec_json(i, kind, idle_timeout))
+        .with_context(|| format!("the spec of site {i} is not an app spec"))
+}
+
+/// [`spec`] as the JSON the API takes.
+fn spec_json(i: usize, kind: Kind, idle_timeout: Duration) -> Value {
     let (cmd, memory, stop_signal) = match kind {
         Kind::Static => ("busybox httpd -f -p $PORT -h /app", "64MiB", "TERM"),
         Kind::Php => ("php -S 0.0.0.0:$PORT -t /app", "128MiB", "INT"),
@@ -61,6 +70,17 @@ pub fn spec(i: usize, kind: Kind, idle_timeout: Duration) -> Value {
 /// A duration as the API writes it (whole milliseconds).
 pub fn duration(d: Duration) -> String {
     format!("{}ms", d.as_millis().max(1))
+}
+
+/// A change of a site's minimum of instances and, if given, its idle timeout.
+pub fn patch(min: Option<u32>, idle_timeout: Option<Duration>) -> AppPatch {
+    AppPatch {
+        min,
+        // Whole milliseconds, as the API keeps them (and at least one).
+        idle_timeout: idle_timeout
+            .map(|d| HumanDuration(Duration::from_millis(d.as_millis().max(1) as u64))),
+        ..AppPatch::default()
+    }
 }
 
 /// Writes the code every site gets: index.html (busybox) and index.php (php -S), readable by
@@ -129,20 +149,15 @@ impl<'a> Sites<'a> {
         code: &Path,
         idle_timeout: Duration,
     ) -> anyhow::Result<Sites<'a>> {
-        let code = code.to_str().context("the code dir is not UTF-8")?;
-        let specs: Vec<Value> = kinds
+        let specs: Vec<AppSpec> = kinds
             .iter()
             .enumerate()
             .map(|(i, k)| spec(i, *k, idle_timeout))
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         let t = Instant::now();
         parallel(specs.len(), |i| {
-            serve.api_send("POST", "/v1/apps", &specs[i])?;
-            serve.api_send(
-                "POST",
-                &format!("/v1/apps/{}/releases", app_name(i)),
-                &json!({ "dir": code }),
-            )?;
+            serve.client.create_app(&specs[i])?;
+            serve.client.deploy_dir(&app_name(i), code)?;
             Ok(())
         })?;
         eprintln!(
@@ -157,15 +172,14 @@ impl<'a> Sites<'a> {
         })
     }
 
-    /// PATCHes every site with `patch`.
-    pub fn update_all(&self, patch: &Value) -> anyhow::Result<()> {
+    /// Changes every site with `patch`.
+    pub fn update_all(&self, patch: &AppPatch) -> anyhow::Result<()> {
         parallel(self.names.len(), |i| self.update(i, patch))
     }
 
-    /// PATCHes site `i`.
-    pub fn update(&self, i: usize, patch: &Value) -> anyhow::Result<()> {
-        self.serve
-            .api_send("PATCH", &format!("/v1/apps/{}", self.names[i]), patch)?;
+    /// Changes site `i` with `patch`.
+    pub fn update(&self, i: usize, patch: &AppPatch) -> anyhow::Result<()> {
+        self.serve.client.update_app(&self.names[i], patch)?;
         Ok(())
     }
 
@@ -174,31 +188,25 @@ impl<'a> Sites<'a> {
     pub fn raise_min(&self, range: Range<usize>, deadline: Instant) -> anyhow::Result<()> {
         let first = range.start;
         parallel(range.len(), |k| {
-            self.update(first + k, &json!({ "min": 1 }))
+            self.update(first + k, &patch(Some(1), None))
         })?;
-        loop {
-            let ready: HashSet<String> = self
-                .serve
-                .all_instances()?
-                .iter()
-                .filter(|i| i["state"] == "ready")
-                .filter_map(|i| i["app"].as_str().map(str::to_string))
-                .collect();
-            let missing = range
-                .clone()
-                .filter(|i| !ready.contains(&self.names[*i]))
-                .count();
-            if missing == 0 {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{missing} always-on sites have no ready instance in time: see `hako app events`"
-                );
-            }
-            // The poll interval, not a readiness guess.
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        retry_until(
+            "every always-on site to have a ready instance (see `hako app events`)",
+            deadline.saturating_duration_since(Instant::now()),
+            Duration::from_millis(100),
+            || {
+                let ready: HashSet<String> = self
+                    .serve
+                    .client
+                    .instances(None)?
+                    .into_iter()
+                    .filter(|i| i.state == InstanceState::Ready)
+                    .map(|i| i.app)
+                    .collect();
+                let all = range.clone().all(|i| ready.contains(&self.names[i]));
+                Ok(all.then_some(()))
+            },
+        )
     }
 
     /// Every site's request counters now.
@@ -207,9 +215,7 @@ impl<'a> Sites<'a> {
         let slots: Vec<std::sync::Mutex<Counts>> =
             out.iter().map(|c| std::sync::Mutex::new(*c)).collect();
         parallel(self.names.len(), |i| {
-            let m = self
-                .serve
-                .api_get(&format!("/v1/apps/{}/metrics", self.names[i]))?;
+            let m = self.serve.client.metrics(&self.names[i])?;
             *slots[i].lock().expect("slot") = Counts::from_metrics(&m)?;
             Ok(())
         })?;
@@ -248,20 +254,37 @@ fn parallel(n: usize, f: impl Fn(usize) -> anyhow::Result<()> + Sync) -> anyhow:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::bail;
 
     #[test]
     fn specs_are_valid_apps() {
-        let s = spec(7, Kind::Php, Duration::from_millis(12_500));
+        let s = spec_json(7, Kind::Php, Duration::from_millis(12_500));
         assert_eq!(s["name"], "e00007");
         assert_eq!(s["hosts"][0], "s7.eff.test");
         assert_eq!(s["idle_timeout"], "12500ms");
         assert_eq!(s["stop_signal"], "INT");
-        let mut app: hako_model::AppSpec = serde_json::from_value(s).unwrap();
+        let mut app = spec(7, Kind::Php, Duration::from_millis(12_500)).unwrap();
         app.validate().unwrap();
-        let mut app: hako_model::AppSpec =
-            serde_json::from_value(spec(0, Kind::Static, Duration::from_secs(50))).unwrap();
+        assert_eq!(
+            app.idle_timeout,
+            HumanDuration(Duration::from_millis(12_500))
+        );
+        let mut app = spec(0, Kind::Static, Duration::from_secs(50)).unwrap();
         app.validate().unwrap();
         assert!(app.cmd.starts_with("busybox httpd"));
+    }
+
+    #[test]
+    fn patches_change_only_what_is_given() {
+        let p = patch(Some(1), None);
+        assert_eq!((p.min, p.idle_timeout), (Some(1), None));
+        assert!(AppPatch { min: None, ..p }.is_empty());
+        let p = patch(None, Some(Duration::from_micros(12_500_700)));
+        assert_eq!(
+            p.idle_timeout,
+            Some(HumanDuration(Duration::from_millis(12_500)))
+        );
+        assert_eq!(p.min, None);
     }
 
     #[test]

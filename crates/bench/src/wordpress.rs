@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::daemon::{self, HakoServe};
-use super::proxy::process::Guarded;
-use super::proxy::wrk;
-use super::{Pacer, Samples, ms, print_table};
+use crate::daemon::HakoServe;
+use crate::proxy::process::Guarded;
+use crate::proxy::wrk;
+use crate::samples::{Pacer, Samples, ms, print_table};
 
 const APP: &str = "wp";
 const HOST: &str = "wp.bench";
@@ -65,17 +65,19 @@ fn options(args: &[&str]) -> anyhow::Result<Opts> {
 
 pub fn main(args: &[&str]) -> anyhow::Result<()> {
     let opts = options(args)?;
-    crate::test::require_root()?;
-    crate::setup::ensure_packages(&[
+    if !hako_testkit::is_root() {
+        bail!("the wordpress benchmark runs hako serve and containers: run it as root");
+    }
+    crate::tools::require(&[
         ("wrk", "wrk"),
         ("debootstrap", "debootstrap"),
         ("curl", "curl"),
         ("nft", "nftables"),
+        ("mariadb", "mariadb-client"),
     ])?;
-    crate::setup::ensure_mariadb()?;
-    let root = crate::workspace_root();
-    let hako = daemon::build_release("hako", &[])?.join("release/hako");
-    let serve = HakoServe::start_with_images(&hako, Some(Path::new(IMAGES)))?;
+    let root = crate::paths::workspace_root();
+    let hako = crate::paths::hako_binary()?;
+    let serve = HakoServe::start_with_images(&hako, Path::new(IMAGES))?;
     let packages = std::fs::read_to_string(root.join("images/wordpress/packages"))?;
     let add = root.join("images/wordpress/rootfs");
     eprintln!("bench wordpress: building the image (cached after the first run)");

@@ -31,13 +31,17 @@ use anyhow::{Context, bail};
 use hako_image::{ImageStore, Rootfs};
 use hako_runtime::Limits;
 
-use super::daemon::{self, HakoServe, request};
-use super::{Options, Pacer, Samples, ms, print_table};
+use hako_model::EventKind;
+use hako_testkit::retry_until;
 
+use crate::daemon::HakoServe;
+use crate::options::Options;
+use crate::request;
 // `bench runtime`'s crun driver: crun from a thread in a private mount namespace where crun 1.8
 // accepts this machine's hybrid cgroups.
-use crate::bench::runtime::Workload;
-use crate::bench::runtime::crun::{self, Crun};
+use crate::runtime::Workload;
+use crate::runtime::crun::{self, Crun};
+use crate::samples::{Pacer, Samples, ms, print_table};
 
 /// Default number of cold requests per series.
 const DEFAULT_RUNS: usize = 100;
@@ -129,15 +133,14 @@ fn run(opts: &Options) -> anyhow::Result<()> {
     if !hako_runtime::is_root() {
         bail!("the cold-start benchmark runs containers: run it as root");
     }
-    crate::setup::ensure_packages(&[
+    crate::tools::require(&[
         ("crun", "crun"),
         ("busybox", "busybox-static"),
         ("php", "php-cli"),
         ("nft", "nftables"),
         ("ip", "iproute2"),
     ])?;
-    let target = daemon::build_release("hako", &[])?;
-    let hako_bin = target.join("release/hako");
+    let hako_bin = crate::paths::hako_binary()?;
 
     // Dropped last (declared first): the code dir and images outlive hako and crun.
     let tmp = tempfile::Builder::new()
@@ -246,16 +249,17 @@ fn hako_cold(serve: &HakoServe, site: &Site, pacer: &mut Pacer) -> anyhow::Resul
         );
     }
     if site.warm_pool > 0 {
-        let events = serve.api_get(&format!("/v1/apps/{}/events?limit=20", site.app))?;
+        let events = serve.client.events(site.app, Some(20))?;
         let start = events
-            .as_array()
-            .and_then(|e| e.iter().rev().find(|e| e["kind"] == "start"))
-            .with_context(|| format!("no start event of {}: {events}", site.app))?;
-        let reason = start["reason"].as_str().unwrap_or_default();
-        if !reason.contains("from the warm pool") {
+            .iter()
+            .rev()
+            .find(|e| e.kind == EventKind::Start)
+            .with_context(|| format!("no start event of {}: {events:?}", site.app))?;
+        if !start.reason.contains("from the warm pool") {
             bail!(
-                "the start of {} did not use its warm pool: {reason}",
-                site.app
+                "the start of {} did not use its warm pool: {}",
+                site.app,
+                start.reason
             );
         }
     }
@@ -264,18 +268,15 @@ fn hako_cold(serve: &HakoServe, site: &Site, pacer: &mut Pacer) -> anyhow::Resul
 
 /// Polls (every 5 ms) until the site's warm pool holds its parked containers again.
 fn wait_parked(serve: &HakoServe, site: &Site) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + IDLE_STOP_LIMIT;
-    loop {
-        let m = serve.api_get(&format!("/v1/apps/{}/metrics", site.app))?;
-        if m["warm_pool_parked"].as_u64() == Some(site.warm_pool.into()) {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            bail!("the warm pool of {} did not refill: {m}", site.app);
-        }
-        // The poll interval, not a readiness guess.
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    retry_until(
+        &format!("the warm pool of {} to refill", site.app),
+        IDLE_STOP_LIMIT,
+        Duration::from_millis(5),
+        || {
+            let m = serve.client.metrics(site.app)?;
+            Ok((m["warm_pool_parked"].as_u64() == Some(site.warm_pool.into())).then_some(()))
+        },
+    )
 }
 
 fn create_app(serve: &HakoServe, site: &Site, code: &Path) -> anyhow::Result<()> {

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use self::worker::Worker;
 use super::Workload;
-use crate::bench::http;
+use crate::http;
 
 /// Capabilities hako keeps for a web server, given to crun too.
 const CAPS: &[&str] = &[

@@ -9,7 +9,7 @@ use hako_runtime::NetworkMode;
 use super::Workload;
 use super::crun::Crun;
 use super::hako::Hako;
-use crate::bench::Samples;
+use crate::samples::Samples;
 
 /// One measure; its name is what `--only` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

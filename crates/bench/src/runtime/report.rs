@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::limits;
 use super::measure::Results;
-use crate::bench::{ms, print_table};
+use crate::samples::{ms, print_table};
 
 /// Prints the tables, the fairness notes and the summary line.
 pub fn print(r: &Results) {
