@@ -9,6 +9,7 @@
 //! - [`names`]: unique runtime prefixes and subnets per test run, and the tags in use;
 //! - [`require_root`]: fail clearly, never pass silently, when not root;
 //! - [`site`]: a static site's code, its app spec, the host image;
+//! - [`api_client`]: an API client with a data dir's admin token (for in-process daemons);
 //! - [`http`]: one plain HTTP request through the proxy;
 //! - [`leftovers`]: what a runtime prefix left on the host (cgroups, state, links).
 //!
@@ -33,5 +34,5 @@ pub use error::Error;
 pub use leftovers::leftovers;
 pub use names::Names;
 pub use root::{is_root, require_root};
-pub use serve::{Serve, ServeBuilder};
+pub use serve::{Serve, ServeBuilder, api_client};
 pub use wait::{TimedOut, retry_until, wait_until};

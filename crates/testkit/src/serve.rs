@@ -347,6 +347,14 @@ impl Drop for Serve {
     }
 }
 
+/// A client of the API at `api` with the admin token of the data dir `data_dir`, as the CLI
+/// on the daemon's machine finds it (`<data-dir>/admin.token`). Panics if there is none.
+#[track_caller]
+pub fn api_client(api: SocketAddr, data_dir: &Path) -> hako_api::Client {
+    hako_api::Client::configure(Some(&format!("http://{api}")), None, data_dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A duration as a command-line value: whole seconds as `Ns`, else `Nms`.
 fn duration_arg(d: Duration) -> String {
     let ms = d.as_millis();
@@ -385,6 +393,27 @@ mod tests {
         assert!(parse_serving_line("hako: serving sites on http://nowhere (API x)").is_none());
         assert_eq!(duration_arg(Duration::from_secs(2)), "2s");
         assert_eq!(duration_arg(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn clients_take_the_data_dirs_token() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let token = "t".repeat(40);
+        let file = t.path().join("admin.token");
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = api_client("127.0.0.1:7".parse().unwrap(), t.path());
+        assert_eq!(
+            (c.base_url.as_str(), c.token.as_str()),
+            ("http://127.0.0.1:7", token.as_str())
+        );
+        let none = tempfile::tempdir().unwrap();
+        let err =
+            std::panic::catch_unwind(|| api_client("127.0.0.1:7".parse().unwrap(), none.path()))
+                .unwrap_err();
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("no API token"), "{msg}");
     }
 
     #[test]
