@@ -5,6 +5,7 @@
 //! an instance when a request finds none ready; the keep-alive loop applies the pure policy
 //! of `hako_policy` to stop idle instances, recycle old ones and keep minimums; every
 //! decision is recorded as an event with its reason.
+#![forbid(unsafe_code)]
 
 mod backend;
 mod daemon;
