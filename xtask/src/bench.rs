@@ -142,9 +142,10 @@ fn run_entry(e: &Entry, args: &[&str]) -> anyhow::Result<()> {
         }
     }
     let root = crate::workspace_root();
-    let mut build = cargo(&root);
-    build.args(["build", "--release", "-p", "hako"]);
-    run(&mut build).context("building hako failed")?;
+    if !sim_only {
+        run(cargo(&root).args(["build", "--release", "-p", "hako"]))
+            .context("building hako failed")?;
+    }
     for (package, example) in e.examples {
         run(cargo(&root).args(["build", "--release", "-p", package, "--example", example]))
             .with_context(|| format!("building the example {example} failed"))?;
