@@ -171,10 +171,19 @@ fn check(args: &[&str]) -> anyhow::Result<()> {
     setup::ensure_packages(CHECK_PACKAGES)?;
     crate::test::ensure_nextest()?;
     let root = crate::workspace_root();
-    run(cargo(&root).args(["build", "-p", "hako"])).context("building hako failed")?;
+    // Release, like the benchmarks: the simulator's tests take seconds there, a minute in a
+    // debug build.
+    run(cargo(&root).args(["build", "--release", "-p", "hako"])).context("building hako failed")?;
     exec(
         cargo(&root)
-            .args(["nextest", "run", "-p", "hako-bench", "--no-fail-fast"])
+            .args([
+                "nextest",
+                "run",
+                "--release",
+                "-p",
+                "hako-bench",
+                "--no-fail-fast",
+            ])
             .args(args),
     )
 }
