@@ -13,6 +13,7 @@
 
 mod loadgen;
 mod memory;
+mod neighbours;
 mod plot;
 mod real;
 mod report;

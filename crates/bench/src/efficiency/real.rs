@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 
 use super::loadgen::{self, Outcome};
 use super::memory::{self, Sample, Sampler};
+use super::neighbours::NeighbourLimits;
 use super::simulate::{Policy, Twin, twin};
 use super::sites::{Counts, Sites, patch, write_code};
 use super::workload::{MinChange, Workload, prewarm_plan};
@@ -180,52 +181,6 @@ pub struct RealRun {
     /// MemAvailable before any site existed, bytes.
     pub baseline_available: u64,
     pub modes: Vec<ModeRun>,
-}
-
-/// The host's IPv4 neighbour (ARP) table limits, raised for the run and put back when
-/// dropped. Every isolated instance is a neighbour of hako's bridge; past the kernel's default
-/// hard limit of 1,024 entries new ones fail ("neighbour table overflow", and the proxy gets
-/// "No route to host"), so a thousand instances need more.
-struct NeighbourLimits {
-    old: Vec<(std::path::PathBuf, String)>,
-}
-
-impl NeighbourLimits {
-    const FILES: [(&'static str, u32); 3] = [
-        ("/proc/sys/net/ipv4/neigh/default/gc_thresh1", 4096),
-        ("/proc/sys/net/ipv4/neigh/default/gc_thresh2", 8192),
-        ("/proc/sys/net/ipv4/neigh/default/gc_thresh3", 16384),
-    ];
-
-    /// Raises each limit to at least the value above.
-    fn raise() -> anyhow::Result<NeighbourLimits> {
-        let mut guard = NeighbourLimits { old: Vec::new() };
-        // thresh3 first when raising, so thresh1 ≤ thresh2 ≤ thresh3 holds at every step.
-        for (file, want) in Self::FILES.iter().rev() {
-            let path = std::path::PathBuf::from(file);
-            let old = std::fs::read_to_string(&path)
-                .with_context(|| format!("read {file}"))?
-                .trim()
-                .to_string();
-            if old.parse::<u32>().is_ok_and(|v| v >= *want) {
-                continue;
-            }
-            std::fs::write(&path, want.to_string()).with_context(|| format!("write {file}"))?;
-            guard.old.push((path, old));
-        }
-        Ok(guard)
-    }
-}
-
-impl Drop for NeighbourLimits {
-    fn drop(&mut self) {
-        // Lowered in the reverse order of raising: thresh1 first.
-        for (path, old) in self.old.iter().rev() {
-            if let Err(e) = std::fs::write(path, old) {
-                eprintln!("experiment: cannot restore {}: {e}", path.display());
-            }
-        }
-    }
 }
 
 /// A /21 (2,046 addresses: a thousand instances and their replacements) per pid, apart from
@@ -546,26 +501,6 @@ mod tests {
         assert_eq!(subnet(255), "10.167.248.0/21");
         assert_ne!(subnet(1), subnet(2));
         assert_eq!(subnet(256), subnet(0));
-    }
-
-    #[test]
-    fn neighbour_limits_are_raised_and_restored() {
-        let read = |f: &str| -> u32 { std::fs::read_to_string(f).unwrap().trim().parse().unwrap() };
-        let before: Vec<u32> = NeighbourLimits::FILES
-            .iter()
-            .map(|(f, _)| read(f))
-            .collect();
-        {
-            let _g = NeighbourLimits::raise().unwrap();
-            for (f, want) in NeighbourLimits::FILES {
-                assert!(read(f) >= want, "{f}");
-            }
-        }
-        let after: Vec<u32> = NeighbourLimits::FILES
-            .iter()
-            .map(|(f, _)| read(f))
-            .collect();
-        assert_eq!(before, after);
     }
 
     #[test]
