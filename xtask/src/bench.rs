@@ -1,270 +1,225 @@
-//! `cargo xtask bench NAME`: benchmarks that measure hako and its baseline side by side in one
-//! run and end with one `NAME: key=value …` line (times in ms).
+//! `cargo xtask bench NAME …` and `cargo xtask experiment NAME …`: the documented entries to
+//! hako's benchmarks and experiments, which live in the release-built `hako-bench` crate
+//! (crates/bench). xtask installs the Debian packages a benchmark needs, builds hako (and
+//! the examples it runs) in release, then runs `cargo run --release -p hako-bench -- NAME …`.
 //!
-//! Shared pieces live here: option parsing, [`Samples`] (p50/p95), the [`Pacer`] that spaces
-//! starts apart, and the table printer.
+//! `cargo xtask bench check` runs the bench crate's own tests (statistics, parsers, the crun
+//! worker, nginx, the efficiency experiment's 20-second smoke run); `cargo xtask test` leaves
+//! that crate out so that it builds neither plots nor benchmark code.
 
-mod cold_start;
-pub mod daemon;
-mod http;
-mod proxy;
-mod runtime;
-mod wordpress;
-
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use anyhow::{Context, bail};
 
-/// Options common to the benchmarks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Options {
-    /// Samples per measure.
-    pub runs: usize,
-    /// Minimum time between two starts.
-    pub spacing: Duration,
-    /// Names of the measures to run (all when empty).
-    pub only: Vec<String>,
-    /// Print every sample as it is taken.
-    pub verbose: bool,
-}
+use crate::setup;
+use crate::test::{require_root, run};
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            runs: 50,
-            spacing: Duration::from_millis(200),
-            only: Vec::new(),
-            verbose: false,
-        }
-    }
-}
-
-impl Options {
-    /// Parses `[--runs N] [--spacing-ms MS] [--only NAME[,NAME…]] [--verbose]`.
-    pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
-        let mut o = Options::default();
-        let mut it = args.iter();
-        while let Some(&arg) = it.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (arg, None),
-            };
-            let mut value = || -> anyhow::Result<&str> {
-                inline
-                    .or_else(|| it.next().copied())
-                    .with_context(|| format!("{name} needs a value"))
-            };
-            match name {
-                "--runs" => {
-                    let v = value()?;
-                    o.runs = v
-                        .parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .with_context(|| format!("--runs {v:?}: give a positive number"))?;
-                }
-                "--spacing-ms" => {
-                    let v = value()?;
-                    let ms: u64 = v
-                        .parse()
-                        .with_context(|| format!("--spacing-ms {v:?}: give milliseconds"))?;
-                    o.spacing = Duration::from_millis(ms);
-                }
-                "--only" => {
-                    o.only = value()?
-                        .split(',')
-                        .filter(|n| !n.is_empty())
-                        .map(str::to_string)
-                        .collect();
-                }
-                "--verbose" | "-v" => o.verbose = true,
-                other => bail!("unknown option {other:?}"),
-            }
-        }
-        Ok(o)
-    }
-}
-
-/// Runs `cargo xtask bench ARGS…`.
-pub fn main(args: &[&str]) -> anyhow::Result<()> {
-    match args {
-        ["runtime", rest @ ..] => runtime::run(&Options::parse(rest)?),
-        ["cold-start", rest @ ..] => cold_start::main(rest),
-        ["proxy", rest @ ..] => proxy::main(rest),
-        ["wordpress", rest @ ..] => wordpress::main(rest),
-        [other, ..] => {
-            bail!("unknown benchmark {other:?}; known: runtime, cold-start, proxy, wordpress")
-        }
-        [] => bail!("name a benchmark: runtime, cold-start, proxy, wordpress"),
-    }
-}
-
-/// Durations of one measure.
-#[derive(Debug, Clone, Default)]
-pub struct Samples(Vec<Duration>);
-
-impl Samples {
-    pub fn push(&mut self, d: Duration) {
-        self.0.push(d);
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// The `p`-th percentile (0–100) by nearest rank, in milliseconds; `None` when empty.
-    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let mut v = self.0.clone();
-        v.sort();
-        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-        let i = rank.clamp(1, v.len()) - 1;
-        Some(v[i].as_secs_f64() * 1000.0)
-    }
-
-    pub fn p50(&self) -> Option<f64> {
-        self.percentile_ms(50.0)
-    }
-
-    pub fn p95(&self) -> Option<f64> {
-        self.percentile_ms(95.0)
-    }
-
-    /// How many samples took at least `d`.
-    pub fn count_at_least(&self, d: Duration) -> usize {
-        self.0.iter().filter(|s| **s >= d).count()
-    }
-
-    pub fn max(&self) -> Option<f64> {
-        self.percentile_ms(100.0)
-    }
-}
-
-/// Spaces starts at least `spacing` apart, so every start pays what a start after an idle
-/// moment pays (a tight loop would hide the cost of the first cgroup write after idling).
+/// What one benchmark or experiment needs before it runs.
 #[derive(Debug)]
-pub struct Pacer {
-    spacing: Duration,
-    last: Option<Instant>,
+struct Entry {
+    /// Its `hako-bench` subcommand.
+    name: &'static str,
+    /// Commands it runs and the Debian packages that bring them.
+    packages: &'static [(&'static str, &'static str)],
+    /// It needs the MariaDB server running.
+    mariadb: bool,
+    /// Examples to build in release: (package, example).
+    examples: &'static [(&'static str, &'static str)],
 }
 
-impl Pacer {
-    pub fn new(spacing: Duration) -> Pacer {
-        Pacer {
-            spacing,
-            last: None,
-        }
-    }
+const CONTAINERS: &[(&str, &str)] = &[
+    ("busybox", "busybox-static"),
+    ("php", "php-cli"),
+    ("nft", "nftables"),
+    ("ip", "iproute2"),
+];
 
-    /// Waits until `spacing` has passed since the previous call returned, then returns.
-    pub fn next(&mut self) {
-        if let Some(last) = self.last {
-            let due = last + self.spacing;
-            let now = Instant::now();
-            if due > now {
-                // Idle time on purpose: this is the spacing itself, not a readiness wait.
-                std::thread::sleep(due - now);
-            }
-        }
-        self.last = Some(Instant::now());
+const BENCHES: &[Entry] = &[
+    Entry {
+        name: "runtime",
+        packages: &[
+            ("crun", "crun"),
+            ("busybox", "busybox-static"),
+            ("php", "php-cli"),
+        ],
+        mariadb: false,
+        examples: &[],
+    },
+    Entry {
+        name: "cold-start",
+        packages: &[
+            ("crun", "crun"),
+            ("busybox", "busybox-static"),
+            ("php", "php-cli"),
+            ("nft", "nftables"),
+            ("ip", "iproute2"),
+        ],
+        mariadb: false,
+        examples: &[],
+    },
+    Entry {
+        name: "proxy",
+        packages: &[
+            ("wrk", "wrk"),
+            ("nginx", "nginx-light"),
+            ("nft", "nftables"),
+            ("ip", "iproute2"),
+        ],
+        mariadb: false,
+        examples: &[("hako-proxy", "bench_proxy")],
+    },
+    Entry {
+        name: "wordpress",
+        packages: &[
+            ("wrk", "wrk"),
+            ("debootstrap", "debootstrap"),
+            ("curl", "curl"),
+            ("nft", "nftables"),
+        ],
+        mariadb: true,
+        examples: &[],
+    },
+];
+
+const EXPERIMENTS: &[Entry] = &[Entry {
+    name: "efficiency",
+    packages: CONTAINERS,
+    mariadb: false,
+    examples: &[],
+}];
+
+/// What `cargo xtask bench check` installs: what the bench crate's tests run.
+const CHECK_PACKAGES: &[(&str, &str)] = &[
+    ("busybox", "busybox-static"),
+    ("php", "php-cli"),
+    ("nft", "nftables"),
+    ("ip", "iproute2"),
+    ("crun", "crun"),
+    ("nginx", "nginx-light"),
+];
+
+/// `cargo xtask bench ARGS…`.
+pub fn bench(args: &[&str]) -> anyhow::Result<()> {
+    match args {
+        ["check", rest @ ..] => check(rest),
+        [name, rest @ ..] => run_entry(find(BENCHES, name, "benchmark")?, rest),
+        [] => bail!("name a benchmark: {}, or check", names(BENCHES)),
     }
 }
 
-/// Formats milliseconds for the table and the summary line.
-pub fn ms(v: Option<f64>) -> String {
-    match v {
-        Some(v) if v < 10.0 => format!("{v:.2}"),
-        Some(v) => format!("{v:.1}"),
-        None => "-".into(),
+/// `cargo xtask experiment ARGS…`.
+pub fn experiment(args: &[&str]) -> anyhow::Result<()> {
+    match args {
+        [name, rest @ ..] => run_entry(find(EXPERIMENTS, name, "experiment")?, rest),
+        [] => bail!("name an experiment: {}", names(EXPERIMENTS)),
     }
 }
 
-/// Prints rows of `(label, samples)` as a table of n, p50, p95 and max; rows without
-/// samples (measures not run) are left out, and the whole table if none has any.
-pub fn print_table(title: &str, rows: &[(&str, &Samples)]) {
-    let rows: Vec<_> = rows.iter().filter(|(_, s)| s.len() > 0).collect();
-    if rows.is_empty() {
-        return;
-    }
-    println!();
-    let width = rows
+fn find<'a>(entries: &'a [Entry], name: &str, what: &str) -> anyhow::Result<&'a Entry> {
+    entries
         .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(title.chars().count());
-    println!(
-        "{title:<width$}  {:>4}  {:>8}  {:>8}  {:>8}",
-        "n", "p50 ms", "p95 ms", "max ms"
-    );
-    for (label, s) in rows {
-        println!(
-            "{label:<width$}  {:>4}  {:>8}  {:>8}  {:>8}",
-            s.len(),
-            ms(s.p50()),
-            ms(s.p95()),
-            ms(s.max())
-        );
+        .find(|e| e.name == name)
+        .with_context(|| format!("unknown {what} {name:?}; known: {}", names(entries)))
+}
+
+fn names(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .map(|e| e.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Installs what `e` needs, builds hako (and its examples) in release, runs `hako-bench`.
+fn run_entry(e: &Entry, args: &[&str]) -> anyhow::Result<()> {
+    // The simulation alone needs neither root nor containers.
+    let sim_only = e.name == "efficiency" && args.contains(&"--sim-only");
+    if !sim_only {
+        require_root()?;
+        setup::ensure_packages(e.packages)?;
+        if e.mariadb {
+            setup::ensure_mariadb()?;
+        }
     }
+    let root = crate::workspace_root();
+    if !sim_only {
+        run(cargo(&root).args(["build", "--release", "-p", "hako"]))
+            .context("building hako failed")?;
+    }
+    for (package, example) in e.examples {
+        run(cargo(&root).args(["build", "--release", "-p", package, "--example", example]))
+            .with_context(|| format!("building the example {example} failed"))?;
+    }
+    exec(
+        cargo(&root)
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "hako-bench",
+                "--",
+                e.name,
+            ])
+            .args(args),
+    )
+}
+
+/// `cargo xtask bench check`: the bench crate's tests, with hako built for them.
+fn check(args: &[&str]) -> anyhow::Result<()> {
+    require_root()?;
+    setup::ensure_packages(CHECK_PACKAGES)?;
+    crate::test::ensure_nextest()?;
+    let root = crate::workspace_root();
+    // Release, like the benchmarks: the simulator's tests take seconds there, a minute in a
+    // debug build.
+    run(cargo(&root).args(["build", "--release", "-p", "hako"])).context("building hako failed")?;
+    exec(
+        cargo(&root)
+            .args([
+                "nextest",
+                "run",
+                "--release",
+                "-p",
+                "hako-bench",
+                "--no-fail-fast",
+            ])
+            .args(args),
+    )
+}
+
+/// Replaces this process with `cmd`, so that Ctrl-C and SIGTERM reach the benchmark itself
+/// (the experiment stops cleanly on them) and its exit code is ours. Returns only on failure.
+fn exec(cmd: &mut Command) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("cannot run {cmd:?}"))
+}
+
+fn cargo(root: &std::path::Path) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root);
+    c
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn samples(ms: &[u64]) -> Samples {
-        let mut s = Samples::default();
-        for m in ms {
-            s.push(Duration::from_millis(*m));
+    #[test]
+    fn every_entry_is_known_and_names_its_packages() {
+        for e in BENCHES.iter().chain(EXPERIMENTS) {
+            assert!(!e.packages.is_empty(), "{}", e.name);
         }
-        s
-    }
-
-    #[test]
-    fn percentiles_by_nearest_rank() {
-        let s = samples(&(1..=100).rev().collect::<Vec<_>>());
-        assert_eq!(s.p50(), Some(50.0));
-        assert_eq!(s.p95(), Some(95.0));
-        assert_eq!(s.max(), Some(100.0));
-        assert_eq!(s.count_at_least(Duration::from_millis(91)), 10);
-        assert_eq!(s.percentile_ms(0.0), Some(1.0));
-        let one = samples(&[7]);
-        assert_eq!(one.p50(), Some(7.0));
-        assert_eq!(one.p95(), Some(7.0));
-        assert_eq!(Samples::default().p50(), None);
-    }
-
-    #[test]
-    fn parses_options() {
-        assert_eq!(Options::parse(&[]).unwrap(), Options::default());
-        let o =
-            Options::parse(&["--runs", "7", "--spacing-ms=300", "--only", "a,b", "-v"]).unwrap();
-        assert_eq!(o.runs, 7);
-        assert_eq!(o.only, vec!["a", "b"]);
-        assert!(o.verbose);
-        assert_eq!(o.spacing, Duration::from_millis(300));
-        assert!(Options::parse(&["--runs", "0"]).is_err());
-        assert!(Options::parse(&["--runs"]).is_err());
-        assert!(Options::parse(&["--fast"]).is_err());
-    }
-
-    #[test]
-    fn pacer_spaces_calls() {
-        let spacing = Duration::from_millis(20);
-        let mut p = Pacer::new(spacing);
-        p.next();
-        let t = Instant::now();
-        p.next();
-        p.next();
-        assert!(t.elapsed() >= spacing * 2 - Duration::from_millis(1));
-    }
-
-    #[test]
-    fn formats_ms() {
-        assert_eq!(ms(Some(1.234)), "1.23");
-        assert_eq!(ms(Some(23.46)), "23.5");
-        assert_eq!(ms(None), "-");
+        assert_eq!(
+            find(BENCHES, "proxy", "benchmark").unwrap().examples.len(),
+            1
+        );
+        let err = find(BENCHES, "nope", "benchmark").unwrap_err().to_string();
+        assert!(
+            err.contains("runtime, cold-start, proxy, wordpress"),
+            "{err}"
+        );
+        assert!(bench(&[]).is_err() && experiment(&[]).is_err());
     }
 }

@@ -1,17 +1,18 @@
-//! `cargo xtask`: set-up, demo, tests and benchmarks.
+//! `cargo xtask`: set-up, demo, tests, and the entry to the benchmarks.
 //!
 //! ```text
-//! cargo xtask demo [LISTEN]       install what is missing, build, serve two demo sites
-//! cargo xtask test [NEXTEST ARGS] install what is missing, run every test
-//! cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
-//! cargo xtask bench cold-start [--runs N] [--spacing-ms MS] [--verbose]
-//! cargo xtask bench proxy [--seconds S] [--rounds N]
-//! cargo xtask experiment efficiency [--quick] [--sites N] [--duration D] [--speedup K] [--seed S] …
+//! cargo xtask demo [LISTEN]       install what is missing, build, serve three demo sites
+//! cargo xtask test [NEXTEST ARGS] install what is missing, run every test (not the bench crate's)
+//! cargo xtask bench NAME [ARGS]   install what NAME needs, build hako in release, run hako-bench NAME
+//! cargo xtask bench check         the bench crate's own tests
+//! cargo xtask experiment NAME …   like bench, for the experiments (efficiency)
 //! ```
+//!
+//! The benchmarks and experiments themselves live in `crates/bench` (`hako-bench`).
+#![forbid(unsafe_code)]
 
 mod bench;
 mod demo;
-mod experiment;
 mod setup;
 mod test;
 
@@ -22,6 +23,8 @@ const USAGE: &str = "usage: cargo xtask demo [LISTEN]        (default 0.0.0.0:80
        cargo xtask bench runtime [--runs N] [--spacing-ms MS] [--only NAME,…] [--verbose]
        cargo xtask bench cold-start [--runs N] [--spacing-ms MS] [--verbose]
        cargo xtask bench proxy [--seconds S] [--rounds N]
+       cargo xtask bench wordpress [--runs N] [--seconds S]
+       cargo xtask bench check [NEXTEST ARGS…]   (the bench crate's own tests)
        cargo xtask experiment efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
@@ -38,10 +41,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
-        ["bench", rest @ ..] => bench::main(rest),
+        ["bench", rest @ ..] => bench::bench(rest),
         ["test", rest @ ..] => test::main(rest),
         ["demo", rest @ ..] => demo::main(rest),
-        ["experiment", rest @ ..] => experiment::main(rest),
+        ["experiment", rest @ ..] => bench::experiment(rest),
         ["help" | "--help" | "-h"] | [] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

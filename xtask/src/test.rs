@@ -1,4 +1,6 @@
-//! `cargo xtask test`: installs what the tests need, then runs every test of the workspace.
+//! `cargo xtask test`: installs what the tests need, then runs every test of the workspace
+//! but the bench crate's (`hako-bench`: plots and benchmark code stay out of the test build;
+//! `cargo xtask bench check` runs its tests).
 //!
 //! The tests make real containers, cgroups, bridges and nftables rules, start real etcd,
 //! nginx-free HTTP servers and PHP, so they need root and these Debian packages.
@@ -19,7 +21,6 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("debootstrap", "debootstrap"),
     ("etcd", "etcd-server"),
     ("protoc", "protobuf-compiler"),
-    ("crun", "crun"),
     ("python3", "python3"),
     ("curl", "curl"),
     ("tar", "tar"),
@@ -39,7 +40,8 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     let mut nextest = Command::new("cargo");
     nextest
         .current_dir(&root)
-        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+        .args(["nextest", "run", "--workspace", "--exclude", "hako-bench"])
+        .arg("--no-fail-fast")
         .args(args);
     run(&mut nextest).context("tests failed")?;
     Ok(())
@@ -58,7 +60,7 @@ pub fn require_root() -> anyhow::Result<()> {
 }
 
 /// Installs cargo-nextest with cargo if it is missing.
-fn ensure_nextest() -> anyhow::Result<()> {
+pub fn ensure_nextest() -> anyhow::Result<()> {
     let ok = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()

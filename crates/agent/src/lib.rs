@@ -7,6 +7,7 @@
 //! persistent data dir (`/data`), its code release read-only at `/app`, and capped logs.
 //! With a warm pool ([`Agent::fill_pool`]) the agent keeps containers of an app prepared and
 //! parked before exec, and a launch only has to release one.
+#![forbid(unsafe_code)]
 
 mod agent;
 mod capacity;

@@ -1,6 +1,8 @@
 //! `hako serve` end to end, in-process: real proxy, real API, real containers.
+//!
+//! The daemon runs in this test's process (`hako_control::serve`); the rest — the root check,
+//! the host image, the requests, the static site's spec — is hako-testkit's.
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -8,6 +10,8 @@ use hako_api::Client;
 use hako_control::{Bound, ServeConfig};
 use hako_model::{AppSpec, EventKind, InstanceState};
 use hako_runtime::RuntimeConfig;
+use hako_testkit::http::raw;
+use hako_testkit::site::static_app as static_site;
 
 struct Serve {
     bound: Bound,
@@ -24,18 +28,12 @@ impl Serve {
 
     /// A daemon whose config `tweak` changes first (e.g. to another store).
     async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> Serve {
-        assert!(
-            hako_runtime::is_root(),
-            "hako serve tests make real containers: run them as root"
-        );
+        hako_testkit::require_root();
         let tmp = tempfile::Builder::new()
             .prefix("hako-serve-test")
             .tempdir()
             .unwrap();
-        hako_image::ImageStore::open(tmp.path().join("images"))
-            .unwrap()
-            .host("base")
-            .unwrap();
+        hako_testkit::site::host_image(tmp.path(), "base").unwrap();
         let mut config = ServeConfig::new(tmp.path());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.api = "127.0.0.1:0".parse().unwrap();
@@ -52,8 +50,7 @@ impl Serve {
             .unwrap();
         });
         let bound = bound_rx.await.unwrap();
-        let token = std::fs::read_to_string(tmp.path().join("admin.token")).unwrap();
-        let client = Client::new(format!("http://{}", bound.api), token.trim());
+        let client = hako_testkit::api_client(bound.api, tmp.path());
         Serve {
             bound,
             client,
@@ -162,43 +159,9 @@ impl Serve {
 async fn http(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
     let host = host.to_string();
     let path = path.to_string();
-    tokio::task::spawn_blocking(move || {
-        raw(
-            addr,
-            &format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n"),
-        )
-    })
-    .await
-    .unwrap()
-}
-
-fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut r = Vec::new();
-    let _ = s.read_to_end(&mut r);
-    let text = String::from_utf8_lossy(&r).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn static_site(name: &str) -> serde_json::Value {
-    serde_json::json!({
-        "name": name,
-        "hosts": [format!("{name}.example")],
-        "image": "base",
-        "cmd": "busybox httpd -f -p $PORT -h /app",
-        "idle_timeout": "30s",
-    })
+    tokio::task::spawn_blocking(move || hako_testkit::http::get(addr, &host, &path))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

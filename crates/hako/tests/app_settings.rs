@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::serve::Serve;
+use common::Serve;
 
 fn show(d: &Serve, name: &str) -> serde_json::Value {
     let out = d.ok(&["app", "show", name, "--json"]);
@@ -15,7 +15,7 @@ fn show(d: &Serve, name: &str) -> serde_json::Value {
 fn settings_mean_one_thing_and_impossible_limits_are_refused() {
     let env = common::Env::new();
     let site = env.host_image_and_site("hi\n");
-    let d = Serve::start(&env.data_dir());
+    let d = common::serve(&env.data_dir());
     let cpus = hako_agent::node_capacity().cpus;
     let create = |extra: &[&str]| {
         let mut argv = vec![
@@ -80,7 +80,7 @@ fn settings_mean_one_thing_and_impossible_limits_are_refused() {
     assert_eq!(app["image"], "base");
     assert_eq!(app["memory"], "100MB");
     assert_eq!(app["cpu"], 0.5);
-    let (status, body) = common::serve::get(&d.proxy, "blog.example", "/");
+    let (status, body) = common::get(d.proxy, "blog.example", "/");
     assert_eq!(
         (status, body.as_str()),
         (200, "hi\n"),

@@ -3,33 +3,25 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::daemon::{hako, start};
+use common::{Names, Serve, hako};
 
-fn prefix() -> String {
-    common::daemon::prefix('q')
+/// The daemon of this test: the same prefix and subnet for both runs, so that the second one
+/// finds what the first left.
+fn start(data: &Path, names: &Names) -> Serve {
+    Serve::builder(common::HAKO)
+        .data_dir(data)
+        .names(names.clone())
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn get(proxy: &str, host: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(proxy).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut r = String::new();
-    let _ = s.read_to_string(&mut r);
-    let status = r
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        r.split_once("\r\n\r\n")
-            .map(|x| x.1.to_string())
-            .unwrap_or_default(),
-    )
+fn get(proxy: &SocketAddr, host: &str) -> (u16, String) {
+    common::get(proxy, host, "/")
 }
 
 fn cgroups(prefix: &str) -> Vec<String> {
@@ -45,10 +37,7 @@ fn cgroups(prefix: &str) -> Vec<String> {
 
 #[test]
 fn apps_survive_kill_9_and_the_restart_cleans_the_old_run() {
-    assert!(
-        hako_runtime_is_root(),
-        "hako serve needs root: run the tests as root"
-    );
+    common::require_root();
     let tmp = tempfile::Builder::new()
         .prefix("hako-cli-serve")
         .tempdir()
@@ -61,11 +50,12 @@ fn apps_survive_kill_9_and_the_restart_cleans_the_old_run() {
         "<?php echo 'php says ', 6 * 7, \"\\n\";",
     )
     .unwrap();
-    let p = prefix();
+    let names = Names::unique('q');
+    let p = names.prefix.clone();
 
     let (code, out) = hako(&data, "127.0.0.1:1", &["image", "host", "base"]);
     assert_eq!(code, 0, "{out}");
-    let mut d = start(&data, &p);
+    let mut d = start(&data, &names);
     let (code, out) = hako(
         &data,
         &d.api,
@@ -93,8 +83,7 @@ fn apps_survive_kill_9_and_the_restart_cleans_the_old_run() {
     assert_eq!(old.len(), 1, "one instance: {old:?}");
 
     // kill -9: the instance dies with its daemon; its cgroup is left for the next start.
-    d.child.kill().unwrap();
-    d.child.wait().unwrap();
+    d.kill();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{p}/{}/cgroup.procs", old[0]))
         .unwrap_or_default()
@@ -108,7 +97,7 @@ fn apps_survive_kill_9_and_the_restart_cleans_the_old_run() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    let mut d = start(&data, &p);
+    let mut d = start(&data, &names);
     assert!(
         cgroups(&p).is_empty(),
         "the old run's cgroups are still there: {:?}",
@@ -131,28 +120,10 @@ fn apps_survive_kill_9_and_the_restart_cleans_the_old_run() {
     );
 
     // A graceful stop leaves nothing at all.
-    unsafe_free_sigterm(d.child.id());
-    let status = d.child.wait().unwrap();
+    let status = d.terminate().unwrap().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/{p}")).exists());
     let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&links.stdout).contains(&p));
     assert!(!std::path::Path::new(&format!("/run/hako/{p}")).exists());
-}
-
-fn hako_runtime_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false)
-}
-
-/// SIGTERM through kill(1), keeping this crate free of unsafe code.
-fn unsafe_free_sigterm(pid: u32) {
-    let s = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(s.success());
 }

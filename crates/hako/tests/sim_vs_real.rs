@@ -17,7 +17,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::serve::{Serve, get};
+use common::get;
 use hako_api::Client;
 use hako_api::slo::SloReport;
 use hako_model::EventKind;
@@ -131,7 +131,7 @@ fn simulator_matches_a_real_run_within_15_percent() {
     std::fs::write(code.join("index.html"), "ok\n").unwrap();
     let out = env.run(&["image", "host", "base"]);
     assert_eq!(out.code, 0, "{out:?}");
-    let d = Serve::start(&env.data_dir());
+    let d = common::serve(&env.data_dir());
     let sites = sites();
     for s in &sites {
         let host = format!("{}.example", s.name);
@@ -179,8 +179,8 @@ fn simulator_matches_a_real_run_within_15_percent() {
             std::thread::sleep(wait);
         }
         late = late.max(Instant::now().saturating_duration_since(at));
-        let (proxy, host) = (d.proxy.clone(), format!("{}.example", sites[*i].name));
-        threads.push(std::thread::spawn(move || get(&proxy, &host, "/")));
+        let (proxy, host) = (d.proxy, format!("{}.example", sites[*i].name));
+        threads.push(std::thread::spawn(move || get(proxy, &host, "/")));
     }
     for t in threads {
         assert_eq!(t.join().unwrap(), (200, "ok\n".to_string()));
@@ -193,8 +193,7 @@ fn simulator_matches_a_real_run_within_15_percent() {
     );
 
     // Let every instance idle out, then read what hako measured and recorded.
-    let token = std::fs::read_to_string(env.data_dir().join("admin.token")).unwrap();
-    let client = Client::new(format!("http://{}", d.api), token.trim());
+    let client = d.client();
     let mut real = Real::default();
     let mut sim = Real::default();
     let mut rows = String::new();

@@ -5,12 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::serve::{Serve, get};
+use common::{Serve, get};
 
 /// Requests to `host`, one after the other; each must answer 200 with the site's page.
 fn requests(d: &Serve, host: &str, n: usize) {
     for _ in 0..n {
-        assert_eq!(get(&d.proxy, host, "/"), (200, "measured\n".to_string()));
+        assert_eq!(get(d.proxy, host, "/"), (200, "measured\n".to_string()));
     }
 }
 
@@ -18,7 +18,7 @@ fn requests(d: &Serve, host: &str, n: usize) {
 fn slo_app_answers_from_the_apps_own_measurements() {
     let env = common::Env::new();
     let site = env.host_image_and_site("measured\n");
-    let d = Serve::start(&env.data_dir());
+    let d = common::serve(&env.data_dir());
     d.ok(&[
         "app",
         "create",

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::serve::{Serve, get};
+use common::{Serve, get};
 
 /// Containers the daemon's runtime holds: its per-container state dirs and pids cgroups
 /// (parked or running alike).
@@ -57,7 +57,7 @@ fn wait(what: &str, f: impl FnMut() -> bool) {
 fn a_warm_pool_serves_cold_requests_through_hako_serve() {
     let env = common::Env::new();
     let site = env.host_image_and_site("warm\n");
-    let d = Serve::start(&env.data_dir());
+    let d = common::serve(&env.data_dir());
     d.ok(&[
         "app",
         "create",
@@ -88,7 +88,7 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
     // Two cold requests, each after the instance idled out: both start from the pool, which
     // is refilled after each.
     for n in 1..=2 {
-        assert_eq!(get(&d.proxy, "warm.example", "/"), (200, "warm\n".into()));
+        assert_eq!(get(d.proxy, "warm.example", "/"), (200, "warm\n".into()));
         assert_eq!(pooled_starts(&d), n, "{}", d.ok(&["app", "events", "warm"]));
         wait("the instance idles out and the pool refills", || {
             instances(&d) == 0 && parked(&d) == 1 && containers(&d) == (1, 1)
@@ -133,7 +133,7 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
         now.len() == 2 && !now.iter().any(|n| parked_before.contains(n)) && parked(&d) == 2
     });
     assert_eq!(containers(&d), (2, 2));
-    assert_eq!(get(&d.proxy, "warm.example", "/"), (200, "warm\n".into()));
+    assert_eq!(get(d.proxy, "warm.example", "/"), (200, "warm\n".into()));
     assert_eq!(pooled_starts(&d), 3);
 
     // Pool size 0 empties it; deleting the app (with a pool again) removes it all.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::serve::Serve;
+use common::Serve;
 
 const SHARED_IMAGES: &str = "/var/lib/hako-test/images";
 const PASSWORD: &str = "correct horse battery staple";
@@ -446,7 +446,7 @@ fn wordpress_from_install_to_cycling() {
         .unwrap();
     let image = format!("wp-{}", std::process::id());
     let data = data_dir_with_image(tmp.path(), &image);
-    let d = Serve::start(&data);
+    let d = common::serve(&data);
     let prefix = d.prefix.clone();
     // A failing run must not leave its databases on the shared server.
     let _databases = DropDatabases(vec![format!("{prefix}_blog"), format!("{prefix}_shop")]);

@@ -258,7 +258,7 @@ pub(crate) mod caps {
 /// Must be called only in the child of [`crate::sys::clone3`], once, with a plan built by the
 /// parent before the clone.
 pub(crate) unsafe fn run(plan: &ChildPlan) -> ! {
-    // SAFETY (for the whole function): only async-signal-safe libc calls on data owned by the
+    // SAFETY: (for the whole function) only async-signal-safe libc calls on data owned by the
     // plan or on the stack; no allocation, no panicking operations (no indexing that can fail
     // except within fixed bounds we checked).
     unsafe {
@@ -353,11 +353,20 @@ pub(crate) unsafe fn run(plan: &ChildPlan) -> ! {
     }
 }
 
+/// The calling thread's `errno`.
+///
+/// # Safety
+/// Any thread may call it; it reads the thread's own errno location.
 unsafe fn errno() -> i32 {
     // SAFETY: errno location is valid for the current thread.
     unsafe { *libc::__errno_location() }
 }
 
+/// Tells the parent which stage failed and why, over the plan's report pipe.
+///
+/// # Safety
+/// Only in the cloned child, from [`run`] (before exec: async-signal-safe calls only),
+/// with the plan the parent built: its `report_fd` is open for writing.
 unsafe fn report(plan: &ChildPlan, stage: Stage, index: u32, err: i32) {
     let b = Report::encode(stage, index, err);
     // SAFETY: writing a stack buffer to our own pipe.
@@ -366,6 +375,11 @@ unsafe fn report(plan: &ChildPlan, stage: Stage, index: u32, err: i32) {
     }
 }
 
+/// Reports the failure to the parent and exits the child with 127. Never returns.
+///
+/// # Safety
+/// Only in the cloned child, from [`run`] (before exec: async-signal-safe calls only):
+/// it ends the process without running destructors or `atexit` handlers.
 unsafe fn fail(plan: &ChildPlan, stage: Stage, index: u32, err: i32) -> ! {
     // SAFETY: see `report`; _exit never returns.
     unsafe {
@@ -375,6 +389,9 @@ unsafe fn fail(plan: &ChildPlan, stage: Stage, index: u32, err: i32) -> ! {
 }
 
 /// Waits for one byte from the parent; false on EOF (the parent is gone) or a wrong byte.
+///
+/// # Safety
+/// `fd` must be an open descriptor this process owns; it blocks until a byte or EOF comes.
 unsafe fn wait_byte(fd: RawFd, want: u8) -> bool {
     let mut b = 0u8;
     loop {
@@ -392,6 +409,10 @@ unsafe fn wait_byte(fd: RawFd, want: u8) -> bool {
 }
 
 /// Closes every descriptor inherited from the runtime except the plan's own.
+///
+/// # Safety
+/// Only in the cloned child, from [`run`] (before exec: async-signal-safe calls only):
+/// no other thread may use a descriptor it closes (the clone has only this one).
 unsafe fn close_inherited(plan: &ChildPlan) {
     let mut keep = [
         plan.sync_fd,
@@ -430,6 +451,11 @@ unsafe fn close_inherited(plan: &ChildPlan) {
     unsafe { libc::syscall(libc::SYS_close_range, next as u32, u32::MAX, 0u32) };
 }
 
+/// Puts the plan's descriptors on 0, 1 and 2 and closes the originals.
+///
+/// # Safety
+/// Only in the cloned child, from [`run`] (before exec: async-signal-safe calls only),
+/// after [`close_inherited`]: the plan's stdio descriptors are open and owned by it.
 unsafe fn stdio(plan: &ChildPlan) -> Result<(), i32> {
     for (target, &fd) in plan.stdio.iter().enumerate() {
         if fd >= 0 && fd != target as RawFd {
@@ -449,6 +475,11 @@ unsafe fn stdio(plan: &ChildPlan) -> Result<(), i32> {
     Ok(())
 }
 
+/// Carries out one mount, directory, file or pivot step of the plan.
+///
+/// # Safety
+/// Only in the cloned child, from [`run`] (before exec: async-signal-safe calls only),
+/// in its own mount namespace: the step changes that namespace's mounts and files only.
 unsafe fn run_op(op: &Op) -> Result<(), i32> {
     let opt = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: every pointer comes from a CString owned by the plan.
@@ -596,6 +627,10 @@ fn ifreq(name: &[u8]) -> libc::ifreq {
 }
 
 /// Brings `lo` up and configures `eth0` with classic ioctls (no allocation needed).
+///
+/// # Safety
+/// Only in the cloned child, from [`run`] (before exec: async-signal-safe calls only),
+/// in the container's own network namespace, after the parent moved the veth into it.
 unsafe fn network(plan: &ChildPlan) -> Result<(), i32> {
     if !plan.lo_up && plan.net.is_none() {
         return Ok(());
@@ -650,6 +685,10 @@ unsafe fn network(plan: &ChildPlan) -> Result<(), i32> {
 }
 
 /// Removes every capability not in `keep` from the bounding set.
+///
+/// # Safety
+/// Only in the cloned child, from [`run`] (before exec: async-signal-safe calls only):
+/// it changes the capabilities of this process only, for good.
 unsafe fn drop_bounding(keep: u64) -> Result<(), i32> {
     for cap in 0..=caps::LAST_POSSIBLE {
         if keep & (1u64 << cap) != 0 {
@@ -683,6 +722,10 @@ struct CapData {
 }
 
 /// Sets effective and permitted sets to `keep` (for a container running as uid 0).
+///
+/// # Safety
+/// Only in the cloned child, from [`run`] (before exec: async-signal-safe calls only),
+/// after [`drop_bounding`]: it changes this process's capability sets only.
 unsafe fn set_caps(keep: u64) -> Result<(), i32> {
     let header = CapHeader {
         version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3

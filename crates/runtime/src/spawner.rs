@@ -69,6 +69,8 @@ impl Spawner {
                     let flags = if armed { job.flags & !ARMED } else { job.flags };
                     // SAFETY: see `Job`; the child runs only `child::run`, which never returns.
                     let result = match unsafe { sys::clone3(flags, job.cgroup_fd) } {
+                        // SAFETY: we are the child of that clone, once, with the plan the
+                        // parent built before it (`child::run`'s contract).
                         Ok(Forked::Child) => unsafe { child::run(&*job.plan) },
                         Ok(Forked::Parent { pid, pidfd }) => Ok((pid, pidfd)),
                         Err(e) => Err(e),

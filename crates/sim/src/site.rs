@@ -259,7 +259,7 @@ fn fill_views(insts: &[Inst], now: Time, p: &SiteParams<'_>, views: &mut Vec<Ins
 
 fn next_wake(
     p: &SiteParams<'_>,
-    keep: &Keep,
+    keep: &Keep<'_>,
     insts: &[Inst],
     views: &[InstanceView],
     app: &AppView<'_>,

@@ -1,27 +1,38 @@
-//! Shared set-up for the `hako` binary's integration tests: a temp data dir, a busybox
-//! root filesystem made on the spot, running the real binary, and leftover checks.
-#![allow(dead_code)]
-
-pub mod daemon;
-pub mod serve;
+//! Shared set-up for the `hako` binary's integration tests, on top of `hako-testkit`: a temp
+//! data dir with the CLI pointed at it, a `hako serve` of this package's binary, a busybox root
+//! filesystem made on the spot, and leftover checks.
+// Each test binary uses a part of this module.
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-/// Fails loudly (never passes silently) when not root.
-pub fn require_root() {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")
-                .map(|r| r.split_whitespace().next().unwrap().to_string())
-        })
-        .unwrap();
-    assert_eq!(
-        uid, "0",
-        "these tests run real containers (namespaces, mounts, cgroups): run them as root"
+pub use hako_testkit::http::get;
+pub use hako_testkit::{Names, Outcome, Serve, leftovers, require_root, wait_until};
+
+/// This package's `hako` binary.
+pub const HAKO: &str = env!("CARGO_BIN_EXE_hako");
+
+/// A `hako serve` of this package's binary on the data dir `data` (loopback, free ports, a
+/// unique prefix and subnet); stopped with SIGTERM when dropped.
+#[track_caller]
+pub fn serve(data: &Path) -> Serve {
+    Serve::builder(HAKO)
+        .data_dir(data)
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs the CLI on `data` against the API at `api`: (exit code, stdout + stderr).
+pub fn hako(data: &Path, api: impl std::fmt::Display, args: &[&str]) -> (i32, String) {
+    let out = Outcome::from(
+        hako_testkit::hako_command(Path::new(HAKO), data)
+            .args(args)
+            .env("HAKO_API", format!("http://{api}"))
+            .output()
+            .unwrap(),
     );
+    (out.code, out.text())
 }
 
 /// A temp dir holding a data dir and whatever a test makes; removed on drop.
@@ -47,15 +58,11 @@ impl Env {
         self.path("data")
     }
 
-    /// `hako --data-dir <tmp>/data ARGS…` with stdin closed and output captured.
+    /// `hako --data-dir <tmp>/data ARGS…` with stdin closed and the caller's hako settings
+    /// removed.
     pub fn hako(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hako"));
-        cmd.arg("--data-dir")
-            .arg(self.data_dir())
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("HAKO_DATA_DIR")
-            .stdin(Stdio::null());
+        let mut cmd = hako_testkit::hako_command(Path::new(HAKO), &self.data_dir());
+        cmd.args(args);
         cmd
     }
 
@@ -82,36 +89,6 @@ impl Env {
         let out = self.run(&["image", "import", name, dir.to_str().unwrap()]);
         assert_eq!(out.code, 0, "{out:?}");
         dir
-    }
-}
-
-/// Polls `ok` every 20 ms until it holds; fails naming `what` after `limit`.
-pub fn wait_until(what: &str, limit: std::time::Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
-/// What a finished `hako` process left.
-#[derive(Debug)]
-pub struct Outcome {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl From<Output> for Outcome {
-    fn from(o: Output) -> Outcome {
-        Outcome {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
     }
 }
 
@@ -148,34 +125,6 @@ pub fn logged_prefix(stderr: &str) -> Option<String> {
             .take_while(|c| c.is_ascii_alphanumeric())
             .collect(),
     )
-}
-
-/// Everything of runtime `prefix` still on the host: cgroup dirs, state, lock, veths.
-pub fn leftovers(prefix: &str) -> Vec<String> {
-    // A test's own prefix (hakor…, hakol…), never the default "hako".
-    assert!(prefix.starts_with("hako") && prefix.len() > 5, "{prefix:?}");
-    let mut found = Vec::new();
-    for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = ctrl.path().join(prefix);
-        if dir.exists() {
-            found.push(format!("cgroup {}", dir.display()));
-        }
-    }
-    for p in [
-        format!("/run/hako/{prefix}"),
-        format!("/run/hako/{prefix}.lock"),
-    ] {
-        if Path::new(&p).exists() {
-            found.push(format!("state {p}"));
-        }
-    }
-    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
-    for l in String::from_utf8_lossy(&links.stdout).lines() {
-        if l.contains(prefix) {
-            found.push(format!("link {l}"));
-        }
-    }
-    found
 }
 
 /// Asserts that a `hako -v run` made a runtime and left nothing of it behind.

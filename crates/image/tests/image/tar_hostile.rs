@@ -101,7 +101,7 @@ fn bad_hard_links_are_refused() {
     let t = TestStore::new();
     /// (hard link target, symlinks made first, expected reason)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: &[Case] = &[
+    let cases: &[Case<'_>] = &[
         ("/etc/passwd", &[], "absolute"),
         ("../outside", &[], "'..'"),
         ("etc/missing", &[], "not an earlier entry"),

@@ -1,0 +1,590 @@
+//! `cargo xtask experiment efficiency`: always-on against cycling (idle timeout) and cycling
+//! with predicted pre-warm — 1,000 real sites on this machine, 10,000 in the simulator.
+//!
+//! Real part ([`real`]): a `hako serve` on loopback with every site as an app (static
+//! `busybox httpd` or PHP `php -S`), the Azure-like workload compressed in time ([`workload`])
+//! replayed by a bounded open-loop generator ([`loadgen`]) once per mode, the instances'
+//! cgroup memory and the host's MemAvailable sampled ([`memory`]), cold requests and waits
+//! from the daemon's per-app metrics. Simulated part ([`simulate`]): 10,000 sites × 24 h with
+//! the same policies and sweeps of them, the service-level model's prediction of the same
+//! runs (`model_vs_sim_err`), and a lower bound for policies without foresight. The report
+//! ([`report`]) goes to docs/experiments/efficiency.md with SVG charts; the last line printed
+//! is `efficiency: sites=… always_on_mib=… cycling_mib=… ratio=… cold_ratio=… model_vs_sim_err=…`.
+
+mod loadgen;
+mod memory;
+mod neighbours;
+mod plot;
+mod real;
+mod report;
+mod simulate;
+mod sites;
+mod workload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hako_policy::slo::StartTime;
+
+use simulate::{Large, Policy, SimPoint};
+
+/// The experiment's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Real sites.
+    pub sites: usize,
+    /// Measured real time per mode.
+    pub duration: Duration,
+    /// Unmeasured real time at the start of each mode (default: the cycling idle timeout,
+    /// compressed, plus 10 s).
+    pub warmup: Option<Duration>,
+    /// Time compression of the real run.
+    pub speedup: f64,
+    pub seed: u64,
+    /// Share of PHP sites (the rest are static).
+    pub php_share: f64,
+    /// Cycling's idle timeout (workload time).
+    pub idle_timeout: Duration,
+    /// Idle timeout with predicted pre-warm (workload time).
+    pub predict_idle_timeout: Duration,
+    /// Pre-warm lead (workload time).
+    pub lead: Duration,
+    /// Simulated sites and time.
+    pub sim_sites: usize,
+    pub sim_duration: Duration,
+    /// Load generator: workers (= most requests in flight) and the cap on requests per mode.
+    pub concurrency: usize,
+    pub max_requests: usize,
+    pub sample_interval: Duration,
+    /// Where the report goes.
+    pub out: PathBuf,
+    /// Skip the real run (report the simulation only).
+    pub sim_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            sites: 1000,
+            duration: Duration::from_secs(12 * 60),
+            warmup: None,
+            speedup: 4.0,
+            seed: 1,
+            php_share: 0.3,
+            idle_timeout: Duration::from_secs(300),
+            predict_idle_timeout: Duration::from_secs(60),
+            lead: Duration::from_secs(4),
+            sim_sites: 10_000,
+            sim_duration: Duration::from_secs(24 * 3600),
+            concurrency: 64,
+            max_requests: 2_000_000,
+            sample_interval: Duration::from_secs(1),
+            out: crate::paths::workspace_root().join("docs/experiments"),
+            sim_only: false,
+        }
+    }
+}
+
+impl Options {
+    /// `--quick`: a small smoke run (40 sites, 1 minute per mode compressed 10×, 1,000
+    /// simulated sites over 6 hours) reported under the target dir, not docs/.
+    fn quick() -> Options {
+        Options {
+            sites: 40,
+            duration: Duration::from_secs(60),
+            speedup: 10.0,
+            sim_sites: 1000,
+            sim_duration: Duration::from_secs(6 * 3600),
+            out: crate::paths::target_dir(&crate::paths::workspace_root()).join("experiments"),
+            ..Options::default()
+        }
+    }
+
+    /// Parses the command line (see `cargo xtask help`).
+    pub fn parse(args: &[&str]) -> anyhow::Result<Options> {
+        let mut o = if args.contains(&"--quick") {
+            Options::quick()
+        } else {
+            Options::default()
+        };
+        let mut it = args.iter();
+        while let Some(&arg) = it.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (arg, None),
+            };
+            let mut value = || -> anyhow::Result<&str> {
+                inline
+                    .or_else(|| it.next().copied())
+                    .with_context(|| format!("{name} needs a value"))
+            };
+            match name {
+                "--quick" => {}
+                "--sim-only" => o.sim_only = true,
+                "--sites" => o.sites = number(name, value()?)?,
+                "--duration" => o.duration = human_duration(name, value()?)?,
+                "--warmup" => o.warmup = Some(human_duration(name, value()?)?),
+                "--speedup" => o.speedup = number(name, value()?)?,
+                "--seed" => o.seed = number(name, value()?)?,
+                "--php-share" => o.php_share = number(name, value()?)?,
+                "--idle-timeout" => o.idle_timeout = human_duration(name, value()?)?,
+                "--predict-idle-timeout" => {
+                    o.predict_idle_timeout = human_duration(name, value()?)?
+                }
+                "--lead" => o.lead = human_duration(name, value()?)?,
+                "--sim-sites" => o.sim_sites = number(name, value()?)?,
+                "--sim-duration" => o.sim_duration = human_duration(name, value()?)?,
+                "--concurrency" => o.concurrency = number(name, value()?)?,
+                "--max-requests" => o.max_requests = number(name, value()?)?,
+                "--out" => o.out = PathBuf::from(value()?),
+                other => bail!("unknown option {other:?}"),
+            }
+        }
+        o.check()?;
+        Ok(o)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.sites == 0 || self.sim_sites == 0 || self.concurrency == 0 {
+            bail!("--sites, --sim-sites and --concurrency must be positive");
+        }
+        if !(self.speedup >= 1.0 && self.speedup.is_finite()) {
+            bail!("--speedup must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.php_share) {
+            bail!("--php-share must be within 0 and 1");
+        }
+        if self.lead >= self.predict_idle_timeout {
+            bail!("--lead must be shorter than --predict-idle-timeout");
+        }
+        let floor = Duration::from_millis(100);
+        if self.predict_idle_timeout.div_f64(self.speedup) < floor
+            || self.idle_timeout.div_f64(self.speedup) < floor
+        {
+            bail!("idle timeouts divided by --speedup must stay at least 100ms (hako's floor)");
+        }
+        if self.duration.is_zero() || self.sim_duration.is_zero() {
+            bail!("--duration and --sim-duration must be positive");
+        }
+        Ok(())
+    }
+
+    /// The three policies, in workload time.
+    pub fn policies(&self) -> [(&'static str, Policy); 3] {
+        [
+            ("always-on", Policy::always_on()),
+            ("cycling", Policy::cycling(self.idle_timeout)),
+            (
+                "cycling + prediction",
+                Policy::predicted(self.predict_idle_timeout, self.lead),
+            ),
+        ]
+    }
+
+    /// The unmeasured start of each mode, real time.
+    pub fn warmup(&self) -> Duration {
+        self.warmup.unwrap_or_else(|| {
+            self.idle_timeout
+                .max(self.predict_idle_timeout)
+                .div_f64(self.speedup)
+                + Duration::from_secs(10)
+        })
+    }
+}
+
+fn number<T: std::str::FromStr>(name: &str, v: &str) -> anyhow::Result<T> {
+    v.parse()
+        .ok()
+        .with_context(|| format!("{name} {v:?}: give a number"))
+}
+
+fn human_duration(name: &str, v: &str) -> anyhow::Result<Duration> {
+    v.parse::<hako_model::HumanDuration>()
+        .map(|d| d.0)
+        .map_err(|e| anyhow::anyhow!("{name} {v:?}: {e}"))
+}
+
+/// A duration in the largest unit that divides it ("5m", "30s", "500ms", "1.5s").
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+/// Runs the experiment (with the release-built hako beside this binary) and writes the report.
+pub fn main(args: &[&str]) -> anyhow::Result<()> {
+    let opts = Options::parse(args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("install a signal handler")?;
+    }
+    let hako = if opts.sim_only {
+        None
+    } else {
+        if !hako_runtime::is_root() {
+            bail!("the experiment runs containers: run it as root (or pass --sim-only)");
+        }
+        crate::tools::require(&[
+            ("busybox", "busybox-static"),
+            ("php", "php-cli"),
+            ("nft", "nftables"),
+            ("ip", "iproute2"),
+        ])?;
+        Some(crate::paths::hako_binary()?)
+    };
+    let results = run(&opts, hako.as_deref(), &stop)?;
+    let line = report::write(&opts, &results)?;
+    println!("{line}");
+    Ok(())
+}
+
+/// Everything one experiment measured.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub real: Option<real::RealRun>,
+    /// The simulator's start time (measured when the real run had cold starts).
+    pub start_time: Duration,
+    /// Memory of one instance for the simulated MiB figures.
+    pub memory_per_instance_mib: f64,
+    /// The three policies over the large workload.
+    pub headline: Vec<SimPoint>,
+    /// Idle-timeout sweep and predicted pre-warm sweep.
+    pub cycling_sweep: Vec<SimPoint>,
+    pub predicted_sweep: Vec<SimPoint>,
+    /// (cold target, least memory-time share without foresight).
+    pub bound: Vec<(f64, f64)>,
+    /// Wall time of the whole experiment.
+    pub took: Duration,
+}
+
+/// The real run (with `hako`), then the simulations.
+pub fn run(
+    opts: &Options,
+    hako: Option<&std::path::Path>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Results> {
+    let t = Instant::now();
+    let policies = opts.policies();
+    let real = match hako {
+        Some(hako) => {
+            let warmup = opts.warmup();
+            let span = warmup + opts.duration;
+            let workload = workload::Workload::azure_like(
+                opts.sites,
+                opts.seed,
+                opts.speedup,
+                span.as_secs_f64(),
+                opts.php_share,
+            )?;
+            let setup = real::Setup {
+                workload,
+                modes: policies
+                    .iter()
+                    .map(|(n, p)| (*n, p.compressed(opts.speedup)))
+                    .collect(),
+                warmup: warmup.as_secs_f64(),
+                concurrency: opts.concurrency,
+                max_requests: opts.max_requests,
+                sample_interval: opts.sample_interval,
+            };
+            let real = real::run(&setup, hako, stop)?;
+            eprintln!(
+                "experiment: real run done (hako serve prefix {})",
+                real.prefix
+            );
+            Some(real)
+        }
+        None => None,
+    };
+    // The simulator gets the start time and instance memory the real run measured.
+    let start_time = real
+        .as_ref()
+        .and_then(|r| r.modes.iter().find(|m| m.name == "cycling"))
+        .and_then(real::ModeRun::mean_cold_wait)
+        .map_or(Duration::from_millis(50), Duration::from_secs_f64);
+    let memory_per_instance_mib = real
+        .as_ref()
+        .and_then(|r| r.modes.iter().find(|m| m.policy.always_on))
+        .map(|m| m.mean_mib() / m.mean_instances().max(1.0))
+        .unwrap_or(64.0);
+    let large = Large {
+        sites: opts.sim_sites,
+        duration: opts.sim_duration,
+        seed: opts.seed,
+        start_time: StartTime::constant(start_time),
+        memory_mib: memory_per_instance_mib,
+    };
+    eprintln!(
+        "experiment: simulating {} sites over {} (start time {:.0} ms)",
+        large.sites,
+        human(large.duration),
+        start_time.as_secs_f64() * 1e3
+    );
+    let run_all = |ps: &[Policy]| -> anyhow::Result<Vec<SimPoint>> {
+        ps.iter()
+            .map(|p| {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    bail!("interrupted");
+                }
+                large.run(p)
+            })
+            .collect()
+    };
+    let headline = run_all(&policies.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>())?;
+    let cycling_sweep = run_all(
+        &[10, 30, 60, 120, 300, 600, 1200, 3600].map(|s| Policy::cycling(Duration::from_secs(s))),
+    )?;
+    let predicted_sweep = run_all(
+        &[1, 2, 5, 10, 30, 60, 300]
+            .map(|s| Policy::predicted(Duration::from_secs(s), PREDICTED_SWEEP_LEAD)),
+    )?;
+    let bound = BOUND_TARGETS
+        .iter()
+        .map(|c| (*c, large.bound(*c)))
+        .collect();
+    Ok(Results {
+        real,
+        start_time,
+        memory_per_instance_mib,
+        headline,
+        cycling_sweep,
+        predicted_sweep,
+        bound,
+        took: t.elapsed(),
+    })
+}
+
+/// The sweep's pre-warm lead: real time, uncompressed, comfortably above a start.
+pub const PREDICTED_SWEEP_LEAD: Duration = Duration::from_millis(500);
+
+/// Cold-request targets for the bound.
+const BOUND_TARGETS: [f64; 8] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
+
+/// The figures of the last line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub sites: usize,
+    pub always_on_mib: f64,
+    pub cycling_mib: f64,
+    pub cold_ratio: f64,
+    pub model_vs_sim_err: Option<f64>,
+    pub predicted_mib: f64,
+    pub predicted_cold_ratio: f64,
+}
+
+/// `efficiency: sites=… always_on_mib=… cycling_mib=… ratio=… cold_ratio=… model_vs_sim_err=…`
+/// and the same for cycling with prediction (`predicted_…`).
+pub fn summary_line(s: &Summary) -> String {
+    let ratio = |m: f64| {
+        if s.always_on_mib > 0.0 {
+            format!("{:.4}", m / s.always_on_mib)
+        } else {
+            "-".into()
+        }
+    };
+    format!(
+        "efficiency: sites={} always_on_mib={:.1} cycling_mib={:.1} ratio={} cold_ratio={:.5} model_vs_sim_err={} predicted_mib={:.1} predicted_ratio={} predicted_cold_ratio={:.5}",
+        s.sites,
+        s.always_on_mib,
+        s.cycling_mib,
+        ratio(s.cycling_mib),
+        s.cold_ratio,
+        s.model_vs_sim_err.map_or("-".into(), |e| format!("{e:.4}")),
+        s.predicted_mib,
+        ratio(s.predicted_mib),
+        s.predicted_cold_ratio,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_has_the_keys_in_order() {
+        let s = Summary {
+            sites: 1000,
+            always_on_mib: 2000.0,
+            cycling_mib: 700.25,
+            cold_ratio: 0.004_567,
+            model_vs_sim_err: Some(0.0213),
+            predicted_mib: 400.0,
+            predicted_cold_ratio: 0.0,
+        };
+        assert_eq!(
+            summary_line(&s),
+            "efficiency: sites=1000 always_on_mib=2000.0 cycling_mib=700.2 ratio=0.3501 cold_ratio=0.00457 model_vs_sim_err=0.0213 predicted_mib=400.0 predicted_ratio=0.2000 predicted_cold_ratio=0.00000"
+        );
+        let none = Summary {
+            always_on_mib: 0.0,
+            model_vs_sim_err: None,
+            ..s
+        };
+        let line = summary_line(&none);
+        assert!(
+            line.contains(" ratio=- ") && line.contains("model_vs_sim_err=- "),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn parses_options_and_refuses_bad_ones() {
+        let o = Options::parse(&[]).unwrap();
+        assert_eq!(o, Options::default());
+        assert_eq!(o.warmup(), Duration::from_secs(75 + 10));
+        assert_eq!(
+            o.policies()[2].1.compressed(o.speedup).lead,
+            Some(Duration::from_secs(1))
+        );
+        let o = Options::parse(&[
+            "--sites",
+            "10",
+            "--duration=30s",
+            "--speedup",
+            "60",
+            "--seed",
+            "7",
+            "--idle-timeout",
+            "1m",
+            "--predict-idle-timeout",
+            "30s",
+            "--lead",
+            "6s",
+            "--sim-only",
+        ])
+        .unwrap();
+        assert_eq!((o.sites, o.seed, o.speedup), (10, 7, 60.0));
+        assert_eq!(o.duration, Duration::from_secs(30));
+        assert!(o.sim_only);
+        assert_eq!(
+            o.policies()[2].1.compressed(60.0).lead,
+            Some(Duration::from_millis(100))
+        );
+        let q = Options::parse(&["--quick", "--sites", "12"]).unwrap();
+        assert_eq!((q.sites, q.sim_sites), (12, 1000));
+        assert!(!q.out.ends_with("docs/experiments"));
+        for bad in [
+            &["--sites", "0"][..],
+            &["--speedup", "0.5"],
+            &["--php-share", "2"],
+            &["--lead", "1m"],
+            &["--speedup", "10000"],
+            &["--duration", "soon"],
+            &["--frobnicate"],
+            &["--sites"],
+        ] {
+            assert!(Options::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The whole experiment in small: 12 real sites for a few seconds per mode, 200 simulated
+    /// sites for an hour, the report written; nothing of the daemon is left behind.
+    #[test]
+    fn smoke_run_end_to_end() {
+        assert!(
+            hako_runtime::is_root(),
+            "the experiment makes containers: run as root"
+        );
+        let out = tempfile::tempdir().unwrap();
+        let opts = Options {
+            sites: 12,
+            duration: Duration::from_secs(4),
+            warmup: Some(Duration::from_secs(2)),
+            speedup: 60.0,
+            seed: 3,
+            idle_timeout: Duration::from_secs(60),
+            predict_idle_timeout: Duration::from_secs(30),
+            lead: Duration::from_secs(6),
+            sim_sites: 200,
+            sim_duration: Duration::from_secs(3600),
+            out: out.path().to_path_buf(),
+            ..Options::default()
+        };
+        opts.check().unwrap();
+        let stop = AtomicBool::new(false);
+        let hako = crate::paths::hako_binary().unwrap();
+        let r = run(&opts, Some(&hako), &stop).unwrap();
+        let real = r.real.as_ref().unwrap();
+        let names: Vec<&str> = real.modes.iter().map(|m| m.name).collect();
+        assert_eq!(names, ["always-on", "cycling", "cycling + prediction"]);
+        assert!(real.window_requests > 20, "{}", real.window_requests);
+        let on = &real.modes[0];
+        assert!(
+            (11.5..=12.5).contains(&on.mean_instances()),
+            "always-on kept {} instances for 12 sites",
+            on.mean_instances()
+        );
+        assert_eq!(on.counts.cold, 0, "always-on had cold requests");
+        for m in &real.modes {
+            assert_eq!(
+                (m.failed(), m.dropped),
+                (0, 0),
+                "{}: {:?}",
+                m.name,
+                m.first_errors
+            );
+            // The daemon counted every request of the window, give or take the few sent
+            // while the window's first metrics were read (they may land on either side).
+            let counted = m.counts.cold + m.counts.warm;
+            assert!(
+                counted.abs_diff(m.outcomes.len() as u64) <= m.racing as u64,
+                "{}: the daemon counted {counted}, the load generator sent {} ({} racing)",
+                m.name,
+                m.outcomes.len(),
+                m.racing
+            );
+        }
+        for m in &real.modes[1..] {
+            assert!(
+                m.mean_mib() < on.mean_mib(),
+                "{} uses as much as always-on",
+                m.name
+            );
+        }
+        let line = report::write(&opts, &r).unwrap();
+        assert!(
+            line.starts_with("efficiency: sites=12 always_on_mib="),
+            "{line}"
+        );
+        let md = std::fs::read_to_string(out.path().join("efficiency.md")).unwrap();
+        assert!(md.contains(&line));
+        for svg in [
+            "efficiency-memory.svg",
+            "efficiency-host.svg",
+            "efficiency-tradeoff.svg",
+        ] {
+            assert!(out.path().join(svg).exists(), "{svg}");
+        }
+        // The daemon stopped every instance and removed its cgroups.
+        assert!(real.prefix.starts_with("hakoe"), "{}", real.prefix);
+        let left = hako_cgroup::detect(&real.prefix)
+            .unwrap()
+            .list()
+            .unwrap_or_default();
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(Duration::from_secs(300)), "5m");
+        assert_eq!(human(Duration::from_secs(3600)), "1h");
+        assert_eq!(human(Duration::from_secs(30)), "30s");
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
+        assert_eq!(human(Duration::from_millis(7500)), "7.5s");
+        assert_eq!(human(Duration::ZERO), "0s");
+    }
+}

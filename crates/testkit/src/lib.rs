@@ -1,0 +1,38 @@
+//! Test support for hako: what integration tests and benchmarks need to drive the real thing,
+//! written once (as `linkerd/app/integration` is for linkerd).
+//!
+//! - [`Serve`]: a real `hako serve` process on loopback with its own data dir, kernel-object
+//!   prefix and subnet, the addresses it logs, an API [`Client`](hako_api::Client) and the CLI
+//!   pointed at it, stopped with SIGTERM (everything removed) when dropped;
+//! - [`wait_until`] and [`retry_until`]: poll a condition with a deadline (never a sleep
+//!   standing in for readiness);
+//! - [`names`]: unique runtime prefixes and subnets per test run, and the tags in use;
+//! - [`require_root`]: fail clearly, never pass silently, when not root;
+//! - [`site`]: a static site's code, its app spec, the host image;
+//! - [`api_client`]: an API client with a data dir's admin token (for in-process daemons);
+//! - [`http`]: one plain HTTP request through the proxy;
+//! - [`leftovers`]: what a runtime prefix left on the host (cgroups, state, links).
+//!
+//! It is a dev-dependency of the crates whose tests start daemons, and a dependency of the
+//! benchmarks (`hako-bench`); no production crate depends on it. Functions meant for test
+//! bodies panic with a message saying what went wrong; the ones the benchmarks use return
+//! [`Error`].
+#![forbid(unsafe_code)]
+
+mod cli;
+mod error;
+pub mod http;
+mod leftovers;
+pub mod names;
+mod root;
+mod serve;
+pub mod site;
+mod wait;
+
+pub use cli::{Outcome, hako_command};
+pub use error::Error;
+pub use leftovers::leftovers;
+pub use names::Names;
+pub use root::{is_root, require_root};
+pub use serve::{Serve, ServeBuilder, api_client};
+pub use wait::{TimedOut, retry_until, wait_until};
