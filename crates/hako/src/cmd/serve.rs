@@ -9,8 +9,9 @@ use anyhow::Context;
 use super::{Exit, Failure, OrExit};
 
 /// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
-/// same names: `listen`, `api`, `prefix`, `subnet`, `state_root`, `stop_grace`, and a
-/// `[database]` table: `socket`, `prefix`, `defaults_file`, `max_user_connections`).
+/// same names: `listen`, `api`, `prefix`, `subnet`, `state_root`, `stop_grace`,
+/// `trusted_proxies` (a list), and a `[database]` table: `socket`, `prefix`, `defaults_file`,
+/// `max_user_connections`).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Where the proxy listens for site traffic.
@@ -35,6 +36,11 @@ pub struct ServeArgs {
     /// [default: /run/mysqld/mysqld.sock].
     #[arg(long, value_name = "PATH")]
     pub database_socket: Option<PathBuf>,
+    /// Front proxies (addresses or CIDRs, comma-separated or repeated) whose X-Forwarded-* and
+    /// Forwarded headers apps may believe; from any other client hako replaces them
+    /// [default: none].
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The config file.
@@ -47,6 +53,7 @@ struct FileConfig {
     subnet: Option<String>,
     state_root: Option<PathBuf>,
     stop_grace: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
     database: Option<DatabaseFileConfig>,
 }
 
@@ -95,6 +102,14 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
         let d: hako_model::HumanDuration = g.parse().or_exit(Exit::Usage)?;
         config.stop_grace = d.0;
     }
+    let trusted = if args.trusted_proxies.is_empty() {
+        file.trusted_proxies.unwrap_or_default()
+    } else {
+        args.trusted_proxies
+    };
+    config.proxy.trusted_proxies = hako_proxy::TrustedProxies::parse(&trusted)
+        .map_err(anyhow::Error::from)
+        .or_exit(Exit::Usage)?;
     let db = file.database.unwrap_or_default();
     if let Some(s) = args.database_socket.or(db.socket) {
         config.database.socket = s;
