@@ -361,3 +361,26 @@ fn a_second_signal_kills_at_once() {
     assert!(rest.contains("second signal"), "{rest}");
     assert_clean(&format!("{seen}{rest}"));
 }
+
+#[test]
+fn without_limit_options_a_container_still_has_the_default_limits() {
+    // 600 background processes: more than the default 512 pids, so some forks must fail.
+    // (Memory has the same default, 256MiB; its enforcement is the runtime's limits test.)
+    let env = Env::new();
+    env.busybox_image("bb");
+    let out = env.run(&[
+        "-v",
+        "run",
+        "--image",
+        "bb",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 600); do sleep 30 & done; echo started",
+    ]);
+    assert!(
+        out.stderr.contains("can't fork") || out.stderr.contains("Resource temporarily"),
+        "600 processes were allowed: {out:?}"
+    );
+    assert_clean(&out.stderr);
+}

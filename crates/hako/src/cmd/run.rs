@@ -42,13 +42,13 @@ pub struct RunArgs {
     /// The image: NAME (its latest version) or NAME:VERSION.
     #[arg(long, value_name = "NAME[:VERSION]")]
     pub image: ImageRef,
-    /// Memory limit, e.g. 64MiB or 1G.
+    /// Memory limit, e.g. 64MiB or 1G [default: 256MiB].
     #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
     pub memory: Option<u64>,
-    /// CPU limit in cores, e.g. 0.5.
+    /// CPU limit in cores, e.g. 0.5 [default: 1].
     #[arg(long, value_name = "CORES")]
     pub cpu: Option<f64>,
-    /// Maximum number of processes and threads.
+    /// Maximum number of processes and threads [default: 512].
     #[arg(long, value_name = "N")]
     pub pids: Option<u64>,
     /// Network: isolated (own address, NAT out), host (the host's network, a free port in
