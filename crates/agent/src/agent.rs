@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use hako_runtime::{
 };
 use tokio::sync::mpsc;
 
+use crate::limits::{DataUsage, StorageLimits};
 use crate::ready::{NotReady, wait_ready};
 use crate::releases::Releases;
 
@@ -40,6 +41,8 @@ pub struct AgentConfig {
     /// away competes with the new instance's first responses (on two cores it took a
     /// pooled cold request from ~4-6 ms to ~8 ms); a moment later it costs them nothing.
     pub pool_refill_delay: Duration,
+    /// Bounds on each app's releases and `/data`.
+    pub storage: StorageLimits,
 }
 
 impl AgentConfig {
@@ -52,6 +55,7 @@ impl AgentConfig {
             logs_kept: 20,
             database_socket_dir: None,
             pool_refill_delay: Duration::from_millis(100),
+            storage: StorageLimits::default(),
         }
     }
 }
@@ -148,6 +152,7 @@ pub struct Agent {
     runtime: Arc<Runtime>,
     images: ImageStore,
     releases: Releases,
+    data_usage: DataUsage,
     instances: Mutex<HashMap<String, Arc<Instance>>>,
     exits: mpsc::UnboundedSender<Exit>,
     counter: AtomicU64,
@@ -163,13 +168,14 @@ impl Agent {
     ) -> Result<(Arc<Agent>, mpsc::UnboundedReceiver<Exit>), AgentError> {
         let runtime = Runtime::new(config.runtime.clone())?;
         let images = ImageStore::open(config.data_dir.join("images"))?;
-        let releases = Releases::open(config.data_dir.join("releases"))?;
+        let releases = Releases::open(config.data_dir.join("releases"), &config.storage)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let agent = Agent {
             config,
             runtime,
             images,
             releases,
+            data_usage: DataUsage::default(),
             instances: Mutex::new(HashMap::new()),
             exits: tx,
             // Unique across restarts of the daemon: instance ids appear in events and logs.
@@ -348,7 +354,9 @@ impl Agent {
             .map_err(|e| LaunchError::new(format!("cannot create {}: {e}", logs.display())))?;
         let log = logs.join(format!("{id}.log"));
 
-        let mut mounts = vec![BindMount::app_code(code), BindMount::data(data)];
+        let mut data = BindMount::data(data);
+        data.read_only = self.data_over_quota(&spec.name, &data.source);
+        let mut mounts = vec![BindMount::app_code(code), data];
         if spec.database {
             let (Some(_), Some(socket_dir)) =
                 (&app.database_grant, &self.config.database_socket_dir)
@@ -527,6 +535,26 @@ impl Agent {
             tracing::warn!(app, error = %e, "cannot remove releases");
         }
         let _ = std::fs::remove_dir_all(self.app_dir(app));
+        self.data_usage.forget(app);
+    }
+
+    /// Whether `app`'s `/data` (at `dir`) is over the node's data quota: its new instances
+    /// then get it read-only (see [`crate::limits`]).
+    fn data_over_quota(&self, app: &str, dir: &Path) -> bool {
+        let Some(quota) = self.config.storage.data_quota else {
+            return false;
+        };
+        let interval = self.config.storage.data_measure_interval;
+        let used = self.data_usage.bytes(app, dir, interval);
+        if used > quota {
+            tracing::warn!(
+                app,
+                used,
+                quota,
+                "the app's /data is over its quota: new instances get it read-only until files are removed"
+            );
+        }
+        used > quota
     }
 
     /// Removes every warm pool, stops every instance and removes everything the runtime made.

@@ -8,10 +8,12 @@
 //! parked before exec, and a launch only has to release one.
 
 mod agent;
+mod limits;
 pub mod logs;
 mod ready;
 mod releases;
 
 pub use agent::{Agent, AgentConfig, AgentError, Exit, Instance, LaunchError};
+pub use limits::StorageLimits;
 pub use ready::{NotReady, wait_ready};
 pub use releases::Releases;

@@ -25,30 +25,54 @@ impl ReleaseSource {
     }
 }
 
-/// A backend failure: a message for the client and whose fault it is.
+/// A backend failure: a message for the client and what kind of failure it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct BackendError {
     /// What went wrong and what to do (lowercase).
     pub message: String,
-    /// True if the request was at fault (answered 400), false if we were (500).
-    pub user_fault: bool,
+    /// Whose fault, and so the status it answers with.
+    pub kind: BackendErrorKind,
+}
+
+/// The kinds of backend failure, each with its own status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendErrorKind {
+    /// The request was at fault (400).
+    User,
+    /// The request holds more than the node accepts, e.g. a release over its bounds (413).
+    TooLarge,
+    /// The node's storage is full (507).
+    OutOfSpace,
+    /// We were at fault (500).
+    Internal,
 }
 
 impl BackendError {
     /// The client sent something unusable (a hostile or broken tarball, a missing dir).
     pub fn user(message: impl Into<String>) -> BackendError {
-        BackendError {
-            message: message.into(),
-            user_fault: true,
-        }
+        Self::of(BackendErrorKind::User, message)
     }
 
-    /// The node failed (disk full, permission).
+    /// The client sent more than the node's bounds allow (a release too large unpacked).
+    pub fn too_large(message: impl Into<String>) -> BackendError {
+        Self::of(BackendErrorKind::TooLarge, message)
+    }
+
+    /// The node has no room left (disk or quota full).
+    pub fn out_of_space(message: impl Into<String>) -> BackendError {
+        Self::of(BackendErrorKind::OutOfSpace, message)
+    }
+
+    /// The node failed (permission, IO).
     pub fn internal(message: impl Into<String>) -> BackendError {
+        Self::of(BackendErrorKind::Internal, message)
+    }
+
+    fn of(kind: BackendErrorKind, message: impl Into<String>) -> BackendError {
         BackendError {
             message: message.into(),
-            user_fault: false,
+            kind,
         }
     }
 }

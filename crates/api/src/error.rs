@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hako_store::StoreError;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, BackendErrorKind};
 
 /// Why a request failed; the variant decides the status, the message goes to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +34,12 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// What was sent is over a bound of the node (413), e.g. a release too large unpacked.
+    #[error("{0}")]
+    OverLimit(String),
+    /// The node's storage is full (507).
+    #[error("{0}")]
+    OutOfSpace(String),
     /// Our fault: the store or the node failed (500).
     #[error("{0}")]
     Internal(String),
@@ -48,7 +54,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::OverLimit(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::OutOfSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,10 +76,11 @@ impl From<StoreError> for ApiError {
 
 impl From<BackendError> for ApiError {
     fn from(e: BackendError) -> ApiError {
-        if e.user_fault {
-            ApiError::BadRequest(e.message)
-        } else {
-            ApiError::Internal(e.message)
+        match e.kind {
+            BackendErrorKind::User => ApiError::BadRequest(e.message),
+            BackendErrorKind::TooLarge => ApiError::OverLimit(e.message),
+            BackendErrorKind::OutOfSpace => ApiError::OutOfSpace(e.message),
+            BackendErrorKind::Internal => ApiError::Internal(e.message),
         }
     }
 }
@@ -112,6 +120,14 @@ mod tests {
         assert_eq!(
             ApiError::TooLarge { limit: 10 }.status(),
             StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ApiError::from(BackendError::too_large("release over 1 GiB")).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ApiError::from(BackendError::out_of_space("disk full")).status(),
+            StatusCode::INSUFFICIENT_STORAGE
         );
     }
 }

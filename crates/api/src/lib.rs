@@ -31,7 +31,7 @@ pub mod slo;
 pub mod token;
 
 pub use action::{Action, DatabaseOnDelete, Reply};
-pub use backend::{Backend, BackendError, ReleaseSource};
+pub use backend::{Backend, BackendError, BackendErrorKind, ReleaseSource};
 pub use client::{AppPatch, Client, ClientError};
 pub use engine::Engine;
 pub use error::ApiError;

@@ -31,6 +31,8 @@ pub struct ServeConfig {
     pub stop_grace: Duration,
     /// The shared database service apps with `database` get their database on.
     pub database: DatabaseConfig,
+    /// Bounds on each app's releases and `/data`.
+    pub storage: hako_agent::StorageLimits,
 }
 
 /// The shared database service (MariaDB on this host), `[database]` in the config file.
@@ -67,6 +69,7 @@ impl ServeConfig {
             proxy: ProxyConfig::default(),
             stop_grace: Duration::from_secs(10),
             database: DatabaseConfig::default(),
+            storage: hako_agent::StorageLimits::default(),
         }
     }
 
@@ -162,6 +165,7 @@ pub async fn serve(
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_in_data_dir(&config.data_dir).await?);
     let mut agent_cfg = AgentConfig::new(&config.data_dir, config.runtime.clone());
     agent_cfg.log_max_bytes = 1 << 20;
+    agent_cfg.storage = config.storage;
     agent_cfg.database_socket_dir = Some(config.database_server().socket_dir().to_path_buf());
     let (agent, exits) = Agent::new(agent_cfg)?;
     let token =

@@ -36,4 +36,4 @@ pub use host::{ETC_BINDS, HostError, SKELETON_DIRS};
 pub use image::{HostBind, Image, ImageKind, Rootfs, Storage};
 pub use name::{MAX_NAME_LEN, NameError, validate as validate_name};
 pub use store::{ImageError, ImageStore};
-pub use unpack::{TarLimits, UnpackError};
+pub use unpack::{ImportLimits, UnpackError};

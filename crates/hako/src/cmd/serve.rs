@@ -10,7 +10,8 @@ use super::{Exit, Failure, OrExit};
 
 /// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
 /// same names: `listen`, `api`, `prefix`, `subnet`, `state_root`, `stop_grace`,
-/// `trusted_proxies` (a list), and a `[database]` table: `socket`, `prefix`, `defaults_file`,
+/// `trusted_proxies` (a list), `release_max_size`, `release_max_files`, `data_quota` (a size
+/// or "none"), and a `[database]` table: `socket`, `prefix`, `defaults_file`,
 /// `max_user_connections`).
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -54,6 +55,9 @@ struct FileConfig {
     state_root: Option<PathBuf>,
     stop_grace: Option<String>,
     trusted_proxies: Option<Vec<String>>,
+    release_max_size: Option<String>,
+    release_max_files: Option<u64>,
+    data_quota: Option<String>,
     database: Option<DatabaseFileConfig>,
 }
 
@@ -110,6 +114,18 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
     config.proxy.trusted_proxies = hako_proxy::TrustedProxies::parse(&trusted)
         .map_err(anyhow::Error::from)
         .or_exit(Exit::Usage)?;
+    if let Some(s) = &file.release_max_size {
+        config.storage.release_max_bytes = size("release_max_size", s)?;
+    }
+    if let Some(n) = file.release_max_files {
+        config.storage.release_max_files = n;
+    }
+    if let Some(s) = &file.data_quota {
+        config.storage.data_quota = match s.as_str() {
+            "none" => None,
+            s => Some(size("data_quota", s)?),
+        };
+    }
     let db = file.database.unwrap_or_default();
     if let Some(s) = args.database_socket.or(db.socket) {
         config.database.socket = s;
@@ -134,6 +150,15 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
         .context("hako serve failed")
         .or_exit(Exit::Failure)?;
     Ok(0)
+}
+
+/// A size from the config file ("1GiB"), or a usage error naming the setting.
+fn size(setting: &str, value: &str) -> Result<u64, Failure> {
+    let n: hako_model::ByteSize = value
+        .parse()
+        .with_context(|| format!("config setting {setting}"))
+        .or_exit(Exit::Usage)?;
+    Ok(n.0)
 }
 
 /// Resolves on SIGINT or SIGTERM.
