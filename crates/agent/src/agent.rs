@@ -399,6 +399,10 @@ impl Agent {
             pids_max: Some(spec.pids),
         };
         cs.network = network;
+        cs.seccomp = match spec.seccomp {
+            hako_model::SeccompProfile::Default => hako_runtime::Seccomp::Default,
+            hako_model::SeccompProfile::Unconfined => hako_runtime::Seccomp::Unconfined,
+        };
         cs.mounts = mounts;
         cs.log = LogSpec::File {
             path: log.clone(),

@@ -375,3 +375,27 @@ async fn over_its_data_quota_an_app_gets_data_read_only_until_files_are_removed(
     assert!(mode(&third).ends_with("rw\n"), "{}", mode(&third));
     n.agent.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_instances_get_its_seccomp_profile() {
+    let n = Node::new();
+    let cmd = "sh -c 'mkdir -p /tmp/w; grep ^Seccomp: /proc/self/status > /tmp/w/s; exec busybox httpd -f -p $PORT -h /tmp/w'";
+    let filtered = n.app("filtered", cmd);
+    let info = n.agent.launch(&filtered).await.unwrap();
+    assert!(
+        get(&info.addr, "/s").ends_with("Seccomp:\t2\n"),
+        "{}",
+        get(&info.addr, "/s")
+    );
+    let mut open = n.app("open", cmd);
+    open.spec.seccomp = hako_model::SeccompProfile::Unconfined;
+    open.spec.seccomp_reason = Some("runs its own sandbox".into());
+    open.spec.validate().unwrap();
+    let info = n.agent.launch(&open).await.unwrap();
+    assert!(
+        get(&info.addr, "/s").ends_with("Seccomp:\t0\n"),
+        "{}",
+        get(&info.addr, "/s")
+    );
+    n.agent.shutdown(Duration::from_secs(1)).await;
+}

@@ -384,3 +384,43 @@ fn without_limit_options_a_container_still_has_the_default_limits() {
     );
     assert_clean(&out.stderr);
 }
+
+#[test]
+fn seccomp_is_on_by_default_and_can_be_turned_off() {
+    let env = Env::new();
+    env.busybox_image("bb");
+    let probe = [
+        "sh",
+        "-c",
+        "grep ^Seccomp: /proc/self/status; unshare -U -r true && echo userns",
+    ];
+    let mut args = vec!["-v", "run", "--image", "bb", "--"];
+    args.extend(probe);
+    let out = env.run(&args);
+    assert!(
+        out.stdout.contains("Seccomp:\t2") && !out.stdout.contains("userns"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("Operation not permitted"), "{out:?}");
+    assert_clean(&out.stderr);
+    let mut args = vec![
+        "-v",
+        "run",
+        "--image",
+        "bb",
+        "--seccomp",
+        "unconfined",
+        "--",
+    ];
+    args.extend(probe);
+    let out = env.run(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("Seccomp:\t0") && out.stdout.contains("userns"),
+        "{out:?}"
+    );
+    assert_clean(&out.stderr);
+    let out = env.run(&["run", "--image", "bb", "--seccomp", "strict", "--", "true"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("default or unconfined"), "{out:?}");
+}

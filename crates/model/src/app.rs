@@ -61,6 +61,36 @@ impl std::str::FromStr for StopSignal {
     }
 }
 
+/// The system-call filter of an app's instances.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompProfile {
+    /// hako's default profile: calls a web app never needs (kexec, modules, bpf, keys,
+    /// mounts, new user namespaces, …) fail with EPERM.
+    #[default]
+    Default,
+    /// No filter; needs [`AppSpec::seccomp_reason`].
+    Unconfined,
+}
+
+impl std::str::FromStr for SeccompProfile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "default" => Ok(SeccompProfile::Default),
+            "unconfined" => Ok(SeccompProfile::Unconfined),
+            other => Err(format!(
+                "seccomp profile {other:?} is unknown: use default or unconfined"
+            )),
+        }
+    }
+}
+
+/// Longest [`AppSpec::seccomp_reason`] accepted.
+pub const MAX_SECCOMP_REASON: usize = 500;
+
 /// What a user sets when creating or updating an app. Every field but `name`, `hosts`,
 /// `image` and `cmd` has a default, documented on the field.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -129,6 +159,12 @@ pub struct AppSpec {
     /// container).
     #[serde(default)]
     pub warm_pool: u32,
+    /// The system-call filter of its instances. Default: hako's profile.
+    #[serde(default)]
+    pub seccomp: SeccompProfile,
+    /// Why the app runs `unconfined` (required then, shown with the app; dropped otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_reason: Option<String>,
 }
 
 /// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).
@@ -234,6 +270,7 @@ impl App {
         )
             .hash(&mut h);
         (s.memory, s.cpu.map(f64::to_bits), s.pids, s.network).hash(&mut h);
+        s.seccomp.hash(&mut h);
         h.finish()
     }
 }
@@ -283,6 +320,10 @@ pub enum AppError {
         "a warm pool needs the isolated network (a host-network instance's port is picked when it starts): use --net isolated or --warm-pool 0"
     )]
     WarmPoolHostNetwork,
+    #[error(
+        "seccomp unconfined needs a reason (at most 500 characters): set seccomp_reason to why the app needs system calls hako's profile denies"
+    )]
+    SeccompReason,
 }
 
 /// Checks a name of an app (also used for images): `[a-z0-9][a-z0-9-]{0,62}`.
@@ -412,6 +453,19 @@ impl AppSpec {
         }
         if self.warm_pool > 0 && self.network == AppNetwork::Host {
             return Err(AppError::WarmPoolHostNetwork);
+        }
+        match self.seccomp {
+            SeccompProfile::Default => self.seccomp_reason = None,
+            SeccompProfile::Unconfined => {
+                let reason = self.seccomp_reason.as_deref().map(str::trim).unwrap_or("");
+                if reason.is_empty()
+                    || reason.chars().count() > MAX_SECCOMP_REASON
+                    || reason.chars().any(char::is_control)
+                {
+                    return Err(AppError::SeccompReason);
+                }
+                self.seccomp_reason = Some(reason.to_string());
+            }
         }
         Ok(())
     }
@@ -543,12 +597,51 @@ mod tests {
             |a| a.spec.pids = 64,
             |a| a.spec.network = AppNetwork::Host,
             |a| a.spec.database = true,
+            |a| {
+                a.spec.seccomp = SeccompProfile::Unconfined;
+                a.spec.seccomp_reason = Some("strace in production".into());
+            },
         ];
         for (i, change) in changes.iter().enumerate() {
             let mut a = base.clone();
             change(&mut a);
             assert_ne!(a.fingerprint(), same, "change {i} kept the fingerprint");
         }
+    }
+
+    #[test]
+    fn seccomp_defaults_to_the_profile_and_unconfined_needs_a_reason() {
+        let mut s = spec();
+        s.validate().unwrap();
+        assert_eq!(s.seccomp, SeccompProfile::Default);
+        assert!(
+            !serde_json::to_value(&s)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .contains_key("seccomp_reason")
+        );
+        s.seccomp = SeccompProfile::Unconfined;
+        assert_eq!(s.validate(), Err(AppError::SeccompReason));
+        for bad in ["", "   ", "line\nbreak"] {
+            s.seccomp_reason = Some(bad.into());
+            assert_eq!(s.validate(), Err(AppError::SeccompReason), "{bad:?}");
+        }
+        s.seccomp_reason = Some("x".repeat(MAX_SECCOMP_REASON + 1));
+        assert_eq!(s.validate(), Err(AppError::SeccompReason));
+        s.seccomp_reason = Some("  the app runs its own sandbox with user namespaces ".into());
+        s.validate().unwrap();
+        assert_eq!(
+            s.seccomp_reason.as_deref(),
+            Some("the app runs its own sandbox with user namespaces")
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["seccomp"], "unconfined");
+        // Back to the profile: the reason goes.
+        s.seccomp = SeccompProfile::Default;
+        s.validate().unwrap();
+        assert_eq!(s.seccomp_reason, None);
+        assert!("strict".parse::<SeccompProfile>().is_err());
     }
 
     #[test]

@@ -13,8 +13,8 @@ pub mod release;
 pub mod units;
 
 pub use app::{
-    App, AppError, AppNetwork, AppSpec, MAX_WARM_POOL, StopSignal, parse_image_ref, valid_host,
-    valid_name,
+    App, AppError, AppNetwork, AppSpec, MAX_SECCOMP_REASON, MAX_WARM_POOL, SeccompProfile,
+    StopSignal, parse_image_ref, valid_host, valid_name,
 };
 pub use command::CommandError;
 pub use database::DatabaseGrant;

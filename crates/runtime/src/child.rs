@@ -9,7 +9,8 @@
 //! Order in the child (this file): close inherited descriptors, set up stdio, run the mount
 //! operations ([`ops`], ending in pivot_root), set the hostname, wait for the parent's `Go`
 //! (cgroup joined, veth in place), configure the network ([`net`]), drop privileges
-//! ([`caps`]), report `Parked`, wait for `Release`, exec.
+//! ([`caps`]), set no_new_privs, install the system-call filter ([`seccomp`]), report
+//! `Parked`, wait for `Release`, exec.
 
 pub(crate) mod caps;
 pub(crate) mod channel;
@@ -17,6 +18,7 @@ pub(crate) mod message;
 mod net;
 mod ops;
 pub(crate) mod plan;
+pub(crate) mod seccomp;
 
 use std::os::fd::RawFd;
 
@@ -94,6 +96,12 @@ pub(crate) unsafe fn run(plan: &ChildPlan) -> ! {
         }
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 {
             chan.fail(Stage::NoNewPrivs, 0, errno());
+        }
+        // From here on only calls the filter allows (reporting, waiting, chdir, exec are).
+        if let Some(filters) = plan.seccomp.as_deref()
+            && let Err(e) = seccomp::install(filters)
+        {
+            chan.fail(Stage::Seccomp, 0, e);
         }
         // After the credential change (which clears it): die with the runtime. A parent that
         // died before this line is caught by wait_for below seeing EOF.

@@ -24,6 +24,7 @@ use crate::error::RuntimeError;
 use crate::leftovers;
 use crate::mounts::{self, MountInputs};
 use crate::network::{Attachment, Network};
+use crate::seccomp::Seccomp;
 use crate::spawner::Spawner;
 use crate::spec::{ContainerSpec, LogSpec, NetworkMode};
 use crate::sys;
@@ -164,6 +165,10 @@ impl Runtime {
         if spec.network == NetworkMode::Host {
             plan.host_netns_fd = self.host_netns.as_raw_fd();
         }
+        plan.seccomp = match spec.seccomp {
+            Seccomp::Default => Some(crate::seccomp::default_filters()?),
+            Seccomp::Unconfined => None,
+        };
 
         let mut flags =
             (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
@@ -419,6 +424,7 @@ fn build_plan(
         report_fd: child_ends.report_w.as_raw_fd(),
         nofile,
         host_netns_fd: -1,
+        seccomp: None,
     }
 }
 

@@ -52,6 +52,12 @@ pub struct AppPatch {
     /// Parked containers kept ready for cold starts (0 for none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warm_pool: Option<u32>,
+    /// The system-call filter (`unconfined` needs a reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<hako_model::SeccompProfile>,
+    /// Why the app runs unconfined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp_reason: Option<String>,
 }
 
 impl AppPatch {

@@ -138,6 +138,12 @@ pub struct Settings {
     /// start only releases one (0 to 8; isolated network only). Default 0.
     #[arg(long, value_name = "N")]
     pub warm_pool: Option<u32>,
+    /// System-call filter: default (hako's profile) or unconfined (needs --seccomp-reason).
+    #[arg(long, value_name = "PROFILE")]
+    pub seccomp: Option<hako_model::SeccompProfile>,
+    /// Why the app needs to run unconfined (shown with the app).
+    #[arg(long, value_name = "TEXT")]
+    pub seccomp_reason: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -264,6 +270,12 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             if let Some(n) = s.warm_pool {
                 set("warm_pool", n.into());
             }
+            if let Some(p) = s.seccomp {
+                set("seccomp", serde_json::to_value(p).expect("serializable"));
+            }
+            if let Some(r) = s.seccomp_reason {
+                set("seccomp_reason", r.into());
+            }
             let spec: AppSpec = serde_json::from_value(spec).or_exit(Exit::Usage)?;
             let app = api(client.create_app(&spec))?;
             out(&format!(
@@ -349,6 +361,8 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             patch.network = network(&s.net)?;
             patch.stop_signal = s.stop_signal;
             patch.warm_pool = s.warm_pool;
+            patch.seccomp = s.seccomp;
+            patch.seccomp_reason = s.seccomp_reason;
             if s.database {
                 patch.database = Some(true);
             } else if s.no_database {

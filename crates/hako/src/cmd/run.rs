@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// PORT) or none (loopback only).
     #[arg(long, value_name = "MODE", default_value = "isolated")]
     pub net: NetworkMode,
+    /// System-call filter: default (hako's profile: kexec, modules, bpf, keys, mounts, new
+    /// user namespaces… fail with EPERM) or unconfined.
+    #[arg(long, value_name = "PROFILE", default_value = "default")]
+    pub seccomp: hako_runtime::Seccomp,
     /// User to run as: a name from the image's /etc/passwd, UID or UID:GID [default: nobody].
     #[arg(long, value_name = "USER")]
     pub user: Option<User>,

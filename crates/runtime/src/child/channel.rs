@@ -211,6 +211,7 @@ mod tests {
             report_fd: -1,
             nofile: 1024,
             host_netns_fd: -1,
+            seccomp: None,
         }
     }
 

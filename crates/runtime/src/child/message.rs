@@ -33,6 +33,7 @@ pub(crate) enum Stage {
     Workdir,
     Exec,
     Session,
+    Seccomp,
     /// Not a failure: the container is prepared and waits for release.
     Parked = 100,
 }
@@ -56,6 +57,7 @@ impl Stage {
             Workdir,
             Exec,
             Session,
+            Seccomp,
             Parked,
         ]
         .into_iter()
@@ -79,6 +81,7 @@ impl Stage {
             Stage::Workdir => "changing to the working directory",
             Stage::Exec => "executing the command",
             Stage::Session => "starting a new session",
+            Stage::Seccomp => "installing the system-call filter (seccomp)",
             Stage::Parked => "parked",
         }
     }

@@ -5,6 +5,9 @@
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use crate::seccomp::Filters;
 
 /// One filesystem operation of the child's mount plan.
 #[derive(Debug)]
@@ -113,6 +116,8 @@ pub(crate) struct ChildPlan {
     /// The host's network namespace, for host-network containers (-1 otherwise): the spawner
     /// may have cloned the child into a fresh network namespace made ahead of time.
     pub host_netns_fd: RawFd,
+    /// System-call filters to install after no_new_privs (`None`: unconfined).
+    pub seccomp: Option<Arc<Filters>>,
 }
 
 // SAFETY: the raw pointers in argv/envp point into `_strings`, owned by the same plan; the plan

@@ -131,6 +131,7 @@ pub fn build(
     spec.args = rest;
     spec.log = LogSpec::Inherit;
     spec.network = args.net;
+    spec.seccomp = args.seccomp;
     spec.limits.memory_max = Some(args.memory.unwrap_or(DEFAULT_MEMORY));
     spec.limits.cpu_cores = Some(args.cpu.unwrap_or(DEFAULT_CPU));
     spec.limits.pids_max = Some(args.pids.unwrap_or(DEFAULT_PIDS));
