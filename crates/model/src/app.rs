@@ -308,12 +308,18 @@ pub enum AppError {
         value: HumanDuration,
         floor: HumanDuration,
     },
-    #[error("health path {0:?} must start with '/'")]
+    #[error("health path {0:?} must start with '/' and hold no spaces or control characters")]
     HealthPath(String),
     #[error("environment variable name {0:?} is not valid")]
     Env(String),
-    #[error("working directory {0:?} must be an absolute path")]
+    #[error("environment variable {0} has a NUL character in its value: remove it")]
+    EnvValue(String),
+    #[error("the command line has a NUL character: remove it")]
+    NulInCommand,
+    #[error("working directory {0:?} must be an absolute path without control characters")]
     Workdir(String),
+    #[error("user {0:?} is not valid: give a name from the image's /etc/passwd, a uid or uid:gid")]
+    User(String),
     #[error("a warm pool of {0} is too large: give at most {MAX_WARM_POOL}")]
     WarmPool(u32),
     #[error(
@@ -387,15 +393,28 @@ impl AppSpec {
         if parse_image_ref(&self.image).is_none() {
             return Err(AppError::Image(self.image.clone()));
         }
-        for k in self.env.keys() {
+        for (k, v) in &self.env {
             if k.is_empty()
                 || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 || k.as_bytes()[0].is_ascii_digit()
             {
                 return Err(AppError::Env(k.clone()));
             }
+            if v.contains('\0') {
+                return Err(AppError::EnvValue(k.clone()));
+            }
         }
-        self.command(self.port)?;
+        if self.command(self.port)?.iter().any(|w| w.contains('\0')) {
+            return Err(AppError::NulInCommand);
+        }
+        if let Some(u) = &self.user
+            && (u.is_empty()
+                || u.len() > 64
+                || u.starts_with(':')
+                || u.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(AppError::User(u.clone()));
+        }
         if self.port == 0 {
             return Err(AppError::Port);
         }
@@ -440,12 +459,13 @@ impl AppSpec {
         if let Some(l) = self.max_lifetime {
             floor("max lifetime", l, Duration::from_secs(1))?;
         }
+        // The health path goes into the readiness probe's request line.
         if let Some(p) = &self.health_path
-            && !p.starts_with('/')
+            && !(p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic()))
         {
             return Err(AppError::HealthPath(p.clone()));
         }
-        if !self.workdir.starts_with('/') {
+        if !self.workdir.starts_with('/') || self.workdir.chars().any(char::is_control) {
             return Err(AppError::Workdir(self.workdir.clone()));
         }
         if self.warm_pool > MAX_WARM_POOL {
@@ -531,6 +551,12 @@ mod tests {
             ("max", serde_json::json!(0)),
             ("idle_timeout", serde_json::json!("1ms")),
             ("health_path", serde_json::json!("healthz")),
+            ("health_path", serde_json::json!("/ HTTP/1.1\r\nHost: x")),
+            ("user", serde_json::json!("")),
+            ("user", serde_json::json!("www data")),
+            ("workdir", serde_json::json!("/app\u{0}x")),
+            ("env", serde_json::json!({"A": "x\u{0}y"})),
+            ("cmd", serde_json::json!("php\u{0} -S")),
             ("warm_pool", serde_json::json!(9)),
         ];
         for (field, value) in cases {

@@ -37,6 +37,11 @@ impl FromStr for ByteSize {
             "t" | "tb" | "ti" | "tib" => 1 << 40,
             _ => return Err(err()),
         };
+        if !num.contains('.') {
+            // Whole numbers exactly (an f64 would round those above 2^53).
+            let n: u64 = num.parse().map_err(|_| err())?;
+            return n.checked_mul(mult).map(ByteSize).ok_or_else(err);
+        }
         let v: f64 = num.parse().map_err(|_| err())?;
         let bytes = v * mult as f64;
         if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
@@ -58,12 +63,8 @@ impl fmt::Display for ByteSize {
                 return write!(f, "{}{unit}", b / m);
             }
         }
-        for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-            let m = 1u64 << shift;
-            if b >= m {
-                return write!(f, "{:.1}{unit}", b as f64 / m as f64);
-            }
-        }
+        // Exact, so that a stored size reads back as itself (found by fuzzing: "1.0KiB" for
+        // 1025 bytes came back as 1024).
         write!(f, "{b}B")
     }
 }
@@ -196,7 +197,14 @@ mod tests {
         }
         assert_eq!(ByteSize(256 << 20).to_string(), "256MiB");
         assert_eq!(ByteSize(1536 << 10).to_string(), "1536KiB");
-        assert_eq!(ByteSize((1536 << 10) + 1).to_string(), "1.5MiB");
+        // Exact, never rounded: a stored size reads back as itself.
+        assert_eq!(ByteSize((1536 << 10) + 1).to_string(), "1572865B");
+        assert_eq!("1025".parse::<ByteSize>(), Ok(ByteSize(1025)));
+        assert_eq!(
+            "9007199254740993".parse::<ByteSize>(),
+            Ok(ByteSize(9_007_199_254_740_993))
+        );
+        assert!("20000000T".parse::<ByteSize>().is_err(), "over u64");
         let j: ByteSize = serde_json::from_str("\"2GiB\"").unwrap();
         assert_eq!(j, ByteSize(2 << 30));
         assert_eq!(serde_json::to_string(&j).unwrap(), "\"2GiB\"");
