@@ -32,7 +32,12 @@ fn trace_csv() {
             names.sort();
             names.dedup();
             assert_eq!(names.len(), trace.sites.len(), "duplicate sites");
-            assert!(trace.sites.iter().all(|s| !s.is_empty() && !s.contains(',')));
+            assert!(
+                trace
+                    .sites
+                    .iter()
+                    .all(|s| !s.is_empty() && !s.contains(','))
+            );
             let mut latest = 0.0f64;
             for times in &trace.arrivals {
                 assert!(!times.is_empty());
