@@ -13,7 +13,7 @@ use super::{Exit, Failure, OrExit};
 /// `trusted_proxies` (a list), `release_max_size`, `release_max_files`, `data_quota` (a size
 /// or "none"), and a `[database]` table: `socket`, `prefix`, `defaults_file`,
 /// `max_user_connections`).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// Where the proxy listens for site traffic.
     #[arg(long, value_name = "ADDR")]
@@ -72,13 +72,44 @@ struct DatabaseFileConfig {
 }
 
 pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
-    let file: FileConfig = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
+    let text = match &args.config {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read config file {}", p.display()))
-                .or_exit(Exit::Usage)?;
-            toml::from_str(&text)
-                .with_context(|| format!("config file {} is not valid", p.display()))
+                .or_exit(Exit::Usage)?,
+        ),
+        None => None,
+    };
+    let config = settings(args, text.as_deref(), data_dir)?;
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<hako_control::Bound>();
+    let data = data_dir.display().to_string();
+    tokio::spawn(async move {
+        if let Ok(b) = bound_rx.await {
+            eprintln!(
+                "hako: serving sites on http://{} (API http://{}, data {data})",
+                b.proxy, b.api
+            );
+        }
+    });
+    hako_control::serve(config, bound_tx, shutdown_signal())
+        .await
+        .context("hako serve failed")
+        .or_exit(Exit::Failure)?;
+    Ok(0)
+}
+
+/// The daemon's settings from its options and the text of its config file (options win).
+/// Anything wrong in either is a usage error naming the setting.
+fn settings(
+    args: ServeArgs,
+    file_text: Option<&str>,
+    data_dir: &Path,
+) -> Result<hako_control::ServeConfig, Failure> {
+    let file: FileConfig = match file_text {
+        Some(text) => {
+            let shown = args.config.as_deref().unwrap_or(Path::new("-")).display();
+            toml::from_str(text)
+                .with_context(|| format!("config file {shown} is not valid"))
                 .or_exit(Exit::Usage)?
         }
         None => FileConfig::default(),
@@ -135,21 +166,7 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
     if let Some(n) = db.max_user_connections {
         config.database.max_user_connections = n;
     }
-    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<hako_control::Bound>();
-    let data = data_dir.display().to_string();
-    tokio::spawn(async move {
-        if let Ok(b) = bound_rx.await {
-            eprintln!(
-                "hako: serving sites on http://{} (API http://{}, data {data})",
-                b.proxy, b.api
-            );
-        }
-    });
-    hako_control::serve(config, bound_tx, shutdown_signal())
-        .await
-        .context("hako serve failed")
-        .or_exit(Exit::Failure)?;
-    Ok(0)
+    Ok(config)
 }
 
 /// A size from the config file ("1GiB"), or a usage error naming the setting.
@@ -177,3 +194,7 @@ async fn shutdown_signal() {
     }
     eprintln!("hako: stopping (instances get their grace period)");
 }
+
+#[cfg(test)]
+#[path = "../../fuzz/serve_config.rs"]
+mod fuzz;
