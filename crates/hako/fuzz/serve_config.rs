@@ -102,7 +102,7 @@ fn a_config_file_reaches_the_settings() {
         Some("trusted_proxies = [\"10.0.0.1/8\"]"),
         Path::new("/d"),
     );
-    let err = bad.err().expect("refused");
+    let err = bad.expect_err("refused");
     assert_eq!(err.exit, Exit::Usage);
     assert!(
         format!("{:#}", err.error).contains("10.0.0.1/8"),
@@ -114,5 +114,5 @@ fn a_config_file_reaches_the_settings() {
         Some("data_quota = \"lots\""),
         Path::new("/d"),
     );
-    assert!(format!("{:#}", bad.err().expect("refused").error).contains("data_quota"));
+    assert!(format!("{:#}", bad.expect_err("refused").error).contains("data_quota"));
 }
