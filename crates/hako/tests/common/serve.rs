@@ -25,6 +25,11 @@ pub struct Serve {
 impl Serve {
     /// Starts `hako serve` on `data` (loopback, free ports) and waits until it serves.
     pub fn start(data: &Path) -> Serve {
+        Serve::start_with(data, &[])
+    }
+
+    /// Like [`Serve::start`] with more options for `hako serve` (e.g. `--config FILE`).
+    pub fn start_with(data: &Path, more: &[&str]) -> Serve {
         let runtime = hako_runtime::RuntimeConfig::unique('l', "/run/hako");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hako"))
             .args(["--data-dir", data.to_str().unwrap(), "serve"])
@@ -32,6 +37,7 @@ impl Serve {
             .args(["--prefix", &runtime.prefix])
             .args(["--subnet", &runtime.subnet.to_string()])
             .args(["--stop-grace", "2s"])
+            .args(more)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
