@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -355,7 +355,9 @@ impl Agent {
         let log = logs.join(format!("{id}.log"));
 
         let mut data = BindMount::data(data);
-        data.read_only = self.data_over_quota(&spec.name, &data.source);
+        data.read_only = self
+            .data_usage
+            .over_quota(&spec.name, &data.source, &self.config.storage);
         let mut mounts = vec![BindMount::app_code(code), data];
         if spec.database {
             let (Some(_), Some(socket_dir)) =
@@ -540,25 +542,6 @@ impl Agent {
         }
         let _ = std::fs::remove_dir_all(self.app_dir(app));
         self.data_usage.forget(app);
-    }
-
-    /// Whether `app`'s `/data` (at `dir`) is over the node's data quota: its new instances
-    /// then get it read-only (see [`crate::limits`]).
-    fn data_over_quota(&self, app: &str, dir: &Path) -> bool {
-        let Some(quota) = self.config.storage.data_quota else {
-            return false;
-        };
-        let interval = self.config.storage.data_measure_interval;
-        let used = self.data_usage.bytes(app, dir, interval);
-        if used > quota {
-            tracing::warn!(
-                app,
-                used,
-                quota,
-                "the app's /data is over its quota: new instances get it read-only until files are removed"
-            );
-        }
-        used > quota
     }
 
     /// Removes every warm pool, stops every instance and removes everything the runtime made.

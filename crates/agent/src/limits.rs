@@ -110,6 +110,24 @@ impl DataUsage {
         }
     }
 
+    /// Whether `app`'s `/data` (at `dir`) is over `limits.data_quota`: its new instances then
+    /// get it read-only (see the module docs).
+    pub(crate) fn over_quota(&self, app: &str, dir: &Path, limits: &StorageLimits) -> bool {
+        let Some(quota) = limits.data_quota else {
+            return false;
+        };
+        let used = self.bytes(app, dir, limits.data_measure_interval);
+        if used > quota {
+            tracing::warn!(
+                app,
+                used,
+                quota,
+                "the app's /data is over its quota: new instances get it read-only until files are removed"
+            );
+        }
+        used > quota
+    }
+
     /// Forgets an app (deleted).
     pub(crate) fn forget(&self, app: &str) {
         self.apps.lock().expect("usage lock").remove(app);

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::seccomp::SeccompProfile;
 use crate::units::{ByteSize, HumanDuration};
 
 /// Network mode of an app's instances.
@@ -60,36 +61,6 @@ impl std::str::FromStr for StopSignal {
         })
     }
 }
-
-/// The system-call filter of an app's instances.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum SeccompProfile {
-    /// hako's default profile: calls a web app never needs (kexec, modules, bpf, keys,
-    /// mounts, new user namespaces, …) fail with EPERM.
-    #[default]
-    Default,
-    /// No filter; needs [`AppSpec::seccomp_reason`].
-    Unconfined,
-}
-
-impl std::str::FromStr for SeccompProfile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "default" => Ok(SeccompProfile::Default),
-            "unconfined" => Ok(SeccompProfile::Unconfined),
-            other => Err(format!(
-                "seccomp profile {other:?} is unknown: use default or unconfined"
-            )),
-        }
-    }
-}
-
-/// Longest [`AppSpec::seccomp_reason`] accepted.
-pub const MAX_SECCOMP_REASON: usize = 500;
 
 /// What a user sets when creating or updating an app. Every field but `name`, `hosts`,
 /// `image` and `cmd` has a default, documented on the field.
@@ -474,18 +445,8 @@ impl AppSpec {
         if self.warm_pool > 0 && self.network == AppNetwork::Host {
             return Err(AppError::WarmPoolHostNetwork);
         }
-        match self.seccomp {
-            SeccompProfile::Default => self.seccomp_reason = None,
-            SeccompProfile::Unconfined => {
-                let reason = self.seccomp_reason.as_deref().map(str::trim).unwrap_or("");
-                if reason.is_empty()
-                    || reason.chars().count() > MAX_SECCOMP_REASON
-                    || reason.chars().any(char::is_control)
-                {
-                    return Err(AppError::SeccompReason);
-                }
-                self.seccomp_reason = Some(reason.to_string());
-            }
+        if !crate::seccomp::check_reason(self.seccomp, &mut self.seccomp_reason) {
+            return Err(AppError::SeccompReason);
         }
         Ok(())
     }
@@ -633,41 +594,6 @@ mod tests {
             change(&mut a);
             assert_ne!(a.fingerprint(), same, "change {i} kept the fingerprint");
         }
-    }
-
-    #[test]
-    fn seccomp_defaults_to_the_profile_and_unconfined_needs_a_reason() {
-        let mut s = spec();
-        s.validate().unwrap();
-        assert_eq!(s.seccomp, SeccompProfile::Default);
-        assert!(
-            !serde_json::to_value(&s)
-                .unwrap()
-                .as_object()
-                .unwrap()
-                .contains_key("seccomp_reason")
-        );
-        s.seccomp = SeccompProfile::Unconfined;
-        assert_eq!(s.validate(), Err(AppError::SeccompReason));
-        for bad in ["", "   ", "line\nbreak"] {
-            s.seccomp_reason = Some(bad.into());
-            assert_eq!(s.validate(), Err(AppError::SeccompReason), "{bad:?}");
-        }
-        s.seccomp_reason = Some("x".repeat(MAX_SECCOMP_REASON + 1));
-        assert_eq!(s.validate(), Err(AppError::SeccompReason));
-        s.seccomp_reason = Some("  the app runs its own sandbox with user namespaces ".into());
-        s.validate().unwrap();
-        assert_eq!(
-            s.seccomp_reason.as_deref(),
-            Some("the app runs its own sandbox with user namespaces")
-        );
-        let json = serde_json::to_value(&s).unwrap();
-        assert_eq!(json["seccomp"], "unconfined");
-        // Back to the profile: the reason goes.
-        s.seccomp = SeccompProfile::Default;
-        s.validate().unwrap();
-        assert_eq!(s.seccomp_reason, None);
-        assert!("strict".parse::<SeccompProfile>().is_err());
     }
 
     #[test]

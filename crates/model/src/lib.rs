@@ -10,17 +10,19 @@ pub mod database;
 pub mod event;
 pub mod instance;
 pub mod release;
+pub mod seccomp;
 pub mod units;
 
 pub use app::{
-    App, AppError, AppNetwork, AppSpec, MAX_SECCOMP_REASON, MAX_WARM_POOL, SeccompProfile,
-    StopSignal, parse_image_ref, valid_host, valid_name,
+    App, AppError, AppNetwork, AppSpec, MAX_WARM_POOL, StopSignal, parse_image_ref, valid_host,
+    valid_name,
 };
 pub use command::CommandError;
 pub use database::DatabaseGrant;
 pub use event::{Event, EventKind};
 pub use instance::{InstanceInfo, InstanceState};
 pub use release::Release;
+pub use seccomp::{MAX_SECCOMP_REASON, SeccompProfile};
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// Seconds since the Unix epoch, now.
