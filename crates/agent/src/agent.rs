@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::ready::{NotReady, wait_ready};
 use crate::releases::Releases;
+use crate::storage::{DataUsage, StorageLimits};
 
 mod pool;
 
@@ -40,6 +41,8 @@ pub struct AgentConfig {
     /// away competes with the new instance's first responses (on two cores it took a
     /// pooled cold request from ~4-6 ms to ~8 ms); a moment later it costs them nothing.
     pub pool_refill_delay: Duration,
+    /// Bounds on each app's releases and `/data`.
+    pub storage: StorageLimits,
 }
 
 impl AgentConfig {
@@ -52,6 +55,7 @@ impl AgentConfig {
             logs_kept: 20,
             database_socket_dir: None,
             pool_refill_delay: Duration::from_millis(100),
+            storage: StorageLimits::default(),
         }
     }
 }
@@ -165,6 +169,7 @@ pub struct Agent {
     runtime: Arc<Runtime>,
     images: ImageStore,
     releases: Releases,
+    data_usage: DataUsage,
     instances: Mutex<HashMap<String, Arc<Instance>>>,
     exits: mpsc::UnboundedSender<Exit>,
     counter: AtomicU64,
@@ -180,13 +185,14 @@ impl Agent {
     ) -> Result<(Arc<Agent>, mpsc::UnboundedReceiver<Exit>), AgentError> {
         let runtime = Runtime::new(config.runtime.clone())?;
         let images = ImageStore::open(config.data_dir.join("images"))?;
-        let releases = Releases::open(config.data_dir.join("releases"))?;
+        let releases = Releases::open(config.data_dir.join("releases"), &config.storage)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let agent = Agent {
             config,
             runtime,
             images,
             releases,
+            data_usage: DataUsage::default(),
             instances: Mutex::new(HashMap::new()),
             exits: tx,
             // Unique across restarts of the daemon: instance ids appear in events and logs.
@@ -406,7 +412,11 @@ impl Agent {
             .map_err(|e| LaunchError::node(format!("cannot create {}: {e}", logs.display())))?;
         let log = logs.join(format!("{id}.log"));
 
-        let mut mounts = vec![BindMount::app_code(code), BindMount::data(data)];
+        let mut data = BindMount::data(data);
+        data.read_only = self
+            .data_usage
+            .over_quota(&key, &data.source, &self.config.storage);
+        let mut mounts = vec![BindMount::app_code(code), data];
         if spec.database {
             let (Some(_), Some(socket_dir)) =
                 (&app.database_grant, &self.config.database_socket_dir)
@@ -445,6 +455,10 @@ impl Agent {
         cs.hostname = spec.name.clone();
         cs.limits = crate::limits::container_limits(spec);
         cs.network = network;
+        cs.seccomp = match spec.seccomp {
+            hako_model::SeccompProfile::Default => hako_runtime::Seccomp::Default,
+            hako_model::SeccompProfile::Unconfined => hako_runtime::Seccomp::Unconfined,
+        };
         cs.mounts = mounts;
         cs.log = LogSpec::File {
             path: log.clone(),
@@ -583,6 +597,7 @@ impl Agent {
             tracing::warn!(key, error = %e, "cannot remove releases");
         }
         let _ = std::fs::remove_dir_all(self.app_dir(key));
+        self.data_usage.forget(key);
     }
 
     /// Removes every warm pool, stops every instance and removes everything the runtime made.

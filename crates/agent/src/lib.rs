@@ -16,9 +16,11 @@ mod limits;
 pub mod logs;
 mod ready;
 mod releases;
+mod storage;
 
 pub use agent::{Agent, AgentConfig, AgentError, Exit, Instance, LaunchError};
 pub use capacity::node_capacity;
 pub use limits::container_limits;
 pub use ready::{NotReady, wait_ready};
 pub use releases::Releases;
+pub use storage::StorageLimits;

@@ -1,11 +1,14 @@
 //! Code releases: each deploy of an app's code becomes an immutable, numbered, read-only tree
 //! (mounted at /app in new instances). Stored with the image store's machinery under
-//! `<data-dir>/releases/<app>/…`, so uploads get the same hostile-archive checks as images.
+//! `<data-dir>/releases/<app>/…`, so uploads get the same hostile-archive checks as images,
+//! within the node's [`StorageLimits`] (a release over them is refused and leaves nothing).
 
 use std::path::{Path, PathBuf};
 
 use hako_image::{ImageError, ImageStore, Rootfs};
 use hako_model::Release;
+
+use crate::storage::StorageLimits;
 
 /// The releases of every app on this node.
 ///
@@ -18,15 +21,16 @@ pub struct Releases {
 }
 
 impl Releases {
-    pub fn open(root: impl Into<PathBuf>) -> Result<Releases, ImageError> {
+    pub fn open(root: impl Into<PathBuf>, limits: &StorageLimits) -> Result<Releases, ImageError> {
         let root = root.into();
         Ok(Releases {
-            store: ImageStore::open(&root)?,
+            store: ImageStore::open(&root)?.with_import_limits(limits.release_import()),
             index: root.join(".index"),
         })
     }
 
-    /// Makes release `number` of `app` from a directory or a .tar / .tar.gz file.
+    /// Makes release `number` of `app` from a directory or a .tar / .tar.gz file. Over the
+    /// limits: an error for which [`ImageError::is_over_limit`] holds.
     pub fn create(
         &self,
         app: &str,

@@ -15,6 +15,10 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
+        Node::with(hako_agent::StorageLimits::default())
+    }
+
+    fn with(storage: hako_agent::StorageLimits) -> Node {
         assert!(
             hako_runtime::is_root(),
             "the agent tests make real containers: run them as root"
@@ -23,7 +27,8 @@ impl Node {
             .prefix("hako-agent-test")
             .tempdir()
             .unwrap();
-        let cfg = AgentConfig::new(tmp.path(), RuntimeConfig::unique('a', "/run/hako-test"));
+        let mut cfg = AgentConfig::new(tmp.path(), RuntimeConfig::unique('a', "/run/hako-test"));
+        cfg.storage = storage;
         let (agent, exits) = Agent::new(cfg).unwrap();
         agent.images().host("base").unwrap();
         Node { agent, exits, tmp }
@@ -334,4 +339,64 @@ async fn shutdown_removes_the_warm_pools() {
         let dir = ctrl.path().join(&prefix);
         assert!(!dir.exists(), "{} is left", dir.display());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_its_data_quota_an_app_gets_data_read_only_until_files_are_removed() {
+    let n = Node::with(hako_agent::StorageLimits {
+        data_quota: Some(64 << 10),
+        data_measure_interval: Duration::ZERO,
+        ..hako_agent::StorageLimits::default()
+    });
+    // Each instance says whether it may write /data, then writes 200 KB to it.
+    let app = n.app(
+        "quota",
+        "sh -c 'mkdir -p /tmp/w; if touch /data/probe 2>/dev/null; then echo rw; else echo ro; fi > /tmp/w/mode; \
+         dd if=/dev/zero of=/data/fill bs=1k count=200 2>/dev/null; exec busybox httpd -f -p $PORT -h /tmp/w'",
+    );
+    let mode = |info: &hako_model::InstanceInfo| get(&info.addr, "/mode");
+    let first = n.agent.launch(&app).await.unwrap();
+    assert!(mode(&first).ends_with("rw\n"), "{}", mode(&first));
+    n.agent
+        .stop(&first.id, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let data = n.tmp.path().join("apps/quota/data");
+    assert!(std::fs::metadata(data.join("fill")).unwrap().len() >= 200 << 10);
+    // Over the quota: the next instance runs, with /data read-only.
+    let second = n.agent.launch(&app).await.unwrap();
+    assert!(mode(&second).ends_with("ro\n"), "{}", mode(&second));
+    n.agent
+        .stop(&second.id, Duration::from_secs(2))
+        .await
+        .unwrap();
+    // Files removed: writable again.
+    std::fs::remove_file(data.join("fill")).unwrap();
+    let third = n.agent.launch(&app).await.unwrap();
+    assert!(mode(&third).ends_with("rw\n"), "{}", mode(&third));
+    n.agent.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_instances_get_its_seccomp_profile() {
+    let n = Node::new();
+    let cmd = "sh -c 'mkdir -p /tmp/w; grep ^Seccomp: /proc/self/status > /tmp/w/s; exec busybox httpd -f -p $PORT -h /tmp/w'";
+    let filtered = n.app("filtered", cmd);
+    let info = n.agent.launch(&filtered).await.unwrap();
+    assert!(
+        get(&info.addr, "/s").ends_with("Seccomp:\t2\n"),
+        "{}",
+        get(&info.addr, "/s")
+    );
+    let mut open = n.app("open", cmd);
+    open.spec.seccomp = hako_model::SeccompProfile::Unconfined;
+    open.spec.seccomp_reason = Some("runs its own sandbox".into());
+    open.spec.validate().unwrap();
+    let info = n.agent.launch(&open).await.unwrap();
+    assert!(
+        get(&info.addr, "/s").ends_with("Seccomp:\t0\n"),
+        "{}",
+        get(&info.addr, "/s")
+    );
+    n.agent.shutdown(Duration::from_secs(1)).await;
 }

@@ -42,6 +42,9 @@ pub enum BackendError {
     /// The request is larger than the node takes, e.g. a release over its quota (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The node's storage is full (507).
+    #[error("{0}")]
+    OutOfSpace(String),
     /// A service the node needs is down or absent for now; trying later may work (503).
     #[error("{0}")]
     Unavailable(String),
@@ -59,6 +62,16 @@ impl BackendError {
     /// Shorthand for [`BackendError::Internal`]: the node failed.
     pub fn internal(message: impl Into<String>) -> BackendError {
         BackendError::Internal(message.into())
+    }
+
+    /// Shorthand for [`BackendError::TooLarge`]: more than the node's bounds allow.
+    pub fn too_large(message: impl Into<String>) -> BackendError {
+        BackendError::TooLarge(message.into())
+    }
+
+    /// Shorthand for [`BackendError::OutOfSpace`]: the node has no room left.
+    pub fn out_of_space(message: impl Into<String>) -> BackendError {
+        BackendError::OutOfSpace(message.into())
     }
 }
 

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// What the request would make is larger than the node takes (413).
     #[error("{0}")]
     ContentTooLarge(String),
+    /// The node's storage is full (507).
+    #[error("{0}")]
+    OutOfSpace(String),
     /// Our fault: the store or the node failed (500).
     #[error("{0}")]
     Internal(String),
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::TooLarge { .. } | ApiError::ContentTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            ApiError::OutOfSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -83,6 +87,7 @@ impl From<BackendError> for ApiError {
             BackendError::NotFound(m) => ApiError::NotFound(m),
             BackendError::Conflict(m) => ApiError::Conflict(m),
             BackendError::TooLarge(m) => ApiError::ContentTooLarge(m),
+            BackendError::OutOfSpace(m) => ApiError::OutOfSpace(m),
             BackendError::Unavailable(m) => ApiError::Unavailable(m),
             BackendError::Internal(m) => ApiError::Internal(m),
         }
@@ -136,6 +141,14 @@ mod tests {
         assert_eq!(
             ApiError::TooLarge { limit: 10 }.status(),
             StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ApiError::from(BackendError::too_large("release over 1 GiB")).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ApiError::from(BackendError::out_of_space("disk full")).status(),
+            StatusCode::INSUFFICIENT_STORAGE
         );
     }
 

@@ -73,7 +73,7 @@ impl Backend for DaemonBackend {
             agent
                 .releases()
                 .create(&app, number, &path, &describe)
-                .map_err(|e| BackendError::user(format!("cannot make a release: {e}")))
+                .map_err(|e| release_error(e.is_over_limit(), e.is_out_of_space(), e))
         })
         .await
         .map_err(|e| BackendError::internal(format!("release task failed: {e}")))?
@@ -122,6 +122,21 @@ impl Backend for DaemonBackend {
             .await
             .map_err(|e| BackendError::internal(format!("database task failed: {e}")))?
             .map_err(database_error)
+    }
+}
+
+/// A release over the node's bounds is 413, a full disk 507, anything else the upload's fault.
+fn release_error(over_limit: bool, out_of_space: bool, e: impl std::fmt::Display) -> BackendError {
+    if over_limit {
+        BackendError::too_large(format!(
+            "cannot make a release: {e} (hako serve's release_max_size and release_max_files bound each release)"
+        ))
+    } else if out_of_space {
+        BackendError::out_of_space(format!(
+            "cannot make a release: {e}: the server's disk is full; free space there and retry"
+        ))
+    } else {
+        BackendError::user(format!("cannot make a release: {e}"))
     }
 }
 

@@ -25,6 +25,8 @@ pub struct ServeConfig {
     pub stop_grace: Duration,
     /// The shared database service apps with `database` get their database on.
     pub database: DatabaseConfig,
+    /// Bounds on each app's releases and `/data`.
+    pub storage: hako_agent::StorageLimits,
 }
 
 /// The shared database service (MariaDB on this host), `[database]` in the config file.
@@ -65,6 +67,7 @@ impl ServeConfig {
             proxy: ProxyConfig::default(),
             stop_grace: Duration::from_secs(10),
             database: DatabaseConfig::default(),
+            storage: hako_agent::StorageLimits::default(),
         }
     }
 

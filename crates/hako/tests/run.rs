@@ -395,3 +395,66 @@ fn a_second_signal_kills_at_once() {
     assert!(rest.contains("second signal"), "{rest}");
     assert_clean(&format!("{seen}{rest}"));
 }
+
+#[test]
+fn without_limit_options_a_container_still_has_the_default_limits() {
+    // 600 background processes: more than the default 512 pids, so some forks must fail.
+    // (Memory has the same default, 256MiB; its enforcement is the runtime's limits test.)
+    let env = Env::new();
+    env.busybox_image("bb");
+    let out = env.run(&[
+        "-v",
+        "run",
+        "--image",
+        "bb",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 600); do sleep 30 & done; echo started",
+    ]);
+    assert!(
+        out.stderr.contains("can't fork") || out.stderr.contains("Resource temporarily"),
+        "600 processes were allowed: {out:?}"
+    );
+    assert_clean(&out.stderr);
+}
+
+#[test]
+fn seccomp_is_on_by_default_and_can_be_turned_off() {
+    let env = Env::new();
+    env.busybox_image("bb");
+    let probe = [
+        "sh",
+        "-c",
+        "grep ^Seccomp: /proc/self/status; unshare -U -r true && echo userns",
+    ];
+    let mut args = vec!["-v", "run", "--image", "bb", "--"];
+    args.extend(probe);
+    let out = env.run(&args);
+    assert!(
+        out.stdout.contains("Seccomp:\t2") && !out.stdout.contains("userns"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("Operation not permitted"), "{out:?}");
+    assert_clean(&out.stderr);
+    let mut args = vec![
+        "-v",
+        "run",
+        "--image",
+        "bb",
+        "--seccomp",
+        "unconfined",
+        "--",
+    ];
+    args.extend(probe);
+    let out = env.run(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("Seccomp:\t0") && out.stdout.contains("userns"),
+        "{out:?}"
+    );
+    assert_clean(&out.stderr);
+    let out = env.run(&["run", "--image", "bb", "--seccomp", "strict", "--", "true"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("default or unconfined"), "{out:?}");
+}

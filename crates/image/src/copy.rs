@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
+use crate::unpack::ImportLimits;
+
 /// Why a directory could not be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -42,6 +44,22 @@ pub enum CopyError {
         /// Path relative to the source root.
         path: PathBuf,
     },
+    /// Over [`ImportLimits::max_entries`].
+    #[error(
+        "the directory has more than {limit} entries: refusing it (raise the limit if it is genuine)"
+    )]
+    TooManyEntries {
+        /// The limit.
+        limit: u64,
+    },
+    /// Over [`ImportLimits::max_bytes`].
+    #[error(
+        "the directory holds more than {limit} bytes of file data: refusing it (raise the limit if it is genuine)"
+    )]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
     /// Reading the source or writing the copy failed.
     #[error("cannot copy {}: {source}", .path.display())]
     Io {
@@ -52,8 +70,8 @@ pub enum CopyError {
     },
 }
 
-/// Copies the directory `src` to `dst` (created; must not exist).
-pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), CopyError> {
+/// Copies the directory `src` to `dst` (created; must not exist), within `limits`.
+pub(crate) fn copy_tree(src: &Path, dst: &Path, limits: &ImportLimits) -> Result<(), CopyError> {
     let root = PathBuf::new();
     let fd = rustix::fs::open(
         src,
@@ -66,6 +84,9 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), CopyError> {
     let mut copier = Copier {
         dst_root: dst.to_path_buf(),
         links: HashMap::new(),
+        limits: *limits,
+        entries: 0,
+        bytes: 0,
     };
     copier.copy_dir(fd, &root)?;
     set_owner_mode(dst, &st).map_err(io_at(&root))?;
@@ -77,6 +98,9 @@ struct Copier {
     dst_root: PathBuf,
     /// Source inode → first copied path (relative), to recreate hard links.
     links: HashMap<(u64, u64), PathBuf>,
+    limits: ImportLimits,
+    entries: u64,
+    bytes: u64,
 }
 
 impl Copier {
@@ -92,6 +116,12 @@ impl Copier {
         }
         names.sort();
         for name in names {
+            self.entries += 1;
+            if self.entries > self.limits.max_entries {
+                return Err(CopyError::TooManyEntries {
+                    limit: self.limits.max_entries,
+                });
+            }
             let child = rel.join(&name);
             let st = rustix::fs::statat(&dir, &*name, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(io_at(&child))?;
@@ -153,6 +183,12 @@ impl Copier {
                 return std::fs::hard_link(self.dst_root.join(first), out).map_err(io_at(child));
             }
             self.links.insert(key, child.to_path_buf());
+        }
+        self.bytes = self.bytes.saturating_add(st.st_size as u64);
+        if self.bytes > self.limits.max_bytes {
+            return Err(CopyError::TooLarge {
+                limit: self.limits.max_bytes,
+            });
         }
         let fd = rustix::fs::openat(
             dir,

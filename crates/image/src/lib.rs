@@ -39,4 +39,4 @@ pub use hako_model::image_name::{
     validate_image_name as validate_name,
 };
 pub use store::{ImageError, ImageStore};
-pub use unpack::{TarLimits, UnpackError};
+pub use unpack::{ImportLimits, UnpackError};

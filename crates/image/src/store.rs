@@ -26,7 +26,7 @@ use crate::copy::CopyError;
 use crate::debian::{DebianBuild, DebianError};
 use crate::host::HostError;
 use crate::image::{META_FILE, ROOTFS_DIR};
-use crate::unpack::{TarLimits, UnpackError};
+use crate::unpack::{ImportLimits, UnpackError};
 use crate::{Image, ImageKind, Storage};
 
 pub(crate) use lock::Flock;
@@ -91,6 +91,30 @@ pub enum ImageError {
     Host(#[from] HostError),
 }
 
+impl ImageError {
+    /// True when an import was refused for holding more than its [`ImportLimits`] allow
+    /// (too many entries or too many bytes): the client's fault, answered 413 by the API.
+    pub fn is_over_limit(&self) -> bool {
+        matches!(
+            self,
+            ImageError::Unpack(UnpackError::TooLarge { .. } | UnpackError::TooManyEntries { .. })
+                | ImageError::Copy(CopyError::TooLarge { .. } | CopyError::TooManyEntries { .. })
+        )
+    }
+
+    /// True when writing failed because the disk or a quota is full (ENOSPC, EDQUOT): the
+    /// node's storage, answered 507 by the API.
+    pub fn is_out_of_space(&self) -> bool {
+        let os = |e: &io::Error| matches!(e.raw_os_error(), Some(28 | 122)); // ENOSPC, EDQUOT
+        match self {
+            ImageError::Io { source, .. } => os(source),
+            ImageError::Unpack(UnpackError::Write { source, .. }) => os(source),
+            ImageError::Copy(CopyError::Io { source, .. }) => os(source),
+            _ => false,
+        }
+    }
+}
+
 /// Builds an [`ImageError::Io`] adder for `?`.
 pub(crate) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ImageError {
     let path = path.to_path_buf();
@@ -101,7 +125,7 @@ pub(crate) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) 
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     root: PathBuf,
-    tar_limits: TarLimits,
+    limits: ImportLimits,
 }
 
 /// What a finished staging dir becomes: everything in `image.json` but the
@@ -125,16 +149,16 @@ impl ImageStore {
             .map_err(io_err("cannot resolve image store", &root))?;
         let store = Self {
             root,
-            tar_limits: TarLimits::default(),
+            limits: ImportLimits::default(),
         };
         let _lock = store.lock()?;
         staging::sweep(&store.root).map_err(io_err("cannot clean staging dirs in", &store.root))?;
         Ok(store)
     }
 
-    /// Replaces the limits applied to imported tarballs.
-    pub fn with_tar_limits(mut self, limits: TarLimits) -> Self {
-        self.tar_limits = limits;
+    /// Replaces the limits applied to imports (tarballs and directories).
+    pub fn with_import_limits(mut self, limits: ImportLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -154,10 +178,10 @@ impl ImageStore {
         let staging = self.staging()?;
         let rootfs = staging.path().join(ROOTFS_DIR);
         if meta.is_dir() {
-            crate::copy::copy_tree(source, &rootfs)?;
+            crate::copy::copy_tree(source, &rootfs, &self.limits)?;
         } else if meta.is_file() {
             let reader = self.open_archive(source)?;
-            crate::unpack::unpack_tar(reader, &rootfs, &self.tar_limits)?;
+            crate::unpack::unpack_tar(reader, &rootfs, &self.limits)?;
         } else {
             return Err(ImageError::Source {
                 path: source.to_path_buf(),
@@ -205,7 +229,7 @@ impl ImageStore {
         let mut added_bytes = 0;
         if let Some(add) = &opts.add {
             let layer = staging.path().join(ROOTFS_DIR);
-            crate::copy::copy_tree(add, &layer)?;
+            crate::copy::copy_tree(add, &layer, &ImportLimits::default())?;
             added_bytes =
                 crate::usage::disk_usage(&layer).map_err(io_err("cannot measure", &layer))?;
         }

@@ -6,7 +6,8 @@
 //! climbs out of the image root; hard links whose target is absolute, has `..`,
 //! goes through a symlink, or is not an earlier non-directory entry; character
 //! and block devices, fifos; unknown entry types; more entries or more file
-//! bytes than [`TarLimits`] allow. Absolute symlink targets are allowed: they
+//! bytes than [`ImportLimits`] allow (checked from each entry's header before its data is
+//! read, so decompression stops at the bound). Absolute symlink targets are allowed: they
 //! resolve inside the container's root. Modes (including setuid/setgid),
 //! owners and mtimes are preserved; extended attributes are not unpacked (an
 //! overlayfs lower layer must not carry attacker-chosen `trusted.overlay.*`).
@@ -24,17 +25,18 @@ use tar::EntryType;
 
 use paths::PathProblem;
 
-/// Limits on an imported tarball, so a hostile one can't fill the disk or
-/// exhaust memory.
+/// Limits on an import (a tarball or a directory), so a hostile one can't fill the disk or
+/// exhaust memory. Entries count files, directories, symlinks and hard links; bytes count
+/// regular-file data (a hard link adds none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TarLimits {
+pub struct ImportLimits {
     /// Most entries accepted (default 2,000,000).
     pub max_entries: u64,
     /// Most bytes of regular-file data accepted (default 64 GiB).
     pub max_bytes: u64,
 }
 
-impl Default for TarLimits {
+impl Default for ImportLimits {
     fn default() -> Self {
         Self {
             max_entries: 2_000_000,
@@ -108,7 +110,7 @@ pub enum UnpackError {
         /// The raw type flag.
         byte: u8,
     },
-    /// Over [`TarLimits::max_entries`].
+    /// Over [`ImportLimits::max_entries`].
     #[error(
         "the archive has more than {limit} entries: refusing it (raise the limit if it is genuine)"
     )]
@@ -116,7 +118,7 @@ pub enum UnpackError {
         /// The limit.
         limit: u64,
     },
-    /// Over [`TarLimits::max_bytes`].
+    /// Over [`ImportLimits::max_bytes`].
     #[error(
         "the archive holds more than {limit} bytes of file data: refusing it (raise the limit if it is genuine)"
     )]
@@ -178,7 +180,7 @@ enum Kind {
 pub(crate) fn unpack_tar(
     reader: impl Read,
     dest: &Path,
-    limits: &TarLimits,
+    limits: &ImportLimits,
 ) -> Result<(), UnpackError> {
     let write_err = |entry: &str| {
         let entry = entry.to_owned();
@@ -282,7 +284,9 @@ pub(crate) fn unpack_tar(
             }
             _ => {
                 if kind == Kind::File {
-                    bytes = bytes.saturating_add(entry.header().size().unwrap_or(0));
+                    // The entry's own size (for a sparse file, as written out: holes included).
+                    bytes =
+                        bytes.saturating_add(entry.size().max(entry.header().size().unwrap_or(0)));
                     if bytes > limits.max_bytes {
                         return Err(UnpackError::TooLarge {
                             limit: limits.max_bytes,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::image_ref::ImageRef;
+use crate::seccomp::SeccompProfile;
 use crate::units::{ByteSize, HumanDuration};
 
 pub use patch::AppPatch;
@@ -152,6 +153,12 @@ pub struct AppSpec {
     /// container).
     #[serde(default)]
     pub warm_pool: u32,
+    /// The system-call filter of its instances. Default: hako's profile.
+    #[serde(default)]
+    pub seccomp: SeccompProfile,
+    /// Why the app runs `unconfined` (required then, shown with the app; dropped otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_reason: Option<String>,
 }
 
 /// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).
@@ -187,6 +194,8 @@ impl AppSpec {
             stop_signal: StopSignal::default(),
             database: false,
             warm_pool: 0,
+            seccomp: SeccompProfile::default(),
+            seccomp_reason: None,
         }
     }
 }
@@ -313,6 +322,7 @@ impl App {
         )
             .hash(&mut h);
         (s.memory, s.cpu.map(f64::to_bits), s.pids, s.network).hash(&mut h);
+        s.seccomp.hash(&mut h);
         h.finish()
     }
 }
@@ -379,6 +389,12 @@ mod tests {
             ("max", serde_json::json!(0)),
             ("idle_timeout", serde_json::json!("1ms")),
             ("health_path", serde_json::json!("healthz")),
+            ("health_path", serde_json::json!("/ HTTP/1.1\r\nHost: x")),
+            ("user", serde_json::json!("")),
+            ("user", serde_json::json!("www data")),
+            ("workdir", serde_json::json!("/app\u{0}x")),
+            ("env", serde_json::json!({"A": "x\u{0}y"})),
+            ("cmd", serde_json::json!("php\u{0} -S")),
             ("warm_pool", serde_json::json!(9)),
         ];
         for (field, value) in cases {
@@ -450,6 +466,10 @@ mod tests {
             |a| a.spec.pids = 64,
             |a| a.spec.network = AppNetwork::Host,
             |a| a.spec.database = true,
+            |a| {
+                a.spec.seccomp = SeccompProfile::Unconfined;
+                a.spec.seccomp_reason = Some("strace in production".into());
+            },
         ];
         for (i, change) in changes.iter().enumerate() {
             let mut a = base.clone();

@@ -19,6 +19,7 @@ pub mod image_ref;
 pub mod instance;
 pub mod release;
 pub mod schedule;
+pub mod seccomp;
 pub mod units;
 
 pub use app::{
@@ -36,6 +37,7 @@ pub use image_ref::{ImageRef, ImageRefError};
 pub use instance::{InstanceInfo, InstanceState};
 pub use release::Release;
 pub use schedule::{ScheduleAction, ScheduleEntry, ScheduleError};
+pub use seccomp::{MAX_SECCOMP_REASON, SeccompProfile};
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// Seconds since the Unix epoch, now.

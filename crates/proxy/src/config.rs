@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::forwarded::TrustedProxies;
+
 /// How the proxy treats clients and upstream instances.
 ///
 /// `Default` gives production values; tests shorten the timeouts.
@@ -27,6 +29,9 @@ pub struct ProxyConfig {
     pub retry_after_secs: u32,
     /// Value of `X-Forwarded-Proto` (the scheme clients used to reach the proxy).
     pub forwarded_proto: &'static str,
+    /// Front proxies whose X-Forwarded-* / Forwarded headers are believed (none by default:
+    /// every client's are replaced). See [`crate::forwarded`].
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ProxyConfig {
@@ -41,6 +46,7 @@ impl Default for ProxyConfig {
             max_retries: 2,
             retry_after_secs: 5,
             forwarded_proto: "http",
+            trusted_proxies: TrustedProxies::none(),
         }
     }
 }

@@ -33,6 +33,11 @@ pub enum ProxyError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The client's body could not be read (bad chunked encoding, cut short).
+    #[error(
+        "the request body could not be read ({0}); send a body that matches its Content-Length or valid chunked encoding"
+    )]
+    BadBody(String),
     /// Too many requests already wait for this app to start.
     #[error("too many requests are waiting for site {app} to start ({max}); retry in a moment")]
     QueueFull {
@@ -86,7 +91,7 @@ impl ProxyError {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadHost(_) => StatusCode::BAD_REQUEST,
+            Self::BadHost(_) | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::UnknownHost { .. } => StatusCode::NOT_FOUND,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QueueFull { .. }
@@ -101,9 +106,10 @@ impl ProxyError {
     /// Where the error came from.
     pub fn source_side(&self) -> ErrorSource {
         match self {
-            Self::BadHost(_) | Self::UnknownHost { .. } | Self::BodyTooLarge { .. } => {
-                ErrorSource::Client
-            }
+            Self::BadHost(_)
+            | Self::UnknownHost { .. }
+            | Self::BodyTooLarge { .. }
+            | Self::BadBody(_) => ErrorSource::Client,
             Self::QueueFull { .. } | Self::StartFailed { .. } | Self::StartTimedOut { .. } => {
                 ErrorSource::Internal
             }
@@ -122,6 +128,7 @@ impl ProxyError {
                 | Self::UnexpectedUpgrade
                 | Self::UpstreamTimeout(_)
                 | Self::BodyTooLarge { .. }
+                | Self::BadBody(_)
         )
     }
 

@@ -1,13 +1,14 @@
 //! One request's path through the proxy, as a short list of phases:
 //!
 //! 1. **route**: Host → app (400 for a bad Host, 404 for an unknown one);
-//! 2. **prepare**: body limit (413), hop-by-hop headers out, X-Forwarded-* in;
+//! 2. **prepare**: body limit (413), hop-by-hop headers out, Host and forwarding headers set
+//!    under the trust rule of [`crate::forwarded`];
 //! 3. **select**: least-outstanding ready instance, or wait for a start (activator);
 //! 4. **send**: pooled connection, response-head timeout (504); a request that never
 //!    reached the app is retried on another instance, anything else is not (502);
 //! 5. **respond**: stream the body back; after a 101, tunnel both ways.
 
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::{Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -20,7 +21,8 @@ use crate::body::{BodyError, ProxyBody, RequestBody};
 use crate::config::ProxyConfig;
 use crate::error::ProxyError;
 use crate::events::ProxyEvent;
-use crate::headers::{remove_hop_by_hop, request_host, set_forwarded, wants_upgrade};
+use crate::forwarded::{Peer, routed_host, set_forwarding};
+use crate::headers::{HostError, remove_hop_by_hop, request_host, wants_upgrade};
 use crate::instance::{InFlight, Instance, InstanceState, Upgraded};
 use crate::pages::error_response;
 use crate::pool::{Sender, connect};
@@ -36,7 +38,7 @@ pub(crate) struct Shared {
 /// Answer one client request. Never fails: errors become pages.
 pub(crate) async fn handle(
     shared: &Shared,
-    client: &HeaderValue,
+    client: &Peer,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let app = match route(&shared.router, &req) {
@@ -85,7 +87,7 @@ fn route(router: &Router, req: &Request<Incoming>) -> Result<Arc<App>, ProxyErro
 async fn proxy(
     shared: &Shared,
     app: &Arc<App>,
-    client: &HeaderValue,
+    client: &Peer,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let config = &shared.config;
@@ -102,8 +104,10 @@ async fn proxy(
     let upgrade = wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // Taken before the hop-by-hop pass; route() checked it is there and valid.
+    let host = routed_host(&parts.uri, &parts.headers).ok_or(HostError::Invalid)?;
     remove_hop_by_hop(&mut parts.headers, upgrade);
-    set_forwarded(&mut parts.headers, client, config.forwarded_proto);
+    set_forwarding(&mut parts.headers, client, host, config.forwarded_proto);
     if parts.uri.scheme().is_some() {
         parts.uri = origin_form(&parts.uri);
     }
@@ -191,6 +195,8 @@ async fn proxy(
                     Some(BodyError::TooLarge { limit }) => {
                         ProxyError::BodyTooLarge { limit: *limit }
                     }
+                    // The client's body broke (a bad chunk size, cut short): its fault, 400.
+                    Some(BodyError::Client(e)) => ProxyError::BadBody(e.to_string()),
                     _ => ProxyError::Upstream(error),
                 });
             }

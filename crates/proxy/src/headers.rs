@@ -1,9 +1,8 @@
-//! Header work on the request path: finding the site name (Host), removing
-//! hop-by-hop headers, and setting X-Forwarded-For/-Proto/-Host.
+//! Header work on the request path: finding the site name (Host) and removing hop-by-hop
+//! headers. What the app is told about the client is in [`crate::forwarded`].
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::borrow::Cow;
-use std::net::IpAddr;
 
 /// Errors in a request's Host.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -16,9 +15,6 @@ pub enum HostError {
     Invalid,
 }
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -105,8 +101,16 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     })
 }
 
+/// Headers a `Connection` list may not remove: those the proxy sets (Host, X-Forwarded-*,
+/// Forwarded, X-Real-IP) or needs to frame the message (Content-Length). Transfer-Encoding
+/// is always removed and the body re-framed by the proxy; Upgrade is handled on its own.
+fn never_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONTENT_LENGTH || crate::forwarded::is_set_by_proxy(name)
+}
+
 /// Remove hop-by-hop headers: the fixed list of RFC 9110 §7.6.1 and those named
-/// in `Connection`. With `upgrade`, keeps `Connection: upgrade` and `Upgrade`
+/// in `Connection` (except the ones the proxy sets or needs: `Connection: Host` does not
+/// strip Host). With `upgrade`, keeps `Connection: upgrade` and `Upgrade`
 /// so a protocol switch reaches the other side.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     if headers.contains_key(header::CONNECTION) {
@@ -118,7 +122,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
             .collect();
         for name in named {
-            if !(upgrade && name == header::UPGRADE) {
+            let kept = never_hop_by_hop(&name) || (upgrade && name == header::UPGRADE);
+            if !kept {
                 headers.remove(name);
             }
         }
@@ -139,36 +144,6 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     } else {
         headers.remove(header::UPGRADE);
-    }
-}
-
-/// The client's address as a header value, made once per connection so that
-/// each request only clones it (a reference count).
-pub fn client_value(client: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&client.to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-}
-
-/// Set `X-Forwarded-For` (appending the client to an existing list),
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` (the Host the client sent).
-/// `client` comes from [`client_value`].
-pub fn set_forwarded(headers: &mut HeaderMap, client: &HeaderValue, proto: &'static str) {
-    let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
-    let value = if existing.peek().is_none() {
-        client.clone()
-    } else {
-        let mut joined = Vec::with_capacity(64);
-        for value in existing {
-            joined.extend_from_slice(value.as_bytes());
-            joined.extend_from_slice(b", ");
-        }
-        joined.extend_from_slice(client.as_bytes());
-        HeaderValue::from_bytes(&joined).unwrap_or_else(|_| client.clone())
-    };
-    headers.insert(X_FORWARDED_FOR.clone(), value);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(host) = headers.get(header::HOST).cloned() {
-        headers.insert(X_FORWARDED_HOST.clone(), host);
     }
 }
 
@@ -250,19 +225,22 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_headers_append_client() {
+    fn connection_cannot_name_what_the_proxy_sets_or_needs() {
         let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("blog.example:8080"));
-        h.append(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        h.append(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
-        set_forwarded(&mut h, &client_value("192.0.2.7".parse().unwrap()), "http");
-        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2, 192.0.2.7");
-        assert_eq!(h[&X_FORWARDED_PROTO], "http");
-        assert_eq!(h[&X_FORWARDED_HOST], "blog.example:8080");
-        let mut fresh = HeaderMap::new();
-        set_forwarded(&mut fresh, &client_value("::1".parse().unwrap()), "https");
-        assert_eq!(fresh[&X_FORWARDED_FOR], "::1");
-        assert!(!fresh.contains_key(&X_FORWARDED_HOST));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Host, content-length, X-Forwarded-For, forwarded, x-gone"),
+        );
+        h.insert(header::HOST, HeaderValue::from_static("a.example"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        h.insert("forwarded", HeaderValue::from_static("for=1.2.3.4"));
+        h.insert("x-gone", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h[header::HOST], "a.example");
+        assert_eq!(h[header::CONTENT_LENGTH], "3");
+        assert!(h.contains_key("x-forwarded-for") && h.contains_key("forwarded"));
+        assert!(!h.contains_key("x-gone") && !h.contains_key(header::CONNECTION));
     }
 
     /// A small fuzz: random bytes never panic the parser, and whatever it

@@ -12,6 +12,9 @@
 //! - Requests go to the ready instance with the fewest outstanding requests over
 //!   pooled keep-alive connections; a request that never reached an app is retried
 //!   on another instance, anything else is not.
+//! - The app gets the Host the request was routed by and forwarding headers set under one
+//!   trust rule (see [`forwarded`]): a client's own X-Forwarded-* count only from
+//!   [`TrustedProxies`].
 //! - [`ProxyEvent`]s (starts, failed starts, unreachable instances) go to an [`EventHook`].
 //!
 //! ```no_run
@@ -36,6 +39,7 @@ mod config;
 mod error;
 mod events;
 mod forward;
+pub mod forwarded;
 pub mod headers;
 mod instance;
 mod launcher;
@@ -50,6 +54,7 @@ pub use body::{BodyError, ProxyBody};
 pub use config::ProxyConfig;
 pub use error::{ErrorSource, ProxyError};
 pub use events::{EventHook, LogEvents, ProxyEvent};
+pub use forwarded::{TrustedProxies, TrustedProxyError};
 pub use instance::{Drain, InstanceSnapshot, InstanceState};
 pub use launcher::{LaunchError, Launched, Launcher, NoLauncher};
 pub use metrics::{AppMetricsSnapshot, HistogramSnapshot, ServiceHistory};

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::ProxyConfig;
 use crate::forward::{Shared, handle};
-use crate::headers::client_value;
+use crate::forwarded::Peer;
 use crate::router::Router;
 
 mod per_core;
@@ -74,7 +74,7 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
-            let client = client_value(peer.ip());
+            let client = Peer::new(peer.ip(), &self.shared.config.trusted_proxies);
             let service = service_fn(move |req| {
                 let shared = shared.clone();
                 let client = client.clone();

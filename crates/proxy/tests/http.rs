@@ -280,7 +280,13 @@ async fn upgrade_is_tunnelled_both_ways_and_counted() {
 
 #[tokio::test]
 async fn forwarded_headers_set_and_hop_by_hop_removed() {
-    let (proxy, _backend) = one_app(ProxyConfig::default()).await;
+    // The client is a trusted front proxy: its X-Forwarded-For gets the hop appended.
+    // (Untrusted clients: tests/forwarding.rs.)
+    let config = ProxyConfig {
+        trusted_proxies: "127.0.0.1".parse().unwrap(),
+        ..ProxyConfig::default()
+    };
+    let (proxy, _backend) = one_app(config).await;
     let request =
         b"GET /headers HTTP/1.1\r\nHost: A.example:8080\r\nX-Forwarded-For: 203.0.113.9\r\n\
 Connection: close, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-App: kept\r\n\r\n";

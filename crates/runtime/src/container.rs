@@ -6,7 +6,7 @@
 //! last process. A `Container` dropped without [`Container::remove`] is removed by `Drop`.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,9 +16,10 @@ use hako_cgroup::{Cgroup, Limits, Stats};
 use tokio::io::unix::AsyncFd;
 
 use crate::child::ChildPlan;
+use crate::child::channel::ParentChannel;
 use crate::error::RuntimeError;
 use crate::network::{Attachment, Network};
-use crate::runtime::{Runtime, child_error, read_report};
+use crate::runtime::Runtime;
 use crate::spec::LogSpec;
 use crate::sys::{self, ExitStatus};
 
@@ -35,8 +36,7 @@ pub struct Timings {
 
 /// The parent's ends of a parked container.
 struct Parked {
-    sync_w: OwnedFd,
-    report_r: OwnedFd,
+    chan: ParentChannel,
     plan: ChildPlan,
 }
 
@@ -79,8 +79,7 @@ impl Container {
         cgroup: Arc<dyn Cgroup>,
         net: Option<(Arc<Network>, Attachment)>,
         dir: PathBuf,
-        sync_w: OwnedFd,
-        report_r: OwnedFd,
+        chan: ParentChannel,
         plan: ChildPlan,
         log: LogSpec,
         log_done: Option<tokio::sync::oneshot::Receiver<()>>,
@@ -94,11 +93,7 @@ impl Container {
             cgroup,
             net,
             dir,
-            parked: Mutex::new(Some(Parked {
-                sync_w,
-                report_r,
-                plan,
-            })),
+            parked: Mutex::new(Some(Parked { chan, plan })),
             log,
             log_done: Mutex::new(log_done),
             exit: Mutex::new(None),
@@ -170,16 +165,14 @@ impl Container {
             .expect("parked lock")
             .take()
             .ok_or_else(|| RuntimeError::NotParked(self.id.clone()))?;
-        sys::write_all(parked.sync_w.as_raw_fd(), b"R")
-            .map_err(RuntimeError::sys("release the container"))?;
-        let report = read_report(&parked.report_r)?;
+        let failure = parked.chan.release(&parked.plan, &self.log)?;
         self.timings.lock().expect("timings lock").release = Some(t0.elapsed());
-        match report {
+        match failure {
             None => Ok(()),
-            Some(r) => {
+            Some(e) => {
                 // The child exits right after reporting; reap it so its status is known.
                 let _ = self.reap(true);
-                Err(child_error(&parked.plan, r, &self.log))
+                Err(e)
             }
         }
     }

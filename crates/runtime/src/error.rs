@@ -20,6 +20,8 @@ pub enum RuntimeError {
     Cgroup(#[from] hako_cgroup::CgroupError),
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("cannot {what} {}: {source}", path.display())]
     Io {
         what: String,

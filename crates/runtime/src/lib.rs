@@ -5,7 +5,7 @@
 //! shares the host's network), an overlayfs root over a read-only image with a throw-away
 //! upper layer, bind mounts for app code (`/app`, read-only) and data (`/data`), a fresh
 //! /proc, a minimal /dev, tmpfs /tmp and /run, a cgroup (v1 or v2) with memory, CPU and pids
-//! limits, a reduced capability set and no_new_privs.
+//! limits, a reduced capability set, no_new_privs and a system-call filter ([`seccomp`]).
 //!
 //! ```no_run
 //! use hako_runtime::{ContainerSpec, Runtime, RuntimeConfig, RootfsSpec};
@@ -29,6 +29,7 @@ pub mod log;
 mod mounts;
 pub mod network;
 mod runtime;
+pub mod seccomp;
 mod spawner;
 mod spec;
 mod sys;
@@ -44,6 +45,7 @@ pub use hako_cgroup::{
 };
 pub use network::{NetworkError, Subnet};
 pub use runtime::Runtime;
+pub use seccomp::{Seccomp, SeccompError};
 pub use spec::{
     BindMount, ContainerSpec, Limits, LogSpec, NetworkMode, RootfsSpec, SpecError, User,
 };

@@ -4,8 +4,11 @@
 //! Kernel objects (all carry the runtime's prefix, e.g. `hakoab12`):
 //! - bridge `<prefix>` holding the gateway address of the subnet;
 //! - veths `<prefix>v<n>` (host side; the container side is `eth0` in its namespace);
-//! - nftables tables `<prefix>` (inet: drop new connections from containers to the host;
-//!   bridge: drop frames between container ports) and `<prefix>_nat` (ip: masquerade out).
+//! - nftables tables `<prefix>` (inet: drop new connections from containers to the host, and
+//!   anything routed between this bridge and any other hako link — every prefix starts with
+//!   `hako`, so containers of different runtimes, e.g. a `hako run` and a `hako serve`, never
+//!   reach each other whichever runtime made the rules; bridge: drop frames between container
+//!   ports) and `<prefix>_nat` (ip: masquerade out).
 
 mod ipam;
 pub(crate) mod netlink;
@@ -246,6 +249,11 @@ fn install_firewall(prefix: &str, subnet: Subnet, nat: bool) -> Result<(), Netwo
     type filter hook input priority 0; policy accept;
     iifname \"{prefix}\" ct state established,related accept
     iifname \"{prefix}\" drop
+  }}
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    iifname \"{prefix}\" oifname \"hako*\" drop
+    iifname \"hako*\" oifname \"{prefix}\" drop
   }}
 }}
 table bridge {prefix} {{

@@ -15,13 +15,16 @@ use std::time::Instant;
 
 use hako_cgroup::{Cgroup, CgroupManager, Version};
 
-use crate::child::{self, ChildPlan, Report, Stage};
+use crate::child::channel::{self, ChildEnds};
+use crate::child::message::ParentMessage;
+use crate::child::{self, ChildPlan};
 use crate::config::{RuntimeConfig, base36};
 use crate::container::{Container, Timings};
 use crate::error::RuntimeError;
 use crate::leftovers;
 use crate::mounts::{self, MountInputs};
 use crate::network::{Attachment, Network};
+use crate::seccomp::Seccomp;
 use crate::spawner::Spawner;
 use crate::spec::{ContainerSpec, LogSpec, NetworkMode};
 use crate::sys;
@@ -142,8 +145,7 @@ impl Runtime {
             }
             _ => (None, None, None),
         };
-        let (sync_r, sync_w) = sys::pipe().map_err(RuntimeError::sys("pipe"))?;
-        let (report_r, report_w) = sys::pipe().map_err(RuntimeError::sys("pipe"))?;
+        let (chan, child_ends) = channel::channel().map_err(RuntimeError::sys("pipe"))?;
         let stdio = Stdio::new(&spec.log, creds.uid, creds.gid)?;
         let hosts = hosts_file(&spec.hostname, attachment.as_ref());
         let ops = mounts::plan(&MountInputs {
@@ -159,12 +161,14 @@ impl Runtime {
             },
         });
         let nofile = self.config.nofile.min(hard_nofile());
-        let mut plan = build_plan(
-            spec, &creds, ops, net_cfg, &stdio, &sync_r, &report_w, nofile,
-        );
+        let mut plan = build_plan(spec, &creds, ops, net_cfg, &stdio, &child_ends, nofile);
         if spec.network == NetworkMode::Host {
             plan.host_netns_fd = self.host_netns.as_raw_fd();
         }
+        plan.seccomp = match spec.seccomp {
+            Seccomp::Default => Some(crate::seccomp::default_filters()?),
+            Seccomp::Unconfined => None,
+        };
 
         let mut flags =
             (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
@@ -184,8 +188,7 @@ impl Runtime {
         let t_cloned = Instant::now();
         undo.child = Some(pidfd);
         // The child's ends belong to the child now.
-        drop(sync_r);
-        drop(report_w);
+        drop(child_ends);
         let log_reader = stdio.into_parent_side();
 
         if self.cgroups.version() == Version::V1 {
@@ -194,21 +197,9 @@ impl Runtime {
         if let (Some(net), Some(att)) = (&network, &attachment) {
             net.attach(att, pid)?;
         }
-        sys::write_all(sync_w.as_raw_fd(), b"G")
+        chan.send(ParentMessage::Go)
             .map_err(RuntimeError::sys("signal the container"))?;
-        match read_report(&report_r)? {
-            Some(Report {
-                stage: Stage::Parked,
-                ..
-            }) => {}
-            Some(r) => return Err(child_error(&plan, r, &spec.log)),
-            None => {
-                return Err(RuntimeError::Setup {
-                    step: "preparing the container (it exited)".into(),
-                    source: std::io::Error::other("the container's setup process ended early"),
-                });
-            }
-        }
+        chan.wait_parked(&plan, &spec.log)?;
         if let (Some(net), Some(att)) = (&network, &attachment) {
             net.wait_forwarding(att);
         }
@@ -231,8 +222,7 @@ impl Runtime {
             cgroup,
             net,
             dir,
-            sync_w,
-            report_r,
+            chan,
             plan,
             spec.log.clone(),
             log_done,
@@ -386,8 +376,7 @@ fn build_plan(
     ops: Vec<child::Op>,
     net: Option<child::NetConfig>,
     stdio: &Stdio,
-    sync_r: &OwnedFd,
-    report_w: &OwnedFd,
+    child_ends: &ChildEnds,
     nofile: u64,
 ) -> ChildPlan {
     let cstr = |s: &str| std::ffi::CString::new(s).expect("validated: no NUL");
@@ -431,10 +420,11 @@ fn build_plan(
         envp,
         _strings: strings,
         stdio: stdio.raw(),
-        sync_fd: sync_r.as_raw_fd(),
-        report_fd: report_w.as_raw_fd(),
+        sync_fd: child_ends.sync_r.as_raw_fd(),
+        report_fd: child_ends.report_w.as_raw_fd(),
         nofile,
         host_netns_fd: -1,
+        seccomp: None,
     }
 }
 
@@ -458,46 +448,4 @@ fn hosts_file(hostname: &str, att: Option<&Attachment>) -> String {
         None => s += &format!("127.0.1.1\t{hostname}\n"),
     }
     s
-}
-
-/// Reads one report; `None` on EOF.
-pub(crate) fn read_report(fd: &OwnedFd) -> Result<Option<Report>, RuntimeError> {
-    let mut b = [0u8; Report::SIZE];
-    let n = sys::read_full(fd.as_raw_fd(), &mut b)
-        .map_err(RuntimeError::sys("read from the container"))?;
-    if n == 0 {
-        return Ok(None);
-    }
-    Ok(Report::decode(&b))
-}
-
-/// Turns a failure report into an error that names the step and the OS error.
-pub(crate) fn child_error(plan: &ChildPlan, r: Report, log: &LogSpec) -> RuntimeError {
-    let source = std::io::Error::from_raw_os_error(r.errno);
-    match r.stage {
-        Stage::Exec => RuntimeError::Exec {
-            command: plan
-                ._strings
-                .first()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            source,
-            log_tail: match log {
-                LogSpec::File { path, .. } => crate::log::tail(path, 2048),
-                _ => String::new(),
-            },
-        },
-        Stage::Op => RuntimeError::Setup {
-            step: plan
-                .ops
-                .get(r.index as usize)
-                .map(|o| o.describe())
-                .unwrap_or_else(|| "filesystem setup".into()),
-            source,
-        },
-        other => RuntimeError::Setup {
-            step: other.describe().into(),
-            source,
-        },
-    }
 }

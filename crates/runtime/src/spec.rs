@@ -172,10 +172,13 @@ pub struct ContainerSpec {
     pub log: LogSpec,
     /// Size cap of the throw-away writable layer (and of /tmp and /run), in bytes.
     pub scratch_bytes: u64,
+    /// The system-call filter (default: hako's profile, see [`crate::seccomp`]).
+    pub seccomp: crate::seccomp::Seccomp,
 }
 
 impl ContainerSpec {
-    /// A spec with hako's defaults: non-root, isolated network, no limits, output discarded.
+    /// A spec with hako's defaults: non-root, isolated network, no limits, output discarded,
+    /// the default system-call filter.
     pub fn new(rootfs: RootfsSpec, command: impl Into<String>) -> Self {
         ContainerSpec {
             rootfs,
@@ -190,6 +193,7 @@ impl ContainerSpec {
             network: NetworkMode::default(),
             log: LogSpec::Null,
             scratch_bytes: 256 << 20,
+            seccomp: crate::seccomp::Seccomp::default(),
         }
     }
 

@@ -177,3 +177,78 @@ async fn the_bridge_keeps_its_address_as_containers_come_and_go() {
         c.remove().unwrap();
     }
 }
+
+/// Waits (bounded) until the host can connect to `addr:port`.
+async fn wait_listening(addr: std::net::Ipv4Addr, port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect((addr, port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{addr}:{port} never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn containers_of_different_runtimes_cannot_reach_each_other_as_root_or_not() {
+    // `hako run` and `hako serve` are two runtimes with their own prefix, bridge and subnet,
+    // both with NAT on (so the host forwards between bridges). Each one's rules must keep
+    // its containers from every other hako container, whichever prefix made it.
+    let nat = |tag| hako_runtime::RuntimeConfig {
+        nat: true,
+        ..hako_runtime::RuntimeConfig::unique(tag, "/run/hako-test")
+    };
+    let (a, b) = (TestRuntime::with(nat('x')), TestRuntime::with(nat('y')));
+    let web = |t: &TestRuntime, user: hako_runtime::User| {
+        let mut spec =
+            t.sh("mkdir -p /tmp/w && echo secret > /tmp/w/i && exec httpd -f -p 8080 -h /tmp/w");
+        spec.user = user;
+        t.rt.run(&spec).unwrap()
+    };
+    let root = || hako_runtime::User::Id { uid: 0, gid: 0 };
+    let servers = [
+        web(&a, root()),
+        web(&b, root()),
+        web(&b, hako_runtime::User::default()),
+    ];
+    for s in &servers {
+        // The host reaches each: the servers are up, so "unreachable" below means blocked.
+        wait_listening(s.address().unwrap(), 8080).await;
+    }
+    let probe = |t: &TestRuntime, target: std::net::Ipv4Addr, user: hako_runtime::User| {
+        let mut spec = t.sh(&format!(
+            "timeout 2 wget -q -O - http://{target}:8080/i || echo unreachable"
+        ));
+        spec.user = user;
+        spec
+    };
+    let cases = [
+        (&a, servers[1].address().unwrap()),
+        (&a, servers[2].address().unwrap()),
+        (&b, servers[0].address().unwrap()),
+    ];
+    // All probes run at once: each blocked one waits out its 2 s timeout.
+    let mut probes = Vec::new();
+    for (from, target) in cases {
+        for user in [root(), hako_runtime::User::default()] {
+            let what = format!("{} as {user:?} → {target}", from.rt.config().prefix);
+            probes.push((what, from.rt.run(&probe(from, target, user)).unwrap()));
+        }
+    }
+    for (what, c) in probes {
+        c.wait().await.unwrap();
+        c.logs_flushed().await;
+        let out = std::fs::read_to_string(c.log_path().unwrap()).unwrap_or_default();
+        c.remove().unwrap();
+        assert!(
+            out.contains("unreachable") && !out.contains("secret"),
+            "a container reached another runtime's ({what}): {out}"
+        );
+    }
+    for s in servers {
+        s.remove().unwrap();
+    }
+    assert!(a.leftovers().is_empty(), "{:?}", a.leftovers());
+    assert!(b.leftovers().is_empty(), "{:?}", b.leftovers());
+}

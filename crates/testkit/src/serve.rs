@@ -41,6 +41,7 @@ pub struct ServeBuilder {
     host_image: Option<String>,
     shared_images: Option<PathBuf>,
     echo_warnings: bool,
+    more: Vec<String>,
 }
 
 impl ServeBuilder {
@@ -78,6 +79,12 @@ impl ServeBuilder {
     /// debootstrap is built once per machine and shared between runs.
     pub fn shared_images(mut self, dir: impl Into<PathBuf>) -> Self {
         self.shared_images = Some(dir.into());
+        self
+    }
+
+    /// More options for `hako serve` (e.g. `["--config", FILE]`).
+    pub fn args(mut self, more: &[&str]) -> Self {
+        self.more.extend(more.iter().map(|s| s.to_string()));
         self
     }
 
@@ -123,6 +130,7 @@ impl ServeBuilder {
             .args(["serve", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
             .args(["--prefix", &names.prefix, "--subnet", &names.subnet])
             .args(["--stop-grace", &duration_arg(self.stop_grace)])
+            .args(&self.more)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -225,6 +233,7 @@ impl Serve {
             host_image: None,
             shared_images: None,
             echo_warnings: false,
+            more: Vec::new(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The baseline: Debian's nginx as a reverse proxy to the same backend as hako, with a temp
 //! config (`worker_processes 2`: as many workers as hako serve's proxy has threads, one
-//! per core here; upstream keepalive; the same X-Forwarded-* headers hako sets; no access
-//! log), run in the foreground as a guarded child.
+//! per core here; upstream keepalive; the same forwarding headers hako sets for an
+//! untrusted client — X-Forwarded-For/-Proto/-Host, X-Real-IP, Forwarded; no access log),
+//! run in the foreground as a guarded child.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -45,9 +46,11 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";
             proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header Forwarded \"for=$remote_addr;host=$host;proto=$scheme\";
         }}
     }}
 }}

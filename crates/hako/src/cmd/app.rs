@@ -140,6 +140,12 @@ pub struct Settings {
     /// start only releases one (0 to 8; isolated network only). Default 0.
     #[arg(long, value_name = "N")]
     pub warm_pool: Option<u32>,
+    /// System-call filter: default (hako's profile) or unconfined (needs --seccomp-reason).
+    #[arg(long, value_name = "PROFILE")]
+    pub seccomp: Option<hako_model::SeccompProfile>,
+    /// Why the app needs to run unconfined (shown with the app).
+    #[arg(long, value_name = "TEXT")]
+    pub seccomp_reason: Option<String>,
 }
 
 impl Settings {
@@ -174,6 +180,8 @@ impl Settings {
                 _ => None,
             },
             warm_pool: self.warm_pool,
+            seccomp: self.seccomp,
+            seccomp_reason: self.seccomp_reason.map(Some),
         })
     }
 }

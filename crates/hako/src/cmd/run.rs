@@ -43,19 +43,23 @@ pub struct RunArgs {
     /// The image: NAME or NAME:latest (its latest version) or NAME:VERSION.
     #[arg(long, value_name = "NAME[:VERSION]")]
     pub image: ImageRef,
-    /// Memory limit, e.g. 64MiB or 1G (MiB and single letters are powers of 1024, MB of 1000).
+    /// Memory limit, e.g. 64MiB or 1G (MiB and single letters are powers of 1024, MB of 1000) [default: 256MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
-    /// CPU limit in cores, e.g. 0.5 (at most this host's cores).
+    /// CPU limit in cores, e.g. 0.5 (at most this host's cores) [default: 1].
     #[arg(long, value_name = "CORES", value_parser = parse_cpu)]
     pub cpu: Option<f64>,
-    /// Maximum number of processes and threads.
+    /// Maximum number of processes and threads [default: 512].
     #[arg(long, value_name = "N")]
     pub pids: Option<u64>,
     /// Network: isolated (own address, NAT out), host (the host's network, a free port in
     /// PORT) or none (loopback only).
     #[arg(long, value_name = "MODE", default_value = "isolated")]
     pub net: NetworkMode,
+    /// System-call filter: default (hako's profile: kexec, modules, bpf, keys, mounts, new
+    /// user namespaces… fail with EPERM) or unconfined.
+    #[arg(long, value_name = "PROFILE", default_value = "default")]
+    pub seccomp: hako_runtime::Seccomp,
     /// User to run as: a name from the image's /etc/passwd, UID or UID:GID [default: nobody].
     #[arg(long, value_name = "USER")]
     pub user: Option<User>,

@@ -11,9 +11,11 @@ use hako_model::HumanDuration;
 use super::{Exit, Failure, OrExit};
 
 /// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
-/// same names: `listen`, `api`, `store`, `prefix`, `subnet`, `state_root`, `stop_grace`, and a
-/// `[database]` table: `socket`, `prefix`, `defaults_file`, `max_user_connections`).
-#[derive(Debug, clap::Args)]
+/// same names: `listen`, `api`, `store`, `prefix`, `subnet`, `state_root`, `stop_grace`,
+/// `trusted_proxies` (a list), `release_max_size`, `release_max_files`, `data_quota` (a size
+/// or "none"), and a `[database]` table: `socket`, `prefix`, `defaults_file`,
+/// `max_user_connections`).
+#[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// Where the proxy listens for site traffic.
     #[arg(long, value_name = "ADDR")]
@@ -41,6 +43,11 @@ pub struct ServeArgs {
     /// [default: /run/mysqld/mysqld.sock].
     #[arg(long, value_name = "PATH")]
     pub database_socket: Option<PathBuf>,
+    /// Front proxies (addresses or CIDRs, comma-separated or repeated) whose X-Forwarded-* and
+    /// Forwarded headers apps may believe; from any other client hako replaces them
+    /// [default: none].
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The config file.
@@ -54,6 +61,10 @@ struct FileConfig {
     subnet: Option<String>,
     state_root: Option<PathBuf>,
     stop_grace: Option<HumanDuration>,
+    trusted_proxies: Option<Vec<String>>,
+    release_max_size: Option<String>,
+    release_max_files: Option<u64>,
+    data_quota: Option<String>,
     database: Option<DatabaseFileConfig>,
 }
 
@@ -68,13 +79,44 @@ struct DatabaseFileConfig {
 }
 
 pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
-    let file: FileConfig = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
+    let text = match &args.config {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read config file {}", p.display()))
-                .or_exit(Exit::Usage)?;
-            toml::from_str(&text)
-                .with_context(|| format!("config file {} is not valid", p.display()))
+                .or_exit(Exit::Usage)?,
+        ),
+        None => None,
+    };
+    let config = settings(args, text.as_deref(), data_dir)?;
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<hako_control::Bound>();
+    let data = data_dir.display().to_string();
+    tokio::spawn(async move {
+        if let Ok(b) = bound_rx.await {
+            eprintln!(
+                "hako: serving sites on http://{} (API http://{}, data {data})",
+                b.proxy, b.api
+            );
+        }
+    });
+    hako_control::serve(config, bound_tx, shutdown_signal())
+        .await
+        .context("hako serve failed")
+        .or_exit(Exit::Failure)?;
+    Ok(0)
+}
+
+/// The daemon's settings from its options and the text of its config file (options win).
+/// Anything wrong in either is a usage error naming the setting.
+fn settings(
+    args: ServeArgs,
+    file_text: Option<&str>,
+    data_dir: &Path,
+) -> Result<hako_control::ServeConfig, Failure> {
+    let file: FileConfig = match file_text {
+        Some(text) => {
+            let shown = args.config.as_deref().unwrap_or(Path::new("-")).display();
+            toml::from_str(text)
+                .with_context(|| format!("config file {shown} is not valid"))
                 .or_exit(Exit::Usage)?
         }
         None => FileConfig::default(),
@@ -104,6 +146,26 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
     if let Some(g) = args.stop_grace.or(file.stop_grace) {
         config.stop_grace = g.0;
     }
+    let trusted = if args.trusted_proxies.is_empty() {
+        file.trusted_proxies.unwrap_or_default()
+    } else {
+        args.trusted_proxies
+    };
+    config.proxy.trusted_proxies = hako_proxy::TrustedProxies::parse(&trusted)
+        .map_err(anyhow::Error::from)
+        .or_exit(Exit::Usage)?;
+    if let Some(s) = &file.release_max_size {
+        config.storage.release_max_bytes = size("release_max_size", s)?;
+    }
+    if let Some(n) = file.release_max_files {
+        config.storage.release_max_files = n;
+    }
+    if let Some(s) = &file.data_quota {
+        config.storage.data_quota = match s.as_str() {
+            "none" => None,
+            s => Some(size("data_quota", s)?),
+        };
+    }
     let db = file.database.unwrap_or_default();
     if let Some(s) = args.database_socket.or(db.socket) {
         config.database.socket = s;
@@ -113,21 +175,16 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
     if let Some(n) = db.max_user_connections {
         config.database.max_user_connections = n;
     }
-    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<hako_control::Bound>();
-    let data = data_dir.display().to_string();
-    tokio::spawn(async move {
-        if let Ok(b) = bound_rx.await {
-            eprintln!(
-                "hako: serving sites on http://{} (API http://{}, data {data})",
-                b.proxy, b.api
-            );
-        }
-    });
-    hako_control::serve(config, bound_tx, shutdown_signal())
-        .await
-        .context("hako serve failed")
-        .or_exit(Exit::Failure)?;
-    Ok(0)
+    Ok(config)
+}
+
+/// A size from the config file ("1GiB"), or a usage error naming the setting.
+fn size(setting: &str, value: &str) -> Result<u64, Failure> {
+    let n: hako_model::ByteSize = value
+        .parse()
+        .with_context(|| format!("config setting {setting}"))
+        .or_exit(Exit::Usage)?;
+    Ok(n.0)
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -163,3 +220,7 @@ mod tests {
         assert!(err.to_string().contains("add one, like 45s"), "{err}");
     }
 }
+
+#[cfg(test)]
+#[path = "../../fuzz/serve_config.rs"]
+mod fuzz;

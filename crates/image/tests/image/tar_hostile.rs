@@ -1,7 +1,7 @@
 //! Hostile tarballs: each is refused with an error naming the entry, and
 //! leaves nothing in the store root and nothing outside it.
 
-use hako_image::{ImageError, TarLimits, UnpackError};
+use hako_image::{ImageError, ImportLimits, UnpackError};
 use tar::EntryType;
 
 use super::support::{Meta, TarBuilder, TestStore};
@@ -154,7 +154,7 @@ fn devices_and_fifos_are_refused() {
 #[test]
 fn limits_stop_oversized_archives() {
     let t = TestStore::new();
-    let store = t.store.clone().with_tar_limits(TarLimits {
+    let store = t.store.clone().with_import_limits(ImportLimits {
         max_entries: 10,
         max_bytes: 1000,
     });

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{AppError, AppNetwork, AppSpec, StopSignal};
 use crate::image_ref::ImageRef;
+use crate::seccomp::SeccompProfile;
 use crate::units::{ByteSize, HumanDuration};
 
 /// The settings to change; `None` leaves one as it is. For the optional settings,
@@ -144,6 +145,20 @@ pub struct AppPatch {
         deserialize_with = "set"
     )]
     pub warm_pool: Option<u32>,
+    /// The system-call filter (`unconfined` needs a reason).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub seccomp: Option<SeccompProfile>,
+    /// Why the app runs unconfined (`null` clears it).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "clear"
+    )]
+    pub seccomp_reason: Option<Option<String>>,
 }
 
 /// A field that is present must hold a value (`null` is refused by the value's own type).
@@ -195,7 +210,9 @@ impl AppPatch {
             network,
             stop_signal,
             database,
-            warm_pool
+            warm_pool,
+            seccomp,
+            seccomp_reason
         );
         s.validate()?;
         Ok(s)

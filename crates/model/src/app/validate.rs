@@ -43,18 +43,28 @@ pub enum AppError {
         value: HumanDuration,
         floor: HumanDuration,
     },
-    #[error("health path {0:?} must start with '/'")]
+    #[error("health path {0:?} must start with '/' and hold no spaces or control characters")]
     HealthPath(String),
     #[error("environment variable name {0:?} is not valid")]
     Env(String),
-    #[error("working directory {0:?} must be an absolute path")]
+    #[error("environment variable {0} has a NUL character in its value: remove it")]
+    EnvValue(String),
+    #[error("the command line has a NUL character: remove it")]
+    NulInCommand,
+    #[error("working directory {0:?} must be an absolute path without control characters")]
     Workdir(String),
+    #[error("user {0:?} is not valid: give a name from the image's /etc/passwd, a uid or uid:gid")]
+    User(String),
     #[error("a warm pool of {0} is too large: give at most {MAX_WARM_POOL}")]
     WarmPool(u32),
     #[error(
         "a warm pool needs the isolated network (a host-network instance's port is picked when it starts): use --net isolated or --warm-pool 0"
     )]
     WarmPoolHostNetwork,
+    #[error(
+        "seccomp unconfined needs a reason (at most 500 characters): set seccomp_reason to why the app needs system calls hako's profile denies"
+    )]
+    SeccompReason,
 }
 
 /// Checks a name of an app (also used for images): `[a-z0-9][a-z0-9-]{0,62}`.
@@ -100,15 +110,28 @@ impl AppSpec {
         if self.hosts.is_empty() {
             return Err(AppError::NoHosts);
         }
-        for k in self.env.keys() {
+        for (k, v) in &self.env {
             if k.is_empty()
                 || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 || k.as_bytes()[0].is_ascii_digit()
             {
                 return Err(AppError::Env(k.clone()));
             }
+            if v.contains('\0') {
+                return Err(AppError::EnvValue(k.clone()));
+            }
         }
-        self.command(self.port)?;
+        if self.command(self.port)?.iter().any(|w| w.contains('\0')) {
+            return Err(AppError::NulInCommand);
+        }
+        if let Some(u) = &self.user
+            && (u.is_empty()
+                || u.len() > 64
+                || u.starts_with(':')
+                || u.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(AppError::User(u.clone()));
+        }
         if self.port == 0 {
             return Err(AppError::Port);
         }
@@ -153,12 +176,13 @@ impl AppSpec {
         if let Some(l) = self.max_lifetime {
             floor("max lifetime", l, Duration::from_secs(1))?;
         }
+        // The health path goes into the readiness probe's request line.
         if let Some(p) = &self.health_path
-            && !p.starts_with('/')
+            && !(p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic()))
         {
             return Err(AppError::HealthPath(p.clone()));
         }
-        if !self.workdir.starts_with('/') {
+        if !self.workdir.starts_with('/') || self.workdir.chars().any(char::is_control) {
             return Err(AppError::Workdir(self.workdir.clone()));
         }
         if self.warm_pool > MAX_WARM_POOL {
@@ -166,6 +190,9 @@ impl AppSpec {
         }
         if self.warm_pool > 0 && self.network == AppNetwork::Host {
             return Err(AppError::WarmPoolHostNetwork);
+        }
+        if !crate::seccomp::check_reason(self.seccomp, &mut self.seccomp_reason) {
+            return Err(AppError::SeccompReason);
         }
         Ok(())
     }

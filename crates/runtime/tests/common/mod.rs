@@ -26,12 +26,17 @@ pub struct TestRuntime {
 
 impl TestRuntime {
     pub fn new() -> TestRuntime {
+        TestRuntime::with(RuntimeConfig::unique('t', "/run/hako-test"))
+    }
+
+    /// A runtime with `config` (e.g. NAT on, as `hako serve` and `hako run` have it).
+    pub fn with(config: RuntimeConfig) -> TestRuntime {
         require_root();
         let tmp = tempfile::Builder::new()
             .prefix("hako-rt-test")
             .tempdir()
             .unwrap();
-        let rt = Runtime::new(RuntimeConfig::unique('t', "/run/hako-test")).unwrap();
+        let rt = Runtime::new(config).unwrap();
         let image = busybox_image(&tmp.path().join("image"));
         TestRuntime { rt, tmp, image }
     }

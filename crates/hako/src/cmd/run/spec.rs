@@ -12,6 +12,13 @@ use hako_runtime::{BindMount, ContainerSpec, LogSpec, NetworkMode, RootfsSpec};
 
 use super::RunArgs;
 
+/// `hako run`'s memory limit when `--memory` is not given (an app's default too).
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+/// `hako run`'s CPU limit in cores when `--cpu` is not given.
+pub const DEFAULT_CPU: f64 = 1.0;
+/// `hako run`'s process limit when `--pids` is not given (an app's default too).
+pub const DEFAULT_PIDS: u64 = 512;
+
 /// Why `hako run`'s options cannot make a spec.
 #[derive(Debug, thiserror::Error)]
 pub enum RunSpecError {
@@ -132,9 +139,10 @@ pub fn build(
     spec.args = rest;
     spec.log = LogSpec::Inherit;
     spec.network = args.net;
-    spec.limits.memory_max = args.memory;
-    spec.limits.cpu_cores = args.cpu;
-    spec.limits.pids_max = args.pids;
+    spec.seccomp = args.seccomp;
+    spec.limits.memory_max = Some(args.memory.unwrap_or(DEFAULT_MEMORY));
+    spec.limits.cpu_cores = Some(args.cpu.unwrap_or(DEFAULT_CPU));
+    spec.limits.pids_max = Some(args.pids.unwrap_or(DEFAULT_PIDS));
     if let Some(bytes) = args.scratch {
         spec.scratch_bytes = bytes;
     }
@@ -306,7 +314,10 @@ mod tests {
         assert!(port > 0);
         assert_eq!(spec.workdir, PathBuf::from("/tmp"));
         assert_eq!(spec.user, hako_runtime::User::default());
-        assert_eq!(spec.limits, hako_runtime::Limits::default());
+        // Never unlimited: a container gets the documented defaults.
+        assert_eq!(spec.limits.memory_max, Some(256 << 20));
+        assert_eq!(spec.limits.cpu_cores, Some(1.0));
+        assert_eq!(spec.limits.pids_max, Some(512));
         assert_eq!(a.stop_timeout, std::time::Duration::from_secs(10));
 
         let a = args(&["--image", "bb", "--net", "host", "-e", "PORT=9000", "true"]);
