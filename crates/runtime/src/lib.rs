@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod checkpoint;
 mod child;
 mod config;
 mod container;
