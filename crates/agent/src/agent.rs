@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hako_image::{Image, ImageStore, Rootfs};
-use hako_model::{App, AppNetwork, InstanceInfo, InstanceState};
+use hako_model::{App, AppNetwork, InstanceInfo, InstanceState, RestoreMode, StartPath};
 use hako_runtime::{
     BindMount, Container, ContainerSpec, ExitStatus, Limits, LogSpec, NetworkMode, RootfsSpec,
     Runtime, RuntimeConfig, Stats, User,
@@ -18,7 +18,10 @@ use tokio::sync::mpsc;
 use crate::ready::{NotReady, wait_ready};
 use crate::releases::Releases;
 
+mod checkpoint;
 mod pool;
+
+pub use checkpoint::{CheckpointError, StartMode};
 
 /// How an agent is set up.
 #[derive(Debug, Clone)]
@@ -40,6 +43,13 @@ pub struct AgentConfig {
     /// away competes with the new instance's first responses (on two cores it took a
     /// pooled cold request from ~4-6 ms to ~8 ms); a moment later it costs them nothing.
     pub pool_refill_delay: Duration,
+    /// Where CRIU is installed (`hako criu install`); `None`: `<data-dir>/criu`.
+    pub criu_dir: Option<PathBuf>,
+    /// The disk bound of all checkpoints on this node; the least recently used go first.
+    pub checkpoint_max_bytes: u64,
+    /// Requests sent to an instance before it is checkpointed (0: dump it as soon as it
+    /// listens).
+    pub checkpoint_warmup: u32,
 }
 
 impl AgentConfig {
@@ -52,6 +62,9 @@ impl AgentConfig {
             logs_kept: 20,
             database_socket_dir: None,
             pool_refill_delay: Duration::from_millis(100),
+            criu_dir: None,
+            checkpoint_max_bytes: 4 << 30,
+            checkpoint_warmup: 1,
         }
     }
 }
@@ -69,6 +82,8 @@ pub enum AgentError {
     Runtime(#[from] hako_runtime::RuntimeError),
     #[error(transparent)]
     Image(#[from] hako_image::ImageError),
+    #[error("cannot open the checkpoint store: {0}")]
+    Checkpoints(String),
 }
 
 /// Why an instance could not be started; `log_tail` has the end of its output if it ran.
@@ -122,6 +137,37 @@ struct Prepared {
     fingerprint: u64,
 }
 
+/// A new instance of an app, decided but not made yet.
+#[derive(Debug)]
+struct Plan {
+    id: String,
+    spec: ContainerSpec,
+    port: u16,
+    network: NetworkMode,
+    log: PathBuf,
+    image: ImageStamp,
+    fingerprint: u64,
+}
+
+impl Plan {
+    /// The instance, with the container made from this plan.
+    fn with(self, container: Container) -> Prepared {
+        let ip = match self.network {
+            NetworkMode::Host => std::net::Ipv4Addr::LOCALHOST,
+            _ => container.address().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+        };
+        Prepared {
+            id: self.id,
+            container,
+            addr: SocketAddr::from((ip, self.port)),
+            port: self.port,
+            log: self.log,
+            image: self.image,
+            fingerprint: self.fingerprint,
+        }
+    }
+}
+
 /// Which image version a container was made from; a version removed and made again under
 /// the same number differs by its creation time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +199,11 @@ pub struct Agent {
     counter: AtomicU64,
     /// Parked containers ready for the next cold start, per app.
     pools: pool::Pools,
+    checkpoints: crate::checkpoints::Checkpoints,
+    /// The CRIU in use, or why there is none (found on first use).
+    criu: std::sync::OnceLock<Result<hako_criu::Criu, String>>,
+    /// Restore failures already logged (app and reason).
+    restore_warned: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Agent {
@@ -164,6 +215,11 @@ impl Agent {
         let runtime = Runtime::new(config.runtime.clone())?;
         let images = ImageStore::open(config.data_dir.join("images"))?;
         let releases = Releases::open(config.data_dir.join("releases"))?;
+        let checkpoints = crate::checkpoints::Checkpoints::open(
+            config.data_dir.join("checkpoints"),
+            config.checkpoint_max_bytes,
+        )
+        .map_err(|e| AgentError::Checkpoints(e.to_string()))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let agent = Agent {
             config,
@@ -175,6 +231,9 @@ impl Agent {
             // Unique across restarts of the daemon: instance ids appear in events and logs.
             counter: AtomicU64::new(hako_model::now_unix_ms() % 1_000_000_000),
             pools: pool::Pools::default(),
+            checkpoints,
+            criu: std::sync::OnceLock::new(),
+            restore_warned: Mutex::new(Default::default()),
         };
         Ok((Arc::new(agent), rx))
     }
@@ -210,16 +269,52 @@ impl Agent {
 
     /// Starts an instance of `app` and returns once its port accepts connections.
     ///
-    /// A container of the app's warm pool is used when one was made from this very version
-    /// of the app (and of its image); otherwise one is made now. Either way the pool is
-    /// refilled in the background, [`AgentConfig::pool_refill_delay`] later.
+    /// Unless the app says `restore: never`, a checkpoint of this very version of the app
+    /// (and of its image) is restored when there is one (see [`Agent::checkpoint`]); if that
+    /// fails, or there is none, a container of the app's warm pool made from this version is
+    /// used; otherwise one is made now. Either way the pool is refilled in the background,
+    /// [`AgentConfig::pool_refill_delay`] later. [`InstanceInfo::start_path`] says which.
     pub async fn launch(self: &Arc<Self>, app: &App) -> Result<InstanceInfo, LaunchError> {
+        let mode = match app.spec.restore {
+            RestoreMode::Never => StartMode::NoRestore,
+            RestoreMode::Auto | RestoreMode::Always => StartMode::Auto,
+        };
+        self.launch_with(app, mode).await
+    }
+
+    /// Like [`Agent::launch`] with the start paths `mode` allows.
+    pub async fn launch_with(
+        self: &Arc<Self>,
+        app: &App,
+        mode: StartMode,
+    ) -> Result<InstanceInfo, LaunchError> {
         let started = Instant::now();
         let started_ms = hako_model::now_unix_ms();
         let spec = &app.spec;
-        let (prepared, from_pool) = match self.take_pooled(app).await {
-            Some(p) => (p, true),
-            None => {
+        let mut restore_error = None;
+        let mut restored = None;
+        if matches!(mode, StartMode::Auto | StartMode::Restore) {
+            match self.restore_for(app).await {
+                Ok(r) => restored = r,
+                Err(reason) => restore_error = Some(reason),
+            }
+            if mode == StartMode::Restore && restored.is_none() {
+                return Err(LaunchError::new(restore_error.unwrap_or_else(|| {
+                    format!(
+                        "no checkpoint of this version of {} on this node",
+                        spec.name
+                    )
+                })));
+            }
+        }
+        let pooled = match (&restored, mode) {
+            (None, StartMode::Auto | StartMode::NoRestore) => self.take_pooled(app).await,
+            _ => None,
+        };
+        let (prepared, start_path) = match (restored, pooled) {
+            (Some(p), _) => (p, StartPath::Restore),
+            (None, Some(p)) => (p, StartPath::Pool),
+            (None, None) => {
                 let (agent, app) = (self.clone(), app.clone());
                 let p = tokio::task::spawn_blocking(move || {
                     let p = agent.prepare(&app)?;
@@ -237,7 +332,7 @@ impl Agent {
                 })
                 .await
                 .map_err(|e| LaunchError::new(format!("start task failed: {e}")))??;
-                (p, false)
+                (p, StartPath::Cold)
             }
         };
         let Prepared {
@@ -282,7 +377,9 @@ impl Agent {
             release: app.release,
             image: format!("{}:{}", image.name, image.version),
             generation: app.generation,
-            from_pool,
+            from_pool: start_path == StartPath::Pool,
+            start_path,
+            restore_error,
         };
         let instance = Arc::new(Instance {
             info: info.clone(),
@@ -303,6 +400,17 @@ impl Agent {
     /// Makes a container of `app` exactly as a start would and leaves it parked before exec.
     /// Blocking (image lookup, directories, [`Runtime::create`]): call it in `spawn_blocking`.
     fn prepare(&self, app: &App) -> Result<Prepared, LaunchError> {
+        let plan = self.plan(app)?;
+        let container = self.runtime.create(&plan.spec).map_err(|e| LaunchError {
+            reason: format!("cannot start the container: {e}"),
+            log_tail: crate::logs::tail(&plan.log, 4096),
+        })?;
+        Ok(plan.with(container))
+    }
+
+    /// Decides everything about a new instance of `app` but makes nothing in the kernel:
+    /// its id, its container's spec, its port and log. Blocking (image lookup, directories).
+    fn plan(&self, app: &App) -> Result<Plan, LaunchError> {
         let spec = &app.spec;
         let image = self.resolve_image(app)?;
         let stamp = ImageStamp::of(&image);
@@ -397,19 +505,11 @@ impl Agent {
             max_bytes: self.config.log_max_bytes,
         };
 
-        let container = self.runtime.create(&cs).map_err(|e| LaunchError {
-            reason: format!("cannot start the container: {e}"),
-            log_tail: crate::logs::tail(&log, 4096),
-        })?;
-        let ip = match network {
-            NetworkMode::Host => std::net::Ipv4Addr::LOCALHOST,
-            _ => container.address().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
-        };
-        Ok(Prepared {
+        Ok(Plan {
             id,
-            container,
-            addr: SocketAddr::from((ip, port)),
+            spec: cs,
             port,
+            network,
             log,
             image: stamp,
             fingerprint: app.fingerprint(),
@@ -519,10 +619,11 @@ impl Agent {
         crate::logs::recent(&self.logs_dir(app), max, &self.pools.logs(app))
     }
 
-    /// Removes an app's warm pool and files on this node (its releases, data and logs): the
+    /// Removes an app's warm pool, checkpoints and files on this node (its releases, data and logs): the
     /// app was deleted.
     pub async fn forget_app(&self, app: &str) {
         self.remove_pool(app).await;
+        self.checkpoints.remove(app, None);
         if let Err(e) = self.releases.remove_app(app) {
             tracing::warn!(app, error = %e, "cannot remove releases");
         }

@@ -8,10 +8,14 @@
 //! parked before exec, and a launch only has to release one.
 
 mod agent;
+mod checkpoints;
 pub mod logs;
 mod ready;
 mod releases;
 
-pub use agent::{Agent, AgentConfig, AgentError, Exit, Instance, LaunchError};
+pub use agent::{
+    Agent, AgentConfig, AgentError, CheckpointError, Exit, Instance, LaunchError, StartMode,
+};
+pub use checkpoints::CheckpointInfo;
 pub use ready::{NotReady, wait_ready};
 pub use releases::Releases;

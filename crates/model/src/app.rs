@@ -129,6 +129,9 @@ pub struct AppSpec {
     /// container).
     #[serde(default)]
     pub warm_pool: u32,
+    /// Whether instances may start from a checkpoint of this app version. Default auto.
+    #[serde(default)]
+    pub restore: crate::RestoreMode,
 }
 
 /// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).

@@ -10,6 +10,7 @@ pub mod database;
 pub mod event;
 pub mod instance;
 pub mod release;
+pub mod restore;
 pub mod units;
 
 pub use app::{
@@ -21,6 +22,7 @@ pub use database::DatabaseGrant;
 pub use event::{Event, EventKind};
 pub use instance::{InstanceInfo, InstanceState};
 pub use release::Release;
+pub use restore::{RestoreMode, StartPath};
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// Seconds since the Unix epoch, now.
