@@ -342,6 +342,9 @@ fn bind_sources(
                     "it has {inner} bound from the host, which the new container does not bind"
                 ))
             })?;
+        // CRIU binds a symlinked source (the host's /etc/localtime) wrongly: give it the
+        // file the kernel bound in the dumped container.
+        let source = std::fs::canonicalize(&source).unwrap_or(source);
         out.push((inner.clone(), source));
     }
     if let Some((inner, _)) = available.iter().find(|(i, _)| !m.binds.contains(i)) {
