@@ -8,6 +8,7 @@ mod cold_start;
 pub mod daemon;
 mod http;
 mod proxy;
+pub mod restore;
 mod runtime;
 mod wordpress;
 
@@ -92,10 +93,13 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         ["cold-start", rest @ ..] => cold_start::main(rest),
         ["proxy", rest @ ..] => proxy::main(rest),
         ["wordpress", rest @ ..] => wordpress::main(rest),
+        ["restore", rest @ ..] => restore::main(rest),
         [other, ..] => {
-            bail!("unknown benchmark {other:?}; known: runtime, cold-start, proxy, wordpress")
+            bail!(
+                "unknown benchmark {other:?}; known: runtime, cold-start, proxy, wordpress, restore"
+            )
         }
-        [] => bail!("name a benchmark: runtime, cold-start, proxy, wordpress"),
+        [] => bail!("name a benchmark: runtime, cold-start, proxy, wordpress, restore"),
     }
 }
 

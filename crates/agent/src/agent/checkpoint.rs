@@ -328,10 +328,12 @@ impl Agent {
 }
 
 impl AgentConfig {
-    /// Where CRIU is installed: [`AgentConfig::criu_dir`] or `<data-dir>/criu`.
+    /// Where CRIU is installed: [`AgentConfig::criu_dir`], else `HAKO_CRIU_DIR`, else
+    /// `<data-dir>/criu`.
     pub(super) fn criu_dir(&self) -> std::path::PathBuf {
         self.criu_dir
             .clone()
+            .or_else(|| std::env::var_os("HAKO_CRIU_DIR").map(Into::into))
             .unwrap_or_else(|| self.data_dir.join("criu"))
     }
 }
