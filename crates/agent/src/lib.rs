@@ -5,7 +5,9 @@
 //! one gracefully and removes it; unexpected exits are reported on a channel. Each app gets a
 //! persistent data dir (`/data`), its code release read-only at `/app`, and capped logs.
 //! With a warm pool ([`Agent::fill_pool`]) the agent keeps containers of an app prepared and
-//! parked before exec, and a launch only has to release one.
+//! parked before exec, and a launch only has to release one. With CRIU, [`Agent::checkpoint`]
+//! files a checkpoint of an app version, and launches of that version restore it
+//! ([`hako_model::StartPath`] says how an instance started).
 
 mod agent;
 mod checkpoints;

@@ -1,12 +1,12 @@
 //! Checkpoint/restore of hako's own containers with CRIU.
 //!
-//! [`Runtime::checkpoint`] dumps a running container (its whole process tree, from the
+//! [`Runtime::checkpoint`](crate::Runtime::checkpoint) dumps a running container (its whole process tree, from the
 //! app's init, pid 1 of its pid namespace) into an image directory; [`Runtime::restore`]
 //! makes a *new* container from such an image: a new cgroup with the new spec's limits, a new
 //! network namespace with its own address on the bridge, a fresh scratch tmpfs and overlay
 //! root over the same image layers, the same bind mounts as the new spec gives (`/app`,
 //! `/data`, the image's host directories, the database socket), and a new log pipe. Restored
-//! containers are [`Container`]s like any other: wait, stop, stats, remove.
+//! containers are [`Container`](crate::Container)s like any other: wait, stop, stats, remove.
 //!
 //! What CRIU is told, and why:
 //! - the network namespace is external: dumped by reference, restored into the one hako made

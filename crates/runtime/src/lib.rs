@@ -5,7 +5,8 @@
 //! shares the host's network), an overlayfs root over a read-only image with a throw-away
 //! upper layer, bind mounts for app code (`/app`, read-only) and data (`/data`), a fresh
 //! /proc, a minimal /dev, tmpfs /tmp and /run, a cgroup (v1 or v2) with memory, CPU and pids
-//! limits, a reduced capability set and no_new_privs.
+//! limits, a reduced capability set and no_new_privs. With CRIU installed, a running container
+//! can be checkpointed and new containers restored from the image ([`checkpoint`]).
 //!
 //! ```no_run
 //! use hako_runtime::{ContainerSpec, Runtime, RuntimeConfig, RootfsSpec};
