@@ -1,7 +1,7 @@
 //! Checkpoint/restore of hako's own containers with CRIU.
 //!
 //! [`Runtime::checkpoint`](crate::Runtime::checkpoint) dumps a running container (its whole process tree, from the
-//! app's init, pid 1 of its pid namespace) into an image directory; [`Runtime::restore`]
+//! app's init, pid 1 of its pid namespace) into an image directory; [`Runtime::restore`](crate::Runtime::restore)
 //! makes a *new* container from such an image: a new cgroup with the new spec's limits, a new
 //! network namespace with its own address on the bridge, a fresh scratch tmpfs and overlay
 //! root over the same image layers, the same bind mounts as the new spec gives (`/app`,
