@@ -82,6 +82,12 @@ impl Checkpoints {
         self.dir.join(app).join(format!(".tmp-{key}-{n}"))
     }
 
+    /// Whether the app has any checkpoint at all (one `stat`: the cheap test a start makes
+    /// before it looks for its own version's).
+    pub(crate) fn has_any(&self, app: &str) -> bool {
+        self.dir.join(app).is_dir()
+    }
+
     /// The checkpoint of exactly this version, if there is one (not counted as a use).
     pub(crate) fn get(&self, app: &str, key: &str) -> Option<CheckpointInfo> {
         read_info(&self.path(app, key))

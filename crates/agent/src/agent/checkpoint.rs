@@ -224,16 +224,18 @@ impl Agent {
         if app.spec.network != AppNetwork::Isolated {
             return Ok(None);
         }
+        let none = || match app.spec.restore {
+            RestoreMode::Always => self.criu().map(|_| None),
+            _ => Ok(None),
+        };
+        if !self.checkpoints.has_any(&app.spec.name) {
+            return none();
+        }
         let Some(key) = self.checkpoint_key(app) else {
             return Ok(None);
         };
         if self.checkpoints.get(&app.spec.name, &key).is_none() {
-            if app.spec.restore == RestoreMode::Always
-                && let Err(e) = self.criu()
-            {
-                return Err(e);
-            }
-            return Ok(None);
+            return none();
         }
         let criu = self.criu()?.clone();
         let agent = self.clone();
