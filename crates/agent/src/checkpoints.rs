@@ -113,10 +113,16 @@ impl Checkpoints {
     }
 
     /// Moves a dumped and tried checkpoint into place, then keeps the store within its bound.
+    /// If one of this version was filed meanwhile (two makers at once), that one stays (a
+    /// restore may be reading it) and this one is dropped.
     pub(crate) fn publish(&self, staging: &Path, info: &CheckpointInfo) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(info).expect("info serialises");
         std::fs::write(staging.join("info.json"), text)?;
         let dir = self.path(&info.app, &info.key);
+        if read_info(&dir).is_some() {
+            let _ = std::fs::remove_dir_all(staging);
+            return Ok(());
+        }
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(staging, &dir)?;
         self.evict();
