@@ -38,6 +38,30 @@ print('listening', flush=True)
 http.server.HTTPServer(('0.0.0.0', 8080), H).serve_forever()
 "#;
 
+/// An app that holds an established TCP connection (to itself, on a second port) and says
+/// whether it still works.
+const HOLDER: &str = r#"
+import http.server, socket
+l = socket.socket()
+l.bind(('127.0.0.1', 9000))
+l.listen()
+c = socket.create_connection(('127.0.0.1', 9000))
+s, _ = l.accept()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        try:
+            c.sendall(b'x')
+            state = 'alive' if s.recv(1) == b'x' else 'closed'
+        except OSError as e:
+            state = 'closed'
+        body = f"conn={state}\n".encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(('0.0.0.0', 8080), H).serve_forever()
+"#;
+
 fn criu() -> hako_criu::Criu {
     hako_criu::Criu::open(&hako_criu::default_dir()).expect(
         "CRIU must be installed for these tests: run `cargo xtask test` or `hako criu install`",
@@ -224,5 +248,30 @@ async fn a_restore_into_a_container_with_other_binds_is_refused_and_leaves_nothi
     let e = t.rt.restore(&criu, &other, &image, "app-2").unwrap_err();
     assert!(matches!(e, CheckpointError::Mismatch(_)), "{e}");
     assert!(e.to_string().contains("/data"), "{e}");
+    assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn established_connections_are_not_carried_a_restored_app_finds_them_closed() {
+    let t = TestRuntime::new();
+    let criu = criu();
+    let a = app(&t);
+    std::fs::write(a.code.join("app.py"), HOLDER).unwrap();
+    let first = t.rt.run(&spec(&t, &a, "app-1")).unwrap();
+    let addr = SocketAddr::from((first.address().unwrap(), 8080));
+    wait_listening(&first, addr);
+    assert_eq!(get(addr), "conn=alive");
+    let image = t.path("checkpoint");
+    t.rt.checkpoint(&criu, &first, &image).unwrap();
+    first.remove().unwrap();
+    let r =
+        t.rt.restore(&criu, &spec(&t, &a, "app-2"), &image, "app-2")
+            .unwrap();
+    let body = get(SocketAddr::from((r.address().unwrap(), 8080)));
+    assert_eq!(
+        body, "conn=closed",
+        "a dumped connection must never be reused"
+    );
+    r.remove().unwrap();
     assert!(t.leftovers().is_empty(), "{:?}", t.leftovers());
 }
