@@ -34,6 +34,7 @@ mod dump;
 mod fsstate;
 mod netns;
 mod restore;
+mod scratch;
 mod worker;
 
 use std::path::PathBuf;
