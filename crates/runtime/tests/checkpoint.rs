@@ -71,7 +71,8 @@ fn criu() -> hako_criu::Criu {
 /// The host's /usr under a small skeleton (merged-/usr Debian): enough for python3.
 fn python_image(dir: &Path) -> RootfsSpec {
     std::fs::create_dir_all(dir.join("etc")).unwrap();
-    for d in ["usr", "proc", "dev", "tmp", "run", "app", "data"] {
+    // No /app or /data: their mount points are made by the start (and by the restore).
+    for d in ["usr", "proc", "dev", "tmp", "run"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     for l in ["bin", "lib", "lib64", "sbin"] {

@@ -194,11 +194,12 @@ impl Runtime {
             hostname: format!("{}\n", spec.hostname),
             resolv_conf: self.resolv_conf.clone(),
         };
-        let (scratch2, image2, instance2, bytes) = (
+        let (scratch2, image2, instance2, bytes, binds2) = (
             scratch.clone(),
             image.to_path_buf(),
             instance.to_string(),
             spec.scratch_bytes,
+            binds.clone(),
         );
         self.ensure_kdat_for_restore(criu);
         let kdat = if super::Worker::kdat_ready() {
@@ -212,7 +213,9 @@ impl Runtime {
             .run(
                 kdat,
                 move || -> Result<std::process::Output, CheckpointError> {
-                    prepare_scratch(&scratch2, bytes, &image2, &instance2, &files, &layers)?;
+                    prepare_scratch(
+                        &scratch2, bytes, &image2, &instance2, &files, &layers, &binds2,
+                    )?;
                     cmd.output()
                         .map_err(CheckpointError::io("run CRIU from", &scratch2))
                 },

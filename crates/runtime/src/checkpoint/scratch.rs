@@ -29,6 +29,7 @@ pub(super) fn prepare_scratch(
     instance: &str,
     etc: &EtcFiles,
     layers: &[String],
+    binds: &[(String, PathBuf)],
 ) -> Result<(), CheckpointError> {
     mount(
         Some("hako-scratch"),
@@ -120,7 +121,38 @@ pub(super) fn prepare_scratch(
             d.join("upper").display(),
             d.join("work").display()
         )),
-    )
+    )?;
+    mount_points(d, binds)
+}
+
+/// Makes the mount point of every bind that neither the image nor the carried content has
+/// (`/app`, `/data` on a Debian image): a cold start's child makes them the same way.
+fn mount_points(d: &Path, binds: &[(String, PathBuf)]) -> Result<(), CheckpointError> {
+    for (inner, source) in binds {
+        let rel = inner.trim_start_matches('/');
+        let at = SCRATCH
+            .iter()
+            .rev()
+            .find_map(|(place, cookie)| {
+                let rest = inner.strip_prefix(place)?.strip_prefix('/')?;
+                Some(d.join(cookie).join(rest))
+            })
+            .unwrap_or_else(|| d.join("root").join(rel));
+        if std::fs::symlink_metadata(&at).is_ok() {
+            continue;
+        }
+        if let Some(parent) = at.parent() {
+            std::fs::create_dir_all(parent).map_err(CheckpointError::io("create", parent))?;
+        }
+        if source.is_dir() {
+            std::fs::create_dir(&at).map_err(CheckpointError::io("create", &at))?;
+            std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755))
+                .map_err(CheckpointError::io("chmod", &at))?;
+        } else {
+            File::create(&at).map_err(CheckpointError::io("create", &at))?;
+        }
+    }
+    Ok(())
 }
 
 fn write(p: &Path, content: &[u8]) -> Result<(), CheckpointError> {
