@@ -23,6 +23,8 @@ struct Entry {
     packages: &'static [(&'static str, &'static str)],
     /// It needs the MariaDB server running.
     mariadb: bool,
+    /// It needs the pinned CRIU (checkpoint/restore).
+    criu: bool,
     /// Examples to build in release: (package, example).
     examples: &'static [(&'static str, &'static str)],
 }
@@ -43,6 +45,7 @@ const BENCHES: &[Entry] = &[
             ("php", "php-cli"),
         ],
         mariadb: false,
+        criu: false,
         examples: &[],
     },
     Entry {
@@ -55,6 +58,7 @@ const BENCHES: &[Entry] = &[
             ("ip", "iproute2"),
         ],
         mariadb: false,
+        criu: false,
         examples: &[],
     },
     Entry {
@@ -66,6 +70,7 @@ const BENCHES: &[Entry] = &[
             ("ip", "iproute2"),
         ],
         mariadb: false,
+        criu: false,
         examples: &[("hako-proxy", "bench_proxy")],
     },
     Entry {
@@ -77,6 +82,18 @@ const BENCHES: &[Entry] = &[
             ("nft", "nftables"),
         ],
         mariadb: true,
+        criu: false,
+        examples: &[],
+    },
+    Entry {
+        name: "restore",
+        packages: &[
+            ("php", "php-cli"),
+            ("python3", "python3"),
+            ("nft", "nftables"),
+        ],
+        mariadb: false,
+        criu: true,
         examples: &[],
     },
 ];
@@ -85,6 +102,7 @@ const EXPERIMENTS: &[Entry] = &[Entry {
     name: "efficiency",
     packages: CONTAINERS,
     mariadb: false,
+    criu: false,
     examples: &[],
 }];
 
@@ -139,6 +157,9 @@ fn run_entry(e: &Entry, args: &[&str]) -> anyhow::Result<()> {
         setup::ensure_packages(e.packages)?;
         if e.mariadb {
             setup::ensure_mariadb()?;
+        }
+        if e.criu {
+            setup::ensure_criu()?;
         }
     }
     let root = crate::workspace_root();

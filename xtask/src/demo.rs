@@ -46,6 +46,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         run(Command::new(&hako).args(["--data-dir", &data, "image", "host", "base"]))?;
     }
     setup::ensure_mariadb()?;
+    setup::ensure_criu()?;
     if !images.contains("\"wordpress\"") {
         let packages = std::fs::read_to_string(root.join("images/wordpress/packages"))?;
         run(Command::new(&hako).args([

@@ -94,6 +94,34 @@ fn apt(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs the pinned CRIU (from Debian forky, without a chroot; see `hako-criu`) into
+/// `HAKO_CRIU_DIR` or the default data dir's `criu` unless it is there. Tests and demo use
+/// that one installation.
+pub fn ensure_criu() -> anyhow::Result<()> {
+    let dir = hako_criu::default_dir();
+    let done = hako_criu::install(&dir).with_context(|| {
+        format!(
+            "cannot install CRIU into {}: instances would only start cold",
+            dir.display()
+        )
+    })?;
+    if !done.already {
+        eprintln!(
+            "xtask: installed CRIU {} into {} ({:.1} MiB in {:.1} s{})",
+            hako_criu::VERSION,
+            done.criu.root().display(),
+            done.bytes as f64 / (1 << 20) as f64,
+            done.seconds,
+            if done.pinned {
+                ""
+            } else {
+                "; some libraries not at their pinned versions"
+            }
+        );
+    }
+    Ok(())
+}
+
 /// Debian packages of the shared database service.
 pub const MARIADB_PACKAGES: &[(&str, &str)] = &[
     ("mariadbd", "mariadb-server"),

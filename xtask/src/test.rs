@@ -31,6 +31,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     require_root()?;
     setup::ensure_packages(TEST_PACKAGES)?;
     setup::ensure_mariadb()?;
+    setup::ensure_criu()?;
     ensure_nextest()?;
     let root = crate::workspace_root();
     run(Command::new("cargo")

@@ -3,23 +3,24 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hako_image::{Image, ImageStore, Rootfs};
-use hako_model::{App, AppNetwork, InstanceInfo, InstanceState, StartFailure};
-use hako_runtime::{
-    BindMount, Container, ContainerSpec, ExitStatus, LogSpec, NetworkMode, RootfsSpec, Runtime,
-    RuntimeConfig, Stats, User,
-};
+use hako_image::{Image, ImageStore};
+use hako_model::{App, InstanceInfo, InstanceState, StartFailure, StartPath};
+use hako_runtime::{Container, ExitStatus, Runtime, RuntimeConfig, Stats};
 use tokio::sync::mpsc;
 
 use crate::ready::{NotReady, wait_ready};
 use crate::releases::Releases;
 use crate::storage::{DataUsage, StorageLimits};
 
+mod checkpoint;
+mod plan;
 mod pool;
+
+pub use checkpoint::{CheckpointError, StartMode};
 
 /// How an agent is set up.
 #[derive(Debug, Clone)]
@@ -43,6 +44,13 @@ pub struct AgentConfig {
     pub pool_refill_delay: Duration,
     /// Bounds on each app's releases and `/data`.
     pub storage: StorageLimits,
+    /// Where CRIU is installed (`hako criu install`); `None`: `<data-dir>/criu`.
+    pub criu_dir: Option<PathBuf>,
+    /// The disk bound of all checkpoints on this node; the least recently used go first.
+    pub checkpoint_max_bytes: u64,
+    /// Requests sent to an instance before it is checkpointed (0: dump it as soon as it
+    /// listens).
+    pub checkpoint_warmup: u32,
 }
 
 impl AgentConfig {
@@ -56,6 +64,9 @@ impl AgentConfig {
             database_socket_dir: None,
             pool_refill_delay: Duration::from_millis(100),
             storage: StorageLimits::default(),
+            criu_dir: None,
+            checkpoint_max_bytes: 4 << 30,
+            checkpoint_warmup: 1,
         }
     }
 }
@@ -73,6 +84,8 @@ pub enum AgentError {
     Runtime(#[from] hako_runtime::RuntimeError),
     #[error(transparent)]
     Image(#[from] hako_image::ImageError),
+    #[error("cannot open the checkpoint store: {0}")]
+    Checkpoints(String),
 }
 
 /// Why an instance could not be started: its kind (whose move it is), one line of detail,
@@ -175,6 +188,11 @@ pub struct Agent {
     counter: AtomicU64,
     /// Parked containers ready for the next cold start, per app.
     pools: pool::Pools,
+    checkpoints: crate::checkpoints::Checkpoints,
+    /// The CRIU in use, or why there is none (found on first use).
+    criu: std::sync::OnceLock<Result<hako_criu::Criu, String>>,
+    /// Restore failures already logged (app and reason).
+    restore_warned: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Agent {
@@ -186,6 +204,11 @@ impl Agent {
         let runtime = Runtime::new(config.runtime.clone())?;
         let images = ImageStore::open(config.data_dir.join("images"))?;
         let releases = Releases::open(config.data_dir.join("releases"), &config.storage)?;
+        let checkpoints = crate::checkpoints::Checkpoints::open(
+            config.data_dir.join("checkpoints"),
+            config.checkpoint_max_bytes,
+        )
+        .map_err(|e| AgentError::Checkpoints(e.to_string()))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let agent = Agent {
             config,
@@ -198,6 +221,9 @@ impl Agent {
             // Unique across restarts of the daemon: instance ids appear in events and logs.
             counter: AtomicU64::new(hako_model::now_unix_ms() % 1_000_000_000),
             pools: pool::Pools::default(),
+            checkpoints,
+            criu: std::sync::OnceLock::new(),
+            restore_warned: Mutex::new(Default::default()),
         };
         Ok((Arc::new(agent), rx))
     }
@@ -233,29 +259,63 @@ impl Agent {
         self.app_dir(key).join("logs")
     }
 
-    /// Starts an instance of `app` and returns once its port accepts connections.
+    /// Starts an instance of `app` and returns once it is ready: its port accepts connections
+    /// and its health path, if it has one, answers 2xx/3xx.
     ///
-    /// A container of the app's warm pool is used when one was made from this very version
-    /// of the app (and of its image); otherwise one is made now. Either way the pool is
-    /// refilled in the background, [`AgentConfig::pool_refill_delay`] later.
+    /// Unless the app says `restore: never`, a checkpoint of this very version of the app
+    /// (and of its image) is restored when there is one (see [`Agent::checkpoint`]); if that
+    /// fails, or there is none, a container of the app's warm pool made from this version is
+    /// used; otherwise one is made now. Either way the pool is refilled in the background,
+    /// [`AgentConfig::pool_refill_delay`] later. [`InstanceInfo::start_path`] says which.
     pub async fn launch(self: &Arc<Self>, app: &App) -> Result<InstanceInfo, LaunchError> {
-        self.launch_with(app, |_| {}).await
+        self.launch_observed(app, StartMode::of(app), |_| {}).await
     }
 
-    /// [`Agent::launch`], calling `created` with the instance (state `Starting`) as soon as its
-    /// container exists and its command runs, before it listens: whoever tracks instances can
-    /// show and count it from then on.
+    /// Like [`Agent::launch`] with the start paths `mode` allows.
     pub async fn launch_with(
         self: &Arc<Self>,
         app: &App,
+        mode: StartMode,
+    ) -> Result<InstanceInfo, LaunchError> {
+        self.launch_observed(app, mode, |_| {}).await
+    }
+
+    /// [`Agent::launch_with`], calling `created` with the instance (state `Starting`) as soon
+    /// as its container exists and its command runs, before it is ready: whoever tracks
+    /// instances can show and count it from then on.
+    pub async fn launch_observed(
+        self: &Arc<Self>,
+        app: &App,
+        mode: StartMode,
         created: impl FnOnce(&InstanceInfo),
     ) -> Result<InstanceInfo, LaunchError> {
         let started = Instant::now();
         let started_ms = hako_model::now_unix_ms();
         let spec = &app.spec;
-        let (prepared, from_pool) = match self.take_pooled(app).await {
-            Some(p) => (p, true),
-            None => {
+        let mut restore_error = None;
+        let mut restored = None;
+        if matches!(mode, StartMode::Auto | StartMode::Restore) {
+            match self.restore_for(app).await {
+                Ok(r) => restored = r,
+                Err(reason) => restore_error = Some(reason),
+            }
+            if mode == StartMode::Restore && restored.is_none() {
+                return Err(LaunchError::node(restore_error.unwrap_or_else(|| {
+                    format!(
+                        "no checkpoint of this version of {} on this node",
+                        spec.name
+                    )
+                })));
+            }
+        }
+        let pooled = match (&restored, mode) {
+            (None, StartMode::Auto | StartMode::NoRestore) => self.take_pooled(app).await,
+            _ => None,
+        };
+        let (prepared, start_path) = match (restored, pooled) {
+            (Some(p), _) => (p, StartPath::Restore),
+            (None, Some(p)) => (p, StartPath::Pool),
+            (None, None) => {
                 let (agent, app) = (self.clone(), app.clone());
                 let p = tokio::task::spawn_blocking(move || {
                     let p = agent.prepare(&app)?;
@@ -274,7 +334,7 @@ impl Agent {
                 })
                 .await
                 .map_err(|e| LaunchError::node(format!("start task failed: {e}")))??;
-                (p, false)
+                (p, StartPath::Cold)
             }
         };
         let Prepared {
@@ -298,7 +358,9 @@ impl Agent {
             release: app.release,
             image: format!("{}:{}", image.name, image.version),
             generation: app.generation,
-            from_pool,
+            from_pool: start_path == StartPath::Pool,
+            start_path,
+            restore_error,
         };
         created(&info);
         let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());
@@ -366,124 +428,13 @@ impl Agent {
     /// Makes a container of `app` exactly as a start would and leaves it parked before exec.
     /// Blocking (image lookup, directories, [`Runtime::create`]): call it in `spawn_blocking`.
     fn prepare(&self, app: &App) -> Result<Prepared, LaunchError> {
-        let spec = &app.spec;
-        let image = self.resolve_image(app)?;
-        let stamp = ImageStamp::of(&image);
-        let rootfs = match image.rootfs() {
-            Rootfs::Layers(l) => RootfsSpec::Layers(l),
-            Rootfs::Host { skeleton, binds } => RootfsSpec::Host {
-                skeleton,
-                binds: binds.into_iter().map(|b| (b.source, b.target)).collect(),
-            },
-        };
-        let user: User = match &spec.user {
-            Some(u) => u
-                .parse()
-                .map_err(|e: hako_runtime::SpecError| LaunchError::spec(e.to_string()))?,
-            None => User::default(),
-        };
-        let creds = hako_runtime::resolve_user(&user, &rootfs)
-            .map_err(|e| LaunchError::spec(e.to_string()))?;
-        let key = app.storage_key();
-        let code = match app.release {
-            Some(n) => self.releases.path(&key, n).ok_or_else(|| {
-                LaunchError::spec(format!(
-                    "release {n} of {} is missing on this node",
-                    spec.name
-                ))
-            })?,
-            None => self.empty_dir(&key)?,
-        };
-        let data = self.data_dir_for(&key, creds.uid, creds.gid)?;
-        let (port, network) = match spec.network {
-            AppNetwork::Isolated => (spec.port, NetworkMode::Isolated),
-            AppNetwork::Host => (
-                free_port().map_err(|e| LaunchError::node(format!("no free port: {e}")))?,
-                NetworkMode::Host,
-            ),
-        };
-        let argv = spec
-            .command(port)
-            .map_err(|e| LaunchError::spec(e.to_string()))?;
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}-{n:x}", spec.name);
-        let logs = self.logs_dir(&key);
-        std::fs::create_dir_all(&logs)
-            .map_err(|e| LaunchError::node(format!("cannot create {}: {e}", logs.display())))?;
-        let log = logs.join(format!("{id}.log"));
-
-        let mut data = BindMount::data(data);
-        data.read_only = self
-            .data_usage
-            .over_quota(&key, &data.source, &self.config.storage);
-        let mut mounts = vec![BindMount::app_code(code), data];
-        if spec.database {
-            let (Some(_), Some(socket_dir)) =
-                (&app.database_grant, &self.config.database_socket_dir)
-            else {
-                return Err(LaunchError::spec(if app.database_grant.is_none() {
-                    "the app asks for a database but none was made for it: update it with --database again".to_string()
-                } else {
-                    "the app uses a database but this node has no database service: set [database] in hako serve's config".to_string()
-                }));
-            };
-            if !socket_dir.is_dir() {
-                return Err(LaunchError::node(format!(
-                    "the database server's socket directory {} does not exist: is MariaDB running?",
-                    socket_dir.display()
-                )));
-            }
-            mounts.push(BindMount {
-                source: socket_dir.clone(),
-                target: hako_model::database::SOCKET_DIR_IN_CONTAINER.into(),
-                read_only: true,
-            });
-        }
-
-        let mut cs = ContainerSpec::new(rootfs, argv[0].clone());
-        cs.args = argv[1..].to_vec();
-        cs.env = app.environment(port);
-        cs.env.insert("HAKO_APP".into(), spec.name.clone());
-        cs.env.insert("HAKO_INSTANCE".into(), id.clone());
-        // Which image version runs: caches kept on /data (compiled PHP) key on it.
-        cs.env.insert(
-            "HAKO_IMAGE".into(),
-            format!("{}:{}", image.name, image.version),
-        );
-        cs.workdir = spec.workdir.clone().into();
-        cs.user = user;
-        cs.hostname = spec.name.clone();
-        cs.limits = crate::limits::container_limits(spec);
-        cs.network = network;
-        cs.seccomp = match spec.seccomp {
-            hako_model::SeccompProfile::Default => hako_runtime::Seccomp::Default,
-            hako_model::SeccompProfile::Unconfined => hako_runtime::Seccomp::Unconfined,
-        };
-        cs.mounts = mounts;
-        cs.log = LogSpec::File {
-            path: log.clone(),
-            max_bytes: self.config.log_max_bytes,
-        };
-
-        let container = self.runtime.create(&cs).map_err(|e| LaunchError {
+        let plan = self.plan(app)?;
+        let container = self.runtime.create(&plan.spec).map_err(|e| LaunchError {
             kind: StartFailure::Node,
             reason: format!("cannot start the container: {e}"),
-            log_tail: crate::logs::tail(&log, 4096),
+            log_tail: crate::logs::tail(&plan.log, 4096),
         })?;
-        let ip = match network {
-            NetworkMode::Host => std::net::Ipv4Addr::LOCALHOST,
-            _ => container.address().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
-        };
-        Ok(Prepared {
-            id,
-            key,
-            container,
-            addr: SocketAddr::from((ip, port)),
-            port,
-            log,
-            image: stamp,
-            fingerprint: app.fingerprint(),
-        })
+        Ok(plan.with(container))
     }
 
     /// The image version an instance of `app` gets now (the latest one when the app names
@@ -593,6 +544,7 @@ impl Agent {
     /// key) keeps everything it has.
     pub async fn forget_app(&self, key: &str) {
         self.remove_pool(key).await;
+        self.checkpoints.remove(key, None);
         if let Err(e) = self.releases.remove_app(key) {
             tracing::warn!(key, error = %e, "cannot remove releases");
         }

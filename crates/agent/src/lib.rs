@@ -6,11 +6,14 @@
 //! one gracefully and removes it; unexpected exits are reported on a channel. Each app gets a
 //! persistent data dir (`/data`), its code release read-only at `/app`, and capped logs.
 //! With a warm pool ([`Agent::fill_pool`]) the agent keeps containers of an app prepared and
-//! parked before exec, and a launch only has to release one.
+//! parked before exec, and a launch only has to release one. With CRIU, [`Agent::checkpoint`]
+//! files a checkpoint of an app version, and launches of that version restore it
+//! ([`hako_model::StartPath`] says how an instance started).
 #![forbid(unsafe_code)]
 
 mod agent;
 mod capacity;
+mod checkpoints;
 pub mod health;
 mod limits;
 pub mod logs;
@@ -18,8 +21,11 @@ mod ready;
 mod releases;
 mod storage;
 
-pub use agent::{Agent, AgentConfig, AgentError, Exit, Instance, LaunchError};
+pub use agent::{
+    Agent, AgentConfig, AgentError, CheckpointError, Exit, Instance, LaunchError, StartMode,
+};
 pub use capacity::node_capacity;
+pub use checkpoints::CheckpointInfo;
 pub use limits::container_limits;
 pub use ready::{NotReady, wait_ready};
 pub use releases::Releases;

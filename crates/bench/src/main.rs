@@ -11,6 +11,7 @@
 //! hako-bench cold-start [--runs N] [--spacing-ms MS] [--verbose]
 //! hako-bench proxy [--seconds S] [--rounds N]
 //! hako-bench wordpress [--runs N] [--seconds S]
+//! hako-bench restore [--runs N] [--spacing-ms MS]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! ```
 // The crun worker's thread enters its own mount namespace (one `unsafe` call, with its
@@ -25,6 +26,7 @@ mod options;
 mod paths;
 mod proxy;
 mod request;
+mod restore;
 mod runtime;
 mod samples;
 mod tools;
@@ -37,6 +39,7 @@ const USAGE: &str =
        hako-bench cold-start [--runs N] [--spacing-ms MS] [--verbose]
        hako-bench proxy [--seconds S] [--rounds N]
        hako-bench wordpress [--runs N] [--seconds S]
+       hako-bench restore [--runs N] [--spacing-ms MS]
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         ["proxy", rest @ ..] => proxy::main(rest),
         ["wordpress", rest @ ..] => wordpress::main(rest),
         ["efficiency", rest @ ..] => efficiency::main(rest),
+        ["restore", rest @ ..] => restore::main(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -33,6 +33,10 @@ pub trait Cgroup: Send + Sync + std::fmt::Debug {
     /// v2: an `O_DIRECTORY` fd of the cgroup for `clone3(CLONE_INTO_CGROUP)`, which starts
     /// the child inside the cgroup without a later write to cgroup.procs. v1: `None`.
     fn clone_into_fd(&self) -> Option<BorrowedFd<'_>>;
+    /// The `cgroup.procs` file of every hierarchy the cgroup lives in: a process that writes
+    /// `0` to each moves itself in (how a helper about to fork the container's processes,
+    /// such as CRIU restoring them, joins the cgroup before it execs).
+    fn procs_files(&self) -> Vec<std::path::PathBuf>;
     /// Validates and applies limits; works on a running container too. `None` removes a limit.
     /// A memory limit below the current usage fails with [`CgroupError::MemoryBelowUsage`].
     fn set_limits(&self, limits: &Limits) -> Result<(), CgroupError>;

@@ -39,7 +39,9 @@ pub(crate) struct LocalNode(pub(crate) Arc<Agent>);
 #[async_trait]
 impl Node for LocalNode {
     async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError> {
-        self.0.launch_with(app, created).await
+        self.0
+            .launch_observed(app, hako_agent::StartMode::of(app), created)
+            .await
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Option<String> {

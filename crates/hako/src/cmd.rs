@@ -5,6 +5,7 @@
 //! container's), or a [`Failure`] that `main` prints with its cause chain.
 
 pub mod app;
+pub mod criu;
 pub mod image;
 pub mod instance;
 pub mod run;

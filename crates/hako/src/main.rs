@@ -52,6 +52,8 @@ enum Command {
     /// Service level of an app from its own measurements (or of a request rate): cold-start
     /// probability, added wait, memory-time; and the cheapest keep-alive for a target.
     Slo(cmd::slo::SloArgs),
+    /// Install or check CRIU, which lets instances start from checkpoints.
+    Criu(cmd::criu::CriuArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +93,11 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             .await
             .map_err(|e| Failure::new(Exit::Failure, e))?,
         Command::Slo(args) => cmd::slo::execute(args, &cli.data_dir).await,
+        Command::Criu(args) => {
+            tokio::task::spawn_blocking(move || cmd::criu::execute(args, &cli.data_dir))
+                .await
+                .map_err(|e| Failure::new(Exit::Failure, e))?
+        }
     }
 }
 

@@ -159,6 +159,9 @@ pub struct AppSpec {
     /// Why the app runs `unconfined` (required then, shown with the app; dropped otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_reason: Option<String>,
+    /// Whether instances may start from a checkpoint of this app version. Default auto.
+    #[serde(default)]
+    pub restore: crate::RestoreMode,
 }
 
 /// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).
@@ -196,6 +199,7 @@ impl AppSpec {
             warm_pool: 0,
             seccomp: SeccompProfile::default(),
             seccomp_reason: None,
+            restore: crate::RestoreMode::default(),
         }
     }
 }

@@ -32,4 +32,11 @@ pub struct InstanceInfo {
     /// only released it (`ready_ms` counts from that release).
     #[serde(default)]
     pub from_pool: bool,
+    /// How it started: cold, from the warm pool, or restored from a checkpoint.
+    #[serde(default)]
+    pub start_path: crate::StartPath,
+    /// Why a start that could have been a restore was not (CRIU missing or failing, the
+    /// checkpoint unusable): it started cold instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_error: Option<String>,
 }

@@ -102,6 +102,37 @@ impl Container {
         }
     }
 
+    /// A container CRIU restored: running, never parked.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn restored(
+        runtime: Arc<Runtime>,
+        id: String,
+        pid: i32,
+        pidfd: OwnedFd,
+        cgroup: Arc<dyn Cgroup>,
+        net: Option<(Arc<Network>, Attachment)>,
+        dir: PathBuf,
+        log: LogSpec,
+        log_done: Option<tokio::sync::oneshot::Receiver<()>>,
+        timings: Timings,
+    ) -> Container {
+        Container {
+            _runtime: runtime,
+            id,
+            pid,
+            pidfd,
+            cgroup,
+            net,
+            dir,
+            parked: Mutex::new(None),
+            log,
+            log_done: Mutex::new(log_done),
+            exit: Mutex::new(None),
+            removed: AtomicBool::new(false),
+            timings: Mutex::new(timings),
+        }
+    }
+
     /// The container's id, unique within its runtime (also its cgroup's name).
     pub fn id(&self) -> &str {
         &self.id

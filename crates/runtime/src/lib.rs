@@ -6,6 +6,8 @@
 //! upper layer, bind mounts for app code (`/app`, read-only) and data (`/data`), a fresh
 //! /proc, a minimal /dev, tmpfs /tmp and /run, a cgroup (v1 or v2) with memory, CPU and pids
 //! limits, a reduced capability set, no_new_privs and a system-call filter ([`seccomp`]).
+//! With CRIU installed, a running container can be checkpointed and new containers restored
+//! from the image ([`checkpoint`]).
 //!
 //! ```no_run
 //! use hako_runtime::{ContainerSpec, Runtime, RuntimeConfig, RootfsSpec};
@@ -20,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod checkpoint;
 mod child;
 mod config;
 mod container;

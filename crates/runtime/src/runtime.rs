@@ -37,8 +37,10 @@ pub struct Runtime {
     pub(crate) cgroups: Box<dyn CgroupManager>,
     network: Mutex<Option<Arc<Network>>>,
     counter: AtomicU64,
-    resolv_conf: Option<String>,
+    pub(crate) resolv_conf: Option<String>,
     spawner: Spawner,
+    /// The thread CRIU runs from, started on first use (see `checkpoint/worker.rs`).
+    criu_worker: std::sync::OnceLock<crate::checkpoint::Worker>,
     /// The host's network namespace (host-network containers join it).
     host_netns: File,
     /// flock on `<state_root>/<prefix>.lock`, held for the runtime's lifetime.
@@ -85,6 +87,7 @@ impl Runtime {
             host_netns: File::open("/proc/thread-self/ns/net")
                 .map_err(RuntimeError::sys("open the host network namespace"))?,
             spawner: Spawner::start().map_err(RuntimeError::sys("start the spawner thread"))?,
+            criu_worker: std::sync::OnceLock::new(),
             _lock: lock,
         }))
     }
@@ -98,8 +101,23 @@ impl Runtime {
         self.cgroups.version()
     }
 
+    /// A new container id, unique within this runtime.
+    pub(crate) fn next_id(&self) -> String {
+        base36(self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The CRIU thread, started on first use.
+    pub(crate) fn criu_worker(&self) -> Result<&crate::checkpoint::Worker, RuntimeError> {
+        if let Some(w) = self.criu_worker.get() {
+            return Ok(w);
+        }
+        let w = crate::checkpoint::Worker::start()
+            .map_err(RuntimeError::sys("start the CRIU thread"))?;
+        Ok(self.criu_worker.get_or_init(|| w))
+    }
+
     /// The bridge network, set up on first use.
-    fn network(&self) -> Result<Arc<Network>, RuntimeError> {
+    pub(crate) fn network(&self) -> Result<Arc<Network>, RuntimeError> {
         let mut n = self.network.lock().expect("network lock");
         if let Some(net) = n.as_ref() {
             return Ok(net.clone());
@@ -120,7 +138,7 @@ impl Runtime {
         let t0 = Instant::now();
         spec.validate()?;
         let creds = user::resolve(&spec.user, &spec.rootfs)?;
-        let id = base36(self.counter.fetch_add(1, Ordering::Relaxed));
+        let id = self.next_id();
         let dir = self.config.state_dir().join(&id);
         std::fs::create_dir(&dir).map_err(|source| RuntimeError::Io {
             what: "create".into(),
@@ -341,7 +359,7 @@ impl Stdio {
 }
 
 /// Starts copying the container's output; the receiver fires when all of it is written.
-fn spawn_pump(
+pub(crate) fn spawn_pump(
     reader: OwnedFd,
     path: PathBuf,
     max_bytes: u64,
@@ -441,7 +459,7 @@ fn hard_nofile() -> u64 {
     r.rlim_max
 }
 
-fn hosts_file(hostname: &str, att: Option<&Attachment>) -> String {
+pub(crate) fn hosts_file(hostname: &str, att: Option<&Attachment>) -> String {
     let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     match att {
         Some(a) => s += &format!("{}\t{hostname}\n", a.addr),

@@ -34,6 +34,8 @@ fn live_data_comes_from_the_backend() {
         image: "php:1".into(),
         generation: 0,
         from_pool: false,
+        start_path: Default::default(),
+        restore_error: None,
     };
     server
         .backend

@@ -179,6 +179,10 @@ impl Cgroup for V1Cgroup {
         None
     }
 
+    fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
     fn set_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
         limits.validate()?;
         self.apply(limits, false)

@@ -178,6 +178,10 @@ impl Cgroup for V2Cgroup {
         self.write("cgroup.procs", &pid.to_string())
     }
 
+    fn procs_files(&self) -> Vec<PathBuf> {
+        vec![self.file("cgroup.procs")]
+    }
+
     fn clone_into_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.fd.as_fd())
     }

@@ -58,6 +58,8 @@ impl Node for FakeNode {
             image: "base:1".into(),
             generation: app.generation,
             from_pool: false,
+            start_path: hako_model::StartPath::Cold,
+            restore_error: None,
         };
         created(&info);
         info.state = InstanceState::Ready;

@@ -191,6 +191,8 @@ mod tests {
                 image: "base:1".into(),
                 generation: 0,
                 from_pool: false,
+                start_path: hako_model::StartPath::Cold,
+                restore_error: None,
             },
             key: key.into(),
             fingerprint: 1,

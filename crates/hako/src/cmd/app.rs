@@ -146,6 +146,10 @@ pub struct Settings {
     /// Why the app needs to run unconfined (shown with the app).
     #[arg(long, value_name = "TEXT")]
     pub seccomp_reason: Option<String>,
+    /// Start from a checkpoint of this app version when there is one: auto (when it is
+    /// faster than a cold start), always, or never. Default auto.
+    #[arg(long, value_name = "auto|always|never")]
+    pub restore: Option<hako_model::RestoreMode>,
 }
 
 impl Settings {
@@ -182,6 +186,7 @@ impl Settings {
             warm_pool: self.warm_pool,
             seccomp: self.seccomp,
             seccomp_reason: self.seccomp_reason.map(Some),
+            restore: self.restore,
         })
     }
 }

@@ -159,6 +159,13 @@ pub struct AppPatch {
         deserialize_with = "clear"
     )]
     pub seccomp_reason: Option<Option<String>>,
+    /// Whether instances may start from a checkpoint (`auto`, `always`, `never`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub restore: Option<crate::RestoreMode>,
 }
 
 /// A field that is present must hold a value (`null` is refused by the value's own type).
@@ -212,7 +219,8 @@ impl AppPatch {
             database,
             warm_pool,
             seccomp,
-            seccomp_reason
+            seccomp_reason,
+            restore
         );
         s.validate()?;
         Ok(s)
