@@ -4,6 +4,10 @@
 //! start that follows finds post and image intact. Then a lifetime recycle under load drops
 //! no request, and two sites cannot reach each other's files or databases.
 //!
+//! Over 600 lines on purpose: one scenario, a site's life from install to cycling, with the
+//! WordPress-specific HTTP steps it needs (installer, login cookies, REST nonce, upload,
+//! publish) beside it; they serve no other test.
+//!
 //! The image's Debian system is cached in a shared store (`/var/lib/hako-test/images`) so that
 //! only the first run on a machine pays for debootstrap.
 
