@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use ipnet::Ipv4Net;
+
 use crate::network::Subnet;
 
 /// Settings of one runtime. One live runtime owns a prefix at a time.
@@ -17,6 +19,11 @@ pub struct RuntimeConfig {
     pub subnet: Subnet,
     /// Masquerade containers' traffic out of the host.
     pub nat: bool,
+    /// The cluster's own networks (the nodes' addresses, every node's instance subnet, the
+    /// fronts, etcd): new connections from this runtime's containers to any of them are
+    /// dropped, replies to connections made from there (the proxies') pass. Empty on a
+    /// single host. Routes to other nodes' subnets are [`crate::cluster_routes`]'.
+    pub cluster_cidrs: Vec<Ipv4Net>,
     /// Switch the kernel's cgroup threadgroup lock to favour dynamic changes: moving a process
     /// into a cgroup then takes ~0.3 ms instead of 5–12 ms after an idle moment. Kernel-wide
     /// (the cost is a slightly slower fork/exit everywhere), like the `favordynmods` cgroup2
@@ -33,6 +40,7 @@ impl Default for RuntimeConfig {
             state_root: "/run/hako".into(),
             subnet: "10.88.0.0/16".parse().expect("valid default subnet"),
             nat: true,
+            cluster_cidrs: Vec::new(),
             favor_dynmods: true,
             nofile: 65536,
         }

@@ -24,6 +24,7 @@
 
 pub mod checkpoint;
 mod child;
+pub mod cluster_routes;
 mod config;
 mod container;
 mod error;
@@ -46,6 +47,7 @@ pub use hako_cgroup::{
     CPU_FLOOR, CPU_PERIOD_US, LimitsError, MEMORY_CEILING, PIDS_CEILING, Stats,
     Version as CgroupVersion, host_cores,
 };
+pub use ipnet::Ipv4Net;
 pub use network::{NetworkError, Subnet};
 pub use runtime::Runtime;
 pub use seccomp::{Seccomp, SeccompError};

@@ -7,9 +7,11 @@
 //! - nftables tables `<prefix>` (inet: drop new connections from containers to the host, and
 //!   anything routed between this bridge and any other hako link — every prefix starts with
 //!   `hako`, so containers of different runtimes, e.g. a `hako run` and a `hako serve`, never
-//!   reach each other whichever runtime made the rules; bridge: drop frames between container
-//!   ports) and `<prefix>_nat` (ip: masquerade out).
+//!   reach each other whichever runtime made the rules — and new connections to the cluster's
+//!   addresses; bridge: drop frames between container ports) and `<prefix>_nat` (ip:
+//!   masquerade out). The rules themselves are in [`firewall`].
 
+pub(crate) mod firewall;
 mod ipam;
 pub(crate) mod netlink;
 
@@ -19,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipam::Ipam;
 pub use ipam::Subnet;
+use ipnet::Ipv4Net;
 use netlink::Netlink;
 
 use crate::child::NetConfig;
@@ -73,7 +76,12 @@ fn bridge_mac(prefix: &str) -> [u8; 6] {
 
 impl Network {
     /// Creates (or adopts) the bridge and installs the firewall rules.
-    pub(crate) fn setup(prefix: &str, subnet: Subnet, nat: bool) -> Result<Network, NetworkError> {
+    pub(crate) fn setup(
+        prefix: &str,
+        subnet: Subnet,
+        nat: bool,
+        cluster: &[Ipv4Net],
+    ) -> Result<Network, NetworkError> {
         let nl = Netlink::open()?;
         let bridge_err = |source| NetworkError::Bridge {
             name: prefix.to_string(),
@@ -97,9 +105,10 @@ impl Network {
             Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(bridge_err(e)),
             _ => {}
         }
-        install_firewall(prefix, subnet, nat)?;
-        if nat {
-            // Forwarding is needed for NAT out; it is host-wide (as with every container engine).
+        firewall::install(prefix, subnet, nat, cluster)?;
+        if nat || !cluster.is_empty() {
+            // Forwarding is needed for NAT out and for proxies on other nodes to reach this
+            // node's instances; it is host-wide (as with every container engine).
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         }
         // One neighbour entry per instance: room for thousands of sites on this host.
@@ -203,11 +212,7 @@ pub(crate) fn remove_all(prefix: &str, _nat: bool) {
     if let Ok(nl) = Netlink::open() {
         let _ = nl.delete_link(prefix);
     }
-    for (family, name) in [
-        ("inet", prefix.to_string()),
-        ("bridge", prefix.to_string()),
-        ("ip", format!("{prefix}_nat")),
-    ] {
+    for (family, name) in firewall::tables(prefix) {
         let _ = std::process::Command::new("nft")
             .args(["delete", "table", family, &name])
             .stderr(std::process::Stdio::null())
@@ -231,72 +236,6 @@ fn veth_name(prefix: &str, n: u64) -> String {
     let mut name = format!("{prefix}v{}", String::from_utf8_lossy(&s));
     name.truncate(15);
     name
-}
-
-fn install_firewall(prefix: &str, subnet: Subnet, nat: bool) -> Result<(), NetworkError> {
-    // Re-create from scratch so a changed subnet or a half-made earlier set never lingers.
-    let mut rules = String::new();
-    for (family, name) in [
-        ("inet", prefix.to_string()),
-        ("bridge", prefix.to_string()),
-        ("ip", format!("{prefix}_nat")),
-    ] {
-        rules += &format!("table {family} {name} {{}}\ndelete table {family} {name}\n");
-    }
-    rules += &format!(
-        "table inet {prefix} {{
-  chain input {{
-    type filter hook input priority 0; policy accept;
-    iifname \"{prefix}\" ct state established,related accept
-    iifname \"{prefix}\" drop
-  }}
-  chain forward {{
-    type filter hook forward priority 0; policy accept;
-    iifname \"{prefix}\" oifname \"hako*\" drop
-    iifname \"hako*\" oifname \"{prefix}\" drop
-  }}
-}}
-table bridge {prefix} {{
-  chain forward {{
-    type filter hook forward priority 0; policy accept;
-    iifname \"{prefix}v*\" oifname \"{prefix}v*\" drop
-  }}
-}}
-"
-    );
-    if nat {
-        rules += &format!(
-            "table ip {prefix}_nat {{
-  chain postrouting {{
-    type nat hook postrouting priority 100; policy accept;
-    ip saddr {subnet} oifname != \"{prefix}\" masquerade
-  }}
-}}
-"
-        );
-    }
-    let mut child = std::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| NetworkError::Firewall(e.to_string()))?;
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(rules.as_bytes())
-        .map_err(|e| NetworkError::Firewall(e.to_string()))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| NetworkError::Firewall(e.to_string()))?;
-    if !out.status.success() {
-        return Err(NetworkError::Firewall(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -126,6 +126,7 @@ impl Runtime {
             &self.config.prefix,
             self.config.subnet,
             self.config.nat,
+            &self.config.cluster_cidrs,
         )?);
         *n = Some(net.clone());
         Ok(net)

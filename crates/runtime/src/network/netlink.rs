@@ -1,5 +1,8 @@
 //! A minimal rtnetlink client: create bridges and veth pairs, add addresses, list and delete
-//! links. Synchronous, one request at a time, each acknowledged by the kernel.
+//! links; routes in [`route`]. Synchronous, one request at a time, each acknowledged by the
+//! kernel.
+
+pub(crate) mod route;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -278,44 +281,50 @@ impl Netlink {
     /// Every link in this namespace.
     pub(crate) fn links(&self) -> io::Result<Vec<Link>> {
         let m = Msg::new(RTM_GETLINK, NLM_F_DUMP).ifinfo(0, 0, 0);
-        self.send(&m.finish())?;
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 32768];
+        self.dump(m.finish(), |kind, payload| {
+            if kind != RTM_NEWLINK || payload.len() < 16 {
+                return;
+            }
+            let index = i32::from_ne_bytes(payload[4..8].try_into().unwrap_or([0; 4]));
+            let mut link = Link {
+                index,
+                name: String::new(),
+                master: None,
+            };
+            for (t, v) in attributes(&payload[16..]) {
+                match t {
+                    IFLA_IFNAME => {
+                        link.name =
+                            String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(&[]))
+                                .into_owned()
+                    }
+                    IFLA_MASTER if v.len() >= 4 => {
+                        link.master = Some(i32::from_ne_bytes(v[0..4].try_into().unwrap_or([0; 4])))
+                    }
+                    _ => {}
+                }
+            }
+            out.push(link);
+        })?;
+        Ok(out)
+    }
+
+    /// Sends a dump request and hands every message of the answer to `each` until the kernel
+    /// says it is done.
+    fn dump(&self, msg: Vec<u8>, mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+        self.send(&msg)?;
+        let mut buf = vec![0u8; 65536];
         loop {
             let n = self.recv(&mut buf)?;
             for (kind, payload) in messages(&buf[..n]) {
                 match kind {
-                    NLMSG_DONE => return Ok(out),
+                    NLMSG_DONE => return Ok(()),
                     NLMSG_ERROR => {
                         let code = i32::from_ne_bytes(payload[0..4].try_into().unwrap_or([0; 4]));
                         return Err(io::Error::from_raw_os_error(-code));
                     }
-                    RTM_NEWLINK if payload.len() >= 16 => {
-                        let index = i32::from_ne_bytes(payload[4..8].try_into().unwrap_or([0; 4]));
-                        let mut link = Link {
-                            index,
-                            name: String::new(),
-                            master: None,
-                        };
-                        for (t, v) in attributes(&payload[16..]) {
-                            match t {
-                                IFLA_IFNAME => {
-                                    link.name = String::from_utf8_lossy(
-                                        v.split(|b| *b == 0).next().unwrap_or(&[]),
-                                    )
-                                    .into_owned()
-                                }
-                                IFLA_MASTER if v.len() >= 4 => {
-                                    link.master = Some(i32::from_ne_bytes(
-                                        v[0..4].try_into().unwrap_or([0; 4]),
-                                    ))
-                                }
-                                _ => {}
-                            }
-                        }
-                        out.push(link);
-                    }
-                    _ => {}
+                    _ => each(kind, payload),
                 }
             }
         }
