@@ -34,6 +34,8 @@ use crate::{Result, TestbedError};
 pub const START_LIMIT: Duration = Duration::from_secs(30);
 /// How long one HTTP request to a member may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long connecting to a member may take (a member on a healthy network answers at once).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Where one member listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +99,8 @@ pub struct Member {
     proc: Option<Proc>,
 }
 
-/// A running etcd cluster; its members are stopped when it is dropped (unless detached).
+/// A running etcd cluster; its members are killed when it is dropped (unless detached): its
+/// data is a test's, and a graceful stop of every member takes seconds.
 #[derive(Debug)]
 pub struct EtcdCluster {
     members: Vec<Member>,
@@ -274,6 +277,9 @@ impl EtcdCluster {
     /// Whether member `i` says it is healthy (it has a leader and can serve a quorum read).
     pub fn healthy(&self, i: usize) -> bool {
         let addr = self.members[i].spec.client_addr();
+        if std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_err() {
+            return false;
+        }
         http::request(addr, "GET", "/health", &[], None, REQUEST_TIMEOUT)
             .ok()
             .and_then(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok())
@@ -389,6 +395,7 @@ impl Drop for EtcdCluster {
     fn drop(&mut self) {
         for m in &mut self.members {
             if let Some(mut p) = m.proc.take() {
+                p.kill();
                 p.stop(Duration::from_secs(10));
             }
         }

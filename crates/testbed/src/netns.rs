@@ -20,6 +20,7 @@ use crate::{Result, TestbedError};
 const HOST_SCRIPT: &str = r#"set -e
 cg=$1; run=$2; shift 2
 mount --rbind /sys/fs/cgroup "$cg"
+umount -l /sys
 mount -t sysfs sysfs /sys
 mount --move "$cg" /sys/fs/cgroup
 mkdir -p /run/hako

@@ -151,8 +151,11 @@ pub fn down(state_dir: &Path, name: &str) -> Result<Vec<String>> {
         .partition(|r| !r.name.starts_with("etcd"));
     let mut hako: Vec<Proc> = hako.into_iter().map(Proc::adopt).collect();
     stop_all(&mut hako, STOP_GRACE);
-    let mut etcd: Vec<Proc> = etcd.into_iter().map(Proc::adopt).collect();
-    stop_all(&mut etcd, Duration::from_secs(10));
+    // etcd's data goes with the bed: no graceful stop (seconds of leader hand-overs).
+    for mut p in etcd.into_iter().map(Proc::adopt) {
+        p.kill();
+        p.stop(Duration::from_secs(10));
+    }
     kill_in_namespaces(name);
     for prefix in prefixes(name) {
         remove_cgroups(&prefix);
