@@ -95,8 +95,7 @@ impl TestbedConfig {
             h /= 36;
         }
         TestbedConfig {
-            lan: Ipv4Net::new(Ipv4Addr::new(10, 98, (h % 250) as u8, 0), 24)
-                .expect("a valid /24"),
+            lan: Ipv4Net::new(Ipv4Addr::new(10, 98, (h % 250) as u8, 0), 24).expect("a valid /24"),
             ..TestbedConfig::new(&name, nodes)
         }
     }
@@ -228,8 +227,10 @@ impl Testbed {
         if teardown::exists(&state_dir, &config.name) {
             teardown::down_clean(&state_dir, &config.name)?;
         }
-        std::fs::create_dir_all(&state_dir)
-            .map_err(TestbedError::io(format!("cannot create {}", state_dir.display())))?;
+        std::fs::create_dir_all(&state_dir).map_err(TestbedError::io(format!(
+            "cannot create {}",
+            state_dir.display()
+        )))?;
         let mut bed = Testbed {
             config: config.clone(),
             state_dir: state_dir.clone(),
@@ -497,7 +498,11 @@ impl Testbed {
 
     /// What a later `down` needs (also written to the state file).
     pub fn state(&self) -> BedState {
-        let mut processes = self.etcd.as_ref().map(EtcdCluster::records).unwrap_or_default();
+        let mut processes = self
+            .etcd
+            .as_ref()
+            .map(EtcdCluster::records)
+            .unwrap_or_default();
         processes.extend(
             self.nodes
                 .iter()
@@ -511,7 +516,11 @@ impl Testbed {
             state_dir: self.state_dir.clone(),
             lan: self.config.lan.to_string(),
             nodes: self.config.nodes,
-            store: self.etcd.as_ref().map(EtcdCluster::endpoint).unwrap_or_default(),
+            store: self
+                .etcd
+                .as_ref()
+                .map(EtcdCluster::endpoint)
+                .unwrap_or_default(),
             prefixes,
             processes,
             front: self.front.as_ref().map(|f| FrontInfo {

@@ -114,7 +114,9 @@ impl EtcdCluster {
     /// healthy.
     pub fn start(n: usize) -> Result<EtcdCluster> {
         if n == 0 {
-            return Err(TestbedError::Config("an etcd cluster needs a member".into()));
+            return Err(TestbedError::Config(
+                "an etcd cluster needs a member".into(),
+            ));
         }
         let tmp = tempfile::Builder::new()
             .prefix("hako-etcd-")
@@ -209,8 +211,10 @@ impl EtcdCluster {
 
     fn spawn(&mut self, i: usize) -> Result<()> {
         let m = &mut self.members[i];
-        std::fs::create_dir_all(&m.data_dir)
-            .map_err(TestbedError::io(format!("cannot create {}", m.data_dir.display())))?;
+        std::fs::create_dir_all(&m.data_dir).map_err(TestbedError::io(format!(
+            "cannot create {}",
+            m.data_dir.display()
+        )))?;
         let mut cmd = m.launch.command("etcd");
         cmd.args(["--name", &m.spec.name])
             .arg("--data-dir")
@@ -257,20 +261,19 @@ impl EtcdCluster {
         }
         self.spawn(i)?;
         let addr = self.members[i].spec.client_addr();
-        let what = format!("etcd member {} listening on {addr}", self.members[i].spec.name);
+        let what = format!(
+            "etcd member {} listening on {addr}",
+            self.members[i].spec.name
+        );
         let mut result = Ok(());
         let proc = self.members[i].proc.as_mut().expect("just spawned");
-        let listening = wait_until(
-            &what,
-            START_LIMIT,
-            || {
-                if !proc.alive() {
-                    result = Err(proc.exited());
-                    return true;
-                }
-                std::net::TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT).is_ok()
-            },
-        );
+        let listening = wait_until(&what, START_LIMIT, || {
+            if !proc.alive() {
+                result = Err(proc.exited());
+                return true;
+            }
+            std::net::TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT).is_ok()
+        });
         result.and(listening)
     }
 
@@ -332,10 +335,21 @@ impl EtcdCluster {
             endpoint: addr.to_string(),
             reason,
         };
-        let r = http::request(addr, "POST", path, &[], Some(&body.to_string()), REQUEST_TIMEOUT)
-            .map_err(|e| fail(e.to_string()))?;
+        let r = http::request(
+            addr,
+            "POST",
+            path,
+            &[],
+            Some(&body.to_string()),
+            REQUEST_TIMEOUT,
+        )
+        .map_err(|e| fail(e.to_string()))?;
         if r.status != 200 {
-            return Err(fail(format!("{path} answered {}: {}", r.status, r.body.trim())));
+            return Err(fail(format!(
+                "{path} answered {}: {}",
+                r.status,
+                r.body.trim()
+            )));
         }
         serde_json::from_str(&r.body).map_err(|e| fail(format!("{path}: {e}")))
     }

@@ -145,7 +145,11 @@ pub fn front_command(a: &NodeArgs<'_>, has: &HakoCommands) -> Vec<String> {
         a.subnet.to_string(),
     ];
     if has.cluster() {
-        v.extend(["--no-node".into(), "--advertise".into(), a.advertise.to_string()]);
+        v.extend([
+            "--no-node".into(),
+            "--advertise".into(),
+            a.advertise.to_string(),
+        ]);
     }
     if has.cluster_cidr {
         v.extend(["--cluster-cidr".into(), cidrs(a.cluster_cidrs)]);
@@ -197,7 +201,10 @@ mod tests {
 
     #[test]
     fn the_agent_gets_the_contracts_options_and_only_known_extras() {
-        let cidr = ["10.99.0.0/24".parse().unwrap(), "10.77.0.0/16".parse().unwrap()];
+        let cidr = [
+            "10.99.0.0/24".parse().unwrap(),
+            "10.77.0.0/16".parse().unwrap(),
+        ];
         let a = args(Path::new("/b/hako"), Path::new("/bed/host2/data"), &cidr);
         let bare = agent_command(&a, &HakoCommands::default()).join(" ");
         assert_eq!(
@@ -225,14 +232,23 @@ mod tests {
     fn the_front_runs_no_node_only_when_agents_exist() {
         let a = args(Path::new("/b/hako"), Path::new("/bed/front"), &[]);
         let today = front_command(&a, &HakoCommands::default()).join(" ");
-        assert!(today.contains(" serve ") && !today.contains("--no-node"), "{today}");
-        assert!(today.contains("--listen 0.0.0.0:8080 --api 0.0.0.0:7070"), "{today}");
+        assert!(
+            today.contains(" serve ") && !today.contains("--no-node"),
+            "{today}"
+        );
+        assert!(
+            today.contains("--listen 0.0.0.0:8080 --api 0.0.0.0:7070"),
+            "{today}"
+        );
         let cluster = HakoCommands {
             agent: true,
             no_node: true,
             ..HakoCommands::default()
         };
         let front = front_command(&a, &cluster).join(" ");
-        assert!(front.contains("--no-node --advertise 10.99.0.12"), "{front}");
+        assert!(
+            front.contains("--no-node --advertise 10.99.0.12"),
+            "{front}"
+        );
     }
 }

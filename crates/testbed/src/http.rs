@@ -92,11 +92,21 @@ mod tests {
             c.write_all(b"HTTP/1.0 201 Created\r\n\r\nmade").unwrap();
             req
         });
-        let r = request(addr, "POST", "/x", &[("A", "b")], Some("{}"), Duration::from_secs(5))
-            .unwrap();
+        let r = request(
+            addr,
+            "POST",
+            "/x",
+            &[("A", "b")],
+            Some("{}"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!((r.status, r.body.as_str()), (201, "made"));
         let req = server.join().unwrap();
         assert!(req.starts_with("POST /x HTTP/1.0\r\n"), "{req}");
-        assert!(req.contains("A: b\r\n") && req.ends_with("\r\n\r\n{}"), "{req}");
+        assert!(
+            req.contains("A: b\r\n") && req.ends_with("\r\n\r\n{}"),
+            "{req}"
+        );
     }
 }

@@ -95,7 +95,10 @@ impl Lan {
             )));
         }
         let bridge = bridge_name(name);
-        if std::path::Path::new("/sys/class/net").join(&bridge).exists() {
+        if std::path::Path::new("/sys/class/net")
+            .join(&bridge)
+            .exists()
+        {
             return Err(TestbedError::Running {
                 name: name.to_string(),
                 state: format!("bridge {bridge}").into(),
@@ -171,6 +174,19 @@ impl Lan {
     /// Plugs host `n`'s cable back in.
     pub fn plug(&self, n: usize) -> Result<()> {
         cmd::ip(&["link", "set", &self.host(n).port, "up"]).map(drop)
+    }
+
+    /// Gives the bridge (the machine's side) one more address, e.g. one standing for a
+    /// server outside the cluster; it goes with the bridge.
+    pub fn add_address(&self, addr: Ipv4Addr) -> Result<()> {
+        cmd::ip(&[
+            "addr",
+            "add",
+            &format!("{addr}/32"),
+            "dev",
+            &bridge_name(&self.name),
+        ])
+        .map(drop)
     }
 
     /// Leaves the LAN up when this value is dropped (for `cargo xtask testbed up`).

@@ -88,8 +88,10 @@ impl Netns {
     /// sockets, netlink, `/proc/sys/net` — and the threads and processes it starts are this
     /// namespace's.
     pub fn enter(&self) -> Result<()> {
-        let f = std::fs::File::open(self.path())
-            .map_err(TestbedError::io(format!("cannot open {}", self.path().display())))?;
+        let f = std::fs::File::open(self.path()).map_err(TestbedError::io(format!(
+            "cannot open {}",
+            self.path().display()
+        )))?;
         rustix::thread::move_into_link_name_space(
             f.as_fd(),
             Some(rustix::thread::LinkNameSpaceType::Network),
@@ -116,7 +118,11 @@ impl Netns {
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
         let path = Path::new("/proc/sys/net").join(key);
         self.run(|| std::fs::write(&path, value))?
-            .map_err(TestbedError::io(format!("cannot set {} in {}", path.display(), self.name)))
+            .map_err(TestbedError::io(format!(
+                "cannot set {} in {}",
+                path.display(),
+                self.name
+            )))
     }
 
     /// A command that runs `program` in this namespace only (its network; the caller's mounts

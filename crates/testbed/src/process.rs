@@ -271,14 +271,19 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo starting; echo ready now; exec sleep 30"]);
         let mut p = Proc::spawn("sh", cmd, &log).unwrap();
-        assert_eq!(p.wait_for_line("ready", Duration::from_secs(10)).unwrap(), "ready now");
+        assert_eq!(
+            p.wait_for_line("ready", Duration::from_secs(10)).unwrap(),
+            "ready now"
+        );
         assert!(p.alive());
         assert!(p.stop(Duration::from_secs(10)), "sleep ends on SIGTERM");
         assert!(!p.alive() && !p.record.alive());
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo bye; exit 3"]);
         let mut q = Proc::spawn("quitter", cmd, &log).unwrap();
-        let err = q.wait_for_line("never", Duration::from_secs(10)).unwrap_err();
+        let err = q
+            .wait_for_line("never", Duration::from_secs(10))
+            .unwrap_err();
         assert!(err.to_string().contains("quitter exited"), "{err}");
         assert!(err.to_string().contains("bye"), "{err}");
     }

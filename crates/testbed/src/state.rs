@@ -54,12 +54,16 @@ impl BedState {
     pub fn load(state_dir: &Path) -> Result<Option<BedState>> {
         let path = state_dir.join(FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| TestbedError::Io {
-                what: format!("{} is not a test bed's state", path.display()),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            }),
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| TestbedError::Io {
+                    what: format!("{} is not a test bed's state", path.display()),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(TestbedError::io(format!("cannot read {}", path.display()))(e)),
+            Err(e) => Err(TestbedError::io(format!("cannot read {}", path.display()))(
+                e,
+            )),
         }
     }
 

@@ -205,7 +205,9 @@ pub fn leftovers(state_dir: &Path, name: &str, state: Option<&BedState>) -> Vec<
     }
     let tables = crate::cmd::nft(&["list", "tables"]).unwrap_or_default();
     for t in tables.lines() {
-        if prefixes(name).iter().any(|p| t.split_whitespace().last() == Some(p.as_str()))
+        if prefixes(name)
+            .iter()
+            .any(|p| t.split_whitespace().last() == Some(p.as_str()))
             || t.contains(&stem)
         {
             found.push(format!("nftables {t}"));
@@ -251,7 +253,10 @@ mod tests {
         for p in prefixes("ab1") {
             let rest = p.strip_prefix("hako").unwrap();
             assert!(rest.len() <= 5, "{p}");
-            assert!(rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            assert!(
+                rest.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            );
         }
         assert_eq!(node_prefix("ab1", 3), "hakonab13");
         assert!(!prefixes("ab").contains(&node_prefix("ab1", 3)));

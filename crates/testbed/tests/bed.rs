@@ -26,7 +26,11 @@ fn a_three_host_bed_with_etcd_comes_up_survives_a_cut_and_goes_without_a_trace()
     let etcd = bed.etcd();
     assert_eq!(etcd.len(), 3);
     for (i, m) in etcd.members().iter().enumerate() {
-        assert_eq!(m.spec.ip, bed.node(i + 1).addr, "member {i} runs on its host");
+        assert_eq!(
+            m.spec.ip,
+            bed.node(i + 1).addr,
+            "member {i} runs on its host"
+        );
         assert!(etcd.healthy(i), "member {i} is healthy");
     }
     assert_eq!(bed.node(2).subnet.to_string(), "10.77.2.0/24");

@@ -46,9 +46,15 @@ fn hosts_reach_each_other_until_a_cable_is_cut_and_leave_nothing() {
     let to_h2: SocketAddr = (h2.addr, 7000).into();
     // From the machine (through the bridge) and from host1 (through its eth0).
     assert_eq!(fetch(to_h2).unwrap(), "from host2");
-    assert_eq!(h1.netns.run(|| fetch(to_h2)).unwrap().unwrap(), "from host2");
+    assert_eq!(
+        h1.netns.run(|| fetch(to_h2)).unwrap().unwrap(),
+        "from host2"
+    );
     lan.cut(2).unwrap();
-    assert!(h1.netns.run(|| fetch(to_h2)).unwrap().is_err(), "the cable is cut");
+    assert!(
+        h1.netns.run(|| fetch(to_h2)).unwrap().is_err(),
+        "the cable is cut"
+    );
     assert!(fetch(to_h2).is_err());
     lan.plug(2).unwrap();
     hako_testbed::process::wait_until("host2 back", Duration::from_secs(10), || {
@@ -57,7 +63,10 @@ fn hosts_reach_each_other_until_a_cable_is_cut_and_leave_nothing() {
     .unwrap();
     let name = c.name.clone();
     lan.down().unwrap();
-    assert_eq!(teardown::leftovers(&c.state_dir(), &name, None), Vec::<String>::new());
+    assert_eq!(
+        teardown::leftovers(&c.state_dir(), &name, None),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -81,7 +90,11 @@ fn a_program_on_a_host_sees_that_host_and_keeps_the_cgroups() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[..2], ["eth0", "lo"], "{text}");
     let cgroup_mounts: usize = lines[2].parse().unwrap();
@@ -92,7 +105,10 @@ fn a_program_on_a_host_sees_that_host_and_keeps_the_cgroups() {
         .count();
     assert_eq!(cgroup_mounts, ours, "{text}");
     assert!(lines[3].contains(&lan.host(1).addr.to_string()), "{text}");
-    assert_eq!(std::fs::read_to_string(run.join("probe")).unwrap(), "mine\n");
+    assert_eq!(
+        std::fs::read_to_string(run.join("probe")).unwrap(),
+        "mine\n"
+    );
     assert!(!std::path::Path::new("/run/hako/probe").exists());
     lan.down().unwrap();
 }

@@ -68,42 +68,46 @@ impl TestRuntime {
 
     /// Kernel objects of this runtime still present: cgroup dirs, links, mounts, state dirs.
     pub fn leftovers(&self) -> Vec<String> {
-        let prefix = &self.rt.config().prefix;
-        let mut found = Vec::new();
-        for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            let dir = ctrl.path().join(prefix);
-            if let Ok(children) = std::fs::read_dir(&dir) {
-                for c in children.flatten() {
-                    if c.path().is_dir() {
-                        found.push(format!("cgroup {}", c.path().display()));
-                    }
-                }
-            }
-        }
-        let links = std::process::Command::new("ip")
-            .args(["-o", "link"])
-            .output()
-            .unwrap();
-        for l in String::from_utf8_lossy(&links.stdout).lines() {
-            if l.contains(&format!("{prefix}v")) {
-                found.push(format!("link {l}"));
-            }
-        }
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        for l in mountinfo.lines() {
-            if l.contains(prefix.as_str()) {
-                found.push(format!("mount {l}"));
-            }
-        }
-        if let Ok(entries) = std::fs::read_dir(self.rt.config().state_dir()) {
-            for e in entries.flatten() {
-                {
-                    found.push(format!("state {}", e.path().display()));
-                }
-            }
-        }
-        found
+        leftovers(self.rt.config())
     }
+}
+
+/// Kernel objects of the runtime configured by `config` still present: cgroup dirs, links
+/// (in the calling thread's network namespace), mounts, state dirs.
+pub fn leftovers(config: &RuntimeConfig) -> Vec<String> {
+    let prefix = &config.prefix;
+    let mut found = Vec::new();
+    for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = ctrl.path().join(prefix);
+        if let Ok(children) = std::fs::read_dir(&dir) {
+            for c in children.flatten() {
+                if c.path().is_dir() {
+                    found.push(format!("cgroup {}", c.path().display()));
+                }
+            }
+        }
+    }
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    for l in String::from_utf8_lossy(&links.stdout).lines() {
+        if l.contains(&format!("{prefix}v")) {
+            found.push(format!("link {l}"));
+        }
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for l in mountinfo.lines() {
+        if l.contains(prefix.as_str()) {
+            found.push(format!("mount {l}"));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(config.state_dir()) {
+        for e in entries.flatten() {
+            found.push(format!("state {}", e.path().display()));
+        }
+    }
+    found
 }
 
 impl Drop for TestRuntime {
