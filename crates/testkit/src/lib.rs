@@ -11,7 +11,10 @@
 //! - [`site`]: a static site's code, its app spec, the host image;
 //! - [`api_client`]: an API client with a data dir's admin token (for in-process daemons);
 //! - [`http`]: one plain HTTP request through the proxy;
-//! - [`leftovers`]: what a runtime prefix left on the host (cgroups, state, links).
+//! - [`leftovers`]: what a runtime prefix left on the host (cgroups, state, links);
+//! - [`etcd`]: a real etcd cluster of one or more members on loopback, with members stopped,
+//!   killed and started again (quorum loss), from `hako-testbed`, which also has the
+//!   multi-host test bed ([`testbed`]).
 //!
 //! It is a dev-dependency of the crates whose tests start daemons, and a dependency of the
 //! benchmarks (`hako-bench`); no production crate depends on it. Functions meant for test
@@ -31,6 +34,10 @@ mod wait;
 
 pub use cli::{Outcome, hako_command};
 pub use error::Error;
+/// A real etcd cluster (`hako_testbed::etcd`).
+pub use hako_testbed::etcd;
+/// The multi-host test bed (`hako-testbed`): hosts as network namespaces, etcd, agents, a front.
+pub use hako_testbed as testbed;
 pub use leftovers::leftovers;
 pub use names::Names;
 pub use root::{is_root, require_root};

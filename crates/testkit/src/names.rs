@@ -14,6 +14,7 @@
 //! | `b` | benchmarks (`hako-bench`) |
 //! | `e` | the efficiency experiment |
 //! | `l` | `hako serve` process tests ([`Serve`](crate::Serve) by default) |
+//! | `n` | the nodes of a test bed (`hakon<bed><n>`, see [`crate::testbed`]); `f`: its front |
 //! | `q` | the kill -9 / restart test of `hako serve` |
 //! | `r` | `hako run` (its own prefix per run) |
 //! | `s` | in-process `hako serve` tests (`crates/control/tests`) |

@@ -1,71 +1,19 @@
-//! `hako serve` on a real etcd.
+//! `hako serve` on a real 3-member etcd (testkit's [`EtcdCluster`] on loopback).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use hako_testkit::etcd::EtcdCluster;
 
 use crate::{Serve, http, static_site};
 
-/// A real etcd (one member, on loopback, in a temp dir), killed when dropped.
-struct Etcd {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-    endpoint: String,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Etcd {
-    fn start() -> Etcd {
-        let port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let (client, peer) = (port(), port());
-        let dir = tempfile::Builder::new()
-            .prefix("hako-etcd")
-            .tempdir()
-            .unwrap();
-        let name = format!("hako-serve-{}", std::process::id());
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = std::process::Command::new("etcd")
-            .args(["--name", &name, "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &client_url])
-            .args(["--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("{name}={peer_url}")])
-            .args(["--log-outputs", "stderr", "--logger", "zap"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("etcd is not installed: apt-get install -y etcd-server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
-            assert!(Instant::now() < deadline, "etcd did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Etcd {
-            child,
-            _dir: dir,
-            endpoint: format!("etcd://127.0.0.1:{client}"),
-        }
-    }
-}
-
-/// `hako serve` on a real etcd serves a site end to end, and its apps are in etcd.
+/// `hako serve` on etcd serves a site end to end, and its apps are in etcd.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serve_on_etcd_serves_a_site() {
-    let etcd = Etcd::start();
-    let endpoint = etcd.endpoint.clone();
+    let etcd = tokio::task::spawn_blocking(|| EtcdCluster::start(3))
+        .await
+        .unwrap()
+        .unwrap();
+    let endpoint = etcd.endpoint();
     let s = Serve::start_with(|c| c.store = endpoint.parse().unwrap()).await;
     s.create(static_site("onetcd")).await;
     s.deploy("onetcd", &[("index.html", "from etcd\n")]).await;
@@ -77,7 +25,7 @@ async fn serve_on_etcd_serves_a_site() {
         !s.tmp.path().join("hako.db").exists(),
         "the embedded store was used"
     );
-    let store = hako_store::open(&etcd.endpoint.parse().unwrap())
+    let store = hako_store::open(&etcd.endpoint().parse().unwrap())
         .await
         .unwrap();
     let app: Option<hako_model::App> =
@@ -86,4 +34,44 @@ async fn serve_on_etcd_serves_a_site() {
             .unwrap();
     assert_eq!(app.unwrap().release, Some(1));
     s.stop().await;
+}
+
+/// With one of three etcd members stopped, `hako serve` keeps serving and changing: a new
+/// app is stored and served.
+///
+/// Fails today: etcd-client 0.17's balanced channel keeps sending some requests to the
+/// stopped member ("tcp connect error", answered 500) — 2 or 3 failed API calls in a row in
+/// most runs, etcdv3/etcd-client#39. The store needs its own fail-over (issue 10); run it with
+/// `--run-ignored all` once it has one.
+#[ignore = "the etcd store does not fail over to the live members yet (issue 10)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_goes_on_with_one_etcd_member_stopped() {
+    let mut etcd = tokio::task::spawn_blocking(|| EtcdCluster::start(3))
+        .await
+        .unwrap()
+        .unwrap();
+    let endpoint = etcd.endpoint();
+    let s = Serve::start_with(|c| c.store = endpoint.parse().unwrap()).await;
+    s.create(static_site("before")).await;
+    s.deploy("before", &[("index.html", "before\n")]).await;
+    // The first member is the one a client tries first: the hardest one to lose.
+    let etcd = tokio::task::spawn_blocking(move || {
+        etcd.stop_member(0).unwrap();
+        etcd.wait_quorum(Duration::from_secs(20)).unwrap();
+        etcd
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        http(s.bound.proxy, "before.example", "/index.html").await,
+        (200, "before\n".into())
+    );
+    s.create(static_site("after")).await;
+    s.deploy("after", &[("index.html", "after\n")]).await;
+    assert_eq!(
+        http(s.bound.proxy, "after.example", "/index.html").await,
+        (200, "after\n".into())
+    );
+    s.stop().await;
+    drop(etcd);
 }
