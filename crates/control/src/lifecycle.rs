@@ -50,6 +50,9 @@ pub(crate) struct Lifecycle {
     stop_grace: Duration,
     /// Wakes the keep-alive loop: an instance started, became ready or ended.
     wake: Arc<Notify>,
+    /// Bumped whenever an instance is created, becomes ready or goes: what a request waiting
+    /// for a start already under way watches.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Lifecycle {
@@ -71,7 +74,14 @@ impl Lifecycle {
             table: Mutex::new(Table::default()),
             stop_grace,
             wake,
+            changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Something changed in the table that a waiting request may care about.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.wake.notify_one();
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -96,26 +106,59 @@ impl Lifecycle {
     /// Starts an instance of `app` and returns once it is ready and routed: launched, its
     /// port accepting, its health path (if any) answering 2xx/3xx. Refused when the app
     /// already runs its maximum. Records the start or the failure as an event.
+    ///
+    /// A request's start joins a start already under way for the app (a minimum, a
+    /// successor, another request's) instead of making a second instance, and takes a ready
+    /// instance if one appeared meanwhile.
     pub(crate) async fn start(
         self: &Arc<Self>,
         app: &App,
         cause: Cause,
     ) -> Result<InstanceInfo, LaunchError> {
         let key = app.storage_key();
-        {
-            let mut table = self.table();
-            if table.live(&key) >= app.spec.max {
-                return Err(LaunchError::new(
-                    StartFailure::Capacity,
-                    format!(
-                        "app {} already runs its maximum of {} instances",
-                        app.spec.name, app.spec.max
-                    ),
-                ));
-            }
-            table.begin_launch(&key);
+        /// What the table says to do now.
+        enum Next {
+            Take(InstanceInfo),
+            Wait,
+            Full,
+            Launch,
         }
-        self.run_start(app, cause).await
+        loop {
+            let mut changes = self.changes.subscribe();
+            let next = {
+                let mut table = self.table();
+                let ready = matches!(cause, Cause::Request)
+                    .then(|| table.ready_one(&key))
+                    .flatten();
+                if let Some(ready) = ready {
+                    Next::Take(ready)
+                } else if matches!(cause, Cause::Request) && table.starting(&key) > 0 {
+                    Next::Wait
+                } else if table.live(&key) >= app.spec.max {
+                    Next::Full
+                } else {
+                    table.begin_launch(&key);
+                    Next::Launch
+                }
+            };
+            match next {
+                Next::Take(ready) => return Ok(ready),
+                // Wait for that start to end one way or the other, then look again.
+                Next::Wait => {
+                    let _ = changes.changed().await;
+                }
+                Next::Full => {
+                    return Err(LaunchError::new(
+                        StartFailure::Capacity,
+                        format!(
+                            "app {} already runs its maximum of {} instances",
+                            app.spec.name, app.spec.max
+                        ),
+                    ));
+                }
+                Next::Launch => return self.run_start(app, cause).await,
+            }
+        }
     }
 
     /// Like [`Lifecycle::start`], in the background; counts as starting from now on (so the
@@ -198,7 +241,7 @@ impl Lifecycle {
                     draining_since: None,
                     replacing: false,
                 });
-                this.wake.notify_one();
+                this.changed();
             })
         };
         let launched = self.node.launch(app, created).await;
@@ -227,10 +270,10 @@ impl Lifecycle {
                     Cause::Policy(why) if pooled.is_empty() => why.clone(),
                     Cause::Policy(why) => format!("{why} (from the warm pool)"),
                 };
+                self.changed();
                 self.events
                     .record(Event::new(&app.spec.name, EventKind::Start, reason).instance(&info.id))
                     .await;
-                self.wake.notify_one();
                 Ok(info)
             }
             Err(e) => {
@@ -243,6 +286,7 @@ impl Lifecycle {
                         None => table.end_launch(&key),
                     }
                 }
+                self.changed();
                 if !matches!(cause, Cause::Request) {
                     let _ = self.router.record_start_failure(&app.spec.name, e.kind);
                 }
@@ -358,6 +402,7 @@ impl Lifecycle {
         let status = self.node.stop(id, self.stop_grace).await;
         let _ = self.router.remove(&app, id);
         self.table().remove(id);
+        self.changed();
         let _ = self.store.delete(&keys::instance(&app, id)).await;
         let reason = match status {
             Some(s) => format!("{reason} ({s})"),
@@ -418,6 +463,7 @@ impl Lifecycle {
     /// An instance's container ended on its own (crash, exit).
     pub(crate) async fn exited(&self, exit: Exit) {
         let known = self.table().remove(&exit.instance).is_some();
+        self.changed();
         let _ = self.router.remove(&exit.app, &exit.instance);
         let _ = self
             .store

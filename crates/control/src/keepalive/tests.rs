@@ -29,6 +29,8 @@ enum Call {
 #[derive(Default)]
 struct FakeNode {
     calls: Mutex<Vec<Call>>,
+    /// How long a launch takes after its container exists (tokio's clock).
+    delay: Mutex<Duration>,
 }
 
 impl FakeNode {
@@ -62,6 +64,8 @@ impl Node for FakeNode {
             restore_error: None,
         };
         created(&info);
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         info.state = InstanceState::Ready;
         info.ready_ms = Some(0.0);
         Ok(info)
@@ -271,4 +275,23 @@ async fn a_recycle_and_a_new_release_start_the_successor_before_the_old_one_stop
         [Call::Launch("site-3".into()), Call::Stop("site-1".into())]
     );
     assert_eq!(b.states(), [("site-3".into(), InstanceState::Ready)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_joins_a_start_under_way_instead_of_making_a_second_instance() {
+    let b = bed(site(serde_json::json!({"min": 1, "idle_timeout": "60s"}))).await;
+    *b.node.delay.lock().unwrap() = Duration::from_secs(2);
+    // The minimum's start is under way (its container exists, it is not ready yet)...
+    b.keep_alive.tick(Instant::now());
+    tokio::task::yield_now().await;
+    // ...when a request finds no ready instance.
+    let lifecycle = b.lifecycle.clone();
+    let app = b.app();
+    let request =
+        tokio::spawn(async move { lifecycle.start(&app, crate::lifecycle::Cause::Request).await });
+    let got = request.await.unwrap().unwrap();
+    assert_eq!(got.id, "site-0", "the request got the minimum's instance");
+    b.settle().await;
+    assert_eq!(b.node.calls(), [Call::Launch("site-0".into())]);
+    assert_eq!(b.states(), [("site-0".into(), InstanceState::Ready)]);
 }
