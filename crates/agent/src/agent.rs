@@ -361,6 +361,7 @@ impl Agent {
             from_pool: start_path == StartPath::Pool,
             start_path,
             restore_error,
+            slot: None,
         };
         created(&info);
         let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());

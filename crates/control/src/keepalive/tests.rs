@@ -62,6 +62,7 @@ impl Node for FakeNode {
             from_pool: false,
             start_path: hako_model::StartPath::Cold,
             restore_error: None,
+            slot: None,
         };
         created(&info);
         let delay = *self.delay.lock().unwrap();
@@ -287,8 +288,11 @@ async fn a_request_joins_a_start_under_way_instead_of_making_a_second_instance()
     // ...when a request finds no ready instance.
     let lifecycle = b.lifecycle.clone();
     let app = b.app();
-    let request =
-        tokio::spawn(async move { lifecycle.start(&app, crate::lifecycle::Cause::Request).await });
+    let request = tokio::spawn(async move {
+        lifecycle
+            .start(&app, crate::lifecycle::Cause::Request)
+            .await
+    });
     let got = request.await.unwrap().unwrap();
     assert_eq!(got.id, "site-0", "the request got the minimum's instance");
     b.settle().await;

@@ -211,6 +211,7 @@ mod tests {
                 from_pool: false,
                 start_path: hako_model::StartPath::Cold,
                 restore_error: None,
+                slot: None,
             },
             key: key.into(),
             fingerprint: 1,
