@@ -3,7 +3,7 @@
 //! its own. Every start path — a request's cold start, a minimum, a replacement — goes through
 //! [`Lifecycle::start`], so each gets the same checks, records and events. Others (the proxy's
 //! launcher, the keep-alive loop, the store watch, the API) ask; only this module changes an
-//! instance's state, in its [`table`], in the router and in the store.
+//! instance's state, in its [`table`], in routing ([`crate::traffic`]) and in the store.
 
 mod table;
 
@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use crate::apps::Apps;
 use crate::event_log::EventLog;
 use crate::node::Node;
+use crate::traffic::Traffic;
 
 use table::Table;
 pub(crate) use table::Tracked;
@@ -42,6 +43,8 @@ pub(crate) enum Cause {
 /// The instance lifecycle of this daemon.
 pub(crate) struct Lifecycle {
     node: Arc<dyn Node>,
+    traffic: Arc<dyn Traffic>,
+    /// The daemon's own proxy's router: where start times and failures are measured.
     router: Router,
     store: Arc<dyn Store>,
     events: Arc<EventLog>,
@@ -56,8 +59,10 @@ pub(crate) struct Lifecycle {
 }
 
 impl Lifecycle {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         node: Arc<dyn Node>,
+        traffic: Arc<dyn Traffic>,
         router: Router,
         store: Arc<dyn Store>,
         events: Arc<EventLog>,
@@ -67,6 +72,7 @@ impl Lifecycle {
     ) -> Lifecycle {
         Lifecycle {
             node,
+            traffic,
             router,
             store,
             events,
@@ -118,7 +124,7 @@ impl Lifecycle {
         let key = app.storage_key();
         /// What the table says to do now.
         enum Next {
-            Take(InstanceInfo),
+            Take(Box<InstanceInfo>),
             Wait,
             Full,
             Launch,
@@ -131,7 +137,7 @@ impl Lifecycle {
                     .then(|| table.ready_one(&key))
                     .flatten();
                 if let Some(ready) = ready {
-                    Next::Take(ready)
+                    Next::Take(Box::new(ready))
                 } else if matches!(cause, Cause::Request) && table.starting(&key) > 0 {
                     Next::Wait
                 } else if table.live(&key) >= app.spec.max {
@@ -142,7 +148,7 @@ impl Lifecycle {
                 }
             };
             match next {
-                Next::Take(ready) => return Ok(ready),
+                Next::Take(ready) => return Ok(*ready),
                 // Wait for that start to end one way or the other, then look again.
                 Next::Wait => {
                     let _ = changes.changed().await;
@@ -205,7 +211,7 @@ impl Lifecycle {
                 Ok(new) => {
                     if this.table().replaced(&old, Instant::now()) {
                         let why = format!("replaced by {}: {reason}", new.id);
-                        this.finish_retire(&old, why, None, DRAIN_TIMEOUT).await;
+                        this.finish_retire(&old, why, false, DRAIN_TIMEOUT).await;
                     }
                 }
                 Err(_) => {
@@ -338,18 +344,9 @@ impl Lifecycle {
                 "the instance ended right after it listened".into(),
             ));
         }
-        if let Err(e) = self.router.add_ready(&app.spec.name, &info.id, addr) {
-            tracing::warn!(instance = %info.id, error = %e, "cannot route to instance");
-        }
         let mut ready = info.clone();
         ready.state = hako_model::InstanceState::Ready;
-        if let Err(e) = self
-            .store
-            .put_json(&keys::instance(&ready.app, &ready.id), &ready)
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record instance");
-        }
+        self.traffic.route(&ready, addr).await;
         Ok(ready)
     }
 
@@ -372,38 +369,30 @@ impl Lifecycle {
             return false;
         }
         let (this, id) = (self.clone(), id.to_string());
-        tokio::spawn(async move { this.finish_retire(&id, reason, None, drain_timeout).await });
+        tokio::spawn(async move { this.finish_retire(&id, reason, false, drain_timeout).await });
         true
     }
 
-    /// Drains (unless `drain` is given: the router forgot the app already), stops, unroutes
-    /// and forgets an instance marked draining, and records why.
+    /// Drains (unless it `drained` already), stops, unroutes and forgets an instance marked
+    /// draining, and records why.
     async fn finish_retire(
         &self,
         id: &str,
         reason: String,
-        drain: Option<hako_proxy::Drain>,
+        drained: bool,
         drain_timeout: Duration,
     ) {
         let Some(t) = self.table().get(id).cloned() else {
             return;
         };
         let app = t.info.app.clone();
-        let mut draining = t.info.clone();
-        draining.state = hako_model::InstanceState::Draining;
-        let _ = self
-            .store
-            .put_json(&keys::instance(&app, id), &draining)
-            .await;
-        let drain = drain.or_else(|| self.router.drain(&app, id).ok());
-        if let Some(d) = drain {
-            let _ = tokio::time::timeout(drain_timeout, d.wait()).await;
+        if !drained {
+            self.traffic.drain(&t.info, drain_timeout).await;
         }
         let status = self.node.stop(id, self.stop_grace).await;
-        let _ = self.router.remove(&app, id);
+        self.traffic.unroute(&app, id).await;
         self.table().remove(id);
         self.changed();
-        let _ = self.store.delete(&keys::instance(&app, id)).await;
         let reason = match status {
             Some(s) => format!("{reason} ({s})"),
             None => reason,
@@ -411,14 +400,12 @@ impl Lifecycle {
         self.events
             .record(Event::new(&app, EventKind::Stop, reason).instance(id))
             .await;
-        self.wake.notify_one();
     }
 
     /// `app` was deleted: its hosts answer 404 from now on, its instances drain (at most
     /// [`DELETE_DRAIN_TIMEOUT`]) and stop in the background, then the node forgets its files.
     /// Never waits: another app, or a new app of the same name, is not held up.
     pub(crate) fn retire_app(self: &Arc<Self>, app: &App) {
-        let name = app.spec.name.clone();
         let now = Instant::now();
         let ids: Vec<String> = {
             let mut table = self.table();
@@ -432,28 +419,14 @@ impl Lifecycle {
             }
             ids
         };
-        // Drain handles first: once the router forgets the app, its instances are unknown there.
-        let mine: Vec<_> = ids
-            .into_iter()
-            .map(|id| {
-                let d = self.router.drain(&name, &id).ok();
-                (id, d)
-            })
-            .collect();
-        let _ = self.router.remove_app(&name);
+        let drained = self
+            .traffic
+            .remove_app(&app.spec.name, &ids, DELETE_DRAIN_TIMEOUT);
         let (this, key) = (self.clone(), app.storage_key());
         tokio::spawn(async move {
-            let stops = mine.into_iter().map(|(id, drain)| {
-                let this = this.clone();
-                async move {
-                    this.finish_retire(
-                        &id,
-                        "the app was deleted".into(),
-                        drain,
-                        DELETE_DRAIN_TIMEOUT,
-                    )
-                    .await
-                }
+            drained.await;
+            let stops = ids.iter().map(|id| {
+                this.finish_retire(id, "the app was deleted".into(), true, Duration::ZERO)
             });
             futures::future::join_all(stops).await;
             this.node.forget(&key).await;
@@ -464,11 +437,7 @@ impl Lifecycle {
     pub(crate) async fn exited(&self, exit: Exit) {
         let known = self.table().remove(&exit.instance).is_some();
         self.changed();
-        let _ = self.router.remove(&exit.app, &exit.instance);
-        let _ = self
-            .store
-            .delete(&keys::instance(&exit.app, &exit.instance))
-            .await;
+        self.traffic.unroute(&exit.app, &exit.instance).await;
         if known {
             self.events
                 .record(

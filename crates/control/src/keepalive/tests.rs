@@ -86,6 +86,7 @@ impl Node for FakeNode {
 
 struct Bed {
     node: Arc<FakeNode>,
+    router: Router,
     apps: Arc<Apps>,
     lifecycle: Arc<Lifecycle>,
     keep_alive: KeepAliveLoop,
@@ -97,8 +98,13 @@ async fn bed(app: serde_json::Value) -> Bed {
     let apps = Arc::new(Apps::default());
     let node = Arc::new(FakeNode::default());
     let wake = Arc::new(Notify::new());
+    let traffic: Arc<dyn crate::traffic::Traffic> = Arc::new(crate::traffic::LocalTraffic {
+        router: router.clone(),
+        store: store.clone(),
+    });
     let lifecycle = Arc::new(Lifecycle::new(
         node.clone(),
+        traffic.clone(),
         router.clone(),
         store.clone(),
         Arc::new(EventLog::new(store)),
@@ -108,12 +114,13 @@ async fn bed(app: serde_json::Value) -> Bed {
     ));
     let bed = Bed {
         node,
+        router: router.clone(),
         apps: apps.clone(),
         lifecycle: lifecycle.clone(),
         keep_alive: KeepAliveLoop {
             apps,
             lifecycle,
-            router: router.clone(),
+            traffic,
             wake,
             epoch: Instant::now(),
         },
@@ -136,10 +143,7 @@ impl Bed {
             updated_unix: 0,
             database_grant: None,
         };
-        self.keep_alive
-            .router
-            .set_app(crate::reconcile::route(&app))
-            .unwrap();
+        self.router.set_app(crate::reconcile::route(&app)).unwrap();
         self.apps.insert(app);
     }
 
