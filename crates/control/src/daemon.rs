@@ -20,6 +20,7 @@ use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
 use crate::node::{LocalNode, Node};
 use crate::reconcile::Reconciler;
+use crate::traffic::{LocalTraffic, Traffic};
 
 /// The daemon's parts, assembled.
 pub(crate) struct Daemon {
@@ -46,8 +47,13 @@ impl Daemon {
         let events = Arc::new(EventLog::new(store.clone()));
         let wake = Arc::new(Notify::new());
         let node: Arc<dyn Node> = Arc::new(LocalNode(agent.clone()));
+        let traffic: Arc<dyn Traffic> = Arc::new(LocalTraffic {
+            router: router.clone(),
+            store: store.clone(),
+        });
         let lifecycle = Arc::new(Lifecycle::new(
             node.clone(),
+            traffic.clone(),
             router.clone(),
             store.clone(),
             events.clone(),
@@ -68,7 +74,7 @@ impl Daemon {
         let keep_alive = KeepAliveLoop {
             apps: apps.clone(),
             lifecycle: lifecycle.clone(),
-            router: router.clone(),
+            traffic,
             wake: wake.clone(),
             epoch: tokio::time::Instant::now(),
         };
