@@ -6,6 +6,7 @@
 //! cargo xtask bench NAME [ARGS]   install what NAME needs, build hako in release, run hako-bench NAME
 //! cargo xtask bench check         the bench crate's own tests
 //! cargo xtask experiment NAME …   like bench, for the experiments (efficiency)
+//! cargo xtask testbed up|down|status  a hako cluster on this machine (network namespaces)
 //! ```
 //!
 //! The benchmarks and experiments themselves live in `crates/bench` (`hako-bench`).
@@ -15,6 +16,7 @@ mod bench;
 mod demo;
 mod setup;
 mod test;
+mod testbed;
 
 use std::process::ExitCode;
 
@@ -45,11 +47,15 @@ fn main() -> ExitCode {
         ["test", rest @ ..] => test::main(rest),
         ["demo", rest @ ..] => demo::main(rest),
         ["experiment", rest @ ..] => bench::experiment(rest),
+        ["testbed", rest @ ..] => testbed::main(rest),
         ["help" | "--help" | "-h"] | [] => {
-            println!("{USAGE}");
+            println!("{USAGE}\n       {}", testbed::USAGE);
             return ExitCode::SUCCESS;
         }
-        _ => Err(anyhow::anyhow!("unknown command\n{USAGE}")),
+        _ => Err(anyhow::anyhow!(
+            "unknown command\n{USAGE}\n       {}",
+            testbed::USAGE
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -309,11 +309,17 @@ impl Testbed {
         if let Some(image) = &self.config.host_image {
             std::fs::create_dir_all(&front_data)
                 .map_err(TestbedError::io("cannot create the front's data dir"))?;
-            hako::host_image(hako, &front_data, image)?;
+            // Wherever a hako process of the bed may look for images: the front's data dir,
+            // the nodes' (agents keep images there without shared storage), the shared dir.
+            let mut dirs = vec![front_data.clone()];
             if has.cluster() {
-                for n in &self.nodes {
-                    hako::host_image(hako, &n.data_dir, image)?;
-                }
+                dirs.extend(self.nodes.iter().map(|n| n.data_dir.clone()));
+            }
+            if has.shared_dir {
+                dirs.push(shared.clone());
+            }
+            for d in dirs {
+                hako::host_image(hako, &d, image)?;
             }
         }
         let lease = self.config.lease.clone();

@@ -34,10 +34,10 @@ mod wait;
 
 pub use cli::{Outcome, hako_command};
 pub use error::Error;
-/// A real etcd cluster (`hako_testbed::etcd`).
-pub use hako_testbed::etcd;
 /// The multi-host test bed (`hako-testbed`): hosts as network namespaces, etcd, agents, a front.
 pub use hako_testbed as testbed;
+/// A real etcd cluster (`hako_testbed::etcd`).
+pub use hako_testbed::etcd;
 pub use leftovers::leftovers;
 pub use names::Names;
 pub use root::{is_root, require_root};
