@@ -1,7 +1,8 @@
 //! The multi-host test bed (`hako-testbed`) with this package's hako: hosts as network
 //! namespaces, etcd, and hako's processes on them. A site created through the bed's front —
 //! with the CLI pointed at it as the bed's `export` lines do — is served through the front's
-//! proxy from this machine; `down` leaves no process, namespace, link, cgroup or mount.
+//! proxy from this machine; after a `kill -9` of the front, `down` still leaves no process,
+//! namespace, link, cgroup or mount.
 //!
 //! With a hako that has `hako agent`, the bed runs an agent per host and a front without
 //! instances, so the site's instance runs on one of the agents' hosts; before that, the front
@@ -22,7 +23,7 @@ fn a_site_is_served_through_the_beds_front_and_down_leaves_nothing() {
     let mut config = TestbedConfig::unique(2);
     config.hako = Some(HAKO.into());
     config.state_root = tmp.path().join("beds");
-    let bed = Testbed::up(config).unwrap();
+    let mut bed = Testbed::up(config).unwrap();
     let front = bed.front().expect("the bed runs a front");
     assert_eq!(front.api.ip(), std::net::IpAddr::V4(bed.node(1).addr));
 
@@ -43,8 +44,17 @@ fn a_site_is_served_through_the_beds_front_and_down_leaves_nothing() {
         text
     };
     cli(&[
-        "app", "create", "site", "--host", "site.example", "--image", "base", "--code",
-        code.to_str().unwrap(), "--cmd", STATIC_CMD,
+        "app",
+        "create",
+        "site",
+        "--host",
+        "site.example",
+        "--image",
+        "base",
+        "--code",
+        code.to_str().unwrap(),
+        "--cmd",
+        STATIC_CMD,
     ]);
     let (status, body) = common::get(front.proxy, "site.example", "/index.html");
     assert_eq!((status, body.as_str()), (200, "from the bed\n"));
@@ -60,5 +70,17 @@ fn a_site_is_served_through_the_beds_front_and_down_leaves_nothing() {
         bed.etcd().healthy(1)
     });
 
+    // A crash leaves the instance's cgroup and the front's runtime state: down removes them.
+    let prefix = bed.node(1).prefix.clone();
+    bed.kill_front().unwrap();
+    let cgroups = || {
+        std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .any(|d| d.path().join(&prefix).exists())
+    };
+    let left_by_the_crash = cgroups();
     bed.down().unwrap();
+    assert!(!cgroups(), "down left cgroups of {prefix}");
+    eprintln!("the crash left cgroups of {prefix}: {left_by_the_crash}");
 }

@@ -237,7 +237,8 @@ fn instances_reach_no_other_node_and_no_cluster_address_but_proxies_reach_them()
     server(Some(&b.lan.netns), (b_addr, 7002).into(), "service-b");
     let gw = lan.gateway();
     server(None, (gw, 7003).into(), "front-on-the-lan");
-    let outside = Ipv4Addr::new(198, 18, c.lan.network().octets()[2], 1);
+    let o = c.lan.network().octets();
+    let outside = Ipv4Addr::new(198, 18, o[2], o[3] + 1);
     lan.add_address(outside).unwrap();
     server(None, (outside, 7004).into(), "outside");
 

@@ -38,11 +38,8 @@ fn routes_follow_the_node_set_and_leave_other_routes_alone() {
     let lan = Lan::up(&c.name, 1, c.lan).unwrap();
     let host = lan.host(1);
     let ns = &host.netns;
-    let at = |n: u8| {
-        let mut o = host.addr.octets();
-        o[3] = n;
-        std::net::Ipv4Addr::from(o)
-    };
+    // The n-th address of the LAN (the host itself is the 11th).
+    let at = |n: u32| std::net::Ipv4Addr::from(u32::from(lan.subnet().network()) + n);
     ns.sysctl("ipv4/ip_forward", "0").unwrap();
     let own = peer("10.77.1.0/24", host.addr);
     let (p2, p3) = (peer("10.77.2.0/24", at(12)), peer("10.77.3.0/24", at(13)));

@@ -76,8 +76,8 @@ impl TestbedConfig {
         }
     }
 
-    /// A bed for one test: a name and a LAN (in 10.98.0.0/16) of its own, so that tests
-    /// running at the same time never share either.
+    /// A bed for one test: a name and a LAN (a /27 in 10.98.0.0/16 that is free now) of its
+    /// own, so that tests running at the same time never share either.
     pub fn unique(nodes: usize) -> TestbedConfig {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
@@ -94,8 +94,21 @@ impl TestbedConfig {
             name.push(b"abcdefghijklmnopqrstuvwxyz0123456789"[(h % 36) as usize] as char);
             h /= 36;
         }
+        // 2048 /27s; from a random one on, the first free (Lan::up locks it for good).
+        let slot = |i: u64| {
+            let s = ((h + i) % 2048) as u32;
+            Ipv4Net::new(
+                Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 98, 0, 0)) + s * 32),
+                27,
+            )
+            .expect("a valid /27")
+        };
+        let lan = (0..2048)
+            .map(slot)
+            .find(|n| lan::is_free(*n))
+            .unwrap_or_else(|| slot(0));
         TestbedConfig {
-            lan: Ipv4Net::new(Ipv4Addr::new(10, 98, (h % 250) as u8, 0), 24).expect("a valid /24"),
+            lan,
             ..TestbedConfig::new(&name, nodes)
         }
     }
@@ -489,6 +502,15 @@ impl Testbed {
         })?;
         let proc = node.spawn(&format!("agent {}", node.name), &argv, &node.agent_log())?;
         self.nodes[n - 1].agent = Some(proc);
+        self.save()
+    }
+
+    /// `kill -9` of the front (its instances die with it, as after a crash of `hako serve`).
+    pub fn kill_front(&mut self) -> Result<()> {
+        if let Some(f) = self.front.as_mut() {
+            f.proc.kill();
+            f.proc.stop(Duration::from_secs(10));
+        }
         self.save()
     }
 

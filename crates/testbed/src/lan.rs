@@ -76,6 +76,8 @@ pub struct Lan {
     subnet: Ipv4Net,
     hosts: Vec<LanHost>,
     armed: bool,
+    /// The lock on the subnet, held while this value lives (see [`claim`]).
+    _claim: std::fs::File,
 }
 
 impl Lan {
@@ -104,16 +106,21 @@ impl Lan {
                 state: format!("bridge {bridge}").into(),
             });
         }
+        let in_use = |why: String| {
+            TestbedError::Config(format!(
+                "LAN {subnet} is already in use on this machine ({why}): pick another"
+            ))
+        };
+        let claim = claim(subnet)?.ok_or_else(|| in_use("another bed is making it".into()))?;
         if let Some(route) = overlapping_route(subnet)? {
-            return Err(TestbedError::Config(format!(
-                "LAN {subnet} is already in use on this machine (route {route}): pick another"
-            )));
+            return Err(in_use(format!("route {route}")));
         }
         let mut lan = Lan {
             name: name.to_string(),
             subnet,
             hosts: Vec::new(),
             armed: true,
+            _claim: claim,
         };
         // From here on, dropping `lan` removes what exists so far.
         let gw = gateway(subnet);
@@ -246,6 +253,39 @@ pub fn links(stem: &str) -> Vec<String> {
     // Ports before the bridge (deleting a port is enough for its peer to go).
     out.sort_by_key(|n| n.ends_with("br"));
     out
+}
+
+/// Locks `subnet` for this process (a non-blocking `flock` on
+/// `/run/lock/hako-testbed-<net>-<len>.lock`): two beds made at the same moment never take the
+/// same one. `None` if another process holds it. Once a bed's bridge exists its route marks the
+/// subnet as taken ([`is_free`]), also after the lock is gone.
+pub fn claim(subnet: Ipv4Net) -> Result<Option<std::fs::File>> {
+    let dir = std::path::Path::new("/run/lock");
+    std::fs::create_dir_all(dir).map_err(TestbedError::io("cannot create /run/lock"))?;
+    let path = dir.join(format!(
+        "hako-testbed-{}-{}.lock",
+        subnet.network(),
+        subnet.prefix_len()
+    ));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(TestbedError::io(format!("cannot open {}", path.display())))?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(TestbedError::Io {
+            what: format!("cannot lock {}", path.display()),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Whether `subnet` is free: no bed is making it and no route of this machine overlaps it.
+pub fn is_free(subnet: Ipv4Net) -> bool {
+    matches!(claim(subnet), Ok(Some(_))) && matches!(overlapping_route(subnet), Ok(None))
 }
 
 /// A route of the root namespace whose destination overlaps `subnet`, if any.
