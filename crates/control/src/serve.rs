@@ -3,7 +3,7 @@
 //! runtime's objects go. On etcd it is a front of a cluster ([`crate::cluster`]).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use hako_agent::{Agent, AgentConfig};
@@ -75,8 +75,8 @@ pub(crate) fn agent_config(config: &ServeConfig) -> AgentConfig {
     agent_cfg
 }
 
-pub(crate) fn data_err(path: &PathBuf) -> impl FnOnce(std::io::Error) -> ServeError + use<> {
-    let path = path.clone();
+pub(crate) fn data_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + use<> {
+    let path = path.to_path_buf();
     move |source| ServeError::DataDir { path, source }
 }
 
