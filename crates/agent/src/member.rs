@@ -60,33 +60,69 @@ pub enum MemberError {
     Name(String),
 }
 
-/// Runs this node's part of the cluster until `shutdown` resolves; then stops its instances,
-/// drops its records and gives up its lease (the leader replaces what it ran elsewhere).
-pub async fn run(
+/// A node that joined its cluster (registered on its lease), ready to [`Member::run`].
+pub struct Member {
     agent: Arc<Agent>,
-    exits: mpsc::UnboundedReceiver<Exit>,
     store: Arc<dyn Store>,
     config: MemberConfig,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), MemberError> {
-    hako_store::keys::validate_name(&config.node)
-        .map_err(|_| MemberError::Name(config.node.clone()))?;
-    let registration =
-        Arc::new(Registration::register(agent.clone(), store.clone(), &config).await?);
-    let runner =
-        assignments::Runner::new(agent.clone(), store.clone(), registration.clone(), &config);
-    let tasks = vec![
-        tokio::spawn(registration.clone().keep_alive(runner.clone())),
-        tokio::spawn(registration.clone().publish_usage(config.usage_every)),
-        tokio::spawn(runner.clone().follow_exits(exits)),
-        tokio::spawn(runner.clone().follow_assignments()),
-    ];
-    shutdown.await;
-    tracing::info!(node = %config.node, "leaving the cluster: stopping this node's instances");
-    for t in &tasks {
-        t.abort();
+    registration: Arc<Registration>,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("node", &self.config.node)
+            .finish()
     }
-    runner.stop_everything().await;
-    registration.leave().await;
-    Ok(())
+}
+
+impl Member {
+    /// Joins the cluster: drops what an earlier run of this node left and registers the node
+    /// on a new lease. Returns once the node can be given instances.
+    pub async fn join(
+        agent: Arc<Agent>,
+        store: Arc<dyn Store>,
+        config: MemberConfig,
+    ) -> Result<Member, MemberError> {
+        hako_store::keys::validate_name(&config.node)
+            .map_err(|_| MemberError::Name(config.node.clone()))?;
+        let registration =
+            Arc::new(Registration::register(agent.clone(), store.clone(), &config).await?);
+        Ok(Member {
+            agent,
+            store,
+            config,
+            registration,
+        })
+    }
+
+    /// Runs this node's part of the cluster until `shutdown` resolves; then stops its
+    /// instances, drops its records and gives up its lease (the leader replaces what it ran
+    /// elsewhere).
+    pub async fn run(
+        self,
+        exits: mpsc::UnboundedReceiver<Exit>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let Member {
+            agent,
+            store,
+            config,
+            registration,
+        } = self;
+        let runner = assignments::Runner::new(agent, store, registration.clone(), &config);
+        let tasks = [
+            tokio::spawn(registration.clone().keep_alive(runner.clone())),
+            tokio::spawn(registration.clone().publish_usage(config.usage_every)),
+            tokio::spawn(runner.clone().follow_exits(exits)),
+            tokio::spawn(runner.clone().follow_assignments()),
+        ];
+        shutdown.await;
+        tracing::info!(node = %config.node, "leaving the cluster: stopping this node's instances");
+        for t in &tasks {
+            t.abort();
+        }
+        runner.stop_everything().await;
+        registration.leave().await;
+    }
 }

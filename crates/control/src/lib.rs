@@ -15,6 +15,7 @@
 
 mod apps;
 mod backend;
+mod cluster;
 mod config;
 mod daemon;
 mod error;

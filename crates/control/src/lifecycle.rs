@@ -10,7 +10,7 @@ mod table;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use hako_agent::{Exit, LaunchError};
+use hako_agent::LaunchError;
 use hako_model::{App, Event, EventKind, InstanceInfo, StartFailure};
 use hako_proxy::Router;
 use hako_store::{Store, StoreExt, keys};
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::apps::Apps;
 use crate::event_log::EventLog;
-use crate::node::Node;
+use crate::node::{Ended, Node};
 use crate::traffic::Traffic;
 
 use table::Table;
@@ -102,6 +102,46 @@ impl Lifecycle {
     /// Starts asked for `app` whose containers do not exist yet.
     pub(crate) fn launching(&self, app: &App) -> u32 {
         self.table().launching(&app.storage_key())
+    }
+
+    /// `app` is current: its node prepares its starts (the warm pool).
+    pub(crate) fn prepare(&self, app: &App) {
+        self.node.prepare(app);
+    }
+
+    /// Takes over instances that run already (a new leader of a cluster): each with the app it
+    /// was started for. Draining ones finish draining; ones whose app is gone are retired.
+    pub(crate) fn adopt(self: &Arc<Self>, running: Vec<(InstanceInfo, App)>) {
+        let now = Instant::now();
+        let now_ms = hako_model::now_unix_ms();
+        let mut retire = Vec::new();
+        {
+            let mut table = self.table();
+            for (info, app) in running {
+                let age = Duration::from_millis(now_ms.saturating_sub(info.started_unix_ms));
+                let draining = info.state == hako_model::InstanceState::Draining;
+                if draining || !self.apps.is_current(&app) {
+                    retire.push(info.id.clone());
+                }
+                table.created(Tracked {
+                    key: app.storage_key(),
+                    fingerprint: app.fingerprint(),
+                    started: now.checked_sub(age).unwrap_or(now),
+                    ready: Some(now),
+                    draining_since: None,
+                    replacing: false,
+                    info,
+                });
+            }
+        }
+        for id in retire {
+            self.retire_in_background(
+                &id,
+                "taken over by a new leader: it was draining or its app is gone".into(),
+                DRAIN_TIMEOUT,
+            );
+        }
+        self.changed();
     }
 
     /// Instances for the API: every one, or one app's, with their state.
@@ -433,21 +473,17 @@ impl Lifecycle {
         });
     }
 
-    /// An instance's container ended on its own (crash, exit).
-    pub(crate) async fn exited(&self, exit: Exit) {
+    /// An instance ended without being asked to (its process exited, its node was lost).
+    pub(crate) async fn exited(&self, exit: Ended) {
         let known = self.table().remove(&exit.instance).is_some();
         self.changed();
         self.traffic.unroute(&exit.app, &exit.instance).await;
         if known {
             self.events
                 .record(
-                    Event::new(
-                        &exit.app,
-                        EventKind::Exited,
-                        format!("the app {} on its own", exit.status),
-                    )
-                    .instance(&exit.instance)
-                    .log_tail(exit.log_tail),
+                    Event::new(&exit.app, EventKind::Exited, exit.why)
+                        .instance(&exit.instance)
+                        .log_tail(exit.log_tail),
                 )
                 .await;
         }
