@@ -129,19 +129,31 @@ impl EtcdCluster {
                 .map_err(TestbedError::io("cannot pick a free port"))?
                 .port())
         };
-        let mut members = Vec::new();
-        for i in 1..=n {
-            let spec = MemberSpec {
-                name: format!("m{i}"),
-                ip: Ipv4Addr::LOCALHOST,
-                client_port: port()?,
-                peer_port: port()?,
-            };
-            members.push((spec, Launch::Here));
+        // A port picked here may be taken by another process before etcd binds it: a member
+        // that exits at once lost that race, and the cluster starts again on other ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let dir = tmp.path().join(format!("try{attempt}"));
+            let mut members = Vec::new();
+            for i in 1..=n {
+                let spec = MemberSpec {
+                    name: format!("m{i}"),
+                    ip: Ipv4Addr::LOCALHOST,
+                    client_port: port()?,
+                    peer_port: port()?,
+                };
+                members.push((spec, Launch::Here));
+            }
+            match EtcdCluster::start_on(members, &dir) {
+                Ok(mut cluster) => {
+                    cluster._tmp = Some(tmp);
+                    return Ok(cluster);
+                }
+                Err(TestbedError::Exited { .. }) if attempt < 3 => continue,
+                Err(e) => return Err(e),
+            }
         }
-        let mut cluster = EtcdCluster::start_on(members, tmp.path())?;
-        cluster._tmp = Some(tmp);
-        Ok(cluster)
     }
 
     /// Members as given, each with its data and log under `dir/<name>`; started and
@@ -294,19 +306,24 @@ impl EtcdCluster {
         (0..self.members.len()).any(|i| self.members[i].proc.is_some() && self.healthy(i))
     }
 
-    /// Waits until the cluster has a quorum again.
+    /// Waits until the cluster has a quorum again; fails at once if a running member exits.
     pub fn wait_quorum(&mut self, limit: Duration) -> Result<()> {
-        for i in 0..self.members.len() {
-            if let Some(p) = self.members[i].proc.as_mut()
-                && !p.alive()
-            {
-                return Err(p.exited());
+        let mut exited = None;
+        let waited = wait_until("the etcd cluster to have a leader", limit, || {
+            for m in &mut self.members {
+                if let Some(p) = m.proc.as_mut()
+                    && !p.alive()
+                {
+                    exited = Some(p.exited());
+                    return true;
+                }
             }
-        }
-        wait_until("the etcd cluster to have a leader", limit, || {
             self.has_quorum()
-        })
-        .map_err(|e| match e {
+        });
+        if let Some(e) = exited {
+            return Err(e);
+        }
+        waited.map_err(|e| match e {
             TestbedError::Timeout { what, limit, .. } => TestbedError::Timeout {
                 what,
                 limit,
