@@ -617,3 +617,31 @@ impl Drop for Testbed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_beds_have_valid_distinct_names_and_small_lans_of_their_own() {
+        let (a, b) = (TestbedConfig::unique(3), TestbedConfig::unique(3));
+        assert_ne!(a.name, b.name);
+        for c in [&a, &b] {
+            c.check().unwrap();
+            assert_eq!(c.lan.prefix_len(), 27, "{c:?}");
+            assert!("10.98.0.0/16".parse::<Ipv4Net>().unwrap().contains(&c.lan));
+            assert_eq!(c.etcd_members, 3);
+        }
+        let mut bad = TestbedConfig::new("x", 2);
+        bad.etcd_members = 3;
+        assert!(
+            bad.check()
+                .unwrap_err()
+                .to_string()
+                .contains("3 etcd members on 2 hosts")
+        );
+        assert!(TestbedConfig::new("toolong", 2).check().is_err());
+        assert!(TestbedConfig::new("ok", 10).check().is_err());
+        assert_eq!(node_subnet(3).to_string(), "10.77.3.0/24");
+    }
+}

@@ -41,7 +41,10 @@ fn hosts_reach_each_other_until_a_cable_is_cut_and_leave_nothing() {
     let lan = Lan::up(&c.name, 2, c.lan).unwrap();
     let (h1, h2) = (lan.host(1).clone(), lan.host(2).clone());
     let base = u32::from(c.lan.network());
-    assert_eq!((u32::from(h1.addr), u32::from(h2.addr)), (base + 11, base + 12));
+    assert_eq!(
+        (u32::from(h1.addr), u32::from(h2.addr)),
+        (base + 11, base + 12)
+    );
     serve(&h2, 7000, "from host2");
     let to_h2: SocketAddr = (h2.addr, 7000).into();
     // From the machine (through the bridge) and from host1 (through its eth0).
