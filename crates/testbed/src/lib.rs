@@ -17,6 +17,7 @@
 
 mod bed;
 mod cmd;
+mod config;
 mod error;
 pub mod etcd;
 pub mod hako;
@@ -27,9 +28,9 @@ pub mod process;
 pub mod state;
 pub mod teardown;
 
-pub use bed::{
-    DEFAULT_LAN, DEFAULT_STATE_ROOT, Front, INSTANCE_NETWORK, Node, Testbed, TestbedConfig,
-    node_subnet,
+pub use bed::{Front, Node, Testbed};
+pub use config::{
+    DEFAULT_LAN, DEFAULT_STATE_ROOT, INSTANCE_NETWORK, START_LIMIT, TestbedConfig, node_subnet,
 };
 pub use error::{Result, TestbedError};
 pub use lan::{Lan, LanHost};
