@@ -258,7 +258,8 @@ pub fn links(stem: &str) -> Vec<String> {
 /// Locks `subnet` for this process (a non-blocking `flock` on
 /// `/run/lock/hako-testbed-<net>-<len>.lock`): two beds made at the same moment never take the
 /// same one. `None` if another process holds it. Once a bed's bridge exists its route marks the
-/// subnet as taken ([`is_free`]), also after the lock is gone.
+/// subnet as taken ([`is_free`]), also after the lock is gone. The (empty) lock files stay:
+/// removing one that another process may have just opened would let a third take it too.
 pub fn claim(subnet: Ipv4Net) -> Result<Option<std::fs::File>> {
     let dir = std::path::Path::new("/run/lock");
     std::fs::create_dir_all(dir).map_err(TestbedError::io("cannot create /run/lock"))?;
