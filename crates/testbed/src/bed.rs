@@ -163,6 +163,10 @@ impl Testbed {
             }
             bed.nodes.push(node);
         }
+        // Until hako's processes route between the nodes themselves, the bed does, the same
+        // way (they keep these routes).
+        let subnets: Vec<Ipv4Net> = bed.nodes.iter().map(|n| n.subnet).collect();
+        lan.route_subnets(&subnets)?;
         bed.lan = Some(lan);
         std::fs::create_dir_all(bed.shared_dir())
             .map_err(TestbedError::io("cannot create the shared dir"))?;

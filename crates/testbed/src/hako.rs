@@ -3,7 +3,8 @@
 //!
 //! The bed follows the cluster's contract (docs/cluster.md): `hako agent --store etcd://…
 //! --node NAME --advertise IP --subnet CIDR --prefix P [--lease D] [--shared-dir DIR]` on every
-//! host and a `hako serve --store etcd://… --no-node` front on the first. A hako without
+//! host and a `hako serve --store etcd://… --no-node --node front [--shared-dir DIR]` front on
+//! the first. A hako without
 //! `agent` gets what it can run today: the front on the first host runs its own node there
 //! (`hako serve` with that host's subnet and prefix), and the other hosts run only etcd.
 
@@ -147,9 +148,17 @@ pub fn front_command(a: &NodeArgs<'_>, has: &HakoCommands) -> Vec<String> {
     if has.cluster() {
         v.extend([
             "--no-node".into(),
+            "--node".into(),
+            "front".into(),
             "--advertise".into(),
             a.advertise.to_string(),
         ]);
+        if has.shared_dir {
+            v.extend(["--shared-dir".into(), a.shared_dir.display().to_string()]);
+        }
+        if let (Some(l), true) = (a.lease, has.lease) {
+            v.extend(["--lease".into(), l.into()]);
+        }
     }
     if has.cluster_cidr {
         v.extend(["--cluster-cidr".into(), cidrs(a.cluster_cidrs)]);
@@ -247,7 +256,7 @@ mod tests {
         };
         let front = front_command(&a, &cluster).join(" ");
         assert!(
-            front.contains("--no-node --advertise 10.99.0.12"),
+            front.contains("--no-node --node front --advertise 10.99.0.12"),
             "{front}"
         );
     }

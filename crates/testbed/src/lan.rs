@@ -183,6 +183,29 @@ impl Lan {
         cmd::ip(&["link", "set", &self.host(n).port, "up"]).map(drop)
     }
 
+    /// Routes every host's instance subnet from every other host via that host's address, as
+    /// an operator routes them on the network (`ip route replace SUBNET via ADDR proto 77`:
+    /// the routes hako's own `cluster_routes` makes, which it keeps as they are).
+    /// `subnets[i]` belongs to host `i + 1`.
+    pub fn route_subnets(&self, subnets: &[Ipv4Net]) -> Result<()> {
+        for h in &self.hosts {
+            for (other, subnet) in self.hosts.iter().zip(subnets) {
+                if other.index != h.index {
+                    h.netns.ip(&[
+                        "route",
+                        "replace",
+                        &subnet.to_string(),
+                        "via",
+                        &other.addr.to_string(),
+                        "proto",
+                        "77",
+                    ])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Gives the bridge (the machine's side) one more address, e.g. one standing for a
     /// server outside the cluster; it goes with the bridge.
     pub fn add_address(&self, addr: Ipv4Addr) -> Result<()> {
