@@ -76,7 +76,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -53,32 +53,57 @@ impl Reconciler {
         self,
         store: Arc<dyn Store>,
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
-        let listing = store.list(keys::APPS).await?;
-        for kv in &listing.kvs {
-            self.put(&kv.key, &kv.value);
-        }
-        let mut watch = store.watch(keys::APPS, Some(listing.revision + 1)).await?;
+        let mut watch = self.load(&store).await?;
         Ok(tokio::spawn(async move {
-            while let Some(batch) = watch.recv().await {
-                let batch = match batch {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(error = %e, "lost the store's watch of apps");
-                        return;
-                    }
-                };
-                for ev in batch.events {
-                    match ev {
-                        WatchEvent::Put(kv) => self.put(&kv.key, &kv.value),
-                        WatchEvent::Delete { key, .. } => {
-                            if let Some(Key::App { name }) = keys::parse(&key) {
-                                self.remove(name);
+            loop {
+                while let Some(batch) = watch.recv().await {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost the store's watch of apps; the apps stay as they were until it is back");
+                            break;
+                        }
+                    };
+                    for ev in batch.events {
+                        match ev {
+                            WatchEvent::Put(kv) => self.put(&kv.key, &kv.value),
+                            WatchEvent::Delete { key, .. } => {
+                                if let Some(Key::App { name }) = keys::parse(&key) {
+                                    self.remove(name);
+                                }
                             }
                         }
                     }
                 }
+                // Follow again from a fresh listing (the store may have been out of reach).
+                watch = loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    match self.load(&store).await {
+                        Ok(w) => break w,
+                        Err(e) => tracing::debug!(error = %e, "the store is still out of reach"),
+                    }
+                };
             }
         }))
+    }
+
+    /// Applies every app as listed (and the removal of apps no longer listed), then watches
+    /// from exactly the revision it read at.
+    async fn load(&self, store: &Arc<dyn Store>) -> Result<hako_store::Watch, StoreError> {
+        let listing = store.list(keys::APPS).await?;
+        let mut listed = std::collections::HashSet::new();
+        for kv in &listing.kvs {
+            if let Some(Key::App { name }) = keys::parse(&kv.key) {
+                listed.insert(name.to_string());
+            }
+            self.put(&kv.key, &kv.value);
+        }
+        for app in self.apps.all() {
+            if !listed.contains(&app.spec.name) {
+                self.remove(&app.spec.name);
+            }
+        }
+        store.watch(keys::APPS, Some(listing.revision + 1)).await
     }
 
     fn put(&self, key: &str, value: &[u8]) {
