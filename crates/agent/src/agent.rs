@@ -193,6 +193,8 @@ pub struct Agent {
     criu: std::sync::OnceLock<Result<hako_criu::Criu, String>>,
     /// Restore failures already logged (app and reason).
     restore_warned: Mutex<std::collections::HashSet<String>>,
+    /// Failures of the runtime, by operation (for metrics).
+    errors: crate::errors::RuntimeErrors,
 }
 
 impl Agent {
@@ -224,6 +226,7 @@ impl Agent {
             checkpoints,
             criu: std::sync::OnceLock::new(),
             restore_warned: Mutex::new(Default::default()),
+            errors: Default::default(),
         };
         Ok((Arc::new(agent), rx))
     }
@@ -242,6 +245,15 @@ impl Agent {
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
+    }
+
+    /// Failures of the container runtime since the agent started, per operation.
+    pub fn runtime_errors(&self) -> Vec<(crate::RuntimeOp, u64)> {
+        self.errors.read()
+    }
+
+    fn count_error(&self, op: crate::RuntimeOp) {
+        self.errors.count(op);
     }
 
     /// What the app keeps on this node, by its [`App::storage_key`].
@@ -429,10 +441,13 @@ impl Agent {
     /// Blocking (image lookup, directories, [`Runtime::create`]): call it in `spawn_blocking`.
     fn prepare(&self, app: &App) -> Result<Prepared, LaunchError> {
         let plan = self.plan(app)?;
-        let container = self.runtime.create(&plan.spec).map_err(|e| LaunchError {
-            kind: StartFailure::Node,
-            reason: format!("cannot start the container: {e}"),
-            log_tail: crate::logs::tail(&plan.log, 4096),
+        let container = self.runtime.create(&plan.spec).map_err(|e| {
+            self.count_error(crate::RuntimeOp::Create);
+            LaunchError {
+                kind: StartFailure::Node,
+                reason: format!("cannot start the container: {e}"),
+                log_tail: crate::logs::tail(&plan.log, 4096),
+            }
         })?;
         Ok(plan.with(container))
     }
@@ -453,6 +468,9 @@ impl Agent {
             let status = match instance.container.wait().await {
                 Ok(s) => s,
                 Err(e) => {
+                    if let Some(agent) = agent.upgrade() {
+                        agent.count_error(crate::RuntimeOp::Wait);
+                    }
                     tracing::warn!(instance = %instance.info.id, error = %e, "cannot wait for instance");
                     return;
                 }
@@ -483,6 +501,7 @@ impl Agent {
         let key = instance.key.clone();
         let r = tokio::task::spawn_blocking(move || instance.container.cleanup()).await;
         if let Ok(Err(e)) = r {
+            self.count_error(crate::RuntimeOp::Cleanup);
             tracing::warn!(error = %e, "instance cleanup failed");
         }
         crate::logs::prune(
@@ -495,11 +514,18 @@ impl Agent {
     /// Stops an instance gracefully (SIGTERM, `grace`, then kill) and removes it.
     pub async fn stop(&self, id: &str, grace: Duration) -> Option<ExitStatus> {
         let instance = self.instances.lock().expect("instances lock").remove(id)?;
-        let status = instance
+        let status = match instance
             .container
             .stop_with(instance.stop_signal, grace)
             .await
-            .ok();
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.count_error(crate::RuntimeOp::Stop);
+                tracing::warn!(instance = id, error = %e, "cannot stop the instance's container");
+                None
+            }
+        };
         self.dispose(instance).await;
         status
     }

@@ -6,6 +6,7 @@ mod apps;
 mod observe;
 mod releases;
 mod slo;
+mod visible;
 
 use std::sync::Arc;
 

@@ -23,15 +23,19 @@
 
 pub mod action;
 pub mod backend;
+pub mod caller;
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod series;
 pub mod server;
 pub mod slo;
 pub mod token;
+pub mod ui;
 
 pub use action::{Action, DatabaseOnDelete, Reply};
-pub use backend::{Backend, BackendError, ReleaseSource};
+pub use backend::{Backend, BackendError, LogFollow, LogPiece, ReleaseSource};
+pub use caller::{Caller, Scope};
 pub use client::{AppPatch, Client, ClientError};
 pub use engine::Engine;
 pub use error::ApiError;

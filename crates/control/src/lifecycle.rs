@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hako_agent::{Exit, LaunchError};
-use hako_model::{App, Event, EventKind, InstanceInfo, StartFailure};
+use hako_model::{App, Event, EventKind, InstanceInfo, StartFailure, StopReason};
 use hako_proxy::Router;
 use hako_store::{Store, StoreExt, keys};
 use tokio::sync::Notify;
@@ -142,11 +142,12 @@ impl Lifecycle {
 
     /// Starts a successor of instance `old` of `app` and, once it is ready, drains `old`.
     /// `old` keeps serving until then; if the successor fails, it serves on. False if `old`
-    /// is already draining or being replaced.
+    /// is already draining or being replaced. `kind` is why `old` goes (for metrics).
     pub(crate) fn replace_in_background(
         self: &Arc<Self>,
         app: &App,
         old: &str,
+        kind: StopReason,
         reason: String,
     ) -> bool {
         {
@@ -162,7 +163,7 @@ impl Lifecycle {
                 Ok(new) => {
                     if this.table().replaced(&old, Instant::now()) {
                         let why = format!("replaced by {}: {reason}", new.id);
-                        this.finish_retire(&old, why, None, DRAIN_TIMEOUT).await;
+                        this.finish_retire(&old, kind, why, None, DRAIN_TIMEOUT).await;
                     }
                 }
                 Err(_) => {
@@ -210,6 +211,9 @@ impl Lifecycle {
         match result {
             Ok(info) => {
                 let took = asked.elapsed();
+                let _ = self
+                    .router
+                    .record_start_path(&app.spec.name, info.start_path);
                 if !matches!(cause, Cause::Request) {
                     // The activator measures the starts it asks for.
                     let _ = self.router.record_start(&app.spec.name, took);
@@ -317,10 +321,11 @@ impl Lifecycle {
 
     /// Retires an instance in the background: no new requests from now on, in-flight ones
     /// finish (at most `drain_timeout`), then it stops. False if it is unknown, already
-    /// retiring, or being replaced.
+    /// retiring, or being replaced. `kind` is why (for metrics), `reason` says it in words.
     pub(crate) fn retire_in_background(
         self: &Arc<Self>,
         id: &str,
+        kind: StopReason,
         reason: String,
         drain_timeout: Duration,
     ) -> bool {
@@ -328,7 +333,10 @@ impl Lifecycle {
             return false;
         }
         let (this, id) = (self.clone(), id.to_string());
-        tokio::spawn(async move { this.finish_retire(&id, reason, None, drain_timeout).await });
+        tokio::spawn(async move {
+            this.finish_retire(&id, kind, reason, None, drain_timeout)
+                .await
+        });
         true
     }
 
@@ -337,6 +345,7 @@ impl Lifecycle {
     async fn finish_retire(
         &self,
         id: &str,
+        kind: StopReason,
         reason: String,
         drain: Option<hako_proxy::Drain>,
         drain_timeout: Duration,
@@ -356,6 +365,7 @@ impl Lifecycle {
             let _ = tokio::time::timeout(drain_timeout, d.wait()).await;
         }
         let status = self.node.stop(id, self.stop_grace).await;
+        let _ = self.router.record_stop(&app, kind);
         let _ = self.router.remove(&app, id);
         self.table().remove(id);
         let _ = self.store.delete(&keys::instance(&app, id)).await;
@@ -403,6 +413,7 @@ impl Lifecycle {
                 async move {
                     this.finish_retire(
                         &id,
+                        StopReason::Deleted,
                         "the app was deleted".into(),
                         drain,
                         DELETE_DRAIN_TIMEOUT,
@@ -418,6 +429,9 @@ impl Lifecycle {
     /// An instance's container ended on its own (crash, exit).
     pub(crate) async fn exited(&self, exit: Exit) {
         let known = self.table().remove(&exit.instance).is_some();
+        if known {
+            let _ = self.router.record_stop(&exit.app, StopReason::Exited);
+        }
         let _ = self.router.remove(&exit.app, &exit.instance);
         let _ = self
             .store
@@ -441,7 +455,12 @@ impl Lifecycle {
 
     /// A request could not reach the instance: it leaves routing and stops.
     pub(crate) fn unreachable(self: &Arc<Self>, id: &str) {
-        self.retire_in_background(id, "unreachable".into(), Duration::ZERO);
+        self.retire_in_background(
+            id,
+            StopReason::Unreachable,
+            "unreachable".into(),
+            Duration::ZERO,
+        );
     }
 
     /// Instance records of a previous run (killed with -9) are stale: their containers died
