@@ -565,6 +565,26 @@ impl Agent {
         crate::logs::recent(&self.logs_dir(key), max, &self.pools.logs(key))
     }
 
+    /// Starts following the logs of the app with this [`App::storage_key`]: the follower and
+    /// the last `tail_bytes` of its recent logs. Poll it with [`Agent::poll_logs`].
+    pub fn follow_logs(
+        &self,
+        key: &str,
+        tail_bytes: usize,
+    ) -> (crate::follow::LogFollower, Vec<crate::follow::LogPiece>) {
+        crate::follow::LogFollower::start(&self.logs_dir(key), tail_bytes, &self.pools.logs(key))
+    }
+
+    /// What the instances of the app with this [`App::storage_key`] wrote since the
+    /// follower's last poll (the warm pool's parked containers left out).
+    pub fn poll_logs(
+        &self,
+        key: &str,
+        follower: &mut crate::follow::LogFollower,
+    ) -> Vec<crate::follow::LogPiece> {
+        follower.poll(&self.pools.logs(key))
+    }
+
     /// Removes the warm pool and files on this node (releases, data and logs) of the app with
     /// this [`App::storage_key`]: the app was deleted. Another app of the same name (another
     /// key) keeps everything it has.

@@ -15,6 +15,7 @@ mod agent;
 mod capacity;
 mod checkpoints;
 mod errors;
+pub mod follow;
 pub mod health;
 mod limits;
 pub mod logs;

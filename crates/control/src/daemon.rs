@@ -18,6 +18,8 @@ use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
 use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Telemetry;
+use crate::minutes::Minutes;
 use crate::node::{LocalNode, Node};
 use crate::reconcile::Reconciler;
 
@@ -26,8 +28,10 @@ pub(crate) struct Daemon {
     pub(crate) router: Router,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) backend: Arc<DaemonBackend>,
-    /// The loops: store watch, cold starts, proxy events, exits, keep-alive.
+    /// The loops: store watch, cold starts, proxy events, exits, keep-alive, minutes.
     pub(crate) tasks: Vec<JoinHandle<()>>,
+    /// Set to true at shutdown: streams the API serves (followed logs) end.
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Daemon {
@@ -38,6 +42,7 @@ impl Daemon {
         store: Arc<dyn Store>,
         agent: Arc<Agent>,
         exits: UnboundedReceiver<Exit>,
+        telemetry: Arc<Telemetry>,
     ) -> Result<Daemon, hako_store::StoreError> {
         let (launcher, cold_starts) = ColdStarts::new();
         let (proxy_events_tx, proxy_events) = tokio::sync::mpsc::unbounded_channel();
@@ -88,18 +93,29 @@ impl Daemon {
             tokio::spawn(follow_exits(exits, lifecycle.clone())),
             tokio::spawn(keep_alive.run()),
         ];
+        let minutes = Arc::new(Minutes::default());
+        let mut tasks = tasks;
+        tasks.push(tokio::spawn(crate::minutes::run(
+            minutes.clone(),
+            router.clone(),
+        )));
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let backend = Arc::new(DaemonBackend {
             agent,
             apps,
             lifecycle: lifecycle.clone(),
             router: router.clone(),
             database: config.database_server(),
+            telemetry,
+            minutes,
+            closing: closing_rx,
         });
         Ok(Daemon {
             router,
             lifecycle,
             backend,
             tasks,
+            closing,
         })
     }
 }

@@ -12,6 +12,7 @@ use hako_store::Store;
 use crate::config::ServeConfig;
 use crate::daemon::Daemon;
 use crate::error::ServeError;
+use crate::metrics::{CountedStore, Telemetry};
 
 /// Addresses the daemon actually listens on (ports may have been 0).
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +33,11 @@ pub async fn serve(
         move |source| ServeError::DataDir { path, source }
     };
     std::fs::create_dir_all(&config.data_dir).map_err(data_err(&config.data_dir))?;
-    let store: Arc<dyn Store> = hako_store::open(&config.store).await?;
+    let telemetry = Arc::new(Telemetry::default());
+    let store: Arc<dyn Store> = Arc::new(CountedStore::new(
+        hako_store::open(&config.store).await?,
+        telemetry.store_errors.clone(),
+    ));
     let mut agent_cfg = AgentConfig::new(&config.data_dir, config.runtime.clone());
     agent_cfg.log_max_bytes = 1 << 20;
     agent_cfg.storage = config.storage;
@@ -40,6 +45,8 @@ pub async fn serve(
     let (agent, exits) = Agent::new(agent_cfg)?;
     let token =
         hako_api::token::load_or_create(&config.data_dir).map_err(data_err(&config.data_dir))?;
+    let metrics_token = hako_api::token::load_or_create_metrics(&config.data_dir)
+        .map_err(data_err(&config.data_dir))?;
 
     let proxy_listener = listen(config.listen).await?;
     let api_listener = listen(config.api).await?;
@@ -48,12 +55,10 @@ pub async fn serve(
         api: local_addr(&api_listener, config.api)?,
     };
 
-    let daemon = Daemon::start(&config, store.clone(), agent, exits).await?;
-    let api = hako_api::router(hako_api::ApiState::new(
-        store.clone(),
-        daemon.backend.clone(),
-        token,
-    ));
+    let daemon = Daemon::start(&config, store.clone(), agent, exits, telemetry).await?;
+    let mut api_state = hako_api::ApiState::new(store.clone(), daemon.backend.clone(), token);
+    api_state.metrics_token = Some(metrics_token);
+    let api = hako_api::router(api_state);
     let (stop_api_tx, stop_api_rx) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {
         let _ = axum::serve(api_listener, api)
@@ -69,6 +74,8 @@ pub async fn serve(
     proxy.serve(proxy_listener, shutdown).await;
 
     tracing::info!("shutting down: stopping every instance");
+    // Streams (followed logs) end first, or the API would wait for them forever.
+    let _ = daemon.closing.send(true);
     let _ = stop_api_tx.send(());
     for t in &daemon.tasks {
         t.abort();

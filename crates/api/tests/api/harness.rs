@@ -162,6 +162,7 @@ impl Server {
             store: store.clone(),
             backend: backend.clone(),
             token: token.clone(),
+            metrics_token: None,
             max_upload: TEST_UPLOAD_LIMIT,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
