@@ -16,6 +16,8 @@ pub(crate) use hako_testkit::site::static_app as static_site;
 mod etcd;
 mod keep_alive;
 mod lifecycle;
+mod logs;
+mod metrics;
 mod requests;
 
 pub(crate) struct Serve {
