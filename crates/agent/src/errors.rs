@@ -80,7 +80,11 @@ mod tests {
         assert_eq!(read.len(), RuntimeOp::ALL.len());
         let get = |op| read.iter().find(|(o, _)| *o == op).unwrap().1;
         assert_eq!(
-            (get(RuntimeOp::Stop), get(RuntimeOp::Restore), get(RuntimeOp::Create)),
+            (
+                get(RuntimeOp::Stop),
+                get(RuntimeOp::Restore),
+                get(RuntimeOp::Create)
+            ),
             (2, 1, 0)
         );
     }

@@ -37,7 +37,11 @@ pub struct LogFollower {
 impl LogFollower {
     /// Starts following the logs in `dir` (`parked` containers' logs left out): returns the
     /// follower and the last `tail_bytes` of the recent logs (oldest first).
-    pub fn start(dir: &Path, tail_bytes: usize, parked: &[PathBuf]) -> (LogFollower, Vec<LogPiece>) {
+    pub fn start(
+        dir: &Path,
+        tail_bytes: usize,
+        parked: &[PathBuf],
+    ) -> (LogFollower, Vec<LogPiece>) {
         let mut f = LogFollower {
             dir: dir.to_path_buf(),
             offsets: HashMap::new(),
@@ -69,7 +73,10 @@ impl LogFollower {
         let mut out = Vec::new();
         for (path, len, ino) in &files {
             let offset = self.offsets.get(path).copied().unwrap_or(0);
-            let moved = self.inodes.insert(path.clone(), *ino).is_some_and(|i| i != *ino);
+            let moved = self
+                .inodes
+                .insert(path.clone(), *ino)
+                .is_some_and(|i| i != *ino);
             if moved || *len < offset {
                 // Rotated: the rest of what was read is in `<file>.1`; the file starts anew.
                 let rotated = hako_runtime::log::rotated(path);
@@ -83,8 +90,10 @@ impl LogFollower {
             self.read_new(path, &mut out);
         }
         // Files pruned meanwhile are forgotten.
-        self.offsets.retain(|p, _| files.iter().any(|(f, _, _)| f == p));
-        self.inodes.retain(|p, _| files.iter().any(|(f, _, _)| f == p));
+        self.offsets
+            .retain(|p, _| files.iter().any(|(f, _, _)| f == p));
+        self.inodes
+            .retain(|p, _| files.iter().any(|(f, _, _)| f == p));
         out
     }
 
@@ -103,7 +112,8 @@ impl LogFollower {
         if whole == 0 {
             return;
         }
-        self.offsets.insert(path.to_path_buf(), offset + whole as u64);
+        self.offsets
+            .insert(path.to_path_buf(), offset + whole as u64);
         let instance = instance_of(path);
         if self.last.as_deref() != Some(instance.as_str()) {
             out.push(LogPiece::Instance(instance.clone()));
@@ -150,7 +160,9 @@ fn log_files(dir: &Path, parked: &[PathBuf]) -> Vec<(PathBuf, u64, u64)> {
         })
         .collect();
     v.sort_by(|a, b| a.3.cmp(&b.3).then(a.0.cmp(&b.0)));
-    v.into_iter().map(|(p, len, ino, _)| (p, len, ino)).collect()
+    v.into_iter()
+        .map(|(p, len, ino, _)| (p, len, ino))
+        .collect()
 }
 
 #[cfg(test)]
@@ -188,14 +200,21 @@ mod tests {
         assert!(f.poll(&[]).is_empty(), "nothing new");
 
         append(&a, b"new\n");
-        assert_eq!(texts(&f.poll(&[])), "new\n", "same instance: no header again");
+        assert_eq!(
+            texts(&f.poll(&[])),
+            "new\n",
+            "same instance: no header again"
+        );
 
         // A second instance starts (its file is new); a parked container's log is left out.
         let b = d.path().join("blog-2.log");
         let parked = d.path().join("blog-3.log");
         append(&parked, b"");
         append(&b, b"second instance\n");
-        assert_eq!(texts(&f.poll(&[parked.clone()])), "[blog-2]second instance\n");
+        assert_eq!(
+            texts(&f.poll(&[parked.clone()])),
+            "[blog-2]second instance\n"
+        );
 
         // The first one's log is rotated after more text: the rest of the old part comes first.
         append(&a, b"before rotation\n");

@@ -322,13 +322,12 @@ impl Client {
                 let piece = match event.as_str() {
                     "instance" => Some(crate::LogPiece::Instance(data.join("\n"))),
                     "log" => {
-                        let text: String =
-                            serde_json::from_str(&data.join("\n")).map_err(|e| {
-                                ClientError::Protocol {
-                                    url: self.base_url.clone(),
-                                    message: format!("a log event is not a JSON string: {e}"),
-                                }
-                            })?;
+                        let text: String = serde_json::from_str(&data.join("\n")).map_err(|e| {
+                            ClientError::Protocol {
+                                url: self.base_url.clone(),
+                                message: format!("a log event is not a JSON string: {e}"),
+                            }
+                        })?;
                         Some(crate::LogPiece::Text(text))
                     }
                     _ => None,

@@ -46,7 +46,8 @@ impl Series {
     /// The fraction of the series' requests that waited for a start (`None` without requests).
     pub fn cold_ratio(&self) -> Option<f64> {
         let requests = self.requests();
-        (requests > 0).then(|| self.minutes.iter().map(|m| m.cold).sum::<u64>() as f64 / requests as f64)
+        (requests > 0)
+            .then(|| self.minutes.iter().map(|m| m.cold).sum::<u64>() as f64 / requests as f64)
     }
 }
 

@@ -25,10 +25,10 @@ use self::extract::{AppName, Body, Upload};
 use crate::action::{
     self, Action, DEFAULT_EVENTS, DEFAULT_LOG_BYTES, MAX_EVENTS, MAX_LOG_BYTES, check_name,
 };
-pub use follow::KEEP_ALIVE as FOLLOW_KEEP_ALIVE;
 use crate::backend::{Backend, ReleaseSource};
 use crate::engine::Engine;
 use crate::error::ApiError;
+pub use follow::KEEP_ALIVE as FOLLOW_KEEP_ALIVE;
 
 /// Default largest accepted release upload: 1 GiB.
 pub const DEFAULT_MAX_UPLOAD: usize = 1 << 30;

@@ -78,11 +78,7 @@ fn to_login() -> Response {
 }
 
 async fn style() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        STYLE,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
 async fn secure_headers(mut response: Response) -> Response {
@@ -110,7 +106,10 @@ mod tests {
     #[test]
     fn cookies_are_found_among_others() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; hako_token=abc"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; hako_token=abc"),
+        );
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(cookie(&h, COOKIE), Some("abc"));
         assert_eq!(cookie(&h, "b"), Some("2"));

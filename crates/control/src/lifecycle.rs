@@ -163,7 +163,8 @@ impl Lifecycle {
                 Ok(new) => {
                     if this.table().replaced(&old, Instant::now()) {
                         let why = format!("replaced by {}: {reason}", new.id);
-                        this.finish_retire(&old, kind, why, None, DRAIN_TIMEOUT).await;
+                        this.finish_retire(&old, kind, why, None, DRAIN_TIMEOUT)
+                            .await;
                     }
                 }
                 Err(_) => {

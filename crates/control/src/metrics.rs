@@ -52,7 +52,10 @@ pub(crate) struct Telemetry {
 
 impl Telemetry {
     /// One autoscaler decision for `app`.
-    #[allow(dead_code, reason = "the autoscaler loop records here once it lands in the daemon")]
+    #[allow(
+        dead_code,
+        reason = "the autoscaler loop records here once it lands in the daemon"
+    )]
     pub(crate) fn record_scale(&self, app: &str, direction: ScaleDirection) {
         *self
             .scale_decisions
@@ -180,15 +183,13 @@ pub(crate) fn gather(src: Sources<'_>) -> Scrape {
                 .map_or(0, |k| src.agent.pooled(k).len() as u64);
             AppScrape {
                 name: name.clone(),
-                requests: metrics.get(name).cloned().unwrap_or_else(|| {
-                    hako_proxy::metrics::AppMetrics::default().snapshot()
-                }),
+                requests: metrics
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| hako_proxy::metrics::AppMetrics::default().snapshot()),
                 instances,
                 parked,
-                memory_bytes: mine
-                    .iter()
-                    .filter_map(|i| memory_by_id.get(&i.id))
-                    .sum(),
+                memory_bytes: mine.iter().filter_map(|i| memory_by_id.get(&i.id)).sum(),
                 scale_up: src.telemetry.scale_decisions(name, ScaleDirection::Up),
                 scale_down: src.telemetry.scale_decisions(name, ScaleDirection::Down),
             }

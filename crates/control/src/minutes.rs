@@ -184,7 +184,10 @@ mod tests {
         let s = m.series("blog", t0 + 90, &t(10, 2, 2, 100.0));
         assert_eq!(s.minutes.len(), 2);
         let (closed, now) = (s.minutes[0], s.minutes[1]);
-        assert_eq!((closed.start_unix, closed.requests, closed.cold), (t0, 7, 2));
+        assert_eq!(
+            (closed.start_unix, closed.requests, closed.cold),
+            (t0, 7, 2)
+        );
         assert_eq!(closed.mean_start_ms(), Some(50.0));
         assert_eq!((now.start_unix, now.requests, now.starts), (t0 + 60, 3, 0));
     }
@@ -200,7 +203,11 @@ mod tests {
         let s = m.series("a", 250, &t(6, 0, 0, 0.0));
         let requests: Vec<u64> = s.minutes.iter().map(|m| m.requests).collect();
         assert_eq!(requests, [4, 2, 0, 0, 0]);
-        assert!(s.minutes.windows(2).all(|w| w[1].start_unix == w[0].start_unix + 60));
+        assert!(
+            s.minutes
+                .windows(2)
+                .all(|w| w[1].start_unix == w[0].start_unix + 60)
+        );
 
         for i in 5..200 {
             m.sample(i * 60, &one("a", t(6 + i, 0, 0, 0.0)));

@@ -58,10 +58,7 @@ impl StopReason {
 
     /// Its position in [`StopReason::ALL`].
     pub fn index(self) -> usize {
-        StopReason::ALL
-            .iter()
-            .position(|k| *k == self)
-            .unwrap_or(0)
+        StopReason::ALL.iter().position(|k| *k == self).unwrap_or(0)
     }
 }
 

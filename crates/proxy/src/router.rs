@@ -311,7 +311,11 @@ impl Router {
     }
 
     /// Records why an instance of the app stopped.
-    pub fn record_stop(&self, app: &str, reason: hako_model::StopReason) -> Result<(), RouterError> {
+    pub fn record_stop(
+        &self,
+        app: &str,
+        reason: hako_model::StopReason,
+    ) -> Result<(), RouterError> {
         self.app(app)?.metrics.record_stop(reason);
         Ok(())
     }

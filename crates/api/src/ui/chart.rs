@@ -82,7 +82,10 @@ mod tests {
         // The largest bar fills the plot; the other is half as tall.
         let plot = HEIGHT - TOP - BOTTOM;
         assert!(svg.contains(&format!("height=\"{plot:.1}\"")), "{svg}");
-        assert!(svg.contains(&format!("height=\"{:.1}\"", plot / 2.0)), "{svg}");
+        assert!(
+            svg.contains(&format!("height=\"{:.1}\"", plot / 2.0)),
+            "{svg}"
+        );
         // The newest minute is the last slot of the hour.
         let last_x = (MINUTES - 1) as f64 * (WIDTH / MINUTES as f64) + 1.0;
         assert!(svg.contains(&format!("x=\"{last_x:.1}\"")), "{svg}");

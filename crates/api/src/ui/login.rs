@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use maud::{DOCTYPE, Markup, html};
 
 use super::{COOKIE, session};
@@ -53,7 +53,9 @@ pub(super) async fn submit(
         Some(Caller::Metrics) => {
             return page(
                 StatusCode::FORBIDDEN,
-                Some("this is the metrics token: it only reads /metrics; log in with the admin token"),
+                Some(
+                    "this is the metrics token: it only reads /metrics; log in with the admin token",
+                ),
                 &headers,
             );
         }
@@ -72,7 +74,10 @@ pub(super) async fn submit(
     );
     (
         StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, cookie), (header::LOCATION, "/ui/".into())],
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, "/ui/".into()),
+        ],
     )
         .into_response()
 }
@@ -190,17 +195,30 @@ mod tests {
             (header::HOST, "hako.example"),
             (header::ORIGIN, "https://hako.example"),
         ]);
-        assert_eq!(same_origin(&tls), Some(true), "https pages get a Secure cookie");
+        assert_eq!(
+            same_origin(&tls),
+            Some(true),
+            "https pages get a Secure cookie"
+        );
         let referer = headers(&[
             (header::HOST, "hako.example"),
             (header::REFERER, "https://hako.example/ui/login?x=1"),
         ]);
         assert_eq!(same_origin(&referer), Some(true));
         for bad in [
-            headers(&[(header::HOST, "hako.example"), (header::ORIGIN, "https://evil.example")]),
+            headers(&[
+                (header::HOST, "hako.example"),
+                (header::ORIGIN, "https://evil.example"),
+            ]),
             headers(&[(header::HOST, "hako.example"), (header::ORIGIN, "null")]),
-            headers(&[(header::HOST, "hako.example:1"), (header::ORIGIN, "http://hako.example")]),
-            headers(&[(header::HOST, "hako.example"), (header::ORIGIN, "http://hako.example.evil")]),
+            headers(&[
+                (header::HOST, "hako.example:1"),
+                (header::ORIGIN, "http://hako.example"),
+            ]),
+            headers(&[
+                (header::HOST, "hako.example"),
+                (header::ORIGIN, "http://hako.example.evil"),
+            ]),
             headers(&[(header::HOST, "hako.example")]),
         ] {
             assert_eq!(same_origin(&bad), None, "{bad:?}");

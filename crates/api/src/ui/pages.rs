@@ -82,7 +82,9 @@ async fn overview_page(shared: &Shared, caller: &Caller) -> Result<Markup, ApiEr
         let mine = instances.remove(&app.spec.name).unwrap_or_default();
         rows.push((app, mine, figures));
     }
-    let capacity = caller.sees_node().then(|| shared.engine.backend().capacity());
+    let capacity = caller
+        .sees_node()
+        .then(|| shared.engine.backend().capacity());
     let running: usize = rows.iter().map(|(_, i, _)| i.len()).sum();
     let body = html! {
         h1 { "Apps" }
@@ -175,9 +177,9 @@ async fn app_page(shared: &Shared, app: &App) -> Result<Markup, ApiError> {
         }
         section.figures {
             div { span.big { (f.cold_ratio().map(format::percent).unwrap_or_else(|| "–".into())) }
-                  " of " (f.requests) " requests waited for a start (since hako started)" }
+                  " of " (plural(f.requests, "request")) " waited for a start (since hako started)" }
             div { span.big { (f.series.cold_ratio().map(format::percent).unwrap_or_else(|| "–".into())) }
-                  " in the last hour (" (f.series.requests()) " requests)" }
+                  " in the last hour (" (plural(f.series.requests(), "request")) ")" }
             div { span.big { (f.start_p50_ms.map(format::ms).unwrap_or_else(|| "–".into())) }
                   " median start time" }
         }
@@ -249,6 +251,15 @@ fn event_row(e: &Event) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// `1 request`, `2 requests`.
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 

@@ -61,10 +61,15 @@ impl Collector for ScrapeCollector {
                 "Requests per app by how they were served: cold (waited for a start), warm (found a ready instance), rejected (the wait queue was full), abandoned (the client left first).",
                 Kind::Counter(&|a| {
                     let r = &a.requests;
-                    [("cold", r.cold), ("warm", r.warm), ("rejected", r.rejected), ("abandoned", r.abandoned)]
-                        .into_iter()
-                        .map(|(k, n)| (with(a, "kind", k), n))
-                        .collect()
+                    [
+                        ("cold", r.cold),
+                        ("warm", r.warm),
+                        ("rejected", r.rejected),
+                        ("abandoned", r.abandoned),
+                    ]
+                    .into_iter()
+                    .map(|(k, n)| (with(a, "kind", k), n))
+                    .collect()
                 }),
             ),
             (
@@ -77,10 +82,16 @@ impl Collector for ScrapeCollector {
                 "Responses per app by status class (from the app or from hako).",
                 Kind::Counter(&|a| {
                     let r = &a.requests;
-                    [("1xx", r.status_1xx), ("2xx", r.status_2xx), ("3xx", r.status_3xx), ("4xx", r.status_4xx), ("5xx", r.status_5xx)]
-                        .into_iter()
-                        .map(|(k, n)| (with(a, "class", k), n))
-                        .collect()
+                    [
+                        ("1xx", r.status_1xx),
+                        ("2xx", r.status_2xx),
+                        ("3xx", r.status_3xx),
+                        ("4xx", r.status_4xx),
+                        ("5xx", r.status_5xx),
+                    ]
+                    .into_iter()
+                    .map(|(k, n)| (with(a, "class", k), n))
+                    .collect()
                 }),
             ),
             (
@@ -104,7 +115,12 @@ impl Collector for ScrapeCollector {
                 Kind::Gauge(&|a| {
                     STATES
                         .iter()
-                        .map(|s| (with(a, "state", s), a.instances.get(s).copied().unwrap_or(0) as i64))
+                        .map(|s| {
+                            (
+                                with(a, "state", s),
+                                a.instances.get(s).copied().unwrap_or(0) as i64,
+                            )
+                        })
                         .collect()
                 }),
             ),
@@ -137,8 +153,16 @@ impl Collector for ScrapeCollector {
                 "hako_autoscaler_decisions",
                 "Autoscaler decisions per app, up or down (zero until the autoscaler runs in the daemon).",
                 Kind::Counter(&|a| {
-                    vec![(with(a, "direction", super::ScaleDirection::Up.label()), a.scale_up),
-                         (with(a, "direction", super::ScaleDirection::Down.label()), a.scale_down)]
+                    vec![
+                        (
+                            with(a, "direction", super::ScaleDirection::Up.label()),
+                            a.scale_up,
+                        ),
+                        (
+                            with(a, "direction", super::ScaleDirection::Down.label()),
+                            a.scale_down,
+                        ),
+                    ]
                 }),
             ),
         ];
@@ -179,24 +203,64 @@ impl Collector for ScrapeCollector {
         if let Some(node) = &self.0.node {
             let c = &node.capacity;
             let gauges: [(&str, &str, f64); 7] = [
-                ("hako_node_cpus", "CPUs an instance on this node can get at most.", c.cpus as f64),
-                ("hako_node_memory_bytes", "Memory an instance on this node can get at most (the host's, less what its cgroup limits).", c.memory_bytes as f64),
-                ("hako_node_max_pids", "Processes an instance on this node can get at most (the kernel's pid_max).", c.max_pids as f64),
-                ("hako_node_memory_available_bytes", "The host's MemAvailable.", node.memory_available_bytes.unwrap_or(0) as f64),
-                ("hako_node_instances", "Instances on this node, every app.", node.instances as f64),
-                ("hako_node_instance_memory_bytes", "Memory held by every instance's cgroup on this node.", node.instance_memory_bytes as f64),
-                ("hako_node_instance_cpu_seconds", "CPU time the instances running now have used so far (falls when an instance stops).", node.instance_cpu_seconds),
+                (
+                    "hako_node_cpus",
+                    "CPUs an instance on this node can get at most.",
+                    c.cpus as f64,
+                ),
+                (
+                    "hako_node_memory_bytes",
+                    "Memory an instance on this node can get at most (the host's, less what its cgroup limits).",
+                    c.memory_bytes as f64,
+                ),
+                (
+                    "hako_node_max_pids",
+                    "Processes an instance on this node can get at most (the kernel's pid_max).",
+                    c.max_pids as f64,
+                ),
+                (
+                    "hako_node_memory_available_bytes",
+                    "The host's MemAvailable.",
+                    node.memory_available_bytes.unwrap_or(0) as f64,
+                ),
+                (
+                    "hako_node_instances",
+                    "Instances on this node, every app.",
+                    node.instances as f64,
+                ),
+                (
+                    "hako_node_instance_memory_bytes",
+                    "Memory held by every instance's cgroup on this node.",
+                    node.instance_memory_bytes as f64,
+                ),
+                (
+                    "hako_node_instance_cpu_seconds",
+                    "CPU time the instances running now have used so far (falls when an instance stops).",
+                    node.instance_cpu_seconds,
+                ),
             ];
             for (name, help, v) in gauges {
-                if name == "hako_node_memory_available_bytes" && node.memory_available_bytes.is_none() {
+                if name == "hako_node_memory_available_bytes"
+                    && node.memory_available_bytes.is_none()
+                {
                     continue;
                 }
                 let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
                 ConstGauge::new(v).encode(m)?;
             }
             let counters: [(&str, &str, &'static str, &[(&'static str, u64)]); 2] = [
-                ("hako_store_errors", "Failed calls to the store (embedded or etcd), by operation.", "op", &node.store_errors),
-                ("hako_runtime_errors", "Failures of the container runtime on this node, by operation: create, stop, wait, cleanup, pool, restore.", "op", &node.runtime_errors),
+                (
+                    "hako_store_errors",
+                    "Failed calls to the store (embedded or etcd), by operation.",
+                    "op",
+                    &node.store_errors,
+                ),
+                (
+                    "hako_runtime_errors",
+                    "Failures of the container runtime on this node, by operation: create, stop, wait, cleanup, pool, restore.",
+                    "op",
+                    &node.runtime_errors,
+                ),
             ];
             for (name, help, key, rows) in counters {
                 let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -270,37 +334,85 @@ mod tests {
     #[test]
     fn every_family_in_the_text_format_with_per_app_labels() {
         let text = encode(scrape());
-        assert_eq!(value(&text, r#"hako_requests_total{app="blog",kind="cold"}"#), 1.0);
-        assert_eq!(value(&text, r#"hako_requests_total{app="blog",kind="warm"}"#), 1.0);
-        assert_eq!(value(&text, r#"hako_responses_total{app="blog",class="2xx"}"#), 1.0);
-        assert_eq!(value(&text, r#"hako_instances{app="blog",state="ready"}"#), 2.0);
-        assert_eq!(value(&text, r#"hako_instance_starts_total{app="blog",path="pool"}"#), 1.0);
-        assert_eq!(value(&text, r#"hako_instance_stops_total{app="blog",reason="idle"}"#), 1.0);
         assert_eq!(
-            value(&text, r#"hako_instance_start_failures_total{app="blog",kind="crashed"}"#),
+            value(&text, r#"hako_requests_total{app="blog",kind="cold"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"hako_requests_total{app="blog",kind="warm"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"hako_responses_total{app="blog",class="2xx"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"hako_instances{app="blog",state="ready"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"hako_instance_starts_total{app="blog",path="pool"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"hako_instance_stops_total{app="blog",reason="idle"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"hako_instance_start_failures_total{app="blog",kind="crashed"}"#
+            ),
             0.0
         );
         assert_eq!(value(&text, r#"hako_warm_pool_parked{app="blog"}"#), 1.0);
         // The 30 ms wait is in the 50 ms bucket, not in the 25 ms one.
         assert_eq!(
-            value(&text, r#"hako_cold_start_wait_seconds_bucket{app="blog",le="0.025"}"#),
+            value(
+                &text,
+                r#"hako_cold_start_wait_seconds_bucket{app="blog",le="0.025"}"#
+            ),
             0.0
         );
         assert_eq!(
-            value(&text, r#"hako_cold_start_wait_seconds_bucket{app="blog",le="0.05"}"#),
+            value(
+                &text,
+                r#"hako_cold_start_wait_seconds_bucket{app="blog",le="0.05"}"#
+            ),
             1.0
         );
         assert_eq!(
-            value(&text, r#"hako_cold_start_wait_seconds_bucket{app="blog",le="+Inf"}"#),
+            value(
+                &text,
+                r#"hako_cold_start_wait_seconds_bucket{app="blog",le="+Inf"}"#
+            ),
             1.0
         );
-        assert_eq!(value(&text, r#"hako_instance_start_seconds_count{app="blog"}"#), 1.0);
+        assert_eq!(
+            value(&text, r#"hako_instance_start_seconds_count{app="blog"}"#),
+            1.0
+        );
         assert_eq!(value(&text, r#"hako_store_errors_total{op="put"}"#), 3.0);
-        assert_eq!(value(&text, r#"hako_runtime_errors_total{op="create"}"#), 1.0);
+        assert_eq!(
+            value(&text, r#"hako_runtime_errors_total{op="create"}"#),
+            1.0
+        );
         assert_eq!(value(&text, "hako_node_cpus"), 2.0);
         assert_eq!(value(&text, "hako_log_followers"), 1.0);
-        assert!(text.contains("# TYPE hako_cold_start_wait_seconds histogram"), "{text}");
-        assert!(!text.contains("# EOF"), "the 0.0.4 text format has no EOF marker");
+        assert!(
+            text.contains("# TYPE hako_cold_start_wait_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("# EOF"),
+            "the 0.0.4 text format has no EOF marker"
+        );
     }
 
     #[test]

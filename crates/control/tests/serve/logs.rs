@@ -42,7 +42,11 @@ fn follow(
 }
 
 /// Waits for a piece that `wanted` accepts (pieces before it are dropped).
-fn wait_piece(rx: &std::sync::mpsc::Receiver<LogPiece>, what: &str, wanted: impl Fn(&LogPiece) -> bool) -> LogPiece {
+fn wait_piece(
+    rx: &std::sync::mpsc::Receiver<LogPiece>,
+    what: &str,
+    wanted: impl Fn(&LogPiece) -> bool,
+) -> LogPiece {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -91,12 +95,17 @@ async fn followed_logs_arrive_as_written_across_restarts_until_the_client_leaves
     let stop = Arc::new(AtomicBool::new(false));
     let (rx, thread) = follow(&s, "talk", stop.clone());
 
-    assert_eq!(http(s.bound.proxy, "talk.example", "/index.html").await.0, 200);
+    assert_eq!(
+        http(s.bound.proxy, "talk.example", "/index.html").await.0,
+        200
+    );
     let first = instance_ids(&s, "talk").await;
     assert_eq!(first.len(), 1);
     let a = first[0].clone();
     let rx = tokio::task::spawn_blocking(move || {
-        let header = wait_piece(&rx, "first instance", |p| matches!(p, LogPiece::Instance(_)));
+        let header = wait_piece(&rx, "first instance", |p| {
+            matches!(p, LogPiece::Instance(_))
+        });
         assert_eq!(header, LogPiece::Instance(a.clone()));
         // Its lines keep coming while it runs: two in a row, in order.
         let line = |p: &LogPiece| match p {
@@ -117,14 +126,22 @@ async fn followed_logs_arrive_as_written_across_restarts_until_the_client_leaves
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while instance_ids(&s, "talk").await.contains(&first[0]) {
-        assert!(Instant::now() < deadline, "the outdated instance never stopped");
+        assert!(
+            Instant::now() < deadline,
+            "the outdated instance never stopped"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(http(s.bound.proxy, "talk.example", "/index.html").await.0, 200);
+    assert_eq!(
+        http(s.bound.proxy, "talk.example", "/index.html").await.0,
+        200
+    );
     let b = instance_ids(&s, "talk").await[0].clone();
     assert_ne!(b, first[0]);
     let rx = tokio::task::spawn_blocking(move || {
-        wait_piece(&rx, "the second instance", |p| *p == LogPiece::Instance(b.clone()));
+        wait_piece(&rx, "the second instance", |p| {
+            *p == LogPiece::Instance(b.clone())
+        });
         wait_piece(&rx, "a line of the second instance", |p| match p {
             LogPiece::Text(t) => t.contains(&format!("tick {b} ")),
             _ => false,
@@ -143,7 +160,10 @@ async fn followed_logs_arrive_as_written_across_restarts_until_the_client_leaves
     drop(rx);
     let deadline = Instant::now() + Duration::from_secs(10);
     while followers(&s).await != 0.0 {
-        assert!(Instant::now() < deadline, "the daemon kept following after the client left");
+        assert!(
+            Instant::now() < deadline,
+            "the daemon kept following after the client left"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -151,12 +171,18 @@ async fn followed_logs_arrive_as_written_across_restarts_until_the_client_leaves
     let (_rx, thread) = follow(&s, "talk", Arc::new(AtomicBool::new(false)));
     let deadline = Instant::now() + Duration::from_secs(10);
     while followers(&s).await != 1.0 {
-        assert!(Instant::now() < deadline, "the second follower never started");
+        assert!(
+            Instant::now() < deadline,
+            "the second follower never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.stop().await;
     let ended = tokio::task::spawn_blocking(move || thread.join().unwrap())
         .await
         .unwrap();
-    assert!(ended.is_ok(), "the stream should end cleanly at shutdown: {ended:?}");
+    assert!(
+        ended.is_ok(),
+        "the stream should end cleanly at shutdown: {ended:?}"
+    );
 }

@@ -77,7 +77,12 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
 
     // Who may read: both tokens; nobody else; the metrics token nothing but /metrics.
     assert_eq!(scrape(&s, None).await.0, 401);
-    assert_eq!(scrape(&s, Some("wrong-token-wrong-token-wrong-token")).await.0, 401);
+    assert_eq!(
+        scrape(&s, Some("wrong-token-wrong-token-wrong-token"))
+            .await
+            .0,
+        401
+    );
     assert_eq!(get(&s, "/v1/apps", Some(&metrics_token)).await.0, 403);
     let (status, empty) = scrape(&s, Some(&metrics_token)).await;
     assert_eq!(status, 200, "{empty}");
@@ -101,7 +106,10 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
     assert_eq!(v(r#"hako_responses_total{app="meter",class="2xx"}"#), 2.0);
     assert_eq!(v(r#"hako_responses_total{app="meter",class="4xx"}"#), 1.0);
     assert_eq!(v(r#"hako_instances{app="meter",state="ready"}"#), 1.0);
-    assert_eq!(v(r#"hako_instance_starts_total{app="meter",path="cold"}"#), 1.0);
+    assert_eq!(
+        v(r#"hako_instance_starts_total{app="meter",path="cold"}"#),
+        1.0
+    );
     assert_eq!(v(r#"hako_cold_start_wait_seconds_count{app="meter"}"#), 1.0);
     assert_eq!(v(r#"hako_instance_start_seconds_count{app="meter"}"#), 1.0);
     assert_eq!(
@@ -112,7 +120,10 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
     assert!(v("hako_node_cpus") >= 1.0);
     assert!(v("hako_node_instance_memory_bytes") > 0.0);
     assert_eq!(v(r#"hako_store_errors_total{op="put"}"#), 0.0);
-    assert_eq!(v(r#"hako_autoscaler_decisions_total{app="meter",direction="up"}"#), 0.0);
+    assert_eq!(
+        v(r#"hako_autoscaler_decisions_total{app="meter",direction="up"}"#),
+        0.0
+    );
     // Per app, never per instance.
     assert!(!text.contains("instance=\""), "{text}");
 
@@ -124,7 +135,10 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, text) = scrape(&s, Some(&metrics_token)).await;
-        if value(&text, r#"hako_instance_stops_total{app="meter",reason="outdated"}"#) == Some(1.0)
+        if value(
+            &text,
+            r#"hako_instance_stops_total{app="meter",reason="outdated"}"#,
+        ) == Some(1.0)
         {
             assert_eq!(
                 value(&text, r#"hako_instances{app="meter",state="ready"}"#),
@@ -133,7 +147,10 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
             );
             break;
         }
-        assert!(Instant::now() < deadline, "no outdated stop counted:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no outdated stop counted:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     s.stop().await;

@@ -20,8 +20,8 @@ const BUCKETS: usize = EXACT + (MAX_POW as usize - SUB_BITS as usize) * SUB;
 /// The upper bounds (µs) of the buckets a Prometheus histogram of durations shows: 1 ms to
 /// 60 s, in the usual 1-2.5-5 steps (values above the last are counted only in `+Inf`).
 pub const EXPOSED_BOUNDS_US: [u64; 15] = [
-    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000, 30_000_000, 60_000_000,
 ];
 
 /// Concurrent histogram of durations.
@@ -260,7 +260,11 @@ mod tests {
         assert_eq!(e.buckets[0], (0.001, 2));
         assert_eq!(e.buckets[1], (0.0025, 4));
         assert_eq!(e.buckets.last(), Some(&(60.0, 4)), "70 s is only in +Inf");
-        assert!(e.buckets.windows(2).all(|w| w[0].1 <= w[1].1 && w[0].0 < w[1].0));
+        assert!(
+            e.buckets
+                .windows(2)
+                .all(|w| w[0].1 <= w[1].1 && w[0].0 < w[1].0)
+        );
     }
 
     #[test]
