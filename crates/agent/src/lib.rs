@@ -19,6 +19,7 @@ pub mod follow;
 pub mod health;
 mod limits;
 pub mod logs;
+pub mod member;
 mod ready;
 mod releases;
 mod storage;

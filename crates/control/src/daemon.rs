@@ -12,16 +12,17 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
 use crate::apps::Apps;
-use crate::backend::DaemonBackend;
+use crate::backend::{Capacity, DaemonBackend, Files, Instances};
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
 use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Telemetry;
-use crate::minutes::Minutes;
 use crate::node::{LocalNode, Node};
-use crate::reconcile::Reconciler;
+use crate::ops::Ops;
+use crate::reconcile::{Lead, Reconciler};
+use crate::traffic::{LocalTraffic, Traffic};
 
 /// The daemon's parts, assembled.
 pub(crate) struct Daemon {
@@ -30,8 +31,8 @@ pub(crate) struct Daemon {
     pub(crate) backend: Arc<DaemonBackend>,
     /// The loops: store watch, cold starts, proxy events, exits, keep-alive, minutes.
     pub(crate) tasks: Vec<JoinHandle<()>>,
-    /// Set to true at shutdown: streams the API serves (followed logs) end.
-    pub(crate) closing: tokio::sync::watch::Sender<bool>,
+    /// Counters, per-minute series, and the end of the API's streams at shutdown.
+    pub(crate) ops: Arc<Ops>,
 }
 
 impl Daemon {
@@ -51,8 +52,13 @@ impl Daemon {
         let events = Arc::new(EventLog::new(store.clone()));
         let wake = Arc::new(Notify::new());
         let node: Arc<dyn Node> = Arc::new(LocalNode(agent.clone()));
+        let traffic: Arc<dyn Traffic> = Arc::new(LocalTraffic {
+            router: router.clone(),
+            store: store.clone(),
+        });
         let lifecycle = Arc::new(Lifecycle::new(
             node.clone(),
+            traffic.clone(),
             router.clone(),
             store.clone(),
             events.clone(),
@@ -61,11 +67,12 @@ impl Daemon {
             wake.clone(),
         ));
         lifecycle.forget_previous().await;
+        let lead = Arc::new(Lead::default());
+        lead.set(Some(lifecycle.clone()));
         let watch = Reconciler {
             apps: apps.clone(),
             router: router.clone(),
-            lifecycle: lifecycle.clone(),
-            node,
+            lead: lead.clone(),
             wake: wake.clone(),
         }
         .start(store.clone())
@@ -73,7 +80,7 @@ impl Daemon {
         let keep_alive = KeepAliveLoop {
             apps: apps.clone(),
             lifecycle: lifecycle.clone(),
-            router: router.clone(),
+            traffic,
             wake: wake.clone(),
             epoch: tokio::time::Instant::now(),
         };
@@ -86,36 +93,31 @@ impl Daemon {
             )),
             tokio::spawn(crate::proxy_events::consume(
                 proxy_events,
-                lifecycle.clone(),
+                lead,
                 events,
                 wake,
             )),
             tokio::spawn(follow_exits(exits, lifecycle.clone())),
             tokio::spawn(keep_alive.run()),
         ];
-        let minutes = Arc::new(Minutes::default());
+        let (ops, sampler) = Ops::start(telemetry, router.clone());
         let mut tasks = tasks;
-        tasks.push(tokio::spawn(crate::minutes::run(
-            minutes.clone(),
-            router.clone(),
-        )));
-        let (closing, closing_rx) = tokio::sync::watch::channel(false);
+        tasks.push(sampler);
         let backend = Arc::new(DaemonBackend {
-            agent,
+            files: Arc::new(Files::Agent(agent)),
             apps,
-            lifecycle: lifecycle.clone(),
+            instances: Instances::Lifecycle(lifecycle.clone()),
+            capacity: Capacity::Host,
             router: router.clone(),
             database: config.database_server(),
-            telemetry,
-            minutes,
-            closing: closing_rx,
+            ops: ops.clone(),
         });
         Ok(Daemon {
             router,
             lifecycle,
             backend,
             tasks,
-            closing,
+            ops,
         })
     }
 }
@@ -123,6 +125,6 @@ impl Daemon {
 /// Instances whose container ended on its own (crash, exit).
 async fn follow_exits(mut exits: UnboundedReceiver<Exit>, lifecycle: Arc<Lifecycle>) {
     while let Some(exit) = exits.recv().await {
-        lifecycle.exited(exit).await;
+        lifecycle.exited(exit.into()).await;
     }
 }

@@ -10,13 +10,14 @@
 //! `GET /metrics` reads the daemon's live figures at each scrape ([`metrics`]); the dashboard's
 //! charts read the last hour per minute ([`minutes`]).
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node` → `lifecycle` →
-//! `launcher`, `keepalive`, `reconcile`, `proxy_events`, `metrics`, `minutes` → `backend` →
-//! `daemon` (the wiring) → `serve`.
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic` →
+//! `lifecycle` → `launcher`, `keepalive`, `reconcile`, `proxy_events`, `metrics`, `minutes` →
+//! `backend` → `daemon` (the wiring) → `serve`.
 #![forbid(unsafe_code)]
 
 mod apps;
 mod backend;
+mod cluster;
 mod config;
 mod daemon;
 mod error;
@@ -27,10 +28,12 @@ mod lifecycle;
 mod metrics;
 mod minutes;
 mod node;
+mod ops;
 mod proxy_events;
 mod reconcile;
 mod serve;
 mod slo;
+mod traffic;
 
 pub use config::{DatabaseConfig, ServeConfig};
 pub use error::ServeError;

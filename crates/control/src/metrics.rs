@@ -148,7 +148,10 @@ pub(crate) struct Sources<'a> {
     pub(crate) scope: &'a Scope,
     pub(crate) router: &'a hako_proxy::Router,
     pub(crate) instances: Vec<InstanceInfo>,
-    pub(crate) agent: &'a hako_agent::Agent,
+    /// This host's agent, when it runs instances (a cluster front has none).
+    pub(crate) agent: Option<&'a hako_agent::Agent>,
+    /// What one instance can get at most.
+    pub(crate) capacity: NodeCapacity,
     /// App name → its storage key (for the agent's per-app figures).
     pub(crate) keys: BTreeMap<String, String>,
     pub(crate) telemetry: &'a Telemetry,
@@ -160,7 +163,7 @@ pub(crate) fn gather(src: Sources<'_>) -> Scrape {
     let mut memory_by_id = BTreeMap::new();
     let mut cpu_ns = 0u64;
     for i in &src.instances {
-        if let Some(s) = src.agent.stats(&i.id) {
+        if let Some(s) = src.agent.and_then(|a| a.stats(&i.id)) {
             memory_by_id.insert(i.id.clone(), s.memory_current);
             cpu_ns += s.cpu_usage_ns;
         }
@@ -177,10 +180,10 @@ pub(crate) fn gather(src: Sources<'_>) -> Scrape {
             for i in &mine {
                 *instances.entry(state_label(i.state)).or_default() += 1;
             }
-            let parked = src
-                .keys
-                .get(name)
-                .map_or(0, |k| src.agent.pooled(k).len() as u64);
+            let parked = match (src.keys.get(name), src.agent) {
+                (Some(k), Some(agent)) => agent.pooled(k).len() as u64,
+                _ => 0,
+            };
             AppScrape {
                 name: name.clone(),
                 requests: metrics
@@ -196,7 +199,7 @@ pub(crate) fn gather(src: Sources<'_>) -> Scrape {
         })
         .collect();
     let node = src.scope.node.then(|| NodeScrape {
-        capacity: hako_agent::node_capacity(),
+        capacity: src.capacity,
         memory_available_bytes: memory_available(),
         instances: src.instances.len() as u64,
         instance_memory_bytes: memory_by_id.values().sum(),
@@ -204,10 +207,13 @@ pub(crate) fn gather(src: Sources<'_>) -> Scrape {
         store_errors: src.telemetry.store_errors.read(),
         runtime_errors: src
             .agent
-            .runtime_errors()
-            .into_iter()
-            .map(|(op, n)| (op.label(), n))
-            .collect(),
+            .map(|a| {
+                a.runtime_errors()
+                    .into_iter()
+                    .map(|(op, n)| (op.label(), n))
+                    .collect()
+            })
+            .unwrap_or_default(),
         log_followers: src.telemetry.log_followers.load(Relaxed),
     });
     Scrape { apps, node }

@@ -23,6 +23,8 @@ pub enum StopReason {
     Unreachable,
     /// Its app was deleted.
     Deleted,
+    /// Its node was drained for maintenance (a successor started elsewhere first).
+    NodeDrain,
     /// The app's process ended on its own (crash or exit).
     Exited,
     /// hako stopped (or a previous hako process ended).
@@ -31,13 +33,14 @@ pub enum StopReason {
 
 impl StopReason {
     /// Every kind, in a stable order (for metrics).
-    pub const ALL: [StopReason; 8] = [
+    pub const ALL: [StopReason; 9] = [
         StopReason::Idle,
         StopReason::Lifetime,
         StopReason::Outdated,
         StopReason::Policy,
         StopReason::Unreachable,
         StopReason::Deleted,
+        StopReason::NodeDrain,
         StopReason::Exited,
         StopReason::Shutdown,
     ];
@@ -51,6 +54,7 @@ impl StopReason {
             StopReason::Policy => "policy",
             StopReason::Unreachable => "unreachable",
             StopReason::Deleted => "deleted",
+            StopReason::NodeDrain => "node_drain",
             StopReason::Exited => "exited",
             StopReason::Shutdown => "shutdown",
         }

@@ -136,7 +136,7 @@ impl Collector for ScrapeCollector {
             ),
             (
                 "hako_instance_stops",
-                "Instances stopped, by reason: idle, lifetime, outdated, policy, unreachable, deleted, exited, shutdown.",
+                "Instances stopped, by reason: idle, lifetime, outdated, policy, unreachable, deleted, node_drain, exited, shutdown.",
                 Kind::Counter(&|a| per_key(a, "reason", &a.requests.stops)),
             ),
             (
