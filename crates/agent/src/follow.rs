@@ -212,7 +212,7 @@ mod tests {
         append(&parked, b"");
         append(&b, b"second instance\n");
         assert_eq!(
-            texts(&f.poll(&[parked.clone()])),
+            texts(&f.poll(std::slice::from_ref(&parked))),
             "[blog-2]second instance\n"
         );
 

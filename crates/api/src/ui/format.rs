@@ -79,7 +79,7 @@ mod tests {
         assert_eq!(age(723), "12m 3s");
         assert_eq!(age(3 * 3600 + 120), "3h 2m");
         assert_eq!(age(2 * 86_400 + 7200), "2d 2h");
-        assert_eq!(ms(3.14159), "3.1 ms");
+        assert_eq!(ms(3.125), "3.1 ms");
         assert_eq!(ms(250.4), "250 ms");
         assert_eq!(percent(0.125), "12.5%");
     }

@@ -121,7 +121,7 @@ fn app_pages_escape_what_apps_and_events_carry_and_unknown_apps_are_404() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let e = Event::new(&"blog", EventKind::Start, "<script>alert(1)</script>");
+        let e = Event::new("blog", EventKind::Start, "<script>alert(1)</script>");
         s.store
             .append_json(&keys::events("blog"), &e)
             .await

@@ -15,6 +15,9 @@ use hako_proxy::metrics::ExposedHistogram;
 /// Labels of one series.
 type Labels = Vec<(&'static str, String)>;
 
+/// Counts per operation.
+type PerOp = Vec<(&'static str, u64)>;
+
 /// The text exposition of `scrape`.
 pub(crate) fn encode(scrape: Scrape) -> String {
     let mut registry = Registry::default();
@@ -248,24 +251,22 @@ impl Collector for ScrapeCollector {
                 let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
                 ConstGauge::new(v).encode(m)?;
             }
-            let counters: [(&str, &str, &'static str, &[(&'static str, u64)]); 2] = [
+            let counters: [(&str, &str, &PerOp); 2] = [
                 (
                     "hako_store_errors",
                     "Failed calls to the store (embedded or etcd), by operation.",
-                    "op",
                     &node.store_errors,
                 ),
                 (
                     "hako_runtime_errors",
                     "Failures of the container runtime on this node, by operation: create, stop, wait, cleanup, pool, restore.",
-                    "op",
                     &node.runtime_errors,
                 ),
             ];
-            for (name, help, key, rows) in counters {
+            for (name, help, rows) in counters {
                 let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-                for (value, n) in rows {
-                    let labels: Labels = vec![(key, value.to_string())];
+                for (op, n) in rows {
+                    let labels: Labels = vec![("op", op.to_string())];
                     ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
                 }
             }

@@ -456,7 +456,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                     hako_api::LogPiece::Instance(id) => {
                         let gap = if first { "" } else { "\n" };
                         first = false;
-                        write!(stdout, "{gap}==> {id} <==\n")
+                        writeln!(stdout, "{gap}==> {id} <==")
                     }
                     hako_api::LogPiece::Text(text) => stdout.write_all(text.as_bytes()),
                 };
