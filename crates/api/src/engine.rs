@@ -3,6 +3,7 @@
 //! The daemon watches the store and does the rest.
 
 mod apps;
+mod nodes;
 mod observe;
 mod releases;
 mod slo;
@@ -65,6 +66,10 @@ impl Engine {
             Action::Instances { app } => {
                 Ok(Reply::Instances(self.instances(app.as_deref()).await?))
             }
+            Action::ListNodes => Ok(Reply::Nodes(self.nodes().await?)),
+            Action::SetNodeState { name, state } => Ok(Reply::Node(Box::new(
+                self.set_node_state(&name, state).await?,
+            ))),
         }
     }
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -116,6 +116,8 @@ pub fn router_with(
         .route("/v1/apps/{name}/slo", get(slo))
         .route("/v1/apps/{name}/logs", get(logs))
         .route("/v1/instances", get(instances))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{name}/{state}", post(set_node_state))
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -145,6 +147,28 @@ async fn run(shared: &Shared, action: Result<Action, ApiError>) -> Response {
         },
         Err(e) => e.into_response(),
     }
+}
+
+async fn list_nodes(State(s): S) -> Response {
+    run(&s, Ok(Action::ListNodes)).await
+}
+
+/// `POST /v1/nodes/NAME/cordon|uncordon|drain`.
+async fn set_node_state(State(s): S, Path((name, verb)): Path<(String, String)>) -> Response {
+    let action = match verb.as_str() {
+        "cordon" => Ok(hako_model::NodeState::Cordoned),
+        "uncordon" => Ok(hako_model::NodeState::Active),
+        "drain" => Ok(hako_model::NodeState::Draining),
+        other => Err(ApiError::NotFound(format!(
+            "no node operation {other:?}: use cordon, uncordon or drain"
+        ))),
+    }
+    .and_then(|state| {
+        hako_store::keys::validate_name(&name)
+            .map_err(|_| ApiError::BadRequest(format!("node name {name:?} is not valid")))?;
+        Ok(Action::SetNodeState { name, state })
+    });
+    run(&s, action).await
 }
 
 async fn health() -> Response {
