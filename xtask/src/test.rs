@@ -25,6 +25,9 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("tar", "tar"),
     ("nsenter", "util-linux"),
+    // The dashboard's test drives a real headless browser.
+    ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
 ];
 
 pub fn main(args: &[&str]) -> anyhow::Result<()> {
@@ -32,6 +35,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     setup::ensure_packages(TEST_PACKAGES)?;
     setup::ensure_mariadb()?;
     setup::ensure_criu()?;
+    setup::ensure_promtool()?;
     ensure_nextest()?;
     let root = crate::workspace_root();
     run(Command::new("cargo")

@@ -201,6 +201,8 @@ pub struct Agent {
     criu: std::sync::OnceLock<Result<hako_criu::Criu, String>>,
     /// Restore failures already logged (app and reason).
     restore_warned: Mutex<std::collections::HashSet<String>>,
+    /// Failures of the runtime, by operation (for metrics).
+    errors: crate::errors::RuntimeErrors,
 }
 
 impl Agent {
@@ -233,6 +235,7 @@ impl Agent {
             checkpoints,
             criu: std::sync::OnceLock::new(),
             restore_warned: Mutex::new(Default::default()),
+            errors: Default::default(),
         };
         Ok((Arc::new(agent), rx))
     }
@@ -251,6 +254,15 @@ impl Agent {
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
+    }
+
+    /// Failures of the container runtime since the agent started, per operation.
+    pub fn runtime_errors(&self) -> Vec<(crate::RuntimeOp, u64)> {
+        self.errors.read()
+    }
+
+    fn count_error(&self, op: crate::RuntimeOp) {
+        self.errors.count(op);
     }
 
     /// What the app keeps on this node, by its [`App::storage_key`].
@@ -448,10 +460,13 @@ impl Agent {
     /// Blocking (image lookup, directories, [`Runtime::create`]): call it in `spawn_blocking`.
     fn prepare(&self, app: &App) -> Result<Prepared, LaunchError> {
         let plan = self.plan(app)?;
-        let container = self.runtime.create(&plan.spec).map_err(|e| LaunchError {
-            kind: StartFailure::Node,
-            reason: format!("cannot start the container: {e}"),
-            log_tail: crate::logs::tail(&plan.log, 4096),
+        let container = self.runtime.create(&plan.spec).map_err(|e| {
+            self.count_error(crate::RuntimeOp::Create);
+            LaunchError {
+                kind: StartFailure::Node,
+                reason: format!("cannot start the container: {e}"),
+                log_tail: crate::logs::tail(&plan.log, 4096),
+            }
         })?;
         Ok(plan.with(container))
     }
@@ -472,6 +487,9 @@ impl Agent {
             let status = match instance.container.wait().await {
                 Ok(s) => s,
                 Err(e) => {
+                    if let Some(agent) = agent.upgrade() {
+                        agent.count_error(crate::RuntimeOp::Wait);
+                    }
                     tracing::warn!(instance = %instance.info.id, error = %e, "cannot wait for instance");
                     return;
                 }
@@ -502,6 +520,7 @@ impl Agent {
         let key = instance.key.clone();
         let r = tokio::task::spawn_blocking(move || instance.container.cleanup()).await;
         if let Ok(Err(e)) = r {
+            self.count_error(crate::RuntimeOp::Cleanup);
             tracing::warn!(error = %e, "instance cleanup failed");
         }
         crate::logs::prune(
@@ -514,11 +533,18 @@ impl Agent {
     /// Stops an instance gracefully (SIGTERM, `grace`, then kill) and removes it.
     pub async fn stop(&self, id: &str, grace: Duration) -> Option<ExitStatus> {
         let instance = self.instances.lock().expect("instances lock").remove(id)?;
-        let status = instance
+        let status = match instance
             .container
             .stop_with(instance.stop_signal, grace)
             .await
-            .ok();
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.count_error(crate::RuntimeOp::Stop);
+                tracing::warn!(instance = id, error = %e, "cannot stop the instance's container");
+                None
+            }
+        };
         self.dispose(instance).await;
         status
     }
@@ -556,6 +582,26 @@ impl Agent {
     /// with this [`App::storage_key`].
     pub fn logs(&self, key: &str, max: usize) -> String {
         crate::logs::recent(&self.logs_dir(key), max, &self.pools.logs(key))
+    }
+
+    /// Starts following the logs of the app with this [`App::storage_key`]: the follower and
+    /// the last `tail_bytes` of its recent logs. Poll it with [`Agent::poll_logs`].
+    pub fn follow_logs(
+        &self,
+        key: &str,
+        tail_bytes: usize,
+    ) -> (crate::follow::LogFollower, Vec<crate::follow::LogPiece>) {
+        crate::follow::LogFollower::start(&self.logs_dir(key), tail_bytes, &self.pools.logs(key))
+    }
+
+    /// What the instances of the app with this [`App::storage_key`] wrote since the
+    /// follower's last poll (the warm pool's parked containers left out).
+    pub fn poll_logs(
+        &self,
+        key: &str,
+        follower: &mut crate::follow::LogFollower,
+    ) -> Vec<crate::follow::LogPiece> {
+        follower.poll(&self.pools.logs(key))
     }
 
     /// Removes the warm pool and files on this node (releases, data and logs) of the app with

@@ -7,6 +7,7 @@ mod nodes;
 mod observe;
 mod releases;
 mod slo;
+mod visible;
 
 use std::sync::Arc;
 

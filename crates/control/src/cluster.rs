@@ -45,6 +45,7 @@ pub(crate) async fn serve(
     listeners: Listeners,
     bound: tokio::sync::oneshot::Sender<Bound>,
     shutdown: impl std::future::Future<Output = ()>,
+    telemetry: Arc<crate::metrics::Telemetry>,
 ) -> Result<(), ServeError> {
     let name = config.node.clone().unwrap_or_else(|| {
         hako_agent::AgentConfig::new(&config.data_dir, config.runtime.clone()).node
@@ -125,8 +126,10 @@ pub(crate) async fn serve(
         activity: activity.clone(),
         stop_grace: config.stop_grace,
     });
+    let (ops, sampler) = crate::ops::Ops::start(telemetry, router.clone());
     let tasks = vec![
         watch,
+        sampler,
         tokio::spawn(front.clone().keep_alive()),
         tokio::spawn(front.clone().follow_routes(router.clone())),
         tokio::spawn(front.clone().publish_activity(router.clone())),
@@ -147,8 +150,15 @@ pub(crate) async fn serve(
         capacity: Capacity::Largest(capacity),
         router: router.clone(),
         database: config.database_server(),
+        ops: ops.clone(),
     });
-    let api_task = crate::serve::serve_api(listeners.api, store.clone(), backend, token);
+    let api_task = crate::serve::serve_api(
+        listeners.api,
+        store.clone(),
+        backend,
+        token,
+        crate::serve::metrics_token(&config)?,
+    );
     tracing::info!(front = %name, proxy = %addrs.proxy, api = %addrs.api, "hako is serving as a front of the cluster");
     let _ = bound.send(addrs);
 
@@ -158,6 +168,7 @@ pub(crate) async fn serve(
     for t in &tasks {
         t.abort();
     }
+    ops.close();
     api_task.stop().await;
     if let (Some(stop), Some(task)) = (node_stop, node_task) {
         let _ = stop.send(());

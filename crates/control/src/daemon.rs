@@ -18,7 +18,9 @@ use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
 use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Telemetry;
 use crate::node::{LocalNode, Node};
+use crate::ops::Ops;
 use crate::reconcile::{Lead, Reconciler};
 use crate::traffic::{LocalTraffic, Traffic};
 
@@ -27,8 +29,10 @@ pub(crate) struct Daemon {
     pub(crate) router: Router,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) backend: Arc<DaemonBackend>,
-    /// The loops: store watch, cold starts, proxy events, exits, keep-alive.
+    /// The loops: store watch, cold starts, proxy events, exits, keep-alive, minutes.
     pub(crate) tasks: Vec<JoinHandle<()>>,
+    /// Counters, per-minute series, and the end of the API's streams at shutdown.
+    pub(crate) ops: Arc<Ops>,
 }
 
 impl Daemon {
@@ -39,6 +43,7 @@ impl Daemon {
         store: Arc<dyn Store>,
         agent: Arc<Agent>,
         exits: UnboundedReceiver<Exit>,
+        telemetry: Arc<Telemetry>,
     ) -> Result<Daemon, hako_store::StoreError> {
         let (launcher, cold_starts) = ColdStarts::new();
         let (proxy_events_tx, proxy_events) = tokio::sync::mpsc::unbounded_channel();
@@ -100,6 +105,9 @@ impl Daemon {
             )),
             tokio::spawn(keep_alive.run()),
         ];
+        let (ops, sampler) = Ops::start(telemetry, router.clone());
+        let mut tasks = tasks;
+        tasks.push(sampler);
         let backend = Arc::new(DaemonBackend {
             files: Arc::new(Files::Agent(agent)),
             apps,
@@ -107,12 +115,14 @@ impl Daemon {
             capacity: Capacity::Host,
             router: router.clone(),
             database: config.database_server(),
+            ops: ops.clone(),
         });
         Ok(Daemon {
             router,
             lifecycle,
             backend,
             tasks,
+            ops,
         })
     }
 }

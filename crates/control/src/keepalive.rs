@@ -74,8 +74,12 @@ impl KeepAliveLoop {
                 match d.action {
                     Action::Stop { instance } | Action::Drain { instance } => {
                         if let Some(id) = ids.get(instance) {
-                            self.lifecycle
-                                .retire_in_background(id, reason, DRAIN_TIMEOUT);
+                            self.lifecycle.retire_in_background(
+                                id,
+                                d.reason.stop_reason(),
+                                reason,
+                                DRAIN_TIMEOUT,
+                            );
                         }
                     }
                     Action::Start => {
@@ -84,7 +88,12 @@ impl KeepAliveLoop {
                     }
                     Action::Replace { instance } => {
                         if let Some(id) = ids.get(instance) {
-                            self.lifecycle.replace_in_background(&app, id, reason);
+                            self.lifecycle.replace_in_background(
+                                &app,
+                                id,
+                                d.reason.stop_reason(),
+                                reason,
+                            );
                         }
                     }
                 }

@@ -7,10 +7,12 @@
 //! the [`keepalive`] loop applies the pure policy of `hako_policy`; every decision is recorded
 //! as an event with its reason ([`event_log`]).
 //!
+//! `GET /metrics` reads the daemon's live figures at each scrape ([`metrics`]); the dashboard's
+//! charts read the last hour per minute ([`minutes`]).
+//!
 //! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic` →
-//! `lifecycle` →
-//! `launcher`, `keepalive`, `reconcile`, `proxy_events`, `backend` → `daemon` (the wiring) →
-//! `serve`.
+//! `lifecycle` → `launcher`, `keepalive`, `reconcile`, `proxy_events`, `metrics`, `minutes` →
+//! `backend` → `daemon` (the wiring) → `serve`.
 #![forbid(unsafe_code)]
 
 mod apps;
@@ -23,7 +25,10 @@ mod event_log;
 mod keepalive;
 mod launcher;
 mod lifecycle;
+mod metrics;
+mod minutes;
 mod node;
+mod ops;
 mod proxy_events;
 mod reconcile;
 mod serve;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hako_agent::LaunchError;
-use hako_model::{App, Event, EventKind, InstanceInfo, StartFailure};
+use hako_model::{App, Event, EventKind, InstanceInfo, StartFailure, StopReason};
 use hako_proxy::Router;
 use hako_store::{Store, StoreExt, keys};
 use tokio::sync::Notify;
@@ -137,6 +137,7 @@ impl Lifecycle {
         for id in retire {
             self.retire_in_background(
                 &id,
+                StopReason::Policy,
                 "taken over by a new leader: it was draining or its app is gone".into(),
                 DRAIN_TIMEOUT,
             );
@@ -231,11 +232,12 @@ impl Lifecycle {
 
     /// Starts a successor of instance `old` of `app` and, once it is ready, drains `old`.
     /// `old` keeps serving until then; if the successor fails, it serves on. False if `old`
-    /// is already draining or being replaced.
+    /// is already draining or being replaced. `kind` is why `old` goes (for metrics).
     pub(crate) fn replace_in_background(
         self: &Arc<Self>,
         app: &App,
         old: &str,
+        kind: StopReason,
         reason: String,
     ) -> bool {
         {
@@ -251,7 +253,8 @@ impl Lifecycle {
                 Ok(new) => {
                     if this.table().replaced(&old, Instant::now()) {
                         let why = format!("replaced by {}: {reason}", new.id);
-                        this.finish_retire(&old, why, false, DRAIN_TIMEOUT).await;
+                        this.finish_retire(&old, kind, why, false, DRAIN_TIMEOUT)
+                            .await;
                     }
                 }
                 Err(_) => {
@@ -299,6 +302,9 @@ impl Lifecycle {
         match result {
             Ok(info) => {
                 let took = asked.elapsed();
+                let _ = self
+                    .router
+                    .record_start_path(&app.spec.name, info.start_path);
                 if !matches!(cause, Cause::Request) {
                     // The activator measures the starts it asks for.
                     let _ = self.router.record_start(&app.spec.name, took);
@@ -398,10 +404,11 @@ impl Lifecycle {
 
     /// Retires an instance in the background: no new requests from now on, in-flight ones
     /// finish (at most `drain_timeout`), then it stops. False if it is unknown, already
-    /// retiring, or being replaced.
+    /// retiring, or being replaced. `kind` is why (for metrics), `reason` says it in words.
     pub(crate) fn retire_in_background(
         self: &Arc<Self>,
         id: &str,
+        kind: StopReason,
         reason: String,
         drain_timeout: Duration,
     ) -> bool {
@@ -409,7 +416,10 @@ impl Lifecycle {
             return false;
         }
         let (this, id) = (self.clone(), id.to_string());
-        tokio::spawn(async move { this.finish_retire(&id, reason, false, drain_timeout).await });
+        tokio::spawn(async move {
+            this.finish_retire(&id, kind, reason, false, drain_timeout)
+                .await
+        });
         true
     }
 
@@ -418,6 +428,7 @@ impl Lifecycle {
     async fn finish_retire(
         &self,
         id: &str,
+        kind: StopReason,
         reason: String,
         drained: bool,
         drain_timeout: Duration,
@@ -430,6 +441,7 @@ impl Lifecycle {
             self.traffic.drain(&t.info, drain_timeout).await;
         }
         let status = self.node.stop(id, self.stop_grace).await;
+        let _ = self.router.record_stop(&app, kind);
         self.traffic.unroute(&app, id).await;
         self.table().remove(id);
         self.changed();
@@ -466,7 +478,13 @@ impl Lifecycle {
         tokio::spawn(async move {
             drained.await;
             let stops = ids.iter().map(|id| {
-                this.finish_retire(id, "the app was deleted".into(), true, Duration::ZERO)
+                this.finish_retire(
+                    id,
+                    StopReason::Deleted,
+                    "the app was deleted".into(),
+                    true,
+                    Duration::ZERO,
+                )
             });
             futures::future::join_all(stops).await;
             this.node.forget(&key).await;
@@ -476,6 +494,9 @@ impl Lifecycle {
     /// An instance ended without being asked to (its process exited, its node was lost).
     pub(crate) async fn exited(&self, exit: Ended) {
         let known = self.table().remove(&exit.instance).is_some();
+        if known {
+            let _ = self.router.record_stop(&exit.app, StopReason::Exited);
+        }
         self.changed();
         self.traffic.unroute(&exit.app, &exit.instance).await;
         if known {
@@ -492,7 +513,12 @@ impl Lifecycle {
 
     /// A request could not reach the instance: it leaves routing and stops.
     pub(crate) fn unreachable(self: &Arc<Self>, id: &str) {
-        self.retire_in_background(id, "unreachable".into(), Duration::ZERO);
+        self.retire_in_background(
+            id,
+            StopReason::Unreachable,
+            "unreachable".into(),
+            Duration::ZERO,
+        );
     }
 
     /// Instance records of a previous run (killed with -9) are stale: their containers died

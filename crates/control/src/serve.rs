@@ -13,6 +13,7 @@ use hako_store::{Store, StoreSpec};
 use crate::config::ServeConfig;
 use crate::daemon::Daemon;
 use crate::error::ServeError;
+use crate::metrics::{CountedStore, Telemetry};
 
 /// Addresses the daemon actually listens on (ports may have been 0).
 #[derive(Debug, Clone, Copy)]
@@ -36,17 +37,28 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(data_err(&config.data_dir))?;
-    let store: Arc<dyn Store> = hako_store::open(&config.store).await?;
+    // Every part's store calls are counted (`hako_store_errors_total`).
+    let telemetry = Arc::new(Telemetry::default());
+    let store: Arc<dyn Store> = Arc::new(CountedStore::new(
+        hako_store::open(&config.store).await?,
+        telemetry.store_errors.clone(),
+    ));
     let listeners = Listeners::bind(&config).await?;
     if matches!(config.store, StoreSpec::Etcd { .. }) {
-        return crate::cluster::serve(config, store, listeners, bound, shutdown).await;
+        return crate::cluster::serve(config, store, listeners, bound, shutdown, telemetry).await;
     }
     let (agent, exits) = Agent::new(agent_config(&config))?;
     let token =
         hako_api::token::load_or_create(&config.data_dir).map_err(data_err(&config.data_dir))?;
-    let daemon = Daemon::start(&config, store.clone(), agent, exits).await?;
+    let daemon = Daemon::start(&config, store.clone(), agent, exits, telemetry).await?;
     let addrs = listeners.bound;
-    let api_task = serve_api(listeners.api, store, daemon.backend.clone(), token);
+    let api_task = serve_api(
+        listeners.api,
+        store,
+        daemon.backend.clone(),
+        token,
+        metrics_token(&config)?,
+    );
     tracing::info!(proxy = %addrs.proxy, api = %addrs.api, "hako is serving");
     let _ = bound.send(addrs);
 
@@ -56,6 +68,7 @@ pub async fn serve(
     for t in &daemon.tasks {
         t.abort();
     }
+    daemon.ops.close();
     api_task.stop().await;
     daemon.lifecycle.shutdown().await;
     tracing::debug!("instances stopped, runtime removed");
@@ -106,13 +119,21 @@ impl ApiTask {
     }
 }
 
+/// The metrics token of this host (`<data-dir>/metrics.token`, made on first start).
+pub(crate) fn metrics_token(config: &ServeConfig) -> Result<String, ServeError> {
+    hako_api::token::load_or_create_metrics(&config.data_dir).map_err(data_err(&config.data_dir))
+}
+
 pub(crate) fn serve_api(
     listener: tokio::net::TcpListener,
     store: Arc<dyn Store>,
     backend: Arc<dyn hako_api::Backend>,
     token: String,
+    metrics_token: String,
 ) -> ApiTask {
-    let api = hako_api::router(hako_api::ApiState::new(store, backend, token));
+    let mut state = hako_api::ApiState::new(store, backend, token);
+    state.metrics_token = Some(metrics_token);
+    let api = hako_api::router(state);
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, api)

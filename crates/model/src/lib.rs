@@ -23,6 +23,7 @@ pub mod release;
 pub mod restore;
 pub mod schedule;
 pub mod seccomp;
+pub mod stop;
 pub mod units;
 
 pub use app::{
@@ -47,6 +48,7 @@ pub use release::Release;
 pub use restore::{RestoreMode, StartPath};
 pub use schedule::{ScheduleAction, ScheduleEntry, ScheduleError};
 pub use seccomp::{MAX_SECCOMP_REASON, SeccompProfile};
+pub use stop::StopReason;
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// Seconds since the Unix epoch, now.

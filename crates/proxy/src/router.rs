@@ -300,6 +300,26 @@ impl Router {
         Ok(())
     }
 
+    /// Records how a ready instance of the app started (every start, whoever asked).
+    pub fn record_start_path(
+        &self,
+        app: &str,
+        path: hako_model::StartPath,
+    ) -> Result<(), RouterError> {
+        self.app(app)?.metrics.record_start_path(path);
+        Ok(())
+    }
+
+    /// Records why an instance of the app stopped.
+    pub fn record_stop(
+        &self,
+        app: &str,
+        reason: hako_model::StopReason,
+    ) -> Result<(), RouterError> {
+        self.app(app)?.metrics.record_stop(reason);
+        Ok(())
+    }
+
     /// Snapshots of every app's instances, by app name.
     pub fn all_instances(&self) -> BTreeMap<String, Vec<InstanceSnapshot>> {
         self.apps()

@@ -11,7 +11,8 @@
 //! - [`site`]: a static site's code, its app spec, the host image;
 //! - [`api_client`]: an API client with a data dir's admin token (for in-process daemons);
 //! - [`http`]: one plain HTTP request through the proxy;
-//! - [`leftovers`]: what a runtime prefix left on the host (cgroups, state, links).
+//! - [`leftovers`]: what a runtime prefix left on the host (cgroups, state, links);
+//! - [`tools`]: where the tests find `promtool` and the headless browser.
 //!
 //! It is a dev-dependency of the crates whose tests start daemons, and a dependency of the
 //! benchmarks (`hako-bench`); no production crate depends on it. Functions meant for test
@@ -27,6 +28,7 @@ pub mod names;
 mod root;
 mod serve;
 pub mod site;
+pub mod tools;
 mod wait;
 
 pub use cli::{Outcome, hako_command};

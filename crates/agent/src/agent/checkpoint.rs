@@ -329,6 +329,7 @@ impl Agent {
     }
 
     fn warn_once(&self, app: &str, reason: &str) {
+        self.count_error(crate::RuntimeOp::Restore);
         let fresh = self
             .restore_warned
             .lock()

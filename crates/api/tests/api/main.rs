@@ -12,4 +12,5 @@ mod live;
 mod malformed;
 mod releases;
 mod slo;
+mod ui;
 mod vocabulary;

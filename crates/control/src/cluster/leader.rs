@@ -205,6 +205,7 @@ async fn drain_nodes(nodes: Arc<ClusterNodes>, lifecycle: Arc<Lifecycle>, apps: 
                     lifecycle.replace_in_background(
                         &app,
                         &info.id,
+                        hako_model::StopReason::NodeDrain,
                         format!("node {node} is drained for maintenance"),
                     );
                 }

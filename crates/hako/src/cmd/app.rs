@@ -64,11 +64,16 @@ pub enum AppCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The end of the app's recent logs.
+    /// The end of the app's recent logs; with --follow, then what its instances write, as
+    /// they write it (also instances started later), until Ctrl-C.
     Logs {
         name: String,
-        #[arg(long, default_value_t = 16384)]
-        bytes: usize,
+        /// How much of the end to show (with --follow: before following).
+        #[arg(long)]
+        bytes: Option<usize>,
+        /// Keep printing new lines as the app's instances write them.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// Request metrics: cold and warm requests, wait and upstream time percentiles.
     Metrics { name: String },
@@ -420,8 +425,34 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             out(&s);
             Ok(0)
         }
-        AppCommand::Logs { name, bytes } => {
-            out(&api(client.logs(&name, Some(bytes)))?);
+        AppCommand::Logs {
+            name,
+            bytes,
+            follow: false,
+        } => {
+            out(&api(client.logs(&name, Some(bytes.unwrap_or(16384))))?);
+            Ok(0)
+        }
+        AppCommand::Logs {
+            name,
+            bytes,
+            follow: true,
+        } => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            let mut first = true;
+            api(client.follow_logs(&name, bytes, |piece| {
+                let written = match piece {
+                    hako_api::LogPiece::Instance(id) => {
+                        let gap = if first { "" } else { "\n" };
+                        first = false;
+                        writeln!(stdout, "{gap}==> {id} <==")
+                    }
+                    hako_api::LogPiece::Text(text) => stdout.write_all(text.as_bytes()),
+                };
+                // A closed stdout (`| head`) ends the following.
+                written.and_then(|()| stdout.flush()).is_ok()
+            }))?;
             Ok(0)
         }
         AppCommand::Metrics { name } => {
