@@ -3,6 +3,7 @@
 //! The daemon watches the store and does the rest.
 
 mod apps;
+mod certs;
 mod observe;
 mod releases;
 mod slo;
@@ -63,6 +64,14 @@ impl Engine {
             Action::Logs { name, max_bytes } => Ok(Reply::Logs(self.logs(&name, max_bytes).await?)),
             Action::Instances { app } => {
                 Ok(Reply::Instances(self.instances(app.as_deref()).await?))
+            }
+            Action::SetCert { name, upload } => {
+                Ok(Reply::Cert(self.set_cert(&name, &upload).await?))
+            }
+            Action::ShowCert(name) => Ok(Reply::Cert(self.cert(&name).await?)),
+            Action::RemoveCert(name) => {
+                self.remove_cert(&name).await?;
+                Ok(Reply::Deleted)
             }
         }
     }

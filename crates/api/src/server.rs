@@ -93,6 +93,10 @@ pub fn router_with(engine: Arc<Engine>, token: String, max_upload: usize) -> Rou
         .route("/v1/apps/{name}/metrics", get(metrics))
         .route("/v1/apps/{name}/slo", get(slo))
         .route("/v1/apps/{name}/logs", get(logs))
+        .route(
+            "/v1/apps/{name}/cert",
+            get(show_cert).put(set_cert).delete(remove_cert),
+        )
         .route("/v1/instances", get(instances))
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -283,6 +287,22 @@ async fn logs(State(s): S, name: AppName, q: Params) -> Response {
         Ok(Action::Logs { name, max_bytes })
     });
     run(&s, action).await
+}
+
+async fn show_cert(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::ShowCert)).await
+}
+
+async fn set_cert(State(s): S, name: AppName, body: Body) -> Response {
+    let action = name.0.and_then(|name| {
+        let upload = Box::new(action::parse_cert_upload(&body.0?)?);
+        Ok(Action::SetCert { name, upload })
+    });
+    run(&s, action).await
+}
+
+async fn remove_cert(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::RemoveCert)).await
 }
 
 async fn instances(State(s): S, q: Params) -> Response {

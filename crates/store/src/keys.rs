@@ -8,6 +8,8 @@
 //! | `/instances/<app>/<id>` | a running instance (attach to the node's lease in a cluster) |
 //! | `/events/<app>/<seq>` | an app's events, append-only: [`crate::StoreExt::append_json`] + [`crate::StoreExt::trim`] |
 //! | `/nodes/<name>` | a node, attached to its lease so it disappears when the node stops renewing |
+//! | `/certs/<app>` | an app's TLS certificate: PEM chain, PEM private key (never shown by the API), source, issuer, names, validity |
+//! | `/acme/account` | the ACME account's credentials and the directory they are for |
 //!
 //! Because `/apps/<name>/releases/…` lives under `/apps/`, a range over
 //! [`APPS`] returns releases too: keep the keys that [`parse`] as
@@ -26,6 +28,10 @@ pub const INSTANCES: &str = "/instances/";
 pub const EVENTS: &str = "/events/";
 /// Prefix of every node.
 pub const NODES: &str = "/nodes/";
+/// Prefix of every app's certificate.
+pub const CERTS: &str = "/certs/";
+/// The ACME account of the cluster (one per directory in use).
+pub const ACME_ACCOUNT: &str = "/acme/account";
 
 /// Longest name segment accepted.
 pub const MAX_NAME_LEN: usize = 253;
@@ -100,6 +106,11 @@ pub fn node(name: &str) -> String {
     format!("{NODES}{name}")
 }
 
+/// `/certs/<app>`
+pub fn cert(app: &str) -> String {
+    format!("{CERTS}{app}")
+}
+
 /// A key of the layout, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key<'a> {
@@ -141,6 +152,11 @@ pub enum Key<'a> {
         /// Node name.
         name: &'a str,
     },
+    /// `/certs/<app>`
+    Cert {
+        /// App name.
+        app: &'a str,
+    },
 }
 
 /// Parses a key of the layout; `None` for anything else.
@@ -160,6 +176,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["instances", app, id] => Key::Instance { app, id },
         ["events", app, seq] => Key::Event { app, seq },
         ["nodes", name] => Key::Node { name },
+        ["certs", app] => Key::Cert { app },
         _ => return None,
     })
 }
@@ -196,6 +213,7 @@ mod tests {
                 },
             ),
             (node("n1"), Key::Node { name: "n1" }),
+            (cert("blog"), Key::Cert { app: "blog" }),
         ];
         for (key, want) in cases {
             validate_key(&key).unwrap();

@@ -150,6 +150,25 @@ pub struct Settings {
     /// faster than a cold start), always, or never. Default auto.
     #[arg(long, value_name = "auto|always|never")]
     pub restore: Option<hako_model::RestoreMode>,
+    /// Answer plain-HTTP requests with a redirect to HTTPS (needs `hako serve --https`).
+    #[arg(long)]
+    pub https_redirect: bool,
+    /// Stop redirecting plain HTTP to HTTPS (update only).
+    #[arg(long, conflicts_with = "https_redirect")]
+    pub no_https_redirect: bool,
+    /// Send Strict-Transport-Security with this max-age on HTTPS responses, e.g. 365d.
+    #[arg(long, value_name = "DURATION")]
+    pub hsts: Option<HumanDuration>,
+    /// Stop sending Strict-Transport-Security (update only).
+    #[arg(long, conflicts_with = "hsts")]
+    pub no_hsts: bool,
+    /// Obtain and renew the app's certificate from the ACME server in hako serve's [acme]
+    /// config (HTTP-01 on the app's hosts, which must point at this server).
+    #[arg(long)]
+    pub acme: bool,
+    /// Stop using ACME for the app (its last certificate is kept until replaced or removed).
+    #[arg(long, conflicts_with = "acme")]
+    pub no_acme: bool,
 }
 
 impl Settings {
@@ -178,15 +197,18 @@ impl Settings {
             health_path: self.health_path.map(Some),
             network: self.net,
             stop_signal: self.stop_signal,
-            database: match (self.database, self.no_database) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
-                _ => None,
-            },
+            database: switch(self.database, self.no_database),
             warm_pool: self.warm_pool,
             seccomp: self.seccomp,
             seccomp_reason: self.seccomp_reason.map(Some),
             restore: self.restore,
+            https_redirect: switch(self.https_redirect, self.no_https_redirect),
+            hsts: match (self.hsts, self.no_hsts) {
+                (Some(d), _) => Some(Some(d)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            },
+            acme: switch(self.acme, self.no_acme),
         })
     }
 }
@@ -206,6 +228,15 @@ pub struct UpdateArgs {
     pub name: String,
     #[command(flatten)]
     pub settings: Settings,
+}
+
+/// A `--x` / `--no-x` pair as a patch field: on, off, or unchanged.
+fn switch(on: bool, off: bool) -> Option<bool> {
+    match (on, off) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
 }
 
 fn env_map(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
