@@ -328,9 +328,10 @@ impl Client {
         let path = app_path(name, "/cert")?;
         match self.json(self.get(&path).call()) {
             Ok(info) => Ok(Some(info)),
-            Err(ClientError::Api { status: 404, message }) if message.contains("no certificate") => {
-                Ok(None)
-            }
+            Err(ClientError::Api {
+                status: 404,
+                message,
+            }) if message.contains("no certificate") => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -36,8 +36,13 @@ pub enum AcmeError {
     #[error("the ACME server offers no http-01 challenge for {0}: hako answers http-01 only")]
     NoHttp01(String),
     #[error("authorization for {host} is {status:?}: the ACME server will not issue for it")]
-    Authorization { host: String, status: AuthorizationStatus },
-    #[error("validation failed: {0}; check that the host's DNS points at this server and that port 80 reaches hako")]
+    Authorization {
+        host: String,
+        status: AuthorizationStatus,
+    },
+    #[error(
+        "validation failed: {0}; check that the host's DNS points at this server and that port 80 reaches hako"
+    )]
     Invalid(String),
     #[error("stored ACME account credentials are unreadable ({0}): a new account is made")]
     Credentials(String),
@@ -128,7 +133,11 @@ impl AcmeClient {
     /// Orders a certificate for `hosts`: publishes each HTTP-01 answer in `challenges` (the
     /// proxy serves them), tells the CA, waits for validation, sends a CSR for a fresh key
     /// and returns the chain. The answers are withdrawn whatever happens.
-    pub async fn order(&self, hosts: &[String], challenges: &Challenges) -> Result<Issued, AcmeError> {
+    pub async fn order(
+        &self,
+        hosts: &[String],
+        challenges: &Challenges,
+    ) -> Result<Issued, AcmeError> {
         let identifiers: Vec<Identifier> =
             hosts.iter().map(|h| Identifier::Dns(h.clone())).collect();
         let mut order = self.account.new_order(&NewOrder::new(&identifiers)).await?;
@@ -153,7 +162,11 @@ impl AcmeClient {
             let mut challenge = authz
                 .challenge(ChallengeType::Http01)
                 .ok_or_else(|| AcmeError::NoHttp01(host.clone()))?;
-            challenges.publish(&host, &challenge.token, challenge.key_authorization().as_str());
+            challenges.publish(
+                &host,
+                &challenge.token,
+                challenge.key_authorization().as_str(),
+            );
             published.tokens.push(challenge.token.clone());
             challenge.set_ready().await?;
         }
@@ -190,7 +203,10 @@ async fn failed_challenges(order: &mut instant_acme::Order) -> String {
         let host = authz.identifier().to_string();
         for challenge in &authz.challenges {
             if let Some(e) = &challenge.error {
-                said.push(format!("{host}: {}", e.detail.as_deref().unwrap_or("no detail")));
+                said.push(format!(
+                    "{host}: {}",
+                    e.detail.as_deref().unwrap_or("no detail")
+                ));
             }
         }
     }

@@ -13,21 +13,31 @@ use crate::record::{CertInfo, CertSource};
 /// Why a certificate or key was refused; each message says what to send instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertError {
-    #[error("no certificate found: send the PEM certificate chain (-----BEGIN CERTIFICATE-----), the site's certificate first")]
+    #[error(
+        "no certificate found: send the PEM certificate chain (-----BEGIN CERTIFICATE-----), the site's certificate first"
+    )]
     NoCertificate,
     #[error("the certificate is not valid PEM/X.509: {0}")]
     BadCertificate(String),
-    #[error("no private key found: send the PEM private key (PKCS#8, RSA or EC) of the certificate")]
+    #[error(
+        "no private key found: send the PEM private key (PKCS#8, RSA or EC) of the certificate"
+    )]
     NoKey,
     #[error("the private key cannot be used: {0}")]
     BadKey(String),
-    #[error("the private key does not belong to the certificate: send the key the certificate was issued for")]
+    #[error(
+        "the private key does not belong to the certificate: send the key the certificate was issued for"
+    )]
     KeyMismatch,
     #[error("the certificate expired at {not_after} (unix time): send a current one")]
     Expired { not_after: i64 },
-    #[error("the certificate is not valid before {not_before} (unix time): send one that is valid now")]
+    #[error(
+        "the certificate is not valid before {not_before} (unix time): send one that is valid now"
+    )]
     NotYetValid { not_before: i64 },
-    #[error("the certificate does not cover host {host:?} of the app (it names {names}): send one for every host of the app")]
+    #[error(
+        "the certificate does not cover host {host:?} of the app (it names {names}): send one for every host of the app"
+    )]
     DoesNotCover { host: String, names: String },
 }
 

@@ -80,9 +80,16 @@ mod tests {
         c.publish("Blog.Example", "tok-1", "tok-1.thumb");
         let shared = c.clone();
         let path = format!("{CHALLENGE_PATH}tok-1");
-        assert_eq!(shared.answer("blog.example", &path).as_deref(), Some("tok-1.thumb"));
+        assert_eq!(
+            shared.answer("blog.example", &path).as_deref(),
+            Some("tok-1.thumb")
+        );
         assert_eq!(shared.answer("shop.example", &path), None, "another host");
-        assert_eq!(shared.answer("blog.example", "/tok-1"), None, "another path");
+        assert_eq!(
+            shared.answer("blog.example", "/tok-1"),
+            None,
+            "another path"
+        );
         assert_eq!(
             shared.answer("blog.example", &format!("{CHALLENGE_PATH}tok-2")),
             None

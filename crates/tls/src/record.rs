@@ -46,7 +46,13 @@ impl std::fmt::Debug for StoredCert {
 
 impl StoredCert {
     /// A record of a parsed certificate and the PEM it came from.
-    pub fn new(parsed: &ParsedCert, cert_pem: String, key_pem: String, source: CertSource, now_unix: u64) -> StoredCert {
+    pub fn new(
+        parsed: &ParsedCert,
+        cert_pem: String,
+        key_pem: String,
+        source: CertSource,
+        now_unix: u64,
+    ) -> StoredCert {
         StoredCert {
             cert_pem,
             key_pem,

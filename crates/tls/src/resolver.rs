@@ -35,7 +35,13 @@ impl SiteCerts {
 
     /// Serve `key` for those of `hosts` its `names` cover (a certificate that does not cover a
     /// host of the app is not shown for it). Returns the hosts it is served for.
-    pub fn set(&self, app: &str, hosts: &[String], names: &[String], key: Arc<CertifiedKey>) -> Vec<String> {
+    pub fn set(
+        &self,
+        app: &str,
+        hosts: &[String],
+        names: &[String],
+        key: Arc<CertifiedKey>,
+    ) -> Vec<String> {
         let served: Vec<String> = hosts
             .iter()
             .filter(|h| covers(names, h))

@@ -112,11 +112,17 @@ mod tests {
         }
         for day in [60, 75, 89, 91] {
             let due = next_order(Some(&cert), &h, t0 + day * DAY);
-            assert!(matches!(&due, Due::Now(r) if r.starts_with("renewal")), "day {day}: {due:?}");
+            assert!(
+                matches!(&due, Due::Now(r) if r.starts_with("renewal")),
+                "day {day}: {due:?}"
+            );
         }
         assert_eq!(
             next_order(Some(&cert), &h, t0 + 60 * DAY),
-            Due::Now("renewal: 2/3 of its certificate's lifetime has passed (it expires in 30d 0h)".into())
+            Due::Now(
+                "renewal: 2/3 of its certificate's lifetime has passed (it expires in 30d 0h)"
+                    .into()
+            )
         );
     }
 
@@ -131,7 +137,9 @@ mod tests {
         );
         let mut uploaded = acme_cert(&["blog.example", "www.blog.example"], t0, t0 + 90 * DAY);
         uploaded.source = CertSource::Uploaded;
-        assert!(matches!(next_order(Some(&uploaded), &h, t0), Due::Now(r) if r.contains("uploaded")));
+        assert!(
+            matches!(next_order(Some(&uploaded), &h, t0), Due::Now(r) if r.contains("uploaded"))
+        );
         // A short-lived certificate (the end-to-end test's) renews at 2/3 too.
         let short = acme_cert(&["blog.example", "www.blog.example"], t0, t0 + 30);
         assert_eq!(next_order(Some(&short), &h, t0 + 19), Due::At(t0 + 20));

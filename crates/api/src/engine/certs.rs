@@ -12,7 +12,11 @@ use crate::action::CertUpload;
 use crate::error::ApiError;
 
 impl Engine {
-    pub(super) async fn set_cert(&self, name: &str, upload: &CertUpload) -> Result<CertInfo, ApiError> {
+    pub(super) async fn set_cert(
+        &self,
+        name: &str,
+        upload: &CertUpload,
+    ) -> Result<CertInfo, ApiError> {
         // Under the app lock: the hosts checked are the hosts stored.
         let _guard = self.app_writes.lock().await;
         let app = self.app(name).await?;
@@ -59,7 +63,9 @@ impl Engine {
             return Err(no_cert(name));
         }
         self.store.delete(&key).await?;
-        let mut reason = "certificate removed through the API: HTTPS requests for its hosts are refused".to_string();
+        let mut reason =
+            "certificate removed through the API: HTTPS requests for its hosts are refused"
+                .to_string();
         if app.spec.acme {
             reason = "certificate removed through the API: ACME orders a new one".into();
         }

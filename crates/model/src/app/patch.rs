@@ -329,7 +329,10 @@ mod tests {
             .apply(&base)
             .unwrap();
         assert!(https.https_redirect && https.acme);
-        assert_eq!(https.hsts.map(|d| d.0), Some(Duration::from_secs(365 * 86400)));
+        assert_eq!(
+            https.hsts.map(|d| d.0),
+            Some(Duration::from_secs(365 * 86400))
+        );
         let no_hsts = patch(r#"{"hsts": null}"#).unwrap().apply(&https).unwrap();
         assert_eq!(no_hsts.hsts, None);
         assert!(patch(r#"{"https_redirect": null}"#).is_err());
