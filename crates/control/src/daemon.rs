@@ -11,8 +11,10 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
+use crate::acme::AcmeLoop;
 use crate::apps::Apps;
 use crate::backend::DaemonBackend;
+use crate::certs::CertTable;
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
@@ -24,6 +26,8 @@ use crate::reconcile::Reconciler;
 /// The daemon's parts, assembled.
 pub(crate) struct Daemon {
     pub(crate) router: Router,
+    /// The certificates the HTTPS listener serves, by SNI.
+    pub(crate) site_certs: Arc<hako_tls::SiteCerts>,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) backend: Arc<DaemonBackend>,
     /// The loops: store watch, cold starts, proxy events, exits, keep-alive.
@@ -56,12 +60,16 @@ impl Daemon {
             wake.clone(),
         ));
         lifecycle.forget_previous().await;
+        let site_certs = hako_tls::SiteCerts::new();
+        let certs = Arc::new(CertTable::new(site_certs.clone()));
+        let cert_watch = certs.clone().follow(store.clone()).await?;
         let watch = Reconciler {
             apps: apps.clone(),
             router: router.clone(),
             lifecycle: lifecycle.clone(),
             node,
             wake: wake.clone(),
+            certs: certs.clone(),
         }
         .start(store.clone())
         .await?;
@@ -72,8 +80,9 @@ impl Daemon {
             wake: wake.clone(),
             epoch: tokio::time::Instant::now(),
         };
-        let tasks = vec![
+        let mut tasks = vec![
             watch,
+            cert_watch,
             tokio::spawn(crate::launcher::serve_cold_starts(
                 cold_starts,
                 lifecycle.clone(),
@@ -82,12 +91,23 @@ impl Daemon {
             tokio::spawn(crate::proxy_events::consume(
                 proxy_events,
                 lifecycle.clone(),
-                events,
+                events.clone(),
                 wake,
             )),
             tokio::spawn(follow_exits(exits, lifecycle.clone())),
             tokio::spawn(keep_alive.run()),
         ];
+        if let Some(acme) = &config.acme {
+            let acme = AcmeLoop {
+                config: acme.clone(),
+                store: store.clone(),
+                apps: apps.clone(),
+                certs,
+                challenges: config.proxy.challenges.clone(),
+                events,
+            };
+            tasks.push(tokio::spawn(acme.run()));
+        }
         let backend = Arc::new(DaemonBackend {
             agent,
             apps,
@@ -97,6 +117,7 @@ impl Daemon {
         });
         Ok(Daemon {
             router,
+            site_certs,
             lifecycle,
             backend,
             tasks,

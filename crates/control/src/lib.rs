@@ -7,13 +7,18 @@
 //! the [`keepalive`] loop applies the pure policy of `hako_policy`; every decision is recorded
 //! as an event with its reason ([`event_log`]).
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node` → `lifecycle` →
-//! `launcher`, `keepalive`, `reconcile`, `proxy_events`, `backend` → `daemon` (the wiring) →
-//! `serve`.
+//! HTTPS: [`certs`] follows the stored certificates into the proxy's SNI resolver, and the
+//! [`acme`] loop obtains and renews certificates for apps with `acme`.
+//!
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `certs` →
+//! `lifecycle`, `acme` → `launcher`, `keepalive`, `reconcile`, `proxy_events`, `backend` →
+//! `daemon` (the wiring) → `serve`.
 #![forbid(unsafe_code)]
 
+mod acme;
 mod apps;
 mod backend;
+mod certs;
 mod config;
 mod daemon;
 mod error;

@@ -17,13 +17,15 @@ use crate::error::ServeError;
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
     pub proxy: SocketAddr,
+    /// The HTTPS listener, when `https` is set.
+    pub https: Option<SocketAddr>,
     pub api: SocketAddr,
 }
 
 /// Starts `hako serve` and runs until `shutdown` resolves; then stops every instance and
 /// removes what the runtime made. `bound` receives the listening addresses once ready.
 pub async fn serve(
-    config: ServeConfig,
+    mut config: ServeConfig,
     bound: tokio::sync::oneshot::Sender<Bound>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -42,11 +44,21 @@ pub async fn serve(
         hako_api::token::load_or_create(&config.data_dir).map_err(data_err(&config.data_dir))?;
 
     let proxy_listener = listen(config.listen).await?;
+    let https_listener = match config.https {
+        Some(addr) => Some((listen(addr).await?, addr)),
+        None => None,
+    };
     let api_listener = listen(config.api).await?;
     let addrs = Bound {
         proxy: local_addr(&proxy_listener, config.listen)?,
+        https: match &https_listener {
+            Some((l, asked)) => Some(local_addr(l, *asked)?),
+            None => None,
+        },
         api: local_addr(&api_listener, config.api)?,
     };
+    // Redirects to HTTPS name the port it really listens on.
+    config.proxy.https_port = addrs.https.map(|a| a.port());
 
     let daemon = Daemon::start(&config, store.clone(), agent, exits).await?;
     let api = hako_api::router(hako_api::ApiState::new(
@@ -62,11 +74,28 @@ pub async fn serve(
             })
             .await;
     });
-    tracing::info!(proxy = %addrs.proxy, api = %addrs.api, "hako is serving");
+    tracing::info!(proxy = %addrs.proxy, https = ?addrs.https, api = %addrs.api, "hako is serving");
     let _ = bound.send(addrs);
 
     let proxy = Proxy::new(daemon.router.clone(), config.proxy.clone());
-    proxy.serve(proxy_listener, shutdown).await;
+    match https_listener {
+        None => proxy.serve(proxy_listener, shutdown).await,
+        Some((listener, _)) => {
+            // Both listeners stop together when `shutdown` resolves.
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let tls = hako_tls::server_config(daemon.site_certs.clone());
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let plain = proxy.serve(proxy_listener, stopped(stop_rx.clone()));
+            let secure = proxy.serve_tls(listener, tls, stopped(stop_rx));
+            let signal = async move {
+                shutdown.await;
+                stop_tx.send_replace(true);
+            };
+            tokio::join!(plain, secure, signal);
+        }
+    }
 
     tracing::info!("shutting down: stopping every instance");
     let _ = stop_api_tx.send(());
