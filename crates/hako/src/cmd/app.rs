@@ -72,6 +72,22 @@ pub enum AppCommand {
     },
     /// Request metrics: cold and warm requests, wait and upstream time percentiles.
     Metrics { name: String },
+    /// The app's HTTPS certificate: upload one (--cert and --key, PEM), show it, or --remove it.
+    Cert {
+        name: String,
+        /// The PEM certificate chain, the site's certificate first.
+        #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "remove")]
+        cert: Option<PathBuf>,
+        /// The PEM private key of the certificate.
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        /// Stop serving the app's certificate (HTTPS to its hosts is refused until it has
+        /// another).
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Settings shared by create and update: one flag per [`AppPatch`] field, read by the same
@@ -321,7 +337,8 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             let app = api(client.app(&name))?;
             let instances = api(client.instances(Some(&name)))?;
             if json {
-                let v = serde_json::json!({ "app": app, "instances": instances });
+                let cert = api(client.cert(&name))?;
+                let v = serde_json::json!({ "app": app, "instances": instances, "certificate": cert });
                 out(&format!(
                     "{}\n",
                     serde_json::to_string_pretty(&v).expect("serializable")
@@ -329,6 +346,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             } else {
                 let mut s = serde_json::to_string_pretty(&app).expect("serializable");
                 s.push('\n');
+                s += &cert_line(api(client.cert(&name))?.as_ref(), app.spec.acme);
                 s += &format!("instances: {}\n", instances.len());
                 for i in instances {
                     s += &format!(
@@ -465,6 +483,40 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             out(&api(client.logs(&name, Some(bytes)))?);
             Ok(0)
         }
+        AppCommand::Cert {
+            name,
+            cert,
+            key,
+            remove,
+            json,
+        } => {
+            if remove {
+                api(client.remove_cert(&name))?;
+                out(&format!("removed the certificate of {name}\n"));
+                return Ok(0);
+            }
+            let info = match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    let read = |p: &Path| {
+                        std::fs::read_to_string(p)
+                            .with_context(|| format!("cannot read {}", p.display()))
+                            .or_exit(Exit::Usage)
+                    };
+                    Some(api(client.set_cert(&name, &read(&cert)?, &read(&key)?))?)
+                }
+                _ => api(client.cert(&name))?,
+            };
+            if json {
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&info).expect("serializable")
+                ));
+            } else {
+                let acme = api(client.app(&name))?.spec.acme;
+                out(&cert_line(info.as_ref(), acme));
+            }
+            Ok(0)
+        }
         AppCommand::Metrics { name } => {
             let m = api(client.metrics(&name))?;
             out(&format!(
@@ -474,6 +526,33 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             Ok(0)
         }
     }
+}
+
+/// One line about an app's certificate: source, issuer, names and expiry (never the key).
+fn cert_line(info: Option<&hako_tls::CertInfo>, acme: bool) -> String {
+    let Some(c) = info else {
+        return if acme {
+            "certificate: none yet (ACME is ordering one; see 'hako app events')\n".into()
+        } else {
+            "certificate: none (HTTPS refused; 'hako app cert NAME --cert F --key F' or --acme)\n"
+                .into()
+        };
+    };
+    let now = hako_model::now_unix() as i64;
+    format!(
+        "certificate: {} by {} for {}, not after {} ({})\n",
+        match c.source {
+            hako_tls::CertSource::Uploaded => "uploaded",
+            hako_tls::CertSource::Acme => "ACME",
+        },
+        c.issuer,
+        c.names.join(", "),
+        super::format_time_ms(c.not_after_unix.max(0) as u64 * 1000),
+        match c.not_after_unix - now {
+            left if left <= 0 => "expired".to_string(),
+            left => format!("in {}", hako_tls::schedule::in_words(left)),
+        }
+    )
 }
 
 /// Asks a yes/no question on the terminal; only an explicit yes is yes.
