@@ -46,10 +46,13 @@ pub fn get(
         .enable_all()
         .build()
         .map_err(Error::io("cannot make a runtime"))?;
-    rt.block_on(tokio::time::timeout(
-        Duration::from_secs(60),
-        fetch(addr, name, path, root_pem, protocol),
-    ))
+    rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            fetch(addr, name, path, root_pem, protocol),
+        )
+        .await
+    })
     .map_err(|_| Error::Https(format!("GET https://{name}{path} took over 60 s")))?
 }
 
