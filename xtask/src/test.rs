@@ -25,6 +25,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("tar", "tar"),
     ("nsenter", "util-linux"),
+    // Let's Encrypt's ACME test server, for the end-to-end HTTPS test.
+    ("pebble", "pebble"),
 ];
 
 pub fn main(args: &[&str]) -> anyhow::Result<()> {

@@ -44,7 +44,12 @@ impl AcmeLoop {
         loop {
             let now = now_unix() as i64;
             let mut wake_at = now + RECHECK;
-            let apps: Vec<_> = self.apps.all().into_iter().filter(|a| a.spec.acme).collect();
+            let apps: Vec<_> = self
+                .apps
+                .all()
+                .into_iter()
+                .filter(|a| a.spec.acme)
+                .collect();
             backoff.retain(|name, _| apps.iter().any(|a| a.spec.name == *name));
             for app in apps {
                 let name = app.spec.name.clone();
@@ -52,7 +57,11 @@ impl AcmeLoop {
                     wake_at = wake_at.min(b.until);
                     continue;
                 }
-                let reason = match schedule::next_order(self.certs.info(&name).as_ref(), &app.spec.hosts, now) {
+                let reason = match schedule::next_order(
+                    self.certs.info(&name).as_ref(),
+                    &app.spec.hosts,
+                    now,
+                ) {
                     Due::At(t) => {
                         wake_at = wake_at.min(t);
                         continue;
@@ -63,7 +72,10 @@ impl AcmeLoop {
                     Ok(stored) => {
                         backoff.remove(&name);
                         let now = now_unix() as i64;
-                        wake_at = wake_at.min(schedule::renew_at(stored.info.not_before_unix, stored.info.not_after_unix));
+                        wake_at = wake_at.min(schedule::renew_at(
+                            stored.info.not_before_unix,
+                            stored.info.not_after_unix,
+                        ));
                         self.record(&name, EventKind::Certificate, format!(
                             "certificate issued by ACME ({reason}): by {} for {}, expires in {}, renewal due in {}",
                             stored.info.issuer,
@@ -79,7 +91,10 @@ impl AcmeLoop {
                         backoff.insert(name.clone(), Backoff { failures, until });
                         wake_at = wake_at.min(until);
                         let keeps = match self.certs.info(&name) {
-                            Some(c) if c.not_after_unix > now => format!("; the current certificate is served meanwhile (it expires in {})", in_words(c.not_after_unix - now)),
+                            Some(c) if c.not_after_unix > now => format!(
+                                "; the current certificate is served meanwhile (it expires in {})",
+                                in_words(c.not_after_unix - now)
+                            ),
                             _ => "; HTTPS for its hosts is refused meanwhile".into(),
                         };
                         self.record(&name, EventKind::CertificateFailed, format!(
@@ -113,7 +128,12 @@ impl AcmeLoop {
                 .map_err(|e| e.to_string())?;
             let (c, fresh) = AcmeClient::connect(&self.config, stored.as_ref())
                 .await
-                .map_err(|e| format!("cannot reach the ACME account at {}: {e}", self.config.directory))?;
+                .map_err(|e| {
+                    format!(
+                        "cannot reach the ACME account at {}: {e}",
+                        self.config.directory
+                    )
+                })?;
             if let Some(fresh) = fresh {
                 self.store
                     .put_json(keys::ACME_ACCOUNT, &fresh)
@@ -123,11 +143,23 @@ impl AcmeLoop {
             *client = Some(c);
         }
         let acme = client.as_ref().expect("connected above");
-        let issued = acme.order(hosts, &self.challenges).await.map_err(|e| e.to_string())?;
-        let parsed = ParsedCert::parse(&issued.cert_pem, &issued.key_pem).map_err(|e| format!("the ACME server sent an unusable certificate: {e}"))?;
+        let issued = acme
+            .order(hosts, &self.challenges)
+            .await
+            .map_err(|e| e.to_string())?;
+        let parsed = ParsedCert::parse(&issued.cert_pem, &issued.key_pem)
+            .map_err(|e| format!("the ACME server sent an unusable certificate: {e}"))?;
         let now = now_unix();
-        parsed.check(hosts, now as i64).map_err(|e| format!("the ACME server sent a certificate hako cannot serve: {e}"))?;
-        let stored = StoredCert::new(&parsed, issued.cert_pem, issued.key_pem, CertSource::Acme, now);
+        parsed
+            .check(hosts, now as i64)
+            .map_err(|e| format!("the ACME server sent a certificate hako cannot serve: {e}"))?;
+        let stored = StoredCert::new(
+            &parsed,
+            issued.cert_pem,
+            issued.key_pem,
+            CertSource::Acme,
+            now,
+        );
         self.store
             .put_json(&keys::cert(app), &stored)
             .await

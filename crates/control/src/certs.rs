@@ -45,7 +45,9 @@ impl CertTable {
                 hosts: Some(hosts),
                 cert: Some((info, parsed)),
             } => {
-                let served = self.site_certs.set(app, hosts, &info.names, parsed.key.clone());
+                let served = self
+                    .site_certs
+                    .set(app, hosts, &info.names, parsed.key.clone());
                 if served.len() < hosts.len() {
                     tracing::warn!(app, served = ?served, hosts = ?hosts, "the app's certificate does not cover all its hosts; HTTPS for the others is refused");
                 }
@@ -93,7 +95,11 @@ impl CertTable {
     /// What `app`'s current certificate is, if it has one.
     pub(crate) fn info(&self, app: &str) -> Option<CertInfo> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(app)?.cert.as_ref().map(|(info, _)| info.clone())
+        entries
+            .get(app)?
+            .cert
+            .as_ref()
+            .map(|(info, _)| info.clone())
     }
 
     /// Loads every stored certificate, then follows changes from the revision it read at.
@@ -133,7 +139,9 @@ impl CertTable {
         if let Some(Key::Cert { app }) = keys::parse(key) {
             match serde_json::from_slice::<StoredCert>(value) {
                 Ok(stored) => self.cert_stored(app, &stored),
-                Err(e) => tracing::warn!(key, error = %e, "skipping an unreadable certificate record"),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "skipping an unreadable certificate record")
+                }
             }
         }
     }

@@ -224,8 +224,7 @@ impl Drop for DnsStub {
 /// The answer to one DNS query (RFC 1035 §4.1): the question echoed, and for type A class IN
 /// one record 127.0.0.1 (TTL 60); `None` for what is not a one-question query.
 pub fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
-    if query.len() < 12 || query[2] & 0x80 != 0 || u16::from_be_bytes([query[4], query[5]]) != 1
-    {
+    if query.len() < 12 || query[2] & 0x80 != 0 || u16::from_be_bytes([query[4], query[5]]) != 1 {
         return None;
     }
     // The question: labels up to the root label, then type and class.

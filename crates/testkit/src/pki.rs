@@ -44,7 +44,9 @@ impl TestCa {
         let now = std::time::SystemTime::now();
         params.not_before = (now - std::time::Duration::from_secs(86400)).into();
         params.not_after = (now + std::time::Duration::from_secs(365 * 86400)).into();
-        let cert = params.signed_by(&key, &self.issuer).expect("a signed certificate");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("a signed certificate");
         Issued {
             chain_pem: format!("{}{}", cert.pem(), self.pem),
             key_pem: key.serialize_pem(),

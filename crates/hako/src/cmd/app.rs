@@ -338,7 +338,8 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             let instances = api(client.instances(Some(&name)))?;
             if json {
                 let cert = api(client.cert(&name))?;
-                let v = serde_json::json!({ "app": app, "instances": instances, "certificate": cert });
+                let v =
+                    serde_json::json!({ "app": app, "instances": instances, "certificate": cert });
                 out(&format!(
                     "{}\n",
                     serde_json::to_string_pretty(&v).expect("serializable")

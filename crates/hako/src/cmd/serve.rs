@@ -110,7 +110,10 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
     let data = data_dir.display().to_string();
     tokio::spawn(async move {
         if let Ok(b) = bound_rx.await {
-            let https = b.https.map(|a| format!(" and https://{a}")).unwrap_or_default();
+            let https = b
+                .https
+                .map(|a| format!(" and https://{a}"))
+                .unwrap_or_default();
             eprintln!(
                 "hako: serving sites on http://{}{https} (API http://{}, data {data})",
                 b.proxy, b.api
