@@ -53,8 +53,10 @@ async fn start(https_port: Option<u16>) -> Https {
     let certs = SiteCerts::new();
     let tls_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_addr = tls_listener.local_addr().unwrap();
-    let mut config = ProxyConfig::default();
-    config.https_port = Some(https_port.unwrap_or(tls_addr.port()));
+    let config = ProxyConfig {
+        https_port: Some(https_port.unwrap_or(tls_addr.port())),
+        ..ProxyConfig::default()
+    };
     let challenges = config.challenges.clone();
     let launcher = TestLauncher::new(Mode::Start, Duration::ZERO);
     let proxy = TestProxy::start(launcher, config.clone()).await;

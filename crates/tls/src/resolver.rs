@@ -19,12 +19,15 @@ use rustls::sign::CertifiedKey;
 
 use crate::cert::covers;
 
+/// Per app: the hosts its certificate is served for, and the certificate.
+type ByApp = BTreeMap<String, (Vec<String>, Arc<CertifiedKey>)>;
+
 /// The certificates of the routed apps, by host. Cheap to share behind an `Arc`.
 #[derive(Debug, Default)]
 pub struct SiteCerts {
     by_host: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
     /// app → (hosts it serves with the certificate, the certificate).
-    apps: Mutex<BTreeMap<String, (Vec<String>, Arc<CertifiedKey>)>>,
+    apps: Mutex<ByApp>,
 }
 
 impl SiteCerts {
@@ -73,7 +76,7 @@ impl SiteCerts {
         hosts
     }
 
-    fn publish(&self, apps: &BTreeMap<String, (Vec<String>, Arc<CertifiedKey>)>) {
+    fn publish(&self, apps: &ByApp) {
         let mut map = HashMap::new();
         for (hosts, key) in apps.values() {
             for host in hosts {
