@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::acme::AcmeLoop;
 use crate::apps::Apps;
-use crate::backend::DaemonBackend;
+use crate::backend::{Capacity, DaemonBackend, Files, Instances};
 use crate::certs::CertTable;
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
@@ -21,7 +21,8 @@ use crate::keepalive::KeepAliveLoop;
 use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
 use crate::node::{LocalNode, Node};
-use crate::reconcile::Reconciler;
+use crate::reconcile::{Lead, Reconciler};
+use crate::traffic::{LocalTraffic, Traffic};
 
 /// The daemon's parts, assembled.
 pub(crate) struct Daemon {
@@ -50,8 +51,13 @@ impl Daemon {
         let events = Arc::new(EventLog::new(store.clone()));
         let wake = Arc::new(Notify::new());
         let node: Arc<dyn Node> = Arc::new(LocalNode(agent.clone()));
+        let traffic: Arc<dyn Traffic> = Arc::new(LocalTraffic {
+            router: router.clone(),
+            store: store.clone(),
+        });
         let lifecycle = Arc::new(Lifecycle::new(
             node.clone(),
+            traffic.clone(),
             router.clone(),
             store.clone(),
             events.clone(),
@@ -60,14 +66,15 @@ impl Daemon {
             wake.clone(),
         ));
         lifecycle.forget_previous().await;
+        let lead = Arc::new(Lead::default());
+        lead.set(Some(lifecycle.clone()));
         let site_certs = hako_tls::SiteCerts::new();
         let certs = Arc::new(CertTable::new(site_certs.clone()));
         let cert_watch = certs.clone().follow(store.clone()).await?;
         let watch = Reconciler {
             apps: apps.clone(),
             router: router.clone(),
-            lifecycle: lifecycle.clone(),
-            node,
+            lead: lead.clone(),
             wake: wake.clone(),
             certs: certs.clone(),
         }
@@ -76,7 +83,7 @@ impl Daemon {
         let keep_alive = KeepAliveLoop {
             apps: apps.clone(),
             lifecycle: lifecycle.clone(),
-            router: router.clone(),
+            traffic,
             wake: wake.clone(),
             epoch: tokio::time::Instant::now(),
         };
@@ -90,7 +97,7 @@ impl Daemon {
             )),
             tokio::spawn(crate::proxy_events::consume(
                 proxy_events,
-                lifecycle.clone(),
+                lead,
                 events.clone(),
                 wake,
             )),
@@ -109,9 +116,10 @@ impl Daemon {
             tasks.push(tokio::spawn(acme.run()));
         }
         let backend = Arc::new(DaemonBackend {
-            agent,
+            files: Arc::new(Files::Agent(agent)),
             apps,
-            lifecycle: lifecycle.clone(),
+            instances: Instances::Lifecycle(lifecycle.clone()),
+            capacity: Capacity::Host,
             router: router.clone(),
             database: config.database_server(),
         });
@@ -128,6 +136,6 @@ impl Daemon {
 /// Instances whose container ended on its own (crash, exit).
 async fn follow_exits(mut exits: UnboundedReceiver<Exit>, lifecycle: Arc<Lifecycle>) {
     while let Some(exit) = exits.recv().await {
-        lifecycle.exited(exit).await;
+        lifecycle.exited(exit.into()).await;
     }
 }

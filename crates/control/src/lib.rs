@@ -10,15 +10,16 @@
 //! HTTPS: [`certs`] follows the stored certificates into the proxy's SNI resolver, and the
 //! [`acme`] loop obtains and renews certificates for apps with `acme`.
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `certs` →
-//! `lifecycle`, `acme` → `launcher`, `keepalive`, `reconcile`, `proxy_events`, `backend` →
-//! `daemon` (the wiring) → `serve`.
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic`,
+//! `certs` → `lifecycle`, `acme` → `launcher`, `keepalive`, `reconcile`, `proxy_events`,
+//! `backend` → `daemon` (the wiring) → `serve`.
 #![forbid(unsafe_code)]
 
 mod acme;
 mod apps;
 mod backend;
 mod certs;
+mod cluster;
 mod config;
 mod daemon;
 mod error;
@@ -31,6 +32,7 @@ mod proxy_events;
 mod reconcile;
 mod serve;
 mod slo;
+mod traffic;
 
 pub use config::{DatabaseConfig, ServeConfig};
 pub use error::ServeError;
