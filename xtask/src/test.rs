@@ -28,6 +28,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // The dashboard's test drives a real headless browser.
     ("chromium", "chromium"),
     ("chromedriver", "chromium-driver"),
+    // Let's Encrypt's ACME test server, for the end-to-end HTTPS test.
+    ("pebble", "pebble"),
 ];
 
 pub fn main(args: &[&str]) -> anyhow::Result<()> {

@@ -378,6 +378,45 @@ impl Client {
         self.json(self.post(&format!("/v1/nodes/{name}/{verb}")).send_empty())
     }
 
+    /// `PUT /v1/apps/{name}/cert`: serve this certificate chain and key (PEM) for the app.
+    pub fn set_cert(
+        &self,
+        name: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<hako_tls::CertInfo, ClientError> {
+        let path = app_path(name, "/cert")?;
+        let upload = crate::action::CertUpload {
+            cert: cert_pem.to_string(),
+            key: key_pem.to_string(),
+        };
+        self.json(
+            self.with_token(self.agent.put(self.url(&path)))
+                .send_json(&upload),
+        )
+    }
+
+    /// `GET /v1/apps/{name}/cert`: the app's certificate (issuer, names, validity; no key),
+    /// `None` if it has none.
+    pub fn cert(&self, name: &str) -> Result<Option<hako_tls::CertInfo>, ClientError> {
+        let path = app_path(name, "/cert")?;
+        match self.json(self.get(&path).call()) {
+            Ok(info) => Ok(Some(info)),
+            Err(ClientError::Api {
+                status: 404,
+                message,
+            }) if message.contains("no certificate") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /v1/apps/{name}/cert`
+    pub fn remove_cert(&self, name: &str) -> Result<(), ClientError> {
+        let path = app_path(name, "/cert")?;
+        let r = self.with_token(self.agent.delete(self.url(&path))).call();
+        self.empty(r)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

@@ -3,6 +3,7 @@
 //! The daemon watches the store and does the rest.
 
 mod apps;
+mod certs;
 mod nodes;
 mod observe;
 mod releases;
@@ -70,6 +71,14 @@ impl Engine {
             Action::SetNodeState { name, state } => Ok(Reply::Node(Box::new(
                 self.set_node_state(&name, state).await?,
             ))),
+            Action::SetCert { name, upload } => {
+                Ok(Reply::Cert(self.set_cert(&name, &upload).await?))
+            }
+            Action::ShowCert(name) => Ok(Reply::Cert(self.cert(&name).await?)),
+            Action::RemoveCert(name) => {
+                self.remove_cert(&name).await?;
+                Ok(Reply::Deleted)
+            }
         }
     }
 

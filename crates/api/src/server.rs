@@ -115,6 +115,10 @@ pub fn router_with(
         .route("/v1/apps/{name}/metrics", get(metrics))
         .route("/v1/apps/{name}/slo", get(slo))
         .route("/v1/apps/{name}/logs", get(logs))
+        .route(
+            "/v1/apps/{name}/cert",
+            get(show_cert).put(set_cert).delete(remove_cert),
+        )
         .route("/v1/instances", get(instances))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{name}/{state}", post(set_node_state))
@@ -382,6 +386,22 @@ fn parse_flag(what: &str, raw: Option<&str>) -> Result<bool, ApiError> {
             "{what} {other:?} is not valid: say {what}=true or {what}=false"
         ))),
     }
+}
+
+async fn show_cert(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::ShowCert)).await
+}
+
+async fn set_cert(State(s): S, name: AppName, body: Body) -> Response {
+    let action = name.0.and_then(|name| {
+        let upload = Box::new(action::parse_cert_upload(&body.0?)?);
+        Ok(Action::SetCert { name, upload })
+    });
+    run(&s, action).await
+}
+
+async fn remove_cert(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::RemoveCert)).await
 }
 
 async fn instances(State(s): S, q: Params) -> Response {

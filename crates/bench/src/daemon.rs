@@ -42,6 +42,11 @@ impl HakoServe {
         HakoServe::from_builder(builder(hako).shared_images(images))
     }
 
+    /// Like [`HakoServe::start`], also serving HTTPS on a loopback port (`--https`).
+    pub fn start_with_https(hako: &Path) -> anyhow::Result<HakoServe> {
+        HakoServe::from_builder(builder(hako).args(&["--https", "127.0.0.1:0"]))
+    }
+
     /// Like [`HakoServe::start`] with these exact names (prefix and subnet).
     pub fn start_with(hako: &Path, names: Names) -> anyhow::Result<HakoServe> {
         HakoServe::from_builder(builder(hako).names(names))

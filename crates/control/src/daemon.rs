@@ -11,8 +11,10 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
+use crate::acme::AcmeLoop;
 use crate::apps::Apps;
 use crate::backend::{Capacity, DaemonBackend, Files, Instances};
+use crate::certs::CertTable;
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
@@ -27,6 +29,8 @@ use crate::traffic::{LocalTraffic, Traffic};
 /// The daemon's parts, assembled.
 pub(crate) struct Daemon {
     pub(crate) router: Router,
+    /// The certificates the HTTPS listener serves, by SNI.
+    pub(crate) site_certs: Arc<hako_tls::SiteCerts>,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) backend: Arc<DaemonBackend>,
     /// The loops: store watch, cold starts, proxy events, exits, keep-alive, minutes.
@@ -69,11 +73,15 @@ impl Daemon {
         lifecycle.forget_previous().await;
         let lead = Arc::new(Lead::default());
         lead.set(Some(lifecycle.clone()));
+        let site_certs = hako_tls::SiteCerts::new();
+        let certs = Arc::new(CertTable::new(site_certs.clone()));
+        let cert_watch = certs.clone().follow(store.clone()).await?;
         let watch = Reconciler {
             apps: apps.clone(),
             router: router.clone(),
             lead: lead.clone(),
             wake: wake.clone(),
+            certs: certs.clone(),
         }
         .start(store.clone())
         .await?;
@@ -84,8 +92,9 @@ impl Daemon {
             wake: wake.clone(),
             epoch: tokio::time::Instant::now(),
         };
-        let tasks = vec![
+        let mut tasks = vec![
             watch,
+            cert_watch,
             tokio::spawn(crate::launcher::serve_cold_starts(
                 cold_starts,
                 lifecycle.clone(),
@@ -94,7 +103,7 @@ impl Daemon {
             tokio::spawn(crate::proxy_events::consume(
                 proxy_events,
                 lead,
-                events,
+                events.clone(),
                 wake,
             )),
             tokio::spawn(follow_exits(exits, lifecycle.clone())),
@@ -106,8 +115,18 @@ impl Daemon {
             tokio::spawn(keep_alive.run()),
         ];
         let (ops, sampler) = Ops::start(telemetry, router.clone());
-        let mut tasks = tasks;
         tasks.push(sampler);
+        if let Some(acme) = &config.acme {
+            let acme = AcmeLoop {
+                config: acme.clone(),
+                store: store.clone(),
+                apps: apps.clone(),
+                certs,
+                challenges: config.proxy.challenges.clone(),
+                events,
+            };
+            tasks.push(tokio::spawn(acme.run()));
+        }
         let backend = Arc::new(DaemonBackend {
             files: Arc::new(Files::Agent(agent)),
             apps,
@@ -119,6 +138,7 @@ impl Daemon {
         });
         Ok(Daemon {
             router,
+            site_certs,
             lifecycle,
             backend,
             tasks,

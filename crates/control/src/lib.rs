@@ -10,13 +10,19 @@
 //! `GET /metrics` reads the daemon's live figures at each scrape ([`metrics`]); the dashboard's
 //! charts read the last hour per minute ([`minutes`]).
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic` →
-//! `lifecycle` → `launcher`, `keepalive`, `reconcile`, `proxy_events`, `metrics`, `minutes` →
+//! HTTPS: [`certs`] follows the stored certificates into the proxy's SNI resolver, and the
+//! [`acme`] loop obtains and renews certificates for apps with `acme`.
+//!
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic`,
+//! `certs` → `lifecycle`, `acme` → `launcher`, `keepalive`, `reconcile`, `proxy_events`,
+//! `metrics`, `minutes` →
 //! `backend` → `daemon` (the wiring) → `serve`.
 #![forbid(unsafe_code)]
 
+mod acme;
 mod apps;
 mod backend;
+mod certs;
 mod cluster;
 mod config;
 mod daemon;

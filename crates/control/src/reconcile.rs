@@ -15,6 +15,7 @@ use hako_store::{Store, StoreError, StoreExt, WatchEvent};
 use tokio::sync::Notify;
 
 use crate::apps::Apps;
+use crate::certs::CertTable;
 use crate::lifecycle::Lifecycle;
 
 /// The lifecycle that acts on instances, when this daemon has one: always on one host; in a
@@ -38,12 +39,15 @@ pub(crate) struct Reconciler {
     pub(crate) router: Router,
     pub(crate) lead: Arc<Lead>,
     pub(crate) wake: Arc<Notify>,
+    pub(crate) certs: Arc<CertTable>,
 }
 
 /// The route the proxy uses for an app.
 pub(crate) fn route(app: &App) -> AppRoute {
     let mut r = AppRoute::new(app.spec.name.clone(), app.spec.hosts.clone());
     r.start_timeout = app.spec.start_timeout.0;
+    r.https_redirect = app.spec.https_redirect;
+    r.hsts = app.spec.hsts.map(|d| d.0);
     r
 }
 
@@ -128,6 +132,7 @@ impl Reconciler {
             return;
         }
         self.apps.insert(app.clone());
+        self.certs.app_routed(&app);
         self.wake.notify_one();
         // Parked containers of an older version go, and the warm pool fills up (in the
         // background) from this one; the agent refills it itself after each start.
@@ -147,6 +152,7 @@ impl Reconciler {
     fn remove_app(&self, app: &App) {
         if self.apps.is_current(app) {
             self.apps.remove(&app.spec.name);
+            self.certs.app_removed(&app.spec.name);
         }
         match self.lead.get() {
             Some(lifecycle) => lifecycle.retire_app(app),

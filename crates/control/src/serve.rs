@@ -19,12 +19,15 @@ use crate::metrics::{CountedStore, Telemetry};
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
     pub proxy: SocketAddr,
+    /// The HTTPS listener, when `https` is set.
+    pub https: Option<SocketAddr>,
     pub api: SocketAddr,
 }
 
-/// The proxy's and the API's listeners, bound.
+/// The proxy's (plain and HTTPS) and the API's listeners, bound.
 pub(crate) struct Listeners {
     pub(crate) proxy: tokio::net::TcpListener,
+    pub(crate) https: Option<tokio::net::TcpListener>,
     pub(crate) api: tokio::net::TcpListener,
     pub(crate) bound: Bound,
 }
@@ -32,7 +35,7 @@ pub(crate) struct Listeners {
 /// Starts `hako serve` and runs until `shutdown` resolves; then stops every instance and
 /// removes what the runtime made. `bound` receives the listening addresses once ready.
 pub async fn serve(
-    config: ServeConfig,
+    mut config: ServeConfig,
     bound: tokio::sync::oneshot::Sender<Bound>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -43,7 +46,9 @@ pub async fn serve(
         hako_store::open(&config.store).await?,
         telemetry.store_errors.clone(),
     ));
-    let listeners = Listeners::bind(&config).await?;
+    let mut listeners = Listeners::bind(&config).await?;
+    // Redirects to HTTPS name the port it really listens on.
+    config.proxy.https_port = listeners.bound.https.map(|a| a.port());
     if matches!(config.store, StoreSpec::Etcd { .. }) {
         return crate::cluster::serve(config, store, listeners, bound, shutdown, telemetry).await;
     }
@@ -59,10 +64,21 @@ pub async fn serve(
         token,
         metrics_token(&config)?,
     );
-    tracing::info!(proxy = %addrs.proxy, api = %addrs.api, "hako is serving");
+    tracing::info!(proxy = %addrs.proxy, https = ?addrs.https, api = %addrs.api, "hako is serving");
     let _ = bound.send(addrs);
 
-    serve_proxy(listeners.proxy, daemon.router.clone(), &config, shutdown).await;
+    let https = listeners
+        .https
+        .take()
+        .map(|l| (l, daemon.site_certs.clone()));
+    serve_proxy(
+        listeners.proxy,
+        https,
+        daemon.router.clone(),
+        &config,
+        shutdown,
+    )
+    .await;
 
     tracing::info!("shutting down: stopping every instance");
     for t in &daemon.tasks {
@@ -96,12 +112,25 @@ pub(crate) fn data_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError
 impl Listeners {
     async fn bind(config: &ServeConfig) -> Result<Listeners, ServeError> {
         let proxy = listen(config.listen).await?;
+        let https = match config.https {
+            Some(addr) => Some((listen(addr).await?, addr)),
+            None => None,
+        };
         let api = listen(config.api).await?;
         let bound = Bound {
             proxy: local_addr(&proxy, config.listen)?,
+            https: match &https {
+                Some((l, asked)) => Some(local_addr(l, *asked)?),
+                None => None,
+            },
             api: local_addr(&api, config.api)?,
         };
-        Ok(Listeners { proxy, api, bound })
+        Ok(Listeners {
+            proxy,
+            https: https.map(|(l, _)| l),
+            api,
+            bound,
+        })
     }
 }
 
@@ -145,14 +174,31 @@ pub(crate) fn serve_api(
     ApiTask { stop, task }
 }
 
+/// The proxy on its plain listener and, with `https`, on the HTTPS one too (certificates by
+/// SNI from the given table) until `shutdown`; both stop together.
 pub(crate) async fn serve_proxy(
     listener: tokio::net::TcpListener,
+    https: Option<(tokio::net::TcpListener, Arc<hako_tls::SiteCerts>)>,
     router: Router,
     config: &ServeConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let proxy = Proxy::new(router, config.proxy.clone());
-    proxy.serve(listener, shutdown).await;
+    let Some((tls_listener, certs)) = https else {
+        return proxy.serve(listener, shutdown).await;
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let plain = proxy.serve(listener, stopped(stop_rx.clone()));
+    let tls = hako_tls::server_config(certs);
+    let secure = proxy.serve_tls(tls_listener, tls, stopped(stop_rx));
+    let signal = async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    };
+    tokio::join!(plain, secure, signal);
 }
 
 async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {

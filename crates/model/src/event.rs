@@ -17,6 +17,11 @@ pub enum EventKind {
     Stop,
     Exited,
     Unreachable,
+    /// A certificate was uploaded, issued by ACME (a first one or a renewal), or removed.
+    Certificate,
+    /// An attempt to obtain a certificate from ACME failed (the reason says why and when the
+    /// next attempt is).
+    CertificateFailed,
 }
 
 /// One recorded event.

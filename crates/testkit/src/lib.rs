@@ -10,7 +10,9 @@
 //! - [`require_root`]: fail clearly, never pass silently, when not root;
 //! - [`site`]: a static site's code, its app spec, the host image;
 //! - [`api_client`]: an API client with a data dir's admin token (for in-process daemons);
-//! - [`http`]: one plain HTTP request through the proxy;
+//! - [`http`]: one plain HTTP request through the proxy; [`https`]: one HTTPS request (SNI,
+//!   HTTP/2 or HTTP/1.1 by ALPN, a given root), and [`pki`]: test certificates;
+//! - [`pebble`]: Debian's `pebble` ACME test server on loopback, with its DNS stub;
 //! - [`leftovers`]: what a runtime prefix left on the host (cgroups, state, links);
 //! - [`tools`]: where the tests find `promtool` and the headless browser.
 //!
@@ -23,8 +25,11 @@
 mod cli;
 mod error;
 pub mod http;
+pub mod https;
 mod leftovers;
 pub mod names;
+pub mod pebble;
+pub mod pki;
 mod root;
 mod serve;
 pub mod site;

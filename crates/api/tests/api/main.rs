@@ -3,6 +3,7 @@
 
 mod apps;
 mod auth;
+mod certs;
 mod databases;
 mod events;
 mod garbage;

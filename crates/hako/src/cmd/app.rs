@@ -77,6 +77,22 @@ pub enum AppCommand {
     },
     /// Request metrics: cold and warm requests, wait and upstream time percentiles.
     Metrics { name: String },
+    /// The app's HTTPS certificate: upload one (--cert and --key, PEM), show it, or --remove it.
+    Cert {
+        name: String,
+        /// The PEM certificate chain, the site's certificate first.
+        #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "remove")]
+        cert: Option<PathBuf>,
+        /// The PEM private key of the certificate.
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        /// Stop serving the app's certificate (HTTPS to its hosts is refused until it has
+        /// another).
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Settings shared by create and update: one flag per [`AppPatch`] field, read by the same
@@ -155,6 +171,25 @@ pub struct Settings {
     /// faster than a cold start), always, or never. Default auto.
     #[arg(long, value_name = "auto|always|never")]
     pub restore: Option<hako_model::RestoreMode>,
+    /// Answer plain-HTTP requests with a redirect to HTTPS (needs `hako serve --https`).
+    #[arg(long)]
+    pub https_redirect: bool,
+    /// Stop redirecting plain HTTP to HTTPS (update only).
+    #[arg(long, conflicts_with = "https_redirect")]
+    pub no_https_redirect: bool,
+    /// Send Strict-Transport-Security with this max-age on HTTPS responses, e.g. 365d.
+    #[arg(long, value_name = "DURATION")]
+    pub hsts: Option<HumanDuration>,
+    /// Stop sending Strict-Transport-Security (update only).
+    #[arg(long, conflicts_with = "hsts")]
+    pub no_hsts: bool,
+    /// Obtain and renew the app's certificate from the ACME server in hako serve's [acme]
+    /// config (HTTP-01 on the app's hosts, which must point at this server).
+    #[arg(long)]
+    pub acme: bool,
+    /// Stop using ACME for the app (its last certificate is kept until replaced or removed).
+    #[arg(long, conflicts_with = "acme")]
+    pub no_acme: bool,
 }
 
 impl Settings {
@@ -183,15 +218,18 @@ impl Settings {
             health_path: self.health_path.map(Some),
             network: self.net,
             stop_signal: self.stop_signal,
-            database: match (self.database, self.no_database) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
-                _ => None,
-            },
+            database: switch(self.database, self.no_database),
             warm_pool: self.warm_pool,
             seccomp: self.seccomp,
             seccomp_reason: self.seccomp_reason.map(Some),
             restore: self.restore,
+            https_redirect: switch(self.https_redirect, self.no_https_redirect),
+            hsts: match (self.hsts, self.no_hsts) {
+                (Some(d), _) => Some(Some(d)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            },
+            acme: switch(self.acme, self.no_acme),
         })
     }
 }
@@ -211,6 +249,15 @@ pub struct UpdateArgs {
     pub name: String,
     #[command(flatten)]
     pub settings: Settings,
+}
+
+/// A `--x` / `--no-x` pair as a patch field: on, off, or unchanged.
+fn switch(on: bool, off: bool) -> Option<bool> {
+    match (on, off) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
 }
 
 fn env_map(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
@@ -285,7 +332,9 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             let app = api(client.app(&name))?;
             let instances = api(client.instances(Some(&name)))?;
             if json {
-                let v = serde_json::json!({ "app": app, "instances": instances });
+                let cert = api(client.cert(&name))?;
+                let v =
+                    serde_json::json!({ "app": app, "instances": instances, "certificate": cert });
                 out(&format!(
                     "{}\n",
                     serde_json::to_string_pretty(&v).expect("serializable")
@@ -293,6 +342,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             } else {
                 let mut s = serde_json::to_string_pretty(&app).expect("serializable");
                 s.push('\n');
+                s += &cert_line(api(client.cert(&name))?.as_ref(), app.spec.acme);
                 s += &format!("instances: {}\n", instances.len());
                 for i in instances {
                     s += &format!(
@@ -455,6 +505,40 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             }))?;
             Ok(0)
         }
+        AppCommand::Cert {
+            name,
+            cert,
+            key,
+            remove,
+            json,
+        } => {
+            if remove {
+                api(client.remove_cert(&name))?;
+                out(&format!("removed the certificate of {name}\n"));
+                return Ok(0);
+            }
+            let info = match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    let read = |p: &Path| {
+                        std::fs::read_to_string(p)
+                            .with_context(|| format!("cannot read {}", p.display()))
+                            .or_exit(Exit::Usage)
+                    };
+                    Some(api(client.set_cert(&name, &read(&cert)?, &read(&key)?))?)
+                }
+                _ => api(client.cert(&name))?,
+            };
+            if json {
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&info).expect("serializable")
+                ));
+            } else {
+                let acme = api(client.app(&name))?.spec.acme;
+                out(&cert_line(info.as_ref(), acme));
+            }
+            Ok(0)
+        }
         AppCommand::Metrics { name } => {
             let m = api(client.metrics(&name))?;
             out(&format!(
@@ -464,6 +548,33 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             Ok(0)
         }
     }
+}
+
+/// One line about an app's certificate: source, issuer, names and expiry (never the key).
+fn cert_line(info: Option<&hako_tls::CertInfo>, acme: bool) -> String {
+    let Some(c) = info else {
+        return if acme {
+            "certificate: none yet (ACME is ordering one; see 'hako app events')\n".into()
+        } else {
+            "certificate: none (HTTPS refused; 'hako app cert NAME --cert F --key F' or --acme)\n"
+                .into()
+        };
+    };
+    let now = hako_model::now_unix() as i64;
+    format!(
+        "certificate: {} by {} for {}, not after {} ({})\n",
+        match c.source {
+            hako_tls::CertSource::Uploaded => "uploaded",
+            hako_tls::CertSource::Acme => "ACME",
+        },
+        c.issuer,
+        c.names.join(", "),
+        super::format_time_ms(c.not_after_unix.max(0) as u64 * 1000),
+        match c.not_after_unix - now {
+            left if left <= 0 => "expired".to_string(),
+            left => format!("in {}", hako_tls::schedule::in_words(left)),
+        }
+    )
 }
 
 /// Asks a yes/no question on the terminal; only an explicit yes is yes.
