@@ -9,7 +9,9 @@ use hako_model::{DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release};
 use hako_proxy::Router;
 
 use crate::apps::Apps;
+use crate::checkpoint::Checkpointer;
 use crate::lifecycle::Lifecycle;
+use crate::predict::Predictors;
 
 /// The daemon as the API's backend.
 pub(crate) struct DaemonBackend {
@@ -18,6 +20,8 @@ pub(crate) struct DaemonBackend {
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) router: Router,
     pub(crate) database: hako_database::MariaDb,
+    pub(crate) checkpoints: Arc<Checkpointer>,
+    pub(crate) predictors: Arc<Predictors>,
 }
 
 impl DaemonBackend {
@@ -103,7 +107,19 @@ impl Backend for DaemonBackend {
     async fn history(&self, app: &str) -> Option<hako_api::slo::History> {
         let spec = self.apps.get(app)?;
         let h = self.router.history(app).ok()?;
-        Some(crate::slo::history(&h, crate::keepalive::policy_of(&spec)))
+        let mut history = crate::slo::history(&h, crate::keepalive::policy_of(&spec));
+        history.keep_alive_mode = spec.spec.keep_alive;
+        history.predictor = self.predictors.state(app).map(|p| hako_api::slo::PredictorReport {
+            window: p.window,
+            idle_periods: p.idle_periods,
+            pre_warm_starts: p.pre_warm_starts,
+        });
+        Some(history)
+    }
+
+    async fn checkpoint_status(&self, app: &str) -> Option<serde_json::Value> {
+        let app = self.apps.get(app)?;
+        Some(self.checkpoints.status(&app))
     }
 
     async fn provision_database(&self, app: &str) -> Result<(DatabaseGrant, bool), BackendError> {

@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub database: DatabaseConfig,
     /// Bounds on each app's releases and `/data`.
     pub storage: hako_agent::StorageLimits,
+    /// The disk bound of this node's checkpoints together (least recently used go first).
+    pub checkpoint_max_bytes: u64,
 }
 
 /// The shared database service (MariaDB on this host), `[database]` in the config file.
@@ -68,6 +70,7 @@ impl ServeConfig {
             stop_grace: Duration::from_secs(10),
             database: DatabaseConfig::default(),
             storage: hako_agent::StorageLimits::default(),
+            checkpoint_max_bytes: 4 << 30,
         }
     }
 

@@ -13,12 +13,14 @@ use tokio::task::JoinHandle;
 
 use crate::apps::Apps;
 use crate::backend::DaemonBackend;
+use crate::checkpoint::Checkpointer;
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
 use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
 use crate::node::{LocalNode, Node};
+use crate::predict::Predictors;
 use crate::reconcile::Reconciler;
 
 /// The daemon's parts, assembled.
@@ -46,6 +48,9 @@ impl Daemon {
         let events = Arc::new(EventLog::new(store.clone()));
         let wake = Arc::new(Notify::new());
         let node: Arc<dyn Node> = Arc::new(LocalNode(agent.clone()));
+        let (checkpoints, checkpoint_queue) =
+            Checkpointer::new(node.clone(), events.clone(), apps.clone());
+        let predictors = Arc::new(Predictors::default());
         let lifecycle = Arc::new(Lifecycle::new(
             node.clone(),
             router.clone(),
@@ -54,6 +59,7 @@ impl Daemon {
             apps.clone(),
             config.stop_grace,
             wake.clone(),
+            checkpoints.clone(),
         ));
         lifecycle.forget_previous().await;
         let watch = Reconciler {
@@ -62,6 +68,7 @@ impl Daemon {
             lifecycle: lifecycle.clone(),
             node,
             wake: wake.clone(),
+            checkpoints: checkpoints.clone(),
         }
         .start(store.clone())
         .await?;
@@ -71,6 +78,7 @@ impl Daemon {
             router: router.clone(),
             wake: wake.clone(),
             epoch: tokio::time::Instant::now(),
+            predictors: predictors.clone(),
         };
         let tasks = vec![
             watch,
@@ -87,6 +95,7 @@ impl Daemon {
             )),
             tokio::spawn(follow_exits(exits, lifecycle.clone())),
             tokio::spawn(keep_alive.run()),
+            tokio::spawn(checkpoints.clone().run(checkpoint_queue)),
         ];
         let backend = Arc::new(DaemonBackend {
             agent,
@@ -94,6 +103,8 @@ impl Daemon {
             lifecycle: lifecycle.clone(),
             router: router.clone(),
             database: config.database_server(),
+            checkpoints,
+            predictors,
         });
         Ok(Daemon {
             router,

@@ -7,13 +7,18 @@
 //! the [`keepalive`] loop applies the pure policy of `hako_policy`; every decision is recorded
 //! as an event with its reason ([`event_log`]).
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node` → `lifecycle` →
-//! `launcher`, `keepalive`, `reconcile`, `proxy_events`, `backend` → `daemon` (the wiring) →
-//! `serve`.
+//! Checkpoints of app versions are made in the background and decide each start's path
+//! ([`checkpoint`]); the keep-alive loop runs the predictive keep-alive and pre-start
+//! ([`predict`]).
+//!
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node` → `checkpoint`
+//! → `lifecycle` → `launcher`, `predict` → `keepalive`, `reconcile`, `proxy_events`,
+//! `backend` → `daemon` (the wiring) → `serve`.
 #![forbid(unsafe_code)]
 
 mod apps;
 mod backend;
+mod checkpoint;
 mod config;
 mod daemon;
 mod error;
@@ -22,6 +27,7 @@ mod keepalive;
 mod launcher;
 mod lifecycle;
 mod node;
+mod predict;
 mod proxy_events;
 mod reconcile;
 mod serve;

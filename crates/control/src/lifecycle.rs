@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::apps::Apps;
+use crate::checkpoint::Checkpointer;
 use crate::event_log::EventLog;
 use crate::node::Node;
 
@@ -50,6 +51,8 @@ pub(crate) struct Lifecycle {
     stop_grace: Duration,
     /// Wakes the keep-alive loop: an instance started, became ready or ended.
     wake: Arc<Notify>,
+    /// Which start path each start takes; told of every successful start.
+    checkpoints: Arc<Checkpointer>,
 }
 
 impl Lifecycle {
@@ -61,6 +64,7 @@ impl Lifecycle {
         apps: Arc<Apps>,
         stop_grace: Duration,
         wake: Arc<Notify>,
+        checkpoints: Arc<Checkpointer>,
     ) -> Lifecycle {
         Lifecycle {
             node,
@@ -71,6 +75,7 @@ impl Lifecycle {
             table: Mutex::new(Table::default()),
             stop_grace,
             wake,
+            checkpoints,
         }
     }
 
@@ -201,7 +206,8 @@ impl Lifecycle {
                 this.wake.notify_one();
             })
         };
-        let launched = self.node.launch(app, created).await;
+        let mode = self.checkpoints.mode_for(app);
+        let launched = self.node.launch(app, mode, created).await;
         let id = created_id.lock().expect("created lock").take();
         let result = match launched {
             Ok(info) => self.make_ready(app, info).await,
@@ -214,19 +220,23 @@ impl Lifecycle {
                     // The activator measures the starts it asks for.
                     let _ = self.router.record_start(&app.spec.name, took);
                 }
-                let pooled = if info.from_pool {
-                    " from the warm pool"
-                } else {
-                    ""
+                let path = match info.start_path {
+                    hako_model::StartPath::Pool => " from the warm pool",
+                    hako_model::StartPath::Restore => " restored from a checkpoint",
+                    hako_model::StartPath::Cold => "",
                 };
-                let reason = match &cause {
+                let mut reason = match &cause {
                     Cause::Request => format!(
-                        "cold start: a request found no ready instance; ready in {:.1} ms{pooled}",
+                        "cold start: a request found no ready instance; ready in {:.1} ms{path}",
                         took.as_secs_f64() * 1e3
                     ),
-                    Cause::Policy(why) if pooled.is_empty() => why.clone(),
-                    Cause::Policy(why) => format!("{why} (from the warm pool)"),
+                    Cause::Policy(why) if path.is_empty() => why.clone(),
+                    Cause::Policy(why) => format!("{why} ({})", path.trim_start()),
                 };
+                if let Some(e) = &info.restore_error {
+                    reason += &format!("; its checkpoint did not restore ({e})");
+                }
+                self.checkpoints.after_start(app, &info);
                 self.events
                     .record(Event::new(&app.spec.name, EventKind::Start, reason).instance(&info.id))
                     .await;

@@ -15,6 +15,7 @@ use hako_store::{Store, StoreError, StoreExt, WatchEvent};
 use tokio::sync::Notify;
 
 use crate::apps::Apps;
+use crate::checkpoint::Checkpointer;
 use crate::lifecycle::Lifecycle;
 use crate::node::Node;
 
@@ -25,6 +26,7 @@ pub(crate) struct Reconciler {
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) node: Arc<dyn Node>,
     pub(crate) wake: Arc<Notify>,
+    pub(crate) checkpoints: Arc<Checkpointer>,
 }
 
 /// The route the proxy uses for an app.
@@ -94,6 +96,8 @@ impl Reconciler {
         // Parked containers of an older version go, and the warm pool fills up (in the
         // background) from this one; the agent refills it itself after each start.
         self.node.prepare(&app);
+        // Checkpoints of other versions go; `restore: always` gets one of this version.
+        self.checkpoints.app_changed(&app);
     }
 
     /// An app was deleted: new requests get 404 at once, its instances drain and stop in the
@@ -109,5 +113,6 @@ impl Reconciler {
             self.apps.remove(&app.spec.name);
         }
         self.lifecycle.retire_app(app);
+        self.checkpoints.forget(&app.storage_key());
     }
 }

@@ -36,6 +36,7 @@ pub async fn serve(
     let mut agent_cfg = AgentConfig::new(&config.data_dir, config.runtime.clone());
     agent_cfg.log_max_bytes = 1 << 20;
     agent_cfg.storage = config.storage;
+    agent_cfg.checkpoint_max_bytes = config.checkpoint_max_bytes;
     agent_cfg.database_socket_dir = Some(config.database_server().socket_dir().to_path_buf());
     let (agent, exits) = Agent::new(agent_cfg)?;
     let token =

@@ -162,6 +162,10 @@ pub struct AppSpec {
     /// Whether instances may start from a checkpoint of this app version. Default auto.
     #[serde(default)]
     pub restore: crate::RestoreMode,
+    /// Which keep-alive stops its idle instances: `fixed` (the idle timeout) or `predictive`
+    /// (learns the app's idle periods, pre-warms before an expected visit). Default fixed.
+    #[serde(default)]
+    pub keep_alive: crate::KeepAliveMode,
 }
 
 /// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).
@@ -200,6 +204,7 @@ impl AppSpec {
             seccomp: SeccompProfile::default(),
             seccomp_reason: None,
             restore: crate::RestoreMode::default(),
+            keep_alive: crate::KeepAliveMode::default(),
         }
     }
 }

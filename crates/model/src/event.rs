@@ -17,6 +17,11 @@ pub enum EventKind {
     Stop,
     Exited,
     Unreachable,
+    /// A checkpoint of the app's current version was made (or could not be).
+    Checkpoint,
+    CheckpointFailed,
+    /// Checkpoints of the app were removed (an older version, the disk bound).
+    CheckpointRemoved,
 }
 
 /// One recorded event.

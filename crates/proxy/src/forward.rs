@@ -46,6 +46,7 @@ pub(crate) async fn handle(
         Err(error) => return error_response(&error, shared.config.retry_after_secs),
     };
     app.metrics.record_arrival(Instant::now());
+    app.metrics.idle.record(tokio::time::Instant::now());
     let abandoned = Abandoned(Some(&app));
     let response = match proxy(shared, &app, client, req).await {
         Ok(response) => response,

@@ -7,11 +7,13 @@
 
 mod gaps;
 mod histogram;
+mod idle;
 mod prometheus;
 mod starts;
 
 pub use gaps::{ArrivalGaps, GapsSnapshot};
 pub use histogram::{Bin, Histogram, HistogramSnapshot};
+pub use idle::{IDLE_PERIOD_MIN, IdlePeriods, IdleSince};
 pub use prometheus::prometheus;
 pub use starts::{RECENT_STARTS, StartTimes};
 
@@ -33,6 +35,8 @@ pub struct AppMetrics {
     wait: Histogram,
     upstream: Histogram,
     arrivals: ArrivalGaps,
+    /// The idle periods between visits, for the predictive keep-alive.
+    pub idle: IdlePeriods,
     starts: StartTimes,
     /// Failed starts, per [`StartFailure`] (indexed like [`StartFailure::ALL`]).
     start_failures: [AtomicU64; StartFailure::ALL.len()],

@@ -177,6 +177,7 @@ impl Runtime {
                 NetworkMode::None => None,
                 _ => self.resolv_conf.clone(),
             },
+            instance: spec.instance.as_deref(),
         });
         let nofile = self.config.nofile.min(hard_nofile());
         let mut plan = build_plan(spec, &creds, ops, net_cfg, &stdio, &child_ends, nofile);

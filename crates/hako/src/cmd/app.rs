@@ -150,6 +150,11 @@ pub struct Settings {
     /// faster than a cold start), always, or never. Default auto.
     #[arg(long, value_name = "auto|always|never")]
     pub restore: Option<hako_model::RestoreMode>,
+    /// Which keep-alive stops idle instances: fixed (the idle timeout) or predictive (learns
+    /// the site's idle periods; unloads a periodic site after each visit and pre-warms it
+    /// just before the next). Default fixed.
+    #[arg(long, value_name = "fixed|predictive")]
+    pub keep_alive: Option<hako_model::KeepAliveMode>,
 }
 
 impl Settings {
@@ -187,6 +192,7 @@ impl Settings {
             seccomp: self.seccomp,
             seccomp_reason: self.seccomp_reason.map(Some),
             restore: self.restore,
+            keep_alive: self.keep_alive,
         })
     }
 }
@@ -289,8 +295,10 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
         AppCommand::Show { name, json } => {
             let app = api(client.app(&name))?;
             let instances = api(client.instances(Some(&name)))?;
+            // Whether starts restore a checkpoint, and why (absent from an older daemon).
+            let checkpoint = client.checkpoint(&name).ok();
             if json {
-                let v = serde_json::json!({ "app": app, "instances": instances });
+                let v = serde_json::json!({ "app": app, "instances": instances, "checkpoint": checkpoint });
                 out(&format!(
                     "{}\n",
                     serde_json::to_string_pretty(&v).expect("serializable")
@@ -298,6 +306,9 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             } else {
                 let mut s = serde_json::to_string_pretty(&app).expect("serializable");
                 s.push('\n');
+                if let Some(c) = &checkpoint {
+                    s += &checkpoint_lines(c);
+                }
                 s += &format!("instances: {}\n", instances.len());
                 for i in instances {
                     s += &format!(
@@ -306,10 +317,10 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                         i.addr,
                         i.state,
                         i.ready_ms.unwrap_or(0.0),
-                        if i.from_pool {
-                            " (from the warm pool)"
-                        } else {
-                            ""
+                        match i.start_path {
+                            hako_model::StartPath::Pool => " (from the warm pool)",
+                            hako_model::StartPath::Restore => " (restored from a checkpoint)",
+                            hako_model::StartPath::Cold => "",
                         },
                         i.image,
                         i.release.map_or("-".into(), |r| r.to_string())
@@ -443,6 +454,34 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             Ok(0)
         }
     }
+}
+
+/// `hako app show`'s lines on checkpoint/restore: which start path and why, the checkpoint's
+/// size, the node's checkpoint disk use against its bound.
+fn checkpoint_lines(c: &serde_json::Value) -> String {
+    let mut s = format!(
+        "restore: {} — {}\n",
+        c["restore"].as_str().unwrap_or("auto"),
+        c["reason"].as_str().unwrap_or("")
+    );
+    if let Some(bytes) = c["checkpoint"]["bytes"].as_u64() {
+        s += &format!("  checkpoint: {}", format_size(bytes));
+        if let Some(image) = c["checkpoint"]["image"].as_str() {
+            s += &format!(" of image {image}");
+        }
+        s.push('\n');
+    }
+    if let (Some(used), Some(bound)) = (
+        c["node_checkpoint_bytes"].as_u64(),
+        c["node_checkpoint_max_bytes"].as_u64(),
+    ) {
+        s += &format!(
+            "  node's checkpoints: {} of {}\n",
+            format_size(used),
+            format_size(bound)
+        );
+    }
+    s
 }
 
 /// Asks a yes/no question on the terminal; only an explicit yes is yes.

@@ -13,7 +13,8 @@ use super::{Exit, Failure, OrExit};
 /// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
 /// same names: `listen`, `api`, `store`, `prefix`, `subnet`, `state_root`, `stop_grace`,
 /// `trusted_proxies` (a list), `release_max_size`, `release_max_files`, `data_quota` (a size
-/// or "none"), and a `[database]` table: `socket`, `prefix`, `defaults_file`,
+/// or "none"), `checkpoint_max_size` (the disk bound of this node's checkpoints), and a
+/// `[database]` table: `socket`, `prefix`, `defaults_file`,
 /// `max_user_connections`).
 #[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
@@ -65,6 +66,7 @@ struct FileConfig {
     release_max_size: Option<String>,
     release_max_files: Option<u64>,
     data_quota: Option<String>,
+    checkpoint_max_size: Option<String>,
     database: Option<DatabaseFileConfig>,
 }
 
@@ -165,6 +167,9 @@ fn settings(
             "none" => None,
             s => Some(size("data_quota", s)?),
         };
+    }
+    if let Some(s) = &file.checkpoint_max_size {
+        config.checkpoint_max_bytes = size("checkpoint_max_size", s)?;
     }
     let db = file.database.unwrap_or_default();
     if let Some(s) = args.database_socket.or(db.socket) {

@@ -166,6 +166,13 @@ pub struct AppPatch {
         deserialize_with = "set"
     )]
     pub restore: Option<crate::RestoreMode>,
+    /// Which keep-alive stops idle instances (`fixed`, `predictive`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub keep_alive: Option<crate::KeepAliveMode>,
 }
 
 /// A field that is present must hold a value (`null` is refused by the value's own type).
@@ -220,7 +227,8 @@ impl AppPatch {
             warm_pool,
             seccomp,
             seccomp_reason,
-            restore
+            restore,
+            keep_alive
         );
         s.validate()?;
         Ok(s)
