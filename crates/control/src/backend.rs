@@ -96,6 +96,11 @@ impl Backend for DaemonBackend {
                 "warm_pool_parked".into(),
                 self.agent.pooled(&self.storage_key(app)).len().into(),
             );
+            // Slots of the node's shared warm pool (for any app) parked right now.
+            o.insert(
+                "shared_pool_parked".into(),
+                self.agent.shared_pool_parked().into(),
+            );
         }
         Some(v)
     }

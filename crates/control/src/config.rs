@@ -29,6 +29,11 @@ pub struct ServeConfig {
     pub storage: hako_agent::StorageLimits,
     /// The disk bound of this node's checkpoints together (least recently used go first).
     pub checkpoint_max_bytes: u64,
+    /// Where CRIU is installed; `None`: `HAKO_CRIU_DIR`, else `<data-dir>/criu`.
+    pub criu_dir: Option<PathBuf>,
+    /// Slots of the node's shared warm pool (a cgroup and a network each, for any app's
+    /// start); 0: none.
+    pub shared_pool: usize,
 }
 
 /// The shared database service (MariaDB on this host), `[database]` in the config file.
@@ -71,6 +76,8 @@ impl ServeConfig {
             database: DatabaseConfig::default(),
             storage: hako_agent::StorageLimits::default(),
             checkpoint_max_bytes: 4 << 30,
+            criu_dir: None,
+            shared_pool: 0,
         }
     }
 

@@ -47,6 +47,7 @@ impl Daemon {
         let apps = Arc::new(Apps::default());
         let events = Arc::new(EventLog::new(store.clone()));
         let wake = Arc::new(Notify::new());
+        agent.fill_shared_pool();
         let node: Arc<dyn Node> = Arc::new(LocalNode(agent.clone()));
         let (checkpoints, checkpoint_queue) =
             Checkpointer::new(node.clone(), events.clone(), apps.clone());

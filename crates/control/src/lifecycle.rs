@@ -223,6 +223,7 @@ impl Lifecycle {
                 let path = match info.start_path {
                     hako_model::StartPath::Pool => " from the warm pool",
                     hako_model::StartPath::Restore => " restored from a checkpoint",
+                    hako_model::StartPath::Shared => " from the shared warm pool",
                     hako_model::StartPath::Cold => "",
                 };
                 let mut reason = match &cause {

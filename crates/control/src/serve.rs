@@ -37,6 +37,8 @@ pub async fn serve(
     agent_cfg.log_max_bytes = 1 << 20;
     agent_cfg.storage = config.storage;
     agent_cfg.checkpoint_max_bytes = config.checkpoint_max_bytes;
+    agent_cfg.criu_dir = config.criu_dir.clone();
+    agent_cfg.shared_pool = config.shared_pool;
     agent_cfg.database_socket_dir = Some(config.database_server().socket_dir().to_path_buf());
     let (agent, exits) = Agent::new(agent_cfg)?;
     let token =

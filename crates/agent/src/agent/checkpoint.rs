@@ -277,11 +277,14 @@ impl Agent {
         let agent = self.clone();
         let (name, key2) = (app.storage_key(), key.clone());
         let app2 = app.clone();
+        let slot = self.take_slot();
         let r = tokio::task::spawn_blocking(move || {
             let Some((guard, _)) = agent.checkpoints.take(&name, &key2) else {
                 return Ok(None);
             };
-            agent.restore_blocking(&app2, &criu, &guard.dir).map(Some)
+            agent
+                .restore_blocking(&app2, &criu, &guard.dir, slot)
+                .map(Some)
         })
         .await
         .map_err(|e| format!("the restore task failed: {e}"))?;
@@ -299,7 +302,7 @@ impl Agent {
         dir: &std::path::Path,
     ) -> Result<Prepared, String> {
         let (agent, app, criu, dir) = (self.clone(), app.clone(), criu.clone(), dir.to_path_buf());
-        tokio::task::spawn_blocking(move || agent.restore_blocking(&app, &criu, &dir))
+        tokio::task::spawn_blocking(move || agent.restore_blocking(&app, &criu, &dir, None))
             .await
             .map_err(|e| format!("the restore task failed: {e}"))?
     }
@@ -309,12 +312,17 @@ impl Agent {
         app: &App,
         criu: &Criu,
         dir: &std::path::Path,
+        slot: Option<hako_runtime::Slot>,
     ) -> Result<Prepared, String> {
         let plan = self.plan(app).map_err(|e| e.reason)?;
-        let container = self
-            .runtime
-            .restore(criu, &plan.spec, dir, &plan.id)
-            .map_err(|e| format!("restoring the checkpoint failed: {e}"))?;
+        let restored = match slot {
+            Some(slot) => self
+                .runtime
+                .restore_in(criu, &plan.spec, dir, &plan.id, slot),
+            None => self.runtime.restore(criu, &plan.spec, dir, &plan.id),
+        };
+        let container =
+            restored.map_err(|e| format!("restoring the checkpoint failed: {e}"))?;
         Ok(plan.with(container))
     }
 

@@ -320,6 +320,7 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                         match i.start_path {
                             hako_model::StartPath::Pool => " (from the warm pool)",
                             hako_model::StartPath::Restore => " (restored from a checkpoint)",
+                            hako_model::StartPath::Shared => " (from the shared warm pool)",
                             hako_model::StartPath::Cold => "",
                         },
                         i.image,

@@ -13,7 +13,9 @@ use super::{Exit, Failure, OrExit};
 /// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
 /// same names: `listen`, `api`, `store`, `prefix`, `subnet`, `state_root`, `stop_grace`,
 /// `trusted_proxies` (a list), `release_max_size`, `release_max_files`, `data_quota` (a size
-/// or "none"), `checkpoint_max_size` (the disk bound of this node's checkpoints), and a
+/// or "none"), `checkpoint_max_size` (the disk bound of this node's checkpoints), `criu_dir`
+/// (where `hako criu install` put CRIU, default `<data-dir>/criu`), `shared_pool` (slots of the
+/// node's shared warm pool, default 0), and a
 /// `[database]` table: `socket`, `prefix`, `defaults_file`,
 /// `max_user_connections`).
 #[derive(Debug, Default, clap::Args)]
@@ -51,6 +53,10 @@ pub struct ServeArgs {
     pub trusted_proxies: Vec<String>,
 }
 
+/// Most slots of the shared warm pool a node keeps (each holds a cgroup, a network namespace
+/// and a veth, no process).
+const MAX_SHARED_POOL: usize = 256;
+
 /// The config file.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +73,8 @@ struct FileConfig {
     release_max_files: Option<u64>,
     data_quota: Option<String>,
     checkpoint_max_size: Option<String>,
+    criu_dir: Option<PathBuf>,
+    shared_pool: Option<usize>,
     database: Option<DatabaseFileConfig>,
 }
 
@@ -170,6 +178,16 @@ fn settings(
     }
     if let Some(s) = &file.checkpoint_max_size {
         config.checkpoint_max_bytes = size("checkpoint_max_size", s)?;
+    }
+    config.criu_dir = file.criu_dir;
+    if let Some(n) = file.shared_pool {
+        if n > MAX_SHARED_POOL {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!("shared_pool = {n} is too many: give at most {MAX_SHARED_POOL}"),
+            ));
+        }
+        config.shared_pool = n;
     }
     let db = file.database.unwrap_or_default();
     if let Some(s) = args.database_socket.or(db.socket) {
