@@ -449,7 +449,11 @@ impl Agent {
     }
 
     /// [`Agent::prepare`], in a slot of the shared warm pool when one is given.
-    fn prepare_with(&self, app: &App, slot: Option<hako_runtime::Slot>) -> Result<Prepared, LaunchError> {
+    fn prepare_with(
+        &self,
+        app: &App,
+        slot: Option<hako_runtime::Slot>,
+    ) -> Result<Prepared, LaunchError> {
         let plan = self.plan(app)?;
         let made = match slot {
             Some(slot) => self.runtime.create_in(&plan.spec, slot),

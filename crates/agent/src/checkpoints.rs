@@ -147,7 +147,12 @@ impl Checkpoints {
     pub(crate) fn publish(&self, staging: &Path, info: &CheckpointInfo) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(info).expect("info serialises");
         std::fs::write(staging.join("info.json"), text)?;
-        let dir = self.path(&info.app, &info.key);
+        // Beside its staging dir, in the app's storage-key dir (`info.app` is the app's name,
+        // which differs from its storage key for any app with a uid).
+        let dir = match staging.parent() {
+            Some(app_dir) => app_dir.join(&info.key),
+            None => self.path(&info.app, &info.key),
+        };
         if read_info(&dir).is_some() {
             let _ = std::fs::remove_dir_all(staging);
             return Ok(());
@@ -303,6 +308,17 @@ mod tests {
         std::fs::create_dir_all(&st).unwrap();
         std::fs::write(st.join("pages-1.img"), vec![0u8; bytes as usize]).unwrap();
         s.publish(&st, &info(app, key, bytes)).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_is_filed_under_the_apps_storage_key_not_its_name() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Checkpoints::open(d.path().join("c"), 1 << 30).unwrap();
+        let st = s.staging("blog_0123456789ab", "k1");
+        std::fs::create_dir_all(&st).unwrap();
+        s.publish(&st, &info("blog", "k1", 10)).unwrap();
+        assert!(s.get("blog_0123456789ab", "k1").is_some());
+        assert!(s.has_any("blog_0123456789ab") && !s.has_any("blog"));
     }
 
     #[test]

@@ -114,11 +114,14 @@ impl Backend for DaemonBackend {
         let h = self.router.history(app).ok()?;
         let mut history = crate::slo::history(&h, crate::keepalive::policy_of(&spec));
         history.keep_alive_mode = spec.spec.keep_alive;
-        history.predictor = self.predictors.state(app).map(|p| hako_api::slo::PredictorReport {
-            window: p.window,
-            idle_periods: p.idle_periods,
-            pre_warm_starts: p.pre_warm_starts,
-        });
+        history.predictor = self
+            .predictors
+            .state(app)
+            .map(|p| hako_api::slo::PredictorReport {
+                window: p.window,
+                idle_periods: p.idle_periods,
+                pre_warm_starts: p.pre_warm_starts,
+            });
         Some(history)
     }
 

@@ -304,7 +304,9 @@ impl Checkpointer {
             tokio::time::sleep(self.delay).await;
             let current = self.apps.get(&app.spec.name);
             if current.as_ref().is_none_or(|c| {
-                c.uid != app.uid || c.version_key() != app.version_key() || c.spec.restore == RestoreMode::Never
+                c.uid != app.uid
+                    || c.version_key() != app.version_key()
+                    || c.spec.restore == RestoreMode::Never
             }) {
                 continue; // changed or gone meanwhile: its new version queues itself
             }
@@ -366,7 +368,8 @@ impl Checkpointer {
             let mut table = self.table.lock().expect("checkpoint table lock");
             for e in table.values_mut() {
                 if matches!(&e.made, Made::Made(m) if m.key == info.key && m.app == info.app) {
-                    e.made = Made::Failed("its checkpoint was removed by the node's disk bound".into());
+                    e.made =
+                        Made::Failed("its checkpoint was removed by the node's disk bound".into());
                 }
             }
         }
@@ -415,7 +418,10 @@ mod tests {
         let slow_init = Made::Made(info(620.0, 62.0, None));
         let (mode, why) = decide(RestoreMode::Auto, Some(&slow_init));
         assert_eq!(mode, StartMode::Auto);
-        assert!(why.contains("restore is faster: 62.0 ms restored against 620.0 ms cold"), "{why}");
+        assert!(
+            why.contains("restore is faster: 62.0 ms restored against 620.0 ms cold"),
+            "{why}"
+        );
         // php -S: a restore costs more than its cold start.
         let php = Made::Made(info(13.0, 16.0, None));
         let (mode, why) = decide(RestoreMode::Auto, Some(&php));
@@ -436,8 +442,16 @@ mod tests {
 
     #[test]
     fn without_a_checkpoint_the_reason_says_what_happens_next() {
-        assert!(decide(RestoreMode::Auto, None).1.contains("first successful start"));
-        assert!(decide(RestoreMode::Auto, Some(&Made::Queued)).1.contains("being made"));
+        assert!(
+            decide(RestoreMode::Auto, None)
+                .1
+                .contains("first successful start")
+        );
+        assert!(
+            decide(RestoreMode::Auto, Some(&Made::Queued))
+                .1
+                .contains("being made")
+        );
         let failed = Made::Failed("CRIU is not available on this node (missing)".into());
         let (mode, why) = decide(RestoreMode::Always, Some(&failed));
         assert_eq!(mode, StartMode::NoRestore);

@@ -73,9 +73,14 @@ impl KeepAliveLoop {
         for app in apps {
             let policy = policy_of(&app);
             let (ids, views) = self.views(&app, now_t);
-            let (decisions, next_app) =
-                self.predictors
-                    .decide(&app, &policy, &self.router, now_t, |t| self.time(t), &views);
+            let (decisions, next_app) = self.predictors.decide(
+                &app,
+                &policy,
+                &self.router,
+                now_t,
+                |t| self.time(t),
+                &views,
+            );
             for d in decisions {
                 let reason = d.reason.to_string();
                 match d.action {

@@ -128,6 +128,10 @@ impl Predictors {
         self.apps
             .lock()
             .expect("predictors lock")
-            .retain(|name, l| current.iter().any(|a| &a.spec.name == name && a.storage_key() == l.uid));
+            .retain(|name, l| {
+                current
+                    .iter()
+                    .any(|a| &a.spec.name == name && a.storage_key() == l.uid)
+            });
     }
 }

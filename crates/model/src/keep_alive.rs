@@ -23,9 +23,7 @@ impl std::str::FromStr for KeepAliveMode {
         match s.trim().to_ascii_lowercase().as_str() {
             "fixed" => Ok(KeepAliveMode::Fixed),
             "predictive" => Ok(KeepAliveMode::Predictive),
-            _ => Err(format!(
-                "keep-alive {s:?} is not one of fixed, predictive"
-            )),
+            _ => Err(format!("keep-alive {s:?} is not one of fixed, predictive")),
         }
     }
 }

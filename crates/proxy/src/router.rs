@@ -290,7 +290,11 @@ impl Router {
 
     /// Records a request's arrival for the app's idle periods at `at` (the proxy does this
     /// for every request; tests of the keep-alive loop play arrivals with it).
-    pub fn record_idle_arrival(&self, app: &str, at: tokio::time::Instant) -> Result<(), RouterError> {
+    pub fn record_idle_arrival(
+        &self,
+        app: &str,
+        at: tokio::time::Instant,
+    ) -> Result<(), RouterError> {
         self.app(app)?.metrics.idle.record(at);
         Ok(())
     }

@@ -150,8 +150,7 @@ impl Runtime {
     ) -> Result<Container, RuntimeError> {
         if spec.network != NetworkMode::Isolated {
             return Err(RuntimeError::Config(
-                "a slot of the shared pool holds an isolated network: the spec must use it"
-                    .into(),
+                "a slot of the shared pool holds an isolated network: the spec must use it".into(),
             ));
         }
         self.create_with(spec, Some(slot))
@@ -413,10 +412,7 @@ impl Runtime {
                 return Err(e.into());
             }
         };
-        let mut slot = Slot {
-            id,
-            parts: None,
-        };
+        let mut slot = Slot { id, parts: None };
         let made = (|| -> Result<OwnedFd, RuntimeError> {
             let pending = crate::checkpoint::netns::create()
                 .map_err(RuntimeError::sys("make a network namespace"))?;

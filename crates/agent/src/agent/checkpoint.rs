@@ -321,8 +321,7 @@ impl Agent {
                 .restore_in(criu, &plan.spec, dir, &plan.id, slot),
             None => self.runtime.restore(criu, &plan.spec, dir, &plan.id),
         };
-        let container =
-            restored.map_err(|e| format!("restoring the checkpoint failed: {e}"))?;
+        let container = restored.map_err(|e| format!("restoring the checkpoint failed: {e}"))?;
         Ok(plan.with(container))
     }
 

@@ -57,7 +57,12 @@ impl Figures {
         );
         println!(
             "{:<12} {:>9} {:>11} {:>15} {:>10} {:>18}",
-            "keep-alive", "requests", "cold ratio", "p99 added (ms)", "p50 (ms)", "instance-seconds"
+            "keep-alive",
+            "requests",
+            "cold ratio",
+            "p99 added (ms)",
+            "p50 (ms)",
+            "instance-seconds"
         );
         for (name, v) in [("fixed", &self.fixed), ("predictive", &self.predictive)] {
             println!(
@@ -160,9 +165,7 @@ pub(super) fn run(serve: &HakoServe, code: &Path, seconds: u64) -> anyhow::Resul
     serve.wait_no_instances(&warm_app, Duration::from_secs(30))?;
     let warm_p50_ms = warm.p50().unwrap_or(0.0);
     let cold_before: Vec<[u64; 2]> = (0..PATTERNS.len())
-        .map(|i| {
-            [false, true].map(|p| serve.cold_count(&name(i, p)).unwrap_or(0))
-        })
+        .map(|i| [false, true].map(|p| serve.cold_count(&name(i, p)).unwrap_or(0)))
         .collect();
 
     eprintln!("bench mitigation: replaying the trace for {seconds} s");
@@ -216,7 +219,11 @@ pub(super) fn run(serve: &HakoServe, code: &Path, seconds: u64) -> anyhow::Resul
     let _ = sampler.join();
     let errors = errors.lock().unwrap().clone();
     if !errors.is_empty() {
-        anyhow::bail!("{} request(s) of the trace failed, e.g. {}", errors.len(), errors[0]);
+        anyhow::bail!(
+            "{} request(s) of the trace failed, e.g. {}",
+            errors.len(),
+            errors[0]
+        );
     }
 
     let mut f = Figures {
@@ -272,7 +279,10 @@ mod tests {
         assert_eq!(a, schedule(300.0));
         assert!(a.windows(2).all(|w| w[0].0 <= w[1].0));
         for i in 0..PATTERNS.len() {
-            assert!(a.iter().filter(|(_, p)| *p == i).count() >= 5, "pattern {i}");
+            assert!(
+                a.iter().filter(|(_, p)| *p == i).count() >= 5,
+                "pattern {i}"
+            );
         }
         // The 6 s cron: about 50 requests in 300 s.
         let cron = a.iter().filter(|(_, p)| *p == 0).count();

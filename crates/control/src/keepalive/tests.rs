@@ -362,7 +362,10 @@ impl Bed {
             .iter()
             .any(|(_, s)| *s == InstanceState::Ready);
         if !warm {
-            self.lifecycle.start(&self.app(), Cause::Request).await.unwrap();
+            self.lifecycle
+                .start(&self.app(), Cause::Request)
+                .await
+                .unwrap();
         }
         warm
     }
@@ -402,14 +405,28 @@ async fn the_predictor_pre_warms_before_a_periodic_arrival() {
     assert!(state.window.contains("pre-warm"), "{}", state.window);
     assert!(state.pre_warm_starts >= 4, "{state:?}");
     // Between visits nothing runs: every instance was stopped after its visit.
-    let launches = b.node.calls().iter().filter(|c| matches!(c, Call::Launch(_))).count();
-    let stops = b.node.calls().iter().filter(|c| matches!(c, Call::Stop(_))).count();
+    let launches = b
+        .node
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Launch(_)))
+        .count();
+    let stops = b
+        .node
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Stop(_)))
+        .count();
     // One per visit, and the pre-warm ahead of the 17th (the last minute ran up to it).
     assert_eq!(launches, 17);
     assert!(stops >= 15, "{:?}", b.node.calls());
     let prewarms = b.events(EventKind::Start).await;
     assert!(
-        prewarms.iter().filter(|e| e.reason.contains("pre-warm")).count() >= 4,
+        prewarms
+            .iter()
+            .filter(|e| e.reason.contains("pre-warm"))
+            .count()
+            >= 4,
         "{prewarms:?}"
     );
 }
@@ -452,13 +469,21 @@ async fn a_checkpoint_is_made_after_the_first_start_and_decides_later_starts() {
     b.settle().await;
     assert_eq!(*b.node.checkpoints_made.lock().unwrap(), 1);
     // restore: never — starts never restore.
-    b.set(site(serde_json::json!({"idle_timeout": "30s", "restore": "never"})));
+    b.set(site(
+        serde_json::json!({"idle_timeout": "30s", "restore": "never"}),
+    ));
     b.run_until(Instant::now() + Duration::from_secs(60)).await;
     b.request().await;
-    assert_eq!(b.node.modes.lock().unwrap().last(), Some(&StartMode::NoRestore));
+    assert_eq!(
+        b.node.modes.lock().unwrap().last(),
+        Some(&StartMode::NoRestore)
+    );
     let status = b.checkpoints.status(&b.app());
     assert_eq!(status["restores"], false, "{status}");
-    assert!(status["reason"].as_str().unwrap().contains("never"), "{status}");
+    assert!(
+        status["reason"].as_str().unwrap().contains("never"),
+        "{status}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -475,9 +500,18 @@ async fn where_a_cold_start_is_faster_auto_does_not_restore() {
     }
     b.run_until(Instant::now() + Duration::from_secs(60)).await;
     b.request().await;
-    assert_eq!(b.node.modes.lock().unwrap().last(), Some(&StartMode::NoRestore));
+    assert_eq!(
+        b.node.modes.lock().unwrap().last(),
+        Some(&StartMode::NoRestore)
+    );
     let status = b.checkpoints.status(&b.app());
-    assert!(status["reason"].as_str().unwrap().contains("a cold start is faster"), "{status}");
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a cold start is faster"),
+        "{status}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -503,9 +537,16 @@ async fn without_criu_every_start_is_cold_and_one_event_says_so() {
     }
     let failed = b.events(EventKind::CheckpointFailed).await;
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert!(failed[0].reason.contains("CRIU is not available"), "{failed:?}");
+    assert!(
+        failed[0].reason.contains("CRIU is not available"),
+        "{failed:?}"
+    );
     assert!(failed[0].reason.contains("hako criu install"), "{failed:?}");
-    assert_eq!(*b.node.checkpoints_made.lock().unwrap(), 2, "one try per version");
+    assert_eq!(
+        *b.node.checkpoints_made.lock().unwrap(),
+        2,
+        "one try per version"
+    );
     // Each version's first start could not know; after its failed checkpoint, starts do not
     // look for one.
     let modes = b.node.modes.lock().unwrap().clone();

@@ -91,10 +91,7 @@ mod tests {
             p.record(at(ms));
         }
         let s = p.take();
-        assert_eq!(
-            s.periods,
-            [(at(900), at(5_900)), (at(6_000), at(66_000))]
-        );
+        assert_eq!(s.periods, [(at(900), at(5_900)), (at(6_000), at(66_000))]);
         assert_eq!(s.last_arrival, Some(at(66_000)));
         // Taken once; the latest arrival stays.
         let again = p.take();
