@@ -157,8 +157,7 @@ impl Options {
                     o.pool_start = Duration::from_secs_f64(number::<f64>(name, value()?)? / 1e3)
                 }
                 "--restore-start-ms" => {
-                    o.restore_start =
-                        Duration::from_secs_f64(number::<f64>(name, value()?)? / 1e3)
+                    o.restore_start = Duration::from_secs_f64(number::<f64>(name, value()?)? / 1e3)
                 }
                 "--checkpoint-mib" => o.checkpoint_mib = number(name, value()?)?,
                 other => bail!("unknown option {other:?}"),

@@ -347,6 +347,11 @@ impl Checkpointer {
                     ));
                 }
             }
+            Err(CheckpointError::Unsupported(reason)) => {
+                // This kind of node, or this app, has no checkpoints: said in `hako app show`.
+                tracing::debug!(app = %name, %reason, "no checkpoint");
+                self.set(app, Made::Failed(reason));
+            }
             Err(e) => {
                 let why = format!("making it failed: {e}");
                 self.set(app, Made::Failed(why.clone()));

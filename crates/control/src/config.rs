@@ -34,6 +34,16 @@ pub struct ServeConfig {
     /// Slots of the node's shared warm pool (a cgroup and a network each, for any app's
     /// start); 0: none.
     pub shared_pool: usize,
+    /// Storage every node of a cluster shares (images, code releases, apps' `/data`).
+    pub shared_dir: Option<PathBuf>,
+    /// In a cluster: this host's node (and front) name; default the host name.
+    pub node: Option<String>,
+    /// In a cluster: run instances here too (an in-process agent), not only the front.
+    pub run_node: bool,
+    /// In a cluster: the address other hosts reach this one at.
+    pub advertise: Option<String>,
+    /// In a cluster: how long a node's or front's lease lives without renewal.
+    pub lease_ttl: Duration,
 }
 
 /// The shared database service (MariaDB on this host), `[database]` in the config file.
@@ -78,6 +88,11 @@ impl ServeConfig {
             checkpoint_max_bytes: 4 << 30,
             criu_dir: None,
             shared_pool: 0,
+            shared_dir: None,
+            node: None,
+            run_node: true,
+            advertise: None,
+            lease_ttl: Duration::from_secs(5),
         }
     }
 

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
 use crate::apps::Apps;
-use crate::backend::DaemonBackend;
+use crate::backend::{Capacity, DaemonBackend, Files, Instances};
 use crate::checkpoint::Checkpointer;
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
@@ -21,7 +21,8 @@ use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
 use crate::node::{LocalNode, Node};
 use crate::predict::Predictors;
-use crate::reconcile::Reconciler;
+use crate::reconcile::{Lead, Reconciler};
+use crate::traffic::{LocalTraffic, Traffic};
 
 /// The daemon's parts, assembled.
 pub(crate) struct Daemon {
@@ -52,8 +53,13 @@ impl Daemon {
         let (checkpoints, checkpoint_queue) =
             Checkpointer::new(node.clone(), events.clone(), apps.clone());
         let predictors = Arc::new(Predictors::default());
+        let traffic: Arc<dyn Traffic> = Arc::new(LocalTraffic {
+            router: router.clone(),
+            store: store.clone(),
+        });
         let lifecycle = Arc::new(Lifecycle::new(
             node.clone(),
+            traffic.clone(),
             router.clone(),
             store.clone(),
             events.clone(),
@@ -63,20 +69,20 @@ impl Daemon {
             checkpoints.clone(),
         ));
         lifecycle.forget_previous().await;
+        let lead = Arc::new(Lead::default());
+        lead.set(Some(lifecycle.clone()));
         let watch = Reconciler {
             apps: apps.clone(),
             router: router.clone(),
-            lifecycle: lifecycle.clone(),
-            node,
+            lead: lead.clone(),
             wake: wake.clone(),
-            checkpoints: checkpoints.clone(),
         }
         .start(store.clone())
         .await?;
         let keep_alive = KeepAliveLoop {
             apps: apps.clone(),
             lifecycle: lifecycle.clone(),
-            router: router.clone(),
+            traffic,
             wake: wake.clone(),
             epoch: tokio::time::Instant::now(),
             predictors: predictors.clone(),
@@ -90,7 +96,7 @@ impl Daemon {
             )),
             tokio::spawn(crate::proxy_events::consume(
                 proxy_events,
-                lifecycle.clone(),
+                lead,
                 events,
                 wake,
             )),
@@ -99,13 +105,14 @@ impl Daemon {
             tokio::spawn(checkpoints.clone().run(checkpoint_queue)),
         ];
         let backend = Arc::new(DaemonBackend {
-            agent,
+            files: Arc::new(Files::Agent(agent)),
             apps,
-            lifecycle: lifecycle.clone(),
+            instances: Instances::Lifecycle(lifecycle.clone()),
+            capacity: Capacity::Host,
             router: router.clone(),
             database: config.database_server(),
-            checkpoints,
-            predictors,
+            checkpoints: Some(checkpoints),
+            predictors: Some(predictors),
         });
         Ok(Daemon {
             router,
@@ -119,6 +126,6 @@ impl Daemon {
 /// Instances whose container ended on its own (crash, exit).
 async fn follow_exits(mut exits: UnboundedReceiver<Exit>, lifecycle: Arc<Lifecycle>) {
     while let Some(exit) = exits.recv().await {
-        lifecycle.exited(exit).await;
+        lifecycle.exited(exit.into()).await;
     }
 }

@@ -11,14 +11,15 @@
 //! ([`checkpoint`]); the keep-alive loop runs the predictive keep-alive and pre-start
 //! ([`predict`]).
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node` → `checkpoint`
-//! → `lifecycle` → `launcher`, `predict` → `keepalive`, `reconcile`, `proxy_events`,
-//! `backend` → `daemon` (the wiring) → `serve`.
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic` →
+//! `checkpoint` → `lifecycle` → `launcher`, `predict` → `keepalive`, `reconcile`,
+//! `proxy_events`, `backend` → `daemon` (the wiring) → `serve`.
 #![forbid(unsafe_code)]
 
 mod apps;
 mod backend;
 mod checkpoint;
+mod cluster;
 mod config;
 mod daemon;
 mod error;
@@ -32,6 +33,7 @@ mod proxy_events;
 mod reconcile;
 mod serve;
 mod slo;
+mod traffic;
 
 pub use config::{DatabaseConfig, ServeConfig};
 pub use error::ServeError;

@@ -20,8 +20,9 @@ use hako_model::{App, KeepAliveMode};
 use hako_policy::predict::PredictiveKeepAlive;
 use hako_policy::prestart::PreStart;
 use hako_policy::{Decision, InstanceView, KeepAlive, Reason, Time};
-use hako_proxy::Router;
 use tokio::time::Instant;
+
+use crate::traffic::Traffic;
 
 /// What `hako slo APP` shows of an app's predictor.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -57,7 +58,7 @@ impl Predictors {
         &self,
         app: &App,
         policy: &KeepAlive,
-        router: &Router,
+        traffic: &dyn Traffic,
         now: Time,
         time: impl Fn(Instant) -> Time,
         views: &[InstanceView],
@@ -88,14 +89,13 @@ impl Predictors {
                     };
                 }
                 learner.predictor.keep_alive = policy.clone();
-                if let Ok(seen) = router.idle_periods(&app.spec.name) {
-                    for (from, to) in seen.periods {
-                        learner.predictor.observe(time(from));
-                        learner.predictor.observe(time(to));
-                    }
-                    if let Some(last) = seen.last_arrival {
-                        learner.predictor.observe(time(last));
-                    }
+                let seen = traffic.idle_periods(&app.spec.name);
+                for (from, to) in seen.periods {
+                    learner.predictor.observe(time(from));
+                    learner.predictor.observe(time(to));
+                }
+                if let Some(last) = seen.last_arrival {
+                    learner.predictor.observe(time(last));
                 }
                 let d = learner.predictor.decide(now, views);
                 learner.pre_warm_starts += d

@@ -167,7 +167,12 @@ fn sweep(
             ("warm pool (shared)", &pool, 0.0, Policy::cycling(t)),
             ("restore", &restore, checkpoint_share, Policy::cycling(t)),
             ("predictor, cold start", large, 0.0, Policy::predictor(t)),
-            ("predictor + restore", &restore, checkpoint_share, Policy::predictor(t)),
+            (
+                "predictor + restore",
+                &restore,
+                checkpoint_share,
+                Policy::predictor(t),
+            ),
         ] {
             check()?;
             let p = l.run(&policy)?;

@@ -241,7 +241,11 @@ pub fn run(setup: &Setup, hako: &Path, stop: &AtomicBool) -> anyhow::Result<Real
             hako_model::KeepAliveMode::Fixed
         };
         if policy.always_on {
-            sites.update_all(&patch_with(None, Some(policy.idle_timeout), Some(keep_alive)))?;
+            sites.update_all(&patch_with(
+                None,
+                Some(policy.idle_timeout),
+                Some(keep_alive),
+            ))?;
             ramp(&sites, stop)?;
         } else {
             sites.update_all(&patch_with(

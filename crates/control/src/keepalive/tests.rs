@@ -36,6 +36,8 @@ struct FakeNode {
     /// What a checkpoint answers: measurements (cold, restore ms), or CRIU missing.
     checkpoint: Mutex<Option<(f64, f64)>>,
     checkpoints_made: Mutex<u32>,
+    /// How long a launch takes after its container exists (tokio's clock).
+    delay: Mutex<Duration>,
 }
 
 impl FakeNode {
@@ -73,8 +75,11 @@ impl Node for FakeNode {
             from_pool: false,
             start_path: hako_model::StartPath::Cold,
             restore_error: None,
+            slot: None,
         };
         created(&info);
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         info.state = InstanceState::Ready;
         info.ready_ms = Some(0.0);
         Ok(info)
@@ -116,6 +121,7 @@ impl Node for FakeNode {
 
 struct Bed {
     node: Arc<FakeNode>,
+    router: Router,
     apps: Arc<Apps>,
     lifecycle: Arc<Lifecycle>,
     keep_alive: KeepAliveLoop,
@@ -134,8 +140,13 @@ async fn bed(app: serde_json::Value) -> Bed {
     let wake = Arc::new(Notify::new());
     let events = Arc::new(EventLog::new(store.clone()));
     let (checkpoints, queue) = Checkpointer::new(node.clone(), events.clone(), apps.clone());
+    let traffic: Arc<dyn crate::traffic::Traffic> = Arc::new(crate::traffic::LocalTraffic {
+        router: router.clone(),
+        store: store.clone(),
+    });
     let lifecycle = Arc::new(Lifecycle::new(
         node.clone(),
+        traffic.clone(),
         router.clone(),
         store.clone(),
         events,
@@ -146,12 +157,13 @@ async fn bed(app: serde_json::Value) -> Bed {
     ));
     let bed = Bed {
         node,
+        router: router.clone(),
         apps: apps.clone(),
         lifecycle: lifecycle.clone(),
         keep_alive: KeepAliveLoop {
             apps,
             lifecycle,
-            router: router.clone(),
+            traffic,
             wake,
             epoch: Instant::now(),
             predictors: Arc::new(Predictors::default()),
@@ -178,10 +190,7 @@ impl Bed {
             updated_unix: 0,
             database_grant: None,
         };
-        self.keep_alive
-            .router
-            .set_app(crate::reconcile::route(&app))
-            .unwrap();
+        self.router.set_app(crate::reconcile::route(&app)).unwrap();
         self.apps.insert(app);
     }
 
@@ -353,8 +362,7 @@ impl Bed {
     /// A request arrives now, as the proxy sees it: recorded, and if no instance is ready it
     /// starts one (a cold start). True if it found one ready.
     async fn request(&self) -> bool {
-        self.keep_alive
-            .router
+        self.router
             .record_idle_arrival("site", Instant::now())
             .unwrap();
         let warm = self
@@ -554,4 +562,26 @@ async fn without_criu_every_start_is_cold_and_one_event_says_so() {
         modes,
         [StartMode::Auto, StartMode::Auto, StartMode::NoRestore]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_joins_a_start_under_way_instead_of_making_a_second_instance() {
+    let b = bed(site(serde_json::json!({"min": 1, "idle_timeout": "60s"}))).await;
+    *b.node.delay.lock().unwrap() = Duration::from_secs(2);
+    // The minimum's start is under way (its container exists, it is not ready yet)...
+    b.keep_alive.tick(Instant::now());
+    tokio::task::yield_now().await;
+    // ...when a request finds no ready instance.
+    let lifecycle = b.lifecycle.clone();
+    let app = b.app();
+    let request = tokio::spawn(async move {
+        lifecycle
+            .start(&app, crate::lifecycle::Cause::Request)
+            .await
+    });
+    let got = request.await.unwrap().unwrap();
+    assert_eq!(got.id, "site-0", "the request got the minimum's instance");
+    b.settle().await;
+    assert_eq!(b.node.calls(), [Call::Launch("site-0".into())]);
+    assert_eq!(b.states(), [("site-0".into(), InstanceState::Ready)]);
 }
