@@ -40,7 +40,7 @@ pub(crate) const CHECKPOINT_DELAY: Duration = Duration::from_secs(2);
 
 /// What the daemon knows of one app version's checkpoint.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Made {
+pub(crate) enum Status {
     /// Queued or being made.
     Queued,
     /// On the node, with its measurements.
@@ -53,11 +53,11 @@ pub(crate) enum Made {
 struct Entry {
     /// [`App::version_key`] of the version.
     version: String,
-    made: Made,
+    made: Status,
 }
 
 /// Which start path an app's instances take, and why (for the launch and for `hako app show`).
-pub(crate) fn decide(restore: RestoreMode, made: Option<&Made>) -> (StartMode, String) {
+pub(crate) fn decide(restore: RestoreMode, made: Option<&Status>) -> (StartMode, String) {
     let ms = |v: f64| format!("{v:.1} ms");
     match (restore, made) {
         (RestoreMode::Never, _) => (
@@ -69,15 +69,15 @@ pub(crate) fn decide(restore: RestoreMode, made: Option<&Made>) -> (StartMode, S
             "no checkpoint of this version yet: one is made after its first successful start"
                 .into(),
         ),
-        (_, Some(Made::Queued)) => (
+        (_, Some(Status::Queued)) => (
             StartMode::Auto,
             "a checkpoint of this version is being made".into(),
         ),
-        (_, Some(Made::Failed(why))) => (
+        (_, Some(Status::Failed(why))) => (
             StartMode::NoRestore,
             format!("no checkpoint of this version: {why}"),
         ),
-        (RestoreMode::Always, Some(Made::Made(info))) => {
+        (RestoreMode::Always, Some(Status::Made(info))) => {
             let (cold, restore) = info.compared_ms();
             (
                 StartMode::Auto,
@@ -88,7 +88,7 @@ pub(crate) fn decide(restore: RestoreMode, made: Option<&Made>) -> (StartMode, S
                 ),
             )
         }
-        (RestoreMode::Auto, Some(Made::Made(info))) => {
+        (RestoreMode::Auto, Some(Status::Made(info))) => {
             let (cold, restore) = info.compared_ms();
             let what = if info.cold_first_ms.is_some() && info.restore_first_ms.is_some() {
                 "to its first answered request"
@@ -151,7 +151,7 @@ impl Checkpointer {
         (Arc::new(c), rx)
     }
 
-    fn entry(&self, app: &App) -> Option<Made> {
+    fn entry(&self, app: &App) -> Option<Status> {
         let version = app.version_key();
         self.table
             .lock()
@@ -172,7 +172,7 @@ impl Checkpointer {
         let made = self.entry(app);
         let (mode, reason) = decide(app.spec.restore, made.as_ref());
         let checkpoint = match &made {
-            Some(Made::Made(info)) => serde_json::to_value(info).ok(),
+            Some(Status::Made(info)) => serde_json::to_value(info).ok(),
             _ => None,
         };
         let (used, bound) = self.node.checkpoint_disk();
@@ -198,7 +198,7 @@ impl Checkpointer {
             let mut table = self.table.lock().expect("checkpoint table lock");
             match table.get(&app.storage_key()) {
                 Some(e) if e.version == version => match &e.made {
-                    Made::Made(made)
+                    Status::Made(made)
                         if info.start_path != StartPath::Restore && made.image != info.image => {}
                     _ => return,
                 },
@@ -208,7 +208,7 @@ impl Checkpointer {
                 app.storage_key(),
                 Entry {
                     version,
-                    made: Made::Queued,
+                    made: Status::Queued,
                 },
             );
         }
@@ -242,30 +242,29 @@ impl Checkpointer {
             if app.spec.restore == RestoreMode::Never {
                 table.remove(&key);
                 false
-            } else if table.contains_key(&key) {
-                false
-            } else if let Some(info) = self.node.checkpoint_of(app) {
-                table.insert(
-                    key,
-                    Entry {
-                        version,
-                        made: Made::Made(info),
-                    },
-                );
-                false
-            } else if app.spec.restore == RestoreMode::Always
-                && app.spec.network == AppNetwork::Isolated
-            {
-                table.insert(
-                    key,
-                    Entry {
-                        version,
-                        made: Made::Queued,
-                    },
-                );
-                true
             } else {
-                false
+                match table.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(_) => false,
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        if let Some(info) = self.node.checkpoint_of(app) {
+                            v.insert(Entry {
+                                version,
+                                made: Status::Made(info),
+                            });
+                            false
+                        } else if app.spec.restore == RestoreMode::Always
+                            && app.spec.network == AppNetwork::Isolated
+                        {
+                            v.insert(Entry {
+                                version,
+                                made: Status::Queued,
+                            });
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                }
             }
         };
         if queue {
@@ -286,7 +285,7 @@ impl Checkpointer {
         tokio::spawn(async move { events.record(event).await });
     }
 
-    fn set(&self, app: &App, made: Made) {
+    fn set(&self, app: &App, made: Status) {
         let mut table = self.table.lock().expect("checkpoint table lock");
         let version = app.version_key();
         // Only if the app is still at this version (a change meanwhile reset its entry).
@@ -321,8 +320,8 @@ impl Checkpointer {
         let name = app.spec.name.clone();
         match self.node.checkpoint(app).await {
             Ok(info) => {
-                self.set(app, Made::Made(info.clone()));
-                let (_, why) = decide(app.spec.restore, Some(&Made::Made(info.clone())));
+                self.set(app, Status::Made(info.clone()));
+                let (_, why) = decide(app.spec.restore, Some(&Status::Made(info.clone())));
                 self.record(Event::new(
                     &name,
                     EventKind::Checkpoint,
@@ -336,7 +335,7 @@ impl Checkpointer {
             }
             Err(CheckpointError::Criu(reason)) => {
                 let why = format!("CRIU is not available on this node ({reason})");
-                self.set(app, Made::Failed(why.clone()));
+                self.set(app, Status::Failed(why.clone()));
                 if !self.criu_reported.swap(true, Ordering::SeqCst) {
                     self.record(Event::new(
                         &name,
@@ -350,11 +349,11 @@ impl Checkpointer {
             Err(CheckpointError::Unsupported(reason)) => {
                 // This kind of node, or this app, has no checkpoints: said in `hako app show`.
                 tracing::debug!(app = %name, %reason, "no checkpoint");
-                self.set(app, Made::Failed(reason));
+                self.set(app, Status::Failed(reason));
             }
             Err(e) => {
                 let why = format!("making it failed: {e}");
-                self.set(app, Made::Failed(why.clone()));
+                self.set(app, Status::Failed(why.clone()));
                 self.record(Event::new(
                     &name,
                     EventKind::CheckpointFailed,
@@ -372,9 +371,10 @@ impl Checkpointer {
         {
             let mut table = self.table.lock().expect("checkpoint table lock");
             for e in table.values_mut() {
-                if matches!(&e.made, Made::Made(m) if m.key == info.key && m.app == info.app) {
-                    e.made =
-                        Made::Failed("its checkpoint was removed by the node's disk bound".into());
+                if matches!(&e.made, Status::Made(m) if m.key == info.key && m.app == info.app) {
+                    e.made = Status::Failed(
+                        "its checkpoint was removed by the node's disk bound".into(),
+                    );
                 }
             }
         }
@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn auto_restores_only_when_the_checkpoint_measured_it_faster() {
-        let slow_init = Made::Made(info(620.0, 62.0, None));
+        let slow_init = Status::Made(info(620.0, 62.0, None));
         let (mode, why) = decide(RestoreMode::Auto, Some(&slow_init));
         assert_eq!(mode, StartMode::Auto);
         assert!(
@@ -428,12 +428,12 @@ mod tests {
             "{why}"
         );
         // php -S: a restore costs more than its cold start.
-        let php = Made::Made(info(13.0, 16.0, None));
+        let php = Status::Made(info(13.0, 16.0, None));
         let (mode, why) = decide(RestoreMode::Auto, Some(&php));
         assert_eq!(mode, StartMode::NoRestore);
         assert!(why.contains("a cold start is faster"), "{why}");
         // WordPress: slower to ready, but its first page comes warm.
-        let wp = Made::Made(info(200.0, 300.0, Some((450.0, 305.0))));
+        let wp = Status::Made(info(200.0, 300.0, Some((450.0, 305.0))));
         let (mode, why) = decide(RestoreMode::Auto, Some(&wp));
         assert_eq!(mode, StartMode::Auto);
         assert!(why.contains("first answered request"), "{why}");
@@ -453,11 +453,11 @@ mod tests {
                 .contains("first successful start")
         );
         assert!(
-            decide(RestoreMode::Auto, Some(&Made::Queued))
+            decide(RestoreMode::Auto, Some(&Status::Queued))
                 .1
                 .contains("being made")
         );
-        let failed = Made::Failed("CRIU is not available on this node (missing)".into());
+        let failed = Status::Failed("CRIU is not available on this node (missing)".into());
         let (mode, why) = decide(RestoreMode::Always, Some(&failed));
         assert_eq!(mode, StartMode::NoRestore);
         assert!(why.contains("CRIU is not available"), "{why}");
