@@ -12,7 +12,7 @@
 //! hako-bench proxy [--seconds S] [--rounds N]
 //! hako-bench wordpress [--runs N] [--seconds S]
 //! hako-bench restore [--runs N] [--spacing-ms MS]
-//! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace]
+//! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! ```
 // The crun worker's thread enters its own mount namespace (one `unsafe` call, with its
@@ -42,7 +42,7 @@ const USAGE: &str =
        hako-bench proxy [--seconds S] [--rounds N]
        hako-bench wordpress [--runs N] [--seconds S]
        hako-bench restore [--runs N] [--spacing-ms MS]
-       hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace]
+       hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]

@@ -61,6 +61,7 @@ struct Opts {
     runs: usize,
     trace_seconds: u64,
     wordpress: bool,
+    /// Run only this part: first (the four start paths), trace, shared.
     only: Option<String>,
 }
 
@@ -85,9 +86,9 @@ fn options(args: &[&str]) -> anyhow::Result<Opts> {
             "--trace-seconds" => o.trace_seconds = num("--trace-seconds")?,
             "--no-wordpress" => o.wordpress = false,
             "--only" => {
-                let v = it.next().context("--only needs first or trace")?;
-                if !matches!(*v, "first" | "trace") {
-                    bail!("--only {v:?}: give first or trace");
+                let v = it.next().context("--only needs first, trace or shared")?;
+                if !matches!(*v, "first" | "trace" | "shared") {
+                    bail!("--only {v:?}: give first, trace or shared");
                 }
                 o.only = Some(v.to_string());
             }
@@ -97,6 +98,47 @@ fn options(args: &[&str]) -> anyhow::Result<Opts> {
         }
     }
     Ok(o)
+}
+
+/// Slots of the shared warm pool of the second daemon.
+const SHARED_POOL: usize = 4;
+
+/// A `hako serve` config file: the machine's CRIU and `shared_pool` slots.
+struct Config(tempfile::NamedTempFile);
+
+impl Config {
+    fn new(shared_pool: usize) -> anyhow::Result<Config> {
+        let f = tempfile::Builder::new()
+            .prefix("hako-bench-mitigation")
+            .suffix(".toml")
+            .tempfile()?;
+        std::fs::write(
+            f.path(),
+            format!(
+                "criu_dir = {:?}\nshared_pool = {shared_pool}\n",
+                hako_criu::default_dir().display().to_string()
+            ),
+        )?;
+        Ok(Config(f))
+    }
+
+    fn start(&self, hako: &Path) -> anyhow::Result<HakoServe> {
+        let path = self.0.path().to_str().context("temp path is not UTF-8")?;
+        HakoServe::from_builder(
+            HakoServe::builder(hako)
+                .shared_images(Path::new(IMAGES))
+                .args(&["--config", path]),
+        )
+    }
+}
+
+/// One app's starts with the shared warm pool: from a slot, and restored into one.
+#[derive(Default)]
+struct Shared {
+    cold: Samples,
+    from_slot: usize,
+    restore: Samples,
+    restored: usize,
 }
 
 /// One app of the first-request measures.
@@ -131,27 +173,12 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         ("mariadb", "mariadb-client"),
     ])?;
     let hako = crate::paths::hako_binary()?;
-    let config = tempfile::Builder::new()
-        .prefix("hako-bench-mitigation")
-        .suffix(".toml")
-        .tempfile()?;
-    std::fs::write(
-        config.path(),
-        format!(
-            "criu_dir = {:?}\n",
-            hako_criu::default_dir().display().to_string()
-        ),
-    )?;
-    let config_path = config.path().to_str().context("temp path is not UTF-8")?;
-    let serve = HakoServe::from_builder(
-        HakoServe::builder(&hako)
-            .shared_images(Path::new(IMAGES))
-            .args(&["--config", config_path]),
-    )?;
+    let config = Config::new(0)?;
+    let serve = config.start(&hako)?;
     let code = tempfile::tempdir()?;
 
     let mut first: Vec<(Site, Series)> = Vec::new();
-    if opts.only.as_deref() != Some("trace") {
+    if opts.only.is_none() || opts.only.as_deref() == Some("first") {
         for site in sites(&serve, code.path(), opts.wordpress)? {
             eprintln!("bench mitigation: {}", site.key);
             let series = measure(&serve, &site, opts.runs)?;
@@ -162,12 +189,24 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         // Its database goes with it.
         serve.cli(&["app", "delete", "m-wp", "--yes", "--drop-database"])?;
     }
-    let trace = if opts.only.as_deref() != Some("first") {
+    let trace = if opts.only.is_none() || opts.only.as_deref() == Some("trace") {
         Some(trace::run(&serve, code.path(), opts.trace_seconds)?)
     } else {
         None
     };
     drop(serve);
+    // The shared warm pool: a daemon whose node keeps slots, the same apps (not WordPress).
+    let mut shared: Vec<(Site, Shared)> = Vec::new();
+    if opts.only.is_none() || opts.only.as_deref() == Some("shared") {
+        let config = Config::new(SHARED_POOL)?;
+        let serve = config.start(&hako)?;
+        let code = tempfile::tempdir()?;
+        for site in sites(&serve, code.path(), false)? {
+            eprintln!("bench mitigation: {} with the shared warm pool", site.key);
+            let s = measure_shared(&serve, &site, opts.runs)?;
+            shared.push((site, s));
+        }
+    }
 
     let mut rows: Vec<(String, &Samples)> = Vec::new();
     for (site, s) in &first {
@@ -178,6 +217,16 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
             &s.restore,
         ));
         rows.push((format!("{} min=1 (warm)", site.key), &s.warm));
+    }
+    for (site, s) in &shared {
+        rows.push((
+            format!("{} shared pool ({} from a slot)", site.key, s.from_slot),
+            &s.cold,
+        ));
+        rows.push((
+            format!("{} restore into a slot ({} restored)", site.key, s.restored),
+            &s.restore,
+        ));
     }
     let refs: Vec<(&str, &Samples)> = rows.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     print_table("first request through hako's proxy, first byte", &refs);
@@ -378,6 +427,54 @@ fn measure(serve: &HakoServe, site: &Site, runs: usize) -> anyhow::Result<Series
     }
     update(&["--min", "0"])?;
     Ok(s)
+}
+
+/// Starts from a slot of the shared warm pool, then restores into one.
+fn measure_shared(serve: &HakoServe, site: &Site, runs: usize) -> anyhow::Result<Shared> {
+    let app = site.app.as_str();
+    let mut s = Shared::default();
+    let mut pacer = Pacer::new(Duration::from_millis(200));
+    let mut once = |samples: &mut Samples| -> anyhow::Result<hako_model::StartPath> {
+        serve.wait_no_instances(app, Duration::from_secs(60))?;
+        wait_slot(serve, app)?;
+        pacer.next();
+        samples.push(first_byte(serve.proxy, &site.host, "/")?);
+        Ok(serve
+            .instances(app)?
+            .last()
+            .map(|i| i.start_path)
+            .unwrap_or_default())
+    };
+    once(&mut Samples::default())?;
+    for _ in 0..runs {
+        if once(&mut s.cold)? == hako_model::StartPath::Shared {
+            s.from_slot += 1;
+        }
+    }
+    serve.cli(&["app", "update", app, "--restore", "always"])?;
+    wait_checkpoint(serve, app)?;
+    for _ in 0..runs {
+        if once(&mut s.restore)? == hako_model::StartPath::Restore {
+            s.restored += 1;
+        }
+    }
+    Ok(s)
+}
+
+/// Polls until the node's shared warm pool holds a slot.
+fn wait_slot(serve: &HakoServe, app: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = serve.client.metrics(app).unwrap_or_default();
+        // Before the app's first request it has no metrics: the pool is filled at start.
+        if m.is_null() || m["shared_pool_parked"].as_u64().unwrap_or(0) > 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no slot in the shared warm pool after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Polls until the app's warm pool holds a parked container.
