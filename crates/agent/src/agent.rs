@@ -19,6 +19,7 @@ use crate::storage::{DataUsage, StorageLimits};
 mod checkpoint;
 mod plan;
 mod pool;
+mod shared_pool;
 
 pub use checkpoint::{CheckpointError, StartMode};
 
@@ -56,6 +57,9 @@ pub struct AgentConfig {
     /// Requests sent to an instance before it is checkpointed (0: dump it as soon as it
     /// listens).
     pub checkpoint_warmup: u32,
+    /// Slots of the shared warm pool (a cgroup and a network on the bridge each, for any
+    /// app; see `shared_pool.rs`); 0: none.
+    pub shared_pool: usize,
 }
 
 impl AgentConfig {
@@ -73,6 +77,7 @@ impl AgentConfig {
             criu_dir: None,
             checkpoint_max_bytes: 4 << 30,
             checkpoint_warmup: 1,
+            shared_pool: 0,
         }
     }
 }
@@ -196,6 +201,8 @@ pub struct Agent {
     counter: AtomicU64,
     /// Parked containers ready for the next cold start, per app.
     pools: pool::Pools,
+    /// Slots for any app's start (cgroup and network made before).
+    shared: shared_pool::SharedPool,
     checkpoints: crate::checkpoints::Checkpoints,
     /// The CRIU in use, or why there is none (found on first use).
     criu: std::sync::OnceLock<Result<hako_criu::Criu, String>>,
@@ -232,6 +239,7 @@ impl Agent {
             // Unique across restarts of the daemon: instance ids appear in events and logs.
             counter: AtomicU64::new(hako_model::now_unix_ms() % 1_000_000_000),
             pools: pool::Pools::default(),
+            shared: shared_pool::SharedPool::default(),
             checkpoints,
             criu: std::sync::OnceLock::new(),
             restore_warned: Mutex::new(Default::default()),
@@ -345,9 +353,18 @@ impl Agent {
             (Some(p), _) => (p, StartPath::Restore),
             (None, Some(p)) => (p, StartPath::Pool),
             (None, None) => {
+                let slot = match mode {
+                    StartMode::Auto | StartMode::NoRestore => self.take_slot(),
+                    _ => None,
+                };
+                let path = if slot.is_some() {
+                    StartPath::Shared
+                } else {
+                    StartPath::Cold
+                };
                 let (agent, app) = (self.clone(), app.clone());
                 let p = tokio::task::spawn_blocking(move || {
-                    let p = agent.prepare(&app)?;
+                    let p = agent.prepare_with(&app, slot)?;
                     match p.container.start() {
                         Ok(()) => Ok(p),
                         Err(e) => {
@@ -363,7 +380,7 @@ impl Agent {
                 })
                 .await
                 .map_err(|e| LaunchError::node(format!("start task failed: {e}")))??;
-                (p, StartPath::Cold)
+                (p, path)
             }
         };
         let Prepared {
@@ -459,8 +476,21 @@ impl Agent {
     /// Makes a container of `app` exactly as a start would and leaves it parked before exec.
     /// Blocking (image lookup, directories, [`Runtime::create`]): call it in `spawn_blocking`.
     fn prepare(&self, app: &App) -> Result<Prepared, LaunchError> {
+        self.prepare_with(app, None)
+    }
+
+    /// [`Agent::prepare`], in a slot of the shared warm pool when one is given.
+    fn prepare_with(
+        &self,
+        app: &App,
+        slot: Option<hako_runtime::Slot>,
+    ) -> Result<Prepared, LaunchError> {
         let plan = self.plan(app)?;
-        let container = self.runtime.create(&plan.spec).map_err(|e| {
+        let made = match slot {
+            Some(slot) => self.runtime.create_in(&plan.spec, slot),
+            None => self.runtime.create(&plan.spec),
+        };
+        let container = made.map_err(|e| {
             self.count_error(crate::RuntimeOp::Create);
             LaunchError {
                 kind: StartFailure::Node,
@@ -649,6 +679,7 @@ impl Agent {
 
     /// Removes every warm pool, stops every instance and removes everything the runtime made.
     pub async fn shutdown(&self, grace: Duration) {
+        self.close_shared_pool();
         for app in self.pools.close() {
             self.remove_pool(&app).await;
         }

@@ -64,6 +64,9 @@ pub enum Action {
     },
     /// An app's request metrics.
     Metrics(String),
+    /// Whether an app's starts restore a checkpoint and why, its checkpoint, and the node's
+    /// checkpoint disk use.
+    Checkpoint(String),
     /// An app's service level from its measurements, and the cheapest keep-alive for a target.
     Slo {
         /// The app.

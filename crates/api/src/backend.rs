@@ -163,6 +163,13 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// Whether the app's starts restore a checkpoint and why, its checkpoint and the node's
+    /// checkpoint disk use (JSON, as `GET /v1/apps/NAME/checkpoint` answers). Default: none.
+    async fn checkpoint_status(&self, app: &str) -> Option<serde_json::Value> {
+        let _ = app;
+        None
+    }
+
     /// Makes `app`'s own database and account on the shared database service (or takes over
     /// the ones a deleted app of the same name kept). Returns the grant and whether the
     /// database existed before. Default: there is no database service.

@@ -257,6 +257,13 @@ impl Client {
         self.json(self.get(&path).call())
     }
 
+    /// `GET /v1/apps/{name}/checkpoint`: whether the app's starts restore a checkpoint and
+    /// why, its checkpoint's measurements, the node's checkpoint disk use.
+    pub fn checkpoint(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        let path = app_path(name, "/checkpoint")?;
+        self.json(self.get(&path).call())
+    }
+
     /// `GET /v1/apps/{name}/slo[?target_cold=P|target_p99_wait=D]`: the service level of the
     /// app from its measurements, and the cheapest keep-alive for `target` if given.
     pub fn slo(

@@ -60,6 +60,7 @@ impl Engine {
             Action::Rollout(name) => Ok(Reply::App(self.rollout(&name).await?)),
             Action::Events { name, limit } => Ok(Reply::Events(self.events(&name, limit).await?)),
             Action::Metrics(name) => Ok(Reply::Metrics(self.metrics(&name).await?)),
+            Action::Checkpoint(name) => Ok(Reply::Metrics(self.checkpoint(&name).await?)),
             Action::Slo { name, target } => {
                 Ok(Reply::Slo(Box::new(self.slo(&name, target).await?)))
             }

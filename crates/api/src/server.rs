@@ -113,6 +113,7 @@ pub fn router_with(
         .route("/v1/apps/{name}/rollout", post(rollout))
         .route("/v1/apps/{name}/events", get(events))
         .route("/v1/apps/{name}/metrics", get(metrics))
+        .route("/v1/apps/{name}/checkpoint", get(checkpoint))
         .route("/v1/apps/{name}/slo", get(slo))
         .route("/v1/apps/{name}/logs", get(logs))
         .route(
@@ -315,6 +316,10 @@ async fn events(State(s): S, name: AppName, q: Params) -> Response {
 
 async fn metrics(State(s): S, name: AppName) -> Response {
     run(&s, name.0.map(Action::Metrics)).await
+}
+
+async fn checkpoint(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::Checkpoint)).await
 }
 
 async fn slo(State(s): S, name: AppName, q: Params) -> Response {

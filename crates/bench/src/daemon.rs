@@ -52,7 +52,13 @@ impl HakoServe {
         HakoServe::from_builder(builder(hako).names(names))
     }
 
-    fn from_builder(b: ServeBuilder) -> anyhow::Result<HakoServe> {
+    /// The benchmarks' settings, to add to before [`HakoServe::from_builder`].
+    pub fn builder(hako: &Path) -> ServeBuilder {
+        builder(hako)
+    }
+
+    /// Starts the daemon `b` describes.
+    pub fn from_builder(b: ServeBuilder) -> anyhow::Result<HakoServe> {
         let serve = b.start().context("cannot start hako serve")?;
         let client = serve.client();
         Ok(HakoServe { serve, client })

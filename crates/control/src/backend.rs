@@ -12,11 +12,13 @@ use hako_proxy::Router;
 use hako_store::{Store, StoreExt, keys};
 
 use crate::apps::Apps;
+use crate::checkpoint::Checkpointer;
 use crate::lifecycle::Lifecycle;
 use crate::ops::Ops;
 
 /// How often a followed log is read for new text.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+use crate::predict::Predictors;
 
 /// Where images, code releases and logs are: this host's agent, or — on a front that runs no
 /// instances — the image and release stores themselves (on the cluster's shared storage).
@@ -68,6 +70,10 @@ pub(crate) struct DaemonBackend {
     pub(crate) database: hako_database::MariaDb,
     /// Counters, per-minute series, and the end of followed logs at shutdown.
     pub(crate) ops: Arc<Ops>,
+    /// This daemon's checkpoints and predictors, where its own lifecycle runs (one host);
+    /// `None` on a cluster front (the leader has them).
+    pub(crate) checkpoints: Option<Arc<Checkpointer>>,
+    pub(crate) predictors: Option<Arc<Predictors>>,
 }
 
 impl DaemonBackend {
@@ -166,6 +172,11 @@ impl Backend for DaemonBackend {
             o.insert(
                 "warm_pool_parked".into(),
                 agent.pooled(&self.storage_key(app)).len().into(),
+            );
+            // Slots of the node's shared warm pool (for any app) parked right now.
+            o.insert(
+                "shared_pool_parked".into(),
+                agent.shared_pool_parked().into(),
             );
         }
         Some(v)
@@ -268,7 +279,23 @@ impl Backend for DaemonBackend {
     async fn history(&self, app: &str) -> Option<hako_api::slo::History> {
         let spec = self.apps.get(app)?;
         let h = self.router.history(app).ok()?;
-        Some(crate::slo::history(&h, crate::keepalive::policy_of(&spec)))
+        let mut history = crate::slo::history(&h, crate::keepalive::policy_of(&spec));
+        history.keep_alive_mode = spec.spec.keep_alive;
+        history.predictor = self
+            .predictors
+            .as_ref()
+            .and_then(|p| p.state(app))
+            .map(|p| hako_api::slo::PredictorReport {
+                window: p.window,
+                idle_periods: p.idle_periods,
+                pre_warm_starts: p.pre_warm_starts,
+            });
+        Some(history)
+    }
+
+    async fn checkpoint_status(&self, app: &str) -> Option<serde_json::Value> {
+        let app = self.apps.get(app)?;
+        Some(self.checkpoints.as_ref()?.status(&app))
     }
 
     async fn provision_database(&self, app: &str) -> Result<(DatabaseGrant, bool), BackendError> {

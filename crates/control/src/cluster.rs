@@ -163,6 +163,8 @@ pub(crate) async fn serve(
         router: router.clone(),
         database: config.database_server(),
         ops: ops.clone(),
+        checkpoints: None,
+        predictors: None,
     });
     let api_task = crate::serve::serve_api(
         listeners.api,

@@ -31,6 +31,13 @@ pub struct ServeConfig {
     pub storage: hako_agent::StorageLimits,
     /// `[acme]`: where apps with `acme` get their certificates; `None` (the default): ACME is off.
     pub acme: Option<hako_tls::AcmeConfig>,
+    /// The disk bound of this node's checkpoints together (least recently used go first).
+    pub checkpoint_max_bytes: u64,
+    /// Where CRIU is installed; `None`: `HAKO_CRIU_DIR`, else `<data-dir>/criu`.
+    pub criu_dir: Option<PathBuf>,
+    /// Slots of the node's shared warm pool (a cgroup and a network each, for any app's
+    /// start); 0: none.
+    pub shared_pool: usize,
     /// Storage every node of a cluster shares (images, code releases, apps' `/data`).
     pub shared_dir: Option<PathBuf>,
     /// In a cluster: this host's node (and front) name; default the host name.
@@ -84,6 +91,9 @@ impl ServeConfig {
             database: DatabaseConfig::default(),
             storage: hako_agent::StorageLimits::default(),
             acme: None,
+            checkpoint_max_bytes: 4 << 30,
+            criu_dir: None,
+            shared_pool: 0,
             shared_dir: None,
             node: None,
             run_node: true,

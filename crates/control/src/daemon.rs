@@ -15,6 +15,7 @@ use crate::acme::AcmeLoop;
 use crate::apps::Apps;
 use crate::backend::{Capacity, DaemonBackend, Files, Instances};
 use crate::certs::CertTable;
+use crate::checkpoint::Checkpointer;
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
@@ -23,6 +24,7 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::Telemetry;
 use crate::node::{LocalNode, Node};
 use crate::ops::Ops;
+use crate::predict::Predictors;
 use crate::reconcile::{Lead, Reconciler};
 use crate::traffic::{LocalTraffic, Traffic};
 
@@ -55,7 +57,11 @@ impl Daemon {
         let apps = Arc::new(Apps::default());
         let events = Arc::new(EventLog::new(store.clone()));
         let wake = Arc::new(Notify::new());
+        agent.fill_shared_pool();
         let node: Arc<dyn Node> = Arc::new(LocalNode(agent.clone()));
+        let (checkpoints, checkpoint_queue) =
+            Checkpointer::new(node.clone(), events.clone(), apps.clone());
+        let predictors = Arc::new(Predictors::default());
         let traffic: Arc<dyn Traffic> = Arc::new(LocalTraffic {
             router: router.clone(),
             store: store.clone(),
@@ -69,6 +75,7 @@ impl Daemon {
             apps.clone(),
             config.stop_grace,
             wake.clone(),
+            checkpoints.clone(),
         ));
         lifecycle.forget_previous().await;
         let lead = Arc::new(Lead::default());
@@ -91,6 +98,7 @@ impl Daemon {
             traffic,
             wake: wake.clone(),
             epoch: tokio::time::Instant::now(),
+            predictors: predictors.clone(),
         };
         let mut tasks = vec![
             watch,
@@ -113,6 +121,7 @@ impl Daemon {
                 config.runtime.subnet.to_string(),
             )),
             tokio::spawn(keep_alive.run()),
+            tokio::spawn(checkpoints.clone().run(checkpoint_queue)),
         ];
         let (ops, sampler) = Ops::start(telemetry, router.clone());
         tasks.push(sampler);
@@ -135,6 +144,8 @@ impl Daemon {
             router: router.clone(),
             database: config.database_server(),
             ops: ops.clone(),
+            checkpoints: Some(checkpoints),
+            predictors: Some(predictors),
         });
         Ok(Daemon {
             router,

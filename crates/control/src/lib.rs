@@ -13,16 +13,21 @@
 //! HTTPS: [`certs`] follows the stored certificates into the proxy's SNI resolver, and the
 //! [`acme`] loop obtains and renews certificates for apps with `acme`.
 //!
+//! Checkpoints of app versions are made in the background and decide each start's path
+//! ([`checkpoint`]); the keep-alive loop runs the predictive keep-alive and pre-start
+//! ([`predict`]).
+//!
 //! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic`,
-//! `certs` → `lifecycle`, `acme` → `launcher`, `keepalive`, `reconcile`, `proxy_events`,
-//! `metrics`, `minutes` →
-//! `backend` → `daemon` (the wiring) → `serve`.
+//! `certs` → `checkpoint` → `lifecycle`, `acme` → `launcher`, `predict` → `keepalive`,
+//! `reconcile`, `proxy_events`, `metrics`, `minutes` → `backend` → `daemon` (the wiring) →
+//! `serve`.
 #![forbid(unsafe_code)]
 
 mod acme;
 mod apps;
 mod backend;
 mod certs;
+mod checkpoint;
 mod cluster;
 mod config;
 mod daemon;
@@ -35,6 +40,7 @@ mod metrics;
 mod minutes;
 mod node;
 mod ops;
+mod predict;
 mod proxy_events;
 mod reconcile;
 mod serve;

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::apps::Apps;
+use crate::checkpoint::Checkpointer;
 use crate::event_log::EventLog;
 use crate::node::{Ended, Node};
 use crate::traffic::Traffic;
@@ -53,6 +54,8 @@ pub(crate) struct Lifecycle {
     stop_grace: Duration,
     /// Wakes the keep-alive loop: an instance started, became ready or ended.
     wake: Arc<Notify>,
+    /// Which start path each start takes; told of every successful start.
+    checkpoints: Arc<Checkpointer>,
     /// Bumped whenever an instance is created, becomes ready or goes: what a request waiting
     /// for a start already under way watches.
     changes: tokio::sync::watch::Sender<u64>,
@@ -69,6 +72,7 @@ impl Lifecycle {
         apps: Arc<Apps>,
         stop_grace: Duration,
         wake: Arc<Notify>,
+        checkpoints: Arc<Checkpointer>,
     ) -> Lifecycle {
         Lifecycle {
             node,
@@ -80,6 +84,7 @@ impl Lifecycle {
             table: Mutex::new(Table::default()),
             stop_grace,
             wake,
+            checkpoints,
             changes: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -107,6 +112,8 @@ impl Lifecycle {
     /// `app` is current: its node prepares its starts (the warm pool).
     pub(crate) fn prepare(&self, app: &App) {
         self.node.prepare(app);
+        // Checkpoints of other versions go; `restore: always` gets one of this version.
+        self.checkpoints.app_changed(app);
     }
 
     /// Takes over instances that run already (a new leader of a cluster): each with the app it
@@ -293,7 +300,8 @@ impl Lifecycle {
                 this.changed();
             })
         };
-        let launched = self.node.launch(app, created).await;
+        let mode = self.checkpoints.mode_for(app);
+        let launched = self.node.launch(app, mode, created).await;
         let id = created_id.lock().expect("created lock").take();
         let result = match launched {
             Ok(info) => self.make_ready(app, info).await,
@@ -309,19 +317,24 @@ impl Lifecycle {
                     // The activator measures the starts it asks for.
                     let _ = self.router.record_start(&app.spec.name, took);
                 }
-                let pooled = if info.from_pool {
-                    " from the warm pool"
-                } else {
-                    ""
+                let path = match info.start_path {
+                    hako_model::StartPath::Pool => " from the warm pool",
+                    hako_model::StartPath::Restore => " restored from a checkpoint",
+                    hako_model::StartPath::Shared => " from the shared warm pool",
+                    hako_model::StartPath::Cold => "",
                 };
-                let reason = match &cause {
+                let mut reason = match &cause {
                     Cause::Request => format!(
-                        "cold start: a request found no ready instance; ready in {:.1} ms{pooled}",
+                        "cold start: a request found no ready instance; ready in {:.1} ms{path}",
                         took.as_secs_f64() * 1e3
                     ),
-                    Cause::Policy(why) if pooled.is_empty() => why.clone(),
-                    Cause::Policy(why) => format!("{why} (from the warm pool)"),
+                    Cause::Policy(why) if path.is_empty() => why.clone(),
+                    Cause::Policy(why) => format!("{why} ({})", path.trim_start()),
                 };
+                if let Some(e) = &info.restore_error {
+                    reason += &format!("; its checkpoint did not restore ({e})");
+                }
+                self.checkpoints.after_start(app, &info);
                 self.changed();
                 self.events
                     .record(Event::new(&app.spec.name, EventKind::Start, reason).instance(&info.id))
@@ -458,6 +471,7 @@ impl Lifecycle {
     /// [`DELETE_DRAIN_TIMEOUT`]) and stop in the background, then the node forgets its files.
     /// Never waits: another app, or a new app of the same name, is not held up.
     pub(crate) fn retire_app(self: &Arc<Self>, app: &App) {
+        self.checkpoints.forget(&app.storage_key());
         let now = Instant::now();
         let ids: Vec<String> = {
             let mut table = self.table();

@@ -174,6 +174,10 @@ pub struct AppSpec {
     /// config (HTTP-01 on its hosts). Default off: an uploaded certificate, or none.
     #[serde(default)]
     pub acme: bool,
+    /// Which keep-alive stops its idle instances: `fixed` (the idle timeout) or `predictive`
+    /// (learns the app's idle periods, pre-warms before an expected visit). Default fixed.
+    #[serde(default)]
+    pub keep_alive: crate::KeepAliveMode,
 }
 
 /// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).
@@ -215,6 +219,7 @@ impl AppSpec {
             https_redirect: false,
             hsts: None,
             acme: false,
+            keep_alive: crate::KeepAliveMode::default(),
         }
     }
 }

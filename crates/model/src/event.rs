@@ -22,6 +22,11 @@ pub enum EventKind {
     /// An attempt to obtain a certificate from ACME failed (the reason says why and when the
     /// next attempt is).
     CertificateFailed,
+    /// A checkpoint of the app's current version was made (or could not be).
+    Checkpoint,
+    CheckpointFailed,
+    /// Checkpoints of the app were removed (an older version, the disk bound).
+    CheckpointRemoved,
 }
 
 /// One recorded event.

@@ -61,6 +61,7 @@ pub(crate) async fn handle(
         return redirect_to_https(&req, port);
     }
     app.metrics.record_arrival(Instant::now());
+    app.metrics.idle.record(tokio::time::Instant::now());
     let abandoned = Abandoned(Some(&app));
     let proto = if tls {
         "https"

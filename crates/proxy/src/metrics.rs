@@ -8,10 +8,12 @@
 
 mod gaps;
 mod histogram;
+mod idle;
 mod starts;
 
 pub use gaps::{ArrivalGaps, GapsSnapshot};
 pub use histogram::{Bin, EXPOSED_BOUNDS_US, ExposedHistogram, Histogram, HistogramSnapshot};
+pub use idle::{IDLE_PERIOD_MIN, IdlePeriods, IdleSince};
 pub use starts::{RECENT_STARTS, StartTimes};
 
 use hako_model::{StartFailure, StartPath, StopReason};
@@ -32,6 +34,8 @@ pub struct AppMetrics {
     wait: Histogram,
     upstream: Histogram,
     arrivals: ArrivalGaps,
+    /// The idle periods between visits, for the predictive keep-alive.
+    pub idle: IdlePeriods,
     starts: StartTimes,
     /// Failed starts, per [`StartFailure`] (indexed like [`StartFailure::ALL`]).
     start_failures: [AtomicU64; StartFailure::ALL.len()],

@@ -190,6 +190,11 @@ pub struct Settings {
     /// Stop using ACME for the app (its last certificate is kept until replaced or removed).
     #[arg(long, conflicts_with = "acme")]
     pub no_acme: bool,
+    /// Which keep-alive stops idle instances: fixed (the idle timeout) or predictive (learns
+    /// the site's idle periods; unloads a periodic site after each visit and pre-warms it
+    /// just before the next). Default fixed.
+    #[arg(long, value_name = "fixed|predictive")]
+    pub keep_alive: Option<hako_model::KeepAliveMode>,
 }
 
 impl Settings {
@@ -230,6 +235,7 @@ impl Settings {
                 (None, false) => None,
             },
             acme: switch(self.acme, self.no_acme),
+            keep_alive: self.keep_alive,
         })
     }
 }
@@ -331,10 +337,16 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
         AppCommand::Show { name, json } => {
             let app = api(client.app(&name))?;
             let instances = api(client.instances(Some(&name)))?;
+            // Whether starts restore a checkpoint, and why (absent from an older daemon).
+            let checkpoint = client.checkpoint(&name).ok();
             if json {
                 let cert = api(client.cert(&name))?;
-                let v =
-                    serde_json::json!({ "app": app, "instances": instances, "certificate": cert });
+                let v = serde_json::json!({
+                    "app": app,
+                    "instances": instances,
+                    "certificate": cert,
+                    "checkpoint": checkpoint,
+                });
                 out(&format!(
                     "{}\n",
                     serde_json::to_string_pretty(&v).expect("serializable")
@@ -343,6 +355,9 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                 let mut s = serde_json::to_string_pretty(&app).expect("serializable");
                 s.push('\n');
                 s += &cert_line(api(client.cert(&name))?.as_ref(), app.spec.acme);
+                if let Some(c) = &checkpoint {
+                    s += &checkpoint_lines(c);
+                }
                 s += &format!("instances: {}\n", instances.len());
                 for i in instances {
                     s += &format!(
@@ -351,10 +366,11 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                         i.addr,
                         i.state,
                         i.ready_ms.unwrap_or(0.0),
-                        if i.from_pool {
-                            " (from the warm pool)"
-                        } else {
-                            ""
+                        match i.start_path {
+                            hako_model::StartPath::Pool => " (from the warm pool)",
+                            hako_model::StartPath::Restore => " (restored from a checkpoint)",
+                            hako_model::StartPath::Shared => " (from the shared warm pool)",
+                            hako_model::StartPath::Cold => "",
                         },
                         i.image,
                         i.release.map_or("-".into(), |r| r.to_string())
@@ -575,6 +591,34 @@ fn cert_line(info: Option<&hako_tls::CertInfo>, acme: bool) -> String {
             left => format!("in {}", hako_tls::schedule::in_words(left)),
         }
     )
+}
+
+/// `hako app show`'s lines on checkpoint/restore: which start path and why, the checkpoint's
+/// size, the node's checkpoint disk use against its bound.
+fn checkpoint_lines(c: &serde_json::Value) -> String {
+    let mut s = format!(
+        "restore: {} — {}\n",
+        c["restore"].as_str().unwrap_or("auto"),
+        c["reason"].as_str().unwrap_or("")
+    );
+    if let Some(bytes) = c["checkpoint"]["bytes"].as_u64() {
+        s += &format!("  checkpoint: {}", format_size(bytes));
+        if let Some(image) = c["checkpoint"]["image"].as_str() {
+            s += &format!(" of image {image}");
+        }
+        s.push('\n');
+    }
+    if let (Some(used), Some(bound)) = (
+        c["node_checkpoint_bytes"].as_u64(),
+        c["node_checkpoint_max_bytes"].as_u64(),
+    ) {
+        s += &format!(
+            "  node's checkpoints: {} of {}\n",
+            format_size(used),
+            format_size(bound)
+        );
+    }
+    s
 }
 
 /// Asks a yes/no question on the terminal; only an explicit yes is yes.

@@ -13,8 +13,11 @@ use super::{Exit, Failure, OrExit};
 /// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
 /// same names: `listen`, `api`, `store`, `prefix`, `subnet`, `state_root`, `stop_grace`,
 /// `trusted_proxies` (a list), `release_max_size`, `release_max_files`, `data_quota` (a size
-/// or "none"), `https`, a `[database]` table: `socket`, `prefix`, `defaults_file`,
-/// `max_user_connections`, and an `[acme]` table: `directory`, `email`, `ca_file`).
+/// or "none"), `https`, `checkpoint_max_size` (the disk bound of this node's checkpoints),
+/// `criu_dir` (where `hako criu install` put CRIU, default `<data-dir>/criu`), `shared_pool`
+/// (slots of the node's shared warm pool, default 0), a `[database]` table: `socket`, `prefix`,
+/// `defaults_file`, `max_user_connections`, and an `[acme]` table: `directory`, `email`,
+/// `ca_file`).
 #[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// Where the proxy listens for site traffic.
@@ -79,6 +82,10 @@ pub struct ClusterArgs {
     pub lease: Option<HumanDuration>,
 }
 
+/// Most slots of the shared warm pool a node keeps (each holds a cgroup, a network namespace
+/// and a veth, no process).
+const MAX_SHARED_POOL: usize = 256;
+
 /// The config file.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +106,9 @@ struct FileConfig {
     advertise: Option<String>,
     shared_dir: Option<PathBuf>,
     lease: Option<HumanDuration>,
+    checkpoint_max_size: Option<String>,
+    criu_dir: Option<PathBuf>,
+    shared_pool: Option<usize>,
     database: Option<DatabaseFileConfig>,
     acme: Option<AcmeFileConfig>,
 }
@@ -257,6 +267,19 @@ fn settings(
             "--shared-dir is for a cluster: give --store etcd://… too"
         ))
         .or_exit(Exit::Usage);
+    }
+    if let Some(s) = &file.checkpoint_max_size {
+        config.checkpoint_max_bytes = size("checkpoint_max_size", s)?;
+    }
+    config.criu_dir = file.criu_dir;
+    if let Some(n) = file.shared_pool {
+        if n > MAX_SHARED_POOL {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!("shared_pool = {n} is too many: give at most {MAX_SHARED_POOL}"),
+            ));
+        }
+        config.shared_pool = n;
     }
     let db = file.database.unwrap_or_default();
     if let Some(s) = args.database_socket.or(db.socket) {

@@ -187,6 +187,13 @@ pub struct AppPatch {
         deserialize_with = "set"
     )]
     pub acme: Option<bool>,
+    /// Which keep-alive stops idle instances (`fixed`, `predictive`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub keep_alive: Option<crate::KeepAliveMode>,
 }
 
 /// A field that is present must hold a value (`null` is refused by the value's own type).
@@ -244,7 +251,8 @@ impl AppPatch {
             restore,
             https_redirect,
             hsts,
-            acme
+            acme,
+            keep_alive
         );
         s.validate()?;
         Ok(s)
