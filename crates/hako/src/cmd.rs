@@ -124,6 +124,25 @@ pub fn format_time_ms(ms: u64) -> String {
     )
 }
 
+/// A client answer as the CLI's result: a refused request (4xx) is a usage error.
+pub(crate) fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
+    r.map_err(|e| {
+        let exit = match e.status() {
+            Some(400..=499) => Exit::Usage,
+            _ => Exit::Failure,
+        };
+        Failure::new(exit, anyhow::anyhow!("{e}"))
+    })
+}
+
+/// The API client of this host's hako (`HAKO_API`, `HAKO_TOKEN` or the data dir's token).
+pub(crate) fn client(data_dir: &std::path::Path) -> Result<hako_api::Client, Failure> {
+    use anyhow::Context;
+    hako_api::Client::from_env(data_dir)
+        .context("cannot find hako's API (is `hako serve` running?)")
+        .or_exit(Exit::Failure)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,23 +179,4 @@ mod tests {
         assert_eq!(f.exit, Exit::Usage);
         assert_eq!(f.lines(), vec!["cannot import bb", "no space"]);
     }
-}
-
-/// A client answer as the CLI's result: a refused request (4xx) is a usage error.
-pub(crate) fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
-    r.map_err(|e| {
-        let exit = match e.status() {
-            Some(400..=499) => Exit::Usage,
-            _ => Exit::Failure,
-        };
-        Failure::new(exit, anyhow::anyhow!("{e}"))
-    })
-}
-
-/// The API client of this host's hako (`HAKO_API`, `HAKO_TOKEN` or the data dir's token).
-pub(crate) fn client(data_dir: &std::path::Path) -> Result<hako_api::Client, Failure> {
-    use anyhow::Context;
-    hako_api::Client::from_env(data_dir)
-        .context("cannot find hako's API (is `hako serve` running?)")
-        .or_exit(Exit::Failure)
 }

@@ -49,7 +49,7 @@ pub use hako_cgroup::{
 };
 pub use ipnet::Ipv4Net;
 pub use network::{NetworkError, Subnet};
-pub use runtime::Runtime;
+pub use runtime::{Runtime, Slot};
 pub use seccomp::{Seccomp, SeccompError};
 pub use spec::{
     BindMount, ContainerSpec, Limits, LogSpec, NetworkMode, RootfsSpec, SpecError, User,

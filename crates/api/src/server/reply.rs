@@ -30,6 +30,7 @@ impl IntoResponse for Reply {
             Reply::Instances(instances) => Json(instances).into_response(),
             Reply::Nodes(nodes) => Json(nodes).into_response(),
             Reply::Node(node) => Json(node).into_response(),
+            Reply::Cert(info) => Json(info).into_response(),
         }
     }
 }
