@@ -8,7 +8,8 @@
 //! With a warm pool ([`Agent::fill_pool`]) the agent keeps containers of an app prepared and
 //! parked before exec, and a launch only has to release one. With CRIU, [`Agent::checkpoint`]
 //! files a checkpoint of an app version, and launches of that version restore it
-//! ([`hako_model::StartPath`] says how an instance started).
+//! ([`hako_model::StartPath`] says how an instance started). In a cluster, [`member`] is the
+//! node's part and [`routes`] keeps a host's routes to the other nodes' instances.
 #![forbid(unsafe_code)]
 
 mod agent;
@@ -22,6 +23,7 @@ pub mod logs;
 pub mod member;
 mod ready;
 mod releases;
+pub mod routes;
 mod storage;
 
 pub use agent::{

@@ -154,6 +154,8 @@ pub(crate) async fn serve(
             Arc::new(Notify::new()),
         )),
         tokio::spawn(leader::campaign(ctx)),
+        // This host's routes to every node's instances (for its proxy and its node).
+        tokio::spawn(hako_agent::routes::follow(store.clone())),
     ];
     let backend = Arc::new(DaemonBackend {
         files: Arc::new(files),

@@ -1,22 +1,27 @@
 //! The etcd backend: the same [`Store`] over an etcd v3 cluster (Debian's
 //! `etcd-server`), for multi-host hako. The mapping is one to one: keys,
 //! revisions, transactions, watches and leases are etcd's own. Lease TTLs are
-//! rounded up to whole seconds (and etcd may raise very short ones).
+//! rounded up to whole seconds (and etcd may raise very short ones). With several
+//! members, the store fails over from a member that is gone or cut off to a healthy
+//! one ([`members`]).
 
 mod convert;
+mod members;
 mod watch;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client as ec;
 
 use crate::key::{self, prefix_end};
 use crate::{KeyValue, Store, StoreError, Txn, TxnOp, TxnOpResponse, TxnResponse, Watch};
+use members::{Members, Retry};
 
 /// A store backed by an etcd cluster.
 #[derive(Clone)]
 pub struct EtcdStore {
-    client: ec::Client,
+    members: Arc<Members>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -29,15 +34,32 @@ impl EtcdStore {
     /// Connects to the cluster at `endpoints` (e.g. `["http://10.0.0.1:2379"]`).
     pub async fn connect(endpoints: &[String]) -> Result<Self, StoreError> {
         let options = ec::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
+            .with_connect_timeout(Duration::from_secs(2))
             // A call without an answer in 5 s means no quorum: say so rather than hang.
-            .with_timeout(Duration::from_secs(5));
-        let client = ec::Client::connect(endpoints, Some(options))
-            .await
-            .map_err(|e| StoreError::Backend(format!("cannot reach etcd at {endpoints:?}: {e}; check the endpoints and that etcd runs")))?;
-        let store = EtcdStore { client };
-        store.revision().await?;
+            .with_timeout(Duration::from_secs(5))
+            // A connection to a member that went silent (a cut cable) ends within seconds…
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true)
+            // …and a watch on a member that lost its leader is cancelled, not left hanging.
+            .with_require_leader(true);
+        let members = Members::connect(endpoints, options).await?;
+        let store = EtcdStore { members };
+        store.revision().await.map_err(|e| match e {
+            StoreError::Unavailable(why) => StoreError::Unavailable(format!(
+                "cannot reach etcd at {endpoints:?}: {why}; check the endpoints and that etcd runs"
+            )),
+            e => e,
+        })?;
         Ok(store)
+    }
+
+    /// Runs `f` on the current member, failing over as `retry` allows (see [`members`]).
+    async fn call<T, F, Fut>(&self, retry: Retry, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(ec::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        self.members.call(retry, f).await
     }
 
     async fn run(&self, txn: &Txn) -> Result<TxnResponse, StoreError> {
@@ -59,11 +81,16 @@ impl EtcdStore {
             .and_then(txn.success.iter().map(convert::txn_op).collect::<Vec<_>>())
             .or_else(txn.failure.iter().map(convert::txn_op).collect::<Vec<_>>());
         let response = self
-            .client
-            .kv_client()
-            .txn(request)
-            .await
-            .map_err(|e| convert::error(e, lease))?;
+            .call(Retry::Unreached, |c| {
+                let request = request.clone();
+                async move {
+                    c.kv_client()
+                        .txn(request)
+                        .await
+                        .map_err(|e| convert::error(e, lease))
+                }
+            })
+            .await?;
         let ops = if response.succeeded() {
             &txn.success
         } else {
@@ -104,22 +131,26 @@ impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         key::validate_key(key)?;
         let response = self
-            .client
-            .kv_client()
-            .get(key.as_bytes(), None)
-            .await
-            .map_err(|e| convert::error(e, None))?;
+            .call(Retry::Always, |c| async move {
+                c.kv_client()
+                    .get(key.as_bytes(), None)
+                    .await
+                    .map_err(|e| convert::error(e, None))
+            })
+            .await?;
         response.kvs().first().map(convert::kv).transpose()
     }
 
     async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
         key::validate_prefix(prefix)?;
         let response = self
-            .client
-            .kv_client()
-            .get(prefix.as_bytes(), Some(convert::prefix_get(prefix)))
-            .await
-            .map_err(|e| convert::error(e, None))?;
+            .call(Retry::Always, |c| async move {
+                c.kv_client()
+                    .get(prefix.as_bytes(), Some(convert::prefix_get(prefix)))
+                    .await
+                    .map_err(|e| convert::error(e, None))
+            })
+            .await?;
         response.kvs().iter().map(convert::kv).collect()
     }
 
@@ -164,31 +195,37 @@ impl Store for EtcdStore {
                 reason: "watch revisions start at 1",
             });
         }
-        watch::open(&self.client, prefix, from_revision).await
+        watch::open(self.members.clone(), prefix, from_revision).await
     }
 
     async fn revision(&self) -> Result<i64, StoreError> {
-        let options = ec::GetOptions::new().with_count_only();
         let response = self
-            .client
-            .kv_client()
-            .get("/", Some(options.with_range(prefix_end("/"))))
-            .await
-            .map_err(|e| convert::error(e, None))?;
+            .call(Retry::Always, |c| async move {
+                let options = ec::GetOptions::new().with_count_only();
+                c.kv_client()
+                    .get("/", Some(options.with_range(prefix_end("/"))))
+                    .await
+                    .map_err(|e| convert::error(e, None))
+            })
+            .await?;
         Ok(response.header().map_or(0, ec::ResponseHeader::revision))
     }
 
     async fn compact(&self, revision: i64) -> Result<(), StoreError> {
-        match self.client.kv_client().compact(revision, None).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.to_string().contains("has been compacted") => Ok(()),
-            Err(e) => Err(match convert::error(e, None) {
-                StoreError::InvalidRevision { reason, .. } => {
-                    StoreError::InvalidRevision { revision, reason }
-                }
-                other => other,
-            }),
-        }
+        // Compacting again to the same revision changes nothing: safe to repeat.
+        self.call(Retry::Always, |c| async move {
+            match c.kv_client().compact(revision, None).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.to_string().contains("has been compacted") => Ok(()),
+                Err(e) => Err(match convert::error(e, None) {
+                    StoreError::InvalidRevision { reason, .. } => {
+                        StoreError::InvalidRevision { revision, reason }
+                    }
+                    other => other,
+                }),
+            }
+        })
+        .await
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<i64, StoreError> {
@@ -196,41 +233,48 @@ impl Store for EtcdStore {
         let secs =
             i64::try_from(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).unwrap_or(i64::MAX);
         let response = self
-            .client
-            .lease_client()
-            .grant(secs, None)
-            .await
-            .map_err(|e| convert::error(e, None))?;
+            .call(Retry::Unreached, |c| async move {
+                c.lease_client()
+                    .grant(secs, None)
+                    .await
+                    .map_err(|e| convert::error(e, None))
+            })
+            .await?;
         Ok(response.id())
     }
 
     async fn keep_alive(&self, lease: i64) -> Result<(), StoreError> {
-        let (mut keeper, mut stream) = self
-            .client
-            .lease_client()
-            .keep_alive(lease)
-            .await
-            .map_err(|e| convert::error(e, Some(lease)))?;
-        keeper
-            .keep_alive()
-            .await
-            .map_err(|e| convert::error(e, Some(lease)))?;
-        match stream
-            .message()
-            .await
-            .map_err(|e| convert::error(e, Some(lease)))?
-        {
-            Some(response) if response.ttl() > 0 => Ok(()),
-            _ => Err(StoreError::LeaseNotFound(lease)),
-        }
+        // A renewal is safe to repeat.
+        self.call(Retry::Always, |c| async move {
+            let (mut keeper, mut stream) = c
+                .lease_client()
+                .keep_alive(lease)
+                .await
+                .map_err(|e| convert::error(e, Some(lease)))?;
+            keeper
+                .keep_alive()
+                .await
+                .map_err(|e| convert::error(e, Some(lease)))?;
+            match stream
+                .message()
+                .await
+                .map_err(|e| convert::error(e, Some(lease)))?
+            {
+                Some(response) if response.ttl() > 0 => Ok(()),
+                _ => Err(StoreError::LeaseNotFound(lease)),
+            }
+        })
+        .await
     }
 
     async fn revoke(&self, lease: i64) -> Result<(), StoreError> {
-        self.client
-            .lease_client()
-            .revoke(lease)
-            .await
-            .map(|_| ())
-            .map_err(|e| convert::error(e, Some(lease)))
+        self.call(Retry::Unreached, |c| async move {
+            c.lease_client()
+                .revoke(lease)
+                .await
+                .map(|_| ())
+                .map_err(|e| convert::error(e, Some(lease)))
+        })
+        .await
     }
 }

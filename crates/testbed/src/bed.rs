@@ -163,10 +163,6 @@ impl Testbed {
             }
             bed.nodes.push(node);
         }
-        // Until hako's processes route between the nodes themselves, the bed does, the same
-        // way (they keep these routes).
-        let subnets: Vec<Ipv4Net> = bed.nodes.iter().map(|n| n.subnet).collect();
-        lan.route_subnets(&subnets)?;
         bed.lan = Some(lan);
         std::fs::create_dir_all(bed.shared_dir())
             .map_err(TestbedError::io("cannot create the shared dir"))?;
@@ -199,6 +195,12 @@ impl Testbed {
     fn start_hako(&mut self, hako: &Path) -> Result<()> {
         let has = HakoCommands::detect(hako)?;
         self.commands = Some(has.clone());
+        if !has.cluster_cidr {
+            // A hako from before `--cluster-cidr` does not route between the nodes either
+            // (both came together): the bed does, the same way.
+            let subnets: Vec<Ipv4Net> = self.nodes.iter().map(|n| n.subnet).collect();
+            self.lan().route_subnets(&subnets)?;
+        }
         let store = self.etcd().endpoint();
         let cidrs = self.config.cluster_cidrs();
         let shared = self.shared_dir();
@@ -362,7 +364,9 @@ impl Testbed {
         self.commands.as_ref()
     }
 
-    /// `kill -9` of node `n`'s agent (its instances keep running, as after a crash).
+    /// `kill -9` of node `n`'s agent, as a crash: its instances die with it (the runtime ties
+    /// them to it), its records stay in etcd until its lease expires, its cgroups and runtime
+    /// state stay until it starts again (or `down`).
     pub fn kill_agent(&mut self, n: usize) -> Result<()> {
         if let Some(mut p) = self.nodes[n - 1].agent.take() {
             p.kill();

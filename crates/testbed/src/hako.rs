@@ -32,7 +32,8 @@ pub struct HakoCommands {
     pub shared_dir: bool,
     /// `hako agent|serve --lease D`.
     pub lease: bool,
-    /// `--cluster-cidr CIDR[,CIDR…]` (the networks instances may not open connections to).
+    /// `--cluster-cidr CIDR[,CIDR…]` (the networks instances may not open connections to);
+    /// a hako that has it also routes between the nodes' subnets by itself.
     pub cluster_cidr: bool,
 }
 

@@ -36,14 +36,9 @@ async fn serve_on_etcd_serves_a_site() {
     s.stop().await;
 }
 
-/// With one of three etcd members stopped, `hako serve` keeps serving and changing: a new
-/// app is stored and served.
-///
-/// Fails today: etcd-client 0.17's balanced channel keeps sending some requests to the
-/// stopped member ("tcp connect error", answered 500) — 2 or 3 failed API calls in a row in
-/// most runs, etcdv3/etcd-client#39. The store needs its own fail-over (issue 10); run it with
-/// `--run-ignored all` once it has one.
-#[ignore = "the etcd store does not fail over to the live members yet (issue 10)"]
+/// With one of three etcd members stopped — the first, the one the store starts on —
+/// `hako serve` keeps serving and changing: a new app is stored and served (the store fails
+/// over to a live member).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serve_goes_on_with_one_etcd_member_stopped() {
     let mut etcd = tokio::task::spawn_blocking(|| EtcdCluster::start(3))

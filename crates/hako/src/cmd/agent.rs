@@ -56,6 +56,7 @@ pub async fn execute(args: AgentArgs, data_dir: &Path) -> Result<u8, Failure> {
             .map_err(|e: String| anyhow::anyhow!(e))
             .or_exit(Exit::Usage)?;
     }
+    runtime.cluster_cidrs = args.cluster.cidrs(None)?;
     let mut agent_cfg = AgentConfig::new(data_dir, runtime.clone());
     agent_cfg.shared_dir = args.cluster.shared_dir.clone();
     if let Some(n) = &args.cluster.node {
@@ -91,12 +92,14 @@ pub async fn execute(args: AgentArgs, data_dir: &Path) -> Result<u8, Failure> {
     if let Some(g) = args.stop_grace {
         config.stop_grace = g.0;
     }
-    let member = Member::join(agent.clone(), store, config)
+    let member = Member::join(agent.clone(), store.clone(), config)
         .await
         .context("cannot join the cluster")
         .or_exit(Exit::Failure)?;
     eprintln!("hako: node {node} joined the cluster");
+    let routes = tokio::spawn(hako_agent::routes::follow(store.clone()));
     member.run(exits, super::serve::shutdown_signal()).await;
+    routes.abort();
     agent.shutdown(std::time::Duration::from_secs(1)).await;
     Ok(0)
 }

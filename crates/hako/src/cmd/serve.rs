@@ -63,7 +63,7 @@ pub struct ServeArgs {
 }
 
 /// Options of a host in a cluster (`hako serve --store etcd://…` and `hako agent`); in the
-/// config file `node`, `advertise`, `shared_dir`, `lease`.
+/// config file `node`, `advertise`, `shared_dir`, `lease`, `cluster_cidrs` (a list).
 #[derive(Debug, Default, clap::Args)]
 pub struct ClusterArgs {
     /// This host's node name in the cluster [default: the host name].
@@ -80,6 +80,36 @@ pub struct ClusterArgs {
     /// it went quiet [default: 5s].
     #[arg(long, value_name = "DURATION")]
     pub lease: Option<HumanDuration>,
+    /// The cluster's networks (comma-separated or repeated), e.g. the hosts' network and the
+    /// instance networks, 10.0.0.0/24,10.77.0.0/16: this host's instances may open no
+    /// connection to them (replies to the proxies pass) [default: none].
+    #[arg(long = "cluster-cidr", value_name = "CIDR", value_delimiter = ',')]
+    pub cluster_cidrs: Vec<String>,
+}
+
+impl ClusterArgs {
+    /// The parsed `--cluster-cidr`s (or `file`'s when none is given), or a usage error naming
+    /// the bad one.
+    pub fn cidrs(&self, file: Option<&[String]>) -> Result<Vec<hako_runtime::Ipv4Net>, Failure> {
+        let given = if self.cluster_cidrs.is_empty() {
+            file.unwrap_or_default()
+        } else {
+            &self.cluster_cidrs
+        };
+        given
+            .iter()
+            .map(|c| {
+                c.trim().parse::<hako_runtime::Ipv4Net>().map_err(|e| {
+                    Failure::new(
+                        Exit::Usage,
+                        anyhow::anyhow!(
+                            "cluster CIDR {c:?} is not an IPv4 network ({e}): give e.g. 10.77.0.0/16"
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
 }
 
 /// Most slots of the shared warm pool a node keeps (each holds a cgroup, a network namespace
@@ -106,6 +136,7 @@ struct FileConfig {
     advertise: Option<String>,
     shared_dir: Option<PathBuf>,
     lease: Option<HumanDuration>,
+    cluster_cidrs: Option<Vec<String>>,
     checkpoint_max_size: Option<String>,
     criu_dir: Option<PathBuf>,
     shared_pool: Option<usize>,
@@ -255,6 +286,7 @@ fn settings(
             s => Some(size("data_quota", s)?),
         };
     }
+    config.runtime.cluster_cidrs = args.cluster.cidrs(file.cluster_cidrs.as_deref())?;
     config.node = args.cluster.node.or(file.node);
     config.advertise = args.cluster.advertise.or(file.advertise);
     config.shared_dir = args.cluster.shared_dir.or(file.shared_dir);

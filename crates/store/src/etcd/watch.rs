@@ -1,10 +1,14 @@
 //! The etcd backend's watch stream: etcd watch responses regrouped into one
 //! batch per revision, with compaction reported as [`StoreError::Compacted`]
-//! and a broken stream resumed from the next revision.
+//! and a broken stream resumed from the next revision — also when the store
+//! moves to another member ([`super::members`]), there.
+
+use std::sync::Arc;
 
 use etcd_client as ec;
 
 use super::convert;
+use super::members::{Members, Retry};
 use crate::kv::group_by_revision;
 use crate::{StoreError, Watch, WatchBatch, key::prefix_end};
 
@@ -34,7 +38,9 @@ async fn is_compacted(
 }
 
 struct State {
-    client: ec::WatchClient,
+    members: Arc<Members>,
+    /// Changes when the store moves to another member: the watch moves with it.
+    switches: tokio::sync::watch::Receiver<u64>,
     prefix: String,
     /// Kept alive: dropping it ends the server-side watch.
     watcher: Option<ec::Watcher>,
@@ -44,25 +50,35 @@ struct State {
     done: bool,
 }
 
-/// Opens an etcd watch from `from` (0 = now) and wraps it as a [`Watch`].
-/// A start revision that is already compacted fails here, as in the
+/// Opens an etcd watch from `from` (`None`: from the next write) and wraps it as a
+/// [`Watch`]. A start revision that is already compacted fails here, as in the
 /// embedded store, rather than on the stream.
 pub(crate) async fn open(
-    client: &ec::Client,
+    members: Arc<Members>,
     prefix: &str,
     from: Option<i64>,
 ) -> Result<Watch, StoreError> {
-    let compacted = match from {
-        Some(rev) => is_compacted(client, prefix, rev).await?,
-        None => false,
+    let (compacted, next_revision) = match from {
+        Some(rev) => {
+            let compacted = members
+                .call(Retry::Always, |c| async move {
+                    is_compacted(&c, prefix, rev).await
+                })
+                .await?;
+            (compacted, rev)
+        }
+        // From the revision after the current one: a watch that must resume (on another
+        // member) knows where, even before its first event.
+        None => (false, current_revision(&members).await? + 1),
     };
     let mut state = State {
-        client: client.watch_client(),
+        switches: members.switches(),
+        members,
         prefix: prefix.to_owned(),
         watcher: None,
         stream: None,
         pending: Default::default(),
-        next_revision: from.unwrap_or(0),
+        next_revision,
         done: false,
     };
     state.connect().await?;
@@ -91,16 +107,39 @@ pub(crate) async fn open(
     )))
 }
 
+/// The store's current revision.
+async fn current_revision(members: &Members) -> Result<i64, StoreError> {
+    members
+        .call(Retry::Always, |c| async move {
+            let options = ec::GetOptions::new()
+                .with_count_only()
+                .with_range(prefix_end("/"));
+            c.kv_client()
+                .get("/", Some(options))
+                .await
+                .map(|r| r.header().map_or(0, ec::ResponseHeader::revision))
+                .map_err(|e| convert::error(e, None))
+        })
+        .await
+}
+
 impl State {
     async fn connect(&mut self) -> Result<(), StoreError> {
-        let options = ec::WatchOptions::new()
-            .with_range(prefix_end(&self.prefix))
-            .with_start_revision(self.next_revision);
+        // What the stream sees from here on is this member's.
+        self.switches.borrow_and_update();
+        let (prefix, next_revision) = (self.prefix.as_str(), self.next_revision);
         let (watcher, stream) = self
-            .client
-            .watch(self.prefix.as_bytes(), Some(options))
-            .await
-            .map_err(|e| convert::error(e, None))?;
+            .members
+            .call(Retry::Always, |c| async move {
+                let options = ec::WatchOptions::new()
+                    .with_range(prefix_end(prefix))
+                    .with_start_revision(next_revision);
+                c.watch_client()
+                    .watch(prefix.as_bytes(), Some(options))
+                    .await
+                    .map_err(|e| convert::error(e, None))
+            })
+            .await?;
         self.watcher = Some(watcher);
         self.stream = Some(stream);
         Ok(())
@@ -117,7 +156,18 @@ impl State {
                 return Some(Ok(batch));
             }
             let message = match self.stream.as_mut() {
-                Some(stream) => stream.message().await,
+                Some(stream) => tokio::select! {
+                    m = stream.message() => m,
+                    Ok(()) = self.switches.changed() => {
+                        // The store moved to another member: go on there.
+                        self.stream = None;
+                        self.watcher = None;
+                        if let Err(e) = self.connect().await {
+                            return Some(Err(e));
+                        }
+                        continue;
+                    }
+                },
                 None => Ok(None),
             };
             match message {
@@ -138,11 +188,6 @@ impl State {
                     resumed = true;
                     self.stream = None;
                     self.watcher = None;
-                    if self.next_revision == 0 {
-                        return Some(Err(StoreError::Backend(
-                            "etcd watch stream ended before any event; watch again".into(),
-                        )));
-                    }
                     if let Err(e) = self.connect().await {
                         return Some(Err(e));
                     }
