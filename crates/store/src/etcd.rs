@@ -244,8 +244,8 @@ impl Store for EtcdStore {
     }
 
     async fn keep_alive(&self, lease: i64) -> Result<(), StoreError> {
-        // A renewal is safe to repeat.
-        self.call(Retry::Always, |c| async move {
+        // A renewal is safe to send to every member: the first to renew answers.
+        self.members.first_ok(|c| async move {
             let (mut keeper, mut stream) = c
                 .lease_client()
                 .keep_alive(lease)

@@ -1,7 +1,7 @@
 //! The etcd backend on a 3-member cluster (Debian's `etcd-server` on loopback, through
 //! `hako_testbed::etcd`) losing members: with the first member — the one the store starts on —
-//! stopped, every read and write still succeeds and a watch opened before goes on delivering
-//! every change; with two stopped, calls fail as unavailable within the request timeout;
+//! stopped, every read, write and lease renewal still succeeds and a watch opened before goes
+//! on delivering every change; with two stopped, calls fail as unavailable within the request timeout;
 //! with both back, the store works again and nothing written is lost.
 #![cfg(feature = "etcd")]
 
@@ -19,6 +19,11 @@ async fn the_store_fails_over_to_live_members_and_waits_out_a_lost_quorum() {
     let urls: Vec<String> = etcd.members().iter().map(|m| m.spec.client_url()).collect();
     let store = EtcdStore::connect(&urls).await.unwrap();
     store.put("/k/before", b"1".to_vec()).await.unwrap();
+    let lease = store.grant_lease(Duration::from_secs(2)).await.unwrap();
+    store
+        .put_with_lease("/l/leased", b"1".to_vec(), lease)
+        .await
+        .unwrap();
     let mut watch = store.watch("/k/", None).await.unwrap();
 
     let mut etcd = tokio::task::spawn_blocking(move || {
@@ -33,6 +38,7 @@ async fn the_store_fails_over_to_live_members_and_waits_out_a_lost_quorum() {
         let key = format!("/k/{i}");
         store.put(&key, i.to_string().into_bytes()).await.unwrap();
         assert!(store.get(&key).await.unwrap().is_some());
+        store.keep_alive(lease).await.unwrap();
         assert!(
             t.elapsed() < Duration::from_secs(3),
             "call {i} took {:?}",
@@ -40,6 +46,7 @@ async fn the_store_fails_over_to_live_members_and_waits_out_a_lost_quorum() {
         );
     }
     assert_eq!(store.range("/k/").await.unwrap().len(), 21);
+    assert!(store.get("/l/leased").await.unwrap().is_some(), "the lease lapsed");
     // The watch (opened on the stopped member) saw all twenty writes, in order.
     let mut seen = Vec::new();
     while seen.len() < 20 {

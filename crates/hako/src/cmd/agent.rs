@@ -3,9 +3,11 @@
 //! leaves (the leader places their sites elsewhere).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hako_agent::member::{Member, MemberConfig};
+use hako_agent::member::{Member, MemberConfig, MemberError};
 use hako_agent::{Agent, AgentConfig};
 use hako_model::HumanDuration;
 
@@ -74,10 +76,6 @@ pub async fn execute(args: AgentArgs, data_dir: &Path) -> Result<u8, Failure> {
     let (agent, exits) = Agent::new(agent_cfg)
         .context("cannot start the node agent")
         .or_exit(Exit::Failure)?;
-    let store = hako_store::open(&spec)
-        .await
-        .context("cannot reach the cluster's etcd")
-        .or_exit(Exit::Failure)?;
     let mut config = MemberConfig::new(
         &node,
         args.cluster
@@ -92,14 +90,56 @@ pub async fn execute(args: AgentArgs, data_dir: &Path) -> Result<u8, Failure> {
     if let Some(g) = args.stop_grace {
         config.stop_grace = g.0;
     }
-    let member = Member::join(agent.clone(), store.clone(), config)
-        .await
-        .context("cannot join the cluster")
-        .or_exit(Exit::Failure)?;
+    let (store, member) = join(&spec, &agent, config).await?;
     eprintln!("hako: node {node} joined the cluster");
     let routes = tokio::spawn(hako_agent::routes::follow(store.clone()));
     member.run(exits, super::serve::shutdown_signal()).await;
     routes.abort();
     agent.shutdown(std::time::Duration::from_secs(1)).await;
     Ok(0)
+}
+
+/// How long `hako agent` waits at start for its cluster's etcd to answer (a member starting,
+/// an election going on) before it gives up.
+const STORE_WAIT: Duration = Duration::from_secs(60);
+
+/// Opens the cluster's store and joins it, waiting (and saying so) while etcd is unavailable.
+async fn join(
+    spec: &hako_store::StoreSpec,
+    agent: &Arc<Agent>,
+    config: MemberConfig,
+) -> Result<(Arc<dyn hako_store::Store>, Member), Failure> {
+    let started = Instant::now();
+    loop {
+        let attempt = async {
+            let store = hako_store::open(spec)
+                .await
+                .context("cannot reach the cluster's etcd")?;
+            let member = Member::join(agent.clone(), store.clone(), config.clone())
+                .await
+                .context("cannot join the cluster")?;
+            anyhow::Ok((store, member))
+        };
+        match attempt.await {
+            Ok(joined) => return Ok(joined),
+            Err(e) if started.elapsed() < STORE_WAIT && unavailable(&e) => {
+                eprintln!("hako: waiting for the cluster's etcd: {e:#}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).or_exit(Exit::Failure),
+        }
+    }
+}
+
+/// Whether `e` says etcd is unavailable for now (rather than refusing this node).
+fn unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<hako_store::StoreError>(),
+            Some(hako_store::StoreError::Unavailable(_))
+        ) || matches!(
+            c.downcast_ref::<MemberError>(),
+            Some(MemberError::Store(hako_store::StoreError::Unavailable(_)))
+        )
+    })
 }

@@ -182,6 +182,33 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// A failed test keeps the bed's logs (the bed itself goes, with its state dir).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let keep = std::env::temp_dir().join(format!("hako-bed-logs-{}", self.bed.name()));
+        let mut kept = Vec::new();
+        let mut walk = vec![self.bed.state_dir().to_path_buf()];
+        while let Some(dir) = walk.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk.push(path);
+                } else if path.extension().is_some_and(|x| x == "log") {
+                    let rel = path.strip_prefix(self.bed.state_dir()).unwrap_or(&path);
+                    let to = keep.join(rel.to_string_lossy().replace('/', "-"));
+                    if std::fs::create_dir_all(&keep).is_ok() && std::fs::copy(&path, &to).is_ok() {
+                        kept.push(to);
+                    }
+                }
+            }
+        }
+        eprintln!("bed {}: logs kept in {}", self.bed.name(), keep.display());
+    }
+}
+
 /// The cgroup directories of runtime `prefix` and everything under them (cgroup v1 or v2).
 pub fn cgroups_of(prefix: &str) -> Vec<String> {
     fn walk(dir: &Path, out: &mut Vec<String>) {

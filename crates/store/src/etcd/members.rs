@@ -7,9 +7,13 @@
 //!   current;
 //! - a call that fails as unavailable marks its member failed, which moves the store to the
 //!   next member at once, and is tried there if [`Retry`] allows it: reads always, writes only
-//!   when the failed attempt surely never reached a member;
+//!   when the failed attempt surely never reached a member; a read still waiting on a member
+//!   the store moved away from is abandoned and tried on the new one (so a lease renewal sent
+//!   to a member whose cable was just cut does not wait out the request timeout);
 //! - watches follow the current member ([`Members::switches`]): on a switch they resume on the
-//!   new member from the revision after the last one they delivered.
+//!   new member from the revision after the last one they delivered;
+//! - lease renewals go to every member at once ([`Members::first_ok`]): the first that renews
+//!   answers, so a lease never lapses for one member's loss, whatever the failover takes.
 //!
 //! Without a quorum no member is healthy: the current one stays and calls fail as unavailable
 //! within the request timeout, until the quorum is back.
@@ -23,10 +27,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::StoreError;
 
-/// How often every member's health is asked.
-pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often every member's health is asked: a member cut off is left within about twice
+/// this, well inside the shortest lease etcd grants (2 s).
+pub(crate) const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// How long one health probe may take.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(900);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(450);
 /// A call is tried again on another member only while it has taken less than this: an
 /// attempt that timed out already cost the caller its patience.
 const RETRY_WITHIN: Duration = Duration::from_secs(3);
@@ -182,9 +187,22 @@ impl Members {
     {
         let started = Instant::now();
         let mut attempts = 0;
+        let mut switches = self.switches();
         loop {
+            switches.borrow_and_update();
             let (i, client) = self.current();
-            match f(client).await {
+            let attempt = f(client);
+            let result = match retry {
+                Retry::Always => tokio::select! {
+                    r = attempt => r,
+                    Ok(()) = switches.changed() => Err(StoreError::Unavailable(format!(
+                        "etcd member {} was left while it had the request",
+                        self.members[i].url
+                    ))),
+                },
+                Retry::Unreached => attempt.await,
+            };
+            match result {
                 Err(StoreError::Unavailable(text)) => {
                     self.failed(i, &text);
                     attempts += 1;
@@ -200,6 +218,32 @@ impl Members {
                 other => return other,
             }
         }
+    }
+}
+
+impl Members {
+    /// Runs `f` on every member at once; the first success is the answer. Without one, a
+    /// definite answer ([`StoreError::LeaseNotFound`]) wins over the members' other errors.
+    /// For requests that are safe to send many times (a lease renewal).
+    pub(crate) async fn first_ok<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(ec::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        use futures::StreamExt;
+        let mut all: futures::stream::FuturesUnordered<_> =
+            self.members.iter().map(|m| f(m.client.clone())).collect();
+        let mut error = None;
+        while let Some(r) = all.next().await {
+            match r {
+                Ok(v) => return Ok(v),
+                Err(e @ StoreError::LeaseNotFound(_)) => error = Some(e),
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        Err(error.unwrap_or_else(|| StoreError::Unavailable("no etcd member".into())))
     }
 }
 
@@ -297,5 +341,44 @@ mod tests {
             .await;
         assert!(matches!(r, Err(StoreError::Backend(_))));
         assert_eq!(*tried.lock().unwrap(), [9]);
+    }
+
+    #[tokio::test]
+    async fn a_renewal_goes_to_every_member_and_the_first_success_or_a_definite_no_answers() {
+        let urls: Vec<String> = ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"]
+            .map(String::from)
+            .to_vec();
+        let m = Members::connect(&urls, ec::ConnectOptions::new())
+            .await
+            .unwrap();
+        let n = AtomicUsize::new(0);
+        // One member of three renews: that is the answer.
+        let r = m
+            .first_ok(|_c| {
+                let k = n.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match k {
+                        1 => Ok(k),
+                        _ => Err(StoreError::Unavailable("tcp connect error".into())),
+                    }
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 1);
+        assert_eq!(n.load(Ordering::SeqCst), 3, "not every member was asked");
+        // None does, one knows the lease is gone: that is the answer.
+        n.store(0, Ordering::SeqCst);
+        let r = m
+            .first_ok(|_c| {
+                let k = n.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    Err::<(), _>(match k {
+                        2 => StoreError::LeaseNotFound(7),
+                        _ => StoreError::Unavailable("no leader".into()),
+                    })
+                }
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::LeaseNotFound(7))), "{r:?}");
     }
 }
