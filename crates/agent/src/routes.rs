@@ -144,7 +144,10 @@ mod tests {
         let r = peer_route(&node("10.99.0.12", Some("10.77.2.9/24"))).unwrap();
         assert_eq!(r.to_string(), "10.77.2.0/24 via 10.99.0.12");
         assert_eq!(peer_route(&node("10.99.0.12", None)), None);
-        assert_eq!(peer_route(&node("web2.example", Some("10.77.2.0/24"))), None);
+        assert_eq!(
+            peer_route(&node("web2.example", Some("10.77.2.0/24"))),
+            None
+        );
         assert_eq!(peer_route(&node("10.99.0.12", Some("fd00::/64"))), None);
     }
 }

@@ -245,26 +245,27 @@ impl Store for EtcdStore {
 
     async fn keep_alive(&self, lease: i64) -> Result<(), StoreError> {
         // A renewal is safe to send to every member: the first to renew answers.
-        self.members.first_ok(|c| async move {
-            let (mut keeper, mut stream) = c
-                .lease_client()
-                .keep_alive(lease)
-                .await
-                .map_err(|e| convert::error(e, Some(lease)))?;
-            keeper
-                .keep_alive()
-                .await
-                .map_err(|e| convert::error(e, Some(lease)))?;
-            match stream
-                .message()
-                .await
-                .map_err(|e| convert::error(e, Some(lease)))?
-            {
-                Some(response) if response.ttl() > 0 => Ok(()),
-                _ => Err(StoreError::LeaseNotFound(lease)),
-            }
-        })
-        .await
+        self.members
+            .first_ok(|c| async move {
+                let (mut keeper, mut stream) = c
+                    .lease_client()
+                    .keep_alive(lease)
+                    .await
+                    .map_err(|e| convert::error(e, Some(lease)))?;
+                keeper
+                    .keep_alive()
+                    .await
+                    .map_err(|e| convert::error(e, Some(lease)))?;
+                match stream
+                    .message()
+                    .await
+                    .map_err(|e| convert::error(e, Some(lease)))?
+                {
+                    Some(response) if response.ttl() > 0 => Ok(()),
+                    _ => Err(StoreError::LeaseNotFound(lease)),
+                }
+            })
+            .await
     }
 
     async fn revoke(&self, lease: i64) -> Result<(), StoreError> {

@@ -46,7 +46,10 @@ async fn the_store_fails_over_to_live_members_and_waits_out_a_lost_quorum() {
         );
     }
     assert_eq!(store.range("/k/").await.unwrap().len(), 21);
-    assert!(store.get("/l/leased").await.unwrap().is_some(), "the lease lapsed");
+    assert!(
+        store.get("/l/leased").await.unwrap().is_some(),
+        "the lease lapsed"
+    );
     // The watch (opened on the stopped member) saw all twenty writes, in order.
     let mut seen = Vec::new();
     while seen.len() < 20 {

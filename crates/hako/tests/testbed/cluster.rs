@@ -15,6 +15,8 @@ use crate::common::{self, HAKO, require_root};
 
 /// A bed with this hako on it; taken down (and checked) by [`Cluster::down`], or on drop.
 pub struct Cluster {
+    /// Before `bed`: dropped first.
+    _logs: KeepLogs,
     pub bed: Testbed,
     pub tmp: tempfile::TempDir,
     pub api: SocketAddr,
@@ -50,6 +52,10 @@ impl Cluster {
             started.elapsed().as_secs_f64()
         );
         Cluster {
+            _logs: KeepLogs {
+                name: bed.name().to_string(),
+                state_dir: bed.state_dir().to_path_buf(),
+            },
             bed,
             tmp,
             api,
@@ -154,7 +160,11 @@ impl Cluster {
     /// New instances go to node `n` only: every other node cordoned, `n` active.
     pub fn only_on(&self, n: usize) {
         for node in self.bed.nodes() {
-            let verb = if node.index == n { "uncordon" } else { "cordon" };
+            let verb = if node.index == n {
+                "uncordon"
+            } else {
+                "cordon"
+            };
             self.ok(&["node", verb, &node.name]);
         }
     }
@@ -182,30 +192,33 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    /// A failed test keeps the bed's logs (the bed itself goes, with its state dir).
+/// Keeps a bed's logs when its test fails (the bed goes, with its state dir): dropped before
+/// the bed, it copies them to `<tmp>/hako-bed-logs-<name>/`.
+struct KeepLogs {
+    name: String,
+    state_dir: PathBuf,
+}
+
+impl Drop for KeepLogs {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             return;
         }
-        let keep = std::env::temp_dir().join(format!("hako-bed-logs-{}", self.bed.name()));
-        let mut kept = Vec::new();
-        let mut walk = vec![self.bed.state_dir().to_path_buf()];
+        let keep = std::env::temp_dir().join(format!("hako-bed-logs-{}", self.name));
+        let mut walk = vec![self.state_dir.clone()];
         while let Some(dir) = walk.pop() {
             for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let path = e.path();
                 if e.file_type().is_ok_and(|t| t.is_dir()) {
                     walk.push(path);
                 } else if path.extension().is_some_and(|x| x == "log") {
-                    let rel = path.strip_prefix(self.bed.state_dir()).unwrap_or(&path);
+                    let rel = path.strip_prefix(&self.state_dir).unwrap_or(&path);
                     let to = keep.join(rel.to_string_lossy().replace('/', "-"));
-                    if std::fs::create_dir_all(&keep).is_ok() && std::fs::copy(&path, &to).is_ok() {
-                        kept.push(to);
-                    }
+                    let _ = std::fs::create_dir_all(&keep).and_then(|()| std::fs::copy(&path, &to));
                 }
             }
         }
-        eprintln!("bed {}: logs kept in {}", self.bed.name(), keep.display());
+        eprintln!("bed {}: logs kept in {}", self.name, keep.display());
     }
 }
 

@@ -30,10 +30,16 @@ fn one_etcd_member_lost_changes_nothing_and_a_lost_quorum_costs_changes_but_no_t
     c.bed.etcd_mut().stop_member(1).unwrap();
     let client = c.client();
     let t = Instant::now();
-    let err = client.list_apps().expect_err("the API answered without a quorum");
+    let err = client
+        .list_apps()
+        .expect_err("the API answered without a quorum");
     assert_eq!(err.status(), Some(503), "{err}");
     assert!(err.to_string().contains("quorum"), "{err}");
-    eprintln!("{:.1}s: no quorum: the API answers 503 in {:.1?}", c.at(), t.elapsed());
+    eprintln!(
+        "{:.1}s: no quorum: the API answers 503 in {:.1?}",
+        c.at(),
+        t.elapsed()
+    );
     let code = c.code("refused", "refused\n");
     let out = c.hako(&[
         "app",
@@ -77,7 +83,10 @@ fn one_etcd_member_lost_changes_nothing_and_a_lost_quorum_costs_changes_but_no_t
     let back = until("the API to answer again", Duration::from_secs(20), || {
         client.list_apps().is_ok()
     });
-    eprintln!("{:.1}s: quorum back; the API answers after {back:.1?}", c.at());
+    eprintln!(
+        "{:.1}s: quorum back; the API answers after {back:.1?}",
+        c.at()
+    );
     let mut names: Vec<String> = client
         .list_apps()
         .unwrap()
@@ -87,7 +96,10 @@ fn one_etcd_member_lost_changes_nothing_and_a_lost_quorum_costs_changes_but_no_t
     names.sort();
     assert_eq!(names, ["before", "cold", "during"]);
     // No node was lost: the instances that served before the outage serve after it.
-    assert_eq!((c.ready("before").id, c.ready("during").id), (before, during));
+    assert_eq!(
+        (c.ready("before").id, c.ready("during").id),
+        (before, during)
+    );
     assert_eq!(c.get("cold", "/"), (200, "cold\n".into()));
     c.create("after", &c.code("after", "after\n"), &[]);
     assert_eq!(c.get("after", "/"), (200, "after\n".into()));

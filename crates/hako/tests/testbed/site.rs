@@ -24,14 +24,18 @@ fn a_site_is_served_through_the_front_from_another_node_and_down_leaves_nothing(
         .ip(&["route", "show", "proto", "77"])
         .unwrap();
     assert!(
-        routes.contains(&format!("{} via {}", c.bed.node(2).subnet, c.bed.node(2).addr)),
+        routes.contains(&format!(
+            "{} via {}",
+            c.bed.node(2).subnet,
+            c.bed.node(2).addr
+        )),
         "host1's cluster routes: {routes}"
     );
 
     // A crash of the agent that ran the instance leaves the instance's cgroups and the
     // runtime's state behind: down removes them.
     let prefix = c.bed.node(2).prefix.clone();
-    assert_eq!(processes_of(&prefix), 1, "host2 runs the site's instance");
+    assert!(processes_of(&prefix) > 0, "host2 runs no instance");
     c.bed.kill_agent(2).unwrap();
     // (An instance's cgroup is PREFIX/<its container's number>.)
     let left = cgroups_of(&prefix);

@@ -35,6 +35,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(450);
 /// A call is tried again on another member only while it has taken less than this: an
 /// attempt that timed out already cost the caller its patience.
 const RETRY_WITHIN: Duration = Duration::from_secs(3);
+/// How soon [`Members::first_ok`] asks a member again that refused.
+const AGAIN_AFTER: Duration = Duration::from_millis(100);
+/// How long one attempt of [`Members::first_ok`] may take before it is made again.
+const ATTEMPT: Duration = Duration::from_secs(1);
 
 /// Which failed attempts a call may repeat on another member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +81,10 @@ pub(crate) struct Members {
 impl std::fmt::Debug for Members {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Members")
-            .field("urls", &self.members.iter().map(|m| &m.url).collect::<Vec<_>>())
+            .field(
+                "urls",
+                &self.members.iter().map(|m| &m.url).collect::<Vec<_>>(),
+            )
             .field("current", &self.current.load(Ordering::Relaxed))
             .finish()
     }
@@ -210,8 +217,7 @@ impl Members {
                         Retry::Always => true,
                         Retry::Unreached => unreached(&text),
                     };
-                    if !(may && attempts < self.members.len() && started.elapsed() < RETRY_WITHIN)
-                    {
+                    if !(may && attempts < self.members.len() && started.elapsed() < RETRY_WITHIN) {
                         return Err(StoreError::Unavailable(text));
                     }
                 }
@@ -222,22 +228,50 @@ impl Members {
 }
 
 impl Members {
-    /// Runs `f` on every member at once; the first success is the answer. Without one, a
-    /// definite answer ([`StoreError::LeaseNotFound`]) wins over the members' other errors.
-    /// For requests that are safe to send many times (a lease renewal).
+    /// Runs `f` on every member at once; the first success is the answer. A member that
+    /// answers unavailable (an election going on: "leader changed", "no leader") is asked
+    /// again after [`AGAIN_AFTER`], one that takes longer than [`ATTEMPT`] (forwarding to a
+    /// leader that is gone) at once, while the call is young. A definite no
+    /// ([`StoreError::LeaseNotFound`]) is the answer at once; without a success or one, the
+    /// first member's error. For requests that are safe to send many times (a lease renewal).
     pub(crate) async fn first_ok<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         F: Fn(ec::Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
         use futures::StreamExt;
-        let mut all: futures::stream::FuturesUnordered<_> =
-            self.members.iter().map(|m| f(m.client.clone())).collect();
+        let started = Instant::now();
+        let f = &f;
+        let mut all: futures::stream::FuturesUnordered<_> = self
+            .members
+            .iter()
+            .map(|m| async move {
+                loop {
+                    let attempt = tokio::time::timeout(ATTEMPT, f(m.client.clone())).await;
+                    let young = started.elapsed() + AGAIN_AFTER < RETRY_WITHIN;
+                    match attempt {
+                        // A member still forwarding to a leader that is gone: ask again.
+                        Err(_) if young => {}
+                        Err(_) => {
+                            return Err(StoreError::Unavailable(format!(
+                                "etcd member {} did not answer in {ATTEMPT:?}",
+                                m.url
+                            )));
+                        }
+                        Ok(Err(StoreError::Unavailable(_))) if young => {
+                            tokio::time::sleep(AGAIN_AFTER).await;
+                        }
+                        Ok(r) => return r,
+                    }
+                }
+            })
+            .collect();
         let mut error = None;
         while let Some(r) = all.next().await {
             match r {
                 Ok(v) => return Ok(v),
-                Err(e @ StoreError::LeaseNotFound(_)) => error = Some(e),
+                // The cluster's leader no longer knows the lease: no other member will.
+                Err(e @ StoreError::LeaseNotFound(_)) => return Err(e),
                 Err(e) => {
                     error.get_or_insert(e);
                 }
@@ -299,9 +333,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_moves_to_the_next_member_and_writes_repeat_only_when_unreached() {
-        let urls: Vec<String> = ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"]
-            .map(String::from)
-            .to_vec();
+        let urls: Vec<String> = [
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            "http://127.0.0.1:3",
+        ]
+        .map(String::from)
+        .to_vec();
         let m = Members::connect(&urls, ec::ConnectOptions::new())
             .await
             .unwrap();
@@ -345,9 +383,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_renewal_goes_to_every_member_and_the_first_success_or_a_definite_no_answers() {
-        let urls: Vec<String> = ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"]
-            .map(String::from)
-            .to_vec();
+        let urls: Vec<String> = [
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            "http://127.0.0.1:3",
+        ]
+        .map(String::from)
+        .to_vec();
         let m = Members::connect(&urls, ec::ConnectOptions::new())
             .await
             .unwrap();
@@ -358,22 +400,22 @@ mod tests {
                 let k = n.fetch_add(1, Ordering::SeqCst);
                 async move {
                     match k {
-                        1 => Ok(k),
+                        2 => Ok(k),
                         _ => Err(StoreError::Unavailable("tcp connect error".into())),
                     }
                 }
             })
             .await;
-        assert_eq!(r.unwrap(), 1);
+        assert_eq!(r.unwrap(), 2);
         assert_eq!(n.load(Ordering::SeqCst), 3, "not every member was asked");
-        // None does, one knows the lease is gone: that is the answer.
+        // One knows the lease is gone: that is the answer.
         n.store(0, Ordering::SeqCst);
         let r = m
             .first_ok(|_c| {
                 let k = n.fetch_add(1, Ordering::SeqCst);
                 async move {
                     Err::<(), _>(match k {
-                        2 => StoreError::LeaseNotFound(7),
+                        1 => StoreError::LeaseNotFound(7),
                         _ => StoreError::Unavailable("no leader".into()),
                     })
                 }
