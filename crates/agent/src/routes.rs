@@ -131,7 +131,11 @@ mod tests {
             name: "n1".into(),
             addr: addr.into(),
             subnet: subnet.map(Into::into),
-            capacity: hako_model::NodeCapacity::default(),
+            capacity: hako_model::NodeCapacity {
+                cpus: 2,
+                memory_bytes: 1 << 30,
+                max_pids: 4096,
+            },
             usage: hako_model::NodeUsage::default(),
             epoch: 1,
             heartbeat_unix_ms: 0,

@@ -78,8 +78,11 @@ impl Drop for Outside {
     }
 }
 
+/// Pairs: (target, what the probe printed for it) or (what a target is, its address).
+type Lines = Vec<(String, String)>;
+
 /// What probe `app` got for each target: (target, line).
-fn probe(c: &Cluster, app: &str, targets: &[String]) -> Vec<(String, String)> {
+fn probe(c: &Cluster, app: &str, targets: &[String]) -> Lines {
     let (status, body) = c.get(app, &format!("/cgi-bin/probe?{}", targets.join("+")));
     assert_eq!(status, 200, "{app}'s probe: {body}");
     targets
@@ -136,22 +139,21 @@ fn an_instance_reaches_no_instance_and_no_service_on_any_node_but_the_front_reac
         ("r2", cluster_targets(&r2.addr, &[&i1.addr, &i2.addr])),
     ];
     // All three at once (a dropped connection takes the probe's 3 s).
-    let results: Vec<(&str, Vec<(String, String)>, Vec<(String, String)>)> =
-        std::thread::scope(|s| {
-            let handles: Vec<_> = probes
-                .iter()
-                .map(|(app, (own, targets))| {
-                    let c = &c;
-                    let outside = outside.addr.to_string();
-                    s.spawn(move || {
-                        let mut all = vec![own.clone(), outside];
-                        all.extend(targets.iter().map(|(_, a)| a.clone()));
-                        (*app, probe(c, app, &all), targets.clone())
-                    })
+    let results: Vec<(&str, Lines, Lines)> = std::thread::scope(|s| {
+        let handles: Vec<_> = probes
+            .iter()
+            .map(|(app, (own, targets))| {
+                let c = &c;
+                let outside = outside.addr.to_string();
+                s.spawn(move || {
+                    let mut all = vec![own.clone(), outside];
+                    all.extend(targets.iter().map(|(_, a)| a.clone()));
+                    (*app, probe(c, app, &all), targets.clone())
                 })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     for (app, got, targets) in &results {
         let reached = |line: &str| line.contains("HTTP/1.");
         assert!(
