@@ -385,6 +385,35 @@ mod tests {
         assert!(format!("{err:?}").contains("https:// URL"), "{err:?}");
         assert!(toml::from_str::<FileConfig>("[acme]\ndirectry = \"x\"\n").is_err());
     }
+
+    #[test]
+    fn cluster_cidrs_come_from_the_options_or_the_file_and_must_be_ipv4_networks() {
+        let dir = Path::new("/tmp/hako-test-none");
+        let c = settings(ServeArgs::default(), None, dir).unwrap();
+        assert!(c.runtime.cluster_cidrs.is_empty());
+        let file = "cluster_cidrs = [\"10.99.0.0/24\", \"10.77.0.0/16\"]\n";
+        let c = settings(ServeArgs::default(), Some(file), dir).unwrap();
+        let cidrs: Vec<String> = c
+            .runtime
+            .cluster_cidrs
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(cidrs, ["10.99.0.0/24", "10.77.0.0/16"]);
+        let mut args = ServeArgs::default();
+        args.cluster.cluster_cidrs = vec!["10.0.0.0/8".into()];
+        let c = settings(args, Some(file), dir).unwrap();
+        assert_eq!(
+            c.runtime.cluster_cidrs.len(),
+            1,
+            "the option wins over the file"
+        );
+        let mut args = ServeArgs::default();
+        args.cluster.cluster_cidrs = vec!["10.77.0.0/33".into()];
+        let err = settings(args, None, dir).unwrap_err();
+        assert_eq!(err.exit.code(), Exit::Usage.code());
+        assert!(format!("{err:?}").contains("10.77.0.0/33"), "{err:?}");
+    }
 }
 
 #[cfg(test)]
