@@ -93,11 +93,14 @@ pub trait Backend: Send + Sync + 'static {
     /// refused with [`BackendError::BadInput`]) and return
     /// its metadata. The API then records it and points the app at it. A number is never
     /// handed out twice while the app exists; files of a failed attempt may be overwritten.
+    /// `max_bytes` (the owning tenant's quota) bounds the release's file data below the
+    /// node's own bound; over either: [`BackendError::TooLarge`], and nothing of it stays.
     async fn create_release(
         &self,
         app: &str,
         number: u64,
         source: ReleaseSource,
+        max_bytes: Option<u64>,
     ) -> Result<Release, BackendError>;
 
     /// Instances running now, of one app or of all.

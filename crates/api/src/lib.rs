@@ -2,11 +2,13 @@
 //!
 //! The server ([`router`]) speaks JSON under `/v1`: apps (create, list, show, update,
 //! delete), code releases (upload a tar/tar.gz or name a directory), rollout, events,
-//! instances, metrics and logs, and the service level of a live app ([`slo`]). Every route but `/v1/health` needs the admin token
-//! ([`token::load_or_create`]) as `Authorization: Bearer <token>`; every error is
+//! instances, metrics and logs, the service level of a live app ([`slo`]), and tenants with
+//! their tokens and quotas. Every route but `/v1/health` needs a token as
+//! `Authorization: Bearer <token>`: the admin token ([`token::load_or_create`]) or a
+//! tenant's, which sees only its tenant's apps ([`caller`]: the auth model). Every error is
 //! `{"error": "…"}` with a fitting status. Each request is parsed into an [`Action`] that the
-//! [`Engine`] carries out: desired state goes to the store, which the daemon watches; what
-//! needs the node goes through the daemon's [`Backend`].
+//! [`Engine`] carries out as the request's [`Caller`]: desired state goes to the store, which
+//! the daemon watches; what needs the node goes through the daemon's [`Backend`].
 //!
 //! The blocking [`Client`] is what the CLI uses.
 //!
@@ -23,6 +25,7 @@
 
 pub mod action;
 pub mod backend;
+pub mod caller;
 pub mod client;
 pub mod engine;
 pub mod error;
@@ -32,7 +35,8 @@ pub mod token;
 
 pub use action::{Action, DatabaseOnDelete, Reply};
 pub use backend::{Backend, BackendError, ReleaseSource};
+pub use caller::{Authenticator, Caller};
 pub use client::{AppPatch, Client, ClientError};
 pub use engine::Engine;
 pub use error::ApiError;
-pub use server::{ApiState, DEFAULT_MAX_UPLOAD, router, router_with};
+pub use server::{Access, ApiState, DEFAULT_MAX_UPLOAD, RouteInfo, router, router_with, routes};

@@ -1,10 +1,14 @@
-//! The HTTP side: routes under `/v1`, each parsing its request into an [`Action`] for the
-//! [`Engine`]; token auth on everything but `/v1/health`; every error answered as JSON
-//! `{"error": "…"}`, including axum's own rejections and unknown routes.
+//! The HTTP side: routes under `/v1` ([`routes`], one table that also builds the router),
+//! each parsing its request into an [`Action`] for the [`Engine`], run as the request's
+//! [`Caller`]; token auth ([`crate::caller::Authenticator`]) on everything but
+//! `/v1/health`; every error answered as JSON `{"error": "…"}`, including axum's own
+//! rejections and unknown routes.
 
 mod auth;
 mod extract;
 mod reply;
+pub mod routes;
+mod tenants;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,16 +17,17 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use bytes::Bytes;
 use hako_store::Store;
 
 pub use self::extract::MAX_JSON_BODY;
 use self::extract::{AppName, Body, Upload};
+pub use self::routes::{Access, RouteInfo, routes};
 use crate::action::{
     self, Action, DEFAULT_EVENTS, DEFAULT_LOG_BYTES, MAX_EVENTS, MAX_LOG_BYTES, check_name,
 };
 use crate::backend::{Backend, ReleaseSource};
+use crate::caller::{Authenticator, Caller};
 use crate::engine::Engine;
 use crate::error::ApiError;
 
@@ -31,11 +36,11 @@ pub const DEFAULT_MAX_UPLOAD: usize = 1 << 30;
 
 /// What the API server needs.
 pub struct ApiState {
-    /// Desired state: apps, releases, events.
+    /// Desired state: apps, releases, events, tenants and tokens.
     pub store: Arc<dyn Store>,
     /// The daemon's side: images, release files, instances, metrics, logs.
     pub backend: Arc<dyn Backend>,
-    /// The admin token clients must send (see [`crate::token::load_or_create`]).
+    /// The admin token (see [`crate::token::load_or_create`]); tenants' tokens are in the store.
     pub token: String,
     /// Largest release upload in bytes (413 beyond); [`DEFAULT_MAX_UPLOAD`] by default.
     pub max_upload: usize,
@@ -56,7 +61,7 @@ impl ApiState {
 /// Shared by every handler.
 struct Shared {
     engine: Arc<Engine>,
-    token: String,
+    auth: Authenticator,
     max_upload: usize,
 }
 
@@ -72,44 +77,33 @@ pub fn router(state: ApiState) -> Router {
 /// apps at start), so both share its write serialisation.
 pub fn router_with(engine: Arc<Engine>, token: String, max_upload: usize) -> Router {
     let shared = Arc::new(Shared {
+        auth: engine.authenticator(token),
         engine,
-        token,
         max_upload,
     });
-    let authed = Router::new()
-        .route("/v1/apps", get(list_apps).post(create_app))
-        .route(
-            "/v1/apps/{name}",
-            get(show_app).patch(update_app).delete(delete_app),
-        )
-        .route(
-            "/v1/apps/{name}/releases",
-            get(list_releases)
-                .post(deploy)
-                .layer(DefaultBodyLimit::max(shared.max_upload)),
-        )
-        .route("/v1/apps/{name}/rollout", post(rollout))
-        .route("/v1/apps/{name}/events", get(events))
-        .route("/v1/apps/{name}/metrics", get(metrics))
-        .route("/v1/apps/{name}/slo", get(slo))
-        .route("/v1/apps/{name}/logs", get(logs))
-        .route("/v1/instances", get(instances))
+    let mut open = Router::new();
+    let mut authed = Router::new();
+    for (info, handler) in routes::table(shared.max_upload) {
+        match info.access {
+            Access::Open => open = open.route(info.path, handler),
+            Access::Token | Access::Admin => authed = authed.route(info.path, handler),
+        }
+    }
+    let authed = authed
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
         ));
-    Router::new()
-        .route("/v1/health", get(health))
-        .merge(authed)
+    open.merge(authed)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(shared)
 }
 
-async fn run(shared: &Shared, action: Result<Action, ApiError>) -> Response {
+async fn run(shared: &Shared, caller: &Caller, action: Result<Action, ApiError>) -> Response {
     match action {
-        Ok(action) => match shared.engine.execute(action).await {
+        Ok(action) => match shared.engine.execute_as(caller, action).await {
             Ok(reply) => reply.into_response(),
             Err(e) => e.into_response(),
         },
@@ -137,49 +131,67 @@ async fn wrong_method(method: Method, uri: Uri, _body: Body) -> ApiError {
     ))
 }
 
-async fn list_apps(State(s): S) -> Response {
-    run(&s, Ok(Action::ListApps)).await
+async fn whoami(State(s): S, caller: Caller) -> Response {
+    run(&s, &caller, Ok(Action::Whoami)).await
 }
 
-async fn create_app(State(s): S, body: Body) -> Response {
-    let action = body
-        .0
-        .and_then(|b| action::parse_spec(&b))
-        .map(|spec| Action::CreateApp(Box::new(spec)));
-    run(&s, action).await
+async fn list_apps(State(s): S, caller: Caller) -> Response {
+    run(&s, &caller, Ok(Action::ListApps)).await
 }
 
-async fn show_app(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::ShowApp)).await
+/// `POST /v1/apps[?tenant=T]`: the admin names the tenant to own the app.
+async fn create_app(State(s): S, caller: Caller, q: Params, body: Body) -> Response {
+    let action = params(q).and_then(|q| {
+        let tenant = q
+            .get("tenant")
+            .map(|t| action::tenant::check_tenant(t))
+            .transpose()?;
+        let spec = action::parse_spec(&body.0?)?;
+        Ok(Action::CreateApp {
+            spec: Box::new(spec),
+            tenant,
+        })
+    });
+    run(&s, &caller, action).await
 }
 
-async fn update_app(State(s): S, name: AppName, body: Body) -> Response {
+async fn show_app(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::ShowApp)).await
+}
+
+async fn update_app(State(s): S, caller: Caller, name: AppName, body: Body) -> Response {
     let action = name.0.and_then(|name| {
         let patch = Box::new(action::parse_patch(&body.0?)?);
         Ok(Action::UpdateApp { name, patch })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
-async fn delete_app(State(s): S, name: AppName, q: Params) -> Response {
+async fn delete_app(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
         let database = action::DatabaseOnDelete::parse(q.get("database").map(String::as_str))?;
         Ok(Action::DeleteApp { name, database })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
-async fn list_releases(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::ListReleases)).await
+async fn list_releases(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::ListReleases)).await
 }
 
-async fn deploy(State(s): S, name: AppName, headers: HeaderMap, body: Upload) -> Response {
+async fn deploy(
+    State(s): S,
+    caller: Caller,
+    name: AppName,
+    headers: HeaderMap,
+    body: Upload,
+) -> Response {
     let action = name.0.and_then(|name| {
         let source = release_source(&headers, body.0?)?;
         Ok(Action::Deploy { name, source })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
 /// A deploy's body: a tar/tar.gz archive, or JSON `{"dir": "/abs/path"}`.
@@ -230,8 +242,8 @@ fn release_source(headers: &HeaderMap, body: Bytes) -> Result<ReleaseSource, Api
     }
 }
 
-async fn rollout(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::Rollout)).await
+async fn rollout(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::Rollout)).await
 }
 
 type Params = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
@@ -241,7 +253,7 @@ fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
 }
 
-async fn events(State(s): S, name: AppName, q: Params) -> Response {
+async fn events(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
         let limit = action::parse_count(
@@ -252,14 +264,14 @@ async fn events(State(s): S, name: AppName, q: Params) -> Response {
         )?;
         Ok(Action::Events { name, limit })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
-async fn metrics(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::Metrics)).await
+async fn metrics(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::Metrics)).await
 }
 
-async fn slo(State(s): S, name: AppName, q: Params) -> Response {
+async fn slo(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
         let target = action::parse_target(
@@ -268,10 +280,10 @@ async fn slo(State(s): S, name: AppName, q: Params) -> Response {
         )?;
         Ok(Action::Slo { name, target })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
-async fn logs(State(s): S, name: AppName, q: Params) -> Response {
+async fn logs(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
         let max_bytes = action::parse_count(
@@ -282,13 +294,13 @@ async fn logs(State(s): S, name: AppName, q: Params) -> Response {
         )?;
         Ok(Action::Logs { name, max_bytes })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
-async fn instances(State(s): S, q: Params) -> Response {
+async fn instances(State(s): S, caller: Caller, q: Params) -> Response {
     let action = params(q).and_then(|q| {
         let app = q.get("app").map(|a| check_name(a)).transpose()?;
         Ok(Action::Instances { app })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }

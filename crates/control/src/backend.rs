@@ -45,6 +45,7 @@ impl Backend for DaemonBackend {
         app: &str,
         number: u64,
         source: ReleaseSource,
+        max_bytes: Option<u64>,
     ) -> Result<Release, BackendError> {
         let describe = source.describe();
         let agent = self.agent.clone();
@@ -72,7 +73,7 @@ impl Backend for DaemonBackend {
             };
             agent
                 .releases()
-                .create(&app, number, &path, &describe)
+                .create_within(&app, number, &path, &describe, max_bytes)
                 .map_err(|e| release_error(e.is_over_limit(), e.is_out_of_space(), e))
         })
         .await

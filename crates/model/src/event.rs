@@ -32,6 +32,14 @@ pub struct Event {
     /// For failures: the end of the app's log.
     #[serde(default)]
     pub log_tail: Option<String>,
+    /// Who asked for a change made through the API: `admin` (the admin token) or
+    /// `TENANT/TOKEN` (a tenant's token, by name). `None` for hako's own decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The tenant owning the app, on events of changes made through the API (`None`: an app
+    /// of the admin's, or a decision of hako's, which does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl Event {
@@ -43,11 +51,25 @@ impl Event {
             instance: None,
             reason: reason.into(),
             log_tail: None,
+            actor: None,
+            tenant: None,
         }
     }
 
     pub fn instance(mut self, id: &str) -> Event {
         self.instance = Some(id.to_string());
+        self
+    }
+
+    /// Who asked for it (see [`Event::actor`]).
+    pub fn actor(mut self, actor: impl Into<String>) -> Event {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// The tenant owning the app (see [`Event::tenant`]).
+    pub fn tenant(mut self, tenant: Option<&str>) -> Event {
+        self.tenant = tenant.map(str::to_string);
         self
     }
 

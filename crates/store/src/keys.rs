@@ -8,6 +8,8 @@
 //! | `/instances/<app>/<id>` | a running instance (attach to the node's lease in a cluster) |
 //! | `/events/<app>/<seq>` | an app's events, append-only: [`crate::StoreExt::append_json`] + [`crate::StoreExt::trim`] |
 //! | `/nodes/<name>` | a node, attached to its lease so it disappears when the node stops renewing |
+//! | `/tenants/<name>` | a tenant (site owner's account) and its quota |
+//! | `/tokens/<hash>` | a tenant's token: its record, keyed by the token's SHA-256 (hex), never the token |
 //!
 //! Because `/apps/<name>/releases/…` lives under `/apps/`, a range over
 //! [`APPS`] returns releases too: keep the keys that [`parse`] as
@@ -26,6 +28,10 @@ pub const INSTANCES: &str = "/instances/";
 pub const EVENTS: &str = "/events/";
 /// Prefix of every node.
 pub const NODES: &str = "/nodes/";
+/// Prefix of every tenant.
+pub const TENANTS: &str = "/tenants/";
+/// Prefix of every tenant's token.
+pub const TOKENS: &str = "/tokens/";
 
 /// Longest name segment accepted.
 pub const MAX_NAME_LEN: usize = 253;
@@ -100,6 +106,16 @@ pub fn node(name: &str) -> String {
     format!("{NODES}{name}")
 }
 
+/// `/tenants/<name>`
+pub fn tenant(name: &str) -> String {
+    format!("{TENANTS}{name}")
+}
+
+/// `/tokens/<hash>`: a token's record under the hex SHA-256 of the token.
+pub fn token(hash: &str) -> String {
+    format!("{TOKENS}{hash}")
+}
+
 /// A key of the layout, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key<'a> {
@@ -141,6 +157,16 @@ pub enum Key<'a> {
         /// Node name.
         name: &'a str,
     },
+    /// `/tenants/<name>`
+    Tenant {
+        /// Tenant name.
+        name: &'a str,
+    },
+    /// `/tokens/<hash>`
+    Token {
+        /// The token's hash.
+        hash: &'a str,
+    },
 }
 
 /// Parses a key of the layout; `None` for anything else.
@@ -160,6 +186,8 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["instances", app, id] => Key::Instance { app, id },
         ["events", app, seq] => Key::Event { app, seq },
         ["nodes", name] => Key::Node { name },
+        ["tenants", name] => Key::Tenant { name },
+        ["tokens", hash] => Key::Token { hash },
         _ => return None,
     })
 }
@@ -196,6 +224,8 @@ mod tests {
                 },
             ),
             (node("n1"), Key::Node { name: "n1" }),
+            (tenant("acme"), Key::Tenant { name: "acme" }),
+            (token("00ff"), Key::Token { hash: "00ff" }),
         ];
         for (key, want) in cases {
             validate_key(&key).unwrap();

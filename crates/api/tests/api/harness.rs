@@ -75,6 +75,7 @@ impl Backend for FakeBackend {
         app: &str,
         number: u64,
         source: ReleaseSource,
+        max_bytes: Option<u64>,
     ) -> Result<Release, BackendError> {
         let size_bytes = match &source {
             ReleaseSource::Archive(b) if b.starts_with(b"HOSTILE") => {
@@ -91,6 +92,14 @@ impl Backend for FakeBackend {
             }
             ReleaseSource::Dir(_) => 0,
         };
+        // The fake "unpacks" the archive as its bytes: over the bound, nothing is made.
+        if let Some(max) = max_bytes
+            && size_bytes > max
+        {
+            return Err(BackendError::too_large(format!(
+                "the release holds more than {max} bytes of files"
+            )));
+        }
         self.made
             .lock()
             .unwrap()

@@ -130,6 +130,7 @@ impl Bed {
             created_unix: 0,
             updated_unix: 0,
             database_grant: None,
+            tenant: None,
         };
         self.keep_alive
             .router
