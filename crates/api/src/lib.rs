@@ -29,6 +29,7 @@ pub mod caller;
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod pack;
 pub mod server;
 pub mod slo;
 pub mod token;

@@ -12,6 +12,7 @@ pub mod run;
 pub mod serve;
 pub mod sim;
 pub mod slo;
+pub mod tenant;
 #[cfg(test)]
 mod vocabulary;
 
@@ -22,6 +23,11 @@ pub enum Exit {
     Failure,
     /// Bad input: a usage error, an unknown or invalid image name, a refused tarball.
     Usage,
+    /// The API refused the token: missing, wrong or revoked (401), or a tenant's token asking
+    /// what only the admin may (403).
+    Denied,
+    /// The change would take a tenant's apps past its quota (422).
+    Quota,
     /// `hako run`: the container could not be made (bad spec, missing image, runtime
     /// error), as with `docker run`.
     RunSetup,
@@ -37,6 +43,8 @@ impl Exit {
         match self {
             Exit::Failure => 1,
             Exit::Usage => 2,
+            Exit::Denied => 3,
+            Exit::Quota => 4,
             Exit::RunSetup => 125,
             Exit::CannotInvoke => 126,
             Exit::CommandNotFound => 127,
@@ -87,6 +95,19 @@ pub fn out(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// A failed API call as a [`Failure`]: the server's message, and an exit code by its status —
+/// 401/403 [`Exit::Denied`], 422 [`Exit::Quota`], any other 4xx [`Exit::Usage`], the rest
+/// [`Exit::Failure`].
+pub fn api_failure(e: hako_api::ClientError) -> Failure {
+    let exit = match e.status() {
+        Some(401 | 403) => Exit::Denied,
+        Some(422) => Exit::Quota,
+        Some(400..=499) => Exit::Usage,
+        _ => Exit::Failure,
+    };
+    Failure::new(exit, anyhow::anyhow!("{e}"))
+}
+
 /// Turns any error into a [`Failure`] with a given exit code: `result.or_exit(Exit::Usage)?`.
 pub trait OrExit<T> {
     /// Maps the error to a [`Failure`] with `exit`.
@@ -132,6 +153,8 @@ mod tests {
         let all = [
             Exit::Failure,
             Exit::Usage,
+            Exit::Denied,
+            Exit::Quota,
             Exit::RunSetup,
             Exit::CannotInvoke,
             Exit::CommandNotFound,
@@ -141,6 +164,25 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         assert!(codes.iter().all(|&c| c != 0));
+    }
+
+    #[test]
+    fn api_statuses_give_their_exit_codes() {
+        let failed = |status| {
+            api_failure(hako_api::ClientError::Api {
+                status,
+                message: "m".into(),
+            })
+            .exit
+        };
+        assert_eq!(failed(401), Exit::Denied);
+        assert_eq!(failed(403), Exit::Denied);
+        assert_eq!(failed(422), Exit::Quota);
+        assert_eq!(failed(404), Exit::Usage);
+        assert_eq!(failed(409), Exit::Usage);
+        assert_eq!(failed(500), Exit::Failure);
+        let unreachable = hako_api::ClientError::Invalid("x".into());
+        assert_eq!(api_failure(unreachable).exit, Exit::Failure);
     }
 
     #[test]

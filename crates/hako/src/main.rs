@@ -47,6 +47,10 @@ enum Command {
     App(cmd::app::AppArgs),
     /// Look at running instances.
     Instance(cmd::instance::InstanceArgs),
+    /// Manage tenants: site owners' accounts and their quotas (admin).
+    Tenant(cmd::tenant::TenantArgs),
+    /// Manage tenants' tokens: make, list, revoke (admin).
+    Token(cmd::tenant::TokenArgs),
     /// Simulate thousands of sites under a keep-alive policy (same policy code as the daemon).
     Sim(cmd::sim::SimArgs),
     /// Service level of an app from its own measurements (or of a request rate): cold-start
@@ -89,6 +93,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Serve(args) => cmd::serve::execute(args, &cli.data_dir).await,
         Command::App(args) => cmd::app::execute(args, &cli.data_dir).await,
         Command::Instance(args) => cmd::instance::execute(args, &cli.data_dir).await,
+        Command::Tenant(args) => cmd::tenant::tenant(args, &cli.data_dir).await,
+        Command::Token(args) => cmd::tenant::token(args, &cli.data_dir).await,
         Command::Sim(args) => tokio::task::spawn_blocking(move || cmd::sim::sim(args))
             .await
             .map_err(|e| Failure::new(Exit::Failure, e))?,
