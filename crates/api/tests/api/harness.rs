@@ -214,6 +214,43 @@ impl Server {
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.token)
     }
+
+    /// Makes tenant `name` with `quota` (through the API, as the admin) and a token for it;
+    /// returns a client holding that token.
+    pub fn tenant(&self, name: &str, quota: hako_model::Quota) -> Client {
+        let admin = self.client();
+        admin.create_tenant(name, &quota).unwrap();
+        let made = admin.create_token(name, Some("owner")).unwrap();
+        Client::new(self.url(), made.token)
+    }
+
+    /// One raw request: `method` on `path` (with its query), with `token` as the bearer if
+    /// given and a body of `(content type, bytes)` if given; the status and the body's text.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, String) {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url()));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let response = match body {
+            Some((content_type, bytes)) => self.raw().run(
+                req.header("Content-Type", content_type)
+                    .body(bytes)
+                    .unwrap(),
+            ),
+            None => self.raw().run(req.body(()).unwrap()),
+        };
+        let mut r = response.unwrap();
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap_or_default())
+    }
 }
 
 impl Drop for Server {
