@@ -127,6 +127,14 @@ pub trait Backend: Send + Sync + 'static {
         Err(no_database_service())
     }
 
+    /// Does `app`'s database exist on the shared database service (kept by a deleted app of
+    /// the same name)? Asked before one is made, so a kept database is taken over only by an
+    /// app of its owner. Default: there is no database service, so none exists.
+    async fn database_exists(&self, app: &str) -> Result<bool, BackendError> {
+        let _ = app;
+        Ok(false)
+    }
+
     /// Drops a grant's database and account (idempotent). Default: no database service.
     async fn drop_database(&self, grant: &DatabaseGrant) -> Result<(), BackendError> {
         let _ = grant;

@@ -116,6 +116,15 @@ impl Backend for DaemonBackend {
             .map_err(database_error)
     }
 
+    async fn database_exists(&self, app: &str) -> Result<bool, BackendError> {
+        let server = self.database.clone();
+        let app = app.to_string();
+        tokio::task::spawn_blocking(move || server.exists(&server.name_for(&app)?))
+            .await
+            .map_err(|e| BackendError::internal(format!("database task failed: {e}")))?
+            .map_err(database_error)
+    }
+
     async fn drop_database(&self, grant: &DatabaseGrant) -> Result<(), BackendError> {
         let server = self.database.clone();
         let grant = grant.clone();

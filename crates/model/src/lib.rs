@@ -31,7 +31,7 @@ pub use app::{
 };
 pub use capacity::{LimitError, NodeCapacity};
 pub use command::CommandError;
-pub use database::DatabaseGrant;
+pub use database::{DatabaseGrant, KeptDatabase};
 pub use event::{Event, EventKind};
 pub use failure::StartFailure;
 pub use ignored_clients::{IgnoredClients, IgnoredClientsError};

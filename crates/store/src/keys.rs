@@ -10,6 +10,7 @@
 //! | `/nodes/<name>` | a node, attached to its lease so it disappears when the node stops renewing |
 //! | `/tenants/<name>` | a tenant (site owner's account) and its quota |
 //! | `/tokens/<hash>` | a tenant's token: its record, keyed by the token's SHA-256 (hex), never the token |
+//! | `/kept-databases/<app>` | whose is the database a deleted app of that name kept on the server |
 //!
 //! Because `/apps/<name>/releases/…` lives under `/apps/`, a range over
 //! [`APPS`] returns releases too: keep the keys that [`parse`] as
@@ -32,6 +33,8 @@ pub const NODES: &str = "/nodes/";
 pub const TENANTS: &str = "/tenants/";
 /// Prefix of every tenant's token.
 pub const TOKENS: &str = "/tokens/";
+/// Prefix of the records of kept databases.
+pub const KEPT_DATABASES: &str = "/kept-databases/";
 
 /// Longest name segment accepted.
 pub const MAX_NAME_LEN: usize = 253;
@@ -116,6 +119,11 @@ pub fn token(hash: &str) -> String {
     format!("{TOKENS}{hash}")
 }
 
+/// `/kept-databases/<app>`: whose is the database a deleted app of that name kept.
+pub fn kept_database(app: &str) -> String {
+    format!("{KEPT_DATABASES}{app}")
+}
+
 /// A key of the layout, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key<'a> {
@@ -167,6 +175,11 @@ pub enum Key<'a> {
         /// The token's hash.
         hash: &'a str,
     },
+    /// `/kept-databases/<app>`
+    KeptDatabase {
+        /// App name.
+        app: &'a str,
+    },
 }
 
 /// Parses a key of the layout; `None` for anything else.
@@ -188,6 +201,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["nodes", name] => Key::Node { name },
         ["tenants", name] => Key::Tenant { name },
         ["tokens", hash] => Key::Token { hash },
+        ["kept-databases", app] => Key::KeptDatabase { app },
         _ => return None,
     })
 }
@@ -226,6 +240,7 @@ mod tests {
             (node("n1"), Key::Node { name: "n1" }),
             (tenant("acme"), Key::Tenant { name: "acme" }),
             (token("00ff"), Key::Token { hash: "00ff" }),
+            (kept_database("blog"), Key::KeptDatabase { app: "blog" }),
         ];
         for (key, want) in cases {
             validate_key(&key).unwrap();

@@ -2,7 +2,9 @@
 //! tenant's quota, the settings only the admin may give, and when an app name may pass from
 //! one owner to another.
 
-use hako_model::{App, AppNetwork, AppSpec, Event, SeccompProfile, Tenant, Usage};
+use hako_model::{
+    App, AppNetwork, AppSpec, DatabaseGrant, Event, KeptDatabase, SeccompProfile, Tenant, Usage,
+};
 use hako_store::{StoreExt, keys};
 
 use super::Engine;
@@ -158,6 +160,38 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Makes app `name`'s database for `owner`, or takes over the one a deleted app of that
+    /// name kept — only if that app was `owner`'s too. A kept database without a record (kept
+    /// before tenants existed) is the admin's. Returns the grant and whether it existed. The
+    /// record goes once the app is stored ([`Engine::forget_kept_database`]).
+    pub(super) async fn provision_database_of(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<(DatabaseGrant, bool), ApiError> {
+        let key = keys::kept_database(name);
+        let kept = self.store.get_json::<KeptDatabase>(&key).await?;
+        let ours = match &kept {
+            Some(k) => k.tenant.as_deref() == owner,
+            None => owner.is_none() || !self.backend.database_exists(name).await?,
+        };
+        if !ours {
+            return Err(ApiError::Conflict(format!(
+                "a database for app name {name:?} is kept on the server from an earlier app of another owner: pick another app name"
+            )));
+        }
+        Ok(self.backend.provision_database(name).await?)
+    }
+
+    /// Once an app holding `name`'s database is stored, no record says the database is kept.
+    pub(super) async fn forget_kept_database(&self, name: &str) {
+        if let Err(e) = self.store.delete(&keys::kept_database(name)).await {
+            tracing::warn!(app = name, error = %e, "cannot remove the kept database's record");
+        }
     }
 }
 

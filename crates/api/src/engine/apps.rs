@@ -2,7 +2,9 @@
 //! give the app's limits, that the image exists, that no other app has one of the hosts and
 //! that the owning tenant's quota holds ([`super::access`]).
 
-use hako_model::{App, AppPatch, AppSpec, DatabaseGrant, EventKind, ImageRef, now_unix};
+use hako_model::{
+    App, AppPatch, AppSpec, DatabaseGrant, EventKind, ImageRef, KeptDatabase, now_unix,
+};
 use hako_store::keys::Key;
 use hako_store::{Compare, StoreError, StoreExt, Txn, TxnOp, keys};
 
@@ -44,7 +46,9 @@ impl Engine {
         self.check_name_handover(&spec.name, owner.as_deref())
             .await?;
         let (database, existed) = if spec.database {
-            let (grant, existed) = self.backend.provision_database(&spec.name).await?;
+            let (grant, existed) = self
+                .provision_database_of(&spec.name, owner.as_deref())
+                .await?;
             (Some(grant), existed)
         } else {
             (None, false)
@@ -73,6 +77,9 @@ impl Engine {
                 tracing::warn!(database = %g.database, error = %drop_err, "cannot drop the new database of a failed create");
             }
             return Err(e);
+        }
+        if app.database_grant.is_some() {
+            self.forget_kept_database(&app.spec.name).await;
         }
         let mut reason = format!(
             "created through the API: hosts {}, image {}",
@@ -119,7 +126,10 @@ impl Engine {
         let changed = changed_fields(&current.spec, &spec);
         // Switching the database on for the first time makes it; switching it off keeps it.
         let made = if spec.database && current.database_grant.is_none() {
-            Some(self.backend.provision_database(name).await?)
+            Some(
+                self.provision_database_of(name, current.tenant.as_deref())
+                    .await?,
+            )
         } else {
             None
         };
@@ -140,6 +150,9 @@ impl Engine {
             })
             .await
             .map_err(|e| not_found_or(e, name))??;
+        if made.is_some() {
+            self.forget_kept_database(name).await;
+        }
         let mut reason = format!("updated through the API: {}", changed.join(", "));
         if let Some((g, existed)) = &made {
             reason.push_str(&database_words(g, *existed));
@@ -186,12 +199,22 @@ impl Engine {
                 }
             }
         }
-        let txn = Txn::new()
+        let mut txn = Txn::new()
             .when(Compare::present(&key))
             .and_then(TxnOp::delete(&key))
             .and_then(TxnOp::DeletePrefix {
                 prefix: keys::releases(name),
             });
+        if let (Some(g), Some(DatabaseOnDelete::Keep)) = (&current.database_grant, database) {
+            // Whose the kept database is: only an app of this name and owner takes it over.
+            let kept = KeptDatabase {
+                database: g.database.clone(),
+                tenant: current.tenant.clone(),
+                kept_unix: now_unix(),
+            };
+            let kept_key = keys::kept_database(name);
+            txn = txn.and_then(TxnOp::put(&kept_key, hako_store::encode(&kept_key, &kept)?));
+        }
         if !self.store.txn(txn).await?.succeeded {
             return Err(ApiError::no_app(name));
         }

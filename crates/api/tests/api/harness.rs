@@ -52,6 +52,11 @@ impl Backend for FakeBackend {
         Ok((grant, existed))
     }
 
+    async fn database_exists(&self, app: &str) -> Result<bool, BackendError> {
+        let name = format!("hako_{}", app.replace('-', "_"));
+        Ok(self.databases.lock().unwrap().contains_key(&name))
+    }
+
     async fn drop_database(&self, grant: &DatabaseGrant) -> Result<(), BackendError> {
         if self.database_down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(BackendError::internal(

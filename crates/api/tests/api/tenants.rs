@@ -328,3 +328,70 @@ fn an_app_name_passes_to_another_owner_once_its_instances_are_gone() {
     assert!(server.client().events("blog", None).unwrap().len() > 1);
     assert_eq!(alpha.events("blog", None).unwrap_err().status(), Some(404));
 }
+
+#[test]
+fn a_kept_database_passes_only_to_an_app_of_its_owner() {
+    let server = Server::start();
+    let admin = server.client();
+    let alpha = server.tenant("alpha", Quota::default());
+    let beta = server.tenant("beta", Quota::default());
+    let with_db = |name: &str| {
+        let mut s = spec(name, &format!("{name}.example"));
+        s.database = true;
+        s
+    };
+    alpha.create_app(&with_db("blog")).unwrap();
+    alpha
+        .delete_app_with("blog", hako_api::DatabaseOnDelete::Keep)
+        .unwrap();
+    let password = |db: &str| {
+        server.backend.databases.lock().unwrap()[db]
+            .password
+            .clone()
+    };
+    let kept_password = password("hako_blog");
+
+    let (status, msg) = api_status(beta.create_app(&with_db("blog")).unwrap_err());
+    assert_eq!(status, 409);
+    assert!(
+        msg.contains("another owner") && !msg.contains("alpha"),
+        "{msg}"
+    );
+    beta.create_app(&spec("blog", "b.example")).unwrap();
+    let on = AppPatch {
+        database: Some(true),
+        ..AppPatch::default()
+    };
+    assert_eq!(api_status(beta.update_app("blog", &on).unwrap_err()).0, 409);
+    assert_eq!(password("hako_blog"), kept_password, "untouched");
+    assert!(beta.app("blog").unwrap().database_grant.is_none());
+    beta.delete_app("blog").unwrap();
+
+    // Its owner takes it over (new password), and the record of it goes.
+    let back = alpha.create_app(&with_db("blog")).unwrap();
+    assert!(back.database_grant.is_some());
+    assert_ne!(password("hako_blog"), kept_password);
+    let events = alpha.events("blog", None).unwrap();
+    assert!(
+        events[0].reason.contains("taken over"),
+        "{}",
+        events[0].reason
+    );
+
+    // A database kept before tenants existed (no record) is the admin's.
+    server.backend.databases.lock().unwrap().insert(
+        "hako_legacy".into(),
+        hako_model::DatabaseGrant {
+            database: "hako_legacy".into(),
+            user: "hako_legacy".into(),
+            password: "old".into(),
+            created_unix: 1,
+        },
+    );
+    assert_eq!(
+        api_status(alpha.create_app(&with_db("legacy")).unwrap_err()).0,
+        409
+    );
+    assert_eq!(password("hako_legacy"), "old");
+    admin.create_app(&with_db("legacy")).unwrap();
+}
