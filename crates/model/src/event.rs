@@ -1,5 +1,5 @@
 //! Events: every decision hako takes about an app (start, stop, scale, deploy, failure) with
-//! its reason, kept per app.
+//! its reason, kept per app; and every change to a tenant or its tokens, kept per tenant.
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -17,12 +17,19 @@ pub enum EventKind {
     Stop,
     Exited,
     Unreachable,
+    /// A tenant's own events (its `app` is empty, its `tenant` names it).
+    TenantCreated,
+    TenantUpdated,
+    TenantDeleted,
+    TokenCreated,
+    TokenRevoked,
 }
 
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub time_unix_ms: u64,
+    /// The app; empty on a tenant's own events (tenant and token changes).
     pub app: String,
     pub kind: EventKind,
     #[serde(default)]

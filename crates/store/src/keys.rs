@@ -10,6 +10,7 @@
 //! | `/nodes/<name>` | a node, attached to its lease so it disappears when the node stops renewing |
 //! | `/tenants/<name>` | a tenant (site owner's account) and its quota |
 //! | `/tokens/<hash>` | a tenant's token: its record, keyed by the token's SHA-256 (hex), never the token |
+//! | `/tenant-events/<tenant>/<seq>` | a tenant's own events (quota and token changes), append-only like an app's |
 //! | `/kept-databases/<app>` | whose is the database a deleted app of that name kept on the server |
 //!
 //! Because `/apps/<name>/releases/…` lives under `/apps/`, a range over
@@ -33,6 +34,8 @@ pub const NODES: &str = "/nodes/";
 pub const TENANTS: &str = "/tenants/";
 /// Prefix of every tenant's token.
 pub const TOKENS: &str = "/tokens/";
+/// Prefix of every tenant's own events.
+pub const TENANT_EVENTS: &str = "/tenant-events/";
 /// Prefix of the records of kept databases.
 pub const KEPT_DATABASES: &str = "/kept-databases/";
 
@@ -119,6 +122,11 @@ pub fn token(hash: &str) -> String {
     format!("{TOKENS}{hash}")
 }
 
+/// `/tenant-events/<tenant>/`: prefix of a tenant's own events (append with `append_json`).
+pub fn tenant_events(tenant: &str) -> String {
+    format!("{TENANT_EVENTS}{tenant}/")
+}
+
 /// `/kept-databases/<app>`: whose is the database a deleted app of that name kept.
 pub fn kept_database(app: &str) -> String {
     format!("{KEPT_DATABASES}{app}")
@@ -175,6 +183,13 @@ pub enum Key<'a> {
         /// The token's hash.
         hash: &'a str,
     },
+    /// `/tenant-events/<tenant>/<seq>`
+    TenantEvent {
+        /// Tenant name.
+        tenant: &'a str,
+        /// Sequence (sortable).
+        seq: &'a str,
+    },
     /// `/kept-databases/<app>`
     KeptDatabase {
         /// App name.
@@ -201,6 +216,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["nodes", name] => Key::Node { name },
         ["tenants", name] => Key::Tenant { name },
         ["tokens", hash] => Key::Token { hash },
+        ["tenant-events", tenant, seq] => Key::TenantEvent { tenant, seq },
         ["kept-databases", app] => Key::KeptDatabase { app },
         _ => return None,
     })
@@ -241,6 +257,13 @@ mod tests {
             (tenant("acme"), Key::Tenant { name: "acme" }),
             (token("00ff"), Key::Token { hash: "00ff" }),
             (kept_database("blog"), Key::KeptDatabase { app: "blog" }),
+            (
+                format!("{}00000000000000000007", tenant_events("acme")),
+                Key::TenantEvent {
+                    tenant: "acme",
+                    seq: "00000000000000000007",
+                },
+            ),
         ];
         for (key, want) in cases {
             validate_key(&key).unwrap();

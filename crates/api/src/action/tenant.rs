@@ -30,6 +30,14 @@ pub enum TenantAction {
     },
     /// Delete a tenant that has no apps left, with all its tokens.
     Delete(String),
+    /// A tenant's own events (quota and token changes, who made them), oldest first (a
+    /// tenant's token may read its own).
+    Events {
+        /// The tenant.
+        name: String,
+        /// At most this many, the latest.
+        limit: usize,
+    },
     /// A tenant's tokens (their records: never the tokens).
     ListTokens(String),
     /// A new token for a tenant, shown once.

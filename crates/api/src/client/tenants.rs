@@ -41,6 +41,13 @@ impl Client {
         self.empty(self.with_token(self.agent.delete(self.url(&path))).call())
     }
 
+    /// `GET /v1/tenants/{name}/events`: changes to the tenant and its tokens, who made them
+    /// (the admin, or the tenant's own token).
+    pub fn tenant_events(&self, name: &str) -> Result<Vec<hako_model::Event>, ClientError> {
+        let path = tenant_path(name, "/events")?;
+        self.json(self.get(&path).query("limit", "1000").call())
+    }
+
     /// `GET /v1/tenants/{name}/tokens` (admin): the records, never the tokens.
     pub fn tokens(&self, tenant: &str) -> Result<Vec<TokenRecord>, ClientError> {
         let path = tenant_path(tenant, "/tokens")?;

@@ -3,13 +3,13 @@
 //! its hash only; revoking deletes that record, so the token stops working at the next
 //! request.
 
-use hako_model::{App, QuotaPatch, Tenant, TokenRecord, Usage, now_unix};
+use hako_model::{App, Event, EventKind, QuotaPatch, Tenant, TokenRecord, Usage, now_unix};
 use hako_store::{Compare, StoreError, StoreExt, Txn, TxnOp, keys};
 
 use super::Engine;
 use super::access::no_tenant;
-use crate::action::Reply;
 use crate::action::tenant::{NewToken, TenantAction, TenantInfo};
+use crate::action::{MAX_EVENTS, Reply};
 use crate::caller::Caller;
 use crate::error::ApiError;
 
@@ -21,17 +21,28 @@ impl Engine {
         caller: &Caller,
         action: TenantAction,
     ) -> Result<Reply, ApiError> {
-        if let TenantAction::Show(name) = &action {
+        match &action {
             // A tenant reads its own tenant; any other name is answered as a missing one.
-            if !caller.sees_tenant(Some(name)) {
+            TenantAction::Show(name) | TenantAction::Events { name, .. }
+                if !caller.sees_tenant(Some(name)) =>
+            {
                 return Err(no_tenant(name));
             }
-            let tenant = self.tenant_record(name).await?;
-            return Ok(Reply::Tenant(self.info(tenant).await?));
+            TenantAction::Show(name) => {
+                let tenant = self.tenant_record(name).await?;
+                return Ok(Reply::Tenant(self.info(tenant).await?));
+            }
+            TenantAction::Events { name, limit } => {
+                return Ok(Reply::Events(
+                    self.tenant_events(caller, name, *limit).await?,
+                ));
+            }
+            _ => caller.require_admin(MANAGING)?,
         }
-        caller.require_admin(MANAGING)?;
         match action {
-            TenantAction::Show(_) => unreachable!("answered above"),
+            TenantAction::Show(_) | TenantAction::Events { .. } => {
+                unreachable!("answered above")
+            }
             TenantAction::List => {
                 let mut out = Vec::new();
                 for (_, t) in self.store.range_json::<Tenant>(keys::TENANTS).await? {
@@ -57,19 +68,29 @@ impl Engine {
                     }
                     Err(e) => return Err(e.into()),
                 }
-                tracing::info!(tenant = %name, actor = %caller.actor(), "tenant created");
+                let reason = format!("created through the API: {}", quota_words(&tenant));
+                self.record_tenant(caller, &name, EventKind::TenantCreated, reason)
+                    .await;
                 Ok(Reply::TenantCreated(self.info(tenant).await?))
             }
             TenantAction::Update { name, patch } => {
                 let _guard = self.app_writes.lock().await;
+                let before = self.tenant_record(&name).await?;
                 let updated = self.update_quota(&name, &patch).await?;
-                tracing::info!(tenant = %name, actor = %caller.actor(), quota = ?updated.quota, "tenant quota changed");
+                if updated.quota != before.quota {
+                    let reason =
+                        format!("quota changed through the API: {}", quota_words(&updated));
+                    self.record_tenant(caller, &name, EventKind::TenantUpdated, reason)
+                        .await;
+                }
                 Ok(Reply::Tenant(self.info(updated).await?))
             }
             TenantAction::Delete(name) => {
                 let _guard = self.app_writes.lock().await;
-                self.delete_tenant(&name).await?;
-                tracing::info!(tenant = %name, actor = %caller.actor(), "tenant deleted");
+                let revoked = self.delete_tenant(&name).await?;
+                let reason = format!("deleted through the API; its tokens revoked: {revoked}");
+                self.record_tenant(caller, &name, EventKind::TenantDeleted, reason)
+                    .await;
                 Ok(Reply::Deleted)
             }
             TenantAction::ListTokens(tenant) => {
@@ -79,7 +100,12 @@ impl Engine {
             TenantAction::CreateToken { tenant, name } => {
                 let _guard = self.app_writes.lock().await;
                 let made = self.create_token(&tenant, name).await?;
-                tracing::info!(tenant = %tenant, token = %made.record.name, actor = %caller.actor(), "token created");
+                let reason = format!(
+                    "token {} made through the API (starts {})",
+                    made.record.name, made.record.hint
+                );
+                self.record_tenant(caller, &tenant, EventKind::TokenCreated, reason)
+                    .await;
                 Ok(Reply::TokenCreated(made))
             }
             TenantAction::RevokeToken { tenant, name } => {
@@ -90,7 +116,9 @@ impl Engine {
                     .await?
                     .ok_or_else(|| no_token(&tenant, &name))?;
                 self.store.delete(&key).await?;
-                tracing::info!(tenant = %tenant, token = %name, actor = %caller.actor(), "token revoked");
+                let reason = format!("token {name} revoked through the API");
+                self.record_tenant(caller, &tenant, EventKind::TokenRevoked, reason)
+                    .await;
                 Ok(Reply::Deleted)
             }
         }
@@ -129,8 +157,8 @@ impl Engine {
     }
 
     /// Deletes a tenant and its tokens in one step; refused while it owns apps (their data
-    /// would have no owner but the admin).
-    async fn delete_tenant(&self, name: &str) -> Result<(), ApiError> {
+    /// would have no owner but the admin). Returns the names of the tokens revoked.
+    async fn delete_tenant(&self, name: &str) -> Result<String, ApiError> {
         self.tenant_record(name).await?;
         let apps: Vec<String> = self
             .list_apps()
@@ -150,13 +178,66 @@ impl Engine {
         let mut txn = Txn::new()
             .when(Compare::present(&key))
             .and_then(TxnOp::delete(&key));
-        for (token_key, _) in self.token_records(name).await? {
+        let mut revoked = Vec::new();
+        for (token_key, t) in self.token_records(name).await? {
             txn = txn.and_then(TxnOp::delete(token_key));
+            revoked.push(t.name);
         }
         if !self.store.txn(txn).await?.succeeded {
             return Err(no_tenant(name));
         }
-        Ok(())
+        Ok(if revoked.is_empty() {
+            "none".into()
+        } else {
+            revoked.join(", ")
+        })
+    }
+
+    /// Records a change to a tenant or its tokens, with who made it, in the tenant's own
+    /// events (trimmed to [`MAX_EVENTS`]). A failure is logged: the change is done.
+    async fn record_tenant(&self, caller: &Caller, tenant: &str, kind: EventKind, reason: String) {
+        let prefix = keys::tenant_events(tenant);
+        let event = Event::new("", kind, reason)
+            .actor(caller.actor())
+            .tenant(Some(tenant));
+        tracing::info!(tenant, kind = ?event.kind, actor = ?event.actor, reason = %event.reason, "api action");
+        if let Err(e) = self.store.append_json(&prefix, &event).await {
+            tracing::warn!(tenant, error = %e, "could not record event");
+            return;
+        }
+        if let Err(e) = self.store.trim(&prefix, MAX_EVENTS).await {
+            tracing::warn!(tenant, error = %e, "could not trim events");
+        }
+    }
+
+    /// A tenant's own latest `limit` events, oldest first. The admin reads them also of a
+    /// deleted tenant (until trimmed); the tenant reads those of its account since it was
+    /// made, not an earlier account's of the same name.
+    async fn tenant_events(
+        &self,
+        caller: &Caller,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<Event>, ApiError> {
+        let mut events: Vec<Event> = self
+            .store
+            .range_json::<Event>(&keys::tenant_events(name))
+            .await?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        if !caller.is_admin() || events.is_empty() {
+            self.tenant_record(name).await?;
+        }
+        if !caller.is_admin() {
+            let created = events
+                .iter()
+                .rposition(|e| e.kind == EventKind::TenantCreated)
+                .unwrap_or(0);
+            events.drain(..created);
+        }
+        let skip = events.len().saturating_sub(limit);
+        Ok(events.split_off(skip))
     }
 
     async fn create_token(&self, tenant: &str, name: Option<String>) -> Result<NewToken, ApiError> {
@@ -218,6 +299,19 @@ impl Engine {
             .find(|(_, t)| t.name == name)
             .map(|(k, _)| k))
     }
+}
+
+/// A tenant's quota in words, for its events.
+fn quota_words(t: &Tenant) -> String {
+    let q = &t.quota;
+    let b = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+    format!(
+        "max apps {}, max memory {}, max instances {}, max release size {}",
+        b(q.max_apps.map(|v| v.to_string())),
+        b(q.max_memory.map(|v| v.to_string())),
+        b(q.max_instances.map(|v| v.to_string())),
+        b(q.max_release_size.map(|v| v.to_string()))
+    )
 }
 
 fn no_token(tenant: &str, name: &str) -> ApiError {

@@ -129,6 +129,12 @@ pub(super) fn table(max_upload: usize) -> Vec<(RouteInfo, Handler)> {
         ),
         r(
             Method::GET,
+            "/v1/tenants/{tenant}/events",
+            Token,
+            get(tenants::events),
+        ),
+        r(
+            Method::GET,
             "/v1/tenants/{tenant}/tokens",
             Admin,
             get(tenants::tokens),

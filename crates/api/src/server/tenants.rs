@@ -68,6 +68,25 @@ pub(super) async fn remove(axum::extract::State(s): S, caller: Caller, p: Segmen
     run(&s, &caller, act(action)).await
 }
 
+pub(super) async fn events(
+    axum::extract::State(s): S,
+    caller: Caller,
+    p: Segments,
+    q: super::Params,
+) -> Response {
+    let action = segment(&p, "tenant").and_then(|name| {
+        let q = super::params(q)?;
+        let limit = crate::action::parse_count(
+            "limit",
+            q.get("limit").map(String::as_str),
+            crate::action::DEFAULT_EVENTS,
+            crate::action::MAX_EVENTS,
+        )?;
+        Ok(TenantAction::Events { name, limit })
+    });
+    run(&s, &caller, act(action)).await
+}
+
 pub(super) async fn tokens(axum::extract::State(s): S, caller: Caller, p: Segments) -> Response {
     let action = segment(&p, "tenant").map(TenantAction::ListTokens);
     run(&s, &caller, act(action)).await

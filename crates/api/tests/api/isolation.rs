@@ -114,6 +114,7 @@ fn cases(route: &RouteInfo) -> Vec<Case> {
             },
         ],
         ("GET", "/v1/tenants/{tenant}") => vec![case(AsMissing)],
+        ("GET", "/v1/tenants/{tenant}/events") => vec![case(AsMissing)],
         (_, p) if p.starts_with("/v1/tenants") => {
             assert_eq!(route.access, Access::Admin, "{p}");
             vec![Case {

@@ -85,6 +85,47 @@ fn tokens_are_shown_once_stored_hashed_and_revoked_at_once() {
     );
     Client::new(server.url(), &first.token).list_apps().unwrap();
     assert_eq!(admin.tokens("acme").unwrap().len(), 2);
+
+    // Each change is an event of the tenant's, with who made it; its tokens read them too.
+    admin
+        .update_tenant(
+            "acme",
+            &hako_model::QuotaPatch {
+                max_apps: Some(Some(3)),
+                ..hako_model::QuotaPatch::default()
+            },
+        )
+        .unwrap();
+    let events = Client::new(server.url(), &first.token)
+        .tenant_events("acme")
+        .unwrap();
+    let kinds: Vec<(EventKind, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.kind, e.actor.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::TenantCreated, Some("admin")),
+            (EventKind::TokenCreated, Some("admin")),
+            (EventKind::TokenCreated, Some("admin")),
+            (EventKind::TokenCreated, Some("admin")),
+            (EventKind::TokenRevoked, Some("admin")),
+            (EventKind::TenantUpdated, Some("admin")),
+        ]
+    );
+    assert!(
+        events[3].reason.contains("token ci made"),
+        "{}",
+        events[3].reason
+    );
+    assert!(
+        events[5].reason.contains("max apps 3"),
+        "{}",
+        events[5].reason
+    );
+    assert!(events.iter().all(|e| e.tenant.as_deref() == Some("acme")));
+    assert!(!format!("{events:?}").contains(&first.token));
 }
 
 /// Every key and value in the store, as text.

@@ -45,6 +45,12 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Changes to a tenant's quota and tokens, with who made them.
+    Events {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a tenant that has no apps left, and revoke all its tokens (asks first unless
     /// --yes).
     Delete {
@@ -211,6 +217,27 @@ fn run_tenant(command: TenantCommand, client: &Client) -> Result<u8, Failure> {
                 json(&t);
             } else {
                 out(&tenant_table(std::slice::from_ref(&t)));
+            }
+        }
+        TenantCommand::Events {
+            name,
+            json: as_json,
+        } => {
+            let events = client.tenant_events(&name).map_err(api_failure)?;
+            if as_json {
+                json(&events);
+            } else {
+                let mut s = String::new();
+                for e in events {
+                    s += &format!(
+                        "{} {:<16} {:<16} {}\n",
+                        super::format_time_ms(e.time_unix_ms),
+                        format!("{:?}", e.kind).to_lowercase(),
+                        e.actor.as_deref().unwrap_or("-"),
+                        e.reason
+                    );
+                }
+                out(&s);
             }
         }
         TenantCommand::Delete { name, yes } => {
