@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use hako_model::App;
 use hako_policy::{Action, InstanceView, KeepAlive, Time};
-use hako_proxy::Router;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::apps::Apps;
 use crate::lifecycle::{Cause, DRAIN_TIMEOUT, Lifecycle};
+use crate::traffic::Traffic;
 
 /// The policy of one app, from its spec.
 pub(crate) fn policy_of(app: &App) -> KeepAlive {
@@ -33,7 +33,8 @@ pub(crate) fn policy_of(app: &App) -> KeepAlive {
 pub(crate) struct KeepAliveLoop {
     pub(crate) apps: Arc<Apps>,
     pub(crate) lifecycle: Arc<Lifecycle>,
-    pub(crate) router: Router,
+    /// What the proxies see of each instance.
+    pub(crate) traffic: Arc<dyn Traffic>,
     pub(crate) wake: Arc<Notify>,
     /// The policy's time zero.
     pub(crate) epoch: Instant,
@@ -97,24 +98,24 @@ impl KeepAliveLoop {
 
     /// The policy's view of the app's instances (ids beside them), starting ones included.
     fn views(&self, app: &App, now: Time) -> (Vec<String>, Vec<InstanceView>) {
-        let snaps = self.router.instances(&app.spec.name).unwrap_or_default();
+        let seen = self.traffic.activity(&app.spec.name);
         let current = app.fingerprint();
         let mut ids = Vec::new();
         let mut views = Vec::new();
         for (id, t) in self.lifecycle.tracked(app) {
-            let snap = snaps.iter().find(|s| s.instance_id == id);
+            let snap = seen.get(&id);
             let started_at = self.time(t.started);
             let ready_at = t.ready.map(|r| self.time(r));
             let last_active = snap
-                .map(|s| self.time(s.last_activity))
+                .map(|s| self.time(s.last_active))
                 .or(ready_at)
                 .unwrap_or(started_at);
             views.push(InstanceView {
                 started_at,
                 ready_at,
                 last_active,
-                in_flight: snap.map_or(0, |s| s.in_flight as u32),
-                upgraded: snap.map_or(0, |s| s.upgraded as u32),
+                in_flight: snap.map_or(0, |s| s.in_flight),
+                upgraded: snap.map_or(0, |s| s.upgraded),
                 draining_since: t.draining_since.map(|d| self.time(d)),
                 outdated: t.fingerprint != current,
             });

@@ -7,13 +7,15 @@
 //! the [`keepalive`] loop applies the pure policy of `hako_policy`; every decision is recorded
 //! as an event with its reason ([`event_log`]).
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node` → `lifecycle` →
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic` →
+//! `lifecycle` →
 //! `launcher`, `keepalive`, `reconcile`, `proxy_events`, `backend` → `daemon` (the wiring) →
 //! `serve`.
 #![forbid(unsafe_code)]
 
 mod apps;
 mod backend;
+mod cluster;
 mod config;
 mod daemon;
 mod error;
@@ -26,6 +28,7 @@ mod proxy_events;
 mod reconcile;
 mod serve;
 mod slo;
+mod traffic;
 
 pub use config::{DatabaseConfig, ServeConfig};
 pub use error::ServeError;

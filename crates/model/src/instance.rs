@@ -39,4 +39,7 @@ pub struct InstanceInfo {
     /// checkpoint unusable): it started cold instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_error: Option<String>,
+    /// In a cluster: the assignment it runs for (`/assign/<node>/<slot>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }

@@ -12,6 +12,15 @@
 //! | `/tokens/<hash>` | a tenant's token: its record, keyed by the token's SHA-256 (hex), never the token |
 //! | `/tenant-events/<tenant>/<seq>` | a tenant's own events (quota and token changes), append-only like an app's |
 //! | `/kept-databases/<app>` | whose is the database a deleted app of that name kept on the server |
+//! | `/node-state/<name>` | whether a node takes new instances (active, cordoned, draining) |
+//! | `/assign/<node>/<slot>` | an instance the leader assigned to a node |
+//! | `/wants/<app>` | a cold start a proxy waits for (one per app, for all proxies) |
+//! | `/activity/<front>` | what one front's proxy sees of each instance |
+//! | `/drained/<instance>/<front>` | one front sends an instance no more requests |
+//! | `/fronts/<name>` | a front (`hako serve`) |
+//! | `/leader` | the front that schedules |
+//!
+//! See docs/cluster.md for who writes what and which keys live on a lease.
 //!
 //! Because `/apps/<name>/releases/…` lives under `/apps/`, a range over
 //! [`APPS`] returns releases too: keep the keys that [`parse`] as
@@ -38,6 +47,20 @@ pub const TOKENS: &str = "/tokens/";
 pub const TENANT_EVENTS: &str = "/tenant-events/";
 /// Prefix of the records of kept databases.
 pub const KEPT_DATABASES: &str = "/kept-databases/";
+/// Prefix of every node's operator state.
+pub const NODE_STATES: &str = "/node-state/";
+/// Prefix of every assignment.
+pub const ASSIGNMENTS: &str = "/assign/";
+/// Prefix of every cold start a proxy waits for.
+pub const WANTS: &str = "/wants/";
+/// Prefix of every front's activity report.
+pub const ACTIVITY: &str = "/activity/";
+/// Prefix of every drain acknowledgement.
+pub const DRAINED: &str = "/drained/";
+/// Prefix of every front.
+pub const FRONTS: &str = "/fronts/";
+/// The leader's key.
+pub const LEADER: &str = "/leader";
 
 /// Longest name segment accepted.
 pub const MAX_NAME_LEN: usize = 253;
@@ -132,6 +155,46 @@ pub fn kept_database(app: &str) -> String {
     format!("{KEPT_DATABASES}{app}")
 }
 
+/// `/node-state/<name>`
+pub fn node_state(name: &str) -> String {
+    format!("{NODE_STATES}{name}")
+}
+
+/// `/assign/<node>/`: prefix of a node's assignments.
+pub fn assignments(node: &str) -> String {
+    format!("{ASSIGNMENTS}{node}/")
+}
+
+/// `/assign/<node>/<slot>`
+pub fn assignment(node: &str, slot: &str) -> String {
+    format!("{ASSIGNMENTS}{node}/{slot}")
+}
+
+/// `/wants/<app>`
+pub fn want(app: &str) -> String {
+    format!("{WANTS}{app}")
+}
+
+/// `/activity/<front>`
+pub fn activity(front: &str) -> String {
+    format!("{ACTIVITY}{front}")
+}
+
+/// `/drained/<instance>/`: prefix of an instance's drain acknowledgements.
+pub fn drained_of(instance: &str) -> String {
+    format!("{DRAINED}{instance}/")
+}
+
+/// `/drained/<instance>/<front>`
+pub fn drained(instance: &str, front: &str) -> String {
+    format!("{DRAINED}{instance}/{front}")
+}
+
+/// `/fronts/<name>`
+pub fn front(name: &str) -> String {
+    format!("{FRONTS}{name}")
+}
+
 /// A key of the layout, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key<'a> {
@@ -195,6 +258,40 @@ pub enum Key<'a> {
         /// App name.
         app: &'a str,
     },
+    /// `/node-state/<name>`
+    NodeState {
+        /// Node name.
+        name: &'a str,
+    },
+    /// `/assign/<node>/<slot>`
+    Assignment {
+        /// Node name.
+        node: &'a str,
+        /// Slot.
+        slot: &'a str,
+    },
+    /// `/wants/<app>`
+    Want {
+        /// App name.
+        app: &'a str,
+    },
+    /// `/activity/<front>`
+    Activity {
+        /// Front name.
+        front: &'a str,
+    },
+    /// `/drained/<instance>/<front>`
+    Drained {
+        /// Instance id.
+        instance: &'a str,
+        /// Front name.
+        front: &'a str,
+    },
+    /// `/fronts/<name>`
+    Front {
+        /// Front name.
+        name: &'a str,
+    },
 }
 
 /// Parses a key of the layout; `None` for anything else.
@@ -218,6 +315,12 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["tokens", hash] => Key::Token { hash },
         ["tenant-events", tenant, seq] => Key::TenantEvent { tenant, seq },
         ["kept-databases", app] => Key::KeptDatabase { app },
+        ["node-state", name] => Key::NodeState { name },
+        ["assign", node, slot] => Key::Assignment { node, slot },
+        ["wants", app] => Key::Want { app },
+        ["activity", front] => Key::Activity { front },
+        ["drained", instance, front] => Key::Drained { instance, front },
+        ["fronts", name] => Key::Front { name },
         _ => return None,
     })
 }
@@ -264,7 +367,28 @@ mod tests {
                     seq: "00000000000000000007",
                 },
             ),
+            (node_state("n1"), Key::NodeState { name: "n1" }),
+            (
+                assignment("n1", "s9"),
+                Key::Assignment {
+                    node: "n1",
+                    slot: "s9",
+                },
+            ),
+            (want("blog"), Key::Want { app: "blog" }),
+            (activity("f1"), Key::Activity { front: "f1" }),
+            (
+                drained("blog-1", "f1"),
+                Key::Drained {
+                    instance: "blog-1",
+                    front: "f1",
+                },
+            ),
+            (front("f1"), Key::Front { name: "f1" }),
         ];
+        assert!(assignment("n1", "s").starts_with(&assignments("n1")));
+        assert!(!assignment("n10", "s").starts_with(&assignments("n1")));
+        assert!(drained("i", "f").starts_with(&drained_of("i")));
         for (key, want) in cases {
             validate_key(&key).unwrap();
             assert_eq!(parse(&key), Some(want), "{key}");

@@ -215,6 +215,7 @@ fn another_tenants_app_is_invisible_and_untouchable_through_every_route() {
         from_pool: false,
         start_path: StartPath::Cold,
         restore_error: None,
+        slot: None,
     });
     let stored_before = server.client().app(VICTIM_APP).unwrap();
     let events_before = server.client().events(VICTIM_APP, None).unwrap().len();

@@ -29,6 +29,8 @@ enum Call {
 #[derive(Default)]
 struct FakeNode {
     calls: Mutex<Vec<Call>>,
+    /// How long a launch takes after its container exists (tokio's clock).
+    delay: Mutex<Duration>,
 }
 
 impl FakeNode {
@@ -60,8 +62,11 @@ impl Node for FakeNode {
             from_pool: false,
             start_path: hako_model::StartPath::Cold,
             restore_error: None,
+            slot: None,
         };
         created(&info);
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         info.state = InstanceState::Ready;
         info.ready_ms = Some(0.0);
         Ok(info)
@@ -81,6 +86,7 @@ impl Node for FakeNode {
 
 struct Bed {
     node: Arc<FakeNode>,
+    router: Router,
     apps: Arc<Apps>,
     lifecycle: Arc<Lifecycle>,
     keep_alive: KeepAliveLoop,
@@ -92,8 +98,13 @@ async fn bed(app: serde_json::Value) -> Bed {
     let apps = Arc::new(Apps::default());
     let node = Arc::new(FakeNode::default());
     let wake = Arc::new(Notify::new());
+    let traffic: Arc<dyn crate::traffic::Traffic> = Arc::new(crate::traffic::LocalTraffic {
+        router: router.clone(),
+        store: store.clone(),
+    });
     let lifecycle = Arc::new(Lifecycle::new(
         node.clone(),
+        traffic.clone(),
         router.clone(),
         store.clone(),
         Arc::new(EventLog::new(store)),
@@ -103,12 +114,13 @@ async fn bed(app: serde_json::Value) -> Bed {
     ));
     let bed = Bed {
         node,
+        router: router.clone(),
         apps: apps.clone(),
         lifecycle: lifecycle.clone(),
         keep_alive: KeepAliveLoop {
             apps,
             lifecycle,
-            router: router.clone(),
+            traffic,
             wake,
             epoch: Instant::now(),
         },
@@ -132,10 +144,7 @@ impl Bed {
             database_grant: None,
             tenant: None,
         };
-        self.keep_alive
-            .router
-            .set_app(crate::reconcile::route(&app))
-            .unwrap();
+        self.router.set_app(crate::reconcile::route(&app)).unwrap();
         self.apps.insert(app);
     }
 
@@ -272,4 +281,26 @@ async fn a_recycle_and_a_new_release_start_the_successor_before_the_old_one_stop
         [Call::Launch("site-3".into()), Call::Stop("site-1".into())]
     );
     assert_eq!(b.states(), [("site-3".into(), InstanceState::Ready)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_joins_a_start_under_way_instead_of_making_a_second_instance() {
+    let b = bed(site(serde_json::json!({"min": 1, "idle_timeout": "60s"}))).await;
+    *b.node.delay.lock().unwrap() = Duration::from_secs(2);
+    // The minimum's start is under way (its container exists, it is not ready yet)...
+    b.keep_alive.tick(Instant::now());
+    tokio::task::yield_now().await;
+    // ...when a request finds no ready instance.
+    let lifecycle = b.lifecycle.clone();
+    let app = b.app();
+    let request = tokio::spawn(async move {
+        lifecycle
+            .start(&app, crate::lifecycle::Cause::Request)
+            .await
+    });
+    let got = request.await.unwrap().unwrap();
+    assert_eq!(got.id, "site-0", "the request got the minimum's instance");
+    b.settle().await;
+    assert_eq!(b.node.calls(), [Call::Launch("site-0".into())]);
+    assert_eq!(b.states(), [("site-0".into(), InstanceState::Ready)]);
 }
