@@ -97,6 +97,15 @@ pub enum Action {
     },
     /// Tenants and their tokens.
     Tenants(tenant::TenantAction),
+    /// The nodes of the cluster (one on a single host).
+    ListNodes,
+    /// Cordon, drain or make a node active again (clusters only).
+    SetNodeState {
+        /// The node.
+        name: String,
+        /// What it becomes.
+        state: hako_model::NodeState,
+    },
 }
 
 /// What becomes of an app's database when the app is deleted (`?database=keep|drop`).
@@ -156,6 +165,10 @@ pub enum Reply {
     Logs(String),
     /// A list of instances.
     Instances(Vec<InstanceInfo>),
+    /// A list of nodes.
+    Nodes(Vec<hako_model::NodeInfo>),
+    /// One node.
+    Node(Box<hako_model::NodeInfo>),
     /// Who the caller is.
     Whoami(Whoami),
     /// A list of tenants.

@@ -88,6 +88,11 @@ pub trait Backend: Send + Sync + 'static {
     /// when created or updated.
     fn capacity(&self) -> NodeCapacity;
 
+    /// True when this daemon is part of a cluster (its nodes can be cordoned and drained).
+    fn cluster(&self) -> bool {
+        false
+    }
+
     /// Makes code release `number` of the app whose [`hako_model::App::storage_key`] is `app`
     /// from `source`: unpack or copy it into a new read-only release (hostile archives
     /// refused with [`BackendError::BadInput`]) and return

@@ -338,6 +338,25 @@ impl Client {
         self.json(req.call())
     }
 
+    /// `GET /v1/nodes`: the nodes of the cluster (one on a single host).
+    pub fn nodes(&self) -> Result<Vec<hako_model::NodeInfo>, ClientError> {
+        self.json(self.get("/v1/nodes").call())
+    }
+
+    /// `POST /v1/nodes/{name}/{cordon|uncordon|drain}`.
+    pub fn set_node_state(
+        &self,
+        name: &str,
+        state: hako_model::NodeState,
+    ) -> Result<hako_model::NodeInfo, ClientError> {
+        let verb = match state {
+            hako_model::NodeState::Active => "uncordon",
+            hako_model::NodeState::Cordoned => "cordon",
+            hako_model::NodeState::Draining => "drain",
+        };
+        self.json(self.post(&format!("/v1/nodes/{name}/{verb}")).send_empty())
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

@@ -8,6 +8,7 @@
 
 mod access;
 mod apps;
+mod nodes;
 mod observe;
 mod releases;
 mod slo;
@@ -91,6 +92,10 @@ impl Engine {
                 self.instances(caller, app.as_deref()).await?,
             )),
             Action::Tenants(action) => self.tenants(caller, action).await,
+            Action::ListNodes => Ok(Reply::Nodes(self.nodes(caller).await?)),
+            Action::SetNodeState { name, state } => Ok(Reply::Node(Box::new(
+                self.set_node_state(caller, &name, state).await?,
+            ))),
         }
     }
 

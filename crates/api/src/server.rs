@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -109,6 +109,32 @@ async fn run(shared: &Shared, caller: &Caller, action: Result<Action, ApiError>)
         },
         Err(e) => e.into_response(),
     }
+}
+
+async fn list_nodes(State(s): S, caller: Caller) -> Response {
+    run(&s, &caller, Ok(Action::ListNodes)).await
+}
+
+/// `POST /v1/nodes/NAME/cordon|uncordon|drain`.
+async fn set_node_state(
+    State(s): S,
+    caller: Caller,
+    Path((name, verb)): Path<(String, String)>,
+) -> Response {
+    let action = match verb.as_str() {
+        "cordon" => Ok(hako_model::NodeState::Cordoned),
+        "uncordon" => Ok(hako_model::NodeState::Active),
+        "drain" => Ok(hako_model::NodeState::Draining),
+        other => Err(ApiError::NotFound(format!(
+            "no node operation {other:?}: use cordon, uncordon or drain"
+        ))),
+    }
+    .and_then(|state| {
+        hako_store::keys::validate_name(&name)
+            .map_err(|_| ApiError::BadRequest(format!("node name {name:?} is not valid")))?;
+        Ok(Action::SetNodeState { name, state })
+    });
+    run(&s, &caller, action).await
 }
 
 async fn health() -> Response {

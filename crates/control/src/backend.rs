@@ -86,6 +86,10 @@ impl Backend for DaemonBackend {
         }
     }
 
+    fn cluster(&self) -> bool {
+        matches!(self.capacity, Capacity::Largest(_))
+    }
+
     async fn create_release(
         &self,
         app: &str,

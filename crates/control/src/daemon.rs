@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hako_agent::{Agent, Exit};
 use hako_proxy::Router;
-use hako_store::Store;
+use hako_store::{Store, StoreExt};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
@@ -93,6 +93,11 @@ impl Daemon {
                 wake,
             )),
             tokio::spawn(follow_exits(exits, lifecycle.clone())),
+            tokio::spawn(publish_node(
+                store.clone(),
+                agent.clone(),
+                config.runtime.subnet.to_string(),
+            )),
             tokio::spawn(keep_alive.run()),
         ];
         let backend = Arc::new(DaemonBackend {
@@ -109,6 +114,27 @@ impl Daemon {
             backend,
             tasks,
         })
+    }
+}
+
+/// Keeps this host's node record (`hako node list`) up to date; on one host it has no lease.
+async fn publish_node(store: Arc<dyn Store>, agent: Arc<Agent>, subnet: String) {
+    let epoch = hako_model::now_unix_ms();
+    loop {
+        let record = hako_agent::member::node_record(
+            &agent,
+            agent.node(),
+            "127.0.0.1",
+            Some(subnet.clone()),
+            epoch,
+        );
+        if let Err(e) = store
+            .put_json(&hako_store::keys::node(agent.node()), &record)
+            .await
+        {
+            tracing::debug!(error = %e, "cannot publish this host's node record");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
 }
 

@@ -4,10 +4,12 @@
 //! A command returns `Ok(code)` with the process exit code (for `hako run`, the
 //! container's), or a [`Failure`] that `main` prints with its cause chain.
 
+pub mod agent;
 pub mod app;
 pub mod criu;
 pub mod image;
 pub mod instance;
+pub mod node;
 pub mod run;
 pub mod serve;
 pub mod sim;
@@ -200,4 +202,17 @@ mod tests {
         assert_eq!(f.exit, Exit::Usage);
         assert_eq!(f.lines(), vec!["cannot import bb", "no space"]);
     }
+}
+
+/// A client answer as the CLI's result, with the exit code of [`api_failure`].
+pub(crate) fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
+    r.map_err(api_failure)
+}
+
+/// The API client of this host's hako (`HAKO_API`, `HAKO_TOKEN` or the data dir's token).
+pub(crate) fn client(data_dir: &std::path::Path) -> Result<hako_api::Client, Failure> {
+    use anyhow::Context;
+    hako_api::Client::from_env(data_dir)
+        .context("cannot find hako's API (is `hako serve` running?)")
+        .or_exit(Exit::Failure)
 }

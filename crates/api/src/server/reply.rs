@@ -40,6 +40,8 @@ impl IntoResponse for Reply {
                 Json(token),
             )
                 .into_response(),
+            Reply::Nodes(nodes) => Json(nodes).into_response(),
+            Reply::Node(node) => Json(node).into_response(),
         }
     }
 }

@@ -107,6 +107,13 @@ pub(super) fn table(max_upload: usize) -> Vec<(RouteInfo, Handler)> {
         r(Method::GET, "/v1/apps/{name}/slo", Token, get(super::slo)),
         r(Method::GET, "/v1/apps/{name}/logs", Token, get(super::logs)),
         r(Method::GET, "/v1/instances", Token, get(super::instances)),
+        r(Method::GET, "/v1/nodes", Admin, get(super::list_nodes)),
+        r(
+            Method::POST,
+            "/v1/nodes/{name}/{state}",
+            Admin,
+            post(super::set_node_state),
+        ),
         r(Method::GET, "/v1/tenants", Admin, get(tenants::list)),
         r(Method::POST, "/v1/tenants", Admin, post(tenants::create)),
         r(

@@ -113,6 +113,8 @@ fn cases(route: &RouteInfo) -> Vec<Case> {
                 ..case(AsMissing)
             },
         ],
+        ("GET", "/v1/nodes") => vec![case(Forbidden)],
+        ("POST", "/v1/nodes/{name}/{state}") => vec![case(Forbidden)],
         ("GET", "/v1/tenants/{tenant}") => vec![case(AsMissing)],
         ("GET", "/v1/tenants/{tenant}/events") => vec![case(AsMissing)],
         (_, p) if p.starts_with("/v1/tenants") => {
@@ -154,6 +156,7 @@ fn path(route: &RouteInfo, ghost: bool, query: &str) -> String {
             .replace("{name}", app)
             .replace("{tenant}", tenant)
             .replace("{token}", token)
+            .replace("{state}", "drain")
     )
 }
 

@@ -9,7 +9,7 @@ use hako_api::{Client, DatabaseOnDelete};
 use hako_model::units::{format_size, parse_cpu};
 use hako_model::{App, AppNetwork, AppPatch, ByteSize, HumanDuration, ImageRef, StopSignal};
 
-use super::{Exit, Failure, OrExit, out};
+use super::{Exit, Failure, OrExit, api, out};
 
 #[derive(Debug, clap::Args)]
 pub struct AppArgs {
@@ -244,10 +244,6 @@ pub async fn execute(args: AppArgs, data_dir: &Path) -> Result<u8, Failure> {
     tokio::task::spawn_blocking(move || run(args.command, &client, &data_dir))
         .await
         .map_err(|e| Failure::new(Exit::Failure, e))?
-}
-
-fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
-    r.map_err(super::api_failure)
 }
 
 fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Failure> {

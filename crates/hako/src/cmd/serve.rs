@@ -48,6 +48,31 @@ pub struct ServeArgs {
     /// [default: none].
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// In a cluster (--store etcd://…): be a front only, run no instances on this host.
+    #[arg(long)]
+    pub no_node: bool,
+}
+
+/// Options of a host in a cluster (`hako serve --store etcd://…` and `hako agent`); in the
+/// config file `node`, `advertise`, `shared_dir`, `lease`.
+#[derive(Debug, Default, clap::Args)]
+pub struct ClusterArgs {
+    /// This host's node name in the cluster [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// The address other hosts of the cluster reach this one at [default: 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    pub advertise: Option<String>,
+    /// Storage every node shares (an NFS or CephFS mount): images, code releases and apps'
+    /// /data live there.
+    #[arg(long, value_name = "DIR")]
+    pub shared_dir: Option<PathBuf>,
+    /// How long this host's lease lives without renewal: a lost host is noticed this long after
+    /// it went quiet [default: 5s].
+    #[arg(long, value_name = "DURATION")]
+    pub lease: Option<HumanDuration>,
 }
 
 /// The config file.
@@ -65,6 +90,10 @@ struct FileConfig {
     release_max_size: Option<String>,
     release_max_files: Option<u64>,
     data_quota: Option<String>,
+    node: Option<String>,
+    advertise: Option<String>,
+    shared_dir: Option<PathBuf>,
+    lease: Option<HumanDuration>,
     database: Option<DatabaseFileConfig>,
 }
 
@@ -166,6 +195,19 @@ fn settings(
             s => Some(size("data_quota", s)?),
         };
     }
+    config.node = args.cluster.node.or(file.node);
+    config.advertise = args.cluster.advertise.or(file.advertise);
+    config.shared_dir = args.cluster.shared_dir.or(file.shared_dir);
+    if let Some(l) = args.cluster.lease.or(file.lease) {
+        config.lease_ttl = l.0;
+    }
+    config.run_node = !args.no_node;
+    if config.shared_dir.is_some() && !matches!(config.store, hako_store::StoreSpec::Etcd { .. }) {
+        return Err(anyhow::anyhow!(
+            "--shared-dir is for a cluster: give --store etcd://… too"
+        ))
+        .or_exit(Exit::Usage);
+    }
     let db = file.database.unwrap_or_default();
     if let Some(s) = args.database_socket.or(db.socket) {
         config.database.socket = s;
@@ -188,7 +230,7 @@ fn size(setting: &str, value: &str) -> Result<u64, Failure> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
