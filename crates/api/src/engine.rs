@@ -8,11 +8,13 @@
 
 mod access;
 mod apps;
+mod certs;
 mod nodes;
 mod observe;
 mod releases;
 mod slo;
 mod tenants;
+mod visible;
 
 use std::sync::Arc;
 
@@ -46,10 +48,15 @@ impl Engine {
         }
     }
 
-    /// The authenticator for this engine's store: `admin_token`, or a tenant token recorded
-    /// there. Whatever serves requests (the API, a dashboard) resolves callers with it.
-    pub fn authenticator(&self, admin_token: String) -> crate::caller::Authenticator {
-        crate::caller::Authenticator::new(admin_token, self.store.clone())
+    /// The authenticator for this engine's store: `admin_token`, `metrics_token`, or a tenant
+    /// token recorded there. Whatever serves requests (the API, the dashboard, `/metrics`)
+    /// resolves callers with it.
+    pub fn authenticator(
+        &self,
+        admin_token: String,
+        metrics_token: Option<String>,
+    ) -> crate::caller::Authenticator {
+        crate::caller::Authenticator::new(admin_token, metrics_token, self.store.clone())
     }
 
     /// Does what the action asks, as the admin (the daemon's own actions, such as demo apps).
@@ -61,11 +68,11 @@ impl Engine {
     pub async fn execute_as(&self, caller: &Caller, action: Action) -> Result<Reply, ApiError> {
         match action {
             Action::Whoami => Ok(Reply::Whoami(whoami(caller))),
-            Action::ListApps => Ok(Reply::Apps(self.list_apps_of(caller).await?)),
+            Action::ListApps => Ok(Reply::Apps(self.visible_apps(caller).await?)),
             Action::CreateApp { spec, tenant } => Ok(Reply::Created(
                 self.create_app(caller, *spec, tenant).await?,
             )),
-            Action::ShowApp(name) => Ok(Reply::App(self.app_of(caller, &name).await?)),
+            Action::ShowApp(name) => Ok(Reply::App(self.visible_app(caller, &name).await?)),
             Action::UpdateApp { name, patch } => {
                 Ok(Reply::App(self.update_app(caller, &name, &patch).await?))
             }
@@ -82,6 +89,7 @@ impl Engine {
                 Ok(Reply::Events(self.events(caller, &name, limit).await?))
             }
             Action::Metrics(name) => Ok(Reply::Metrics(self.metrics(caller, &name).await?)),
+            Action::Checkpoint(name) => Ok(Reply::Metrics(self.checkpoint(caller, &name).await?)),
             Action::Slo { name, target } => {
                 Ok(Reply::Slo(Box::new(self.slo(caller, &name, target).await?)))
             }
@@ -96,6 +104,14 @@ impl Engine {
             Action::SetNodeState { name, state } => Ok(Reply::Node(Box::new(
                 self.set_node_state(caller, &name, state).await?,
             ))),
+            Action::SetCert { name, upload } => {
+                Ok(Reply::Cert(self.set_cert(caller, &name, &upload).await?))
+            }
+            Action::ShowCert(name) => Ok(Reply::Cert(self.cert(caller, &name).await?)),
+            Action::RemoveCert(name) => {
+                self.remove_cert(caller, &name).await?;
+                Ok(Reply::Deleted)
+            }
         }
     }
 
@@ -105,16 +121,6 @@ impl Engine {
             .get_json::<App>(&keys::app(name))
             .await?
             .ok_or_else(|| ApiError::no_app(name))
-    }
-
-    /// Reads an app the caller sees: another tenant's is a 404 exactly as a missing one.
-    async fn app_of(&self, caller: &Caller, name: &str) -> Result<App, ApiError> {
-        let app = self.app(name).await?;
-        if caller.sees(&app) {
-            Ok(app)
-        } else {
-            Err(ApiError::no_app(name))
-        }
     }
 
     /// Records an event of an API action — who asked (`caller`) and whose app it is
@@ -145,9 +151,9 @@ impl Engine {
 
 fn whoami(caller: &Caller) -> Whoami {
     match caller {
-        Caller::Admin => Whoami {
+        Caller::Admin | Caller::Metrics => Whoami {
             actor: caller.actor(),
-            admin: true,
+            admin: caller.is_admin(),
             tenant: None,
             token: None,
         },

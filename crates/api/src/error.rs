@@ -23,7 +23,8 @@ pub enum ApiError {
         "missing, wrong or revoked API token: send 'Authorization: Bearer <token>' with the admin token from <data-dir>/admin.token or a tenant's token (set HAKO_TOKEN)"
     )]
     Unauthorized,
-    /// The token is valid but may not do this: only the admin token may (403).
+    /// The token is valid but may not do this (403): only the admin token may, or it is the
+    /// metrics token anywhere but `GET /metrics`.
     #[error("{0}")]
     Forbidden(String),
     /// The app (or route) does not exist (404).
@@ -78,6 +79,13 @@ impl ApiError {
         }
     }
 
+    /// 403 for the metrics token anywhere but `GET /metrics`.
+    pub fn metrics_only() -> ApiError {
+        ApiError::Forbidden(
+            "this is the metrics token: it only reads GET /metrics; use the admin token from <data-dir>/admin.token or a tenant's token for the API and the dashboard".into(),
+        )
+    }
+
     /// 404 for an app that does not exist.
     pub fn no_app(name: &str) -> ApiError {
         ApiError::NotFound(format!(
@@ -88,7 +96,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -1,11 +1,13 @@
-//! The HTTP side: routes under `/v1` ([`routes`], one table that also builds the router),
-//! each parsing its request into an [`Action`] for the [`Engine`], run as the request's
-//! [`Caller`]; token auth ([`crate::caller::Authenticator`]) on everything but
-//! `/v1/health`; every error answered as JSON `{"error": "…"}`, including axum's own
-//! rejections and unknown routes.
+//! The HTTP side, every route in one table ([`routes`], which also builds the router) with who
+//! may call it: the API under `/v1`, each route parsing its request into an [`Action`] for the
+//! [`Engine`], run as the request's [`Caller`]; `GET /metrics` for Prometheus; the dashboard
+//! under `/ui/` ([`crate::ui`]). Token auth ([`crate::caller::Authenticator`]) on everything
+//! but `/v1/health` and the dashboard's login; every API error answered as JSON
+//! `{"error": "…"}`, including axum's own rejections and unknown routes.
 
 mod auth;
 mod extract;
+mod follow;
 mod reply;
 pub mod routes;
 mod tenants;
@@ -30,6 +32,7 @@ use crate::backend::{Backend, ReleaseSource};
 use crate::caller::{Authenticator, Caller};
 use crate::engine::Engine;
 use crate::error::ApiError;
+pub use follow::KEEP_ALIVE as FOLLOW_KEEP_ALIVE;
 
 /// Default largest accepted release upload: 1 GiB.
 pub const DEFAULT_MAX_UPLOAD: usize = 1 << 30;
@@ -42,6 +45,9 @@ pub struct ApiState {
     pub backend: Arc<dyn Backend>,
     /// The admin token (see [`crate::token::load_or_create`]); tenants' tokens are in the store.
     pub token: String,
+    /// The metrics token, which reads `GET /metrics` only (see
+    /// [`crate::token::load_or_create_metrics`]); `None`: only the admin token reads it.
+    pub metrics_token: Option<String>,
     /// Largest release upload in bytes (413 beyond); [`DEFAULT_MAX_UPLOAD`] by default.
     pub max_upload: usize,
 }
@@ -53,15 +59,16 @@ impl ApiState {
             store,
             backend,
             token,
+            metrics_token: None,
             max_upload: DEFAULT_MAX_UPLOAD,
         }
     }
 }
 
 /// Shared by every handler.
-struct Shared {
-    engine: Arc<Engine>,
-    auth: Authenticator,
+pub(crate) struct Shared {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) auth: Authenticator,
     max_upload: usize,
 }
 
@@ -70,32 +77,58 @@ type S = State<Arc<Shared>>;
 /// The API's routes; serve it with `axum::serve(listener, router(state))`.
 pub fn router(state: ApiState) -> Router {
     let engine = Arc::new(Engine::new(state.store, state.backend));
-    router_with(engine, state.token, state.max_upload)
+    router_with(engine, state.token, state.metrics_token, state.max_upload)
 }
 
 /// The API's routes over an engine the daemon also uses directly (for example to create demo
 /// apps at start), so both share its write serialisation.
-pub fn router_with(engine: Arc<Engine>, token: String, max_upload: usize) -> Router {
+pub fn router_with(
+    engine: Arc<Engine>,
+    token: String,
+    metrics_token: Option<String>,
+    max_upload: usize,
+) -> Router {
     let shared = Arc::new(Shared {
-        auth: engine.authenticator(token),
+        auth: engine.authenticator(token, metrics_token),
         engine,
         max_upload,
     });
+    // Who may call a route decides which middleware it is behind; the dashboard's pages
+    // (under /ui) also get its security headers.
     let mut open = Router::new();
-    let mut authed = Router::new();
+    let mut api = Router::new();
+    let mut scrape = Router::new();
+    let mut ui_open = Router::new();
+    let mut ui_session = Router::new();
     for (info, handler) in routes::table(shared.max_upload) {
-        match info.access {
-            Access::Open => open = open.route(info.path, handler),
-            Access::Token | Access::Admin => authed = authed.route(info.path, handler),
-        }
+        let group = match (info.access, info.path.starts_with("/ui")) {
+            (Access::Session, _) => &mut ui_session,
+            (_, true) => &mut ui_open,
+            (Access::Open, false) => &mut open,
+            (Access::Token | Access::Admin, false) => &mut api,
+            (Access::Scrape, false) => &mut scrape,
+        };
+        *group = std::mem::take(group).route(info.path, handler);
     }
-    let authed = authed
+    let api = api
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
-            auth::require_token,
+            auth::require_api_caller,
         ));
-    open.merge(authed)
+    let scrape = scrape.route_layer(axum::middleware::from_fn_with_state(
+        shared.clone(),
+        auth::require_metrics_caller,
+    ));
+    let ui = ui_open
+        .merge(ui_session.route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            crate::ui::require_session,
+        )))
+        .layer(axum::middleware::map_response(crate::ui::secure_headers));
+    open.merge(api)
+        .merge(scrape)
+        .merge(ui)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(shared)
@@ -297,6 +330,10 @@ async fn metrics(State(s): S, caller: Caller, name: AppName) -> Response {
     run(&s, &caller, name.0.map(Action::Metrics)).await
 }
 
+async fn checkpoint(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::Checkpoint)).await
+}
+
 async fn slo(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
@@ -309,18 +346,79 @@ async fn slo(State(s): S, caller: Caller, name: AppName, q: Params) -> Response 
     run(&s, &caller, action).await
 }
 
+/// `GET /metrics`: the Prometheus text exposition of what the caller may see.
+async fn prometheus(State(s): S, caller: Caller) -> Response {
+    match s.engine.prometheus(&caller).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn logs(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
+        if parse_flag("follow", q.get("follow").map(String::as_str))? {
+            let tail = action::parse_count(
+                "bytes",
+                q.get("bytes").map(String::as_str),
+                FOLLOW_TAIL_BYTES,
+                MAX_LOG_BYTES,
+            )?;
+            return Ok(Err((name, tail)));
+        }
         let max_bytes = action::parse_count(
             "bytes",
             q.get("bytes").map(String::as_str),
             DEFAULT_LOG_BYTES,
             MAX_LOG_BYTES,
         )?;
-        Ok(Action::Logs { name, max_bytes })
+        Ok(Ok(Action::Logs { name, max_bytes }))
+    });
+    match action {
+        Ok(Ok(action)) => run(&s, &caller, Ok(action)).await,
+        Ok(Err((name, tail))) => match s.engine.follow_logs(&caller, &name, tail).await {
+            Ok(follow) => follow::response(follow),
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+/// What a followed log shows of the past before it follows: the last 4 KiB.
+const FOLLOW_TAIL_BYTES: usize = 4 << 10;
+
+/// A yes/no query parameter: `true`/`1`/`yes` or `false`/`0`/`no`; absent is no.
+fn parse_flag(what: &str, raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("" | "true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{what} {other:?} is not valid: say {what}=true or {what}=false"
+        ))),
+    }
+}
+
+async fn show_cert(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::ShowCert)).await
+}
+
+async fn set_cert(State(s): S, caller: Caller, name: AppName, body: Body) -> Response {
+    let action = name.0.and_then(|name| {
+        let upload = Box::new(action::parse_cert_upload(&body.0?)?);
+        Ok(Action::SetCert { name, upload })
     });
     run(&s, &caller, action).await
+}
+
+async fn remove_cert(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::RemoveCert)).await
 }
 
 async fn instances(State(s): S, caller: Caller, q: Params) -> Response {

@@ -12,6 +12,7 @@
 //! hako-bench proxy [--seconds S] [--rounds N]
 //! hako-bench wordpress [--runs N] [--seconds S]
 //! hako-bench restore [--runs N] [--spacing-ms MS]
+//! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! ```
 // The crun worker's thread enters its own mount namespace (one `unsafe` call, with its
@@ -22,6 +23,7 @@ mod cold_start;
 mod daemon;
 mod efficiency;
 mod http;
+mod mitigation;
 mod options;
 mod paths;
 mod proxy;
@@ -40,6 +42,7 @@ const USAGE: &str =
        hako-bench proxy [--seconds S] [--rounds N]
        hako-bench wordpress [--runs N] [--seconds S]
        hako-bench restore [--runs N] [--spacing-ms MS]
+       hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         ["wordpress", rest @ ..] => wordpress::main(rest),
         ["efficiency", rest @ ..] => efficiency::main(rest),
         ["restore", rest @ ..] => restore::main(rest),
+        ["mitigation", rest @ ..] => mitigation::main(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -11,24 +11,34 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
+use crate::acme::AcmeLoop;
 use crate::apps::Apps;
 use crate::backend::{Capacity, DaemonBackend, Files, Instances};
+use crate::certs::CertTable;
+use crate::checkpoint::Checkpointer;
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
 use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Telemetry;
 use crate::node::{LocalNode, Node};
+use crate::ops::Ops;
+use crate::predict::Predictors;
 use crate::reconcile::{Lead, Reconciler};
 use crate::traffic::{LocalTraffic, Traffic};
 
 /// The daemon's parts, assembled.
 pub(crate) struct Daemon {
     pub(crate) router: Router,
+    /// The certificates the HTTPS listener serves, by SNI.
+    pub(crate) site_certs: Arc<hako_tls::SiteCerts>,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) backend: Arc<DaemonBackend>,
-    /// The loops: store watch, cold starts, proxy events, exits, keep-alive.
+    /// The loops: store watch, cold starts, proxy events, exits, keep-alive, minutes.
     pub(crate) tasks: Vec<JoinHandle<()>>,
+    /// Counters, per-minute series, and the end of the API's streams at shutdown.
+    pub(crate) ops: Arc<Ops>,
 }
 
 impl Daemon {
@@ -39,6 +49,7 @@ impl Daemon {
         store: Arc<dyn Store>,
         agent: Arc<Agent>,
         exits: UnboundedReceiver<Exit>,
+        telemetry: Arc<Telemetry>,
     ) -> Result<Daemon, hako_store::StoreError> {
         let (launcher, cold_starts) = ColdStarts::new();
         let (proxy_events_tx, proxy_events) = tokio::sync::mpsc::unbounded_channel();
@@ -46,7 +57,11 @@ impl Daemon {
         let apps = Arc::new(Apps::default());
         let events = Arc::new(EventLog::new(store.clone()));
         let wake = Arc::new(Notify::new());
+        agent.fill_shared_pool();
         let node: Arc<dyn Node> = Arc::new(LocalNode(agent.clone()));
+        let (checkpoints, checkpoint_queue) =
+            Checkpointer::new(node.clone(), events.clone(), apps.clone());
+        let predictors = Arc::new(Predictors::default());
         let traffic: Arc<dyn Traffic> = Arc::new(LocalTraffic {
             router: router.clone(),
             store: store.clone(),
@@ -60,15 +75,20 @@ impl Daemon {
             apps.clone(),
             config.stop_grace,
             wake.clone(),
+            checkpoints.clone(),
         ));
         lifecycle.forget_previous().await;
         let lead = Arc::new(Lead::default());
         lead.set(Some(lifecycle.clone()));
+        let site_certs = hako_tls::SiteCerts::new();
+        let certs = Arc::new(CertTable::new(site_certs.clone()));
+        let cert_watch = certs.clone().follow(store.clone()).await?;
         let watch = Reconciler {
             apps: apps.clone(),
             router: router.clone(),
             lead: lead.clone(),
             wake: wake.clone(),
+            certs: certs.clone(),
         }
         .start(store.clone())
         .await?;
@@ -78,9 +98,11 @@ impl Daemon {
             traffic,
             wake: wake.clone(),
             epoch: tokio::time::Instant::now(),
+            predictors: predictors.clone(),
         };
-        let tasks = vec![
+        let mut tasks = vec![
             watch,
+            cert_watch,
             tokio::spawn(crate::launcher::serve_cold_starts(
                 cold_starts,
                 lifecycle.clone(),
@@ -89,7 +111,7 @@ impl Daemon {
             tokio::spawn(crate::proxy_events::consume(
                 proxy_events,
                 lead,
-                events,
+                events.clone(),
                 wake,
             )),
             tokio::spawn(follow_exits(exits, lifecycle.clone())),
@@ -99,7 +121,21 @@ impl Daemon {
                 config.runtime.subnet.to_string(),
             )),
             tokio::spawn(keep_alive.run()),
+            tokio::spawn(checkpoints.clone().run(checkpoint_queue)),
         ];
+        let (ops, sampler) = Ops::start(telemetry, router.clone());
+        tasks.push(sampler);
+        if let Some(acme) = &config.acme {
+            let acme = AcmeLoop {
+                config: acme.clone(),
+                store: store.clone(),
+                apps: apps.clone(),
+                certs,
+                challenges: config.proxy.challenges.clone(),
+                events,
+            };
+            tasks.push(tokio::spawn(acme.run()));
+        }
         let backend = Arc::new(DaemonBackend {
             files: Arc::new(Files::Agent(agent)),
             apps,
@@ -107,12 +143,17 @@ impl Daemon {
             capacity: Capacity::Host,
             router: router.clone(),
             database: config.database_server(),
+            ops: ops.clone(),
+            checkpoints: Some(checkpoints),
+            predictors: Some(predictors),
         });
         Ok(Daemon {
             router,
+            site_certs,
             lifecycle,
             backend,
             tasks,
+            ops,
         })
     }
 }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::apps::Apps;
 use crate::lifecycle::{Cause, DRAIN_TIMEOUT, Lifecycle};
+use crate::predict::Predictors;
 use crate::traffic::Traffic;
 
 /// The policy of one app, from its spec.
@@ -38,6 +39,8 @@ pub(crate) struct KeepAliveLoop {
     pub(crate) wake: Arc<Notify>,
     /// The policy's time zero.
     pub(crate) epoch: Instant,
+    /// The predictive keep-alive of apps that ask for it, and pre-start (`predict.rs`).
+    pub(crate) predictors: Arc<Predictors>,
 }
 
 impl KeepAliveLoop {
@@ -66,16 +69,30 @@ impl KeepAliveLoop {
     pub(crate) fn tick(&self, now: Instant) -> Option<Time> {
         let now_t = self.time(now);
         let mut next: Option<Time> = None;
-        for app in self.apps.all() {
+        let apps = self.apps.all();
+        self.predictors.retain(&apps);
+        for app in apps {
             let policy = policy_of(&app);
             let (ids, views) = self.views(&app, now_t);
-            for d in policy.decide(now_t, &views) {
+            let (decisions, next_app) = self.predictors.decide(
+                &app,
+                &policy,
+                self.traffic.as_ref(),
+                now_t,
+                |t| self.time(t),
+                &views,
+            );
+            for d in decisions {
                 let reason = d.reason.to_string();
                 match d.action {
                     Action::Stop { instance } | Action::Drain { instance } => {
                         if let Some(id) = ids.get(instance) {
-                            self.lifecycle
-                                .retire_in_background(id, reason, DRAIN_TIMEOUT);
+                            self.lifecycle.retire_in_background(
+                                id,
+                                d.reason.stop_reason(),
+                                reason,
+                                DRAIN_TIMEOUT,
+                            );
                         }
                     }
                     Action::Start => {
@@ -84,12 +101,17 @@ impl KeepAliveLoop {
                     }
                     Action::Replace { instance } => {
                         if let Some(id) = ids.get(instance) {
-                            self.lifecycle.replace_in_background(&app, id, reason);
+                            self.lifecycle.replace_in_background(
+                                &app,
+                                id,
+                                d.reason.stop_reason(),
+                                reason,
+                            );
                         }
                     }
                 }
             }
-            if let Some(t) = policy.next_check(now_t, &views) {
+            if let Some(t) = next_app {
                 next = Some(next.map_or(t, |n: Time| n.min(t)));
             }
         }

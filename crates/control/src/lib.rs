@@ -7,14 +7,27 @@
 //! the [`keepalive`] loop applies the pure policy of `hako_policy`; every decision is recorded
 //! as an event with its reason ([`event_log`]).
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic` →
-//! `lifecycle` →
-//! `launcher`, `keepalive`, `reconcile`, `proxy_events`, `backend` → `daemon` (the wiring) →
+//! `GET /metrics` reads the daemon's live figures at each scrape ([`metrics`]); the dashboard's
+//! charts read the last hour per minute ([`minutes`]).
+//!
+//! HTTPS: [`certs`] follows the stored certificates into the proxy's SNI resolver, and the
+//! [`acme`] loop obtains and renews certificates for apps with `acme`.
+//!
+//! Checkpoints of app versions are made in the background and decide each start's path
+//! ([`checkpoint`]); the keep-alive loop runs the predictive keep-alive and pre-start
+//! ([`predict`]).
+//!
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic`,
+//! `certs` → `checkpoint` → `lifecycle`, `acme` → `launcher`, `predict` → `keepalive`,
+//! `reconcile`, `proxy_events`, `metrics`, `minutes` → `backend` → `daemon` (the wiring) →
 //! `serve`.
 #![forbid(unsafe_code)]
 
+mod acme;
 mod apps;
 mod backend;
+mod certs;
+mod checkpoint;
 mod cluster;
 mod config;
 mod daemon;
@@ -23,7 +36,11 @@ mod event_log;
 mod keepalive;
 mod launcher;
 mod lifecycle;
+mod metrics;
+mod minutes;
 mod node;
+mod ops;
+mod predict;
 mod proxy_events;
 mod reconcile;
 mod serve;

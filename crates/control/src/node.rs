@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hako_agent::{Agent, LaunchError};
+use hako_agent::{Agent, CheckpointError, CheckpointInfo, LaunchError, StartMode};
 use hako_model::{App, InstanceInfo};
 
 /// Called once with the instance (state `Starting`) when its container exists.
@@ -36,8 +36,14 @@ impl From<hako_agent::Exit> for Ended {
 /// Runs instances.
 #[async_trait]
 pub(crate) trait Node: Send + Sync + 'static {
-    /// Starts an instance of `app`; returns once its port accepts connections.
-    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError>;
+    /// Starts an instance of `app` by the start paths `mode` allows; returns once its port
+    /// accepts connections.
+    async fn launch(
+        &self,
+        app: &App,
+        mode: StartMode,
+        created: Created,
+    ) -> Result<InstanceInfo, LaunchError>;
 
     /// Stops an instance (its stop signal, `grace`, then kill) and removes what it had; the
     /// exit status in words, if it was running.
@@ -52,6 +58,39 @@ pub(crate) trait Node: Send + Sync + 'static {
 
     /// Stops every instance and removes what the node made.
     async fn shutdown(&self, grace: Duration);
+
+    /// Makes a checkpoint of the current version of `app` on this node (a private instance,
+    /// started, warmed, dumped, tried; see `hako_agent::Agent::checkpoint`), or returns the
+    /// one it has. Takes about a cold start. Default: this node cannot.
+    async fn checkpoint(&self, app: &App) -> Result<CheckpointInfo, CheckpointError> {
+        let _ = app;
+        Err(CheckpointError::Unsupported(
+            "this node does not make checkpoints".into(),
+        ))
+    }
+
+    /// The node's checkpoint of the current version of `app`, if it has one.
+    fn checkpoint_of(&self, app: &App) -> Option<CheckpointInfo> {
+        let _ = app;
+        None
+    }
+
+    /// `app` is current: remove its checkpoints of every other version (all of them when its
+    /// restore setting is `never`); the number removed.
+    fn forget_old_checkpoints(&self, app: &App) -> usize {
+        let _ = app;
+        0
+    }
+
+    /// Checkpoints the node's disk bound removed since the last call.
+    fn evicted_checkpoints(&self) -> Vec<CheckpointInfo> {
+        Vec::new()
+    }
+
+    /// Disk used by the node's checkpoints and its bound, in bytes.
+    fn checkpoint_disk(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// The node agent of this host.
@@ -59,10 +98,13 @@ pub(crate) struct LocalNode(pub(crate) Arc<Agent>);
 
 #[async_trait]
 impl Node for LocalNode {
-    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError> {
-        self.0
-            .launch_observed(app, hako_agent::StartMode::of(app), created)
-            .await
+    async fn launch(
+        &self,
+        app: &App,
+        mode: StartMode,
+        created: Created,
+    ) -> Result<InstanceInfo, LaunchError> {
+        self.0.launch_observed(app, mode, created).await
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Option<String> {
@@ -79,5 +121,25 @@ impl Node for LocalNode {
 
     async fn shutdown(&self, grace: Duration) {
         self.0.shutdown(grace).await;
+    }
+
+    async fn checkpoint(&self, app: &App) -> Result<CheckpointInfo, CheckpointError> {
+        self.0.checkpoint(app).await
+    }
+
+    fn checkpoint_of(&self, app: &App) -> Option<CheckpointInfo> {
+        self.0.checkpoint_of(app)
+    }
+
+    fn forget_old_checkpoints(&self, app: &App) -> usize {
+        self.0.forget_old_checkpoints(app)
+    }
+
+    fn evicted_checkpoints(&self) -> Vec<CheckpointInfo> {
+        self.0.take_evicted_checkpoints()
+    }
+
+    fn checkpoint_disk(&self) -> (u64, u64) {
+        self.0.checkpoint_disk()
     }
 }

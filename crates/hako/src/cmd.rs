@@ -145,6 +145,19 @@ pub fn format_time_ms(ms: u64) -> String {
     )
 }
 
+/// A client answer as the CLI's result, with the exit code of [`api_failure`].
+pub(crate) fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
+    r.map_err(api_failure)
+}
+
+/// The API client of this host's hako (`HAKO_API`, `HAKO_TOKEN` or the data dir's token).
+pub(crate) fn client(data_dir: &std::path::Path) -> Result<hako_api::Client, Failure> {
+    use anyhow::Context;
+    hako_api::Client::from_env(data_dir)
+        .context("cannot find hako's API (is `hako serve` running?)")
+        .or_exit(Exit::Failure)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,17 +215,4 @@ mod tests {
         assert_eq!(f.exit, Exit::Usage);
         assert_eq!(f.lines(), vec!["cannot import bb", "no space"]);
     }
-}
-
-/// A client answer as the CLI's result, with the exit code of [`api_failure`].
-pub(crate) fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
-    r.map_err(api_failure)
-}
-
-/// The API client of this host's hako (`HAKO_API`, `HAKO_TOKEN` or the data dir's token).
-pub(crate) fn client(data_dir: &std::path::Path) -> Result<hako_api::Client, Failure> {
-    use anyhow::Context;
-    hako_api::Client::from_env(data_dir)
-        .context("cannot find hako's API (is `hako serve` running?)")
-        .or_exit(Exit::Failure)
 }

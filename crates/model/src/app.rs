@@ -162,6 +162,22 @@ pub struct AppSpec {
     /// Whether instances may start from a checkpoint of this app version. Default auto.
     #[serde(default)]
     pub restore: crate::RestoreMode,
+    /// Answer plain-HTTP requests with a 308 redirect to the same URL over HTTPS (when
+    /// `hako serve` has an HTTPS listener; ACME challenges are never redirected). Default off.
+    #[serde(default)]
+    pub https_redirect: bool,
+    /// Send `Strict-Transport-Security: max-age=<this>` on HTTPS responses (browsers then
+    /// use HTTPS only for that long). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<HumanDuration>,
+    /// Obtain and renew the app's certificate from the ACME server of `hako serve`'s `[acme]`
+    /// config (HTTP-01 on its hosts). Default off: an uploaded certificate, or none.
+    #[serde(default)]
+    pub acme: bool,
+    /// Which keep-alive stops its idle instances: `fixed` (the idle timeout) or `predictive`
+    /// (learns the app's idle periods, pre-warms before an expected visit). Default fixed.
+    #[serde(default)]
+    pub keep_alive: crate::KeepAliveMode,
 }
 
 /// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).
@@ -200,6 +216,10 @@ impl AppSpec {
             seccomp: SeccompProfile::default(),
             seccomp_reason: None,
             restore: crate::RestoreMode::default(),
+            https_redirect: false,
+            hsts: None,
+            acme: false,
+            keep_alive: crate::KeepAliveMode::default(),
         }
     }
 }
@@ -303,8 +323,8 @@ impl App {
     /// reference, command, environment (with the database's credentials), user, working
     /// directory, limits and network. An instance (or a parked container of the warm pool)
     /// whose fingerprint differs from its app's current one is out of date. Settings that
-    /// only steer hako (hosts, keep-alive, minimum and maximum, warm pool, stop signal) are
-    /// not part of it. Stable within one build of hako, not across builds: never store it.
+    /// only steer hako (hosts, keep-alive, minimum and maximum, warm pool, stop signal, HTTPS
+    /// redirect, HSTS, ACME) are not part of it. Stable within one build of hako, not across builds: never store it.
     pub fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let s = &self.spec;
@@ -458,6 +478,9 @@ mod tests {
         steer.spec.idle_timeout = "20m".parse().unwrap();
         steer.spec.hosts.push("other.example".into());
         steer.spec.stop_signal = StopSignal::Int;
+        steer.spec.https_redirect = true;
+        steer.spec.hsts = Some("365d".parse().unwrap());
+        steer.spec.acme = true;
         assert_eq!(steer.fingerprint(), same);
         // What the container is made from changes it.
         let changes: Vec<fn(&mut App)> = vec![

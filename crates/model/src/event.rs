@@ -17,6 +17,16 @@ pub enum EventKind {
     Stop,
     Exited,
     Unreachable,
+    /// A certificate was uploaded, issued by ACME (a first one or a renewal), or removed.
+    Certificate,
+    /// An attempt to obtain a certificate from ACME failed (the reason says why and when the
+    /// next attempt is).
+    CertificateFailed,
+    /// A checkpoint of the app's current version was made (or could not be).
+    Checkpoint,
+    CheckpointFailed,
+    /// Checkpoints of the app were removed (an older version, the disk bound).
+    CheckpointRemoved,
     /// A tenant's own events (its `app` is empty, its `tenant` names it).
     TenantCreated,
     TenantUpdated,

@@ -12,6 +12,8 @@
 //! | `/tokens/<hash>` | a tenant's token: its record, keyed by the token's SHA-256 (hex), never the token |
 //! | `/tenant-events/<tenant>/<seq>` | a tenant's own events (quota and token changes), append-only like an app's |
 //! | `/kept-databases/<app>` | whose is the database a deleted app of that name kept on the server |
+//! | `/certs/<app>` | an app's TLS certificate: PEM chain, PEM private key (never shown by the API), source, issuer, names, validity |
+//! | `/acme/account` | the ACME account's credentials and the directory they are for |
 //! | `/node-state/<name>` | whether a node takes new instances (active, cordoned, draining) |
 //! | `/assign/<node>/<slot>` | an instance the leader assigned to a node |
 //! | `/wants/<app>` | a cold start a proxy waits for (one per app, for all proxies) |
@@ -47,6 +49,10 @@ pub const TOKENS: &str = "/tokens/";
 pub const TENANT_EVENTS: &str = "/tenant-events/";
 /// Prefix of the records of kept databases.
 pub const KEPT_DATABASES: &str = "/kept-databases/";
+/// Prefix of every app's certificate.
+pub const CERTS: &str = "/certs/";
+/// The ACME account of the cluster (one per directory in use).
+pub const ACME_ACCOUNT: &str = "/acme/account";
 /// Prefix of every node's operator state.
 pub const NODE_STATES: &str = "/node-state/";
 /// Prefix of every assignment.
@@ -155,6 +161,11 @@ pub fn kept_database(app: &str) -> String {
     format!("{KEPT_DATABASES}{app}")
 }
 
+/// `/certs/<app>`
+pub fn cert(app: &str) -> String {
+    format!("{CERTS}{app}")
+}
+
 /// `/node-state/<name>`
 pub fn node_state(name: &str) -> String {
     format!("{NODE_STATES}{name}")
@@ -258,6 +269,11 @@ pub enum Key<'a> {
         /// App name.
         app: &'a str,
     },
+    /// `/certs/<app>`
+    Cert {
+        /// App name.
+        app: &'a str,
+    },
     /// `/node-state/<name>`
     NodeState {
         /// Node name.
@@ -315,6 +331,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["tokens", hash] => Key::Token { hash },
         ["tenant-events", tenant, seq] => Key::TenantEvent { tenant, seq },
         ["kept-databases", app] => Key::KeptDatabase { app },
+        ["certs", app] => Key::Cert { app },
         ["node-state", name] => Key::NodeState { name },
         ["assign", node, slot] => Key::Assignment { node, slot },
         ["wants", app] => Key::Want { app },
@@ -367,6 +384,7 @@ mod tests {
                     seq: "00000000000000000007",
                 },
             ),
+            (cert("blog"), Key::Cert { app: "blog" }),
             (node_state("n1"), Key::NodeState { name: "n1" }),
             (
                 assignment("n1", "s9"),

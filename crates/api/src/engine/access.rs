@@ -12,13 +12,6 @@ use crate::caller::Caller;
 use crate::error::ApiError;
 
 impl Engine {
-    /// The apps `caller` sees, sorted by name.
-    pub(super) async fn list_apps_of(&self, caller: &Caller) -> Result<Vec<App>, ApiError> {
-        let mut apps = self.list_apps().await?;
-        apps.retain(|a| caller.sees(a));
-        Ok(apps)
-    }
-
     /// The tenant a new app of `caller` belongs to: a tenant's token makes apps of its own
     /// tenant only; the admin makes apps of any existing tenant, or of its own (`None`).
     pub(super) async fn owner_for_create(
@@ -149,7 +142,7 @@ impl Engine {
                 continue;
             }
             if let Some(host) = spec.hosts.iter().find(|h| other.spec.hosts.contains(h)) {
-                return Err(ApiError::Conflict(if caller.sees(&other) {
+                return Err(ApiError::Conflict(if caller.can_see(&other) {
                     format!(
                         "host {host:?} already belongs to app {:?}: remove it there first or pick another host",
                         other.spec.name

@@ -110,7 +110,7 @@ impl Engine {
         patch: &AppPatch,
     ) -> Result<App, ApiError> {
         let _guard = self.app_writes.lock().await;
-        let current = self.app_of(caller, name).await?;
+        let current = self.visible_app(caller, name).await?;
         let spec = patch.apply(&current.spec)?;
         if spec == current.spec {
             return Ok(current);
@@ -176,7 +176,7 @@ impl Engine {
     ) -> Result<(), ApiError> {
         let _guard = self.app_writes.lock().await;
         let key = keys::app(name);
-        let current = self.app_of(caller, name).await?;
+        let current = self.visible_app(caller, name).await?;
         let mut words = String::new();
         if let Some(g) = &current.database_grant {
             match database {
@@ -202,6 +202,7 @@ impl Engine {
         let mut txn = Txn::new()
             .when(Compare::present(&key))
             .and_then(TxnOp::delete(&key))
+            .and_then(TxnOp::delete(keys::cert(name)))
             .and_then(TxnOp::DeletePrefix {
                 prefix: keys::releases(name),
             });
@@ -233,7 +234,7 @@ impl Engine {
         let updated = self
             .store
             .try_update_json(&keys::app(name), |app: &mut App| {
-                if !caller.sees(app) {
+                if !caller.can_see(app) {
                     return Err(ApiError::no_app(name));
                 }
                 app.generation += 1;
@@ -285,7 +286,7 @@ fn database_words(g: &DatabaseGrant, existed: bool) -> String {
 /// taken, not by whom.
 fn exists(caller: &Caller, app: &App) -> ApiError {
     let name = &app.spec.name;
-    ApiError::Conflict(if caller.sees(app) {
+    ApiError::Conflict(if caller.can_see(app) {
         format!(
             "app {name:?} already exists: pick another name, or change it with 'hako app update'"
         )

@@ -22,7 +22,7 @@ impl Engine {
         limit: usize,
     ) -> Result<Vec<Event>, ApiError> {
         if !caller.is_admin() {
-            self.app_of(caller, name).await?;
+            self.visible_app(caller, name).await?;
         }
         let mut events: Vec<Event> = self
             .store
@@ -50,12 +50,33 @@ impl Engine {
         caller: &Caller,
         name: &str,
     ) -> Result<serde_json::Value, ApiError> {
-        self.app_of(caller, name).await?;
+        self.visible_app(caller, name).await?;
         self.backend.metrics(name).await.ok_or_else(|| {
             ApiError::NotFound(format!(
                 "no metrics for app {name:?} yet: they appear after its first request"
             ))
         })
+    }
+
+    /// Whether the app's starts restore a checkpoint, and its checkpoint. The node's checkpoint
+    /// disk use (every tenant's checkpoints) is shown only to a caller that sees the node.
+    pub(super) async fn checkpoint(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<serde_json::Value, ApiError> {
+        self.visible_app(caller, name).await?;
+        let mut status = self.backend.checkpoint_status(name).await.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no checkpoint status for app {name:?}: this node does not run it"
+            ))
+        })?;
+        if !caller.sees_node()
+            && let Some(fields) = status.as_object_mut()
+        {
+            fields.retain(|k, _| !k.starts_with("node_"));
+        }
+        Ok(status)
     }
 
     pub(super) async fn logs(
@@ -64,7 +85,7 @@ impl Engine {
         name: &str,
         max_bytes: usize,
     ) -> Result<String, ApiError> {
-        self.app_of(caller, name).await?;
+        self.visible_app(caller, name).await?;
         Ok(self.backend.logs(name, max_bytes).await)
     }
 
@@ -75,13 +96,13 @@ impl Engine {
         app: Option<&str>,
     ) -> Result<Vec<InstanceInfo>, ApiError> {
         if let Some(name) = app {
-            self.app_of(caller, name).await?;
+            self.visible_app(caller, name).await?;
             return Ok(self.backend.instances(Some(name)).await);
         }
         let mut all = self.backend.instances(None).await;
         if !caller.is_admin() {
             let mine: std::collections::HashSet<String> = self
-                .list_apps_of(caller)
+                .visible_apps(caller)
                 .await?
                 .into_iter()
                 .map(|a| a.spec.name)

@@ -23,7 +23,7 @@ impl Engine {
         let described = source.describe();
         let (app, number, release) = {
             let _guard = self.deploys.lock().await;
-            let app = self.app_of(caller, name).await?;
+            let app = self.visible_app(caller, name).await?;
             if let ReleaseSource::Dir(dir) = &source {
                 caller.require_admin(&format!(
                     "deploying a directory of the server ({})",
@@ -112,7 +112,7 @@ impl Engine {
         caller: &Caller,
         name: &str,
     ) -> Result<Vec<Release>, ApiError> {
-        self.app_of(caller, name).await?;
+        self.visible_app(caller, name).await?;
         Ok(self
             .store
             .range_json::<Release>(&keys::releases(name))

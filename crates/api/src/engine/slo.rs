@@ -17,7 +17,7 @@ impl Engine {
         name: &str,
         target: Option<Target>,
     ) -> Result<SloReport, ApiError> {
-        self.app_of(caller, name).await?;
+        self.visible_app(caller, name).await?;
         let history = self.backend.history(name).await;
         Ok(report(name, history, target))
     }

@@ -24,7 +24,7 @@ impl Engine {
         match &action {
             // A tenant reads its own tenant; any other name is answered as a missing one.
             TenantAction::Show(name) | TenantAction::Events { name, .. }
-                if !caller.sees_tenant(Some(name)) =>
+                if !caller.can_see_tenant(Some(name)) =>
             {
                 return Err(no_tenant(name));
             }

@@ -42,6 +42,7 @@ impl IntoResponse for Reply {
                 .into_response(),
             Reply::Nodes(nodes) => Json(nodes).into_response(),
             Reply::Node(node) => Json(node).into_response(),
+            Reply::Cert(info) => Json(info).into_response(),
         }
     }
 }

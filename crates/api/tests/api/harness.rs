@@ -29,6 +29,8 @@ pub struct FakeBackend {
     pub databases: Mutex<BTreeMap<String, DatabaseGrant>>,
     /// When set, the fake database server is down.
     pub database_down: std::sync::atomic::AtomicBool,
+    /// Checkpoint statuses, by app.
+    pub checkpoints: Mutex<BTreeMap<String, serde_json::Value>>,
 }
 
 #[async_trait::async_trait]
@@ -138,6 +140,28 @@ impl Backend for FakeBackend {
         let log = format!("first line of {app}\nlast line of {app}\n");
         log[log.len().saturating_sub(max_bytes)..].to_string()
     }
+
+    async fn checkpoint_status(&self, app: &str) -> Option<serde_json::Value> {
+        self.checkpoints.lock().unwrap().get(app).cloned()
+    }
+
+    /// One series per app in scope (with its request count, if it has metrics), and the
+    /// node's capacity when the scope has the node.
+    async fn prometheus(&self, scope: &hako_api::Scope) -> String {
+        let metrics = self.metrics.lock().unwrap();
+        let mut text = String::new();
+        for app in &scope.apps {
+            let n = metrics
+                .get(app)
+                .and_then(|m| m["requests"].as_u64())
+                .unwrap_or(0);
+            text += &format!("hako_requests_total{{app=\"{app}\",kind=\"warm\"}} {n}\n");
+        }
+        if scope.node {
+            text += &format!("hako_node_cpus {}\n", CAPACITY.cpus);
+        }
+        text
+    }
 }
 
 /// A running server; stops when dropped.
@@ -154,6 +178,15 @@ pub const TEST_UPLOAD_LIMIT: usize = 64 << 10;
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    /// A server that also takes `metrics_token` on `GET /metrics`.
+    pub fn start_with_metrics_token(metrics_token: String) -> Server {
+        Server::start_with(Some(metrics_token))
+    }
+
+    fn start_with(metrics_token: Option<String>) -> Server {
         let backend = Arc::new(FakeBackend::default());
         backend
             .images
@@ -176,6 +209,7 @@ impl Server {
             store: store.clone(),
             backend: backend.clone(),
             token: token.clone(),
+            metrics_token,
             max_upload: TEST_UPLOAD_LIMIT,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -207,11 +241,12 @@ impl Server {
         Client::new(self.url(), &self.token)
     }
 
-    /// A raw HTTP agent that returns every status as a response.
+    /// A raw HTTP agent that returns every status as a response and follows no redirect.
     pub fn raw(&self) -> ureq::Agent {
         ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
+                .max_redirects(0)
                 .build(),
         )
     }
@@ -238,11 +273,26 @@ impl Server {
         token: Option<&str>,
         body: Option<(&str, Vec<u8>)>,
     ) -> (u16, String) {
+        self.send_as(method, path, token.map(Credential::Bearer), body)
+    }
+
+    /// Like [`Server::send`], with the token as a bearer or as the dashboard's login cookie.
+    pub fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        credential: Option<Credential<'_>>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, String) {
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.url()));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
+        match credential {
+            Some(Credential::Bearer(t)) => req = req.header("Authorization", format!("Bearer {t}")),
+            Some(Credential::Cookie(t)) => {
+                req = req.header("Cookie", format!("{}={t}", hako_api::ui::COOKIE));
+            }
+            None => {}
         }
         let response = match body {
             Some((content_type, bytes)) => self.raw().run(
@@ -267,6 +317,15 @@ impl Drop for Server {
             let _ = t.join();
         }
     }
+}
+
+/// How a request carries its token.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// `Authorization: Bearer <token>` (the API, `/metrics`).
+    Bearer(&'a str),
+    /// The dashboard's login cookie.
+    Cookie(&'a str),
 }
 
 /// A valid spec named `name` serving `host`.

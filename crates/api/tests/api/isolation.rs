@@ -1,12 +1,14 @@
 //! A tenant cannot read, change, deploy to, or learn the existence of another tenant's app:
-//! every route of the API (the list comes from the router's own table, `hako_api::routes`)
-//! is tried with a foreign tenant's token. A route without a case here fails the test.
+//! every route the API listener serves — the API, `/metrics` and the dashboard; the list comes
+//! from the router's own table, `hako_api::routes` — is tried with a foreign tenant's token
+//! (as a bearer, or as the dashboard's cookie under `/ui`), without a token, and with the
+//! metrics token. A route without a case here fails the test.
 
 use hako_api::{Access, RouteInfo};
 use hako_model::{App, Event, InstanceInfo, InstanceState, Quota, StartPath};
 use hako_store::{StoreExt, keys};
 
-use crate::harness::{Server, spec};
+use crate::harness::{Credential, Server, spec};
 
 const VICTIM_APP: &str = "victim-app";
 const VICTIM_HOST: &str = "victim.example";
@@ -15,6 +17,7 @@ const VICTIM_TOKEN: &str = "deployer";
 const GHOST_APP: &str = "ghost-app";
 const GHOST_TENANT: &str = "ghost";
 const GHOST_TOKEN: &str = "ghost-token";
+const METRICS_TOKEN: &str = "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm";
 
 /// What a foreign tenant's request must get.
 enum Expect {
@@ -24,6 +27,8 @@ enum Expect {
     Forbidden,
     /// 200, and nothing of the victim's in the body.
     Listed,
+    /// This status (as anyone gets it), and nothing of the victim's in the body.
+    Answered(u16),
     /// A status, with words in the message, and nothing of the victim's but what was sent.
     Refused(u16, &'static str),
 }
@@ -105,7 +110,36 @@ fn cases(route: &RouteInfo) -> Vec<Case> {
                 ..case(AsMissing)
             },
         ],
-        ("GET", "/v1/apps/{name}/logs") => vec![case(AsMissing)],
+        ("GET", "/v1/apps/{name}/logs") => vec![
+            case(AsMissing),
+            Case {
+                query: "?follow=true",
+                ..case(AsMissing)
+            },
+        ],
+        ("GET", "/v1/apps/{name}/checkpoint") => vec![case(AsMissing)],
+        ("GET", "/v1/apps/{name}/cert") => vec![case(AsMissing)],
+        ("PUT", "/v1/apps/{name}/cert") => vec![Case {
+            body: json(serde_json::json!({"cert": "not a certificate", "key": "nor a key"})),
+            ..case(AsMissing)
+        }],
+        ("DELETE", "/v1/apps/{name}/cert") => vec![case(AsMissing)],
+        ("GET", "/metrics") => vec![case(Listed)],
+        // The dashboard, with the foreign tenant's token in the login cookie.
+        ("GET", "/ui/") => vec![case(Listed)],
+        ("GET", "/ui/apps/{name}") => vec![case(AsMissing)],
+        // Logged in already: on to the overview.
+        ("GET", "/ui" | "/ui/login") => vec![case(Answered(303))],
+        // Not sent from the dashboard's own page (no Origin): refused before anything.
+        ("POST", "/ui/login") => vec![Case {
+            body: Some((
+                "application/x-www-form-urlencoded",
+                b"token=whatever".to_vec(),
+            )),
+            ..case(Answered(403))
+        }],
+        ("POST", "/ui/logout") => vec![case(Answered(403))],
+        ("GET", "/ui/style.css") => vec![case(Listed)],
         ("GET", "/v1/instances") => vec![
             case(Listed),
             Case {
@@ -181,9 +215,19 @@ fn normalised(body: &str, ghost: bool) -> String {
         .fold(body.to_string(), |b, (from, to)| b.replace(from, to))
 }
 
+/// How a route takes its token: the dashboard's pages from the login cookie, everything
+/// else as a bearer.
+fn credential<'a>(route: &RouteInfo, token: &'a str) -> Credential<'a> {
+    if route.path.starts_with("/ui") {
+        Credential::Cookie(token)
+    } else {
+        Credential::Bearer(token)
+    }
+}
+
 #[test]
 fn another_tenants_app_is_invisible_and_untouchable_through_every_route() {
-    let server = Server::start();
+    let server = Server::start_with_metrics_token(METRICS_TOKEN.into());
     let alpha = server.tenant(VICTIM_TENANT, Quota::default());
     let beta = server.tenant("beta", Quota::default());
     server
@@ -192,18 +236,24 @@ fn another_tenants_app_is_invisible_and_untouchable_through_every_route() {
         .unwrap();
     let victim = alpha.create_app(&spec(VICTIM_APP, VICTIM_HOST)).unwrap();
     alpha.deploy_archive(VICTIM_APP, b"victim code").unwrap();
+    let (cert, key) = crate::certs::issue(&[VICTIM_HOST], -60, 86400);
+    let victim_cert = alpha.set_cert(VICTIM_APP, &cert, &key).unwrap();
     beta.create_app(&spec("mine", "mine.example")).unwrap();
     let victim = App {
         release: Some(1),
         ..victim
     };
-    // The node knows the victim: metrics, an instance, a service-level history.
+    // The node knows the victim: metrics, an instance, a checkpoint, a service-level history.
     server
         .backend
         .metrics
         .lock()
         .unwrap()
         .insert(VICTIM_APP.into(), serde_json::json!({"requests": 7}));
+    server.backend.checkpoints.lock().unwrap().insert(
+        VICTIM_APP.into(),
+        serde_json::json!({"restores": true, "reason": "victim checkpoint", "node_checkpoint_bytes": 1}),
+    );
     server.backend.instances.lock().unwrap().push(InstanceInfo {
         id: format!("{VICTIM_APP}-1"),
         app: VICTIM_APP.into(),
@@ -228,26 +278,42 @@ fn another_tenants_app_is_invisible_and_untouchable_through_every_route() {
         victim.uid.clone(),
         VICTIM_HOST.to_string(),
         "victim code".into(),
+        "victim checkpoint".into(),
+        victim_cert.issuer.clone(),
     ];
 
     let routes = hako_api::routes();
-    assert!(routes.len() >= 20, "{routes:?}");
+    assert!(routes.len() >= 30, "{routes:?}");
     for route in &routes {
         let cases = cases(route);
         assert!(!cases.is_empty());
         for c in cases {
             let what = format!("{} {}{}", route.method, route.path, c.query);
             let send = |ghost: bool, token: Option<&str>| {
-                server.send(
+                server.send_as(
                     route.method.as_str(),
                     &path(route, ghost, c.query),
-                    token,
+                    token.map(|t| credential(route, t)),
                     c.body.clone(),
                 )
             };
-            if route.access != Access::Open {
-                let (status, _) = send(false, None);
-                assert_eq!(status, 401, "{what} without a token");
+            // Without a token: refused (the dashboard's pages: to the login form).
+            let (status, _) = send(false, None);
+            match route.access {
+                Access::Open => {}
+                Access::Session => assert_eq!(status, 303, "{what} without a login"),
+                Access::Token | Access::Admin | Access::Scrape => {
+                    assert_eq!(status, 401, "{what} without a token")
+                }
+            }
+            // The metrics token reads /metrics only: 403 on the API, no dashboard session.
+            let (status, _) = send(false, Some(METRICS_TOKEN));
+            match route.access {
+                Access::Open | Access::Scrape => {}
+                Access::Session => assert_eq!(status, 303, "{what} with the metrics token"),
+                Access::Token | Access::Admin => {
+                    assert_eq!(status, 403, "{what} with the metrics token")
+                }
             }
             let (status, body) = send(false, Some(&beta.token));
             match c.expect {
@@ -265,8 +331,12 @@ fn another_tenants_app_is_invisible_and_untouchable_through_every_route() {
                         "{what}: the answer about another tenant's app differs from one about nothing"
                     );
                 }
-                Expect::Listed => {
-                    assert_eq!(status, 200, "{what}: {body}");
+                Expect::Listed | Expect::Answered(_) => {
+                    let want = match c.expect {
+                        Expect::Answered(s) => s,
+                        _ => 200,
+                    };
+                    assert_eq!(status, want, "{what}: {body}");
                     for word in [VICTIM_APP, VICTIM_TENANT] {
                         assert!(!body.contains(word), "{what} shows {word}: {body}");
                     }
@@ -296,6 +366,7 @@ fn another_tenants_app_is_invisible_and_untouchable_through_every_route() {
     // Nothing of the victim's changed, and nothing was done in its name.
     let admin = server.client();
     assert_eq!(admin.app(VICTIM_APP).unwrap(), stored_before);
+    assert_eq!(admin.cert(VICTIM_APP).unwrap(), Some(victim_cert));
     assert_eq!(server.backend.made.lock().unwrap().len(), releases_before);
     let events = admin.events(VICTIM_APP, None).unwrap();
     assert_eq!(events.len(), events_before, "{events:?}");

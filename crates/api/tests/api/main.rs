@@ -3,6 +3,7 @@
 
 mod apps;
 mod auth;
+mod certs;
 mod databases;
 mod events;
 mod garbage;
@@ -15,4 +16,5 @@ mod quotas;
 mod releases;
 mod slo;
 mod tenants;
+mod ui;
 mod vocabulary;

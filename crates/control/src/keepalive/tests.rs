@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hako_agent::LaunchError;
-use hako_model::{App, AppSpec, InstanceInfo, InstanceState};
+use hako_agent::{CheckpointError, CheckpointInfo, LaunchError, StartMode};
+use hako_model::{App, AppSpec, EventKind, InstanceInfo, InstanceState};
 use hako_proxy::{LogEvents, NoLauncher, Router};
 use hako_store::{EmbeddedStore, Store};
 use tokio::sync::Notify;
@@ -15,9 +15,11 @@ use tokio::time::Instant;
 
 use super::KeepAliveLoop;
 use crate::apps::Apps;
+use crate::checkpoint::Checkpointer;
 use crate::event_log::EventLog;
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Cause, Lifecycle};
 use crate::node::{Created, Node};
+use crate::predict::Predictors;
 
 /// What the fake node was asked, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,11 @@ enum Call {
 #[derive(Default)]
 struct FakeNode {
     calls: Mutex<Vec<Call>>,
+    /// The start mode of each launch, in order.
+    modes: Mutex<Vec<StartMode>>,
+    /// What a checkpoint answers: measurements (cold, restore ms), or CRIU missing.
+    checkpoint: Mutex<Option<(f64, f64)>>,
+    checkpoints_made: Mutex<u32>,
     /// How long a launch takes after its container exists (tokio's clock).
     delay: Mutex<Duration>,
 }
@@ -41,7 +48,13 @@ impl FakeNode {
 
 #[async_trait]
 impl Node for FakeNode {
-    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError> {
+    async fn launch(
+        &self,
+        app: &App,
+        mode: StartMode,
+        created: Created,
+    ) -> Result<InstanceInfo, LaunchError> {
+        self.modes.lock().unwrap().push(mode);
         let n = {
             let mut calls = self.calls.lock().unwrap();
             let n = calls.len();
@@ -82,6 +95,28 @@ impl Node for FakeNode {
     async fn forget(&self, _storage_key: &str) {}
 
     async fn shutdown(&self, _grace: Duration) {}
+
+    async fn checkpoint(&self, app: &App) -> Result<CheckpointInfo, CheckpointError> {
+        *self.checkpoints_made.lock().unwrap() += 1;
+        let Some((cold, restore)) = *self.checkpoint.lock().unwrap() else {
+            return Err(CheckpointError::Criu(
+                "CRIU is not installed in /nowhere/criu".into(),
+            ));
+        };
+        Ok(CheckpointInfo {
+            app: app.spec.name.clone(),
+            key: app.version_key(),
+            release: app.release,
+            image: "base:1".into(),
+            created_unix: 0,
+            bytes: 3 << 20,
+            cold_ready_ms: cold,
+            dump_ms: 20.0,
+            restore_ready_ms: restore,
+            cold_first_ms: None,
+            restore_first_ms: None,
+        })
+    }
 }
 
 struct Bed {
@@ -90,6 +125,11 @@ struct Bed {
     apps: Arc<Apps>,
     lifecycle: Arc<Lifecycle>,
     keep_alive: KeepAliveLoop,
+    checkpoints: Arc<Checkpointer>,
+    /// The checkpoint worker's queue, until a test runs the worker
+    /// ([`Bed::run_checkpoints`]): its timer would move the paused clock of the others.
+    queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<App>>>,
+    store: Arc<dyn Store>,
 }
 
 async fn bed(app: serde_json::Value) -> Bed {
@@ -98,6 +138,8 @@ async fn bed(app: serde_json::Value) -> Bed {
     let apps = Arc::new(Apps::default());
     let node = Arc::new(FakeNode::default());
     let wake = Arc::new(Notify::new());
+    let events = Arc::new(EventLog::new(store.clone()));
+    let (checkpoints, queue) = Checkpointer::new(node.clone(), events.clone(), apps.clone());
     let traffic: Arc<dyn crate::traffic::Traffic> = Arc::new(crate::traffic::LocalTraffic {
         router: router.clone(),
         store: store.clone(),
@@ -107,10 +149,11 @@ async fn bed(app: serde_json::Value) -> Bed {
         traffic.clone(),
         router.clone(),
         store.clone(),
-        Arc::new(EventLog::new(store)),
+        events,
         apps.clone(),
         Duration::from_secs(1),
         wake.clone(),
+        checkpoints.clone(),
     ));
     let bed = Bed {
         node,
@@ -123,7 +166,11 @@ async fn bed(app: serde_json::Value) -> Bed {
             traffic,
             wake,
             epoch: Instant::now(),
+            predictors: Arc::new(Predictors::default()),
         },
+        checkpoints,
+        queue: Mutex::new(Some(queue)),
+        store,
     };
     bed.set(app);
     bed
@@ -281,6 +328,241 @@ async fn a_recycle_and_a_new_release_start_the_successor_before_the_old_one_stop
         [Call::Launch("site-3".into()), Call::Stop("site-1".into())]
     );
     assert_eq!(b.states(), [("site-3".into(), InstanceState::Ready)]);
+}
+
+impl Bed {
+    /// Starts the checkpoint worker, as the daemon does.
+    fn run_checkpoints(&self) {
+        let queue = self.queue.lock().unwrap().take().expect("once");
+        tokio::spawn(self.checkpoints.clone().run(queue));
+    }
+
+    /// The instant of the policy's time `t`.
+    fn instant(&self, t: hako_policy::Time) -> Instant {
+        self.keep_alive.epoch + Duration::from_nanos(t.0)
+    }
+
+    /// Runs the keep-alive loop as the daemon does — a pass at each of its next checks —
+    /// until `until`.
+    async fn run_until(&self, until: Instant) {
+        loop {
+            let next = self.keep_alive.tick(Instant::now());
+            self.settle().await;
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            let to = next
+                .map(|t| self.instant(t))
+                .filter(|t| *t > now && *t < until)
+                .unwrap_or(until);
+            tokio::time::advance(to - now).await;
+        }
+    }
+
+    /// A request arrives now, as the proxy sees it: recorded, and if no instance is ready it
+    /// starts one (a cold start). True if it found one ready.
+    async fn request(&self) -> bool {
+        self.router
+            .record_idle_arrival("site", Instant::now())
+            .unwrap();
+        let warm = self
+            .states()
+            .iter()
+            .any(|(_, s)| *s == InstanceState::Ready);
+        if !warm {
+            self.lifecycle
+                .start(&self.app(), Cause::Request)
+                .await
+                .unwrap();
+        }
+        warm
+    }
+
+    async fn events(&self, kind: EventKind) -> Vec<hako_model::Event> {
+        use hako_store::StoreExt;
+        self.store
+            .range_json::<hako_model::Event>(&hako_store::keys::events("site"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.kind == kind)
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_predictor_pre_warms_before_a_periodic_arrival() {
+    // A cron-like client every 60 s; the 30 s idle timeout alone makes each request cold.
+    let b = bed(site(
+        serde_json::json!({"keep_alive": "predictive", "idle_timeout": "30s"}),
+    ))
+    .await;
+    let period = Duration::from_secs(60);
+    let mut warm = Vec::new();
+    for _ in 0..16 {
+        let arrival = Instant::now();
+        warm.push(b.request().await);
+        b.run_until(arrival + period).await;
+    }
+    // While learning (10 idle periods), the fixed keep-alive decides: cold every time.
+    assert!(warm[..11].iter().all(|w| !w), "{warm:?}");
+    // Then an instance is ready before each request, started ahead of it.
+    assert!(warm[12..].iter().all(|w| *w), "{warm:?}");
+    let state = b.keep_alive.predictors.state("site").unwrap();
+    assert!(state.window.contains("pre-warm"), "{}", state.window);
+    assert!(state.pre_warm_starts >= 4, "{state:?}");
+    // Between visits nothing runs: every instance was stopped after its visit.
+    let launches = b
+        .node
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Launch(_)))
+        .count();
+    let stops = b
+        .node
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Stop(_)))
+        .count();
+    // One per visit, and the pre-warm ahead of the 17th (the last minute ran up to it).
+    assert_eq!(launches, 17);
+    assert!(stops >= 15, "{:?}", b.node.calls());
+    let prewarms = b.events(EventKind::Start).await;
+    assert!(
+        prewarms
+            .iter()
+            .filter(|e| e.reason.contains("pre-warm"))
+            .count()
+            >= 4,
+        "{prewarms:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fixed_keep_alive_never_pre_warms() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "30s"}))).await;
+    for _ in 0..14 {
+        let arrival = Instant::now();
+        assert!(!b.request().await, "cold every time");
+        b.run_until(arrival + Duration::from_secs(60)).await;
+    }
+    assert!(b.keep_alive.predictors.state("site").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_is_made_after_the_first_start_and_decides_later_starts() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "30s"}))).await;
+    b.run_checkpoints();
+    // A slow-init app: restored 62 ms against 620 ms cold.
+    *b.node.checkpoint.lock().unwrap() = Some((620.0, 62.0));
+    b.request().await;
+    assert_eq!(b.node.modes.lock().unwrap()[0], StartMode::Auto);
+    tokio::time::advance(b.checkpoints.delay).await;
+    b.settle().await;
+    while b.events(EventKind::Checkpoint).await.is_empty() {
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(*b.node.checkpoints_made.lock().unwrap(), 1);
+    let made = b.events(EventKind::Checkpoint).await;
+    assert!(made[0].reason.contains("restore is faster"), "{made:?}");
+    let status = b.checkpoints.status(&b.app());
+    assert_eq!(status["restores"], true, "{status}");
+    // The next start may restore; no second checkpoint of the same version.
+    b.run_until(Instant::now() + Duration::from_secs(60)).await;
+    b.request().await;
+    assert_eq!(b.node.modes.lock().unwrap().last(), Some(&StartMode::Auto));
+    tokio::time::advance(b.checkpoints.delay * 2).await;
+    b.settle().await;
+    assert_eq!(*b.node.checkpoints_made.lock().unwrap(), 1);
+    // restore: never — starts never restore.
+    b.set(site(
+        serde_json::json!({"idle_timeout": "30s", "restore": "never"}),
+    ));
+    b.run_until(Instant::now() + Duration::from_secs(60)).await;
+    b.request().await;
+    assert_eq!(
+        b.node.modes.lock().unwrap().last(),
+        Some(&StartMode::NoRestore)
+    );
+    let status = b.checkpoints.status(&b.app());
+    assert_eq!(status["restores"], false, "{status}");
+    assert!(
+        status["reason"].as_str().unwrap().contains("never"),
+        "{status}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn where_a_cold_start_is_faster_auto_does_not_restore() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "30s"}))).await;
+    b.run_checkpoints();
+    // php -S: 13 ms cold against 16 ms restored.
+    *b.node.checkpoint.lock().unwrap() = Some((13.0, 16.0));
+    b.request().await;
+    tokio::time::advance(b.checkpoints.delay).await;
+    while b.events(EventKind::Checkpoint).await.is_empty() {
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    b.run_until(Instant::now() + Duration::from_secs(60)).await;
+    b.request().await;
+    assert_eq!(
+        b.node.modes.lock().unwrap().last(),
+        Some(&StartMode::NoRestore)
+    );
+    let status = b.checkpoints.status(&b.app());
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a cold start is faster"),
+        "{status}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_criu_every_start_is_cold_and_one_event_says_so() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "30s"}))).await;
+    b.run_checkpoints();
+    // The fake node has no CRIU (no measurements set).
+    for round in 0..3 {
+        b.request().await;
+        tokio::time::advance(b.checkpoints.delay).await;
+        b.settle().await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        b.run_until(Instant::now() + Duration::from_secs(60)).await;
+        if round == 0 {
+            // A new version (a rollout) tries again, and fails again: still one event.
+            let mut app = b.app();
+            app.generation += 1;
+            b.apps.insert(app);
+        }
+    }
+    let failed = b.events(EventKind::CheckpointFailed).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].reason.contains("CRIU is not available"),
+        "{failed:?}"
+    );
+    assert!(failed[0].reason.contains("hako criu install"), "{failed:?}");
+    assert_eq!(
+        *b.node.checkpoints_made.lock().unwrap(),
+        2,
+        "one try per version"
+    );
+    // Each version's first start could not know; after its failed checkpoint, starts do not
+    // look for one.
+    let modes = b.node.modes.lock().unwrap().clone();
+    assert_eq!(
+        modes,
+        [StartMode::Auto, StartMode::Auto, StartMode::NoRestore]
+    );
 }
 
 #[tokio::test(start_paused = true)]

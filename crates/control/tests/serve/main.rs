@@ -13,9 +13,12 @@ use hako_model::{AppSpec, EventKind, InstanceState};
 use hako_runtime::RuntimeConfig;
 pub(crate) use hako_testkit::site::static_app as static_site;
 
+mod dashboard;
 mod etcd;
 mod keep_alive;
 mod lifecycle;
+mod logs;
+mod metrics;
 mod requests;
 
 pub(crate) struct Serve {
