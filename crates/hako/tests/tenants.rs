@@ -1,8 +1,8 @@
 //! Site owners end to end (root): a real `hako serve`, the admin making two tenants and their
 //! tokens with the CLI, one tenant deploying a site from a directory (packed and uploaded, as
 //! a tenant's token must) that a real container serves, the other getting 404s for it on
-//! every command, a quota refusing with exit code 4, and a revoked token refused with exit
-//! code 3.
+//! every command and nothing of it from `/metrics`, a quota refusing with exit code 4, and a
+//! revoked token refused with exit code 3.
 
 mod common;
 
@@ -99,6 +99,8 @@ fn a_tenant_deploys_its_site_and_another_tenant_cannot_see_it() {
     for args in [
         &["app", "show", "site"][..],
         &["app", "logs", "site"],
+        &["app", "logs", "site", "--follow"],
+        &["app", "cert", "site"],
         &["app", "events", "site"],
         &["app", "metrics", "site"],
         &["app", "rollout", "site"],
@@ -117,6 +119,29 @@ fn a_tenant_deploys_its_site_and_another_tenant_cannot_see_it() {
     let out = as_owner(&d, &home, &beta, &["instance", "list", "--json"]);
     let listed: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     assert!(listed.is_empty(), "{listed:?}");
+    // The daemon's own exposition: a tenant scrapes its apps' series, none of the node's.
+    let scrape = |token: &str| {
+        hako_testkit::http::raw(
+            d.api,
+            &format!(
+                "GET /metrics HTTP/1.0\r\nHost: hako\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ),
+        )
+    };
+    let (status, theirs) = scrape(&beta);
+    assert_eq!(status, 200, "{theirs}");
+    assert!(
+        !theirs.contains("app=\"site\"") && !theirs.contains("hako_node_"),
+        "{theirs}"
+    );
+    let (status, own) = scrape(&alpha);
+    assert_eq!(status, 200, "{own}");
+    assert!(
+        own.contains("hako_requests_total{")
+            && own.contains("app=\"site\"")
+            && !own.contains("hako_node_"),
+        "{own}"
+    );
     let out = as_owner(
         &d,
         &home,
