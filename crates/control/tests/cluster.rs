@@ -331,6 +331,21 @@ async fn draining_a_node_moves_its_sites_without_a_failed_request() {
     })
     .await;
     assert_ne!(now_on, first);
+    // The old instance stops once no front sends it requests: the drained node runs nothing.
+    until(
+        "the drained node to run nothing",
+        Duration::from_secs(30),
+        async || {
+            let nodes = front.call(|c| c.nodes()).await;
+            let left: u32 = nodes
+                .iter()
+                .filter(|n| n.name == first)
+                .map(|n| n.instances.values().sum::<u32>())
+                .sum();
+            (left == 0).then_some(())
+        },
+    )
+    .await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let answers = load.await.unwrap();
     assert!(
