@@ -21,6 +21,7 @@
 //! | `/drained/<instance>/<front>` | one front sends an instance no more requests |
 //! | `/fronts/<name>` | a front (`hako serve`) |
 //! | `/leader` | the front that schedules |
+//! | `/forgotten/<storage-key>` | a deleted app's files every node removes (on a lease of [`FORGOTTEN_TTL`]) |
 //!
 //! See docs/cluster.md for who writes what and which keys live on a lease.
 //!
@@ -67,6 +68,11 @@ pub const DRAINED: &str = "/drained/";
 pub const FRONTS: &str = "/fronts/";
 /// The leader's key.
 pub const LEADER: &str = "/leader";
+/// Prefix of the deleted apps whose files every node removes.
+pub const FORGOTTEN: &str = "/forgotten/";
+/// How long a `/forgotten/…` record lives: nodes that were away longer sweep their own
+/// leftovers when they join again.
+pub const FORGOTTEN_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Longest name segment accepted.
 pub const MAX_NAME_LEN: usize = 253;
@@ -206,6 +212,11 @@ pub fn front(name: &str) -> String {
     format!("{FRONTS}{name}")
 }
 
+/// `/forgotten/<storage-key>`
+pub fn forgotten(storage_key: &str) -> String {
+    format!("{FORGOTTEN}{storage_key}")
+}
+
 /// A key of the layout, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key<'a> {
@@ -308,6 +319,11 @@ pub enum Key<'a> {
         /// Front name.
         name: &'a str,
     },
+    /// `/forgotten/<storage-key>`
+    Forgotten {
+        /// The deleted app's storage key.
+        storage_key: &'a str,
+    },
 }
 
 /// Parses a key of the layout; `None` for anything else.
@@ -338,6 +354,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["activity", front] => Key::Activity { front },
         ["drained", instance, front] => Key::Drained { instance, front },
         ["fronts", name] => Key::Front { name },
+        ["forgotten", storage_key] => Key::Forgotten { storage_key },
         _ => return None,
     })
 }
@@ -403,6 +420,12 @@ mod tests {
                 },
             ),
             (front("f1"), Key::Front { name: "f1" }),
+            (
+                forgotten("blog_0a1b"),
+                Key::Forgotten {
+                    storage_key: "blog_0a1b",
+                },
+            ),
         ];
         assert!(assignment("n1", "s").starts_with(&assignments("n1")));
         assert!(!assignment("n10", "s").starts_with(&assignments("n1")));

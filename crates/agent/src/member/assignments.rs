@@ -229,7 +229,7 @@ impl Runner {
                 Some(r)
                     if r.instance
                         .as_ref()
-                        .is_none_or(|i| i.state != InstanceState::Ready) =>
+                        .is_none_or(|i| i.state == InstanceState::Starting) =>
                 {
                     r.gone = true; // still starting: its start stops it
                     return;

@@ -471,8 +471,18 @@ impl Node for ClusterNodes {
         // Warm pools are per node and filled by their agents; nothing to do from the leader.
     }
 
-    async fn forget(&self, _storage_key: &str) {
-        // Each agent forgets a deleted app's files itself when it sees the app go.
+    async fn forget(&self, storage_key: &str) {
+        // Every node removes the app's files when it sees this record (the ones away for
+        // longer than its lease sweep what they keep of deleted apps when they join again).
+        let record = async {
+            let lease = self.store.grant_lease(keys::FORGOTTEN_TTL).await?;
+            self.store
+                .put_with_lease(&keys::forgotten(storage_key), Vec::new(), lease)
+                .await
+        };
+        if let Err(e) = record.await {
+            tracing::warn!(storage_key, error = %e, "cannot ask the nodes to remove a deleted app's files");
+        }
     }
 
     async fn shutdown(&self, _grace: Duration) {
