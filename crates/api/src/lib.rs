@@ -4,12 +4,13 @@
 //! delete), code releases (upload a tar/tar.gz or name a directory), rollout, events,
 //! instances, metrics and logs (also followed, as server-sent events), certificates,
 //! checkpoints, the service level of a live app ([`slo`]), and tenants with their tokens and
-//! quotas. Every route but `/v1/health` needs a token as `Authorization: Bearer <token>`: the
-//! admin token ([`token::load_or_create`]) or a tenant's, which sees only its tenant's apps.
+//! quotas. Every route under `/v1` but `/v1/health` needs a token as
+//! `Authorization: Bearer <token>`: the admin token ([`token::load_or_create`]) or a tenant's,
+//! which sees only its tenant's apps.
 //! Every error is `{"error": "…"}` with a fitting status. `GET /metrics` serves the Prometheus
 //! text format to the admin token, the metrics token ([`token::load_or_create_metrics`]) or a
 //! tenant's (its own apps), and `/ui/` is the dashboard ([`ui`]). Every route is in one table
-//! with who may call it ([`routes`]). Who a token belongs to is a [`Caller`] ([`caller`]: the
+//! with who may call it ([`routes()`]). Who a token belongs to is a [`Caller`] ([`caller`]: the
 //! auth model); what it may see is decided in one place, [`Caller::can_see`]. Each request is
 //! parsed into an [`Action`] that the [`Engine`] carries out as the request's [`Caller`]:
 //! desired state goes to the store, which the daemon watches; what needs the node goes through

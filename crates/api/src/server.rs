@@ -1,4 +1,4 @@
-//! The HTTP side, every route in one table ([`routes`], which also builds the router) with who
+//! The HTTP side, every route in one table ([`routes()`], which also builds the router) with who
 //! may call it: the API under `/v1`, each route parsing its request into an [`Action`] for the
 //! [`Engine`], run as the request's [`Caller`]; `GET /metrics` for Prometheus; the dashboard
 //! under `/ui/` ([`crate::ui`]). Token auth ([`crate::caller::Authenticator`]) on everything

@@ -1,21 +1,21 @@
 //! The dashboard at `/ui/`: server-rendered HTML (no script, no build step, nothing fetched
 //! from elsewhere) on the API listener, under the same tokens as the API.
 //!
-//! - **Login** ([`login`]): a form takes a token — the admin's or a tenant's; the token itself
+//! - **Login** (`login`): a form takes a token — the admin's or a tenant's; the token itself
 //!   goes into a cookie (`HttpOnly`, `SameSite=Strict`, `Path=/ui`, `Secure` when the page was
 //!   reached over https) and every page checks it again through the API's one token check
-//!   ([`crate::caller::Authenticator`], in [`require_session`]), so a token that stops being
+//!   ([`crate::caller::Authenticator`], in `require_session`), so a token that stops being
 //!   valid (a revoked tenant token) logs its sessions out at once and the server keeps no
 //!   session state. The metrics token cannot log in.
 //! - **CSRF**: the pages only read; the two forms that change something (log in, log out)
 //!   are refused unless the browser's `Origin` (or `Referer`) names this very host, and the
 //!   cookie is `SameSite=Strict`. Nothing that changes an app is reachable with the cookie:
 //!   the API under `/v1` takes only the `Authorization` header.
-//! - **Pages** ([`pages`]): the apps a caller may see ([`crate::Caller::can_see`]: a tenant's
+//! - **Pages** (`pages`): the apps a caller may see ([`crate::Caller::can_see`]: a tenant's
 //!   token sees its own apps only) with their state, instances, cold ratio and charts of the
-//!   last hour ([`chart`]), events and logs; the node's own figures for the admin only. A page
+//!   last hour (`chart`), events and logs; the node's own figures for the admin only. A page
 //!   of an app the caller may not see is a 404, as for an app that does not exist.
-//! - The routes are in the API's one table ([`crate::server::routes`]) with their access.
+//! - The routes are in the API's one table ([`crate::server::routes()`]) with their access.
 //! - Every answer carries a strict `Content-Security-Policy` (no script at all, styles from
 //!   `/ui/style.css` only), `X-Frame-Options: DENY` and `Cache-Control: no-store`.
 
