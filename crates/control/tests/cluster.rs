@@ -133,12 +133,16 @@ struct Front {
 
 impl Front {
     async fn start(etcd: &Etcd, tmp: &std::path::Path) -> Front {
-        let mut config = ServeConfig::new(tmp.join("front"));
+        Front::start_named("front", etcd, tmp).await
+    }
+
+    async fn start_named(name: &str, etcd: &Etcd, tmp: &std::path::Path) -> Front {
+        let mut config = ServeConfig::new(tmp.join(name));
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.api = "127.0.0.1:0".parse().unwrap();
         config.store = etcd.endpoint.parse().unwrap();
         config.run_node = false;
-        config.node = Some("front".into());
+        config.node = Some(name.into());
         config.shared_dir = Some(tmp.join("shared"));
         config.lease_ttl = Duration::from_secs(2);
         config.stop_grace = Duration::from_secs(2);
@@ -152,7 +156,7 @@ impl Front {
             .unwrap();
         });
         let bound = bound_rx.await.unwrap();
-        let token = std::fs::read_to_string(tmp.join("front/admin.token")).unwrap();
+        let token = std::fs::read_to_string(tmp.join(name).join("admin.token")).unwrap();
         let client = Client::new(format!("http://{}", bound.api), token.trim());
         Front {
             bound,
@@ -256,11 +260,19 @@ async fn a_front_cold_starts_sites_on_the_nodes_once_for_a_burst() {
     let nodes = front.call(|c| c.nodes()).await;
     assert_eq!(nodes.len(), 2, "{nodes:?}");
 
+    // A second front: one of the two leads (its cold starts go straight to its lifecycle),
+    // the other asks through wants.
+    let other = Front::start_named("front2", &bed.etcd, bed.path()).await;
     bed.site(&front, "alpha", serde_json::json!({})).await;
-    // A burst of first requests: one start, on one node, and everyone served.
+    // A burst of first requests reaching both fronts: one start, on one node, and everyone
+    // served.
     let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let addr = front.bound.proxy;
+    for i in 0..20 {
+        let addr = if i % 2 == 0 {
+            front.bound.proxy
+        } else {
+            other.bound.proxy
+        };
         tasks.push(tokio::task::spawn_blocking(move || {
             http_get(addr, "alpha.example", "/index.html")
         }));
@@ -289,6 +301,7 @@ async fn a_front_cold_starts_sites_on_the_nodes_once_for_a_burst() {
     }
     assert_eq!(on.len(), 2, "every app landed on one node: {on:?}");
 
+    other.stop().await;
     front.stop().await;
     n1.leave().await;
     n2.leave().await;
