@@ -43,7 +43,7 @@ const ATTEMPT: Duration = Duration::from_secs(1);
 /// Which failed attempts a call may repeat on another member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Retry {
-    /// Reads and idempotent requests (a lease renewal, a compaction): any unavailable error.
+    /// Reads and idempotent requests (a compaction): any unavailable error.
     Always,
     /// Writes: only when the attempt never reached a member (connection refused or failed, or
     /// the member refused it for want of a leader), never when it may have been applied.
@@ -233,7 +233,7 @@ impl Members {
     /// again after [`AGAIN_AFTER`], one that takes longer than [`ATTEMPT`] (forwarding to a
     /// leader that is gone) at once, while the call is young. A definite no
     /// ([`StoreError::LeaseNotFound`]) is the answer at once; without a success or one, the
-    /// first member's error. For requests that are safe to send many times (a lease renewal).
+    /// first error that came back. For requests that are safe to send many times (a lease renewal).
     pub(crate) async fn first_ok<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         F: Fn(ec::Client) -> Fut,
