@@ -28,8 +28,8 @@ use crate::certs::CertTable;
 use crate::config::ServeConfig;
 use crate::error::ServeError;
 use crate::event_log::EventLog;
+use crate::listeners::{Bound, Listeners};
 use crate::reconcile::{Lead, Reconciler};
-use crate::serve::{Bound, Listeners};
 use front::Front;
 use leader::LeaderCtx;
 use traffic::ActivityView;
@@ -99,7 +99,7 @@ pub(crate) async fn serve(
 
     // This host's node, in-process.
     let (node_stop, node_task, files) = if config.run_node {
-        let (agent, exits) = Agent::new(crate::serve::agent_config(&config))?;
+        let (agent, exits) = Agent::new(crate::listeners::agent_config(&config))?;
         let mut member_cfg = MemberConfig::new(
             &name,
             config
@@ -169,18 +169,18 @@ pub(crate) async fn serve(
         checkpoints: None,
         predictors: None,
     });
-    let api_task = crate::serve::serve_api(
+    let api_task = crate::listeners::serve_api(
         listeners.api,
         store.clone(),
         backend,
         token,
-        crate::serve::metrics_token(&config)?,
+        crate::listeners::metrics_token(&config)?,
     );
     tracing::info!(front = %name, proxy = %addrs.proxy, api = %addrs.api, "hako is serving as a front of the cluster");
     let _ = bound.send(addrs);
 
     let https = listeners.https.take().map(|l| (l, site_certs));
-    crate::serve::serve_proxy(listeners.proxy, https, router, &config, shutdown).await;
+    crate::listeners::serve_proxy(listeners.proxy, https, router, &config, shutdown).await;
 
     tracing::info!("leaving the cluster");
     for t in &tasks {
@@ -202,13 +202,13 @@ pub(crate) async fn serve(
 /// this front's data dir for the CLI on this host.
 async fn admin_token(store: &Arc<dyn Store>, config: &ServeConfig) -> Result<String, ServeError> {
     let local = hako_api::token::load_or_create(&config.data_dir)
-        .map_err(crate::serve::data_err(&config.data_dir))?;
+        .map_err(crate::listeners::data_err(&config.data_dir))?;
     match store.create_json(ADMIN_TOKEN, &local).await {
         Ok(_) => Ok(local),
         Err(StoreError::AlreadyExists { .. }) => {
             let token: String = store.get_json(ADMIN_TOKEN).await?.unwrap_or(local);
             let file = config.data_dir.join("admin.token");
-            std::fs::write(&file, &token).map_err(crate::serve::data_err(&file))?;
+            std::fs::write(&file, &token).map_err(crate::listeners::data_err(&file))?;
             Ok(token)
         }
         Err(e) => Err(e.into()),

@@ -19,8 +19,8 @@
 //!
 //! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic`,
 //! `certs` → `checkpoint` → `lifecycle`, `acme` → `launcher`, `predict` → `keepalive`,
-//! `reconcile`, `proxy_events`, `metrics`, `minutes` → `backend` → `daemon` (the wiring) →
-//! `serve`.
+//! `reconcile`, `proxy_events`, `metrics`, `minutes` → `backend` → `daemon` (the wiring),
+//! `listeners` → `cluster` (a front) → `serve`.
 #![forbid(unsafe_code)]
 
 mod acme;
@@ -36,6 +36,7 @@ mod event_log;
 mod keepalive;
 mod launcher;
 mod lifecycle;
+mod listeners;
 mod metrics;
 mod minutes;
 mod node;
@@ -51,4 +52,5 @@ pub use config::{DatabaseConfig, ServeConfig};
 pub use error::ServeError;
 pub use event_log::EVENTS_KEPT;
 pub use lifecycle::{DELETE_DRAIN_TIMEOUT, DRAIN_TIMEOUT};
-pub use serve::{Bound, serve};
+pub use listeners::Bound;
+pub use serve::serve;

@@ -18,6 +18,16 @@ use crate::key::{self, prefix_end};
 use crate::{KeyValue, Store, StoreError, Txn, TxnOp, TxnOpResponse, TxnResponse, Watch};
 use members::{Members, Retry};
 
+/// The largest response the store reads from etcd (listings of every app, every instance):
+/// 256 MiB, room for hundreds of thousands of apps.
+pub(crate) const MAX_RESPONSE: usize = 256 << 20;
+
+/// `client`'s KV client, taking responses up to [`MAX_RESPONSE`] (tonic's default is 4 MiB: a
+/// listing of ~10,000 apps is more).
+pub(crate) fn kv(client: &ec::Client) -> ec::KvClient {
+    client.kv_client().max_decoding_message_size(MAX_RESPONSE)
+}
+
 /// A store backed by an etcd cluster.
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -84,7 +94,7 @@ impl EtcdStore {
             .call(Retry::Unreached, |c| {
                 let request = request.clone();
                 async move {
-                    c.kv_client()
+                    kv(&c)
                         .txn(request)
                         .await
                         .map_err(|e| convert::error(e, lease))
@@ -132,7 +142,7 @@ impl Store for EtcdStore {
         key::validate_key(key)?;
         let response = self
             .call(Retry::Always, |c| async move {
-                c.kv_client()
+                kv(&c)
                     .get(key.as_bytes(), None)
                     .await
                     .map_err(|e| convert::error(e, None))
@@ -145,7 +155,7 @@ impl Store for EtcdStore {
         key::validate_prefix(prefix)?;
         let response = self
             .call(Retry::Always, |c| async move {
-                c.kv_client()
+                kv(&c)
                     .get(prefix.as_bytes(), Some(convert::prefix_get(prefix)))
                     .await
                     .map_err(|e| convert::error(e, None))
@@ -202,7 +212,7 @@ impl Store for EtcdStore {
         let response = self
             .call(Retry::Always, |c| async move {
                 let options = ec::GetOptions::new().with_count_only();
-                c.kv_client()
+                kv(&c)
                     .get("/", Some(options.with_range(prefix_end("/"))))
                     .await
                     .map_err(|e| convert::error(e, None))
@@ -214,7 +224,7 @@ impl Store for EtcdStore {
     async fn compact(&self, revision: i64) -> Result<(), StoreError> {
         // Compacting again to the same revision changes nothing: safe to repeat.
         self.call(Retry::Always, |c| async move {
-            match c.kv_client().compact(revision, None).await {
+            match kv(&c).compact(revision, None).await {
                 Ok(_) => Ok(()),
                 Err(e) if e.to_string().contains("has been compacted") => Ok(()),
                 Err(e) => Err(match convert::error(e, None) {

@@ -25,8 +25,7 @@ async fn is_compacted(
         .with_count_only()
         .with_revision(revision)
         .with_range(prefix_end(prefix));
-    match client
-        .kv_client()
+    match super::kv(client)
         .get(prefix.as_bytes(), Some(options))
         .await
     {
@@ -114,7 +113,7 @@ async fn current_revision(members: &Members) -> Result<i64, StoreError> {
             let options = ec::GetOptions::new()
                 .with_count_only()
                 .with_range(prefix_end("/"));
-            c.kv_client()
+            super::kv(&c)
                 .get("/", Some(options))
                 .await
                 .map(|r| r.header().map_or(0, ec::ResponseHeader::revision))
@@ -135,6 +134,7 @@ impl State {
                     .with_range(prefix_end(prefix))
                     .with_start_revision(next_revision);
                 c.watch_client()
+                    .max_decoding_message_size(super::MAX_RESPONSE)
                     .watch(prefix.as_bytes(), Some(options))
                     .await
                     .map_err(|e| convert::error(e, None))
