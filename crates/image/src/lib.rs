@@ -46,3 +46,4 @@ pub use hako_model::image_name::{
 };
 pub use store::{ImageError, ImageStore};
 pub use unpack::{ImportLimits, UnpackError};
+pub use usage::disk_usage;

@@ -25,6 +25,8 @@ pub(super) struct Plan {
     pub(super) log: PathBuf,
     image: ImageStamp,
     fingerprint: u64,
+    /// The node's cached copies of the release and image layers it mounts (a cluster node).
+    blobs: Vec<crate::blobs::BlobUse>,
 }
 
 impl Plan {
@@ -43,6 +45,7 @@ impl Plan {
             log: self.log,
             image: self.image,
             fingerprint: self.fingerprint,
+            blobs: self.blobs,
         }
     }
 }
@@ -54,7 +57,8 @@ impl Agent {
         let spec = &app.spec;
         let image = self.resolve_image(app)?;
         let stamp = ImageStamp::of(&image);
-        let rootfs = match image.rootfs() {
+        let (image_rootfs, mut blobs) = self.verified_rootfs(app, &image)?;
+        let rootfs = match image_rootfs {
             Rootfs::Layers(l) => RootfsSpec::Layers(l),
             Rootfs::Host { skeleton, binds } => RootfsSpec::Host {
                 skeleton,
@@ -71,12 +75,17 @@ impl Agent {
             .map_err(|e| LaunchError::spec(e.to_string()))?;
         let key = app.storage_key();
         let code = match app.release {
-            Some(n) => self.releases.path(&key, n).ok_or_else(|| {
-                LaunchError::spec(format!(
-                    "release {n} of {} is missing on this node",
-                    spec.name
-                ))
-            })?,
+            Some(n) => {
+                let path = self.releases.path(&key, n).ok_or_else(|| {
+                    LaunchError::spec(format!(
+                        "release {n} of {} is missing on this node",
+                        spec.name
+                    ))
+                })?;
+                let (path, used) = self.verified_release(app, n, path)?;
+                blobs.extend(used);
+                path
+            }
             None => self.empty_dir(&key)?,
         };
         let data = self.data_dir_for(&key, creds.uid, creds.gid)?;
@@ -160,6 +169,7 @@ impl Agent {
             log,
             image: stamp,
             fingerprint: app.fingerprint(),
+            blobs,
         })
     }
 }

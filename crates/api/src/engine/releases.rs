@@ -1,5 +1,6 @@
 //! Code releases: a deploy asks the backend to make release `n` (one past the highest known),
-//! records it at `keys::release(app, n)` and points the app at it, so new instances get it.
+//! records it at `keys::release(app, n)` and points the app at it (its number and the digest
+//! of its tree), so new instances get it.
 
 use hako_model::{App, EventKind, Release, now_unix};
 use hako_store::keys::Key;
@@ -48,7 +49,12 @@ impl Engine {
         let pointed = self
             .store
             .update_json(&keys::app(name), |app: &mut App| {
-                app.release = Some(app.release.map_or(number, |r| r.max(number)));
+                // Concurrent deploys: the highest release wins, with its own digest (the
+                // anchor a cluster's nodes verify the release's bytes against).
+                if app.release.is_none_or(|r| number >= r) {
+                    app.release = Some(number);
+                    app.release_digest = release.digest.clone();
+                }
                 app.updated_unix = now_unix();
             })
             .await;
