@@ -360,6 +360,12 @@ impl Node for ClusterNodes {
             .watch(&assignment_key, Some(from))
             .await
             .map_err(store_err)?;
+        // The image version it runs and its layers' digests, from the store: what the node
+        // verifies its copies against.
+        let mut app = app.clone();
+        app.image_record = super::images::record_for(self.store.as_ref(), &app)
+            .await
+            .map_err(store_err)?;
         let a = Assignment {
             slot: slot.clone(),
             node: node.clone(),
