@@ -182,6 +182,9 @@ struct Prepared {
     fingerprint: u64,
     /// The cached copies of the release and image layers it mounts (held while it lives).
     blobs: Vec<crate::blobs::BlobUse>,
+    /// How long making it spent copying and verifying those into the node's cache (a first
+    /// use on this node): not counted against the app's start timeout.
+    fetched: Duration,
 }
 
 /// Which image version a container was made from; a version removed and made again under
@@ -420,6 +423,7 @@ impl Agent {
             log,
             image,
             blobs,
+            fetched,
             ..
         } = prepared;
         let mut info = InstanceInfo {
@@ -439,13 +443,20 @@ impl Agent {
             slot: None,
         };
         created(&info);
-        let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());
+        // The app's start timeout runs from when its container could be made: a first use of
+        // its code or image on this node (copied and verified into the cache) is the node's.
+        let fetched = match start_path {
+            StartPath::Pool => Duration::ZERO, // made earlier, in the background
+            _ => fetched,
+        };
+        let app_clock = started + fetched;
+        let timeout = spec.start_timeout.0.saturating_sub(app_clock.elapsed());
         let ready = match wait_ready(&container, addr, timeout).await {
             Ok(_) => match &spec.health_path {
                 // Health checks stop just before the start timeout, so the caller hears why.
                 Some(path) => {
                     let host = spec.hosts.first().cloned().unwrap_or_default();
-                    let deadline = tokio::time::Instant::from_std(started) + spec.start_timeout.0;
+                    let deadline = tokio::time::Instant::from_std(app_clock) + spec.start_timeout.0;
                     crate::health::wait_healthy(addr, &host, path, deadline)
                         .await
                         .map_err(|e| (StartFailure::Unhealthy, e.to_string()))

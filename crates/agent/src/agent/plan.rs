@@ -27,6 +27,8 @@ pub(super) struct Plan {
     fingerprint: u64,
     /// The node's cached copies of the release and image layers it mounts (a cluster node).
     blobs: Vec<crate::blobs::BlobUse>,
+    /// Time spent getting those (copying and verifying on a first use).
+    fetched: std::time::Duration,
 }
 
 impl Plan {
@@ -46,6 +48,7 @@ impl Plan {
             image: self.image,
             fingerprint: self.fingerprint,
             blobs: self.blobs,
+            fetched: self.fetched,
         }
     }
 }
@@ -57,7 +60,9 @@ impl Agent {
         let spec = &app.spec;
         let image = self.resolve_image(app)?;
         let stamp = ImageStamp::of(&image);
+        let fetching = std::time::Instant::now();
         let (image_rootfs, mut blobs) = self.verified_rootfs(app, &image)?;
+        let mut fetched = fetching.elapsed();
         let rootfs = match image_rootfs {
             Rootfs::Layers(l) => RootfsSpec::Layers(l),
             Rootfs::Host { skeleton, binds } => RootfsSpec::Host {
@@ -82,7 +87,9 @@ impl Agent {
                         spec.name
                     ))
                 })?;
+                let fetching = std::time::Instant::now();
                 let (path, used) = self.verified_release(app, n, path)?;
+                fetched += fetching.elapsed();
                 blobs.extend(used);
                 path
             }
@@ -170,6 +177,7 @@ impl Agent {
             image: stamp,
             fingerprint: app.fingerprint(),
             blobs,
+            fetched,
         })
     }
 }
