@@ -43,7 +43,10 @@ pub(crate) enum BlobError {
     Mismatch { expected: Digest, got: Digest },
     /// The tree on shared storage is missing or unreadable.
     #[error("cannot copy it from {}: {reason}", .source_path.display())]
-    Source { source_path: PathBuf, reason: String },
+    Source {
+        source_path: PathBuf,
+        reason: String,
+    },
     /// The tree holds what no release or image may hold (a device node outside dev/…): it
     /// cannot be what was recorded.
     #[error("{0}")]
@@ -125,7 +128,11 @@ impl Blobs {
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
         for entry in std::fs::read_dir(&root)? {
             let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX)
+            {
                 std::fs::remove_dir_all(entry.path())?;
             }
         }

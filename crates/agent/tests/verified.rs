@@ -63,7 +63,10 @@ impl Node {
         let code = self.tmp.path().join(format!("code-{name}"));
         std::fs::create_dir_all(&code).unwrap();
         std::fs::write(code.join("index.html"), text).unwrap();
-        self.agent.releases().create(name, 1, &code, "test").unwrap()
+        self.agent
+            .releases()
+            .create(name, 1, &code, "test")
+            .unwrap()
     }
 
     /// An app of `image` at release 1, with the digests the cluster store would give it.
@@ -95,7 +98,9 @@ impl Node {
 
     /// Cached entries, their bytes, trees fetched since start.
     fn cache(&self) -> (usize, u64, u64) {
-        self.agent.cache_usage().expect("a node with shared storage has a cache")
+        self.agent
+            .cache_usage()
+            .expect("a node with shared storage has a cache")
     }
 }
 
@@ -129,7 +134,11 @@ async fn a_node_runs_verified_copies_fetched_once() {
     let first = n.agent.launch(&app).await.unwrap();
     assert!(get(&first.addr, "/index.html").contains("hello from the cache"));
     let (entries, bytes, fetched) = n.cache();
-    assert_eq!((entries, fetched), (2, 2), "the image's layer and the release");
+    assert_eq!(
+        (entries, fetched),
+        (2, 2),
+        "the image's layer and the release"
+    );
     assert!(bytes > 1_000_000, "busybox is in the cache: {bytes}");
     // The copies are the node's: shared storage may change (or go) after they verified, and
     // a later start still runs the verified bytes, without fetching or hashing again.
@@ -149,11 +158,17 @@ async fn other_bytes_on_shared_storage_fail_the_start_and_nothing_runs() {
     flip_a_byte(&n.shared_release("site").join("index.html"));
     let app = n.app("site", &image, &rel);
     let e = n.agent.launch(&app).await.unwrap_err();
-    verification_failure(&e, "release 1 of site failed verification: expected sha256:");
+    verification_failure(
+        &e,
+        "release 1 of site failed verification: expected sha256:",
+    );
     let recorded = rel.digest.clone().unwrap().to_string();
-    let now = hako_image::tree_digest(&n.shared_release("site")).unwrap().to_string();
+    let now = hako_image::tree_digest(&n.shared_release("site"))
+        .unwrap()
+        .to_string();
     assert!(
-        e.reason.contains(&format!("expected {recorded}, got {now}")),
+        e.reason
+            .contains(&format!("expected {recorded}, got {now}")),
         "{}",
         e.reason
     );
@@ -168,8 +183,15 @@ async fn other_bytes_on_shared_storage_fail_the_start_and_nothing_runs() {
         i
     };
     let rel2 = n.release("other", "hi\n");
-    let e = n.agent.launch(&n.app("other", &image2, &rel2)).await.unwrap_err();
-    verification_failure(&e, "image tiny:2 of other failed verification: expected sha256:");
+    let e = n
+        .agent
+        .launch(&n.app("other", &image2, &rel2))
+        .await
+        .unwrap_err();
+    verification_failure(
+        &e,
+        "image tiny:2 of other failed verification: expected sha256:",
+    );
     assert!(n.agent.instances(None).is_empty());
 
     // No digest at all: refused too (a release made before hako recorded digests, or an
@@ -181,7 +203,10 @@ async fn other_bytes_on_shared_storage_fail_the_start_and_nothing_runs() {
     let mut bare = n.app("other", &image, &rel2);
     bare.image_record = None;
     let e = n.agent.launch(&bare).await.unwrap_err();
-    verification_failure(&e, "image tiny:1 of other has no digests in the cluster store");
+    verification_failure(
+        &e,
+        "image tiny:1 of other has no digests in the cluster store",
+    );
     assert!(n.agent.instances(None).is_empty());
     n.agent.shutdown(Duration::from_secs(1)).await;
 }
@@ -204,20 +229,25 @@ async fn a_host_image_runs_from_its_verified_skeleton_with_only_allowed_binds() 
     let meta = image.dir().join("image.json");
     let text = std::fs::read_to_string(&meta).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["storage"]["binds"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({"source": "/etc/shadow", "target": "/etc/shadow", "is_dir": false}));
+    v["storage"]["binds"].as_array_mut().unwrap().push(
+        serde_json::json!({"source": "/etc/shadow", "target": "/etc/shadow", "is_dir": false}),
+    );
     std::fs::write(&meta, serde_json::to_vec(&v).unwrap()).unwrap();
     let e = n.agent.launch(&app).await.unwrap_err();
-    verification_failure(&e, "image base:1 of site failed verification: its image.json on shared storage binds /etc/shadow");
+    verification_failure(
+        &e,
+        "image base:1 of site failed verification: its image.json on shared storage binds /etc/shadow",
+    );
     std::fs::write(&meta, text).unwrap();
 
     // A version made again under the same number is not the recorded one.
     let mut other = app.clone();
     other.image_record.as_mut().unwrap().created_unix += 1;
     let e = n.agent.launch(&other).await.unwrap_err();
-    verification_failure(&e, "image base:1 of site on shared storage is not the version the cluster store records");
+    verification_failure(
+        &e,
+        "image base:1 of site on shared storage is not the version the cluster store records",
+    );
     assert!(n.agent.instances(None).is_empty());
     n.agent.shutdown(Duration::from_secs(1)).await;
 }

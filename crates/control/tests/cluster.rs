@@ -311,14 +311,17 @@ async fn a_front_cold_starts_sites_on_the_nodes_once_for_a_burst() {
     // A release changed on shared storage after its deploy: no node runs it.
     bed.site(&front, "tampered", serde_json::json!({})).await;
     let uid = front.call(|c| c.app("tampered")).await.storage_key();
-    let file = bed.path().join(format!("shared/releases/{uid}/1/rootfs/index.html"));
+    let file = bed
+        .path()
+        .join(format!("shared/releases/{uid}/1/rootfs/index.html"));
     std::fs::write(&file, "not what was deployed\n").unwrap();
     let (status, _) = front.get("tampered.example").await;
     assert_eq!(status, 503);
     let events = front.call(|c| c.events("tampered", Some(100))).await;
     assert!(
         events.iter().any(|e| e.kind == EventKind::StartFailed
-            && e.reason.contains("release 1 of tampered failed verification: expected sha256:")),
+            && e.reason
+                .contains("release 1 of tampered failed verification: expected sha256:")),
         "{events:#?}"
     );
     assert!(front.placed("tampered").await.is_empty());

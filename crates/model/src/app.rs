@@ -470,8 +470,6 @@ mod tests {
             release: Some(1),
             release_digest: None,
             image_record: None,
-            release_digest: None,
-            image_record: None,
             generation: 0,
             created_unix: 0,
             updated_unix: 0,

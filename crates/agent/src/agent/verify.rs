@@ -24,7 +24,10 @@ impl Agent {
         let Some(blobs) = &self.blobs else {
             return Ok((image.rootfs(), Vec::new()));
         };
-        let what = format!("image {}:{} of {}", image.name, image.version, app.spec.name);
+        let what = format!(
+            "image {}:{} of {}",
+            image.name, image.version, app.spec.name
+        );
         let record = app.image_record.as_ref().ok_or_else(|| {
             verification(format!(
                 "{what} has no digests in the cluster store, so this node will not run it: make the image again with `hako image … --store etcd://…` (or record this version with `hako image record {}:{} --store etcd://…`)",

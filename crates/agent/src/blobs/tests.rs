@@ -57,7 +57,10 @@ fn a_tree_is_copied_verified_once_and_then_served_from_the_cache() {
     let cache = place.cache(1 << 30);
     let (src, d) = place.tree("rel", 1, 1000);
     let used = cache.fetch(&d, &src).unwrap();
-    assert!(used.path().starts_with(place.dir.path().join("cache/sha256")));
+    assert!(
+        used.path()
+            .starts_with(place.dir.path().join("cache/sha256"))
+    );
     assert_eq!(hako_image::tree_digest(used.path()).unwrap(), d);
     assert_eq!(cache.fetched(), 1);
     // Later uses take the cached copy, even with the source gone.

@@ -19,17 +19,25 @@ use crate::Agent;
 pub(super) async fn sweep(agent: Arc<Agent>, store: Arc<dyn Store>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        if agent.cache_usage().is_none_or(|(entries, _, _)| entries == 0) {
+        if agent
+            .cache_usage()
+            .is_none_or(|(entries, _, _)| entries == 0)
+        {
             continue;
         }
         match live_digests(store.as_ref()).await {
             Ok(live) => {
                 let removed = agent.retain_cached(&live);
                 if removed > 0 {
-                    tracing::info!(removed, "dropped cached releases and layers the cluster no longer names");
+                    tracing::info!(
+                        removed,
+                        "dropped cached releases and layers the cluster no longer names"
+                    );
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read what the cluster names; the cache stays as it is"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read what the cluster names; the cache stays as it is")
+            }
         }
     }
 }

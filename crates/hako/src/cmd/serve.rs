@@ -351,14 +351,23 @@ mod tests {
         let dir = Path::new("/tmp/hako-test-none");
         let c = settings(ServeArgs::default(), None, dir).unwrap();
         assert_eq!(c.blob_cache_max_bytes, 16 << 30);
-        let c = settings(ServeArgs::default(), Some("cache_max_size = \"2GiB\"\n"), dir).unwrap();
+        let c = settings(
+            ServeArgs::default(),
+            Some("cache_max_size = \"2GiB\"\n"),
+            dir,
+        )
+        .unwrap();
         assert_eq!(c.blob_cache_max_bytes, 2 << 30);
         let mut args = ServeArgs::default();
         args.cluster.cache_max_size = Some("1GB".parse().unwrap());
         let c = settings(args, Some("cache_max_size = \"2GiB\"\n"), dir).unwrap();
         assert_eq!(c.blob_cache_max_bytes, 1_000_000_000, "the flag wins");
-        let err = settings(ServeArgs::default(), Some("cache_max_size = \"lots\"\n"), dir)
-            .unwrap_err();
+        let err = settings(
+            ServeArgs::default(),
+            Some("cache_max_size = \"lots\"\n"),
+            dir,
+        )
+        .unwrap_err();
         assert!(format!("{err:?}").contains("cache_max_size"), "{err:?}");
     }
 

@@ -34,7 +34,7 @@ fn sample(at: &Path) {
     symlink("../bin/tool", at.join("etc/tool")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &at.join("dev/null"),
+        at.join("dev/null"),
         FileType::CharacterDevice,
         Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),
@@ -78,12 +78,20 @@ fn every_change_a_container_could_see_changes_it() {
     let mut differs = |what: &str, change: &dyn Fn(), undo: &dyn Fn()| {
         change();
         let d = digest(&a);
-        assert!(seen.insert(d), "{what}: the digest did not change (or met an earlier one)");
+        assert!(
+            seen.insert(d),
+            "{what}: the digest did not change (or met an earlier one)"
+        );
         undo();
-        assert_eq!(digest(&a), first, "{what}: undoing it gives the first digest");
+        assert_eq!(
+            digest(&a),
+            first,
+            "{what}: undoing it gives the first digest"
+        );
     };
     let passwd = a.join("etc/passwd");
-    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m)).unwrap();
+    let mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m)).unwrap();
     differs(
         "one byte of a file",
         &|| std::fs::write(a.join("bin/tool"), [&[8u8][..], &[7u8; 299_999]].concat()).unwrap(),
@@ -104,11 +112,7 @@ fn every_change_a_container_could_see_changes_it() {
         &|| mode(&a.join("etc"), 0o700),
         &|| mode(&a.join("etc"), 0o755),
     );
-    differs(
-        "the root's mode",
-        &|| mode(&a, 0o750),
-        &|| mode(&a, 0o755),
-    );
+    differs("the root's mode", &|| mode(&a, 0o750), &|| mode(&a, 0o755));
     differs(
         "a file's owner",
         &|| std::os::unix::fs::chown(&passwd, Some(1234), None).unwrap(),
@@ -128,11 +132,9 @@ fn every_change_a_container_could_see_changes_it() {
         std::fs::remove_file(a.join("etc/tool")).unwrap();
         symlink(target, a.join("etc/tool")).unwrap();
     };
-    differs(
-        "a symlink's target",
-        &|| relink("/etc/shadow"),
-        &|| relink("../bin/tool"),
-    );
+    differs("a symlink's target", &|| relink("/etc/shadow"), &|| {
+        relink("../bin/tool")
+    });
     differs(
         "a symlink in place of the same-content file",
         &|| {
@@ -181,7 +183,7 @@ fn device_nodes_and_fifos_are_refused_outside_dev() {
     // Under dev/ they are skipped, as the importer skips them.
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &t.path().join("dev/fifo"),
+        t.path().join("dev/fifo"),
         FileType::Fifo,
         Mode::from_raw_mode(0o600),
         0,
@@ -190,7 +192,7 @@ fn device_nodes_and_fifos_are_refused_outside_dev() {
     assert_eq!(digest(t.path()), before);
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &t.path().join("etc/fifo"),
+        t.path().join("etc/fifo"),
         FileType::Fifo,
         Mode::from_raw_mode(0o600),
         0,

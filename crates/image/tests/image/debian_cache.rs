@@ -112,7 +112,7 @@ fn same_package_set_builds_once_and_cache_outlives_only_its_users() {
     assert_eq!(a.size_bytes, crate_size(&cache));
     // The cached system is digested once and kept with the cache; each version records it.
     let digest = hako_image::tree_digest(&cache).unwrap();
-    assert_eq!(a.digests, [digest.clone()]);
+    assert_eq!(a.digests, std::slice::from_ref(&digest));
     assert_eq!(b.digests, a.digests);
     assert_eq!(
         std::fs::read_to_string(cache.parent().unwrap().join("digest")).unwrap(),

@@ -41,7 +41,10 @@ pub(super) async fn put(store: &dyn Store, image: &Image) -> Result<ImageRecord,
         }
     };
     store
-        .put_json(&keys::image(&record.name, &record.version.to_string()), &record)
+        .put_json(
+            &keys::image(&record.name, &record.version.to_string()),
+            &record,
+        )
         .await
         .context("cannot record the image version in the cluster store")
         .or_exit(Exit::Failure)?;
