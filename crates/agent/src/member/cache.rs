@@ -84,6 +84,7 @@ mod tests {
             created_unix: 0,
             updated_unix: 0,
             database_grant: None,
+            tenant: None,
         };
         store.put_json(&keys::app("blog"), &app).await.unwrap();
         let mut other = app.clone();
