@@ -13,6 +13,10 @@ use etcd_client as ec;
 use crate::key::{self, prefix_end};
 use crate::{KeyValue, Store, StoreError, Txn, TxnOp, TxnOpResponse, TxnResponse, Watch};
 
+/// The largest response the store reads from etcd (listings of every app, every instance):
+/// 256 MiB, room for hundreds of thousands of apps.
+pub(crate) const MAX_RESPONSE: usize = 256 << 20;
+
 /// A store backed by an etcd cluster.
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -40,6 +44,14 @@ impl EtcdStore {
         Ok(store)
     }
 
+    /// The KV client, taking responses up to [`MAX_RESPONSE`] (tonic's default is 4 MiB: a
+    /// listing of ~10,000 apps is more).
+    fn kv(&self) -> ec::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE)
+    }
+
     async fn run(&self, txn: &Txn) -> Result<TxnResponse, StoreError> {
         txn.validate()?;
         let lease = [&txn.success, &txn.failure]
@@ -59,8 +71,7 @@ impl EtcdStore {
             .and_then(txn.success.iter().map(convert::txn_op).collect::<Vec<_>>())
             .or_else(txn.failure.iter().map(convert::txn_op).collect::<Vec<_>>());
         let response = self
-            .client
-            .kv_client()
+            .kv()
             .txn(request)
             .await
             .map_err(|e| convert::error(e, lease))?;
@@ -104,8 +115,7 @@ impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         key::validate_key(key)?;
         let response = self
-            .client
-            .kv_client()
+            .kv()
             .get(key.as_bytes(), None)
             .await
             .map_err(|e| convert::error(e, None))?;
@@ -115,8 +125,7 @@ impl Store for EtcdStore {
     async fn range(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
         key::validate_prefix(prefix)?;
         let response = self
-            .client
-            .kv_client()
+            .kv()
             .get(prefix.as_bytes(), Some(convert::prefix_get(prefix)))
             .await
             .map_err(|e| convert::error(e, None))?;
@@ -170,8 +179,7 @@ impl Store for EtcdStore {
     async fn revision(&self) -> Result<i64, StoreError> {
         let options = ec::GetOptions::new().with_count_only();
         let response = self
-            .client
-            .kv_client()
+            .kv()
             .get("/", Some(options.with_range(prefix_end("/"))))
             .await
             .map_err(|e| convert::error(e, None))?;
@@ -179,7 +187,7 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self, revision: i64) -> Result<(), StoreError> {
-        match self.client.kv_client().compact(revision, None).await {
+        match self.kv().compact(revision, None).await {
             Ok(_) => Ok(()),
             Err(e) if e.to_string().contains("has been compacted") => Ok(()),
             Err(e) => Err(match convert::error(e, None) {

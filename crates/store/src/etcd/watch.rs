@@ -57,7 +57,9 @@ pub(crate) async fn open(
         None => false,
     };
     let mut state = State {
-        client: client.watch_client(),
+        client: client
+            .watch_client()
+            .max_decoding_message_size(super::MAX_RESPONSE),
         prefix: prefix.to_owned(),
         watcher: None,
         stream: None,
