@@ -86,6 +86,13 @@ const BENCHES: &[Entry] = &[
         examples: &[],
     },
     Entry {
+        name: "digest",
+        packages: &[("debootstrap", "debootstrap")],
+        mariadb: false,
+        criu: false,
+        examples: &[],
+    },
+    Entry {
         name: "restore",
         packages: &[
             ("php", "php-cli"),

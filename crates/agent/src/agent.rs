@@ -20,6 +20,7 @@ mod checkpoint;
 mod plan;
 mod pool;
 mod shared_pool;
+mod verify;
 
 pub use checkpoint::{CheckpointError, StartMode};
 
@@ -60,6 +61,10 @@ pub struct AgentConfig {
     /// Slots of the shared warm pool (a cgroup and a network on the bridge each, for any
     /// app; see `shared_pool.rs`); 0: none.
     pub shared_pool: usize,
+    /// The disk bound of the node's verified cache of releases and image layers
+    /// (`<data-dir>/cache`, used with a [`AgentConfig::shared_dir`] only); the least recently
+    /// used entries that no instance uses go first.
+    pub blob_cache_max_bytes: u64,
 }
 
 impl AgentConfig {
@@ -78,6 +83,7 @@ impl AgentConfig {
             checkpoint_max_bytes: 4 << 30,
             checkpoint_warmup: 1,
             shared_pool: 0,
+            blob_cache_max_bytes: 16 << 30,
         }
     }
 }
@@ -97,6 +103,11 @@ pub enum AgentError {
     Image(#[from] hako_image::ImageError),
     #[error("cannot open the checkpoint store: {0}")]
     Checkpoints(String),
+    #[error("cannot open the node's cache of releases and images at {}: {source}", .path.display())]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Why an instance could not be started: its kind (whose move it is), one line of detail,
@@ -150,6 +161,8 @@ pub struct Instance {
     stop_signal: i32,
     container: Container,
     log: PathBuf,
+    /// The cached copies of the release and image layers it mounts (held while it lives).
+    _blobs: Vec<crate::blobs::BlobUse>,
 }
 
 /// A container made from an app and parked just before exec: what a start releases.
@@ -167,6 +180,11 @@ struct Prepared {
     image: ImageStamp,
     /// [`App::fingerprint`] of the app it was made from.
     fingerprint: u64,
+    /// The cached copies of the release and image layers it mounts (held while it lives).
+    blobs: Vec<crate::blobs::BlobUse>,
+    /// How long making it spent copying and verifying those into the node's cache (a first
+    /// use on this node): not counted against the app's start timeout.
+    fetched: Duration,
 }
 
 /// Which image version a container was made from; a version removed and made again under
@@ -195,6 +213,8 @@ pub struct Agent {
     runtime: Arc<Runtime>,
     images: ImageStore,
     releases: Releases,
+    /// The verified cache of releases and image layers: a node with shared storage only.
+    blobs: Option<crate::blobs::Blobs>,
     data_usage: DataUsage,
     instances: Mutex<HashMap<String, Arc<Instance>>>,
     exits: mpsc::UnboundedSender<Exit>,
@@ -222,6 +242,16 @@ impl Agent {
         let shared = config.shared_dir.as_ref().unwrap_or(&config.data_dir);
         let images = ImageStore::open(shared.join("images"))?;
         let releases = Releases::open(shared.join("releases"), &config.storage)?;
+        let blobs = match &config.shared_dir {
+            Some(_) => {
+                let path = config.data_dir.join("cache");
+                Some(
+                    crate::blobs::Blobs::open(&path, config.blob_cache_max_bytes)
+                        .map_err(|source| AgentError::Cache { path, source })?,
+                )
+            }
+            None => None,
+        };
         let checkpoints = crate::checkpoints::Checkpoints::open(
             config.data_dir.join("checkpoints"),
             config.checkpoint_max_bytes,
@@ -233,6 +263,7 @@ impl Agent {
             runtime,
             images,
             releases,
+            blobs,
             data_usage: DataUsage::default(),
             instances: Mutex::new(HashMap::new()),
             exits: tx,
@@ -391,6 +422,8 @@ impl Agent {
             port,
             log,
             image,
+            blobs,
+            fetched,
             ..
         } = prepared;
         let mut info = InstanceInfo {
@@ -410,13 +443,20 @@ impl Agent {
             slot: None,
         };
         created(&info);
-        let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());
+        // The app's start timeout runs from when its container could be made: a first use of
+        // its code or image on this node (copied and verified into the cache) is the node's.
+        let fetched = match start_path {
+            StartPath::Pool => Duration::ZERO, // made earlier, in the background
+            _ => fetched,
+        };
+        let app_clock = started + fetched;
+        let timeout = spec.start_timeout.0.saturating_sub(app_clock.elapsed());
         let ready = match wait_ready(&container, addr, timeout).await {
             Ok(_) => match &spec.health_path {
                 // Health checks stop just before the start timeout, so the caller hears why.
                 Some(path) => {
                     let host = spec.hosts.first().cloned().unwrap_or_default();
-                    let deadline = tokio::time::Instant::from_std(started) + spec.start_timeout.0;
+                    let deadline = tokio::time::Instant::from_std(app_clock) + spec.start_timeout.0;
                     crate::health::wait_healthy(addr, &host, path, deadline)
                         .await
                         .map_err(|e| (StartFailure::Unhealthy, e.to_string()))
@@ -463,6 +503,7 @@ impl Agent {
             stop_signal: spec.stop_signal.number(),
             container,
             log,
+            _blobs: blobs,
         });
         self.instances
             .lock()
@@ -503,11 +544,33 @@ impl Agent {
 
     /// The image version an instance of `app` gets now (the latest one when the app names
     /// no version).
+    /// On a node of a cluster it is the version the leader resolved (the assignment's
+    /// [`App::image_record`]).
     fn resolve_image(&self, app: &App) -> Result<Image, LaunchError> {
         let image = &app.spec.image;
+        let version = match &app.image_record {
+            Some(r) if r.name == image.name => Some(r.version),
+            _ => image.version,
+        };
         self.images
-            .get(&image.name, image.version)
+            .get(&image.name, version)
             .map_err(|e| LaunchError::new(StartFailure::Image, e.to_string()))
+    }
+
+    /// The node's verified cache: (entries, bytes, trees fetched since start); `None` on a
+    /// node without shared storage (it has none).
+    pub fn cache_usage(&self) -> Option<(usize, u64, u64)> {
+        let b = self.blobs.as_ref()?;
+        let (n, bytes) = b.usage();
+        Some((n, bytes, b.fetched()))
+    }
+
+    /// Removes the cached releases and image layers that no digest in `live` names and that
+    /// nothing on this node uses (the cluster store no longer names them: their app was
+    /// deleted, a later release replaced them, their image version was removed). Returns
+    /// how many went.
+    pub fn retain_cached(&self, live: &std::collections::HashSet<hako_model::Digest>) -> usize {
+        self.blobs.as_ref().map_or(0, |b| b.retain(live))
     }
 
     /// Reports the instance's exit unless the agent stopped it on purpose.

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod blobs;
 mod capacity;
 mod checkpoints;
 mod errors;

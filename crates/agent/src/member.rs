@@ -7,6 +7,7 @@
 //! See docs/cluster.md.
 
 mod assignments;
+mod cache;
 mod forget;
 mod registration;
 
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::{Agent, Exit};
 
+pub use cache::live_digests;
 pub use registration::Registration;
 
 /// How a node joins its cluster.
@@ -36,10 +38,13 @@ pub struct MemberConfig {
     pub usage_every: Duration,
     /// SIGTERM-to-kill grace of a stopping instance.
     pub stop_grace: Duration,
+    /// How often the node drops cached releases and image layers the cluster no longer names
+    /// (see `member/cache.rs`).
+    pub cache_sweep_every: Duration,
 }
 
 impl MemberConfig {
-    /// Defaults: a 5 s lease, usage every 2 s, 10 s stop grace.
+    /// Defaults: a 5 s lease, usage every 2 s, 10 s stop grace, a cache sweep every 5 min.
     pub fn new(node: impl Into<String>, addr: impl Into<String>) -> MemberConfig {
         MemberConfig {
             node: node.into(),
@@ -48,6 +53,7 @@ impl MemberConfig {
             lease_ttl: Duration::from_secs(5),
             usage_every: Duration::from_secs(2),
             stop_grace: Duration::from_secs(10),
+            cache_sweep_every: Duration::from_secs(300),
         }
     }
 }
@@ -147,6 +153,7 @@ impl Member {
             config,
             registration,
         } = self;
+        let sweep = cache::sweep(agent.clone(), store.clone(), config.cache_sweep_every);
         let runner =
             assignments::Runner::new(agent.clone(), store.clone(), registration.clone(), &config);
         // A JoinSet: if this future is dropped, the node's loops stop with it.
@@ -156,6 +163,7 @@ impl Member {
         tasks.spawn(runner.clone().follow_exits(exits));
         tasks.spawn(runner.clone().follow_assignments());
         tasks.spawn(forget::follow(agent.clone(), store.clone()));
+        tasks.spawn(sweep);
         shutdown.await;
         tracing::info!(node = %config.node, "leaving the cluster: stopping this node's instances");
         tasks.abort_all();

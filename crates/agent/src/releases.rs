@@ -32,8 +32,9 @@ impl Releases {
         })
     }
 
-    /// Makes release `number` of `app` from a directory or a .tar / .tar.gz file. Over the
-    /// limits: an error for which [`ImageError::is_over_limit`] holds.
+    /// Makes release `number` of `app` from a directory or a .tar / .tar.gz file, with the
+    /// digest of its tree ([`Release::digest`]). Over the limits: an error for which
+    /// [`ImageError::is_over_limit`] holds.
     pub fn create(
         &self,
         app: &str,
@@ -80,6 +81,7 @@ impl Releases {
             size_bytes: img.size_bytes,
             files: 0,
             source: source_text.to_string(),
+            digest: img.digests.first().cloned(),
         })
     }
 

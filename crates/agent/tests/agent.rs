@@ -45,6 +45,8 @@ impl Node {
             spec,
             uid: String::new(),
             release: None,
+            release_digest: None,
+            image_record: None,
             generation: 0,
             created_unix: 0,
             updated_unix: 0,

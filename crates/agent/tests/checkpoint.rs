@@ -88,6 +88,8 @@ impl Node {
             spec,
             uid: String::new(),
             release: Some(n),
+            release_digest: None,
+            image_record: None,
             generation: 0,
             created_unix: 0,
             updated_unix: 0,

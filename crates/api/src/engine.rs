@@ -201,6 +201,7 @@ mod tests {
                 size_bytes: 0,
                 files: 0,
                 source: source.describe(),
+                digest: None,
             })
         }
         async fn instances(&self, _: Option<&str>) -> Vec<InstanceInfo> {

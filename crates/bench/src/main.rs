@@ -12,6 +12,7 @@
 //! hako-bench proxy [--seconds S] [--rounds N]
 //! hako-bench wordpress [--runs N] [--seconds S]
 //! hako-bench restore [--runs N] [--spacing-ms MS]
+//! hako-bench digest [--runs N] [--images DIR]
 //! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! ```
@@ -21,6 +22,7 @@
 
 mod cold_start;
 mod daemon;
+mod digest;
 mod efficiency;
 mod http;
 mod mitigation;
@@ -42,6 +44,7 @@ const USAGE: &str =
        hako-bench proxy [--seconds S] [--rounds N]
        hako-bench wordpress [--runs N] [--seconds S]
        hako-bench restore [--runs N] [--spacing-ms MS]
+       hako-bench digest [--runs N] [--images DIR]
        hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         ["wordpress", rest @ ..] => wordpress::main(rest),
         ["efficiency", rest @ ..] => efficiency::main(rest),
         ["restore", rest @ ..] => restore::main(rest),
+        ["digest", rest @ ..] => digest::main(rest),
         ["mitigation", rest @ ..] => mitigation::main(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");

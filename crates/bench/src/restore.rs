@@ -220,6 +220,8 @@ fn app(
         spec,
         uid: String::new(),
         release: Some(1),
+        release_digest: None,
+        image_record: None,
         generation: 0,
         created_unix: 0,
         updated_unix: 0,

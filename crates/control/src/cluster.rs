@@ -6,6 +6,7 @@
 //! not to), so one `hako serve` on etcd is a cluster of one node.
 
 mod front;
+mod images;
 mod leader;
 mod nodes;
 mod scheduler;

@@ -40,6 +40,9 @@ pub struct ServeConfig {
     pub shared_pool: usize,
     /// Storage every node of a cluster shares (images, code releases, apps' `/data`).
     pub shared_dir: Option<PathBuf>,
+    /// With a shared dir: the disk bound of this node's verified cache of releases and image
+    /// layers (least recently used go first).
+    pub blob_cache_max_bytes: u64,
     /// In a cluster: this host's node (and front) name; default the host name.
     pub node: Option<String>,
     /// In a cluster: run instances here too (an in-process agent), not only the front.
@@ -95,6 +98,7 @@ impl ServeConfig {
             criu_dir: None,
             shared_pool: 0,
             shared_dir: None,
+            blob_cache_max_bytes: 16 << 30,
             node: None,
             run_node: true,
             advertise: None,

@@ -38,6 +38,7 @@ pub(crate) fn agent_config(config: &ServeConfig) -> AgentConfig {
     agent_cfg.storage = config.storage;
     agent_cfg.shared_dir = config.shared_dir.clone();
     agent_cfg.checkpoint_max_bytes = config.checkpoint_max_bytes;
+    agent_cfg.blob_cache_max_bytes = config.blob_cache_max_bytes;
     agent_cfg.criu_dir = config.criu_dir.clone();
     agent_cfg.shared_pool = config.shared_pool;
     agent_cfg.database_socket_dir = Some(config.database_server().socket_dir().to_path_buf());

@@ -12,6 +12,7 @@ use hako_api::Client;
 use hako_control::{Bound, ServeConfig};
 use hako_model::{AppSpec, EventKind, InstanceState, NodeState};
 use hako_runtime::RuntimeConfig;
+use hako_store::StoreExt;
 use hako_testkit::http::get as http_get;
 use hako_testkit::site::static_app;
 
@@ -208,17 +209,28 @@ struct Bed {
 }
 
 impl Bed {
-    fn new() -> Bed {
+    /// The shared storage with the host image `base`, recorded in the cluster store (as
+    /// `hako image host base --store etcd://…` does): nodes run only recorded versions.
+    async fn new() -> Bed {
         hako_testkit::require_root();
         let tmp = tempfile::Builder::new()
             .prefix("hako-cluster-test")
             .tempdir()
             .unwrap();
-        hako_testkit::site::host_image(&tmp.path().join("shared"), "base").unwrap();
-        Bed {
-            tmp,
-            etcd: Etcd::start(),
-        }
+        let image = hako_image::ImageStore::open(tmp.path().join("shared/images"))
+            .unwrap()
+            .host("base")
+            .unwrap();
+        let etcd = Etcd::start();
+        let store = hako_store::open(&etcd.endpoint.parse().unwrap())
+            .await
+            .unwrap();
+        let record = image.record().unwrap();
+        store
+            .put_json(&hako_store::keys::image("base", "1"), &record)
+            .await
+            .unwrap();
+        Bed { tmp, etcd }
     }
 
     fn path(&self) -> &std::path::Path {
@@ -253,7 +265,7 @@ async fn until<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Optio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_front_cold_starts_sites_on_the_nodes_once_for_a_burst() {
-    let bed = Bed::new();
+    let bed = Bed::new().await;
     let front = Front::start(&bed.etcd, bed.path()).await;
     let n1 = Node::start("node1", 'x', &bed.etcd, bed.path()).await;
     let n2 = Node::start("node2", 'y', &bed.etcd, bed.path()).await;
@@ -300,6 +312,31 @@ async fn a_front_cold_starts_sites_on_the_nodes_once_for_a_burst() {
         }
     }
     assert_eq!(on.len(), 2, "every app landed on one node: {on:?}");
+    // The nodes ran verified copies of the releases and the image's skeleton, from their
+    // own caches.
+    let fetched: u64 = [&n1, &n2]
+        .iter()
+        .map(|n| n.agent.cache_usage().unwrap().2)
+        .sum();
+    assert!(fetched >= 8, "7 releases and the skeleton: {fetched}");
+
+    // A release changed on shared storage after its deploy: no node runs it.
+    bed.site(&front, "tampered", serde_json::json!({})).await;
+    let uid = front.call(|c| c.app("tampered")).await.storage_key();
+    let file = bed
+        .path()
+        .join(format!("shared/releases/{uid}/1/rootfs/index.html"));
+    std::fs::write(&file, "not what was deployed\n").unwrap();
+    let (status, _) = front.get("tampered.example").await;
+    assert_eq!(status, 503);
+    let events = front.call(|c| c.events("tampered", Some(100))).await;
+    assert!(
+        events.iter().any(|e| e.kind == EventKind::StartFailed
+            && e.reason
+                .contains("release 1 of tampered failed verification: expected sha256:")),
+        "{events:#?}"
+    );
+    assert!(front.placed("tampered").await.is_empty());
 
     other.stop().await;
     front.stop().await;
@@ -309,7 +346,7 @@ async fn a_front_cold_starts_sites_on_the_nodes_once_for_a_burst() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn draining_a_node_moves_its_sites_without_a_failed_request() {
-    let bed = Bed::new();
+    let bed = Bed::new().await;
     let front = Front::start(&bed.etcd, bed.path()).await;
     let n1 = Node::start("node1", 'x', &bed.etcd, bed.path()).await;
     let n2 = Node::start("node2", 'y', &bed.etcd, bed.path()).await;
@@ -382,7 +419,7 @@ async fn draining_a_node_moves_its_sites_without_a_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_node_is_noticed_and_its_sites_start_elsewhere() {
-    let bed = Bed::new();
+    let bed = Bed::new().await;
     let front = Front::start(&bed.etcd, bed.path()).await;
     let n1 = Node::start("node1", 'x', &bed.etcd, bed.path()).await;
     let n2 = Node::start("node2", 'y', &bed.etcd, bed.path()).await;
@@ -421,7 +458,7 @@ async fn a_lost_node_is_noticed_and_its_sites_start_elsewhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleted_apps_files_leave_every_node() {
-    let bed = Bed::new();
+    let bed = Bed::new().await;
     // What a node kept of an app deleted while it was away goes when it joins.
     let ghost = bed.path().join("node1/apps/ghost_0123456789ab/logs");
     std::fs::create_dir_all(&ghost).unwrap();
@@ -458,7 +495,7 @@ async fn a_deleted_apps_files_leave_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_whose_lease_expired_kills_what_it_ran_before_it_joins_again() {
-    let bed = Bed::new();
+    let bed = Bed::new().await;
     let front = Front::start(&bed.etcd, bed.path()).await;
     let n1 = Node::start("node1", 'x', &bed.etcd, bed.path()).await;
     let n2 = Node::start("node2", 'y', &bed.etcd, bed.path()).await;

@@ -94,7 +94,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Run(args) => cmd::run::execute(*args, &cli.data_dir).await,
-        Command::Image(args) => cmd::image::execute(args, &cli.data_dir),
+        Command::Image(args) => cmd::image::execute(args, &cli.data_dir).await,
         Command::Serve(args) => cmd::serve::execute(args, &cli.data_dir).await,
         Command::Agent(args) => cmd::agent::execute(args, &cli.data_dir).await,
         Command::App(args) => cmd::app::execute(args, &cli.data_dir).await,

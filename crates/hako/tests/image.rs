@@ -193,3 +193,137 @@ fn data_dir_comes_from_hako_data_dir() {
         "--data-dir wins over the variable"
     );
 }
+
+/// A real etcd (one member on loopback, in a temp dir), killed when dropped.
+struct Etcd {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (client, peer) = (port(), port());
+        let dir = tempfile::Builder::new()
+            .prefix("hako-etcd")
+            .tempdir()
+            .unwrap();
+        let name = format!("hako-image-{}", std::process::id());
+        let (client_url, peer_url) = (
+            format!("http://127.0.0.1:{client}"),
+            format!("http://127.0.0.1:{peer}"),
+        );
+        let child = Command::new("etcd")
+            .args(["--name", &name, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("{name}={peer_url}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("etcd is not installed: apt-get install -y etcd-server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Etcd {
+            child,
+            _dir: dir,
+            port: client,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("etcd://127.0.0.1:{}", self.port)
+    }
+
+    /// The records of image versions it holds.
+    fn records(&self) -> Vec<hako_model::ImageRecord> {
+        let spec = self.url().parse().unwrap();
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            use hako_store::StoreExt;
+            let store = hako_store::open(&spec).await.unwrap();
+            store
+                .range_json::<hako_model::ImageRecord>(hako_store::keys::IMAGES)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect()
+        })
+    }
+}
+
+/// The digests `image list --json` shows for `name:version`.
+fn listed_digests(env: &Env, name: &str, version: u64) -> Vec<String> {
+    list_json(env)
+        .into_iter()
+        .find(|i| i["name"] == name && i["version"] == version)
+        .unwrap_or_else(|| panic!("{name}:{version} is listed"))["digests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn versions_are_recorded_in_a_cluster_store_with_their_digests() {
+    let env = Env::new();
+    let etcd = Etcd::start();
+    let store = etcd.url();
+    let out = env.run(&["image", "host", "h", "--store", &store]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("recorded h:1 in the cluster store: sha256:"),
+        "{out:?}"
+    );
+    // A version made without --store, recorded afterwards by its owner.
+    env.busybox_image("bb");
+    let out = env.run(&["image", "record", "bb", "--store", &store]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let records = etcd.records();
+    let layers = |name: &str| -> Vec<String> {
+        records
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("{name} recorded: {records:?}"))
+            .layers
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(layers("h"), listed_digests(&env, "h", 1));
+    assert_eq!(layers("bb"), listed_digests(&env, "bb", 1));
+    assert!(records.iter().any(|r| r.name == "h" && r.host));
+    // Removing a version drops its record.
+    let out = env.run(&["image", "remove", "h", "--store", &store]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let names: Vec<String> = etcd.records().into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["bb"]);
+    // Recording needs a cluster store.
+    let out = env.run(&["image", "record", "bb"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--store etcd://"), "{out:?}");
+    let out = env.run(&["image", "record", "bb", "--store", "/var/lib/hako"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}

@@ -70,8 +70,11 @@ pub enum CopyError {
     },
 }
 
-/// Copies the directory `src` to `dst` (created; must not exist), within `limits`.
-pub(crate) fn copy_tree(src: &Path, dst: &Path, limits: &ImportLimits) -> Result<(), CopyError> {
+/// Copies the directory `src` to `dst` (created; must not exist), within `limits`: contents,
+/// modes, owners, times and hard links, symlinks as symlinks (never followed), no extended
+/// attributes; device nodes, fifos and sockets are skipped under `dev/` and refused elsewhere.
+/// What the importer uses, and what a node uses to copy a release or layer into its cache.
+pub fn copy_tree(src: &Path, dst: &Path, limits: &ImportLimits) -> Result<(), CopyError> {
     let root = PathBuf::new();
     let fd = rustix::fs::open(
         src,

@@ -12,7 +12,8 @@ mod debootstrap;
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use hako_model::Digest;
+use sha2::{Digest as _, Sha256};
 
 use crate::store::{Flock, ImageError, ImageStore, io_err};
 use crate::{Image, Storage};
@@ -120,6 +121,8 @@ pub(crate) struct Cached {
     pub(crate) source: String,
     pub(crate) packages: Vec<String>,
     pub(crate) size_bytes: u64,
+    /// The digest of the cached root filesystem (kept in `<key>/digest`).
+    pub(crate) digest: Digest,
     _lock: Flock,
 }
 
@@ -151,16 +154,22 @@ pub(crate) fn ensure_cached(
     let source = format!("debootstrap {} {}", resolved.suite, resolved.mirror);
     if let Ok(size) = std::fs::read_to_string(&size_path) {
         tracing::info!(%key, "debootstrap cache hit");
+        let digest = cached_digest(&dir)?;
         return Ok(Cached {
             key,
             source,
             packages: resolved.packages,
             size_bytes: size.trim().parse().unwrap_or(0),
+            digest,
             _lock: lock,
         });
     }
     let staging = store.staging()?;
     let size_bytes = debootstrap::build(&resolved, &opts.debootstrap, staging.path())?;
+    let digest = crate::digest::tree_digest(&staging.path().join("rootfs"))?;
+    let digest_file = staging.path().join(DIGEST_FILE);
+    std::fs::write(&digest_file, format!("{digest}\n"))
+        .map_err(io_err("cannot write", &digest_file))?;
     let size_file = staging.path().join("size_bytes");
     std::fs::write(&size_file, format!("{size_bytes}\n"))
         .map_err(io_err("cannot write", &size_file))?;
@@ -172,8 +181,31 @@ pub(crate) fn ensure_cached(
         source,
         packages: resolved.packages,
         size_bytes,
+        digest,
         _lock: lock,
     })
+}
+
+/// Where a cached build keeps the digest of its root filesystem.
+const DIGEST_FILE: &str = "digest";
+
+/// The digest of the cached build in `dir`: read from its digest file, or — for a build cached
+/// before hako recorded digests — computed now from its root filesystem and kept. Call with
+/// the key's lock held.
+fn cached_digest(dir: &Path) -> Result<Digest, ImageError> {
+    let path = dir.join(DIGEST_FILE);
+    if let Some(d) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        return Ok(d);
+    }
+    let digest = crate::digest::tree_digest(&dir.join("rootfs"))?;
+    let tmp = dir.join(".digest.tmp");
+    std::fs::write(&tmp, format!("{digest}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(io_err("cannot write", &path))?;
+    Ok(digest)
 }
 
 /// Cache keys used by `removed` that no image left in the store refers to.

@@ -151,6 +151,21 @@ pub(crate) fn build_skeleton(host: &Path, skeleton: &Path) -> Result<Vec<HostBin
     Ok(binds)
 }
 
+/// True when `bind` is one a host image may hold: the host's `/usr`, one of its top-level
+/// `bin`/`lib*`/`sbin` directories, or one of the [`ETC_BINDS`], bound at the same path. A
+/// node checks the binds of a host image whose `image.json` it read from shared storage (its
+/// skeleton is verified by digest, the binds by this rule), so that a changed `image.json`
+/// can never bind `/etc/shadow` or `/root` into a container.
+pub fn bind_allowed(bind: &HostBind) -> bool {
+    if bind.source != bind.target {
+        return false;
+    }
+    let t = &bind.target;
+    t == Path::new("/usr")
+        || TOP_LEVEL.iter().any(|n| t == &Path::new("/").join(n))
+        || ETC_BINDS.iter().any(|n| t == &Path::new("/etc").join(n))
+}
+
 fn mkdir(path: &Path, mode: u32) -> Result<(), HostError> {
     std::fs::create_dir(path).map_err(io_at(path))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_at(path))
@@ -209,6 +224,33 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(tmp_mode & 0o7777, 0o1777);
+    }
+
+    #[test]
+    fn only_the_binds_a_host_image_makes_are_allowed() {
+        let tmp = tempfile::Builder::new()
+            .prefix("hako-host-")
+            .tempdir()
+            .unwrap();
+        // Everything the builder makes on this host passes.
+        let binds = build_skeleton(Path::new("/"), &tmp.path().join("skel")).unwrap();
+        assert!(binds.iter().all(bind_allowed), "{binds:?}");
+        let bind = |source: &str, target: &str| HostBind {
+            source: source.into(),
+            target: target.into(),
+            is_dir: false,
+        };
+        for (source, target) in [
+            ("/etc/shadow", "/etc/shadow"),
+            ("/root", "/root"),
+            ("/etc/shadow", "/etc/passwd"),
+            ("/", "/usr"),
+            ("/usr/../etc", "/usr/../etc"),
+            ("/etc/ssl/../shadow", "/etc/ssl/../shadow"),
+        ] {
+            assert!(!bind_allowed(&bind(source, target)), "{source} -> {target}");
+        }
+        assert!(bind_allowed(&bind("/etc/passwd", "/etc/passwd")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use hako_model::{Digest, ImageRecord};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
@@ -90,6 +91,13 @@ pub struct Image {
     pub packages: Vec<String>,
     /// Where its files live.
     pub storage: Storage,
+    /// The digest of each layer of [`Image::rootfs`], lowest first (a host image: its
+    /// skeleton), computed once when the version was made (a Debian build's system once per
+    /// build, kept with the cache). Empty for versions made before hako recorded digests:
+    /// those run on one host as before, but a node of a cluster runs only recorded versions,
+    /// so make such an image again to use it there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub digests: Vec<Digest>,
     /// `<root>/<name>/<version>`; filled in when read, not stored.
     #[serde(skip)]
     pub(crate) dir: PathBuf,
@@ -107,6 +115,27 @@ impl Image {
     /// The version directory, `<root>/<name>/<version>`.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// What the cluster store records of this version (the trust anchor of its layers), or
+    /// `None` when it was made before hako recorded digests.
+    pub fn record(&self) -> Option<ImageRecord> {
+        (!self.digests.is_empty()).then(|| ImageRecord {
+            name: self.name.clone(),
+            version: self.version,
+            created_unix: self.created_unix,
+            host: self.kind == ImageKind::Host,
+            layers: self.digests.clone(),
+        })
+    }
+
+    /// The digests of its layers as they are on disk now, computed (for a version made before
+    /// hako recorded digests, when its owner vouches for its files as they are).
+    pub fn compute_digests(&self) -> Result<Vec<Digest>, crate::DigestError> {
+        match self.rootfs() {
+            Rootfs::Layers(layers) => layers.iter().map(|l| crate::tree_digest(l)).collect(),
+            Rootfs::Host { skeleton, .. } => Ok(vec![crate::tree_digest(&skeleton)?]),
+        }
     }
 
     /// What the runtime mounts for this image.
@@ -223,6 +252,7 @@ mod tests {
             source: "/src".into(),
             packages: vec![],
             storage,
+            digests: vec![],
             dir: PathBuf::from("/store/web/3"),
             store_root: PathBuf::from("/store"),
         }

@@ -9,6 +9,10 @@
 //! - [`ImageStore::host`]: the host's own `/usr` and some `/etc` entries bound
 //!   read-only over a tiny skeleton.
 //!
+//! Every layer of a new version is named by its content ([`tree_digest`], `sha256:<hex>`),
+//! computed once when the version is made and kept in its `image.json`
+//! ([`Image::digests`]); nodes of a cluster verify their copies against it.
+//!
 //! ```no_run
 //! use hako_image::{ImageStore, Rootfs};
 //! let store = ImageStore::open("/var/lib/hako/images")?;
@@ -23,15 +27,17 @@
 
 mod copy;
 mod debian;
+mod digest;
 mod host;
 mod image;
 mod store;
 mod unpack;
 mod usage;
 
-pub use copy::CopyError;
+pub use copy::{CopyError, copy_tree};
 pub use debian::{DEFAULT_MIRROR, DebianBuild, DebianError};
-pub use host::{ETC_BINDS, HostError, SKELETON_DIRS};
+pub use digest::{DigestError, tree_digest};
+pub use host::{ETC_BINDS, HostError, SKELETON_DIRS, bind_allowed};
 pub use image::{HostBind, Image, ImageKind, Rootfs, Storage};
 // Image names are part of hako's vocabulary (an app's image reference names one).
 pub use hako_model::image_name::{
@@ -40,3 +46,4 @@ pub use hako_model::image_name::{
 };
 pub use store::{ImageError, ImageStore};
 pub use unpack::{ImportLimits, UnpackError};
+pub use usage::disk_usage;

@@ -24,6 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::NameError;
 use crate::copy::CopyError;
 use crate::debian::{DebianBuild, DebianError};
+use crate::digest::{DigestError, tree_digest};
 use crate::host::HostError;
 use crate::image::{META_FILE, ROOTFS_DIR};
 use crate::unpack::{ImportLimits, UnpackError};
@@ -89,6 +90,9 @@ pub enum ImageError {
     /// A host image could not be made.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// A new version's tree could not be digested.
+    #[error(transparent)]
+    Digest(#[from] DigestError),
 }
 
 impl ImageError {
@@ -136,6 +140,8 @@ pub(crate) struct NewImage {
     pub(crate) packages: Vec<String>,
     pub(crate) storage: Storage,
     pub(crate) size_bytes: u64,
+    /// One per layer, lowest first.
+    pub(crate) digests: Vec<hako_model::Digest>,
 }
 
 impl ImageStore {
@@ -190,6 +196,7 @@ impl ImageStore {
         }
         let size_bytes =
             crate::usage::disk_usage(&rootfs).map_err(io_err("cannot measure", &rootfs))?;
+        let digest = tree_digest(&rootfs)?;
         let abs = std::path::absolute(source).unwrap_or_else(|_| source.to_path_buf());
         self.commit(
             staging,
@@ -200,6 +207,7 @@ impl ImageStore {
                 packages: Vec::new(),
                 storage: Storage::Local,
                 size_bytes,
+                digests: vec![digest],
             },
         )
     }
@@ -227,11 +235,13 @@ impl ImageStore {
         let built = crate::debian::ensure_cached(self, packages, opts)?;
         let staging = self.staging()?;
         let mut added_bytes = 0;
+        let mut digests = vec![built.digest.clone()];
         if let Some(add) = &opts.add {
             let layer = staging.path().join(ROOTFS_DIR);
             crate::copy::copy_tree(add, &layer, &ImportLimits::default())?;
             added_bytes =
                 crate::usage::disk_usage(&layer).map_err(io_err("cannot measure", &layer))?;
+            digests.push(tree_digest(&layer)?);
         }
         // `built` keeps the cache entry locked until the new version refers to it.
         let image = self.commit(
@@ -246,6 +256,7 @@ impl ImageStore {
                     added: opts.add.is_some(),
                 },
                 size_bytes: built.size_bytes + added_bytes,
+                digests,
             },
         );
         drop(built);
@@ -265,6 +276,7 @@ impl ImageStore {
         let staging = self.staging()?;
         let skeleton = staging.path().join(ROOTFS_DIR);
         let binds = crate::host::build_skeleton(Path::new("/"), &skeleton)?;
+        let digest = tree_digest(&skeleton)?;
         self.commit(
             staging,
             name,
@@ -274,6 +286,7 @@ impl ImageStore {
                 packages: Vec::new(),
                 storage: Storage::Host { binds },
                 size_bytes: 0,
+                digests: vec![digest],
             },
         )
     }
@@ -411,6 +424,7 @@ impl ImageStore {
             source: new.source,
             packages: new.packages,
             storage: new.storage,
+            digests: new.digests,
             dir: name_dir.join(version.to_string()),
             store_root: self.root.clone(),
         };

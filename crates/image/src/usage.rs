@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Sum of the sizes of regular files and symlinks under `root`, each inode
 /// counted once (hard links), never following symlinks.
-pub(crate) fn disk_usage(root: &Path) -> io::Result<u64> {
+pub fn disk_usage(root: &Path) -> io::Result<u64> {
     let mut seen = HashSet::new();
     let mut total = 0u64;
     let mut stack = vec![root.to_path_buf()];

@@ -267,6 +267,16 @@ pub struct App {
     /// The code release new instances get (`None`: no code, /app is empty).
     #[serde(default)]
     pub release: Option<u64>,
+    /// The digest of that release's tree, set with [`App::release`] by whoever points the app
+    /// at a release (a deploy): a node of a cluster runs the release only if its bytes hash
+    /// to it. `None` with no release, or for a release made before hako recorded digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_digest: Option<crate::Digest>,
+    /// The image version an instance runs and the digests of its layers, from the cluster
+    /// store: set by the leader in an assignment only (never stored with the app), so that the
+    /// node runs exactly that version and only once its layers verify. `None` on one host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_record: Option<crate::ImageRecord>,
     /// Bumped by `rollout`: instances started before it are replaced.
     #[serde(default)]
     pub generation: u64,
@@ -462,6 +472,8 @@ mod tests {
             spec,
             uid: String::new(),
             release: Some(1),
+            release_digest: None,
+            image_record: None,
             generation: 0,
             created_unix: 0,
             updated_unix: 0,
@@ -516,6 +528,8 @@ mod tests {
             spec: spec(),
             uid: String::new(),
             release: None,
+            release_digest: None,
+            image_record: None,
             generation: 0,
             created_unix: 0,
             updated_unix: 0,
@@ -583,6 +597,8 @@ mod tests {
             spec,
             uid: "0123456789ab".into(),
             release: Some(2),
+            release_digest: None,
+            image_record: None,
             generation: 1,
             created_unix: 1,
             updated_unix: 2,

@@ -27,11 +27,15 @@ pub enum StartFailure {
     Node,
     /// hako is shutting down or the app was deleted meanwhile.
     Gone,
+    /// A code release or an image layer a node fetched did not hash to the digest the cluster
+    /// store records for it (or has no digest recorded): nothing of it ran. Shared storage was
+    /// changed or damaged behind hako's back: the operator's move.
+    Verification,
 }
 
 impl StartFailure {
     /// Every kind, in a stable order (for metrics).
-    pub const ALL: [StartFailure; 8] = [
+    pub const ALL: [StartFailure; 9] = [
         StartFailure::Image,
         StartFailure::Spec,
         StartFailure::Capacity,
@@ -40,6 +44,7 @@ impl StartFailure {
         StartFailure::Unhealthy,
         StartFailure::Node,
         StartFailure::Gone,
+        StartFailure::Verification,
     ];
 
     /// The snake_case label used in JSON and metrics ("not_listening").
@@ -53,6 +58,7 @@ impl StartFailure {
             StartFailure::Unhealthy => "unhealthy",
             StartFailure::Node => "node",
             StartFailure::Gone => "gone",
+            StartFailure::Verification => "verification",
         }
     }
 
@@ -80,6 +86,7 @@ impl fmt::Display for StartFailure {
             StartFailure::Unhealthy => "health check failed",
             StartFailure::Node => "node failure",
             StartFailure::Gone => "app or hako going away",
+            StartFailure::Verification => "code or image failed verification",
         })
     }
 }
@@ -97,5 +104,6 @@ mod tests {
             assert!(!k.to_string().is_empty());
         }
         assert!(StartFailure::Crashed.is_users() && !StartFailure::Node.is_users());
+        assert!(!StartFailure::Verification.is_users());
     }
 }

@@ -11,4 +11,9 @@ pub struct Release {
     pub files: u64,
     /// Where it came from ("dir /srv/site", "upload").
     pub source: String,
+    /// The digest of the release's tree (see `hako_image::tree_digest`), computed when it was
+    /// made; `None` for releases made before hako recorded digests. In a cluster it is the
+    /// anchor a node verifies the release's bytes against ([`crate::App::release_digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<crate::Digest>,
 }

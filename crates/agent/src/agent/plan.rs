@@ -25,6 +25,10 @@ pub(super) struct Plan {
     pub(super) log: PathBuf,
     image: ImageStamp,
     fingerprint: u64,
+    /// The node's cached copies of the release and image layers it mounts (a cluster node).
+    blobs: Vec<crate::blobs::BlobUse>,
+    /// Time spent getting those (copying and verifying on a first use).
+    fetched: std::time::Duration,
 }
 
 impl Plan {
@@ -43,6 +47,8 @@ impl Plan {
             log: self.log,
             image: self.image,
             fingerprint: self.fingerprint,
+            blobs: self.blobs,
+            fetched: self.fetched,
         }
     }
 }
@@ -54,7 +60,10 @@ impl Agent {
         let spec = &app.spec;
         let image = self.resolve_image(app)?;
         let stamp = ImageStamp::of(&image);
-        let rootfs = match image.rootfs() {
+        let fetching = std::time::Instant::now();
+        let (image_rootfs, mut blobs) = self.verified_rootfs(app, &image)?;
+        let mut fetched = fetching.elapsed();
+        let rootfs = match image_rootfs {
             Rootfs::Layers(l) => RootfsSpec::Layers(l),
             Rootfs::Host { skeleton, binds } => RootfsSpec::Host {
                 skeleton,
@@ -71,12 +80,19 @@ impl Agent {
             .map_err(|e| LaunchError::spec(e.to_string()))?;
         let key = app.storage_key();
         let code = match app.release {
-            Some(n) => self.releases.path(&key, n).ok_or_else(|| {
-                LaunchError::spec(format!(
-                    "release {n} of {} is missing on this node",
-                    spec.name
-                ))
-            })?,
+            Some(n) => {
+                let path = self.releases.path(&key, n).ok_or_else(|| {
+                    LaunchError::spec(format!(
+                        "release {n} of {} is missing on this node",
+                        spec.name
+                    ))
+                })?;
+                let fetching = std::time::Instant::now();
+                let (path, used) = self.verified_release(app, n, path)?;
+                fetched += fetching.elapsed();
+                blobs.extend(used);
+                path
+            }
             None => self.empty_dir(&key)?,
         };
         let data = self.data_dir_for(&key, creds.uid, creds.gid)?;
@@ -160,6 +176,8 @@ impl Agent {
             log,
             image: stamp,
             fingerprint: app.fingerprint(),
+            blobs,
+            fetched,
         })
     }
 }

@@ -58,6 +58,8 @@ impl Engine {
             spec,
             uid: new_uid()?,
             release: None,
+            release_digest: None,
+            image_record: None,
             generation: 0,
             created_unix: now,
             updated_unix: now,

@@ -1,5 +1,6 @@
 //! Code releases: a deploy asks the backend to make release `n` (one past the highest known),
-//! records it at `keys::release(app, n)` and points the app at it, so new instances get it.
+//! records it at `keys::release(app, n)` and points the app at it (its number and the digest
+//! of its tree), so new instances get it.
 //! A directory of the server as code is the admin's alone (a tenant could name `/etc`); a
 //! tenant's releases are bounded by its quota's `max_release_size` as well as the node's.
 
@@ -79,7 +80,12 @@ impl Engine {
                         key: keys::app(name),
                     });
                 }
-                current.release = Some(current.release.map_or(number, |r| r.max(number)));
+                // Concurrent deploys: the highest release wins, with its own digest (the
+                // anchor a cluster's nodes verify the release's bytes against).
+                if current.release.is_none_or(|r| number >= r) {
+                    current.release = Some(number);
+                    current.release_digest = release.digest.clone();
+                }
                 current.updated_unix = now_unix();
                 Ok(())
             })

@@ -118,6 +118,8 @@ impl Backend for FakeBackend {
             size_bytes,
             files: 1,
             source: source.describe(),
+            // Stands for the digest of the release's tree: one per release number.
+            digest: Some(hako_model::Digest::from_bytes([number as u8; 32])),
         })
     }
 

@@ -15,11 +15,16 @@ fn releases_number_up_and_point_the_app_at_the_latest() {
     assert_eq!(first.size_bytes, 15);
     assert!(first.created_unix > 0);
     assert_eq!(client.app("blog").unwrap().release, Some(1));
+    // The app carries the release's digest along with its number (nodes verify by it).
+    assert!(first.digest.is_some());
+    assert_eq!(client.app("blog").unwrap().release_digest, first.digest);
 
     let dir = tempfile::tempdir().unwrap();
     let second = client.deploy_dir("blog", dir.path()).unwrap();
     assert_eq!(second.number, 2);
     assert_eq!(client.app("blog").unwrap().release, Some(2));
+    assert_ne!(second.digest, first.digest);
+    assert_eq!(client.app("blog").unwrap().release_digest, second.digest);
 
     let gz = [0x1f, 0x8b, 8, 0, 1, 2, 3];
     let third = client.deploy_archive("blog", &gz).unwrap();
@@ -198,5 +203,11 @@ fn concurrent_deploys_get_distinct_numbers() {
     });
     numbers.sort();
     assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
-    assert_eq!(server.client().app("blog").unwrap().release, Some(6));
+    let app = server.client().app("blog").unwrap();
+    assert_eq!(app.release, Some(6));
+    let sixth = server.client().releases("blog").unwrap().pop().unwrap();
+    assert_eq!(
+        app.release_digest, sixth.digest,
+        "the number and the digest of one release"
+    );
 }

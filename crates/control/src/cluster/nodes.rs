@@ -352,14 +352,19 @@ impl Node for ClusterNodes {
         // (made together: a cold start waits on this).
         let assignment_key = keys::assignment(&node, &slot);
         let instances_key = keys::instances(&name);
-        let (instances, assignment) = tokio::join!(
+        // With them, the record of the image version it runs and its layers' digests: what
+        // the node verifies its copies against.
+        let (instances, assignment, image_record) = tokio::join!(
             self.store.watch(&instances_key, None),
             self.store.watch(&assignment_key, None),
+            super::images::record_for(self.store.as_ref(), app),
         );
         let (mut instances, mut assignment) = (
             instances.map_err(store_err)?,
             assignment.map_err(store_err)?,
         );
+        let mut app = app.clone();
+        app.image_record = image_record.map_err(store_err)?;
         let a = Assignment {
             slot: slot.clone(),
             node: node.clone(),

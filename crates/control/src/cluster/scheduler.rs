@@ -111,6 +111,8 @@ mod tests {
             spec,
             uid: format!("uid-{name}"),
             release: None,
+            release_digest: None,
+            image_record: None,
             generation: 0,
             created_unix: 0,
             updated_unix: 0,

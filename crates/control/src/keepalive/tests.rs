@@ -185,6 +185,8 @@ impl Bed {
             spec,
             uid: "0123456789ab".into(),
             release: Some(1),
+            release_digest: None,
+            image_record: None,
             generation: 0,
             created_unix: 0,
             updated_unix: 0,

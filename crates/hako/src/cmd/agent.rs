@@ -61,6 +61,9 @@ pub async fn execute(args: AgentArgs, data_dir: &Path) -> Result<u8, Failure> {
     runtime.cluster_cidrs = args.cluster.cidrs(None)?;
     let mut agent_cfg = AgentConfig::new(data_dir, runtime.clone());
     agent_cfg.shared_dir = args.cluster.shared_dir.clone();
+    if let Some(s) = args.cluster.cache_max_size {
+        agent_cfg.blob_cache_max_bytes = s.0;
+    }
     if let Some(n) = &args.cluster.node {
         agent_cfg.node = n.clone();
     }

@@ -1,8 +1,11 @@
-//! `hako image …`: import, build, host, list and remove images in the data dir's store.
+//! `hako image …`: import, build, host, list and remove images in the data dir's store; with
+//! `--store etcd://…`, also record (or drop) the versions' layer digests in a cluster's store,
+//! which its nodes verify their copies against.
 //!
 //! Errors a user causes (bad names, unknown images, refused tarballs, bad package names)
 //! exit 2; other failures exit 1.
 
+mod record;
 mod table;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +23,11 @@ use hako_model::units::format_size;
 pub struct ImageArgs {
     #[command(subcommand)]
     command: ImageCommand,
+    /// A cluster's etcd (`etcd://HOST:PORT[,…]`): record each version made here (and drop
+    /// removed ones) in its store, so that the cluster's nodes run it. Point --data-dir at
+    /// the cluster's shared storage.
+    #[arg(long, global = true, value_name = "STORE")]
+    store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +74,13 @@ enum ImageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Record NAME:VERSION (default: the latest) in the cluster store given with --store: for
+    /// a version made without --store, whose files you vouch for as they are now.
+    Record {
+        /// NAME or NAME:VERSION.
+        #[arg(value_name = "NAME[:VERSION]")]
+        image: ImageRef,
+    },
     /// Remove NAME:VERSION, or every version of NAME.
     Remove {
         /// NAME (every version) or NAME:VERSION.
@@ -75,16 +90,22 @@ enum ImageCommand {
 }
 
 /// Runs one `hako image` subcommand; exit code 0 on success.
-pub fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
+pub async fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
     let store = ImageStore::open(data_dir.join("images"))
         .with_context(|| format!("cannot open the image store in {}", data_dir.display()))
         .or_exit(Exit::Failure)?;
-    match args.command {
+    // The cluster store, opened first: a version made must not miss its record for want of it.
+    let cluster = match &args.store {
+        Some(s) => Some(record::open(s).await?),
+        None => None,
+    };
+    let made = match args.command {
         ImageCommand::Import { name, source } => {
             let image = store
                 .import(&name, &source)
                 .map_err(|e| failure(e, &format!("cannot import {}", source.display())))?;
             out(&format!("imported {}\n", describe(&image)));
+            Some(image)
         }
         ImageCommand::Build {
             name,
@@ -107,12 +128,14 @@ pub fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
                 .build_debian(&name, &debian_packages, &opts)
                 .map_err(|e| failure(e, &format!("cannot build image {name}")))?;
             out(&format!("built {}\n", describe(&image)));
+            Some(image)
         }
         ImageCommand::Host { name } => {
             let image = store
                 .host(&name)
                 .map_err(|e| failure(e, &format!("cannot make host image {name}")))?;
             out(&format!("made {}\n", describe(&image)));
+            Some(image)
         }
         ImageCommand::List { json } => {
             let images = store.list().map_err(|e| failure(e, "cannot list images"))?;
@@ -122,6 +145,20 @@ pub fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
             } else {
                 out(&table::render(&images));
             }
+            None
+        }
+        ImageCommand::Record { image } => {
+            if cluster.is_none() {
+                return Err(anyhow::anyhow!(
+                    "hako image record writes to a cluster store: give --store etcd://HOST:PORT[,…]"
+                ))
+                .or_exit(Exit::Usage);
+            }
+            Some(
+                store
+                    .get(&image.name, image.version)
+                    .map_err(|e| failure(e, &format!("cannot record image {image}")))?,
+            )
         }
         ImageCommand::Remove { image } => {
             store
@@ -131,7 +168,16 @@ pub fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
                 Some(_) => out(&format!("removed {image}\n")),
                 None => out(&format!("removed every version of {image}\n")),
             }
+            if let Some(cluster) = &cluster {
+                record::remove(cluster.as_ref(), &image.name, image.version).await?;
+                out("dropped its records from the cluster store\n");
+            }
+            None
         }
+    };
+    if let (Some(cluster), Some(image)) = (&cluster, &made) {
+        let r = record::put(cluster.as_ref(), image).await?;
+        out(&format!("{}\n", record::describe(&r)));
     }
     Ok(0)
 }

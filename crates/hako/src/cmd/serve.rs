@@ -63,7 +63,8 @@ pub struct ServeArgs {
 }
 
 /// Options of a host in a cluster (`hako serve --store etcd://…` and `hako agent`); in the
-/// config file `node`, `advertise`, `shared_dir`, `lease`, `cluster_cidrs` (a list).
+/// config file `node`, `advertise`, `shared_dir`, `lease`, `cache_max_size`, `cluster_cidrs`
+/// (a list).
 #[derive(Debug, Default, clap::Args)]
 pub struct ClusterArgs {
     /// This host's node name in the cluster [default: the host name].
@@ -85,6 +86,11 @@ pub struct ClusterArgs {
     /// connection to them (replies to the proxies pass) [default: none].
     #[arg(long = "cluster-cidr", value_name = "CIDR", value_delimiter = ',')]
     pub cluster_cidrs: Vec<String>,
+    /// The disk bound of this node's verified cache of code releases and image layers
+    /// (<data-dir>/cache, with --shared-dir only); the least recently used go first
+    /// [default: 16GiB].
+    #[arg(long, value_name = "SIZE")]
+    pub cache_max_size: Option<hako_model::ByteSize>,
 }
 
 impl ClusterArgs {
@@ -137,6 +143,7 @@ struct FileConfig {
     shared_dir: Option<PathBuf>,
     lease: Option<HumanDuration>,
     cluster_cidrs: Option<Vec<String>>,
+    cache_max_size: Option<String>,
     checkpoint_max_size: Option<String>,
     criu_dir: Option<PathBuf>,
     shared_pool: Option<usize>,
@@ -303,6 +310,11 @@ fn settings(
     if let Some(s) = &file.checkpoint_max_size {
         config.checkpoint_max_bytes = size("checkpoint_max_size", s)?;
     }
+    if let Some(s) = args.cluster.cache_max_size {
+        config.blob_cache_max_bytes = s.0;
+    } else if let Some(s) = &file.cache_max_size {
+        config.blob_cache_max_bytes = size("cache_max_size", s)?;
+    }
     config.criu_dir = file.criu_dir;
     if let Some(n) = file.shared_pool {
         if n > MAX_SHARED_POOL {
@@ -365,6 +377,31 @@ mod tests {
         assert!(err.to_string().contains("add one, like 45s"), "{err}");
         let err = toml::from_str::<FileConfig>("stop_grace = 45").unwrap_err();
         assert!(err.to_string().contains("add one, like 45s"), "{err}");
+    }
+
+    #[test]
+    fn the_node_cache_bound_comes_from_the_flag_or_the_file() {
+        let dir = Path::new("/tmp/hako-test-none");
+        let c = settings(ServeArgs::default(), None, dir).unwrap();
+        assert_eq!(c.blob_cache_max_bytes, 16 << 30);
+        let c = settings(
+            ServeArgs::default(),
+            Some("cache_max_size = \"2GiB\"\n"),
+            dir,
+        )
+        .unwrap();
+        assert_eq!(c.blob_cache_max_bytes, 2 << 30);
+        let mut args = ServeArgs::default();
+        args.cluster.cache_max_size = Some("1GB".parse().unwrap());
+        let c = settings(args, Some("cache_max_size = \"2GiB\"\n"), dir).unwrap();
+        assert_eq!(c.blob_cache_max_bytes, 1_000_000_000, "the flag wins");
+        let err = settings(
+            ServeArgs::default(),
+            Some("cache_max_size = \"lots\"\n"),
+            dir,
+        )
+        .unwrap_err();
+        assert!(format!("{err:?}").contains("cache_max_size"), "{err:?}");
     }
 
     #[test]

@@ -110,6 +110,23 @@ fn same_package_set_builds_once_and_cache_outlives_only_its_users() {
     assert_eq!(std::fs::read_dir(cache.join("dev")).unwrap().count(), 0);
     assert!(!cache.join("var/cache/apt/archives/x.deb").exists());
     assert_eq!(a.size_bytes, crate_size(&cache));
+    // The cached system is digested once and kept with the cache; each version records it.
+    let digest = hako_image::tree_digest(&cache).unwrap();
+    assert_eq!(a.digests, std::slice::from_ref(&digest));
+    assert_eq!(b.digests, a.digests);
+    assert_eq!(
+        std::fs::read_to_string(cache.parent().unwrap().join("digest")).unwrap(),
+        format!("{digest}\n")
+    );
+    // A cache from before digests were kept gets its digest on its next use.
+    std::fs::remove_file(cache.parent().unwrap().join("digest")).unwrap();
+    let d = t
+        .store
+        .build_debian("php", &pkgs(&["curl", "php-cli"]), &o)
+        .unwrap();
+    assert_eq!(d.digests, a.digests);
+    assert!(cache.parent().unwrap().join("digest").is_file());
+    t.store.remove("php", Some(d.version)).unwrap();
 
     // Still used by php v2 and other v1: the cache stays.
     t.store.remove("php", None).unwrap();
@@ -210,6 +227,15 @@ fn added_files_lie_over_the_shared_cached_system() {
     };
     assert_eq!(layers.len(), 2);
     assert_eq!(layers[0], plain_layers[0], "the cached system below");
+    let digests: Vec<_> = layers
+        .iter()
+        .map(|l| hako_image::tree_digest(l).unwrap())
+        .collect();
+    assert_eq!(img.digests, digests, "one digest per layer, lowest first");
+    assert_eq!(img.digests[0], plain.digests[0]);
+    let record = img.record().unwrap();
+    assert_eq!((record.version, record.host), (img.version, false));
+    assert_eq!(record.layers, digests);
     assert_eq!(
         std::fs::read_to_string(layers[1].join("etc/app/conf")).unwrap(),
         "port=1\n"

@@ -16,6 +16,10 @@ fn host_image_skeleton_and_binds_match_the_host() {
         panic!("a host image gives a host rootfs");
     };
     assert_eq!(skeleton, t.store.root().join("host/1/rootfs"));
+    // The skeleton is digested (the binds are the node's own system, checked by rule).
+    assert_eq!(image.digests, [hako_image::tree_digest(&skeleton).unwrap()]);
+    assert!(image.record().unwrap().host);
+    assert!(binds.iter().all(hako_image::bind_allowed));
     assert_eq!(binds[0].source, Path::new("/usr"));
     assert_eq!(binds[0].target, Path::new("/usr"));
     for b in &binds {

@@ -28,6 +28,9 @@ fn versions_increase_and_get_finds_each() {
         panic!("layers");
     };
     assert_eq!(std::fs::read(layers[0].join("etc/tag")).unwrap(), b"two");
+    // Each version records the digest of its tree, computed when it was made.
+    assert_eq!(v2.digests, [hako_image::tree_digest(&layers[0]).unwrap()]);
+    assert_ne!(v2.digests, latest.digests, "other contents, other digest");
     let listed: Vec<(String, u32)> = t
         .store
         .list()
