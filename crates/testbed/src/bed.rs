@@ -213,17 +213,21 @@ impl Testbed {
         if let Some(image) = &self.config.host_image {
             std::fs::create_dir_all(&front_data)
                 .map_err(TestbedError::io("cannot create the front's data dir"))?;
-            // Wherever a hako process of the bed may look for images: the front's data dir,
-            // the nodes' (agents keep images there without shared storage), the shared dir.
-            let mut dirs = vec![front_data.clone()];
-            if has.cluster() {
-                dirs.extend(self.nodes.iter().map(|n| n.data_dir.clone()));
-            }
             if has.shared_dir {
-                dirs.push(shared.clone());
-            }
-            for d in dirs {
-                hako::host_image(hako, &d, image)?;
+                // Every process of the bed takes images from the shared dir; nodes run only
+                // versions recorded in the cluster store (their digests).
+                let record = has.image_store.then_some(store.as_str());
+                hako::host_image(hako, &shared, image, record)?;
+            } else {
+                // Wherever a hako process of the bed looks for images: the front's data dir
+                // and the nodes' (agents keep images there without shared storage).
+                let mut dirs = vec![front_data.clone()];
+                if has.cluster() {
+                    dirs.extend(self.nodes.iter().map(|n| n.data_dir.clone()));
+                }
+                for d in dirs {
+                    hako::host_image(hako, &d, image, None)?;
+                }
             }
         }
         let lease = self.config.lease.clone();

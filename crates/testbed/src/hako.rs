@@ -35,6 +35,10 @@ pub struct HakoCommands {
     /// `--cluster-cidr CIDR[,CIDR…]` (the networks instances may not open connections to);
     /// a hako that has it also routes between the nodes' subnets by itself.
     pub cluster_cidr: bool,
+    /// `hako image host --store etcd://…` (image versions recorded in the cluster store,
+    /// which nodes with shared storage need before they run them).
+    #[serde(default)]
+    pub image_store: bool,
 }
 
 impl HakoCommands {
@@ -60,12 +64,18 @@ impl HakoCommands {
             output: "failed: is this a hako binary?".into(),
         })?;
         let agent_has = |opt: &str| agent.as_deref().is_some_and(|h| h.contains(opt));
+        let image_host = Command::new(hako)
+            .args(["image", "host", "--help"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("--store"))
+            .unwrap_or(false);
         Ok(HakoCommands {
             agent: agent.is_some(),
             no_node: serve.contains("--no-node"),
             shared_dir: agent_has("--shared-dir"),
             lease: agent_has("--lease"),
             cluster_cidr: agent_has("--cluster-cidr") || serve.contains("--cluster-cidr"),
+            image_store: image_host,
         })
     }
 
@@ -167,19 +177,21 @@ pub fn front_command(a: &NodeArgs<'_>, has: &HakoCommands) -> Vec<String> {
     v
 }
 
-/// Makes the host image `name` in `data_dir` (`hako image host NAME`), unless it is there.
-pub fn host_image(hako: &Path, data_dir: &Path, name: &str) -> Result<()> {
+/// Makes the host image `name` in `data_dir` (`hako image host NAME`, recorded in the
+/// cluster store `store` if given), unless it is there.
+pub fn host_image(hako: &Path, data_dir: &Path, name: &str, store: Option<&str>) -> Result<()> {
     if data_dir.join("images").join(name).exists() {
         return Ok(());
     }
-    cmd::run(
-        Command::new(hako)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["image", "host", name])
-            .env_remove("RUST_LOG"),
-    )
-    .map(drop)
+    let mut c = Command::new(hako);
+    c.arg("--data-dir")
+        .arg(data_dir)
+        .args(["image", "host", name])
+        .env_remove("RUST_LOG");
+    if let Some(s) = store {
+        c.args(["--store", s]);
+    }
+    cmd::run(&mut c).map(drop)
 }
 
 /// The hako binary next to this program's target dir, for tests (`target/debug/hako`).
@@ -228,6 +240,7 @@ mod tests {
             shared_dir: true,
             lease: true,
             cluster_cidr: true,
+            image_store: true,
         };
         let full = agent_command(&a, &all).join(" ");
         assert!(
