@@ -19,8 +19,10 @@ use crate::storage::{DataUsage, StorageLimits};
 mod checkpoint;
 mod plan;
 mod pool;
+mod resize;
 
 pub use checkpoint::{CheckpointError, StartMode};
+pub use resize::{ResizeError, Resized};
 
 /// How an agent is set up.
 #[derive(Debug, Clone)]
@@ -137,6 +139,8 @@ pub struct Instance {
     stop_signal: i32,
     container: Container,
     log: PathBuf,
+    /// Its cgroup limits now (a live resize changes them; `info.limits` is the start's).
+    limits: Mutex<Option<hako_model::InstanceLimits>>,
 }
 
 /// A container made from an app and parked just before exec: what a start releases.
@@ -361,6 +365,7 @@ impl Agent {
             from_pool: start_path == StartPath::Pool,
             start_path,
             restore_error,
+            limits: Some(app.limits()),
         };
         created(&info);
         let timeout = spec.start_timeout.0.saturating_sub(started.elapsed());
@@ -415,6 +420,7 @@ impl Agent {
             stop_signal: spec.stop_signal.number(),
             container,
             log,
+            limits: Mutex::new(info.limits),
         });
         self.instances
             .lock()
@@ -512,7 +518,10 @@ impl Agent {
             .expect("instances lock")
             .values()
             .filter(|i| app.is_none_or(|a| i.info.app == a))
-            .map(|i| i.info.clone())
+            .map(|i| InstanceInfo {
+                limits: *i.limits.lock().expect("limits lock"),
+                ..i.info.clone()
+            })
             .collect();
         v.sort_by(|a, b| {
             a.started_unix_ms

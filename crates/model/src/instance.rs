@@ -39,4 +39,8 @@ pub struct InstanceInfo {
     /// checkpoint unusable): it started cold instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_error: Option<String>,
+    /// Its cgroup limits now: the app's when it started, changed by live resizes (an
+    /// instance that uses more memory than a lowered limit keeps its old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::InstanceLimits>,
 }

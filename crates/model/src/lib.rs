@@ -24,8 +24,8 @@ pub mod seccomp;
 pub mod units;
 
 pub use app::{
-    APP_UID_LEN, App, AppError, AppNetwork, AppPatch, AppSpec, MAX_WARM_POOL, StopSignal,
-    valid_host, valid_name,
+    APP_UID_LEN, App, AppError, AppNetwork, AppPatch, AppSpec, InstanceLimits, MAX_SCHEDULES,
+    MAX_WARM_POOL, StopSignal, valid_host, valid_name,
 };
 pub use capacity::{LimitError, NodeCapacity};
 pub use command::CommandError;

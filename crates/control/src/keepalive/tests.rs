@@ -60,6 +60,7 @@ impl Node for FakeNode {
             from_pool: false,
             start_path: hako_model::StartPath::Cold,
             restore_error: None,
+            limits: None,
         };
         created(&info);
         info.state = InstanceState::Ready;

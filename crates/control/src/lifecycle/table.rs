@@ -193,6 +193,7 @@ mod tests {
                 from_pool: false,
                 start_path: hako_model::StartPath::Cold,
                 restore_error: None,
+                limits: None,
             },
             key: key.into(),
             fingerprint: 1,

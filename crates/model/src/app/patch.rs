@@ -166,6 +166,27 @@ pub struct AppPatch {
         deserialize_with = "set"
     )]
     pub restore: Option<crate::RestoreMode>,
+    /// Requests in flight per instance the autoscaler aims for.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub target_concurrency: Option<f64>,
+    /// Replaces every schedule (`[]` removes them all).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub schedules: Option<Vec<crate::ScheduleEntry>>,
+    /// Replaces the ignored clients (`{}` removes them all).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub ignored_clients: Option<crate::IgnoredClients>,
 }
 
 /// A field that is present must hold a value (`null` is refused by the value's own type).
@@ -220,7 +241,10 @@ impl AppPatch {
             warm_pool,
             seccomp,
             seccomp_reason,
-            restore
+            restore,
+            target_concurrency,
+            schedules,
+            ignored_clients
         );
         s.validate()?;
         Ok(s)
