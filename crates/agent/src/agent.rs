@@ -17,11 +17,13 @@ use crate::releases::Releases;
 use crate::storage::{DataUsage, StorageLimits};
 
 mod checkpoint;
+mod command;
 mod plan;
 mod pool;
 mod resize;
 
 pub use checkpoint::{CheckpointError, StartMode};
+pub use command::CommandRun;
 pub use resize::{ResizeError, Resized};
 
 /// How an agent is set up.

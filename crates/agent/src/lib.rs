@@ -22,8 +22,8 @@ mod releases;
 mod storage;
 
 pub use agent::{
-    Agent, AgentConfig, AgentError, CheckpointError, Exit, Instance, LaunchError, ResizeError,
-    Resized, StartMode,
+    Agent, AgentConfig, AgentError, CheckpointError, CommandRun, Exit, Instance, LaunchError,
+    ResizeError, Resized, StartMode,
 };
 pub use capacity::node_capacity;
 pub use checkpoints::CheckpointInfo;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use hako_model::{DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release};
+use hako_model::{App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome};
 
 /// Where a new code release comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +114,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn history(&self, app: &str) -> Option<crate::slo::History> {
         let _ = app;
         None
+    }
+
+    /// `app`'s limits changed: give them to its running instances live (no restart) and say
+    /// what happened to each. An instance using more memory than a lowered limit keeps its
+    /// old one. Default: the node runs no instances.
+    async fn resize(&self, app: &App) -> Vec<ResizeOutcome> {
+        let _ = app;
+        Vec::new()
     }
 
     /// Makes `app`'s own database and account on the shared database service (or takes over

@@ -44,7 +44,8 @@ impl Engine {
             Action::CreateApp(spec) => Ok(Reply::Created(self.create_app(*spec).await?)),
             Action::ShowApp(name) => Ok(Reply::App(self.app(&name).await?)),
             Action::UpdateApp { name, patch } => {
-                Ok(Reply::App(self.update_app(&name, &patch).await?))
+                let (app, resize) = self.update_app(&name, &patch).await?;
+                Ok(Reply::Updated(app, resize))
             }
             Action::DeleteApp { name, database } => {
                 self.delete_app(&name, database).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hako_agent::Agent;
 use hako_api::{Backend, BackendError, ReleaseSource};
-use hako_model::{DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release};
+use hako_model::{App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome};
 use hako_proxy::Router;
 
 use crate::apps::Apps;
@@ -81,6 +81,10 @@ impl Backend for DaemonBackend {
 
     async fn instances(&self, app: Option<&str>) -> Vec<InstanceInfo> {
         self.lifecycle.instances(app)
+    }
+
+    async fn resize(&self, app: &App) -> Vec<ResizeOutcome> {
+        self.lifecycle.resize_app(app).await
     }
 
     async fn metrics(&self, app: &str) -> Option<serde_json::Value> {

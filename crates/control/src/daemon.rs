@@ -26,7 +26,7 @@ pub(crate) struct Daemon {
     pub(crate) router: Router,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) backend: Arc<DaemonBackend>,
-    /// The loops: store watch, cold starts, proxy events, exits, keep-alive.
+    /// The loops: store watch, cold starts, proxy events, exits, keep-alive, autoscaler.
     pub(crate) tasks: Vec<JoinHandle<()>>,
 }
 
@@ -65,13 +65,22 @@ impl Daemon {
         }
         .start(store.clone())
         .await?;
+        let load: Arc<dyn crate::views::Load> = Arc::new(router.clone());
+        let epoch = tokio::time::Instant::now();
         let keep_alive = KeepAliveLoop {
             apps: apps.clone(),
             lifecycle: lifecycle.clone(),
-            router: router.clone(),
+            load: load.clone(),
             wake: wake.clone(),
-            epoch: tokio::time::Instant::now(),
+            epoch,
         };
+        let autoscale = crate::autoscale::AutoscaleLoop::new(
+            apps.clone(),
+            lifecycle.clone(),
+            load,
+            events.clone(),
+            epoch,
+        );
         let tasks = vec![
             watch,
             tokio::spawn(crate::launcher::serve_cold_starts(
@@ -87,6 +96,7 @@ impl Daemon {
             )),
             tokio::spawn(follow_exits(exits, lifecycle.clone())),
             tokio::spawn(keep_alive.run()),
+            tokio::spawn(autoscale.run()),
         ];
         let backend = Arc::new(DaemonBackend {
             agent,

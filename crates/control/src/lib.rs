@@ -8,11 +8,12 @@
 //! as an event with its reason ([`event_log`]).
 //!
 //! Files import downward only: `config`, `error`, `event_log`, `apps`, `node` → `lifecycle` →
-//! `launcher`, `keepalive`, `reconcile`, `proxy_events`, `backend` → `daemon` (the wiring) →
-//! `serve`.
+//! `views` → `launcher`, `keepalive`, `autoscale`, `scheduler`, `reconcile`, `proxy_events`,
+//! `backend` → `daemon` (the wiring) → `serve`.
 #![forbid(unsafe_code)]
 
 mod apps;
+mod autoscale;
 mod backend;
 mod config;
 mod daemon;
@@ -26,6 +27,9 @@ mod proxy_events;
 mod reconcile;
 mod serve;
 mod slo;
+#[cfg(test)]
+mod testbed;
+mod views;
 
 pub use config::{DatabaseConfig, ServeConfig};
 pub use error::ServeError;

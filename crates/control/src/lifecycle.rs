@@ -5,6 +5,7 @@
 //! launcher, the keep-alive loop, the store watch, the API) ask; only this module changes an
 //! instance's state, in its [`table`], in the router and in the store.
 
+mod resize;
 mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -50,6 +51,8 @@ pub(crate) struct Lifecycle {
     stop_grace: Duration,
     /// Wakes the keep-alive loop: an instance started, became ready or ended.
     wake: Arc<Notify>,
+    /// One live resize at a time (the API's and the store watch's ask for the same one).
+    resizing: tokio::sync::Mutex<()>,
 }
 
 impl Lifecycle {
@@ -71,6 +74,7 @@ impl Lifecycle {
             table: Mutex::new(Table::default()),
             stop_grace,
             wake,
+            resizing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -187,6 +191,7 @@ impl Lifecycle {
         let created = {
             let (this, key, seen) = (self.clone(), key.clone(), created_id.clone());
             let fingerprint = app.fingerprint();
+            let for_request = matches!(cause, Cause::Request);
             Box::new(move |info: &InstanceInfo| {
                 *seen.lock().expect("created lock") = Some(info.id.clone());
                 this.table().created(Tracked {
@@ -194,9 +199,11 @@ impl Lifecycle {
                     key,
                     fingerprint,
                     started: asked,
+                    for_request,
                     ready: None,
                     draining_since: None,
                     replacing: false,
+                    resize_refused: None,
                 });
                 this.wake.notify_one();
             })
@@ -297,6 +304,7 @@ impl Lifecycle {
         if let Err(e) = self.router.add_ready(&app.spec.name, &info.id, addr) {
             tracing::warn!(instance = %info.id, error = %e, "cannot route to instance");
         }
+        self.resize_if_behind(app, &info);
         let mut ready = info.clone();
         ready.state = hako_model::InstanceState::Ready;
         if let Err(e) = self

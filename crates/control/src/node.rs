@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hako_agent::{Agent, LaunchError};
-use hako_model::{App, InstanceInfo};
+use hako_agent::{Agent, CommandRun, LaunchError, ResizeError, Resized};
+use hako_model::{App, InstanceInfo, InstanceLimits};
 
 /// Called once with the instance (state `Starting`) when its container exists.
 pub(crate) type Created = Box<dyn FnOnce(&InstanceInfo) + Send>;
@@ -31,6 +31,19 @@ pub(crate) trait Node: Send + Sync + 'static {
 
     /// Stops every instance and removes what the node made.
     async fn shutdown(&self, grace: Duration);
+
+    /// Gives a running instance new cgroup limits, live (no restart). A memory limit below
+    /// what it uses now is kept off it ([`Resized::MemoryKept`]).
+    async fn resize(&self, id: &str, limits: InstanceLimits) -> Result<Resized, ResizeError>;
+
+    /// Runs `command` in a fresh container of `app` (never routed) until it ends or
+    /// `timeout` passes: a scheduled job.
+    async fn run_command(
+        &self,
+        app: &App,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CommandRun, LaunchError>;
 }
 
 /// The node agent of this host.
@@ -58,5 +71,18 @@ impl Node for LocalNode {
 
     async fn shutdown(&self, grace: Duration) {
         self.0.shutdown(grace).await;
+    }
+
+    async fn resize(&self, id: &str, limits: InstanceLimits) -> Result<Resized, ResizeError> {
+        self.0.resize(id, limits).await
+    }
+
+    async fn run_command(
+        &self,
+        app: &App,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CommandRun, LaunchError> {
+        self.0.run_command(app, command, timeout).await
     }
 }

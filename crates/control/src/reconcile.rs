@@ -31,6 +31,7 @@ pub(crate) struct Reconciler {
 pub(crate) fn route(app: &App) -> AppRoute {
     let mut r = AppRoute::new(app.spec.name.clone(), app.spec.hosts.clone());
     r.start_timeout = app.spec.start_timeout.0;
+    r.ignored = app.spec.ignored_clients.clone();
     r
 }
 
@@ -89,7 +90,17 @@ impl Reconciler {
             tracing::warn!(app = %name, error = %e, "cannot route app");
             return;
         }
-        self.apps.insert(app.clone());
+        let previous = self.apps.insert(app.clone());
+        // New limits reach running instances live (the API asked already when it made the
+        // change; this covers every other writer of the store, and is idempotent).
+        if previous.is_some_and(|p| p.uid == app.uid && p.limits() != app.limits()) {
+            let (lifecycle, apps, name) = (self.lifecycle.clone(), self.apps.clone(), name.clone());
+            tokio::spawn(async move {
+                if let Some(current) = apps.get(&name) {
+                    lifecycle.resize_app(&current).await;
+                }
+            });
+        }
         self.wake.notify_one();
         // Parked containers of an older version go, and the warm pool fills up (in the
         // background) from this one; the agent refills it itself after each start.

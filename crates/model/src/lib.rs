@@ -35,7 +35,7 @@ pub use failure::StartFailure;
 pub use ignored_clients::{IgnoredClients, IgnoredClientsError};
 pub use image_name::{ImageNameError, validate_image_name};
 pub use image_ref::{ImageRef, ImageRefError};
-pub use instance::{InstanceInfo, InstanceState};
+pub use instance::{InstanceInfo, InstanceState, ResizeOutcome};
 pub use release::Release;
 pub use restore::{RestoreMode, StartPath};
 pub use schedule::{ScheduleAction, ScheduleEntry, ScheduleError};

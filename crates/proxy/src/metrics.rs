@@ -29,6 +29,8 @@ pub struct AppMetrics {
     status: [AtomicU64; 5],
     retries: AtomicU64,
     rejected: AtomicU64,
+    scheduled: AtomicU64,
+    ignored: AtomicU64,
     abandoned: AtomicU64,
     wait: Histogram,
     upstream: Histogram,
@@ -80,6 +82,21 @@ impl AppMetrics {
         self.upstream.record(took);
     }
 
+    /// Who sent a request: scheduled runs and ignored clients are counted apart from
+    /// visitors (visitors are every request not counted here).
+    pub fn record_class(&self, class: hako_policy::wake::RequestClass) {
+        use hako_policy::wake::RequestClass;
+        match class {
+            RequestClass::Visitor => {}
+            RequestClass::Scheduled => {
+                self.scheduled.fetch_add(1, Relaxed);
+            }
+            RequestClass::Ignored => {
+                self.ignored.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     /// A request tried again on another instance because it never reached the first.
     pub fn record_retry(&self) {
         self.retries.fetch_add(1, Relaxed);
@@ -108,6 +125,8 @@ impl AppMetrics {
             status_5xx: s(4),
             retries: self.retries.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
+            scheduled: self.scheduled.load(Relaxed),
+            ignored: self.ignored.load(Relaxed),
             abandoned: self.abandoned.load(Relaxed),
             wait: self.wait.snapshot(),
             upstream: self.upstream.snapshot(),
@@ -172,6 +191,10 @@ pub struct AppMetricsSnapshot {
     pub retries: u64,
     /// Requests turned away because the wait queue was full.
     pub rejected: u64,
+    /// Requests of the app's scheduled runs (sent by hako; not visitors).
+    pub scheduled: u64,
+    /// Requests from the app's ignored clients (uptime checkers, bots; not visitors).
+    pub ignored: u64,
     /// Requests whose client went away before getting a response (no status counted).
     pub abandoned: u64,
     /// Time cold requests waited for a start.

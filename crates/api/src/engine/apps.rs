@@ -1,7 +1,9 @@
 //! Apps: list, create, update, delete, rollout. Creates and updates check that the node can
 //! give the app's limits, that the image exists and that no other app has one of the hosts.
 
-use hako_model::{App, AppPatch, AppSpec, DatabaseGrant, EventKind, ImageRef, now_unix};
+use hako_model::{
+    App, AppPatch, AppSpec, DatabaseGrant, EventKind, ImageRef, ResizeOutcome, now_unix,
+};
 use hako_store::keys::Key;
 use hako_store::{Compare, StoreError, StoreExt, Txn, TxnOp, keys};
 
@@ -73,13 +75,20 @@ impl Engine {
         Ok(app)
     }
 
-    pub(super) async fn update_app(&self, name: &str, patch: &AppPatch) -> Result<App, ApiError> {
+    /// Applies `patch`; when the limits changed, the running instances are resized live and
+    /// the answer says what happened to each.
+    pub(super) async fn update_app(
+        &self,
+        name: &str,
+        patch: &AppPatch,
+    ) -> Result<(App, Vec<ResizeOutcome>), ApiError> {
         let _guard = self.app_writes.lock().await;
         let current = self.app(name).await?;
         let spec = patch.apply(&current.spec)?;
         if spec == current.spec {
-            return Ok(current);
+            return Ok((current, Vec::new()));
         }
+        crate::action::check_schedules(&spec)?;
         self.backend.capacity().check_app(&spec)?;
         if spec.image != current.spec.image {
             self.check_image(&spec.image).await?;
@@ -108,8 +117,24 @@ impl Engine {
         if let Some((g, existed)) = &made {
             reason.push_str(&database_words(g, *existed));
         }
+        let resize = if updated.value.limits() != current.limits() {
+            let outcomes = self.backend.resize(&updated.value).await;
+            let kept = outcomes.iter().filter(|o| !o.applied).count();
+            reason.push_str(&format!(
+                "; limits applied live to {} running instance(s){}",
+                outcomes.len() - kept,
+                if kept > 0 {
+                    format!(", {kept} kept their old limits (see their resize events)")
+                } else {
+                    String::new()
+                }
+            ));
+            outcomes
+        } else {
+            Vec::new()
+        };
         self.record(name, EventKind::AppUpdated, reason).await;
-        Ok(updated.value)
+        Ok((updated.value, resize))
     }
 
     pub(super) async fn delete_app(

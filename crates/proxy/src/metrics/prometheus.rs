@@ -12,7 +12,7 @@ type Metric<T> = (&'static str, &'static str, fn(&AppMetricsSnapshot) -> T);
 /// Latencies are summaries in seconds with quantiles 0.5, 0.95 and 0.99.
 pub fn prometheus(apps: &BTreeMap<String, AppMetricsSnapshot>) -> String {
     let mut out = String::new();
-    let counters: [Metric<u64>; 4] = [
+    let counters: [Metric<u64>; 6] = [
         (
             "hako_proxy_cold_requests_total",
             "Requests that waited for an instance to start.",
@@ -32,6 +32,16 @@ pub fn prometheus(apps: &BTreeMap<String, AppMetricsSnapshot>) -> String {
             "hako_proxy_retries_total",
             "Requests retried on another instance.",
             |m| m.retries,
+        ),
+        (
+            "hako_proxy_scheduled_requests_total",
+            "Requests of the app's scheduled runs (not visitors).",
+            |m| m.scheduled,
+        ),
+        (
+            "hako_proxy_ignored_requests_total",
+            "Requests from the app's ignored clients (not visitors).",
+            |m| m.ignored,
         ),
     ];
     for (name, help, get) in counters {

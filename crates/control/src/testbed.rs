@@ -1,0 +1,349 @@
+//! The test bed of the daemon's loops on tokio's paused clock: a node that runs nothing (its
+//! instances are records), the real lifecycle, router and (in-memory) store, and a [`Load`]
+//! that overlays load a test sets on the router's real snapshots. Time moves only when the
+//! test says so, so each decision is checked at its exact moment.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hako_agent::{CommandRun, LaunchError, ResizeError, Resized};
+use hako_model::{App, AppSpec, InstanceInfo, InstanceLimits, InstanceState};
+use hako_policy::wake::RequestClass;
+use hako_proxy::{InstanceSnapshot, LogEvents, NoLauncher, Router};
+use hako_store::{EmbeddedStore, Store};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::apps::Apps;
+use crate::event_log::EventLog;
+use crate::keepalive::KeepAliveLoop;
+use crate::lifecycle::Lifecycle;
+use crate::node::{Created, Node};
+use crate::views::Load;
+
+/// What the fake node was asked, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Call {
+    Launch(String),
+    Stop(String),
+    Resize(String),
+    Command(String),
+}
+
+#[derive(Default)]
+pub(crate) struct FakeNode {
+    calls: Mutex<Vec<Call>>,
+    /// Memory in use per instance (a resize below it keeps the old memory limit).
+    pub(crate) using: Mutex<HashMap<String, u64>>,
+}
+
+impl FakeNode {
+    pub(crate) fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub(crate) fn launches(&self) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Launch(_)))
+            .count()
+    }
+}
+
+#[async_trait]
+impl Node for FakeNode {
+    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.len();
+            calls.push(Call::Launch(format!("{}-{n}", app.spec.name)));
+            n
+        };
+        let mut info = InstanceInfo {
+            id: format!("{}-{n}", app.spec.name),
+            app: app.spec.name.clone(),
+            node: "fake".into(),
+            addr: format!("127.0.0.1:{}", 20000 + n),
+            state: InstanceState::Starting,
+            started_unix_ms: 0,
+            ready_ms: None,
+            release: app.release,
+            image: "base:1".into(),
+            generation: app.generation,
+            from_pool: false,
+            start_path: hako_model::StartPath::Cold,
+            restore_error: None,
+            limits: Some(app.limits()),
+        };
+        created(&info);
+        info.state = InstanceState::Ready;
+        info.ready_ms = Some(0.0);
+        Ok(info)
+    }
+
+    async fn stop(&self, id: &str, _grace: Duration) -> Option<String> {
+        self.calls.lock().unwrap().push(Call::Stop(id.to_string()));
+        Some("stopped".into())
+    }
+
+    fn prepare(&self, _app: &App) {}
+
+    async fn forget(&self, _storage_key: &str) {}
+
+    async fn shutdown(&self, _grace: Duration) {}
+
+    async fn resize(&self, id: &str, limits: InstanceLimits) -> Result<Resized, ResizeError> {
+        self.calls.lock().unwrap().push(Call::Resize(id.to_string()));
+        match self.using.lock().unwrap().get(id) {
+            Some(&using) if using > limits.memory.0 => Ok(Resized::MemoryKept {
+                limits: InstanceLimits {
+                    memory: hako_model::ByteSize(256 << 20),
+                    ..limits
+                },
+                using: Some(using),
+            }),
+            _ => Ok(Resized::Applied(limits)),
+        }
+    }
+
+    async fn run_command(
+        &self,
+        app: &App,
+        command: &str,
+        _timeout: Duration,
+    ) -> Result<CommandRun, LaunchError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Command(format!("{}: {command}", app.spec.name)));
+        Ok(CommandRun {
+            id: format!("{}-cmd", app.spec.name),
+            status: hako_runtime::ExitStatus::Exited(0),
+            took: Duration::from_millis(10),
+            timed_out: false,
+            log_tail: String::new(),
+        })
+    }
+}
+
+/// Load a test sets on one instance.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Busy {
+    pub(crate) in_flight: usize,
+    pub(crate) upgraded: usize,
+    /// A visitor's request last started or ended.
+    pub(crate) visitor: Option<Instant>,
+    /// Quiet work (a scheduled run, an ignored client) last started or ended.
+    pub(crate) quiet: Option<Instant>,
+    /// Who sent its first request.
+    pub(crate) first: Option<RequestClass>,
+}
+
+/// The router's snapshots with the load a test set.
+pub(crate) struct FakeLoad {
+    router: Router,
+    busy: Mutex<HashMap<String, Busy>>,
+    waiting: Mutex<usize>,
+}
+
+impl FakeLoad {
+    pub(crate) fn set(&self, id: &str, busy: Busy) {
+        self.busy.lock().unwrap().insert(id.to_string(), busy);
+    }
+
+    /// `n` requests in flight on each of `ids`, all visitors, active now.
+    pub(crate) fn spread(&self, ids: &[String], n: usize) {
+        for id in ids {
+            self.set(
+                id,
+                Busy {
+                    in_flight: n,
+                    visitor: Some(Instant::now()),
+                    first: Some(RequestClass::Visitor),
+                    ..Busy::default()
+                },
+            );
+        }
+    }
+
+    /// Nothing in flight on `id` any more (its last activity stays when it was).
+    pub(crate) fn set_idle(&self, id: &str) {
+        if let Some(b) = self.busy.lock().unwrap().get_mut(id) {
+            b.in_flight = 0;
+            b.upgraded = 0;
+        }
+    }
+
+    pub(crate) fn set_waiting(&self, n: usize) {
+        *self.waiting.lock().unwrap() = n;
+    }
+}
+
+impl Load for FakeLoad {
+    fn instances(&self, app: &str) -> Vec<InstanceSnapshot> {
+        let busy = self.busy.lock().unwrap();
+        self.router
+            .instances(app)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut s| {
+                if let Some(b) = busy.get(&s.instance_id) {
+                    s.in_flight = b.in_flight;
+                    s.upgraded = b.upgraded;
+                    s.first_request = b.first;
+                    s.last_visitor = b.visitor;
+                    s.last_quiet = b.quiet;
+                    if let Some(at) = b.visitor.max(b.quiet) {
+                        s.last_activity = at;
+                    }
+                }
+                s
+            })
+            .collect()
+    }
+
+    fn waiting(&self, _app: &str) -> usize {
+        *self.waiting.lock().unwrap()
+    }
+}
+
+pub(crate) struct Bed {
+    pub(crate) node: Arc<FakeNode>,
+    pub(crate) apps: Arc<Apps>,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) router: Router,
+    pub(crate) load: Arc<FakeLoad>,
+    pub(crate) events: Arc<EventLog>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) keep_alive: KeepAliveLoop,
+}
+
+pub(crate) async fn bed(app: serde_json::Value) -> Bed {
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_in_memory().await.unwrap());
+    let router = Router::new(Arc::new(NoLauncher), Arc::new(LogEvents));
+    let apps = Arc::new(Apps::default());
+    let node = Arc::new(FakeNode::default());
+    let wake = Arc::new(Notify::new());
+    let events = Arc::new(EventLog::new(store.clone()));
+    let lifecycle = Arc::new(Lifecycle::new(
+        node.clone(),
+        router.clone(),
+        store.clone(),
+        events.clone(),
+        apps.clone(),
+        Duration::from_secs(1),
+        wake.clone(),
+    ));
+    let load = Arc::new(FakeLoad {
+        router: router.clone(),
+        busy: Mutex::default(),
+        waiting: Mutex::default(),
+    });
+    let bed = Bed {
+        node,
+        apps: apps.clone(),
+        lifecycle: lifecycle.clone(),
+        router: router.clone(),
+        load: load.clone(),
+        events,
+        store,
+        keep_alive: KeepAliveLoop {
+            apps,
+            lifecycle,
+            load,
+            wake,
+            epoch: Instant::now(),
+        },
+    };
+    bed.set(app);
+    bed
+}
+
+impl Bed {
+    /// Makes `app` current (routed), as the store watch would.
+    pub(crate) fn set(&self, app: serde_json::Value) {
+        let mut spec: AppSpec = serde_json::from_value(app).unwrap();
+        spec.validate().unwrap();
+        let app = App {
+            spec,
+            uid: "0123456789ab".into(),
+            release: Some(1),
+            generation: 0,
+            created_unix: 0,
+            updated_unix: 0,
+            database_grant: None,
+        };
+        self.router.set_app(crate::reconcile::route(&app)).unwrap();
+        self.apps.insert(app);
+    }
+
+    pub(crate) fn app(&self) -> App {
+        self.apps.get("site").unwrap()
+    }
+
+    /// Lets the spawned starts and stops run until no instance is starting or draining and
+    /// no start is under way. The clock stays put: this yields, and between yields waits a
+    /// moment of real time for the store's thread.
+    pub(crate) async fn settle(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+            let busy = self.lifecycle.launching(&self.app()) > 0
+                || self
+                    .lifecycle
+                    .tracked(&self.app())
+                    .iter()
+                    .any(|(_, t)| t.info.state != InstanceState::Ready || t.replacing);
+            if !busy {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never settled");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// (id, state) of the app's instances.
+    pub(crate) fn states(&self) -> Vec<(String, InstanceState)> {
+        self.lifecycle
+            .tracked(&self.app())
+            .into_iter()
+            .map(|(id, t)| (id, t.info.state))
+            .collect()
+    }
+
+    /// Ids of the app's ready instances.
+    pub(crate) fn ready_ids(&self) -> Vec<String> {
+        self.states()
+            .into_iter()
+            .filter(|(_, s)| *s == InstanceState::Ready)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// The app's events so far.
+    pub(crate) async fn events(&self) -> Vec<hako_model::Event> {
+        use hako_store::StoreExt;
+        self.store
+            .range_json::<hako_model::Event>(&hako_store::keys::events("site"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+}
+
+/// The app `site` with these settings over its required ones.
+pub(crate) fn site(extra: serde_json::Value) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "name": "site", "hosts": ["site.example"], "image": "base", "cmd": "serve",
+    });
+    v.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    v
+}
