@@ -18,6 +18,8 @@ pub(crate) struct DaemonBackend {
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) router: Router,
     pub(crate) database: hako_database::MariaDb,
+    /// Runs of each app's schedules.
+    pub(crate) schedule_stats: crate::scheduler::RunStats,
 }
 
 impl DaemonBackend {
@@ -95,6 +97,19 @@ impl Backend for DaemonBackend {
             o.insert(
                 "warm_pool_parked".into(),
                 self.agent.pooled(&self.storage_key(app)).len().into(),
+            );
+            // Runs of its schedules (their requests are also in `scheduled`, apart from
+            // visitors).
+            let runs = self
+                .schedule_stats
+                .lock()
+                .expect("run stats lock")
+                .get(app)
+                .cloned()
+                .unwrap_or_default();
+            o.insert(
+                "scheduled_runs".into(),
+                serde_json::to_value(runs).unwrap_or_default(),
             );
         }
         Some(v)

@@ -26,7 +26,8 @@ pub(crate) struct Daemon {
     pub(crate) router: Router,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) backend: Arc<DaemonBackend>,
-    /// The loops: store watch, cold starts, proxy events, exits, keep-alive, autoscaler.
+    /// The loops: store watch, scheduler, cold starts, proxy events, exits, keep-alive,
+    /// autoscaler.
     pub(crate) tasks: Vec<JoinHandle<()>>,
 }
 
@@ -38,6 +39,7 @@ impl Daemon {
         store: Arc<dyn Store>,
         agent: Arc<Agent>,
         exits: UnboundedReceiver<Exit>,
+        proxy: std::net::SocketAddr,
     ) -> Result<Daemon, hako_store::StoreError> {
         let (launcher, cold_starts) = ColdStarts::new();
         let (proxy_events_tx, proxy_events) = tokio::sync::mpsc::unbounded_channel();
@@ -81,8 +83,26 @@ impl Daemon {
             events.clone(),
             epoch,
         );
+        // Scheduled runs reach apps through the proxy, marked with a token only this daemon
+        // knows (the proxy removes it before the app sees the request).
+        let token = hako_api::token::generate().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no random schedule token; scheduled runs count as visitors");
+            String::new()
+        });
+        if !token.is_empty() {
+            router.set_schedule_token(token.clone());
+        }
+        let scheduler = crate::scheduler::Scheduler::new(
+            apps.clone(),
+            lifecycle.clone(),
+            events.clone(),
+            Arc::new(crate::scheduler::ThroughProxy { proxy, token }),
+            hako_model::now_unix() as i64,
+        );
+        let schedule_stats = scheduler.stats.clone();
         let tasks = vec![
             watch,
+            tokio::spawn(scheduler.run()),
             tokio::spawn(crate::launcher::serve_cold_starts(
                 cold_starts,
                 lifecycle.clone(),
@@ -104,6 +124,7 @@ impl Daemon {
             lifecycle: lifecycle.clone(),
             router: router.clone(),
             database: config.database_server(),
+            schedule_stats,
         });
         Ok(Daemon {
             router,

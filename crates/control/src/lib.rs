@@ -25,6 +25,7 @@ mod lifecycle;
 mod node;
 mod proxy_events;
 mod reconcile;
+mod scheduler;
 mod serve;
 mod slo;
 #[cfg(test)]

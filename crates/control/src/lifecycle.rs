@@ -5,6 +5,7 @@
 //! launcher, the keep-alive loop, the store watch, the API) ask; only this module changes an
 //! instance's state, in its [`table`], in the router and in the store.
 
+mod job;
 mod resize;
 mod table;
 

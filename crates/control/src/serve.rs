@@ -48,7 +48,7 @@ pub async fn serve(
         api: local_addr(&api_listener, config.api)?,
     };
 
-    let daemon = Daemon::start(&config, store.clone(), agent, exits).await?;
+    let daemon = Daemon::start(&config, store.clone(), agent, exits, addrs.proxy).await?;
     let api = hako_api::router(hako_api::ApiState::new(
         store.clone(),
         daemon.backend.clone(),
