@@ -130,7 +130,10 @@ impl AutoscaleLoop {
             }
             format!("{reason}; starting {started}")
         } else {
-            let n = (d.from - d.to) as usize;
+            // Never fewer ready instances than the new size (or than are ready now): while
+            // instances start, the ready ones keep serving until those take over.
+            let (_, ready) = view.live_and_ready();
+            let n = d.from.saturating_sub(d.to).min(ready.saturating_sub(d.to.min(ready))) as usize;
             let lifetime = app.spec.max_lifetime.map(|l| l.0);
             let picks = pick_drain(t, &view.views, n, lifetime);
             let mut drained = Vec::new();
@@ -143,11 +146,12 @@ impl AutoscaleLoop {
                     drained.push(id.clone());
                 }
             }
+            let wanted = (d.from - d.to) as usize;
             let mut w = format!("{reason}; draining {}", list(&drained));
-            if drained.len() < n {
+            if drained.len() < wanted {
                 w.push_str(&format!(
-                    " ({} fewer: the others hold a WebSocket or are not ready)",
-                    n - drained.len()
+                    " ({} fewer for now: the others hold a WebSocket, or are needed until the starting ones are ready)",
+                    wanted - drained.len()
                 ));
             }
             w

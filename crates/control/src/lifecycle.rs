@@ -8,6 +8,7 @@
 mod job;
 mod resize;
 mod table;
+mod wait;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -54,6 +55,9 @@ pub(crate) struct Lifecycle {
     wake: Arc<Notify>,
     /// One live resize at a time (the API's and the store watch's ask for the same one).
     resizing: tokio::sync::Mutex<()>,
+    /// Bumped whenever a start ends (ready or failed): requests waiting at an app's maximum
+    /// look again ([`Lifecycle::wait_for_starting`]).
+    starts_ended: tokio::sync::watch::Sender<u64>,
 }
 
 impl Lifecycle {
@@ -76,6 +80,7 @@ impl Lifecycle {
             stop_grace,
             wake,
             resizing: tokio::sync::Mutex::new(()),
+            starts_ended: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -107,20 +112,27 @@ impl Lifecycle {
         cause: Cause,
     ) -> Result<InstanceInfo, LaunchError> {
         let key = app.storage_key();
-        {
+        let starting = {
             let mut table = self.table();
-            if table.live(&key) >= app.spec.max {
-                return Err(LaunchError::new(
-                    StartFailure::Capacity,
-                    format!(
-                        "app {} already runs its maximum of {} instances",
-                        app.spec.name, app.spec.max
-                    ),
-                ));
+            if table.live(&key) < app.spec.max {
+                table.begin_launch(&key);
+                None
+            } else {
+                Some(table.starting(&key))
             }
-            table.begin_launch(&key);
+        };
+        match starting {
+            None => self.run_start(app, cause).await,
+            // At the maximum with instances on their way: a request waits for one of them.
+            Some(true) if matches!(cause, Cause::Request) => self.wait_for_starting(app).await,
+            Some(_) => Err(LaunchError::new(
+                StartFailure::Capacity,
+                format!(
+                    "app {} already runs its maximum of {} instances",
+                    app.spec.name, app.spec.max
+                ),
+            )),
         }
-        self.run_start(app, cause).await
     }
 
     /// Like [`Lifecycle::start`], in the background; counts as starting from now on (so the
@@ -165,7 +177,18 @@ impl Lifecycle {
         tokio::spawn(async move {
             match this.run_start(&app, Cause::Policy(reason.clone())).await {
                 Ok(new) => {
-                    if this.table().replaced(&old, Instant::now()) {
+                    // Only a successor still taking requests relieves the old one (the
+                    // autoscaler may have drained it meanwhile).
+                    let handed_over = {
+                        let mut table = this.table();
+                        if table.is_live(&new.id) {
+                            table.replaced(&old, Instant::now())
+                        } else {
+                            table.cancel_replace(&old);
+                            false
+                        }
+                    };
+                    if handed_over {
                         let why = format!("replaced by {}: {reason}", new.id);
                         this.finish_retire(&old, why, None, DRAIN_TIMEOUT).await;
                     }
@@ -239,6 +262,7 @@ impl Lifecycle {
                     .record(Event::new(&app.spec.name, EventKind::Start, reason).instance(&info.id))
                     .await;
                 self.wake.notify_one();
+                self.starts_ended.send_modify(|n| *n += 1);
                 Ok(info)
             }
             Err(e) => {
@@ -265,6 +289,7 @@ impl Lifecycle {
                 }
                 self.events.record(event).await;
                 self.wake.notify_one();
+                self.starts_ended.send_modify(|n| *n += 1);
                 Err(e)
             }
         }

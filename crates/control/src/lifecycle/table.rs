@@ -186,6 +186,30 @@ impl Table {
         }
     }
 
+    /// Some start of the app is under way: asked for, or its container made but not ready.
+    pub(crate) fn starting(&self, key: &str) -> bool {
+        self.launching(key) > 0
+            || self
+                .instances
+                .values()
+                .any(|t| t.key == key && t.ready.is_none() && t.draining_since.is_none())
+    }
+
+    /// A ready instance of the app that takes requests, if any.
+    pub(crate) fn ready_one(&self, key: &str) -> Option<InstanceInfo> {
+        self.instances
+            .values()
+            .find(|t| t.key == key && t.ready.is_some() && t.draining_since.is_none())
+            .map(|t| t.info.clone())
+    }
+
+    /// The instance exists and takes requests (not draining).
+    pub(crate) fn is_live(&self, id: &str) -> bool {
+        self.instances
+            .get(id)
+            .is_some_and(|t| t.draining_since.is_none())
+    }
+
     /// Every instance id.
     pub(crate) fn ids(&self) -> Vec<String> {
         self.instances.keys().cloned().collect()
