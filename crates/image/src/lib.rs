@@ -30,7 +30,9 @@ mod unpack;
 mod usage;
 
 pub use copy::CopyError;
-pub use debian::{DEFAULT_MIRROR, DebianBuild, DebianError};
+pub use debian::{
+    DEFAULT_MIRROR, DebianBuild, DebianError, DebianUpdate, PackageChange, packages_built_unix,
+};
 pub use host::{ETC_BINDS, HostError, SKELETON_DIRS};
 pub use image::{HostBind, Image, ImageKind, Rootfs, Storage};
 // Image names are part of hako's vocabulary (an app's image reference names one).
