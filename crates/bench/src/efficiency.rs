@@ -11,7 +11,7 @@
 //! ([`report`]) goes to docs/experiments/efficiency.md with SVG charts; the last line printed
 //! is `efficiency: sites=… always_on_mib=… cycling_mib=… ratio=… cold_ratio=… model_vs_sim_err=…`.
 
-mod loadgen;
+pub(crate) mod loadgen;
 mod memory;
 mod neighbours;
 mod plot;

@@ -12,18 +12,23 @@
 //! hako-bench proxy [--seconds S] [--rounds N]
 //! hako-bench wordpress [--runs N] [--seconds S]
 //! hako-bench restore [--runs N] [--spacing-ms MS]
+//! hako-bench autoscaler [--sim-only]
+//! hako-bench cycling
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! ```
 // The crun worker's thread enters its own mount namespace (one `unsafe` call, with its
 // SAFETY comment); nothing else here needs unsafe.
 #![deny(unsafe_code)]
 
+mod autoscaler;
 mod cold_start;
+mod cycling;
 mod daemon;
 mod efficiency;
 mod http;
 mod options;
 mod paths;
+mod phases;
 mod proxy;
 mod request;
 mod restore;
@@ -40,6 +45,8 @@ const USAGE: &str =
        hako-bench proxy [--seconds S] [--rounds N]
        hako-bench wordpress [--runs N] [--seconds S]
        hako-bench restore [--runs N] [--spacing-ms MS]
+       hako-bench autoscaler [--sim-only]
+       hako-bench cycling
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
@@ -67,6 +74,8 @@ fn main() -> ExitCode {
         ["wordpress", rest @ ..] => wordpress::main(rest),
         ["efficiency", rest @ ..] => efficiency::main(rest),
         ["restore", rest @ ..] => restore::main(rest),
+        ["autoscaler", rest @ ..] => autoscaler::main(rest),
+        ["cycling", rest @ ..] => cycling::main(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
