@@ -33,6 +33,11 @@ pub struct AgentConfig {
     pub node: String,
     /// hako's data dir: images, releases, app data and logs live below it.
     pub data_dir: PathBuf,
+    /// Storage every node of a cluster shares (an NFS or CephFS mount; one host directory in
+    /// the test bed): images, code releases and apps' `/data` live there instead of in the
+    /// data dir, so an instance finds its app's code and data on any node. Logs, checkpoints
+    /// and the runtime's state stay local. `None`: everything in the data dir.
+    pub shared_dir: Option<PathBuf>,
     pub runtime: RuntimeConfig,
     /// Cap of each instance's log file (it rotates once, so up to twice this on disk).
     pub log_max_bytes: u64,
@@ -62,6 +67,7 @@ impl AgentConfig {
         AgentConfig {
             node: hostname(),
             data_dir: data_dir.into(),
+            shared_dir: None,
             runtime,
             log_max_bytes: 1 << 20,
             logs_kept: 20,
@@ -138,6 +144,8 @@ pub struct Instance {
     pub addr: SocketAddr,
     /// The [`App::storage_key`] of its app: where its logs and files are.
     key: String,
+    /// Its memory limit, in bytes.
+    memory_limit: u64,
     stop_signal: i32,
     container: Container,
     log: PathBuf,
@@ -208,8 +216,9 @@ impl Agent {
         config: AgentConfig,
     ) -> Result<(Arc<Agent>, mpsc::UnboundedReceiver<Exit>), AgentError> {
         let runtime = Runtime::new(config.runtime.clone())?;
-        let images = ImageStore::open(config.data_dir.join("images"))?;
-        let releases = Releases::open(config.data_dir.join("releases"), &config.storage)?;
+        let shared = config.shared_dir.as_ref().unwrap_or(&config.data_dir);
+        let images = ImageStore::open(shared.join("images"))?;
+        let releases = Releases::open(shared.join("releases"), &config.storage)?;
         let checkpoints = crate::checkpoints::Checkpoints::open(
             config.data_dir.join("checkpoints"),
             config.checkpoint_max_bytes,
@@ -255,10 +264,18 @@ impl Agent {
         self.config.data_dir.join("apps").join(key)
     }
 
+    /// What the app keeps on the shared storage (the data dir when there is none).
+    fn shared_app_dir(&self, key: &str) -> PathBuf {
+        match &self.config.shared_dir {
+            Some(s) => s.join("apps").join(key),
+            None => self.app_dir(key),
+        }
+    }
+
     /// The persistent data directory (mounted read-write at /data) of the app with this
     /// [`App::storage_key`].
     pub fn data_path(&self, key: &str) -> PathBuf {
-        self.app_dir(key).join("data")
+        self.shared_app_dir(key).join("data")
     }
 
     fn logs_dir(&self, key: &str) -> PathBuf {
@@ -367,6 +384,7 @@ impl Agent {
             from_pool: start_path == StartPath::Pool,
             start_path,
             restore_error,
+            slot: None,
             limits: Some(app.limits()),
         };
         created(&info);
@@ -419,6 +437,7 @@ impl Agent {
             info: info.clone(),
             addr,
             key: key.clone(),
+            memory_limit: spec.memory.0,
             stop_signal: spec.stop_signal.number(),
             container,
             log,
@@ -560,7 +579,37 @@ impl Agent {
             tracing::warn!(key, error = %e, "cannot remove releases");
         }
         let _ = std::fs::remove_dir_all(self.app_dir(key));
+        let _ = std::fs::remove_dir_all(self.shared_app_dir(key));
         self.data_usage.forget(key);
+    }
+
+    /// Stops every instance (their grace period applies) but keeps the agent working: a node
+    /// fenced off its cluster ends what it ran before it may take new instances.
+    pub async fn stop_all(&self, grace: Duration) -> Vec<String> {
+        let all: Vec<String> = self
+            .instances
+            .lock()
+            .expect("instances lock")
+            .keys()
+            .cloned()
+            .collect();
+        futures::future::join_all(all.iter().map(|id| self.stop(id, grace))).await;
+        all
+    }
+
+    /// The sum of the memory limits of the instances running here.
+    pub fn memory_limits(&self) -> u64 {
+        self.instances
+            .lock()
+            .expect("instances lock")
+            .values()
+            .map(|i| i.memory_limit)
+            .sum()
+    }
+
+    /// The config the agent runs with.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
     }
 
     /// Removes every warm pool, stops every instance and removes everything the runtime made.

@@ -17,6 +17,7 @@ mod checkpoints;
 pub mod health;
 mod limits;
 pub mod logs;
+pub mod member;
 mod ready;
 mod releases;
 mod storage;

@@ -28,7 +28,8 @@ use tokio::time::Instant;
 use crate::apps::Apps;
 use crate::event_log::EventLog;
 use crate::lifecycle::{Cause, DRAIN_TIMEOUT, Lifecycle};
-use crate::views::{AppView, Clock, Load};
+use crate::traffic::Traffic;
+use crate::views::{AppView, Clock};
 
 /// How often each app's concurrency is sampled (the policy wants 100–250 ms).
 pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
@@ -37,7 +38,8 @@ pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 pub(crate) struct AutoscaleLoop {
     pub(crate) apps: Arc<Apps>,
     pub(crate) lifecycle: Arc<Lifecycle>,
-    pub(crate) load: Arc<dyn Load>,
+    /// What the proxies see of each instance, and their wait queues.
+    pub(crate) traffic: Arc<dyn Traffic>,
     pub(crate) events: Arc<EventLog>,
     /// The policy's time zero.
     pub(crate) epoch: Instant,
@@ -57,14 +59,14 @@ impl AutoscaleLoop {
     pub(crate) fn new(
         apps: Arc<Apps>,
         lifecycle: Arc<Lifecycle>,
-        load: Arc<dyn Load>,
+        traffic: Arc<dyn Traffic>,
         events: Arc<EventLog>,
         epoch: Instant,
     ) -> AutoscaleLoop {
         AutoscaleLoop {
             apps,
             lifecycle,
-            load,
+            traffic,
             events,
             epoch,
             scalers: HashMap::new(),
@@ -95,9 +97,9 @@ impl AutoscaleLoop {
                 .entry(app.storage_key())
                 .or_insert_with(|| Autoscaler::new(config_of(&app)));
             scaler.config.target_concurrency = app.spec.target_concurrency;
-            let view = AppView::read(&self.lifecycle, &*self.load, &app, clock, t);
+            let view = AppView::read(&self.lifecycle, &*self.traffic, &app, clock, t);
             let in_flight: u32 = view.views.iter().map(|v| v.in_flight).sum();
-            let waiting = u32::try_from(self.load.waiting(&app.spec.name)).unwrap_or(u32::MAX);
+            let waiting = u32::try_from(self.traffic.waiting(&app.spec.name)).unwrap_or(u32::MAX);
             scaler.observe(t, Sample::new(in_flight, waiting));
             let (live, ready) = view.live_and_ready();
             if live < app.spec.min {

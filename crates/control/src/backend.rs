@@ -3,19 +3,64 @@
 
 use std::sync::Arc;
 
-use hako_agent::Agent;
+use hako_agent::{Agent, Releases};
 use hako_api::{Backend, BackendError, ReleaseSource};
-use hako_model::{App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome};
+use hako_image::ImageStore;
+use hako_model::{
+    App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome,
+};
 use hako_proxy::Router;
+use hako_store::{Store, StoreExt, keys};
 
 use crate::apps::Apps;
 use crate::lifecycle::Lifecycle;
 
+/// Where images, code releases and logs are: this host's agent, or — on a front that runs no
+/// instances — the image and release stores themselves (on the cluster's shared storage).
+pub(crate) enum Files {
+    Agent(Arc<Agent>),
+    Stores {
+        images: ImageStore,
+        releases: Arc<Releases>,
+    },
+}
+
+impl Files {
+    fn images(&self) -> &ImageStore {
+        match self {
+            Files::Agent(a) => a.images(),
+            Files::Stores { images, .. } => images,
+        }
+    }
+
+    fn releases(&self) -> &Releases {
+        match self {
+            Files::Agent(a) => a.releases(),
+            Files::Stores { releases, .. } => releases,
+        }
+    }
+}
+
+/// Where the instances are known: the lifecycle of this daemon (one host), or the records in
+/// the store (a cluster, whichever front leads).
+pub(crate) enum Instances {
+    Lifecycle(Arc<Lifecycle>),
+    Store(Arc<dyn Store>),
+}
+
+/// What one instance may get at most: this host's, or the largest node's of a cluster (kept
+/// up to date by the front).
+pub(crate) enum Capacity {
+    Host,
+    Largest(Arc<std::sync::Mutex<NodeCapacity>>),
+}
+
 /// The daemon as the API's backend.
 pub(crate) struct DaemonBackend {
-    pub(crate) agent: Arc<Agent>,
+    pub(crate) files: Arc<Files>,
     pub(crate) apps: Arc<Apps>,
-    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) instances: Instances,
+    pub(crate) capacity: Capacity,
     pub(crate) router: Router,
     pub(crate) database: hako_database::MariaDb,
     /// Runs of each app's schedules.
@@ -35,11 +80,14 @@ impl DaemonBackend {
 #[async_trait::async_trait]
 impl Backend for DaemonBackend {
     async fn image_exists(&self, image: &ImageRef) -> bool {
-        self.agent.images().get(&image.name, image.version).is_ok()
+        self.files.images().get(&image.name, image.version).is_ok()
     }
 
     fn capacity(&self) -> NodeCapacity {
-        hako_agent::node_capacity()
+        match &self.capacity {
+            Capacity::Host => hako_agent::node_capacity(),
+            Capacity::Largest(c) => *c.lock().expect("capacity lock"),
+        }
     }
 
     async fn create_release(
@@ -49,7 +97,7 @@ impl Backend for DaemonBackend {
         source: ReleaseSource,
     ) -> Result<Release, BackendError> {
         let describe = source.describe();
-        let agent = self.agent.clone();
+        let files = self.files.clone();
         let app = app.to_string();
         tokio::task::spawn_blocking(move || {
             let (path, _tmp) = match source {
@@ -72,7 +120,7 @@ impl Backend for DaemonBackend {
                     (tmp.path().to_path_buf(), Some(tmp))
                 }
             };
-            agent
+            files
                 .releases()
                 .create(&app, number, &path, &describe)
                 .map_err(|e| release_error(e.is_over_limit(), e.is_out_of_space(), e))
@@ -82,21 +130,43 @@ impl Backend for DaemonBackend {
     }
 
     async fn instances(&self, app: Option<&str>) -> Vec<InstanceInfo> {
-        self.lifecycle.instances(app)
+        match &self.instances {
+            Instances::Lifecycle(l) => l.instances(app),
+            Instances::Store(store) => {
+                let prefix = app.map_or(keys::INSTANCES.to_string(), keys::instances);
+                let mut v: Vec<InstanceInfo> = store
+                    .range_json::<InstanceInfo>(&prefix)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(_, i)| i)
+                    .collect();
+                v.sort_by(|a, b| {
+                    a.started_unix_ms
+                        .cmp(&b.started_unix_ms)
+                        .then(a.id.cmp(&b.id))
+                });
+                v
+            }
+        }
     }
 
     async fn resize(&self, app: &App) -> Vec<ResizeOutcome> {
-        self.lifecycle.resize_app(app).await
+        match &self.instances {
+            Instances::Lifecycle(l) => l.resize_app(app).await,
+            // A cluster's leader resizes when it sees the change (its resize events say how).
+            Instances::Store(_) => Vec::new(),
+        }
     }
 
     async fn metrics(&self, app: &str) -> Option<serde_json::Value> {
         let m = self.router.metrics(app).ok()?;
         let mut v = serde_json::to_value(m).ok()?;
         // Containers of the app's warm pool parked for the next cold start, right now.
-        if let Some(o) = v.as_object_mut() {
+        if let (Some(o), Files::Agent(agent)) = (v.as_object_mut(), self.files.as_ref()) {
             o.insert(
                 "warm_pool_parked".into(),
-                self.agent.pooled(&self.storage_key(app)).len().into(),
+                agent.pooled(&self.storage_key(app)).len().into(),
             );
             // Runs of its schedules (their requests are also in `scheduled`, apart from
             // visitors).
@@ -116,7 +186,14 @@ impl Backend for DaemonBackend {
     }
 
     async fn logs(&self, app: &str, max_bytes: usize) -> String {
-        self.agent.logs(&self.storage_key(app), max_bytes)
+        match self.files.as_ref() {
+            Files::Agent(agent) => agent.logs(&self.storage_key(app), max_bytes),
+            // A front without a node has no instance logs; each node keeps its own.
+            Files::Stores { .. } => {
+                let _ = app;
+                String::new()
+            }
+        }
     }
 
     async fn history(&self, app: &str) -> Option<hako_api::slo::History> {

@@ -27,6 +27,16 @@ pub struct ServeConfig {
     pub database: DatabaseConfig,
     /// Bounds on each app's releases and `/data`.
     pub storage: hako_agent::StorageLimits,
+    /// Storage every node of a cluster shares (images, code releases, apps' `/data`).
+    pub shared_dir: Option<PathBuf>,
+    /// In a cluster: this host's node (and front) name; default the host name.
+    pub node: Option<String>,
+    /// In a cluster: run instances here too (an in-process agent), not only the front.
+    pub run_node: bool,
+    /// In a cluster: the address other hosts reach this one at.
+    pub advertise: Option<String>,
+    /// In a cluster: how long a node's or front's lease lives without renewal.
+    pub lease_ttl: Duration,
 }
 
 /// The shared database service (MariaDB on this host), `[database]` in the config file.
@@ -68,6 +78,11 @@ impl ServeConfig {
             stop_grace: Duration::from_secs(10),
             database: DatabaseConfig::default(),
             storage: hako_agent::StorageLimits::default(),
+            shared_dir: None,
+            node: None,
+            run_node: true,
+            advertise: None,
+            lease_ttl: Duration::from_secs(5),
         }
     }
 

@@ -12,14 +12,15 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
 use crate::apps::Apps;
-use crate::backend::DaemonBackend;
+use crate::backend::{Capacity, DaemonBackend, Files, Instances};
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
 use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
 use crate::node::{LocalNode, Node};
-use crate::reconcile::Reconciler;
+use crate::reconcile::{Lead, Reconciler};
+use crate::traffic::{LocalTraffic, Traffic};
 
 /// The daemon's parts, assembled.
 pub(crate) struct Daemon {
@@ -48,8 +49,13 @@ impl Daemon {
         let events = Arc::new(EventLog::new(store.clone()));
         let wake = Arc::new(Notify::new());
         let node: Arc<dyn Node> = Arc::new(LocalNode(agent.clone()));
+        let traffic: Arc<dyn Traffic> = Arc::new(LocalTraffic {
+            router: router.clone(),
+            store: store.clone(),
+        });
         let lifecycle = Arc::new(Lifecycle::new(
             node.clone(),
+            traffic.clone(),
             router.clone(),
             store.clone(),
             events.clone(),
@@ -58,28 +64,28 @@ impl Daemon {
             wake.clone(),
         ));
         lifecycle.forget_previous().await;
+        let lead = Arc::new(Lead::default());
+        lead.set(Some(lifecycle.clone()));
         let watch = Reconciler {
             apps: apps.clone(),
             router: router.clone(),
-            lifecycle: lifecycle.clone(),
-            node,
+            lead: lead.clone(),
             wake: wake.clone(),
         }
         .start(store.clone())
         .await?;
-        let load: Arc<dyn crate::views::Load> = Arc::new(router.clone());
         let epoch = tokio::time::Instant::now();
         let keep_alive = KeepAliveLoop {
             apps: apps.clone(),
             lifecycle: lifecycle.clone(),
-            load: load.clone(),
+            traffic: traffic.clone(),
             wake: wake.clone(),
             epoch,
         };
         let autoscale = crate::autoscale::AutoscaleLoop::new(
             apps.clone(),
             lifecycle.clone(),
-            load,
+            traffic,
             events.clone(),
             epoch,
         );
@@ -110,7 +116,7 @@ impl Daemon {
             )),
             tokio::spawn(crate::proxy_events::consume(
                 proxy_events,
-                lifecycle.clone(),
+                lead,
                 events,
                 wake,
             )),
@@ -119,9 +125,10 @@ impl Daemon {
             tokio::spawn(autoscale.run()),
         ];
         let backend = Arc::new(DaemonBackend {
-            agent,
+            files: Arc::new(Files::Agent(agent)),
             apps,
-            lifecycle: lifecycle.clone(),
+            instances: Instances::Lifecycle(lifecycle.clone()),
+            capacity: Capacity::Host,
             router: router.clone(),
             database: config.database_server(),
             schedule_stats,
@@ -138,6 +145,6 @@ impl Daemon {
 /// Instances whose container ended on its own (crash, exit).
 async fn follow_exits(mut exits: UnboundedReceiver<Exit>, lifecycle: Arc<Lifecycle>) {
     while let Some(exit) = exits.recv().await {
-        lifecycle.exited(exit).await;
+        lifecycle.exited(exit.into()).await;
     }
 }

@@ -10,6 +10,10 @@ pub enum ServeError {
     Store(#[from] hako_store::StoreError),
     #[error("cannot start the node agent: {0}")]
     Agent(#[from] hako_agent::AgentError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
+    #[error("cannot open the image or release store: {0}")]
+    Image(#[from] hako_image::ImageError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,

@@ -24,7 +24,8 @@ use tokio::time::Instant;
 
 use crate::apps::Apps;
 use crate::lifecycle::{Cause, DRAIN_TIMEOUT, Lifecycle};
-use crate::views::{AppView, Clock, Load};
+use crate::traffic::Traffic;
+use crate::views::{AppView, Clock};
 
 /// The policy of one app, from its spec.
 pub(crate) fn policy_of(app: &App) -> KeepAlive {
@@ -41,8 +42,8 @@ pub(crate) fn policy_of(app: &App) -> KeepAlive {
 pub(crate) struct KeepAliveLoop {
     pub(crate) apps: Arc<Apps>,
     pub(crate) lifecycle: Arc<Lifecycle>,
-    /// The proxy's live counts (the router).
-    pub(crate) load: Arc<dyn Load>,
+    /// What the proxies see of each instance.
+    pub(crate) traffic: Arc<dyn Traffic>,
     pub(crate) wake: Arc<Notify>,
     /// The policy's time zero.
     pub(crate) epoch: Instant,
@@ -79,7 +80,7 @@ impl KeepAliveLoop {
         let mut next: Option<Time> = None;
         for app in self.apps.all() {
             let policy = policy_of(&app);
-            let view = AppView::read(&self.lifecycle, &*self.load, &app, clock, now_t);
+            let view = AppView::read(&self.lifecycle, &*self.traffic, &app, clock, now_t);
             let deadlines = view.idle_deadlines(&policy);
             let ids = &view.ids;
             for d in policy.decide_with_deadlines(now_t, &view.views, &deadlines) {

@@ -7,14 +7,15 @@
 //! the [`keepalive`] loop applies the pure policy of `hako_policy`; every decision is recorded
 //! as an event with its reason ([`event_log`]).
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node` → `lifecycle` →
-//! `views` → `launcher`, `keepalive`, `autoscale`, `scheduler`, `reconcile`, `proxy_events`,
-//! `backend` → `daemon` (the wiring) → `serve`.
+//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic` →
+//! `lifecycle` → `views` → `launcher`, `keepalive`, `autoscale`, `scheduler`, `reconcile`,
+//! `proxy_events`, `backend` → `daemon` (the wiring) → `serve`.
 #![forbid(unsafe_code)]
 
 mod apps;
 mod autoscale;
 mod backend;
+mod cluster;
 mod config;
 mod daemon;
 mod error;
@@ -30,6 +31,7 @@ mod serve;
 mod slo;
 #[cfg(test)]
 mod testbed;
+mod traffic;
 mod views;
 
 pub use config::{DatabaseConfig, ServeConfig};

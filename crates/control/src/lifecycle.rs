@@ -3,17 +3,16 @@
 //! its own. Every start path — a request's cold start, a minimum, a replacement — goes through
 //! [`Lifecycle::start`], so each gets the same checks, records and events. Others (the proxy's
 //! launcher, the keep-alive loop, the store watch, the API) ask; only this module changes an
-//! instance's state, in its [`table`], in the router and in the store.
+//! instance's state, in its [`table`], in routing ([`crate::traffic`]) and in the store.
 
 mod job;
 mod resize;
 mod table;
-mod wait;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use hako_agent::{Exit, LaunchError};
+use hako_agent::LaunchError;
 use hako_model::{App, Event, EventKind, InstanceInfo, StartFailure};
 use hako_proxy::Router;
 use hako_store::{Store, StoreExt, keys};
@@ -22,7 +21,8 @@ use tokio::time::Instant;
 
 use crate::apps::Apps;
 use crate::event_log::EventLog;
-use crate::node::Node;
+use crate::node::{Ended, Node};
+use crate::traffic::Traffic;
 
 use table::Table;
 pub(crate) use table::Tracked;
@@ -45,6 +45,8 @@ pub(crate) enum Cause {
 /// The instance lifecycle of this daemon.
 pub(crate) struct Lifecycle {
     node: Arc<dyn Node>,
+    traffic: Arc<dyn Traffic>,
+    /// The daemon's own proxy's router: where start times and failures are measured.
     router: Router,
     store: Arc<dyn Store>,
     events: Arc<EventLog>,
@@ -53,16 +55,18 @@ pub(crate) struct Lifecycle {
     stop_grace: Duration,
     /// Wakes the keep-alive loop: an instance started, became ready or ended.
     wake: Arc<Notify>,
+    /// Bumped whenever an instance is created, becomes ready or goes: what a request waiting
+    /// for a start already under way watches.
+    changes: tokio::sync::watch::Sender<u64>,
     /// One live resize at a time (the API's and the store watch's ask for the same one).
     resizing: tokio::sync::Mutex<()>,
-    /// Bumped whenever a start ends (ready or failed): requests waiting at an app's maximum
-    /// look again ([`Lifecycle::wait_for_starting`]).
-    starts_ended: tokio::sync::watch::Sender<u64>,
 }
 
 impl Lifecycle {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         node: Arc<dyn Node>,
+        traffic: Arc<dyn Traffic>,
         router: Router,
         store: Arc<dyn Store>,
         events: Arc<EventLog>,
@@ -72,6 +76,7 @@ impl Lifecycle {
     ) -> Lifecycle {
         Lifecycle {
             node,
+            traffic,
             router,
             store,
             events,
@@ -79,9 +84,15 @@ impl Lifecycle {
             table: Mutex::new(Table::default()),
             stop_grace,
             wake,
+            changes: tokio::sync::watch::Sender::new(0),
             resizing: tokio::sync::Mutex::new(()),
-            starts_ended: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Something changed in the table that a waiting request may care about.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.wake.notify_one();
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -98,6 +109,48 @@ impl Lifecycle {
         self.table().launching(&app.storage_key())
     }
 
+    /// `app` is current: its node prepares its starts (the warm pool).
+    pub(crate) fn prepare(&self, app: &App) {
+        self.node.prepare(app);
+    }
+
+    /// Takes over instances that run already (a new leader of a cluster): each with the app it
+    /// was started for. Draining ones finish draining; ones whose app is gone are retired.
+    pub(crate) fn adopt(self: &Arc<Self>, running: Vec<(InstanceInfo, App)>) {
+        let now = Instant::now();
+        let now_ms = hako_model::now_unix_ms();
+        let mut retire = Vec::new();
+        {
+            let mut table = self.table();
+            for (info, app) in running {
+                let age = Duration::from_millis(now_ms.saturating_sub(info.started_unix_ms));
+                let draining = info.state == hako_model::InstanceState::Draining;
+                if draining || !self.apps.is_current(&app) {
+                    retire.push(info.id.clone());
+                }
+                table.created(Tracked {
+                    key: app.storage_key(),
+                    fingerprint: app.fingerprint(),
+                    started: now.checked_sub(age).unwrap_or(now),
+                    for_request: false,
+                    ready: Some(now),
+                    draining_since: None,
+                    replacing: false,
+                    resize_refused: None,
+                    info,
+                });
+            }
+        }
+        for id in retire {
+            self.retire_in_background(
+                &id,
+                "taken over by a new leader: it was draining or its app is gone".into(),
+                DRAIN_TIMEOUT,
+            );
+        }
+        self.changed();
+    }
+
     /// Instances for the API: every one, or one app's, with their state.
     pub(crate) fn instances(&self, app: Option<&str>) -> Vec<InstanceInfo> {
         self.table().infos(app)
@@ -106,32 +159,58 @@ impl Lifecycle {
     /// Starts an instance of `app` and returns once it is ready and routed: launched, its
     /// port accepting, its health path (if any) answering 2xx/3xx. Refused when the app
     /// already runs its maximum. Records the start or the failure as an event.
+    ///
+    /// A request's start joins a start already under way for the app (a minimum, a
+    /// successor, another request's) instead of making a second instance, and takes a ready
+    /// instance if one appeared meanwhile.
     pub(crate) async fn start(
         self: &Arc<Self>,
         app: &App,
         cause: Cause,
     ) -> Result<InstanceInfo, LaunchError> {
         let key = app.storage_key();
-        let starting = {
-            let mut table = self.table();
-            if table.live(&key) < app.spec.max {
-                table.begin_launch(&key);
-                None
-            } else {
-                Some(table.starting(&key))
+        /// What the table says to do now.
+        enum Next {
+            Take(Box<InstanceInfo>),
+            Wait,
+            Full,
+            Launch,
+        }
+        loop {
+            let mut changes = self.changes.subscribe();
+            let next = {
+                let mut table = self.table();
+                let ready = matches!(cause, Cause::Request)
+                    .then(|| table.ready_one(&key))
+                    .flatten();
+                if let Some(ready) = ready {
+                    Next::Take(Box::new(ready))
+                } else if matches!(cause, Cause::Request) && table.starting(&key) > 0 {
+                    Next::Wait
+                } else if table.live(&key) >= app.spec.max {
+                    Next::Full
+                } else {
+                    table.begin_launch(&key);
+                    Next::Launch
+                }
+            };
+            match next {
+                Next::Take(ready) => return Ok(*ready),
+                // Wait for that start to end one way or the other, then look again.
+                Next::Wait => {
+                    let _ = changes.changed().await;
+                }
+                Next::Full => {
+                    return Err(LaunchError::new(
+                        StartFailure::Capacity,
+                        format!(
+                            "app {} already runs its maximum of {} instances",
+                            app.spec.name, app.spec.max
+                        ),
+                    ));
+                }
+                Next::Launch => return self.run_start(app, cause).await,
             }
-        };
-        match starting {
-            None => self.run_start(app, cause).await,
-            // At the maximum with instances on their way: a request waits for one of them.
-            Some(true) if matches!(cause, Cause::Request) => self.wait_for_starting(app).await,
-            Some(_) => Err(LaunchError::new(
-                StartFailure::Capacity,
-                format!(
-                    "app {} already runs its maximum of {} instances",
-                    app.spec.name, app.spec.max
-                ),
-            )),
         }
     }
 
@@ -190,7 +269,7 @@ impl Lifecycle {
                     };
                     if handed_over {
                         let why = format!("replaced by {}: {reason}", new.id);
-                        this.finish_retire(&old, why, None, DRAIN_TIMEOUT).await;
+                        this.finish_retire(&old, why, false, DRAIN_TIMEOUT).await;
                     }
                 }
                 Err(_) => {
@@ -229,7 +308,7 @@ impl Lifecycle {
                     replacing: false,
                     resize_refused: None,
                 });
-                this.wake.notify_one();
+                this.changed();
             })
         };
         let launched = self.node.launch(app, created).await;
@@ -258,11 +337,10 @@ impl Lifecycle {
                     Cause::Policy(why) if pooled.is_empty() => why.clone(),
                     Cause::Policy(why) => format!("{why} (from the warm pool)"),
                 };
+                self.changed();
                 self.events
                     .record(Event::new(&app.spec.name, EventKind::Start, reason).instance(&info.id))
                     .await;
-                self.wake.notify_one();
-                self.starts_ended.send_modify(|n| *n += 1);
                 Ok(info)
             }
             Err(e) => {
@@ -275,6 +353,7 @@ impl Lifecycle {
                         None => table.end_launch(&key),
                     }
                 }
+                self.changed();
                 if !matches!(cause, Cause::Request) {
                     let _ = self.router.record_start_failure(&app.spec.name, e.kind);
                 }
@@ -289,7 +368,6 @@ impl Lifecycle {
                 }
                 self.events.record(event).await;
                 self.wake.notify_one();
-                self.starts_ended.send_modify(|n| *n += 1);
                 Err(e)
             }
         }
@@ -327,19 +405,10 @@ impl Lifecycle {
                 "the instance ended right after it listened".into(),
             ));
         }
-        if let Err(e) = self.router.add_ready(&app.spec.name, &info.id, addr) {
-            tracing::warn!(instance = %info.id, error = %e, "cannot route to instance");
-        }
         self.resize_if_behind(app, &info);
         let mut ready = info.clone();
         ready.state = hako_model::InstanceState::Ready;
-        if let Err(e) = self
-            .store
-            .put_json(&keys::instance(&ready.app, &ready.id), &ready)
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record instance");
-        }
+        self.traffic.route(&ready, addr).await;
         Ok(ready)
     }
 
@@ -362,37 +431,30 @@ impl Lifecycle {
             return false;
         }
         let (this, id) = (self.clone(), id.to_string());
-        tokio::spawn(async move { this.finish_retire(&id, reason, None, drain_timeout).await });
+        tokio::spawn(async move { this.finish_retire(&id, reason, false, drain_timeout).await });
         true
     }
 
-    /// Drains (unless `drain` is given: the router forgot the app already), stops, unroutes
-    /// and forgets an instance marked draining, and records why.
+    /// Drains (unless it `drained` already), stops, unroutes and forgets an instance marked
+    /// draining, and records why.
     async fn finish_retire(
         &self,
         id: &str,
         reason: String,
-        drain: Option<hako_proxy::Drain>,
+        drained: bool,
         drain_timeout: Duration,
     ) {
         let Some(t) = self.table().get(id).cloned() else {
             return;
         };
         let app = t.info.app.clone();
-        let mut draining = t.info.clone();
-        draining.state = hako_model::InstanceState::Draining;
-        let _ = self
-            .store
-            .put_json(&keys::instance(&app, id), &draining)
-            .await;
-        let drain = drain.or_else(|| self.router.drain(&app, id).ok());
-        if let Some(d) = drain {
-            let _ = tokio::time::timeout(drain_timeout, d.wait()).await;
+        if !drained {
+            self.traffic.drain(&t.info, drain_timeout).await;
         }
         let status = self.node.stop(id, self.stop_grace).await;
-        let _ = self.router.remove(&app, id);
+        self.traffic.unroute(&app, id).await;
         self.table().remove(id);
-        let _ = self.store.delete(&keys::instance(&app, id)).await;
+        self.changed();
         let reason = match status {
             Some(s) => format!("{reason} ({s})"),
             None => reason,
@@ -400,14 +462,12 @@ impl Lifecycle {
         self.events
             .record(Event::new(&app, EventKind::Stop, reason).instance(id))
             .await;
-        self.wake.notify_one();
     }
 
     /// `app` was deleted: its hosts answer 404 from now on, its instances drain (at most
     /// [`DELETE_DRAIN_TIMEOUT`]) and stop in the background, then the node forgets its files.
     /// Never waits: another app, or a new app of the same name, is not held up.
     pub(crate) fn retire_app(self: &Arc<Self>, app: &App) {
-        let name = app.spec.name.clone();
         let now = Instant::now();
         let ids: Vec<String> = {
             let mut table = self.table();
@@ -421,52 +481,31 @@ impl Lifecycle {
             }
             ids
         };
-        // Drain handles first: once the router forgets the app, its instances are unknown there.
-        let mine: Vec<_> = ids
-            .into_iter()
-            .map(|id| {
-                let d = self.router.drain(&name, &id).ok();
-                (id, d)
-            })
-            .collect();
-        let _ = self.router.remove_app(&name);
+        let drained = self
+            .traffic
+            .remove_app(&app.spec.name, &ids, DELETE_DRAIN_TIMEOUT);
         let (this, key) = (self.clone(), app.storage_key());
         tokio::spawn(async move {
-            let stops = mine.into_iter().map(|(id, drain)| {
-                let this = this.clone();
-                async move {
-                    this.finish_retire(
-                        &id,
-                        "the app was deleted".into(),
-                        drain,
-                        DELETE_DRAIN_TIMEOUT,
-                    )
-                    .await
-                }
+            drained.await;
+            let stops = ids.iter().map(|id| {
+                this.finish_retire(id, "the app was deleted".into(), true, Duration::ZERO)
             });
             futures::future::join_all(stops).await;
             this.node.forget(&key).await;
         });
     }
 
-    /// An instance's container ended on its own (crash, exit).
-    pub(crate) async fn exited(&self, exit: Exit) {
+    /// An instance ended without being asked to (its process exited, its node was lost).
+    pub(crate) async fn exited(&self, exit: Ended) {
         let known = self.table().remove(&exit.instance).is_some();
-        let _ = self.router.remove(&exit.app, &exit.instance);
-        let _ = self
-            .store
-            .delete(&keys::instance(&exit.app, &exit.instance))
-            .await;
+        self.changed();
+        self.traffic.unroute(&exit.app, &exit.instance).await;
         if known {
             self.events
                 .record(
-                    Event::new(
-                        &exit.app,
-                        EventKind::Exited,
-                        format!("the app {} on its own", exit.status),
-                    )
-                    .instance(&exit.instance)
-                    .log_tail(exit.log_tail),
+                    Event::new(&exit.app, EventKind::Exited, exit.why)
+                        .instance(&exit.instance)
+                        .log_tail(exit.log_tail),
                 )
                 .await;
         }

@@ -12,6 +12,27 @@ use hako_model::{App, InstanceInfo, InstanceLimits};
 /// Called once with the instance (state `Starting`) when its container exists.
 pub(crate) type Created = Box<dyn FnOnce(&InstanceInfo) + Send>;
 
+/// An instance that ended without being asked to: its process exited, or its node was lost.
+#[derive(Debug, Clone)]
+pub(crate) struct Ended {
+    pub app: String,
+    pub instance: String,
+    /// Why, in words: "the app exited with code 1 on its own", "its node n2 was lost".
+    pub why: String,
+    pub log_tail: String,
+}
+
+impl From<hako_agent::Exit> for Ended {
+    fn from(e: hako_agent::Exit) -> Ended {
+        Ended {
+            app: e.app,
+            instance: e.instance,
+            why: format!("the app {} on its own", e.status),
+            log_tail: e.log_tail,
+        }
+    }
+}
+
 /// Runs instances.
 #[async_trait]
 pub(crate) trait Node: Send + Sync + 'static {

@@ -10,12 +10,12 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::event_log::EventLog;
-use crate::lifecycle::Lifecycle;
+use crate::reconcile::Lead;
 
 /// Runs until the proxy's event channel closes.
 pub(crate) async fn consume(
     mut rx: UnboundedReceiver<ProxyEvent>,
-    lifecycle: Arc<Lifecycle>,
+    lead: Arc<Lead>,
     events: Arc<EventLog>,
     wake: Arc<Notify>,
 ) {
@@ -71,7 +71,11 @@ pub(crate) async fn consume(
                         .instance(&instance_id),
                     )
                     .await;
-                lifecycle.unreachable(&instance_id);
+                // The leader (on one host, always this daemon) retires it; another front's
+                // proxy has taken it out of its own routing already.
+                if let Some(lifecycle) = lead.get() {
+                    lifecycle.unreachable(&instance_id);
+                }
             }
         }
     }

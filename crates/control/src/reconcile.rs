@@ -16,14 +16,27 @@ use tokio::sync::Notify;
 
 use crate::apps::Apps;
 use crate::lifecycle::Lifecycle;
-use crate::node::Node;
+
+/// The lifecycle that acts on instances, when this daemon has one: always on one host; in a
+/// cluster only while this front is the leader.
+#[derive(Default)]
+pub(crate) struct Lead(std::sync::RwLock<Option<Arc<Lifecycle>>>);
+
+impl Lead {
+    pub(crate) fn set(&self, lifecycle: Option<Arc<Lifecycle>>) {
+        *self.0.write().expect("lead lock") = lifecycle;
+    }
+
+    pub(crate) fn get(&self) -> Option<Arc<Lifecycle>> {
+        self.0.read().expect("lead lock").clone()
+    }
+}
 
 /// What a change of the apps touches.
 pub(crate) struct Reconciler {
     pub(crate) apps: Arc<Apps>,
     pub(crate) router: Router,
-    pub(crate) lifecycle: Arc<Lifecycle>,
-    pub(crate) node: Arc<dyn Node>,
+    pub(crate) lead: Arc<Lead>,
     pub(crate) wake: Arc<Notify>,
 }
 
@@ -93,8 +106,10 @@ impl Reconciler {
         let previous = self.apps.insert(app.clone());
         // New limits reach running instances live (the API asked already when it made the
         // change; this covers every other writer of the store, and is idempotent).
-        if previous.is_some_and(|p| p.uid == app.uid && p.limits() != app.limits()) {
-            let (lifecycle, apps, name) = (self.lifecycle.clone(), self.apps.clone(), name.clone());
+        if previous.is_some_and(|p| p.uid == app.uid && p.limits() != app.limits())
+            && let Some(lifecycle) = self.lead.get()
+        {
+            let (apps, name) = (self.apps.clone(), name.clone());
             tokio::spawn(async move {
                 if let Some(current) = apps.get(&name) {
                     lifecycle.resize_app(&current).await;
@@ -104,7 +119,9 @@ impl Reconciler {
         self.wake.notify_one();
         // Parked containers of an older version go, and the warm pool fills up (in the
         // background) from this one; the agent refills it itself after each start.
-        self.node.prepare(&app);
+        if let Some(lifecycle) = self.lead.get() {
+            lifecycle.prepare(&app);
+        }
     }
 
     /// An app was deleted: new requests get 404 at once, its instances drain and stop in the
@@ -119,6 +136,13 @@ impl Reconciler {
         if self.apps.is_current(app) {
             self.apps.remove(&app.spec.name);
         }
-        self.lifecycle.retire_app(app);
+        match self.lead.get() {
+            Some(lifecycle) => lifecycle.retire_app(app),
+            // Not the leader: this front's proxy stops routing the app; the leader retires
+            // its instances.
+            None => {
+                let _ = self.router.remove_app(&app.spec.name);
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The test bed of the daemon's loops on tokio's paused clock: a node that runs nothing (its
-//! instances are records), the real lifecycle, router and (in-memory) store, and a [`Load`]
-//! that overlays load a test sets on the router's real snapshots. Time moves only when the
+//! instances are records), the real lifecycle, router and (in-memory) store, and the local
+//! [`Traffic`] with load a test sets laid over what the router counts. Time moves only when the
 //! test says so, so each decision is checked at its exact moment.
 
 use std::collections::HashMap;
@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use hako_agent::{CommandRun, LaunchError, ResizeError, Resized};
 use hako_model::{App, AppSpec, InstanceInfo, InstanceLimits, InstanceState};
 use hako_policy::wake::RequestClass;
-use hako_proxy::{InstanceSnapshot, LogEvents, NoLauncher, Router};
+use futures::future::BoxFuture;
+use hako_proxy::{LogEvents, NoLauncher, Router};
+use std::net::SocketAddr;
 use hako_store::{EmbeddedStore, Store};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -21,7 +23,7 @@ use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
 use crate::lifecycle::Lifecycle;
 use crate::node::{Created, Node};
-use crate::views::Load;
+use crate::traffic::{Activity, LocalTraffic, Traffic};
 
 /// What the fake node was asked, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,8 @@ pub(crate) enum Call {
 #[derive(Default)]
 pub(crate) struct FakeNode {
     calls: Mutex<Vec<Call>>,
+    /// How long a launch takes after its container exists (tokio's clock).
+    pub(crate) delay: Mutex<Duration>,
     /// Memory in use per instance (a resize below it keeps the old memory limit).
     pub(crate) using: Mutex<HashMap<String, u64>>,
 }
@@ -75,9 +79,12 @@ impl Node for FakeNode {
             from_pool: false,
             start_path: hako_model::StartPath::Cold,
             restore_error: None,
+            slot: None,
             limits: Some(app.limits()),
         };
         created(&info);
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         info.state = InstanceState::Ready;
         info.ready_ms = Some(0.0);
         Ok(info)
@@ -141,9 +148,10 @@ pub(crate) struct Busy {
     pub(crate) first: Option<RequestClass>,
 }
 
-/// The router's snapshots with the load a test set.
+/// The daemon's own traffic (its router), with the load a test set laid over what the router
+/// counts.
 pub(crate) struct FakeLoad {
-    router: Router,
+    local: LocalTraffic,
     busy: Mutex<HashMap<String, Busy>>,
     waiting: Mutex<usize>,
 }
@@ -181,27 +189,40 @@ impl FakeLoad {
     }
 }
 
-impl Load for FakeLoad {
-    fn instances(&self, app: &str) -> Vec<InstanceSnapshot> {
+#[async_trait]
+impl Traffic for FakeLoad {
+    async fn route(&self, info: &InstanceInfo, addr: SocketAddr) {
+        self.local.route(info, addr).await;
+    }
+
+    async fn drain(&self, info: &InstanceInfo, timeout: Duration) {
+        self.local.drain(info, timeout).await;
+    }
+
+    async fn unroute(&self, app: &str, id: &str) {
+        self.local.unroute(app, id).await;
+    }
+
+    fn remove_app(&self, app: &str, ids: &[String], timeout: Duration) -> BoxFuture<'static, ()> {
+        self.local.remove_app(app, ids, timeout)
+    }
+
+    fn activity(&self, app: &str) -> HashMap<String, Activity> {
         let busy = self.busy.lock().unwrap();
-        self.router
-            .instances(app)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut s| {
-                if let Some(b) = busy.get(&s.instance_id) {
-                    s.in_flight = b.in_flight;
-                    s.upgraded = b.upgraded;
-                    s.first_request = b.first;
-                    s.last_visitor = b.visitor;
-                    s.last_quiet = b.quiet;
-                    if let Some(at) = b.visitor.max(b.quiet) {
-                        s.last_activity = at;
-                    }
+        let mut seen = self.local.activity(app);
+        for (id, a) in seen.iter_mut() {
+            if let Some(b) = busy.get(id) {
+                a.in_flight = b.in_flight as u32;
+                a.upgraded = b.upgraded as u32;
+                a.first_request = b.first;
+                a.last_visitor = b.visitor;
+                a.last_quiet = b.quiet;
+                if let Some(at) = b.visitor.max(b.quiet) {
+                    a.last_active = at;
                 }
-                s
-            })
-            .collect()
+            }
+        }
+        seen
     }
 
     fn waiting(&self, _app: &str) -> usize {
@@ -227,8 +248,17 @@ pub(crate) async fn bed(app: serde_json::Value) -> Bed {
     let node = Arc::new(FakeNode::default());
     let wake = Arc::new(Notify::new());
     let events = Arc::new(EventLog::new(store.clone()));
+    let load = Arc::new(FakeLoad {
+        local: LocalTraffic {
+            router: router.clone(),
+            store: store.clone(),
+        },
+        busy: Mutex::default(),
+        waiting: Mutex::default(),
+    });
     let lifecycle = Arc::new(Lifecycle::new(
         node.clone(),
+        load.clone(),
         router.clone(),
         store.clone(),
         events.clone(),
@@ -236,11 +266,6 @@ pub(crate) async fn bed(app: serde_json::Value) -> Bed {
         Duration::from_secs(1),
         wake.clone(),
     ));
-    let load = Arc::new(FakeLoad {
-        router: router.clone(),
-        busy: Mutex::default(),
-        waiting: Mutex::default(),
-    });
     let bed = Bed {
         node,
         apps: apps.clone(),
@@ -252,7 +277,7 @@ pub(crate) async fn bed(app: serde_json::Value) -> Bed {
         keep_alive: KeepAliveLoop {
             apps,
             lifecycle,
-            load,
+            traffic: load,
             wake,
             epoch: Instant::now(),
         },

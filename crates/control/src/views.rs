@@ -1,40 +1,22 @@
 //! The policies' view of an app's instances: the lifecycle's table (started, ready, draining,
 //! outdated) joined with what the proxy counts live — open requests and upgraded
 //! connections, and activity split into visitors and quiet work (scheduled runs, ignored
-//! clients) — on the policies' clock. Shared by the keep-alive loop and the autoscaler.
-//! [`Load`] is where the live counts come from: the router, or a fake in tests.
+//! clients) — on the policies' clock. Shared by the keep-alive loop and the autoscaler. The
+//! live counts come through [`Traffic`]: the daemon's router, or the fronts of a cluster.
 
 use std::time::Duration;
 
 use hako_model::App;
 use hako_policy::wake::{Activity, RequestClass};
 use hako_policy::{InstanceView, KeepAlive, Time};
-use hako_proxy::{InstanceSnapshot, Router};
 use tokio::time::Instant;
 
 use crate::lifecycle::Lifecycle;
+use crate::traffic::Traffic;
 
 /// How long quiet work (a scheduled run, an ignored client's request) holds an instance after
 /// it ends: an instance woken only for it stops this long after, whatever the idle timeout.
 pub(crate) const QUIET_LINGER: Duration = Duration::from_secs(5);
-
-/// The proxy's live counts of an app's instances.
-pub(crate) trait Load: Send + Sync + 'static {
-    /// Each routed instance's counts (ready and draining).
-    fn instances(&self, app: &str) -> Vec<InstanceSnapshot>;
-    /// Requests waiting for a start (the activator's queue).
-    fn waiting(&self, app: &str) -> usize;
-}
-
-impl Load for Router {
-    fn instances(&self, app: &str) -> Vec<InstanceSnapshot> {
-        Router::instances(self, app).unwrap_or_default()
-    }
-
-    fn waiting(&self, app: &str) -> usize {
-        self.status(app).map_or(0, |s| s.waiting)
-    }
-}
 
 /// Maps tokio's clock onto the policies' [`Time`] from an epoch.
 #[derive(Debug, Clone, Copy)]
@@ -65,28 +47,28 @@ impl AppView {
     /// Reads the lifecycle's instances of `app` and the proxy's counts of them at `now`.
     pub(crate) fn read(
         lifecycle: &Lifecycle,
-        load: &dyn Load,
+        traffic: &dyn Traffic,
         app: &App,
         clock: Clock,
         now: Time,
     ) -> AppView {
-        let snaps = load.instances(&app.spec.name);
+        let seen = traffic.activity(&app.spec.name);
         let current = app.fingerprint();
         let mut out = AppView::default();
         for (id, t) in lifecycle.tracked(app) {
-            let snap = snaps.iter().find(|s| s.instance_id == id);
+            let snap = seen.get(&id);
             let started_at = clock.time(t.started);
             let ready_at = t.ready.map(|r| clock.time(r));
             let last_active = snap
-                .map(|s| clock.time(s.last_activity))
+                .map(|s| clock.time(s.last_active))
                 .or(ready_at)
                 .unwrap_or(started_at);
             out.views.push(InstanceView {
                 started_at,
                 ready_at,
                 last_active,
-                in_flight: snap.map_or(0, |s| s.in_flight as u32),
-                upgraded: snap.map_or(0, |s| s.upgraded as u32),
+                in_flight: snap.map_or(0, |s| s.in_flight),
+                upgraded: snap.map_or(0, |s| s.upgraded),
                 draining_since: t.draining_since.map(|d| clock.time(d)),
                 outdated: t.fingerprint != current,
             });

@@ -39,6 +39,9 @@ pub struct InstanceInfo {
     /// checkpoint unusable): it started cold instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_error: Option<String>,
+    /// In a cluster: the assignment it runs for (`/assign/<node>/<slot>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
     /// Its cgroup limits now: the app's when it started, changed by live resizes (an
     /// instance that uses more memory than a lowered limit keeps its old one).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod capacity;
+pub mod cluster;
 pub mod command;
 pub mod database;
 pub mod event;
@@ -17,6 +18,7 @@ pub mod ignored_clients;
 pub mod image_name;
 pub mod image_ref;
 pub mod instance;
+pub mod node;
 pub mod release;
 pub mod restore;
 pub mod schedule;
@@ -28,6 +30,10 @@ pub use app::{
     MAX_WARM_POOL, StopSignal, valid_host, valid_name,
 };
 pub use capacity::{LimitError, NodeCapacity};
+pub use cluster::{
+    Assignment, AssignmentOutcome, AssignmentPhase, DrainAck, FrontActivity, FrontRecord,
+    InstanceActivity, LeaderRecord, Want, WantFailure,
+};
 pub use command::CommandError;
 pub use database::DatabaseGrant;
 pub use event::{Event, EventKind};
@@ -36,6 +42,7 @@ pub use ignored_clients::{IgnoredClients, IgnoredClientsError};
 pub use image_name::{ImageNameError, validate_image_name};
 pub use image_ref::{ImageRef, ImageRefError};
 pub use instance::{InstanceInfo, InstanceState, ResizeOutcome};
+pub use node::{NodeInfo, NodeRecord, NodeState, NodeUsage};
 pub use release::Release;
 pub use restore::{RestoreMode, StartPath};
 pub use schedule::{ScheduleAction, ScheduleEntry, ScheduleError};

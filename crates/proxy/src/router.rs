@@ -316,6 +316,14 @@ impl Router {
         Ok(())
     }
 
+    /// Snapshots of every app's instances, by app name.
+    pub fn all_instances(&self) -> BTreeMap<String, Vec<InstanceSnapshot>> {
+        self.apps()
+            .iter()
+            .map(|(name, app)| (name.clone(), app.snapshots()))
+            .collect()
+    }
+
     /// Request metrics of every app, by name.
     pub fn all_metrics(&self) -> BTreeMap<String, AppMetricsSnapshot> {
         self.apps()

@@ -8,6 +8,15 @@
 //! | `/instances/<app>/<id>` | a running instance (attach to the node's lease in a cluster) |
 //! | `/events/<app>/<seq>` | an app's events, append-only: [`crate::StoreExt::append_json`] + [`crate::StoreExt::trim`] |
 //! | `/nodes/<name>` | a node, attached to its lease so it disappears when the node stops renewing |
+//! | `/node-state/<name>` | whether a node takes new instances (active, cordoned, draining) |
+//! | `/assign/<node>/<slot>` | an instance the leader assigned to a node |
+//! | `/wants/<app>` | a cold start a proxy waits for (one per app, for all proxies) |
+//! | `/activity/<front>` | what one front's proxy sees of each instance |
+//! | `/drained/<instance>/<front>` | one front sends an instance no more requests |
+//! | `/fronts/<name>` | a front (`hako serve`) |
+//! | `/leader` | the front that schedules |
+//!
+//! See docs/cluster.md for who writes what and which keys live on a lease.
 //!
 //! Because `/apps/<name>/releases/…` lives under `/apps/`, a range over
 //! [`APPS`] returns releases too: keep the keys that [`parse`] as
@@ -26,6 +35,20 @@ pub const INSTANCES: &str = "/instances/";
 pub const EVENTS: &str = "/events/";
 /// Prefix of every node.
 pub const NODES: &str = "/nodes/";
+/// Prefix of every node's operator state.
+pub const NODE_STATES: &str = "/node-state/";
+/// Prefix of every assignment.
+pub const ASSIGNMENTS: &str = "/assign/";
+/// Prefix of every cold start a proxy waits for.
+pub const WANTS: &str = "/wants/";
+/// Prefix of every front's activity report.
+pub const ACTIVITY: &str = "/activity/";
+/// Prefix of every drain acknowledgement.
+pub const DRAINED: &str = "/drained/";
+/// Prefix of every front.
+pub const FRONTS: &str = "/fronts/";
+/// The leader's key.
+pub const LEADER: &str = "/leader";
 
 /// Longest name segment accepted.
 pub const MAX_NAME_LEN: usize = 253;
@@ -100,6 +123,46 @@ pub fn node(name: &str) -> String {
     format!("{NODES}{name}")
 }
 
+/// `/node-state/<name>`
+pub fn node_state(name: &str) -> String {
+    format!("{NODE_STATES}{name}")
+}
+
+/// `/assign/<node>/`: prefix of a node's assignments.
+pub fn assignments(node: &str) -> String {
+    format!("{ASSIGNMENTS}{node}/")
+}
+
+/// `/assign/<node>/<slot>`
+pub fn assignment(node: &str, slot: &str) -> String {
+    format!("{ASSIGNMENTS}{node}/{slot}")
+}
+
+/// `/wants/<app>`
+pub fn want(app: &str) -> String {
+    format!("{WANTS}{app}")
+}
+
+/// `/activity/<front>`
+pub fn activity(front: &str) -> String {
+    format!("{ACTIVITY}{front}")
+}
+
+/// `/drained/<instance>/`: prefix of an instance's drain acknowledgements.
+pub fn drained_of(instance: &str) -> String {
+    format!("{DRAINED}{instance}/")
+}
+
+/// `/drained/<instance>/<front>`
+pub fn drained(instance: &str, front: &str) -> String {
+    format!("{DRAINED}{instance}/{front}")
+}
+
+/// `/fronts/<name>`
+pub fn front(name: &str) -> String {
+    format!("{FRONTS}{name}")
+}
+
 /// A key of the layout, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key<'a> {
@@ -141,6 +204,40 @@ pub enum Key<'a> {
         /// Node name.
         name: &'a str,
     },
+    /// `/node-state/<name>`
+    NodeState {
+        /// Node name.
+        name: &'a str,
+    },
+    /// `/assign/<node>/<slot>`
+    Assignment {
+        /// Node name.
+        node: &'a str,
+        /// Slot.
+        slot: &'a str,
+    },
+    /// `/wants/<app>`
+    Want {
+        /// App name.
+        app: &'a str,
+    },
+    /// `/activity/<front>`
+    Activity {
+        /// Front name.
+        front: &'a str,
+    },
+    /// `/drained/<instance>/<front>`
+    Drained {
+        /// Instance id.
+        instance: &'a str,
+        /// Front name.
+        front: &'a str,
+    },
+    /// `/fronts/<name>`
+    Front {
+        /// Front name.
+        name: &'a str,
+    },
 }
 
 /// Parses a key of the layout; `None` for anything else.
@@ -160,6 +257,12 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["instances", app, id] => Key::Instance { app, id },
         ["events", app, seq] => Key::Event { app, seq },
         ["nodes", name] => Key::Node { name },
+        ["node-state", name] => Key::NodeState { name },
+        ["assign", node, slot] => Key::Assignment { node, slot },
+        ["wants", app] => Key::Want { app },
+        ["activity", front] => Key::Activity { front },
+        ["drained", instance, front] => Key::Drained { instance, front },
+        ["fronts", name] => Key::Front { name },
         _ => return None,
     })
 }
@@ -196,7 +299,28 @@ mod tests {
                 },
             ),
             (node("n1"), Key::Node { name: "n1" }),
+            (node_state("n1"), Key::NodeState { name: "n1" }),
+            (
+                assignment("n1", "s9"),
+                Key::Assignment {
+                    node: "n1",
+                    slot: "s9",
+                },
+            ),
+            (want("blog"), Key::Want { app: "blog" }),
+            (activity("f1"), Key::Activity { front: "f1" }),
+            (
+                drained("blog-1", "f1"),
+                Key::Drained {
+                    instance: "blog-1",
+                    front: "f1",
+                },
+            ),
+            (front("f1"), Key::Front { name: "f1" }),
         ];
+        assert!(assignment("n1", "s").starts_with(&assignments("n1")));
+        assert!(!assignment("n10", "s").starts_with(&assignments("n1")));
+        assert!(drained("i", "f").starts_with(&drained_of("i")));
         for (key, want) in cases {
             validate_key(&key).unwrap();
             assert_eq!(parse(&key), Some(want), "{key}");

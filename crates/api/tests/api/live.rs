@@ -36,6 +36,7 @@ fn live_data_comes_from_the_backend() {
         from_pool: false,
         start_path: Default::default(),
         restore_error: None,
+        slot: None,
         limits: None,
     };
     server

@@ -96,6 +96,28 @@ async fn a_recycle_and_a_new_release_start_the_successor_before_the_old_one_stop
     assert_eq!(b.states(), [("site-3".into(), InstanceState::Ready)]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_request_joins_a_start_under_way_instead_of_making_a_second_instance() {
+    let b = bed(site(serde_json::json!({"min": 1, "idle_timeout": "60s"}))).await;
+    *b.node.delay.lock().unwrap() = Duration::from_secs(2);
+    // The minimum's start is under way (its container exists, it is not ready yet)...
+    b.keep_alive.tick(Instant::now());
+    tokio::task::yield_now().await;
+    // ...when a request finds no ready instance.
+    let lifecycle = b.lifecycle.clone();
+    let app = b.app();
+    let request = tokio::spawn(async move {
+        lifecycle
+            .start(&app, crate::lifecycle::Cause::Request)
+            .await
+    });
+    let got = request.await.unwrap().unwrap();
+    assert_eq!(got.id, "site-0", "the request got the minimum's instance");
+    b.settle().await;
+    assert_eq!(b.node.calls(), [Call::Launch("site-0".into())]);
+    assert_eq!(b.states(), [("site-0".into(), InstanceState::Ready)]);
+}
+
 /// Quiet work does not keep a site awake: an instance a request of an ignored client (an
 /// uptime checker) woke stops 5 s after that request, not at the idle timeout; one a visitor
 /// woke keeps its idle timeout, whatever probes come later.

@@ -180,8 +180,16 @@ mod live {
     #[tokio::test(start_paused = true)]
     async fn limits_change_live_and_a_memory_limit_below_use_is_kept_off_that_instance() {
         let b = bed(site(serde_json::json!({"memory": "256MiB"}))).await;
-        let small = b.lifecycle.start(&b.app(), Cause::Request).await.unwrap();
-        let big = b.lifecycle.start(&b.app(), Cause::Request).await.unwrap();
+        let small = b
+            .lifecycle
+            .start(&b.app(), Cause::Policy("test".into()))
+            .await
+            .unwrap();
+        let big = b
+            .lifecycle
+            .start(&b.app(), Cause::Policy("test".into()))
+            .await
+            .unwrap();
         b.node
             .using
             .lock()

@@ -93,6 +93,24 @@ impl Table {
         running + self.launching(key)
     }
 
+    /// A ready, routed instance of the app that takes requests, if there is one.
+    pub(crate) fn ready_one(&self, key: &str) -> Option<InstanceInfo> {
+        self.instances
+            .values()
+            .find(|t| t.key == key && t.ready.is_some() && t.draining_since.is_none())
+            .map(|t| t.info.clone())
+    }
+
+    /// Starts under way for the app: asked for, or created and not yet ready.
+    pub(crate) fn starting(&self, key: &str) -> u32 {
+        let created = self
+            .instances
+            .values()
+            .filter(|t| t.key == key && t.ready.is_none())
+            .count() as u32;
+        created + self.launching(key)
+    }
+
     pub(crate) fn begin_launch(&mut self, key: &str) {
         *self.launching.entry(key.to_string()).or_default() += 1;
     }
@@ -186,23 +204,6 @@ impl Table {
         }
     }
 
-    /// Some start of the app is under way: asked for, or its container made but not ready.
-    pub(crate) fn starting(&self, key: &str) -> bool {
-        self.launching(key) > 0
-            || self
-                .instances
-                .values()
-                .any(|t| t.key == key && t.ready.is_none() && t.draining_since.is_none())
-    }
-
-    /// A ready instance of the app that takes requests, if any.
-    pub(crate) fn ready_one(&self, key: &str) -> Option<InstanceInfo> {
-        self.instances
-            .values()
-            .find(|t| t.key == key && t.ready.is_some() && t.draining_since.is_none())
-            .map(|t| t.info.clone())
-    }
-
     /// The instance exists and takes requests (not draining).
     pub(crate) fn is_live(&self, id: &str) -> bool {
         self.instances
@@ -236,6 +237,7 @@ mod tests {
                 from_pool: false,
                 start_path: hako_model::StartPath::Cold,
                 restore_error: None,
+                slot: None,
                 limits: None,
             },
             key: key.into(),
