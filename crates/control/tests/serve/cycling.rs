@@ -203,14 +203,30 @@ async fn no_request_fails_through_a_recycle_a_deploy_and_a_scale_in_under_load()
     // A scale-in: three instances, then a maximum of one; two drain under load.
     s.update("busy", serde_json::json!({"min": 3})).await;
     wait_for(30, "never three instances", || async {
-        s.instance_list("busy").await.len() == 3
+        let list = s.instance_list("busy").await;
+        list.len() == 3
+            && list
+                .iter()
+                .all(|i| i.state == hako_model::InstanceState::Ready)
     })
     .await;
     s.update("busy", serde_json::json!({"min": 1, "max": 1})).await;
-    s.wait_event("busy", EventKind::Scale, |e| {
-        e.reason.starts_with("scale 3→1") && e.reason.contains("above the maximum")
-    })
-    .await;
+    let scaled = |s: &'static str| move |e: &hako_model::Event| {
+        e.kind == EventKind::Scale && e.reason.starts_with(s) && e.reason.contains("above the maximum")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.events("busy").await.iter().any(scaled("scale 3→")) {
+        if Instant::now() > deadline {
+            let events: Vec<String> = s
+                .events("busy")
+                .await
+                .iter()
+                .map(|e| format!("{:?} {:?} {}", e.kind, e.instance, e.reason))
+                .collect();
+            panic!("no scale 3→1:\n{}\n{:?}", events.join("\n"), s.instance_list("busy").await);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     wait_for(30, "the scale-in never finished", || async {
         s.instance_list("busy").await.len() == 1
     })
