@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use hako_model::{App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome};
+use hako_model::{
+    App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome,
+};
 
 /// Where a new code release comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -48,11 +48,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     for line in text.lines().filter(|l| !l.starts_with("autoscaler:")) {
         println!("{line}");
     }
-    let real = if sim_only {
-        None
-    } else {
-        Some(real()?)
-    };
+    let real = if sim_only { None } else { Some(real()?) };
     println!(
         "{} real_step_to_ready_s={}",
         report.summary_line(),

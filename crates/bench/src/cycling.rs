@@ -72,11 +72,16 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         .count() as u64
         + not_sent;
     println!();
-    println!("{:<10} {:>8} {:>8} {:>9} {:>8}", "phase", "from_s", "to_s", "p99_ms", "failed");
+    println!(
+        "{:<10} {:>8} {:>8} {:>9} {:>8}",
+        "phase", "from_s", "to_s", "p99_ms", "failed"
+    );
     let steady = Window { from: 0.5, to: 5.0 };
-    let rows = [("steady", steady)]
-        .into_iter()
-        .chain(["recycle", "deploy", "rollout", "scale-in"].into_iter().zip(windows));
+    let rows = [("steady", steady)].into_iter().chain(
+        ["recycle", "deploy", "rollout", "scale-in"]
+            .into_iter()
+            .zip(windows),
+    );
     let mut p99 = Vec::new();
     for (name, w) in rows {
         let p = p99_ms(&outcomes, w.from, w.to);

@@ -117,7 +117,13 @@ pub fn create_app(serve: &HakoServe, name: &str, dir: &Path, extra: &[&str]) -> 
     ];
     args.extend_from_slice(extra);
     serve.cli(&args)?;
-    let (r, _) = crate::request::get(serve.proxy, &host, "/index.html", &[], Duration::from_secs(30))?;
+    let (r, _) = crate::request::get(
+        serve.proxy,
+        &host,
+        "/index.html",
+        &[],
+        Duration::from_secs(30),
+    )?;
     if r.status != 200 {
         bail!("{name} answered {} {:?}", r.status, r.text());
     }

@@ -135,7 +135,10 @@ impl AutoscaleLoop {
             // Never fewer ready instances than the new size (or than are ready now): while
             // instances start, the ready ones keep serving until those take over.
             let (_, ready) = view.live_and_ready();
-            let n = d.from.saturating_sub(d.to).min(ready.saturating_sub(d.to.min(ready))) as usize;
+            let n = d
+                .from
+                .saturating_sub(d.to)
+                .min(ready.saturating_sub(d.to.min(ready))) as usize;
             let lifetime = app.spec.max_lifetime.map(|l| l.0);
             let picks = pick_drain(t, &view.views, n, lifetime);
             let mut drained = Vec::new();

@@ -79,7 +79,12 @@ impl Requester for ThroughProxy {
         };
         let buf = tokio::time::timeout(RUN_TIMEOUT, exchange)
             .await
-            .map_err(|_| format!("no answer within {}", hako_model::HumanDuration(RUN_TIMEOUT)))?
+            .map_err(|_| {
+                format!(
+                    "no answer within {}",
+                    hako_model::HumanDuration(RUN_TIMEOUT)
+                )
+            })?
             .map_err(|e| e.to_string())?;
         let line = String::from_utf8_lossy(&buf);
         line.split_whitespace()
@@ -181,7 +186,8 @@ impl Scheduler {
             if stale {
                 match SchedulePlan::new(&app.spec.schedules, unix) {
                     Ok(plan) => {
-                        self.plans.insert(key.clone(), (app.spec.schedules.clone(), plan));
+                        self.plans
+                            .insert(key.clone(), (app.spec.schedules.clone(), plan));
                     }
                     Err(e) => {
                         // The API checks every expression; an app stored otherwise is skipped.

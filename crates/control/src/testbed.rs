@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use hako_agent::{CommandRun, LaunchError, ResizeError, Resized};
 use hako_model::{App, AppSpec, InstanceInfo, InstanceLimits, InstanceState};
 use hako_policy::wake::RequestClass;
-use futures::future::BoxFuture;
 use hako_proxy::{LogEvents, NoLauncher, Router};
-use std::net::SocketAddr;
 use hako_store::{EmbeddedStore, Store};
+use std::net::SocketAddr;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -102,7 +102,10 @@ impl Node for FakeNode {
     async fn shutdown(&self, _grace: Duration) {}
 
     async fn resize(&self, id: &str, limits: InstanceLimits) -> Result<Resized, ResizeError> {
-        self.calls.lock().unwrap().push(Call::Resize(id.to_string()));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Resize(id.to_string()));
         match self.using.lock().unwrap().get(id) {
             Some(&using) if using > limits.memory.0 => Ok(Resized::MemoryKept {
                 limits: InstanceLimits {

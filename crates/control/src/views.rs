@@ -72,9 +72,9 @@ impl AppView {
                 draining_since: t.draining_since.map(|d| clock.time(d)),
                 outdated: t.fingerprint != current,
             });
-            let quiet_first = snap.and_then(|s| s.first_request).is_some_and(|c| {
-                matches!(c, RequestClass::Scheduled | RequestClass::Ignored)
-            });
+            let quiet_first = snap
+                .and_then(|s| s.first_request)
+                .is_some_and(|c| matches!(c, RequestClass::Scheduled | RequestClass::Ignored));
             out.activity.push(Activity {
                 woken_for_quiet: t.for_request && quiet_first,
                 last_visitor: snap.and_then(|s| s.last_visitor).map(|v| clock.time(v)),

@@ -61,7 +61,9 @@ impl Agent {
             Ok(Ok(status)) => (status, false),
             Ok(Err(e)) => {
                 let _ = tokio::task::spawn_blocking(move || container.remove()).await;
-                return Err(LaunchError::node(format!("cannot wait for the command: {e}")));
+                return Err(LaunchError::node(format!(
+                    "cannot wait for the command: {e}"
+                )));
             }
             Err(_) => {
                 let signal = app.spec.stop_signal.number();

@@ -227,7 +227,10 @@ impl Agent {
             // before a resize gets the app's limits now, before its command runs.
             let limits = crate::limits::container_limits(&app.spec);
             let started = tokio::task::spawn_blocking(move || {
-                let r = p.container.update_limits(&limits).and_then(|()| p.container.start());
+                let r = p
+                    .container
+                    .update_limits(&limits)
+                    .and_then(|()| p.container.start());
                 (p, r)
             })
             .await;

@@ -47,7 +47,10 @@ pub fn run(serve: &HakoServe, tmp: &std::path::Path) -> anyhow::Result<Fairness>
         )?;
         let failed = phases::failed(&report.outcomes, 0.0, PROBE_SECS);
         if failed > 0 || report.dropped > 0 {
-            anyhow::bail!("the quiet site failed {failed} requests ({} not sent)", report.dropped);
+            anyhow::bail!(
+                "the quiet site failed {failed} requests ({} not sent)",
+                report.dropped
+            );
         }
         phases::p99_ms(&report.outcomes, 1.0, PROBE_SECS)
             .ok_or_else(|| anyhow::anyhow!("no probe requests"))

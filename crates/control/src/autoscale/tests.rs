@@ -85,7 +85,10 @@ async fn a_surge_scales_up_within_two_seconds_then_calm_drains_to_one_and_the_id
         .filter(|e| e.kind == EventKind::Scale)
         .collect();
     assert_eq!(scale_events.len(), 1 + down.len(), "{scale_events:?}");
-    assert!(scale_events[1].reason.contains("draining"), "{scale_events:?}");
+    assert!(
+        scale_events[1].reason.contains("draining"),
+        "{scale_events:?}"
+    );
     // The keep-alive owns the last one: it stops at its idle timeout (60 s after the load
     // ended, i.e. 15 s from here), and the autoscaler does not start it again.
     let launches = b.node.launches();
@@ -96,7 +99,11 @@ async fn a_surge_scales_up_within_two_seconds_then_calm_drains_to_one_and_the_id
         b.settle().await;
     }
     assert!(b.states().is_empty(), "{:?}", b.states());
-    assert_eq!(b.node.launches(), launches, "started again after the idle stop");
+    assert_eq!(
+        b.node.launches(),
+        launches,
+        "started again after the idle stop"
+    );
     assert!(matches!(b.node.calls().last(), Some(Call::Stop(_))));
 }
 
@@ -188,8 +195,7 @@ async fn scale_in_drains_the_least_busy_and_never_one_holding_a_websocket() {
 
 #[tokio::test(start_paused = true)]
 async fn waiting_cold_requests_count_as_load() {
-    let b = bed(site(serde_json::json!({"target_concurrency": 1, "max": 3})))
-        .await;
+    let b = bed(site(serde_json::json!({"target_concurrency": 1, "max": 3}))).await;
     let mut s = scaler(&b);
     b.lifecycle.start(&b.app(), Cause::Request).await.unwrap();
     assert!(run_for(&b, &mut s, 12.0, 0).await.is_empty());

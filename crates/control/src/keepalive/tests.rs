@@ -142,7 +142,8 @@ async fn an_instance_woken_by_an_uptime_check_stops_after_it_not_at_the_idle_tim
     let next = b.keep_alive.tick(Instant::now()).unwrap();
     assert_eq!(
         next,
-        b.keep_alive.time(Instant::now() + crate::views::QUIET_LINGER)
+        b.keep_alive
+            .time(Instant::now() + crate::views::QUIET_LINGER)
     );
     tokio::time::advance(crate::views::QUIET_LINGER).await;
     b.keep_alive.tick(Instant::now());

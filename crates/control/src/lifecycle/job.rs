@@ -26,7 +26,10 @@ impl Lifecycle {
                     run.status,
                     run.took.as_secs_f64(),
                     if run.timed_out {
-                        format!(" (stopped: it ran past {})", hako_model::HumanDuration(timeout))
+                        format!(
+                            " (stopped: it ran past {})",
+                            hako_model::HumanDuration(timeout)
+                        )
                     } else {
                         String::new()
                     }

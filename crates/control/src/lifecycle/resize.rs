@@ -49,10 +49,8 @@ impl Lifecycle {
             let outcome = match self.node.resize(&id, target).await {
                 Ok(Resized::Applied(now)) => {
                     self.table().resized(&id, now, None);
-                    let words = format!(
-                        "resized live (no restart): {}",
-                        describe_change(have, now)
-                    );
+                    let words =
+                        format!("resized live (no restart): {}", describe_change(have, now));
                     self.record_resize(app, &id, words).await;
                     ResizeOutcome {
                         instance: id,
@@ -73,7 +71,10 @@ impl Lifecycle {
                         .resized(&id, limits, Some((target, why.clone())));
                     let mut words = why.clone();
                     if limits != have.unwrap_or(limits) {
-                        words.push_str(&format!("; resized live: {}", describe_change(have, limits)));
+                        words.push_str(&format!(
+                            "; resized live: {}",
+                            describe_change(have, limits)
+                        ));
                     }
                     self.record_resize(app, &id, words).await;
                     ResizeOutcome {
@@ -219,7 +220,10 @@ mod live {
         let kept = out.iter().find(|o| o.instance == big.id).unwrap();
         assert!(!kept.applied);
         assert!(
-            kept.reason.as_deref().unwrap().contains("uses 200MiB, more than the new 128MiB"),
+            kept.reason
+                .as_deref()
+                .unwrap()
+                .contains("uses 200MiB, more than the new 128MiB"),
             "{kept:?}"
         );
         assert_eq!(limits(&small.id).memory, ByteSize(128 << 20));
@@ -236,7 +240,9 @@ mod live {
             .collect();
         assert_eq!(resizes.len(), 4, "{resizes:?}");
         assert!(
-            resizes[0].reason.contains("memory 256MiB → 512MiB, cpu none → 1.5"),
+            resizes[0]
+                .reason
+                .contains("memory 256MiB → 512MiB, cpu none → 1.5"),
             "{resizes:?}"
         );
     }

@@ -81,18 +81,23 @@ async fn runs_fire_at_their_cron_times_once_each_and_follow_changes() {
         .collect();
     assert_eq!(runs.len(), 5, "{runs:?}");
     assert!(
-        runs[0].reason.starts_with("schedule '*/15 * * * * GET /wp-cron.php' ran: 200"),
+        runs[0]
+            .reason
+            .starts_with("schedule '*/15 * * * * GET /wp-cron.php' ran: 200"),
         "{runs:?}"
     );
     assert!(
-        runs.iter()
-            .any(|e| e.reason.contains("ran in a fresh instance: exited with code 0")),
+        runs.iter().any(|e| e
+            .reason
+            .contains("ran in a fresh instance: exited with code 0")),
         "{runs:?}"
     );
     assert_eq!(s.stats.lock().unwrap()["site"].ok, 5);
 
     // New schedules: planned from now on; a failing run is counted as failed.
-    b.set(site(serde_json::json!({"schedules": ["*/5 * * * * GET /broken"]})));
+    b.set(site(
+        serde_json::json!({"schedules": ["*/5 * * * * GET /broken"]}),
+    ));
     let mut late = Vec::new();
     for _ in 0..301 {
         for run in s.due(Instant::now()) {

@@ -39,10 +39,15 @@ fn cgroups(prefix: &str) -> Vec<(u64, i64)> {
                 .unwrap()
                 .parse()
                 .unwrap();
-            let quota = read(root.join("cpu").join(prefix).join(&name).join("cpu.cfs_quota_us"))
-                .unwrap()
-                .parse()
-                .unwrap();
+            let quota = read(
+                root.join("cpu")
+                    .join(prefix)
+                    .join(&name)
+                    .join("cpu.cfs_quota_us"),
+            )
+            .unwrap()
+            .parse()
+            .unwrap();
             out.push((memory, quota));
         }
     }
@@ -60,7 +65,10 @@ async fn a_live_resize_changes_the_cgroup_of_the_running_instance_without_a_rest
     app["memory"] = "256MiB".into();
     s.create(app).await;
     s.deploy("big", &[("index.html", "big\n")]).await;
-    assert_eq!(http(s.bound.proxy, "big.example", "/index.html").await.0, 200);
+    assert_eq!(
+        http(s.bound.proxy, "big.example", "/index.html").await.0,
+        200
+    );
     let before = s.instance_list("big").await;
     assert_eq!(before.len(), 1);
     assert_eq!(cgroups(&s.prefix), [(256 << 20, -1)]);
@@ -77,17 +85,25 @@ async fn a_live_resize_changes_the_cgroup_of_the_running_instance_without_a_rest
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].id, before[0].id, "the instance was replaced");
     assert_eq!(after[0].limits.unwrap().memory, ByteSize(512 << 20));
-    assert_eq!(http(s.bound.proxy, "big.example", "/index.html").await.0, 200);
+    assert_eq!(
+        http(s.bound.proxy, "big.example", "/index.html").await.0,
+        200
+    );
 
     // Below what it uses: refused for this instance (no OOM kill), said so; new ones get it.
-    let out = s.update("big", serde_json::json!({"memory": "16MiB"})).await;
+    let out = s
+        .update("big", serde_json::json!({"memory": "16MiB"}))
+        .await;
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(!out[0].applied, "{out:?}");
     let why = out[0].reason.clone().unwrap();
     assert!(why.contains("keeps its memory limit of 512MiB"), "{why}");
     assert!(why.contains("new instances get 16MiB"), "{why}");
     assert_eq!(cgroups(&s.prefix), [(512 << 20, 150_000)]);
-    assert_eq!(http(s.bound.proxy, "big.example", "/index.html").await.0, 200);
+    assert_eq!(
+        http(s.bound.proxy, "big.example", "/index.html").await.0,
+        200
+    );
     let events = s.events("big").await;
     assert_eq!(
         events.iter().filter(|e| e.kind == EventKind::Start).count(),
@@ -191,8 +207,12 @@ async fn no_request_fails_through_a_recycle_a_deploy_and_a_scale_in_under_load()
     };
     // Lifetime recycles, successor first: at least two under load.
     let recycled = replaced("max lifetime");
-    wait_for(30, "no lifetime recycle", || async { recycled().await >= 2 }).await;
-    s.update("busy", serde_json::json!({"max_lifetime": "1h"})).await;
+    wait_for(30, "no lifetime recycle", || async {
+        recycled().await >= 2
+    })
+    .await;
+    s.update("busy", serde_json::json!({"max_lifetime": "1h"}))
+        .await;
     // A deploy: the new release's instance is ready before the old one stops taking requests.
     s.deploy("busy", &[("index.html", "two\n")]).await;
     let outdated = replaced("the app changed");
@@ -210,9 +230,14 @@ async fn no_request_fails_through_a_recycle_a_deploy_and_a_scale_in_under_load()
                 .all(|i| i.state == hako_model::InstanceState::Ready)
     })
     .await;
-    s.update("busy", serde_json::json!({"min": 1, "max": 1})).await;
-    let scaled = |s: &'static str| move |e: &hako_model::Event| {
-        e.kind == EventKind::Scale && e.reason.starts_with(s) && e.reason.contains("above the maximum")
+    s.update("busy", serde_json::json!({"min": 1, "max": 1}))
+        .await;
+    let scaled = |s: &'static str| {
+        move |e: &hako_model::Event| {
+            e.kind == EventKind::Scale
+                && e.reason.starts_with(s)
+                && e.reason.contains("above the maximum")
+        }
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !s.events("busy").await.iter().any(scaled("scale 3→")) {
@@ -223,7 +248,11 @@ async fn no_request_fails_through_a_recycle_a_deploy_and_a_scale_in_under_load()
                 .iter()
                 .map(|e| format!("{:?} {:?} {}", e.kind, e.instance, e.reason))
                 .collect();
-            panic!("no scale 3→1:\n{}\n{:?}", events.join("\n"), s.instance_list("busy").await);
+            panic!(
+                "no scale 3→1:\n{}\n{:?}",
+                events.join("\n"),
+                s.instance_list("busy").await
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -306,7 +335,9 @@ async fn a_schedule_wakes_a_sleeping_site_and_ignored_clients_do_not_keep_it_awa
     })
     .await;
     let run = s
-        .wait_event("cron", EventKind::Scheduled, |e| e.reason.contains("ran: 200"))
+        .wait_event("cron", EventKind::Scheduled, |e| {
+            e.reason.contains("ran: 200")
+        })
         .await;
     assert!(run.reason.contains("GET /cgi-bin/tick"), "{}", run.reason);
     wait_for(20, "the scheduled run kept the site awake", || async {
@@ -322,7 +353,11 @@ async fn a_schedule_wakes_a_sleeping_site_and_ignored_clients_do_not_keep_it_awa
     assert!(m["scheduled"].as_u64().unwrap() >= 1, "{m}");
     assert_eq!(m["ignored"].as_u64().unwrap(), 1, "{m}");
     assert!(m["scheduled_runs"]["ok"].as_u64().unwrap() >= 1, "{m}");
-    assert_eq!(m["warm"].as_u64().unwrap() + m["cold"].as_u64().unwrap(), m["scheduled"].as_u64().unwrap() + 1, "{m}");
+    assert_eq!(
+        m["warm"].as_u64().unwrap() + m["cold"].as_u64().unwrap(),
+        m["scheduled"].as_u64().unwrap() + 1,
+        "{m}"
+    );
     s.update("cron", serde_json::json!({"schedules": []})).await;
     s.stop().await;
 }
@@ -337,7 +372,12 @@ async fn a_flooded_site_does_not_starve_another() {
     for name in ["flood", "quiet"] {
         s.create(static_site(name)).await;
         s.deploy(name, &[("index.html", "hi\n")]).await;
-        assert_eq!(http(s.bound.proxy, &format!("{name}.example"), "/index.html").await.0, 200);
+        assert_eq!(
+            http(s.bound.proxy, &format!("{name}.example"), "/index.html")
+                .await
+                .0,
+            200
+        );
     }
     let probe = |n: usize| {
         let proxy = s.bound.proxy;
@@ -345,7 +385,10 @@ async fn a_flooded_site_does_not_starve_another() {
             let mut t: Vec<f64> = (0..n)
                 .map(|_| {
                     let start = Instant::now();
-                    assert_eq!(hako_testkit::http::get(proxy, "quiet.example", "/index.html").0, 200);
+                    assert_eq!(
+                        hako_testkit::http::get(proxy, "quiet.example", "/index.html").0,
+                        200
+                    );
                     start.elapsed().as_secs_f64() * 1e3
                 })
                 .collect();

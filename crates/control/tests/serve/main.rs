@@ -120,11 +120,7 @@ impl Serve {
     }
 
     /// Changes some settings of `app`; returns what the live resize did.
-    async fn update(
-        &self,
-        app: &str,
-        patch: serde_json::Value,
-    ) -> Vec<hako_model::ResizeOutcome> {
+    async fn update(&self, app: &str, patch: serde_json::Value) -> Vec<hako_model::ResizeOutcome> {
         let patch: hako_api::AppPatch = serde_json::from_value(patch).unwrap();
         let (c, app) = (self.client.clone(), app.to_string());
         tokio::task::spawn_blocking(move || c.update_app_resized(&app, &patch))

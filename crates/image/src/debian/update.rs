@@ -74,10 +74,7 @@ pub fn installed_packages(status: &str) -> BTreeMap<String, String> {
 }
 
 /// The packages that differ between two installed sets, by name.
-pub fn diff(
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-) -> Vec<PackageChange> {
+pub fn diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<PackageChange> {
     let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
     names.sort();
     names.dedup();
@@ -103,9 +100,17 @@ impl ImageStore {
     /// Rebuilds the latest version of Debian-package image `name` against its archive as it
     /// is now and makes the next version if any package changed (see the module's docs).
     /// Takes minutes: debootstrap downloads every package again.
-    pub fn update_debian(&self, name: &str, opts: &DebianBuild) -> Result<DebianUpdate, ImageError> {
+    pub fn update_debian(
+        &self,
+        name: &str,
+        opts: &DebianBuild,
+    ) -> Result<DebianUpdate, ImageError> {
         let previous = self.get(name, None)?;
-        let Storage::DebianCache { key: old_key, added } = previous.storage.clone() else {
+        let Storage::DebianCache {
+            key: old_key,
+            added,
+        } = previous.storage.clone()
+        else {
             return Err(ImageError::Source {
                 path: previous.dir().to_path_buf(),
                 reason: format!(
@@ -117,8 +122,14 @@ impl ImageStore {
         // The build's inputs as recorded: `debootstrap SUITE MIRROR` and the packages.
         let mut words = previous.source.split_whitespace().skip(1);
         let opts = DebianBuild {
-            suite: opts.suite.clone().or_else(|| words.next().map(str::to_owned)),
-            mirror: opts.mirror.clone().or_else(|| words.next().map(str::to_owned)),
+            suite: opts
+                .suite
+                .clone()
+                .or_else(|| words.next().map(str::to_owned)),
+            mirror: opts
+                .mirror
+                .clone()
+                .or_else(|| words.next().map(str::to_owned)),
             ..opts.clone()
         };
         let resolved = resolve(&previous.packages, &opts)?;
@@ -217,7 +228,10 @@ mod tests {
         let p = installed_packages(OLD);
         assert_eq!(p.len(), 3, "{p:?}");
         assert_eq!(p["openssl"], "3.0.15-1~deb12u1");
-        assert!(!p.contains_key("half"), "config-files only is not installed");
+        assert!(
+            !p.contains_key("half"),
+            "config-files only is not installed"
+        );
     }
 
     #[test]

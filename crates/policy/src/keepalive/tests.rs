@@ -342,7 +342,13 @@ fn outdated_instances_in_use_are_replaced_successor_first() {
     let policy = KeepAlive::idle(s(300));
     // In use (busy, or within its idle timeout) with nothing current to take over: the
     // successor first, even when the app scales to zero.
-    for inst in [old, InstanceView { in_flight: 1, ..old }] {
+    for inst in [
+        old,
+        InstanceView {
+            in_flight: 1,
+            ..old
+        },
+    ] {
         let d = policy.decide(at(10), &[inst]);
         assert_eq!(
             d,
@@ -354,7 +360,10 @@ fn outdated_instances_in_use_are_replaced_successor_first() {
     }
     // Its successor is ready: the old one drains (busy) or stops (idle).
     let current = InstanceView::ready(at(10), at(11));
-    let busy = InstanceView { in_flight: 1, ..old };
+    let busy = InstanceView {
+        in_flight: 1,
+        ..old
+    };
     assert_eq!(
         policy.decide(at(11), &[busy, current]),
         [Decision::new(

@@ -51,7 +51,10 @@ pub fn render(images: &[Image], extra: &Extra<'_>) -> String {
             ImageKind::Host => "host's".into(),
             ImageKind::Rootfs if i.packages.is_empty() => "-".into(),
             ImageKind::Rootfs => {
-                format!("{} old", ago(extra.now.saturating_sub((extra.packages_built)(i))))
+                format!(
+                    "{} old",
+                    ago(extra.now.saturating_sub((extra.packages_built)(i)))
+                )
             }
         };
         rows.push([
