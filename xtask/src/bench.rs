@@ -115,6 +115,22 @@ const BENCHES: &[Entry] = &[
         criu: true,
         examples: &[],
     },
+    Entry {
+        name: "mitigation",
+        packages: &[
+            ("busybox", "busybox-static"),
+            ("php", "php-cli"),
+            ("python3", "python3"),
+            ("debootstrap", "debootstrap"),
+            ("curl", "curl"),
+            ("mariadb", "mariadb-client"),
+            ("nft", "nftables"),
+            ("ip", "iproute2"),
+        ],
+        mariadb: true,
+        criu: true,
+        examples: &[],
+    },
 ];
 
 const EXPERIMENTS: &[Entry] = &[Entry {

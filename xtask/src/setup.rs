@@ -122,6 +122,67 @@ pub fn ensure_criu() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the tests find `promtool` (see [`ensure_promtool`]): `target/tools/promtool`.
+pub fn promtool_path() -> PathBuf {
+    crate::workspace_root().join("target/tools/promtool")
+}
+
+/// Puts Prometheus's `promtool` (from Debian's `prometheus` package) at [`promtool_path`]
+/// unless it is there: the package is downloaded with `apt-get download` and only `promtool`
+/// is taken out of it (`dpkg-deb -x`), so no Prometheus server is installed or started.
+pub fn ensure_promtool() -> anyhow::Result<()> {
+    let target = promtool_path();
+    let works = |p: &Path| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&target) {
+        return Ok(());
+    }
+    eprintln!("xtask: fetching promtool from Debian's prometheus package");
+    let tmp = tempfile::tempdir().context("cannot make a temp dir")?;
+    let download = |tmp: &Path| {
+        Command::new("apt-get")
+            .args(["download", "-q", "prometheus"])
+            .current_dir(tmp)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !download(tmp.path()) {
+        if !UPDATED.swap(true, Ordering::SeqCst) {
+            apt(&["update", "-q"])?;
+        }
+        if !download(tmp.path()) {
+            bail!("`apt-get download prometheus` failed; run it by hand (as root) to see why");
+        }
+    }
+    let deb = std::fs::read_dir(tmp.path())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .context("apt-get download left no .deb")?;
+    let root = tmp.path().join("root");
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&root)
+        .status()
+        .context("cannot run dpkg-deb")?;
+    if !status.success() {
+        bail!("dpkg-deb -x {} failed", deb.display());
+    }
+    std::fs::create_dir_all(target.parent().expect("target/tools"))?;
+    std::fs::copy(root.join("usr/bin/promtool"), &target)
+        .context("the prometheus package has no usr/bin/promtool")?;
+    if !works(&target) {
+        bail!("{} does not run", target.display());
+    }
+    Ok(())
+}
+
 /// Debian packages of the shared database service.
 pub const MARIADB_PACKAGES: &[(&str, &str)] = &[
     ("mariadbd", "mariadb-server"),

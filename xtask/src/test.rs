@@ -25,6 +25,11 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("tar", "tar"),
     ("nsenter", "util-linux"),
+    // The dashboard's test drives a real headless browser.
+    ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
+    // Let's Encrypt's ACME test server, for the end-to-end HTTPS test.
+    ("pebble", "pebble"),
 ];
 
 pub fn main(args: &[&str]) -> anyhow::Result<()> {
@@ -32,6 +37,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     setup::ensure_packages(TEST_PACKAGES)?;
     setup::ensure_mariadb()?;
     setup::ensure_criu()?;
+    setup::ensure_promtool()?;
     ensure_nextest()?;
     let root = crate::workspace_root();
     run(Command::new("cargo")

@@ -21,6 +21,7 @@ mod command;
 mod plan;
 mod pool;
 mod resize;
+mod shared_pool;
 
 pub use checkpoint::{CheckpointError, StartMode};
 pub use command::CommandRun;
@@ -60,6 +61,9 @@ pub struct AgentConfig {
     /// Requests sent to an instance before it is checkpointed (0: dump it as soon as it
     /// listens).
     pub checkpoint_warmup: u32,
+    /// Slots of the shared warm pool (a cgroup and a network on the bridge each, for any
+    /// app; see `shared_pool.rs`); 0: none.
+    pub shared_pool: usize,
 }
 
 impl AgentConfig {
@@ -77,6 +81,7 @@ impl AgentConfig {
             criu_dir: None,
             checkpoint_max_bytes: 4 << 30,
             checkpoint_warmup: 1,
+            shared_pool: 0,
         }
     }
 }
@@ -202,11 +207,15 @@ pub struct Agent {
     counter: AtomicU64,
     /// Parked containers ready for the next cold start, per app.
     pools: pool::Pools,
+    /// Slots for any app's start (cgroup and network made before).
+    shared: shared_pool::SharedPool,
     checkpoints: crate::checkpoints::Checkpoints,
     /// The CRIU in use, or why there is none (found on first use).
     criu: std::sync::OnceLock<Result<hako_criu::Criu, String>>,
     /// Restore failures already logged (app and reason).
     restore_warned: Mutex<std::collections::HashSet<String>>,
+    /// Failures of the runtime, by operation (for metrics).
+    errors: crate::errors::RuntimeErrors,
 }
 
 impl Agent {
@@ -236,9 +245,11 @@ impl Agent {
             // Unique across restarts of the daemon: instance ids appear in events and logs.
             counter: AtomicU64::new(hako_model::now_unix_ms() % 1_000_000_000),
             pools: pool::Pools::default(),
+            shared: shared_pool::SharedPool::default(),
             checkpoints,
             criu: std::sync::OnceLock::new(),
             restore_warned: Mutex::new(Default::default()),
+            errors: Default::default(),
         };
         Ok((Arc::new(agent), rx))
     }
@@ -257,6 +268,15 @@ impl Agent {
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
+    }
+
+    /// Failures of the container runtime since the agent started, per operation.
+    pub fn runtime_errors(&self) -> Vec<(crate::RuntimeOp, u64)> {
+        self.errors.read()
+    }
+
+    fn count_error(&self, op: crate::RuntimeOp) {
+        self.errors.count(op);
     }
 
     /// What the app keeps on this node, by its [`App::storage_key`].
@@ -339,9 +359,18 @@ impl Agent {
             (Some(p), _) => (p, StartPath::Restore),
             (None, Some(p)) => (p, StartPath::Pool),
             (None, None) => {
+                let slot = match mode {
+                    StartMode::Auto | StartMode::NoRestore => self.take_slot(),
+                    _ => None,
+                };
+                let path = if slot.is_some() {
+                    StartPath::Shared
+                } else {
+                    StartPath::Cold
+                };
                 let (agent, app) = (self.clone(), app.clone());
                 let p = tokio::task::spawn_blocking(move || {
-                    let p = agent.prepare(&app)?;
+                    let p = agent.prepare_with(&app, slot)?;
                     match p.container.start() {
                         Ok(()) => Ok(p),
                         Err(e) => {
@@ -357,7 +386,7 @@ impl Agent {
                 })
                 .await
                 .map_err(|e| LaunchError::node(format!("start task failed: {e}")))??;
-                (p, StartPath::Cold)
+                (p, path)
             }
         };
         let Prepared {
@@ -455,11 +484,27 @@ impl Agent {
     /// Makes a container of `app` exactly as a start would and leaves it parked before exec.
     /// Blocking (image lookup, directories, [`Runtime::create`]): call it in `spawn_blocking`.
     fn prepare(&self, app: &App) -> Result<Prepared, LaunchError> {
+        self.prepare_with(app, None)
+    }
+
+    /// [`Agent::prepare`], in a slot of the shared warm pool when one is given.
+    fn prepare_with(
+        &self,
+        app: &App,
+        slot: Option<hako_runtime::Slot>,
+    ) -> Result<Prepared, LaunchError> {
         let plan = self.plan(app)?;
-        let container = self.runtime.create(&plan.spec).map_err(|e| LaunchError {
-            kind: StartFailure::Node,
-            reason: format!("cannot start the container: {e}"),
-            log_tail: crate::logs::tail(&plan.log, 4096),
+        let made = match slot {
+            Some(slot) => self.runtime.create_in(&plan.spec, slot),
+            None => self.runtime.create(&plan.spec),
+        };
+        let container = made.map_err(|e| {
+            self.count_error(crate::RuntimeOp::Create);
+            LaunchError {
+                kind: StartFailure::Node,
+                reason: format!("cannot start the container: {e}"),
+                log_tail: crate::logs::tail(&plan.log, 4096),
+            }
         })?;
         Ok(plan.with(container))
     }
@@ -480,6 +525,9 @@ impl Agent {
             let status = match instance.container.wait().await {
                 Ok(s) => s,
                 Err(e) => {
+                    if let Some(agent) = agent.upgrade() {
+                        agent.count_error(crate::RuntimeOp::Wait);
+                    }
                     tracing::warn!(instance = %instance.info.id, error = %e, "cannot wait for instance");
                     return;
                 }
@@ -510,6 +558,7 @@ impl Agent {
         let key = instance.key.clone();
         let r = tokio::task::spawn_blocking(move || instance.container.cleanup()).await;
         if let Ok(Err(e)) = r {
+            self.count_error(crate::RuntimeOp::Cleanup);
             tracing::warn!(error = %e, "instance cleanup failed");
         }
         crate::logs::prune(
@@ -522,11 +571,18 @@ impl Agent {
     /// Stops an instance gracefully (SIGTERM, `grace`, then kill) and removes it.
     pub async fn stop(&self, id: &str, grace: Duration) -> Option<ExitStatus> {
         let instance = self.instances.lock().expect("instances lock").remove(id)?;
-        let status = instance
+        let status = match instance
             .container
             .stop_with(instance.stop_signal, grace)
             .await
-            .ok();
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.count_error(crate::RuntimeOp::Stop);
+                tracing::warn!(instance = id, error = %e, "cannot stop the instance's container");
+                None
+            }
+        };
         self.dispose(instance).await;
         status
     }
@@ -567,6 +623,26 @@ impl Agent {
     /// with this [`App::storage_key`].
     pub fn logs(&self, key: &str, max: usize) -> String {
         crate::logs::recent(&self.logs_dir(key), max, &self.pools.logs(key))
+    }
+
+    /// Starts following the logs of the app with this [`App::storage_key`]: the follower and
+    /// the last `tail_bytes` of its recent logs. Poll it with [`Agent::poll_logs`].
+    pub fn follow_logs(
+        &self,
+        key: &str,
+        tail_bytes: usize,
+    ) -> (crate::follow::LogFollower, Vec<crate::follow::LogPiece>) {
+        crate::follow::LogFollower::start(&self.logs_dir(key), tail_bytes, &self.pools.logs(key))
+    }
+
+    /// What the instances of the app with this [`App::storage_key`] wrote since the
+    /// follower's last poll (the warm pool's parked containers left out).
+    pub fn poll_logs(
+        &self,
+        key: &str,
+        follower: &mut crate::follow::LogFollower,
+    ) -> Vec<crate::follow::LogPiece> {
+        follower.poll(&self.pools.logs(key))
     }
 
     /// Removes the warm pool and files on this node (releases, data and logs) of the app with
@@ -614,6 +690,7 @@ impl Agent {
 
     /// Removes every warm pool, stops every instance and removes everything the runtime made.
     pub async fn shutdown(&self, grace: Duration) {
+        self.close_shared_pool();
         for app in self.pools.close() {
             self.remove_pool(&app).await;
         }

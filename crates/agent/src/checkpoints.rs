@@ -33,6 +33,31 @@ pub struct CheckpointInfo {
     pub dump_ms: f64,
     /// How long a trial restore took to be ready (restore plus first accepted connection).
     pub restore_ready_ms: f64,
+    /// From the checkpointed instance's start until its first request (the warm-up) was
+    /// answered: what a visitor of a cold start waits for (`None`: no warm-up request).
+    #[serde(default)]
+    pub cold_first_ms: Option<f64>,
+    /// From the trial restore's start until its first request was answered.
+    #[serde(default)]
+    pub restore_first_ms: Option<f64>,
+}
+
+impl CheckpointInfo {
+    /// (cold, restore) milliseconds to compare: until the first answered request where both
+    /// were measured (a restored WordPress answers its first page warm, a cold one does not),
+    /// else until ready.
+    pub fn compared_ms(&self) -> (f64, f64) {
+        match (self.cold_first_ms, self.restore_first_ms) {
+            (Some(c), Some(r)) => (c, r),
+            _ => (self.cold_ready_ms, self.restore_ready_ms),
+        }
+    }
+
+    /// Whether restoring it is faster than a cold start, as measured when it was made.
+    pub fn restore_pays(&self) -> bool {
+        let (cold, restore) = self.compared_ms();
+        restore < cold
+    }
 }
 
 /// The store.
@@ -42,6 +67,9 @@ pub(crate) struct Checkpoints {
     max_bytes: u64,
     /// Directories being read by a restore now (with how many), never evicted meanwhile.
     in_use: Mutex<HashMap<PathBuf, usize>>,
+    /// Checkpoints removed by the disk bound since the owner last asked
+    /// ([`Checkpoints::take_evicted`]).
+    evicted: Mutex<Vec<CheckpointInfo>>,
 }
 
 impl Checkpoints {
@@ -62,6 +90,7 @@ impl Checkpoints {
             dir,
             max_bytes,
             in_use: Mutex::new(HashMap::new()),
+            evicted: Mutex::new(Vec::new()),
         })
     }
 
@@ -118,7 +147,12 @@ impl Checkpoints {
     pub(crate) fn publish(&self, staging: &Path, info: &CheckpointInfo) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(info).expect("info serialises");
         std::fs::write(staging.join("info.json"), text)?;
-        let dir = self.path(&info.app, &info.key);
+        // Beside its staging dir, in the app's storage-key dir (`info.app` is the app's name,
+        // which differs from its storage key for any app with a uid).
+        let dir = match staging.parent() {
+            Some(app_dir) => app_dir.join(&info.key),
+            None => self.path(&info.app, &info.key),
+        };
         if read_info(&dir).is_some() {
             let _ = std::fs::remove_dir_all(staging);
             return Ok(());
@@ -167,6 +201,11 @@ impl Checkpoints {
             .contains_key(dir)
     }
 
+    /// The checkpoints the disk bound removed since the last call.
+    pub(crate) fn take_evicted(&self) -> Vec<CheckpointInfo> {
+        std::mem::take(&mut *self.evicted.lock().expect("checkpoints lock"))
+    }
+
     /// Removes the least recently used checkpoints until the total is within the bound.
     fn evict(&self) {
         let mut all: Vec<(std::time::SystemTime, PathBuf, u64)> = read_dirs(&self.dir)
@@ -195,8 +234,12 @@ impl Checkpoints {
                 continue;
             }
             tracing::info!(checkpoint = %d.display(), bytes, "removing the least recently used checkpoint (disk bound)");
+            let info = read_info(&d);
             if std::fs::remove_dir_all(&d).is_ok() {
                 total -= bytes;
+                if let Some(i) = info {
+                    self.evicted.lock().expect("checkpoints lock").push(i);
+                }
             }
         }
     }
@@ -255,6 +298,8 @@ mod tests {
             cold_ready_ms: 600.0,
             dump_ms: 50.0,
             restore_ready_ms: 60.0,
+            cold_first_ms: None,
+            restore_first_ms: None,
         }
     }
 
@@ -263,6 +308,17 @@ mod tests {
         std::fs::create_dir_all(&st).unwrap();
         std::fs::write(st.join("pages-1.img"), vec![0u8; bytes as usize]).unwrap();
         s.publish(&st, &info(app, key, bytes)).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_is_filed_under_the_apps_storage_key_not_its_name() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Checkpoints::open(d.path().join("c"), 1 << 30).unwrap();
+        let st = s.staging("blog_0123456789ab", "k1");
+        std::fs::create_dir_all(&st).unwrap();
+        s.publish(&st, &info("blog", "k1", 10)).unwrap();
+        assert!(s.get("blog_0123456789ab", "k1").is_some());
+        assert!(s.has_any("blog_0123456789ab") && !s.has_any("blog"));
     }
 
     #[test]
@@ -282,6 +338,9 @@ mod tests {
         let mut left: Vec<String> = s.list(None).into_iter().map(|i| i.app).collect();
         left.sort();
         assert_eq!(left, ["a", "c"], "the least recently used went");
+        let evicted: Vec<String> = s.take_evicted().into_iter().map(|i| i.app).collect();
+        assert_eq!(evicted, ["b"], "the owner hears which went");
+        assert!(s.take_evicted().is_empty());
         // A checkpoint being read survives the bound.
         let (_reading, _) = s.take("a", "k1").unwrap();
         add(&s, "d", "k1", 200);

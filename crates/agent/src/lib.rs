@@ -14,6 +14,8 @@
 mod agent;
 mod capacity;
 mod checkpoints;
+mod errors;
+pub mod follow;
 pub mod health;
 mod limits;
 pub mod logs;
@@ -28,6 +30,7 @@ pub use agent::{
 };
 pub use capacity::node_capacity;
 pub use checkpoints::CheckpointInfo;
+pub use errors::RuntimeOp;
 pub use limits::{container_limits, runtime_limits};
 pub use ready::{NotReady, wait_ready};
 pub use releases::Releases;

@@ -60,6 +60,37 @@ pub enum MemberError {
     Name(String),
 }
 
+/// This node's record as it is now: its capacity, what its instances use, its heartbeat.
+pub fn node_record(
+    agent: &Agent,
+    node: &str,
+    addr: &str,
+    subnet: Option<String>,
+    epoch: u64,
+) -> hako_model::NodeRecord {
+    let infos = agent.instances(None);
+    let mut usage = hako_model::NodeUsage {
+        instances: infos.len() as u32,
+        memory_limits_bytes: agent.memory_limits(),
+        ..hako_model::NodeUsage::default()
+    };
+    for i in &infos {
+        if let Some(stats) = agent.stats(&i.id) {
+            usage.memory_used_bytes += stats.memory_current;
+        }
+    }
+    hako_model::NodeRecord {
+        name: node.to_string(),
+        addr: addr.to_string(),
+        subnet,
+        capacity: crate::node_capacity(),
+        usage,
+        epoch,
+        heartbeat_unix_ms: hako_model::now_unix_ms(),
+        cached: Vec::new(),
+    }
+}
+
 /// A node that joined its cluster (registered on its lease), ready to [`Member::run`].
 pub struct Member {
     agent: Arc<Agent>,
@@ -111,17 +142,15 @@ impl Member {
             registration,
         } = self;
         let runner = assignments::Runner::new(agent, store, registration.clone(), &config);
-        let tasks = [
-            tokio::spawn(registration.clone().keep_alive(runner.clone())),
-            tokio::spawn(registration.clone().publish_usage(config.usage_every)),
-            tokio::spawn(runner.clone().follow_exits(exits)),
-            tokio::spawn(runner.clone().follow_assignments()),
-        ];
+        // A JoinSet: if this future is dropped, the node's loops stop with it.
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(registration.clone().keep_alive(runner.clone()));
+        tasks.spawn(registration.clone().publish_usage(config.usage_every));
+        tasks.spawn(runner.clone().follow_exits(exits));
+        tasks.spawn(runner.clone().follow_assignments());
         shutdown.await;
         tracing::info!(node = %config.node, "leaving the cluster: stopping this node's instances");
-        for t in &tasks {
-            t.abort();
-        }
+        tasks.abort_all();
         runner.stop_everything().await;
         registration.leave().await;
     }

@@ -66,6 +66,9 @@ pub enum Action {
     },
     /// An app's request metrics.
     Metrics(String),
+    /// Whether an app's starts restore a checkpoint and why, its checkpoint, and the node's
+    /// checkpoint disk use.
+    Checkpoint(String),
     /// An app's service level from its measurements, and the cheapest keep-alive for a target.
     Slo {
         /// The app.
@@ -85,6 +88,45 @@ pub enum Action {
         /// Only this app's.
         app: Option<String>,
     },
+    /// The nodes of the cluster (one on a single host).
+    ListNodes,
+    /// Cordon, drain or make a node active again (clusters only).
+    SetNodeState {
+        /// The node.
+        name: String,
+        /// What it becomes.
+        state: hako_model::NodeState,
+    },
+    /// Serve an uploaded certificate for the app's hosts (checked: the key matches, it covers
+    /// every host, it is valid now).
+    SetCert {
+        /// The app.
+        name: String,
+        /// The certificate and its key.
+        upload: Box<CertUpload>,
+    },
+    /// What the app's certificate is (never its key).
+    ShowCert(String),
+    /// Stop serving the app's certificate.
+    RemoveCert(String),
+}
+
+/// The body of `PUT /v1/apps/NAME/cert`: PEM text of the chain (site certificate first) and
+/// of its private key.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertUpload {
+    /// The PEM certificate chain.
+    pub cert: String,
+    /// The PEM private key.
+    pub key: String,
+}
+
+impl std::fmt::Debug for CertUpload {
+    // The key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertUpload").finish_non_exhaustive()
+    }
 }
 
 /// What becomes of an app's database when the app is deleted (`?database=keep|drop`).
@@ -147,6 +189,12 @@ pub enum Reply {
     Logs(String),
     /// A list of instances.
     Instances(Vec<InstanceInfo>),
+    /// A list of nodes.
+    Nodes(Vec<hako_model::NodeInfo>),
+    /// One node.
+    Node(Box<hako_model::NodeInfo>),
+    /// What a certificate is (never its key).
+    Cert(hako_tls::CertInfo),
 }
 
 /// Checks an app name taken from a path or query.
@@ -195,6 +243,15 @@ pub fn parse_patch(body: &[u8]) -> Result<AppPatch, ApiError> {
         return Err(AppError::Rename.into());
     }
     serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("bad app update: {e}")))
+}
+
+/// Parses a certificate upload's body: `{"cert": PEM, "key": PEM}`.
+pub fn parse_cert_upload(body: &[u8]) -> Result<CertUpload, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "a certificate upload must be JSON {{\"cert\": \"<PEM chain>\", \"key\": \"<PEM private key>\"}}: {e}"
+        ))
+    })
 }
 
 /// Parses a service-level target from a query: `target_cold` (a fraction, e.g. `0.01`) or

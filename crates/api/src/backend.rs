@@ -1,5 +1,6 @@
 //! The seam between the API and the daemon: what the API needs from the node (image checks,
-//! what a node can give, unpacking code releases, live instances, metrics, logs). The daemon
+//! what a node can give, unpacking code releases, live instances, metrics, logs and following
+//! them, the Prometheus exposition, per-minute series for the dashboard). The daemon
 //! implements [`Backend`]; tests use a small fake.
 
 use std::path::PathBuf;
@@ -7,6 +8,9 @@ use std::path::PathBuf;
 use hako_model::{
     App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome,
 };
+
+use crate::caller::Scope;
+use crate::series::Series;
 
 /// Where a new code release comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +30,20 @@ impl ReleaseSource {
         }
     }
 }
+
+/// One piece of a followed log, in the order the app wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogPiece {
+    /// What follows comes from this instance's log (sent before its first text, and whenever
+    /// the text switches to another instance, e.g. a new instance after a restart).
+    Instance(String),
+    /// Text the instance wrote (whole lines where it wrote whole lines; lossy UTF-8).
+    Text(String),
+}
+
+/// A followed log: pieces as the app's instances write them. It ends when the daemon shuts
+/// down; dropping it stops the following.
+pub type LogFollow = tokio::sync::mpsc::Receiver<LogPiece>;
 
 /// A backend failure, by what happened; [`crate::ApiError`] maps each to its HTTP status.
 /// Every message is lowercase and says what to do.
@@ -90,6 +108,11 @@ pub trait Backend: Send + Sync + 'static {
     /// when created or updated.
     fn capacity(&self) -> NodeCapacity;
 
+    /// True when this daemon is part of a cluster (its nodes can be cordoned and drained).
+    fn cluster(&self) -> bool {
+        false
+    }
+
     /// Makes code release `number` of the app whose [`hako_model::App::storage_key`] is `app`
     /// from `source`: unpack or copy it into a new read-only release (hostile archives
     /// refused with [`BackendError::BadInput`]) and return
@@ -111,6 +134,30 @@ pub trait Backend: Send + Sync + 'static {
     /// The last `max_bytes` of the logs of an app's recent instances.
     async fn logs(&self, app: &str, max_bytes: usize) -> String;
 
+    /// Follows the logs of `app`'s instances: first the last `tail_bytes` of its recent logs,
+    /// then what its instances write from now on — across restarts, new instances included —
+    /// until the receiver is dropped or the daemon shuts down. Default: this node cannot.
+    async fn follow_logs(&self, app: &App, tail_bytes: usize) -> Result<LogFollow, BackendError> {
+        let _ = (app, tail_bytes);
+        Err(BackendError::Unavailable(
+            "this hako cannot follow logs: read them with 'hako app logs' without --follow".into(),
+        ))
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of what `scope` may see: its apps'
+    /// figures, and the node's when `scope.node`. Default: nothing measured.
+    async fn prometheus(&self, scope: &Scope) -> String {
+        let _ = scope;
+        String::new()
+    }
+
+    /// The last hour of an app's requests and starts, per minute (for the dashboard's
+    /// charts), if the node measures it.
+    async fn series(&self, app: &str) -> Option<Series> {
+        let _ = app;
+        None
+    }
+
     /// What the service-level model needs of an app (arrival gaps, start times, its keep-alive
     /// policy), if the node routes it. A backend that measures nothing keeps the default.
     async fn history(&self, app: &str) -> Option<crate::slo::History> {
@@ -124,6 +171,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn resize(&self, app: &App) -> Vec<ResizeOutcome> {
         let _ = app;
         Vec::new()
+    }
+
+    /// Whether the app's starts restore a checkpoint and why, its checkpoint and the node's
+    /// checkpoint disk use (JSON, as `GET /v1/apps/NAME/checkpoint` answers). Default: none.
+    async fn checkpoint_status(&self, app: &str) -> Option<serde_json::Value> {
+        let _ = app;
+        None
     }
 
     /// Makes `app`'s own database and account on the shared database service (or takes over

@@ -276,6 +276,13 @@ impl Client {
         self.json(self.get(&path).call())
     }
 
+    /// `GET /v1/apps/{name}/checkpoint`: whether the app's starts restore a checkpoint and
+    /// why, its checkpoint's measurements, the node's checkpoint disk use.
+    pub fn checkpoint(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        let path = app_path(name, "/checkpoint")?;
+        self.json(self.get(&path).call())
+    }
+
     /// `GET /v1/apps/{name}/slo[?target_cold=P|target_p99_wait=D]`: the service level of the
     /// app from its measurements, and the cheapest keep-alive for `target` if given.
     pub fn slo(
@@ -313,6 +320,61 @@ impl Client {
             .map_err(|e| self.unreachable(e))
     }
 
+    /// `GET /v1/apps/NAME/logs?follow=true`: the last `tail_bytes` of the app's logs (the
+    /// server's default without), then what its instances write, as they write it — handed
+    /// to `each` piece by piece — until `each` returns false, or the server ends the stream
+    /// (it shuts down: `Ok`), or the connection breaks.
+    pub fn follow_logs(
+        &self,
+        name: &str,
+        tail_bytes: Option<usize>,
+        mut each: impl FnMut(crate::LogPiece) -> bool,
+    ) -> Result<(), ClientError> {
+        use std::io::BufRead;
+        let path = app_path(name, "/logs")?;
+        let mut req = self.get(&path).query("follow", "true");
+        if let Some(n) = tail_bytes {
+            req = req.query("bytes", n.to_string());
+        }
+        let response = self.check(req.call())?;
+        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        let (mut event, mut data) = (String::new(), Vec::<String>::new());
+        for line in reader.lines() {
+            let line = line.map_err(|e| ClientError::Unreachable {
+                url: self.base_url.clone(),
+                message: format!("the log stream broke: {e}"),
+            })?;
+            if line.is_empty() {
+                let piece = match event.as_str() {
+                    "instance" => Some(crate::LogPiece::Instance(data.join("\n"))),
+                    "log" => {
+                        let text: String = serde_json::from_str(&data.join("\n")).map_err(|e| {
+                            ClientError::Protocol {
+                                url: self.base_url.clone(),
+                                message: format!("a log event is not a JSON string: {e}"),
+                            }
+                        })?;
+                        Some(crate::LogPiece::Text(text))
+                    }
+                    _ => None,
+                };
+                event.clear();
+                data.clear();
+                if let Some(p) = piece
+                    && !each(p)
+                {
+                    return Ok(());
+                }
+            } else if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim_start().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+            }
+            // Comments (":") keep the connection alive; other fields are not used.
+        }
+        Ok(())
+    }
+
     /// `GET /v1/instances[?app=NAME]`
     pub fn instances(&self, app: Option<&str>) -> Result<Vec<InstanceInfo>, ClientError> {
         let mut req = self.get("/v1/instances");
@@ -321,6 +383,64 @@ impl Client {
             req = req.query("app", app);
         }
         self.json(req.call())
+    }
+
+    /// `GET /v1/nodes`: the nodes of the cluster (one on a single host).
+    pub fn nodes(&self) -> Result<Vec<hako_model::NodeInfo>, ClientError> {
+        self.json(self.get("/v1/nodes").call())
+    }
+
+    /// `POST /v1/nodes/{name}/{cordon|uncordon|drain}`.
+    pub fn set_node_state(
+        &self,
+        name: &str,
+        state: hako_model::NodeState,
+    ) -> Result<hako_model::NodeInfo, ClientError> {
+        let verb = match state {
+            hako_model::NodeState::Active => "uncordon",
+            hako_model::NodeState::Cordoned => "cordon",
+            hako_model::NodeState::Draining => "drain",
+        };
+        self.json(self.post(&format!("/v1/nodes/{name}/{verb}")).send_empty())
+    }
+
+    /// `PUT /v1/apps/{name}/cert`: serve this certificate chain and key (PEM) for the app.
+    pub fn set_cert(
+        &self,
+        name: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<hako_tls::CertInfo, ClientError> {
+        let path = app_path(name, "/cert")?;
+        let upload = crate::action::CertUpload {
+            cert: cert_pem.to_string(),
+            key: key_pem.to_string(),
+        };
+        self.json(
+            self.with_token(self.agent.put(self.url(&path)))
+                .send_json(&upload),
+        )
+    }
+
+    /// `GET /v1/apps/{name}/cert`: the app's certificate (issuer, names, validity; no key),
+    /// `None` if it has none.
+    pub fn cert(&self, name: &str) -> Result<Option<hako_tls::CertInfo>, ClientError> {
+        let path = app_path(name, "/cert")?;
+        match self.json(self.get(&path).call()) {
+            Ok(info) => Ok(Some(info)),
+            Err(ClientError::Api {
+                status: 404,
+                message,
+            }) if message.contains("no certificate") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /v1/apps/{name}/cert`
+    pub fn remove_cert(&self, name: &str) -> Result<(), ClientError> {
+        let path = app_path(name, "/cert")?;
+        let r = self.with_token(self.agent.delete(self.url(&path))).call();
+        self.empty(r)
     }
 
     fn url(&self, path: &str) -> String {

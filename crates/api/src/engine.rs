@@ -3,9 +3,12 @@
 //! The daemon watches the store and does the rest.
 
 mod apps;
+mod certs;
+mod nodes;
 mod observe;
 mod releases;
 mod slo;
+mod visible;
 
 use std::sync::Arc;
 
@@ -58,12 +61,25 @@ impl Engine {
             Action::Rollout(name) => Ok(Reply::App(self.rollout(&name).await?)),
             Action::Events { name, limit } => Ok(Reply::Events(self.events(&name, limit).await?)),
             Action::Metrics(name) => Ok(Reply::Metrics(self.metrics(&name).await?)),
+            Action::Checkpoint(name) => Ok(Reply::Metrics(self.checkpoint(&name).await?)),
             Action::Slo { name, target } => {
                 Ok(Reply::Slo(Box::new(self.slo(&name, target).await?)))
             }
             Action::Logs { name, max_bytes } => Ok(Reply::Logs(self.logs(&name, max_bytes).await?)),
             Action::Instances { app } => {
                 Ok(Reply::Instances(self.instances(app.as_deref()).await?))
+            }
+            Action::ListNodes => Ok(Reply::Nodes(self.nodes().await?)),
+            Action::SetNodeState { name, state } => Ok(Reply::Node(Box::new(
+                self.set_node_state(&name, state).await?,
+            ))),
+            Action::SetCert { name, upload } => {
+                Ok(Reply::Cert(self.set_cert(&name, &upload).await?))
+            }
+            Action::ShowCert(name) => Ok(Reply::Cert(self.cert(&name).await?)),
+            Action::RemoveCert(name) => {
+                self.remove_cert(&name).await?;
+                Ok(Reply::Deleted)
             }
         }
     }

@@ -19,6 +19,9 @@ pub enum ApiError {
         "missing or wrong API token: send 'Authorization: Bearer <token>' with the token from <data-dir>/admin.token (or set HAKO_TOKEN)"
     )]
     Unauthorized,
+    /// The token is known but may not do this (403), e.g. the metrics token on `/v1`.
+    #[error("{0}")]
+    Forbidden(String),
     /// The app (or route) does not exist (404).
     #[error("{0}")]
     NotFound(String),
@@ -54,6 +57,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -66,6 +70,13 @@ impl ApiError {
         }
     }
 
+    /// 403 for the metrics token anywhere but `GET /metrics`.
+    pub fn metrics_only() -> ApiError {
+        ApiError::Forbidden(
+            "this is the metrics token: it only reads GET /metrics; use the admin token from <data-dir>/admin.token for the API and the dashboard".into(),
+        )
+    }
+
     /// 404 for an app that does not exist.
     pub fn no_app(name: &str) -> ApiError {
         ApiError::NotFound(format!(
@@ -76,7 +87,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

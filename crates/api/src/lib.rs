@@ -2,9 +2,13 @@
 //!
 //! The server ([`router`]) speaks JSON under `/v1`: apps (create, list, show, update,
 //! delete), code releases (upload a tar/tar.gz or name a directory), rollout, events,
-//! instances, metrics and logs, and the service level of a live app ([`slo`]). Every route but `/v1/health` needs the admin token
+//! instances, metrics and logs (also followed, as server-sent events), and the service level of
+//! a live app ([`slo`]). Every route but `/v1/health` needs the admin token
 //! ([`token::load_or_create`]) as `Authorization: Bearer <token>`; every error is
-//! `{"error": "…"}` with a fitting status. Each request is parsed into an [`Action`] that the
+//! `{"error": "…"}` with a fitting status. `GET /metrics` serves the Prometheus text format to
+//! the admin token or the metrics token ([`token::load_or_create_metrics`]), and `/ui/` is the
+//! dashboard ([`ui`]). Who a token belongs to is a [`Caller`]; what it may see is decided in one
+//! place, [`Caller::can_see`]. Each request is parsed into an [`Action`] that the
 //! [`Engine`] carries out: desired state goes to the store, which the daemon watches; what
 //! needs the node goes through the daemon's [`Backend`].
 //!
@@ -23,15 +27,19 @@
 
 pub mod action;
 pub mod backend;
+pub mod caller;
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod series;
 pub mod server;
 pub mod slo;
 pub mod token;
+pub mod ui;
 
 pub use action::{Action, DatabaseOnDelete, Reply};
-pub use backend::{Backend, BackendError, ReleaseSource};
+pub use backend::{Backend, BackendError, LogFollow, LogPiece, ReleaseSource};
+pub use caller::{Caller, Scope};
 pub use client::{AppPatch, Client, ClientError};
 pub use engine::Engine;
 pub use error::ApiError;

@@ -1,16 +1,19 @@
 //! The HTTP side: routes under `/v1`, each parsing its request into an [`Action`] for the
-//! [`Engine`]; token auth on everything but `/v1/health`; every error answered as JSON
-//! `{"error": "…"}`, including axum's own rejections and unknown routes.
+//! [`Engine`]; token auth on everything but `/v1/health` (the [`crate::Caller`] it makes goes
+//! with the request); `GET /metrics` for Prometheus (admin or metrics token); the dashboard
+//! under `/ui/` ([`crate::ui`]); every API error answered as JSON `{"error": "…"}`, including
+//! axum's own rejections and unknown routes.
 
 mod auth;
 mod extract;
+mod follow;
 mod reply;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +28,7 @@ use crate::action::{
 use crate::backend::{Backend, ReleaseSource};
 use crate::engine::Engine;
 use crate::error::ApiError;
+pub use follow::KEEP_ALIVE as FOLLOW_KEEP_ALIVE;
 
 /// Default largest accepted release upload: 1 GiB.
 pub const DEFAULT_MAX_UPLOAD: usize = 1 << 30;
@@ -37,6 +41,9 @@ pub struct ApiState {
     pub backend: Arc<dyn Backend>,
     /// The admin token clients must send (see [`crate::token::load_or_create`]).
     pub token: String,
+    /// The metrics token, which reads `GET /metrics` only (see
+    /// [`crate::token::load_or_create_metrics`]); `None`: only the admin token reads it.
+    pub metrics_token: Option<String>,
     /// Largest release upload in bytes (413 beyond); [`DEFAULT_MAX_UPLOAD`] by default.
     pub max_upload: usize,
 }
@@ -48,16 +55,25 @@ impl ApiState {
             store,
             backend,
             token,
+            metrics_token: None,
             max_upload: DEFAULT_MAX_UPLOAD,
         }
     }
 }
 
 /// Shared by every handler.
-struct Shared {
-    engine: Arc<Engine>,
+pub(crate) struct Shared {
+    pub(crate) engine: Arc<Engine>,
     token: String,
+    metrics_token: Option<String>,
     max_upload: usize,
+}
+
+impl Shared {
+    /// Who sends `token`, if anyone (the dashboard's cookie goes through here too).
+    pub(crate) fn caller_of(&self, token: &str) -> Option<crate::Caller> {
+        auth::caller_of(self, token)
+    }
 }
 
 type S = State<Arc<Shared>>;
@@ -65,15 +81,21 @@ type S = State<Arc<Shared>>;
 /// The API's routes; serve it with `axum::serve(listener, router(state))`.
 pub fn router(state: ApiState) -> Router {
     let engine = Arc::new(Engine::new(state.store, state.backend));
-    router_with(engine, state.token, state.max_upload)
+    router_with(engine, state.token, state.metrics_token, state.max_upload)
 }
 
 /// The API's routes over an engine the daemon also uses directly (for example to create demo
 /// apps at start), so both share its write serialisation.
-pub fn router_with(engine: Arc<Engine>, token: String, max_upload: usize) -> Router {
+pub fn router_with(
+    engine: Arc<Engine>,
+    token: String,
+    metrics_token: Option<String>,
+    max_upload: usize,
+) -> Router {
     let shared = Arc::new(Shared {
         engine,
         token,
+        metrics_token,
         max_upload,
     });
     let authed = Router::new()
@@ -91,17 +113,32 @@ pub fn router_with(engine: Arc<Engine>, token: String, max_upload: usize) -> Rou
         .route("/v1/apps/{name}/rollout", post(rollout))
         .route("/v1/apps/{name}/events", get(events))
         .route("/v1/apps/{name}/metrics", get(metrics))
+        .route("/v1/apps/{name}/checkpoint", get(checkpoint))
         .route("/v1/apps/{name}/slo", get(slo))
         .route("/v1/apps/{name}/logs", get(logs))
+        .route(
+            "/v1/apps/{name}/cert",
+            get(show_cert).put(set_cert).delete(remove_cert),
+        )
         .route("/v1/instances", get(instances))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{name}/{state}", post(set_node_state))
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
-            auth::require_token,
+            auth::require_api_caller,
+        ));
+    let metrics = Router::new()
+        .route("/metrics", get(prometheus))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require_metrics_caller,
         ));
     Router::new()
         .route("/v1/health", get(health))
         .merge(authed)
+        .merge(metrics)
+        .merge(crate::ui::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(shared)
@@ -115,6 +152,28 @@ async fn run(shared: &Shared, action: Result<Action, ApiError>) -> Response {
         },
         Err(e) => e.into_response(),
     }
+}
+
+async fn list_nodes(State(s): S) -> Response {
+    run(&s, Ok(Action::ListNodes)).await
+}
+
+/// `POST /v1/nodes/NAME/cordon|uncordon|drain`.
+async fn set_node_state(State(s): S, Path((name, verb)): Path<(String, String)>) -> Response {
+    let action = match verb.as_str() {
+        "cordon" => Ok(hako_model::NodeState::Cordoned),
+        "uncordon" => Ok(hako_model::NodeState::Active),
+        "drain" => Ok(hako_model::NodeState::Draining),
+        other => Err(ApiError::NotFound(format!(
+            "no node operation {other:?}: use cordon, uncordon or drain"
+        ))),
+    }
+    .and_then(|state| {
+        hako_store::keys::validate_name(&name)
+            .map_err(|_| ApiError::BadRequest(format!("node name {name:?} is not valid")))?;
+        Ok(Action::SetNodeState { name, state })
+    });
+    run(&s, action).await
 }
 
 async fn health() -> Response {
@@ -259,6 +318,10 @@ async fn metrics(State(s): S, name: AppName) -> Response {
     run(&s, name.0.map(Action::Metrics)).await
 }
 
+async fn checkpoint(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::Checkpoint)).await
+}
+
 async fn slo(State(s): S, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
@@ -271,18 +334,79 @@ async fn slo(State(s): S, name: AppName, q: Params) -> Response {
     run(&s, action).await
 }
 
-async fn logs(State(s): S, name: AppName, q: Params) -> Response {
+/// `GET /metrics`: the Prometheus text exposition of what the caller may see.
+async fn prometheus(State(s): S, caller: crate::Caller) -> Response {
+    match s.engine.prometheus(&caller).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn logs(State(s): S, caller: crate::Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
+        if parse_flag("follow", q.get("follow").map(String::as_str))? {
+            let tail = action::parse_count(
+                "bytes",
+                q.get("bytes").map(String::as_str),
+                FOLLOW_TAIL_BYTES,
+                MAX_LOG_BYTES,
+            )?;
+            return Ok(Err((name, tail)));
+        }
         let max_bytes = action::parse_count(
             "bytes",
             q.get("bytes").map(String::as_str),
             DEFAULT_LOG_BYTES,
             MAX_LOG_BYTES,
         )?;
-        Ok(Action::Logs { name, max_bytes })
+        Ok(Ok(Action::Logs { name, max_bytes }))
+    });
+    match action {
+        Ok(Ok(action)) => run(&s, Ok(action)).await,
+        Ok(Err((name, tail))) => match s.engine.follow_logs(&caller, &name, tail).await {
+            Ok(follow) => follow::response(follow),
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+/// What a followed log shows of the past before it follows: the last 4 KiB.
+const FOLLOW_TAIL_BYTES: usize = 4 << 10;
+
+/// A yes/no query parameter: `true`/`1`/`yes` or `false`/`0`/`no`; absent is no.
+fn parse_flag(what: &str, raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("" | "true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{what} {other:?} is not valid: say {what}=true or {what}=false"
+        ))),
+    }
+}
+
+async fn show_cert(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::ShowCert)).await
+}
+
+async fn set_cert(State(s): S, name: AppName, body: Body) -> Response {
+    let action = name.0.and_then(|name| {
+        let upload = Box::new(action::parse_cert_upload(&body.0?)?);
+        Ok(Action::SetCert { name, upload })
     });
     run(&s, action).await
+}
+
+async fn remove_cert(State(s): S, name: AppName) -> Response {
+    run(&s, name.0.map(Action::RemoveCert)).await
 }
 
 async fn instances(State(s): S, q: Params) -> Response {

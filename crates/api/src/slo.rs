@@ -42,6 +42,25 @@ pub struct History {
     pub warm: u64,
     /// Mean time from sending a request to an instance until its response head, milliseconds.
     pub service_ms: f64,
+    /// The app's keep-alive: the model estimates the fixed one; with `predictive` the
+    /// requests' measured cold fraction shows what the predictor does.
+    #[serde(default)]
+    pub keep_alive_mode: hako_model::KeepAliveMode,
+    /// What the predictive keep-alive learned, for a predictive app.
+    #[serde(default)]
+    pub predictor: Option<PredictorReport>,
+}
+
+/// What the daemon's predictive keep-alive learned of an app (`--keep-alive predictive`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictorReport {
+    /// Its window in words ("unload after each visit, pre-warm 881.2s after the last request,
+    /// keep until 937.3s", or why the idle timeout still decides).
+    pub window: String,
+    /// Idle periods (gaps between visits) it has seen.
+    pub idle_periods: u64,
+    /// Instances it started ahead of an expected request.
+    pub pre_warm_starts: u64,
 }
 
 /// `count` gaps between `low_ms` and `high_ms`.
@@ -85,6 +104,12 @@ pub struct SloReport {
     pub gaps: Vec<GapBin>,
     /// The start times the model used, milliseconds.
     pub start_ms: Vec<f64>,
+    /// The app's keep-alive (`fixed` or `predictive`).
+    #[serde(default)]
+    pub keep_alive_mode: hako_model::KeepAliveMode,
+    /// What the predictive keep-alive learned, for a predictive app.
+    #[serde(default)]
+    pub predictor: Option<PredictorReport>,
 }
 
 /// The measurements in a few numbers.
@@ -154,6 +179,11 @@ pub fn report(app: &str, history: Option<History>, target: Option<Target>) -> Sl
             .as_ref()
             .map(|h| h.start_ms.clone())
             .unwrap_or_default(),
+        keep_alive_mode: history
+            .as_ref()
+            .map(|h| h.keep_alive_mode)
+            .unwrap_or_default(),
+        predictor: history.as_ref().and_then(|h| h.predictor.clone()),
     };
     let Some(h) = history else {
         r.unavailable = Some(format!(
@@ -235,6 +265,8 @@ mod tests {
             cold: long + 1,
             warm: n - long - 1,
             service_ms: 1.0,
+            keep_alive_mode: hako_model::KeepAliveMode::Fixed,
+            predictor: None,
         }
     }
 

@@ -1,15 +1,20 @@
-//! The admin token: 32 random bytes as hex in `<data-dir>/admin.token`, made on first start
-//! with mode 0600 and reused after. Clients send it as `Authorization: Bearer <token>`.
+//! The daemon's tokens: 32 random bytes as hex each, made on first start with mode 0600 and
+//! reused after — the admin token in `<data-dir>/admin.token`, and the metrics token in
+//! `<data-dir>/metrics.token` (it reads `GET /metrics` and nothing else: give it to a
+//! Prometheus server). Clients send a token as `Authorization: Bearer <token>`.
 
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// File name of the token inside the data dir.
+/// File name of the admin token inside the data dir.
 pub const TOKEN_FILE: &str = "admin.token";
 
-/// The token file's path.
+/// File name of the metrics token inside the data dir.
+pub const METRICS_TOKEN_FILE: &str = "metrics.token";
+
+/// The admin token file's path.
 pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(TOKEN_FILE)
 }
@@ -18,7 +23,17 @@ pub fn path(data_dir: &Path) -> PathBuf {
 /// (mode 0600) if there is none. Refuses a token file that others can read or that is not
 /// a token, with a message saying what to do.
 pub fn load_or_create(data_dir: &Path) -> io::Result<String> {
-    let file = path(data_dir);
+    load_or_create_file(data_dir, TOKEN_FILE)
+}
+
+/// Like [`load_or_create`] for the metrics token (`<data_dir>/metrics.token`).
+pub fn load_or_create_metrics(data_dir: &Path) -> io::Result<String> {
+    load_or_create_file(data_dir, METRICS_TOKEN_FILE)
+}
+
+/// Reads the token in `<data_dir>/<name>`, creating it (mode 0600) if there is none.
+fn load_or_create_file(data_dir: &Path, name: &str) -> io::Result<String> {
+    let file = data_dir.join(name);
     match read(&file) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         other => return other,
@@ -26,7 +41,7 @@ pub fn load_or_create(data_dir: &Path) -> io::Result<String> {
     fs::create_dir_all(data_dir)?;
     // Write a temporary file, then link it into place: the link fails if another process
     // made the token meanwhile, so everyone ends up with the same, complete token.
-    let tmp = data_dir.join(format!(".{TOKEN_FILE}.{}.tmp", std::process::id()));
+    let tmp = data_dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let token = generate()?;
     let written = (|| {
         let mut f = fs::OpenOptions::new()
@@ -112,6 +127,14 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "temporary file left behind");
         let other = tempfile::tempdir().unwrap();
         assert_ne!(load_or_create(other.path()).unwrap(), token);
+        let metrics = load_or_create_metrics(&data).unwrap();
+        assert_ne!(metrics, token, "the metrics token is a token of its own");
+        assert_eq!(load_or_create_metrics(&data).unwrap(), metrics);
+        let mode = fs::metadata(data.join(METRICS_TOKEN_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

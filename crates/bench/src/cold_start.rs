@@ -20,11 +20,18 @@
 //! while hako's instances get their own network namespace and veth: the comparison is
 //! conservative for hako.
 //!
+//! HTTPS (beside the static series): the same static app, the same cold start, reached over
+//! `hako serve --https` with a certificate uploaded for its host (a test CA's): the time runs
+//! from connecting through a full TLS 1.3 handshake (no session resumption, as a new visitor's
+//! browser) to the last byte of the same HTTP/1.1 200. The http series is its peer in the same
+//! run: the difference is what TLS adds to a cold start.
+//!
 //! Every start is spaced at least `--spacing-ms` (200 ms) after the previous one, and the
-//! five series take turns within each round; one untimed round comes first.
+//! six series take turns within each round; one untimed round comes first.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -98,10 +105,11 @@ fn limits() -> Limits {
     }
 }
 
-/// The five series.
+/// The six series.
 #[derive(Default)]
 struct Results {
     hako_static: Samples,
+    hako_https: Samples,
     hako_php: Samples,
     hako_pool: Samples,
     crun_static: Samples,
@@ -121,7 +129,7 @@ fn options(args: &[&str]) -> anyhow::Result<Options> {
         opts.runs = DEFAULT_RUNS;
     }
     if !opts.only.is_empty() {
-        bail!("cold-start has no --only: it always measures its five series");
+        bail!("cold-start has no --only: it always measures its six series");
     }
     if opts.spacing < Duration::from_millis(200) {
         bail!("--spacing-ms must be at least 200 for cold starts to be comparable");
@@ -150,13 +158,14 @@ fn run(opts: &Options) -> anyhow::Result<()> {
     let code = tmp.path().join("code");
     write_code(&code)?;
 
-    let serve = HakoServe::start(&hako_bin)?;
+    let serve = HakoServe::start_with_https(&hako_bin)?;
     for site in SITES {
         create_app(&serve, site, &code)?;
     }
+    let tls = upload_cert(&serve, &STATIC, tmp.path())?;
     let crun = start_crun(tmp.path(), &code)?;
     eprintln!(
-        "bench cold-start: {} rounds of 5 cold starts, {} ms apart (hako prefix {}, proxy {})",
+        "bench cold-start: {} rounds of 6 cold starts, {} ms apart (hako prefix {}, proxy {})",
         opts.runs,
         opts.spacing.as_millis(),
         serve.prefix,
@@ -176,13 +185,16 @@ fn run(opts: &Options) -> anyhow::Result<()> {
                 s.push(d);
             }
         };
-        let d = hako_cold(&serve, &STATIC, &mut pacer)
+        let d = hako_cold(&serve, &STATIC, &mut pacer, None)
             .with_context(|| format!("hako static, round {round}"))?;
         take("hako static", &mut r.hako_static, d);
-        let d = hako_cold(&serve, &PHP, &mut pacer)
+        let d = hako_cold(&serve, &STATIC, &mut pacer, Some(&tls))
+            .with_context(|| format!("hako static over https, round {round}"))?;
+        take("hako static https", &mut r.hako_https, d);
+        let d = hako_cold(&serve, &PHP, &mut pacer, None)
             .with_context(|| format!("hako php, round {round}"))?;
         take("hako php", &mut r.hako_php, d);
-        let d = hako_cold(&serve, &POOLED, &mut pacer)
+        let d = hako_cold(&serve, &POOLED, &mut pacer, None)
             .with_context(|| format!("hako warm pool, round {round}"))?;
         take("hako warm pool", &mut r.hako_pool, d);
         pacer.next();
@@ -221,8 +233,14 @@ fn run(opts: &Options) -> anyhow::Result<()> {
 }
 
 /// One cold request to `site`: waits until no bench instance runs, keeps the spacing, then
-/// times `GET /` and checks the body and that the app counted exactly one more cold request.
-fn hako_cold(serve: &HakoServe, site: &Site, pacer: &mut Pacer) -> anyhow::Result<Duration> {
+/// times `GET /` (over HTTPS with `tls`, handshake included) and checks the body and that the
+/// app counted exactly one more cold request.
+fn hako_cold(
+    serve: &HakoServe,
+    site: &Site,
+    pacer: &mut Pacer,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<Duration> {
     for s in SITES {
         serve.wait_no_instances(s.app, IDLE_STOP_LIMIT)?;
     }
@@ -231,7 +249,14 @@ fn hako_cold(serve: &HakoServe, site: &Site, pacer: &mut Pacer) -> anyhow::Resul
     }
     let cold_before = serve.cold_count(site.app)?;
     pacer.next();
-    let (resp, took) = request::get(serve.proxy, site.host, "/", &[], Duration::from_secs(30))?;
+    let limit = Duration::from_secs(30);
+    let (resp, took) = match tls {
+        None => request::get(serve.proxy, site.host, "/", &[], limit)?,
+        Some(tls) => {
+            let addr = serve.https.context("hako serve has no HTTPS listener")?;
+            request::get_tls(addr, site.host, "/", tls, limit)?
+        }
+    };
     if resp.status != 200 || resp.text() != site.body {
         bail!(
             "{} answered {} {:?}, expected 200 {:?}",
@@ -319,6 +344,37 @@ fn create_app(serve: &HakoServe, site: &Site, code: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Uploads a test CA's certificate for `site`'s host (`hako app cert`) and returns a TLS
+/// client that trusts that CA, offers HTTP/1.1 and never resumes a session.
+fn upload_cert(
+    serve: &HakoServe,
+    site: &Site,
+    dir: &Path,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let ca = hako_testkit::pki::TestCa::new("hako bench CA");
+    let issued = ca.issue(&[site.host]);
+    let (cert, key) = (dir.join("site.pem"), dir.join("site.key"));
+    std::fs::write(&cert, &issued.chain_pem)?;
+    std::fs::write(&key, &issued.key_pem)?;
+    let path = |p: &Path| {
+        p.to_str()
+            .context("the temp dir path is not UTF-8")
+            .map(str::to_owned)
+    };
+    serve.cli(&[
+        "app",
+        "cert",
+        site.app,
+        "--cert",
+        &path(&cert)?,
+        "--key",
+        &path(&key)?,
+    ])?;
+    let mut config = hako_testkit::https::client_config(&ca.pem, &[b"http/1.1"])?;
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
 /// crun with the host image's rootfs (made in `dir`), the code dir and the same limits.
 fn start_crun(dir: &Path, code: &Path) -> anyhow::Result<Crun> {
     let store = ImageStore::open(dir.join("images"))?;
@@ -374,6 +430,10 @@ fn print_report(r: &Results) {
         "cold start → full 200",
         &[
             ("hako static (busybox httpd)", &r.hako_static),
+            (
+                "hako static over HTTPS (+ TLS 1.3 handshake)",
+                &r.hako_https,
+            ),
             ("hako php (php -S)", &r.hako_php),
             ("hako static, warm pool of 1", &r.hako_pool),
             ("crun static (spawn → 200)", &r.crun_static),
@@ -381,8 +441,9 @@ fn print_report(r: &Results) {
         ],
     );
     let slow = Duration::from_millis(900);
-    let n = r.hako_static.len() + r.hako_php.len() + r.hako_pool.len();
+    let n = r.hako_static.len() + r.hako_https.len() + r.hako_php.len() + r.hako_pool.len();
     let k = r.hako_static.count_at_least(slow)
+        + r.hako_https.count_at_least(slow)
         + r.hako_php.count_at_least(slow)
         + r.hako_pool.count_at_least(slow);
     if k > 0 {
@@ -395,10 +456,11 @@ fn print_report(r: &Results) {
     println!("{}", summary_line(r));
 }
 
-/// The last line: `cold-start: static_p50_ms=… … crun_php_p50_ms=… pool_p50_ms=… pool_p95_ms=…`.
+/// The last line: `cold-start: static_p50_ms=… … crun_php_p50_ms=… pool_p50_ms=… pool_p95_ms=…
+/// https_static_p50_ms=… https_static_p95_ms=…`.
 fn summary_line(r: &Results) -> String {
     format!(
-        "cold-start: static_p50_ms={} static_p95_ms={} php_p50_ms={} php_p95_ms={} crun_static_p50_ms={} crun_php_p50_ms={} pool_p50_ms={} pool_p95_ms={}",
+        "cold-start: static_p50_ms={} static_p95_ms={} php_p50_ms={} php_p95_ms={} crun_static_p50_ms={} crun_php_p50_ms={} pool_p50_ms={} pool_p95_ms={} https_static_p50_ms={} https_static_p95_ms={}",
         ms(r.hako_static.p50()),
         ms(r.hako_static.p95()),
         ms(r.hako_php.p50()),
@@ -407,6 +469,8 @@ fn summary_line(r: &Results) -> String {
         ms(r.crun_php.p50()),
         ms(r.hako_pool.p50()),
         ms(r.hako_pool.p95()),
+        ms(r.hako_https.p50()),
+        ms(r.hako_https.p95()),
     )
 }
 
@@ -423,12 +487,13 @@ mod tests {
             (&mut r.crun_static, 25),
             (&mut r.crun_php, 40),
             (&mut r.hako_pool, 2),
+            (&mut r.hako_https, 5),
         ] {
             s.push(Duration::from_millis(v));
         }
         assert_eq!(
             summary_line(&r),
-            "cold-start: static_p50_ms=3.00 static_p95_ms=3.00 php_p50_ms=12.0 php_p95_ms=12.0 crun_static_p50_ms=25.0 crun_php_p50_ms=40.0 pool_p50_ms=2.00 pool_p95_ms=2.00"
+            "cold-start: static_p50_ms=3.00 static_p95_ms=3.00 php_p50_ms=12.0 php_p95_ms=12.0 crun_static_p50_ms=25.0 crun_php_p50_ms=40.0 pool_p50_ms=2.00 pool_p95_ms=2.00 https_static_p50_ms=5.00 https_static_p95_ms=5.00"
         );
     }
 

@@ -42,12 +42,23 @@ impl HakoServe {
         HakoServe::from_builder(builder(hako).shared_images(images))
     }
 
+    /// Like [`HakoServe::start`], also serving HTTPS on a loopback port (`--https`).
+    pub fn start_with_https(hako: &Path) -> anyhow::Result<HakoServe> {
+        HakoServe::from_builder(builder(hako).args(&["--https", "127.0.0.1:0"]))
+    }
+
     /// Like [`HakoServe::start`] with these exact names (prefix and subnet).
     pub fn start_with(hako: &Path, names: Names) -> anyhow::Result<HakoServe> {
         HakoServe::from_builder(builder(hako).names(names))
     }
 
-    fn from_builder(b: ServeBuilder) -> anyhow::Result<HakoServe> {
+    /// The benchmarks' settings, to add to before [`HakoServe::from_builder`].
+    pub fn builder(hako: &Path) -> ServeBuilder {
+        builder(hako)
+    }
+
+    /// Starts the daemon `b` describes.
+    pub fn from_builder(b: ServeBuilder) -> anyhow::Result<HakoServe> {
         let serve = b.start().context("cannot start hako serve")?;
         let client = serve.client();
         Ok(HakoServe { serve, client })

@@ -8,9 +8,14 @@
 //! from the daemon's per-app metrics. Simulated part ([`simulate`]): 10,000 sites × 24 h with
 //! the same policies and sweeps of them, the service-level model's prediction of the same
 //! runs (`model_vs_sim_err`), and a lower bound for policies without foresight. The report
-//! ([`report`]) goes to docs/experiments/efficiency.md with SVG charts; the last line printed
-//! is `efficiency: sites=… always_on_mib=… cycling_mib=… ratio=… cold_ratio=… model_vs_sim_err=…`.
+//! ([`report`]) goes to docs/experiments/efficiency.md with SVG charts. What users feel
+//! ([`latency`]): the real predictor beside the oracle, timer-driven sites, and memory-time
+//! against the p99 added latency per start path. The last line printed is
+//! `efficiency: sites=… always_on_mib=… cycling_mib=… ratio=… cold_ratio=… model_vs_sim_err=…
+//! predictor_ratio=… predictor_cold_ratio=… predictor_p99_added_ms=… oracle_ratio=…`.
 
+mod latency;
+mod latency_report;
 pub(crate) mod loadgen;
 mod memory;
 mod neighbours;
@@ -63,6 +68,11 @@ pub struct Options {
     pub out: PathBuf,
     /// Skip the real run (report the simulation only).
     pub sim_only: bool,
+    /// Start times and memory of the mitigations for the latency trade-off
+    /// ([`latency::Paths`]; defaults from `cargo xtask bench mitigation`).
+    pub pool_start: Duration,
+    pub restore_start: Duration,
+    pub checkpoint_mib: f64,
 }
 
 impl Default for Options {
@@ -84,6 +94,9 @@ impl Default for Options {
             sample_interval: Duration::from_secs(1),
             out: crate::paths::workspace_root().join("docs/experiments"),
             sim_only: false,
+            pool_start: Duration::from_micros(POOL_START_US),
+            restore_start: Duration::from_micros(RESTORE_START_US),
+            checkpoint_mib: CHECKPOINT_MIB,
         }
     }
 }
@@ -140,6 +153,13 @@ impl Options {
                 "--concurrency" => o.concurrency = number(name, value()?)?,
                 "--max-requests" => o.max_requests = number(name, value()?)?,
                 "--out" => o.out = PathBuf::from(value()?),
+                "--pool-start-ms" => {
+                    o.pool_start = Duration::from_secs_f64(number::<f64>(name, value()?)? / 1e3)
+                }
+                "--restore-start-ms" => {
+                    o.restore_start = Duration::from_secs_f64(number::<f64>(name, value()?)? / 1e3)
+                }
+                "--checkpoint-mib" => o.checkpoint_mib = number(name, value()?)?,
                 other => bail!("unknown option {other:?}"),
             }
         }
@@ -182,6 +202,13 @@ impl Options {
                 Policy::predicted(self.predict_idle_timeout, self.lead),
             ),
         ]
+    }
+
+    /// The modes of the real run: the three policies, then the real predictor.
+    pub fn real_modes(&self) -> Vec<(&'static str, Policy)> {
+        let mut m: Vec<(&'static str, Policy)> = self.policies().into_iter().collect();
+        m.push(("predictor", Policy::predictor(self.idle_timeout)));
+        m
     }
 
     /// The unmeasured start of each mode, real time.
@@ -267,6 +294,8 @@ pub struct Results {
     pub predicted_sweep: Vec<SimPoint>,
     /// (cold target, least memory-time share without foresight).
     pub bound: Vec<(f64, f64)>,
+    /// The real predictor beside the oracle, timer-driven sites, the latency trade-off.
+    pub latency: Option<latency::Latency>,
     /// Wall time of the whole experiment.
     pub took: Duration,
 }
@@ -292,7 +321,8 @@ pub fn run(
             )?;
             let setup = real::Setup {
                 workload,
-                modes: policies
+                modes: opts
+                    .real_modes()
                     .iter()
                     .map(|(n, p)| (*n, p.compressed(opts.speedup)))
                     .collect(),
@@ -327,6 +357,7 @@ pub fn run(
         seed: opts.seed,
         start_time: StartTime::constant(start_time),
         memory_mib: memory_per_instance_mib,
+        trace: None,
     };
     eprintln!(
         "experiment: simulating {} sites over {} (start time {:.0} ms)",
@@ -356,6 +387,17 @@ pub fn run(
         .iter()
         .map(|c| (*c, large.bound(*c)))
         .collect();
+    eprintln!("experiment: the predictor, timer-driven sites and the latency trade-off");
+    let latency = latency::run(
+        &large,
+        &policies.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
+        latency::Paths {
+            pool_start: opts.pool_start,
+            restore_start: opts.restore_start,
+            checkpoint_mib: opts.checkpoint_mib,
+        },
+        stop,
+    )?;
     Ok(Results {
         real,
         start_time,
@@ -364,9 +406,18 @@ pub fn run(
         cycling_sweep,
         predicted_sweep,
         bound,
+        latency: Some(latency),
         took: t.elapsed(),
     })
 }
+
+/// A start from the shared warm pool, µs: a static site's first request from a slot
+/// (`cargo xtask bench mitigation`; see docs/experiments/efficiency.md for the run).
+pub const POOL_START_US: u64 = 6_000;
+/// A restore to the first answered request, µs (same bench, the `php -S` site).
+pub const RESTORE_START_US: u64 = 40_000;
+/// A checkpoint of a small PHP site, MiB (same bench).
+pub const CHECKPOINT_MIB: f64 = 4.0;
 
 /// The sweep's pre-warm lead: real time, uncompressed, comfortably above a start.
 pub const PREDICTED_SWEEP_LEAD: Duration = Duration::from_millis(500);
@@ -384,6 +435,13 @@ pub struct Summary {
     pub model_vs_sim_err: Option<f64>,
     pub predicted_mib: f64,
     pub predicted_cold_ratio: f64,
+    /// The real predictor (`--keep-alive predictive`): memory-time share, cold ratio, p99
+    /// added latency (ms).
+    pub predictor_ratio: Option<f64>,
+    pub predictor_cold_ratio: Option<f64>,
+    pub predictor_p99_added_ms: Option<f64>,
+    /// The oracle (pre-warm that knows the trace): memory-time share.
+    pub oracle_ratio: Option<f64>,
 }
 
 /// `efficiency: sites=… always_on_mib=… cycling_mib=… ratio=… cold_ratio=… model_vs_sim_err=…`
@@ -396,17 +454,19 @@ pub fn summary_line(s: &Summary) -> String {
             "-".into()
         }
     };
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
     format!(
-        "efficiency: sites={} always_on_mib={:.1} cycling_mib={:.1} ratio={} cold_ratio={:.5} model_vs_sim_err={} predicted_mib={:.1} predicted_ratio={} predicted_cold_ratio={:.5}",
+        "efficiency: sites={} always_on_mib={:.1} cycling_mib={:.1} ratio={} cold_ratio={:.5} model_vs_sim_err={} predictor_ratio={} predictor_cold_ratio={} predictor_p99_added_ms={} oracle_ratio={}",
         s.sites,
         s.always_on_mib,
         s.cycling_mib,
         ratio(s.cycling_mib),
         s.cold_ratio,
         s.model_vs_sim_err.map_or("-".into(), |e| format!("{e:.4}")),
-        s.predicted_mib,
-        ratio(s.predicted_mib),
-        s.predicted_cold_ratio,
+        opt(s.predictor_ratio, 4),
+        opt(s.predictor_cold_ratio, 5),
+        opt(s.predictor_p99_added_ms, 1),
+        opt(s.oracle_ratio, 4),
     )
 }
 
@@ -424,10 +484,14 @@ mod tests {
             model_vs_sim_err: Some(0.0213),
             predicted_mib: 400.0,
             predicted_cold_ratio: 0.0,
+            predictor_ratio: Some(0.25),
+            predictor_cold_ratio: Some(0.0123),
+            predictor_p99_added_ms: Some(41.25),
+            oracle_ratio: Some(0.2),
         };
         assert_eq!(
             summary_line(&s),
-            "efficiency: sites=1000 always_on_mib=2000.0 cycling_mib=700.2 ratio=0.3501 cold_ratio=0.00457 model_vs_sim_err=0.0213 predicted_mib=400.0 predicted_ratio=0.2000 predicted_cold_ratio=0.00000"
+            "efficiency: sites=1000 always_on_mib=2000.0 cycling_mib=700.2 ratio=0.3501 cold_ratio=0.00457 model_vs_sim_err=0.0213 predictor_ratio=0.2500 predictor_cold_ratio=0.01230 predictor_p99_added_ms=41.2 oracle_ratio=0.2000"
         );
         let none = Summary {
             always_on_mib: 0.0,

@@ -14,6 +14,7 @@
 //! hako-bench restore [--runs N] [--spacing-ms MS]
 //! hako-bench autoscaler [--sim-only]
 //! hako-bench cycling
+//! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! ```
 // The crun worker's thread enters its own mount namespace (one `unsafe` call, with its
@@ -26,6 +27,7 @@ mod cycling;
 mod daemon;
 mod efficiency;
 mod http;
+mod mitigation;
 mod options;
 mod paths;
 mod phases;
@@ -47,6 +49,7 @@ const USAGE: &str =
        hako-bench restore [--runs N] [--spacing-ms MS]
        hako-bench autoscaler [--sim-only]
        hako-bench cycling
+       hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         ["restore", rest @ ..] => restore::main(rest),
         ["autoscaler", rest @ ..] => autoscaler::main(rest),
         ["cycling", rest @ ..] => cycling::main(rest),
+        ["mitigation", rest @ ..] => mitigation::main(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

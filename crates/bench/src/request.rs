@@ -68,6 +68,50 @@ pub fn get(
     }
 }
 
+/// Like [`get`] over HTTPS: TCP connect, a full TLS handshake with `server_name` as SNI (the
+/// `tls` config decides roots, ALPN and resumption), then the same HTTP/1.1 `GET`; the time
+/// runs from connecting to the last byte, so it includes the handshake.
+pub fn get_tls(
+    addr: SocketAddr,
+    server_name: &str,
+    path: &str,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> anyhow::Result<(Response, Duration)> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n");
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+        .with_context(|| format!("{server_name:?} is not a server name"))?;
+    let t0 = Instant::now();
+    let s = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(timeout))?;
+    let conn = rustls::ClientConnection::new(tls.clone(), name)?;
+    let mut tls = rustls::StreamOwned::new(conn, s);
+    tls.write_all(req.as_bytes())
+        .with_context(|| format!("TLS handshake with {server_name} at {addr}"))?;
+    let mut raw = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match tls.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // A peer that closes without close_notify after a complete response is fine.
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e).with_context(|| format!("reading from {addr} over TLS")),
+        };
+        if n > 0 {
+            raw.extend_from_slice(&chunk[..n]);
+        }
+        if let Some(resp) = parse(&raw, n == 0)? {
+            return Ok((resp, t0.elapsed()));
+        }
+        if n == 0 {
+            bail!("{addr} closed the TLS connection before a complete response");
+        }
+    }
+}
+
 /// Parses `raw` into a response once it is complete (`eof`: the peer closed); `None` while
 /// more bytes are needed.
 pub fn parse(raw: &[u8], eof: bool) -> anyhow::Result<Option<Response>> {

@@ -29,7 +29,7 @@ use crate::samples::{Pacer, Samples, ms, print_table};
 
 const APP: &str = "wp";
 const HOST: &str = "wp.bench";
-const IMAGES: &str = "/var/lib/hako-bench/images";
+pub(crate) const IMAGES: &str = "/var/lib/hako-bench/images";
 const PEER_USER: &str = "hakobench_peer";
 /// wrk's connections: about Apache's workers per core here, so the figure is throughput,
 /// not queueing behind a page that takes tens of milliseconds of CPU.
@@ -110,7 +110,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     ])?;
     let database = format!("{}_{APP}", serve.prefix);
     let _cleanup = DropDatabase(database.clone());
-    install(serve.proxy)?;
+    install(serve.proxy, HOST)?;
 
     // Cold starts: no instance, then the first byte of the home page.
     let mut pacer = Pacer::new(Duration::from_millis(300));
@@ -213,7 +213,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// Runs WordPress's installer over HTTP through hako.
-fn install(proxy: SocketAddr) -> anyhow::Result<()> {
+pub(crate) fn install(proxy: SocketAddr, host: &str) -> anyhow::Result<()> {
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -224,7 +224,7 @@ fn install(proxy: SocketAddr) -> anyhow::Result<()> {
             "-w",
             "%{http_code}",
         ])
-        .args(["-H", &format!("Host: {HOST}")])
+        .args(["-H", &format!("Host: {host}")])
         .args(["--data-urlencode", "weblog_title=hako bench"])
         .args(["--data-urlencode", "user_name=admin"])
         .args(["--data-urlencode", "admin_password=bench bench bench bench"])
@@ -250,7 +250,7 @@ fn install(proxy: SocketAddr) -> anyhow::Result<()> {
 
 /// Connects, sends `GET path`, and returns the time until the response's first byte (after
 /// checking it is a 200; the rest is read and dropped).
-fn first_byte(addr: SocketAddr, host: &str, path: &str) -> anyhow::Result<Duration> {
+pub(crate) fn first_byte(addr: SocketAddr, host: &str, path: &str) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
     let mut s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -405,7 +405,7 @@ impl Drop for DropDatabase {
     }
 }
 
-fn mariadb(sql: &str) -> anyhow::Result<()> {
+pub(crate) fn mariadb(sql: &str) -> anyhow::Result<()> {
     let out = Command::new("mariadb")
         .args(["-e", sql])
         .output()

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hako_model::{App, Event, EventKind};
+use hako_model::{App, Event, EventKind, StopReason};
 use hako_policy::autoscale::{
     AutoscaleConfig, Autoscaler, Sample, ScaleDecision, ScaleReason, pick_drain,
 };
@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use crate::apps::Apps;
 use crate::event_log::EventLog;
 use crate::lifecycle::{Cause, DRAIN_TIMEOUT, Lifecycle};
+use crate::metrics::{ScaleDirection, Telemetry};
 use crate::traffic::Traffic;
 use crate::views::{AppView, Clock};
 
@@ -43,6 +44,8 @@ pub(crate) struct AutoscaleLoop {
     pub(crate) events: Arc<EventLog>,
     /// The policy's time zero.
     pub(crate) epoch: Instant,
+    /// Counts the decisions for `/metrics` (`hako_autoscaler_decisions_total`).
+    pub(crate) telemetry: Arc<Telemetry>,
     /// Per app storage key.
     scalers: HashMap<String, Autoscaler>,
 }
@@ -62,6 +65,7 @@ impl AutoscaleLoop {
         traffic: Arc<dyn Traffic>,
         events: Arc<EventLog>,
         epoch: Instant,
+        telemetry: Arc<Telemetry>,
     ) -> AutoscaleLoop {
         AutoscaleLoop {
             apps,
@@ -69,6 +73,7 @@ impl AutoscaleLoop {
             traffic,
             events,
             epoch,
+            telemetry,
             scalers: HashMap::new(),
         }
     }
@@ -120,6 +125,12 @@ impl AutoscaleLoop {
     /// Starts or drains instances for `d`, and records the decision.
     async fn apply(&self, app: &App, view: &AppView, t: hako_policy::Time, d: ScaleDecision) {
         let reason = d.to_string();
+        let direction = if d.is_up() {
+            ScaleDirection::Up
+        } else {
+            ScaleDirection::Down
+        };
+        self.telemetry.record_scale(&app.spec.name, direction);
         let words = if d.is_up() {
             let mut started = 0;
             for _ in d.from..d.to {
@@ -144,9 +155,12 @@ impl AutoscaleLoop {
             let mut drained = Vec::new();
             for i in picks {
                 if let Some(id) = view.ids.get(i)
-                    && self
-                        .lifecycle
-                        .retire_in_background(id, reason.clone(), DRAIN_TIMEOUT)
+                    && self.lifecycle.retire_in_background(
+                        id,
+                        StopReason::Policy,
+                        reason.clone(),
+                        DRAIN_TIMEOUT,
+                    )
                 {
                     drained.push(id.clone());
                 }

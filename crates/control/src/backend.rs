@@ -1,10 +1,11 @@
-//! What the API needs from this node: image checks, code releases, instances, metrics, logs,
-//! the database service.
+//! What the API needs from this node: image checks, code releases, instances, metrics, logs
+//! (and following them), the Prometheus exposition, the dashboard's per-minute series, the
+//! database service.
 
 use std::sync::Arc;
 
 use hako_agent::{Agent, Releases};
-use hako_api::{Backend, BackendError, ReleaseSource};
+use hako_api::{Backend, BackendError, LogFollow, LogPiece, ReleaseSource, Scope};
 use hako_image::ImageStore;
 use hako_model::{
     App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome,
@@ -13,7 +14,13 @@ use hako_proxy::Router;
 use hako_store::{Store, StoreExt, keys};
 
 use crate::apps::Apps;
+use crate::checkpoint::Checkpointer;
 use crate::lifecycle::Lifecycle;
+use crate::ops::Ops;
+
+/// How often a followed log is read for new text.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+use crate::predict::Predictors;
 
 /// Where images, code releases and logs are: this host's agent, or — on a front that runs no
 /// instances — the image and release stores themselves (on the cluster's shared storage).
@@ -65,6 +72,12 @@ pub(crate) struct DaemonBackend {
     pub(crate) database: hako_database::MariaDb,
     /// Runs of each app's schedules.
     pub(crate) schedule_stats: crate::scheduler::RunStats,
+    /// Counters, per-minute series, and the end of followed logs at shutdown.
+    pub(crate) ops: Arc<Ops>,
+    /// This daemon's checkpoints and predictors, where its own lifecycle runs (one host);
+    /// `None` on a cluster front (the leader has them).
+    pub(crate) checkpoints: Option<Arc<Checkpointer>>,
+    pub(crate) predictors: Option<Arc<Predictors>>,
 }
 
 impl DaemonBackend {
@@ -88,6 +101,10 @@ impl Backend for DaemonBackend {
             Capacity::Host => hako_agent::node_capacity(),
             Capacity::Largest(c) => *c.lock().expect("capacity lock"),
         }
+    }
+
+    fn cluster(&self) -> bool {
+        matches!(self.capacity, Capacity::Largest(_))
     }
 
     async fn create_release(
@@ -181,6 +198,11 @@ impl Backend for DaemonBackend {
                 "scheduled_runs".into(),
                 serde_json::to_value(runs).unwrap_or_default(),
             );
+            // Slots of the node's shared warm pool (for any app) parked right now.
+            o.insert(
+                "shared_pool_parked".into(),
+                agent.shared_pool_parked().into(),
+            );
         }
         Some(v)
     }
@@ -196,10 +218,116 @@ impl Backend for DaemonBackend {
         }
     }
 
+    async fn follow_logs(&self, app: &App, tail_bytes: usize) -> Result<LogFollow, BackendError> {
+        let key = app.storage_key();
+        let Files::Agent(agent) = self.files.as_ref() else {
+            // A front without a node has no instance logs; each node keeps its own.
+            return Err(BackendError::Unavailable(
+                "this hako serve runs no instances (a cluster front): follow the logs on a node's API".into(),
+            ));
+        };
+        let agent = agent.clone();
+        let (mut follower, first) = {
+            let (agent, key) = (agent.clone(), key.clone());
+            tokio::task::spawn_blocking(move || agent.follow_logs(&key, tail_bytes))
+                .await
+                .map_err(|e| BackendError::internal(format!("log task failed: {e}")))?
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let mut closing = self.ops.closing();
+        let counted = self.ops.telemetry.follower();
+        tokio::spawn(async move {
+            let _counted = counted;
+            let mut pieces = first;
+            loop {
+                for p in pieces.drain(..) {
+                    if tx.send(piece(p)).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                    _ = tx.closed() => return,
+                    _ = closing.wait_for(|c| *c) => return,
+                }
+                let (agent, key, mut f) = (agent.clone(), key.clone(), follower);
+                match tokio::task::spawn_blocking(move || {
+                    let p = agent.poll_logs(&key, &mut f);
+                    (f, p)
+                })
+                .await
+                {
+                    Ok((f, p)) => {
+                        follower = f;
+                        pieces = p;
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn prometheus(&self, scope: &Scope) -> String {
+        let scrape = {
+            let keys = scope
+                .apps
+                .iter()
+                .filter_map(|name| Some((name.clone(), self.apps.get(name)?.storage_key())))
+                .collect();
+            crate::metrics::gather(crate::metrics::Sources {
+                scope,
+                router: &self.router,
+                instances: self.instances(None).await,
+                agent: match self.files.as_ref() {
+                    Files::Agent(a) => Some(a),
+                    Files::Stores { .. } => None,
+                },
+                capacity: self.capacity(),
+                keys,
+                telemetry: &self.ops.telemetry,
+                schedule_runs: self
+                    .schedule_stats
+                    .lock()
+                    .expect("run stats lock")
+                    .iter()
+                    .map(|(app, r)| (app.clone(), (r.ok, r.failed)))
+                    .collect(),
+            })
+        };
+        crate::metrics::encode(scrape)
+    }
+
+    async fn series(&self, app: &str) -> Option<hako_api::series::Series> {
+        let m = self.router.metrics(app).ok()?;
+        let totals = crate::minutes::Totals::of(&m);
+        Some(
+            self.ops
+                .minutes
+                .series(app, hako_model::now_unix(), &totals),
+        )
+    }
+
     async fn history(&self, app: &str) -> Option<hako_api::slo::History> {
         let spec = self.apps.get(app)?;
         let h = self.router.history(app).ok()?;
-        Some(crate::slo::history(&h, crate::keepalive::policy_of(&spec)))
+        let mut history = crate::slo::history(&h, crate::keepalive::policy_of(&spec));
+        history.keep_alive_mode = spec.spec.keep_alive;
+        history.predictor = self
+            .predictors
+            .as_ref()
+            .and_then(|p| p.state(app))
+            .map(|p| hako_api::slo::PredictorReport {
+                window: p.window,
+                idle_periods: p.idle_periods,
+                pre_warm_starts: p.pre_warm_starts,
+            });
+        Some(history)
+    }
+
+    async fn checkpoint_status(&self, app: &str) -> Option<serde_json::Value> {
+        let app = self.apps.get(app)?;
+        Some(self.checkpoints.as_ref()?.status(&app))
     }
 
     async fn provision_database(&self, app: &str) -> Result<(DatabaseGrant, bool), BackendError> {
@@ -218,6 +346,13 @@ impl Backend for DaemonBackend {
             .await
             .map_err(|e| BackendError::internal(format!("database task failed: {e}")))?
             .map_err(database_error)
+    }
+}
+
+fn piece(p: hako_agent::follow::LogPiece) -> LogPiece {
+    match p {
+        hako_agent::follow::LogPiece::Instance(i) => LogPiece::Instance(i),
+        hako_agent::follow::LogPiece::Text(t) => LogPiece::Text(t),
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 
 use crate::apps::Apps;
 use crate::backend::{Capacity, DaemonBackend, Files, Instances};
+use crate::certs::CertTable;
 use crate::config::ServeConfig;
 use crate::error::ServeError;
 use crate::event_log::EventLog;
@@ -42,9 +43,10 @@ const ADMIN_TOKEN: &str = "/admin-token";
 pub(crate) async fn serve(
     config: ServeConfig,
     store: Arc<dyn Store>,
-    listeners: Listeners,
+    mut listeners: Listeners,
     bound: tokio::sync::oneshot::Sender<Bound>,
     shutdown: impl std::future::Future<Output = ()>,
+    telemetry: Arc<crate::metrics::Telemetry>,
 ) -> Result<(), ServeError> {
     let name = config.node.clone().unwrap_or_else(|| {
         hako_agent::AgentConfig::new(&config.data_dir, config.runtime.clone()).node
@@ -75,11 +77,21 @@ pub(crate) async fn serve(
     let events = Arc::new(EventLog::new(store.clone()));
     let lead = Arc::new(Lead::default());
     let activity = Arc::new(ActivityView::default());
+    // Every front serves the stored certificates (uploads; ACME is not run on a cluster yet).
+    let site_certs = hako_tls::SiteCerts::new();
+    let certs = Arc::new(CertTable::new(site_certs.clone()));
+    let cert_watch = certs.clone().follow(store.clone()).await?;
+    if config.acme.is_some() {
+        tracing::warn!(
+            "[acme] is not run on an etcd cluster yet: upload certificates with 'hako app cert'"
+        );
+    }
     let watch = Reconciler {
         apps: apps.clone(),
         router: router.clone(),
         lead: lead.clone(),
         wake: Arc::new(Notify::new()),
+        certs,
     }
     .start(store.clone())
     .await?;
@@ -125,8 +137,11 @@ pub(crate) async fn serve(
         activity: activity.clone(),
         stop_grace: config.stop_grace,
     });
+    let (ops, sampler) = crate::ops::Ops::start(telemetry, router.clone());
     let tasks = vec![
         watch,
+        sampler,
+        cert_watch,
         tokio::spawn(front.clone().keep_alive()),
         tokio::spawn(front.clone().follow_routes(router.clone())),
         tokio::spawn(front.clone().publish_activity(router.clone())),
@@ -149,17 +164,28 @@ pub(crate) async fn serve(
         database: config.database_server(),
         // Schedules run on a single host only so far (docs/cluster.md).
         schedule_stats: Default::default(),
+        ops: ops.clone(),
+        checkpoints: None,
+        predictors: None,
     });
-    let api_task = crate::serve::serve_api(listeners.api, store.clone(), backend, token);
+    let api_task = crate::serve::serve_api(
+        listeners.api,
+        store.clone(),
+        backend,
+        token,
+        crate::serve::metrics_token(&config)?,
+    );
     tracing::info!(front = %name, proxy = %addrs.proxy, api = %addrs.api, "hako is serving as a front of the cluster");
     let _ = bound.send(addrs);
 
-    crate::serve::serve_proxy(listeners.proxy, router, &config, shutdown).await;
+    let https = listeners.https.take().map(|l| (l, site_certs));
+    crate::serve::serve_proxy(listeners.proxy, https, router, &config, shutdown).await;
 
     tracing::info!("leaving the cluster");
     for t in &tasks {
         t.abort();
     }
+    ops.close();
     api_task.stop().await;
     if let (Some(stop), Some(task)) = (node_stop, node_task) {
         let _ = stop.send(());

@@ -14,6 +14,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Where the proxy listens.
     pub listen: SocketAddr,
+    /// Where the proxy serves HTTPS, if anywhere (`--https`).
+    pub https: Option<SocketAddr>,
     /// Where the API listens.
     pub api: SocketAddr,
     /// Where apps, releases, instances and events are kept: the embedded store in the data
@@ -27,6 +29,15 @@ pub struct ServeConfig {
     pub database: DatabaseConfig,
     /// Bounds on each app's releases and `/data`.
     pub storage: hako_agent::StorageLimits,
+    /// `[acme]`: where apps with `acme` get their certificates; `None` (the default): ACME is off.
+    pub acme: Option<hako_tls::AcmeConfig>,
+    /// The disk bound of this node's checkpoints together (least recently used go first).
+    pub checkpoint_max_bytes: u64,
+    /// Where CRIU is installed; `None`: `HAKO_CRIU_DIR`, else `<data-dir>/criu`.
+    pub criu_dir: Option<PathBuf>,
+    /// Slots of the node's shared warm pool (a cgroup and a network each, for any app's
+    /// start); 0: none.
+    pub shared_pool: usize,
     /// Storage every node of a cluster shares (images, code releases, apps' `/data`).
     pub shared_dir: Option<PathBuf>,
     /// In a cluster: this host's node (and front) name; default the host name.
@@ -72,12 +83,17 @@ impl ServeConfig {
             store: StoreSpec::in_data_dir(&data_dir),
             data_dir,
             listen: "0.0.0.0:8080".parse().expect("valid"),
+            https: None,
             api: "127.0.0.1:7070".parse().expect("valid"),
             runtime: RuntimeConfig::default(),
             proxy: ProxyConfig::default(),
             stop_grace: Duration::from_secs(10),
             database: DatabaseConfig::default(),
             storage: hako_agent::StorageLimits::default(),
+            acme: None,
+            checkpoint_max_bytes: 4 << 30,
+            criu_dir: None,
+            shared_pool: 0,
             shared_dir: None,
             node: None,
             run_node: true,

@@ -6,30 +6,40 @@ use std::sync::Arc;
 
 use hako_agent::{Agent, Exit};
 use hako_proxy::Router;
-use hako_store::Store;
+use hako_store::{Store, StoreExt};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
+use crate::acme::AcmeLoop;
 use crate::apps::Apps;
 use crate::backend::{Capacity, DaemonBackend, Files, Instances};
+use crate::certs::CertTable;
+use crate::checkpoint::Checkpointer;
 use crate::config::ServeConfig;
 use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
 use crate::launcher::ColdStarts;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Telemetry;
 use crate::node::{LocalNode, Node};
+use crate::ops::Ops;
+use crate::predict::Predictors;
 use crate::reconcile::{Lead, Reconciler};
 use crate::traffic::{LocalTraffic, Traffic};
 
 /// The daemon's parts, assembled.
 pub(crate) struct Daemon {
     pub(crate) router: Router,
+    /// The certificates the HTTPS listener serves, by SNI.
+    pub(crate) site_certs: Arc<hako_tls::SiteCerts>,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) backend: Arc<DaemonBackend>,
-    /// The loops: store watch, scheduler, cold starts, proxy events, exits, keep-alive,
-    /// autoscaler.
+    /// The loops: store watch, certificates, scheduler, cold starts, proxy events, exits,
+    /// node record, keep-alive, autoscaler, checkpoints, minutes (and ACME when configured).
     pub(crate) tasks: Vec<JoinHandle<()>>,
+    /// Counters, per-minute series, and the end of the API's streams at shutdown.
+    pub(crate) ops: Arc<Ops>,
 }
 
 impl Daemon {
@@ -40,6 +50,7 @@ impl Daemon {
         store: Arc<dyn Store>,
         agent: Arc<Agent>,
         exits: UnboundedReceiver<Exit>,
+        telemetry: Arc<Telemetry>,
         proxy: std::net::SocketAddr,
     ) -> Result<Daemon, hako_store::StoreError> {
         let (launcher, cold_starts) = ColdStarts::new();
@@ -48,7 +59,11 @@ impl Daemon {
         let apps = Arc::new(Apps::default());
         let events = Arc::new(EventLog::new(store.clone()));
         let wake = Arc::new(Notify::new());
+        agent.fill_shared_pool();
         let node: Arc<dyn Node> = Arc::new(LocalNode(agent.clone()));
+        let (checkpoints, checkpoint_queue) =
+            Checkpointer::new(node.clone(), events.clone(), apps.clone());
+        let predictors = Arc::new(Predictors::default());
         let traffic: Arc<dyn Traffic> = Arc::new(LocalTraffic {
             router: router.clone(),
             store: store.clone(),
@@ -62,15 +77,20 @@ impl Daemon {
             apps.clone(),
             config.stop_grace,
             wake.clone(),
+            checkpoints.clone(),
         ));
         lifecycle.forget_previous().await;
         let lead = Arc::new(Lead::default());
         lead.set(Some(lifecycle.clone()));
+        let site_certs = hako_tls::SiteCerts::new();
+        let certs = Arc::new(CertTable::new(site_certs.clone()));
+        let cert_watch = certs.clone().follow(store.clone()).await?;
         let watch = Reconciler {
             apps: apps.clone(),
             router: router.clone(),
             lead: lead.clone(),
             wake: wake.clone(),
+            certs: certs.clone(),
         }
         .start(store.clone())
         .await?;
@@ -81,6 +101,7 @@ impl Daemon {
             traffic: traffic.clone(),
             wake: wake.clone(),
             epoch,
+            predictors: predictors.clone(),
         };
         let autoscale = crate::autoscale::AutoscaleLoop::new(
             apps.clone(),
@@ -88,6 +109,7 @@ impl Daemon {
             traffic,
             events.clone(),
             epoch,
+            telemetry.clone(),
         );
         // Scheduled runs reach apps through the proxy, marked with a token only this daemon
         // knows (the proxy removes it before the app sees the request).
@@ -106,8 +128,9 @@ impl Daemon {
             hako_model::now_unix() as i64,
         );
         let schedule_stats = scheduler.stats.clone();
-        let tasks = vec![
+        let mut tasks = vec![
             watch,
+            cert_watch,
             tokio::spawn(scheduler.run()),
             tokio::spawn(crate::launcher::serve_cold_starts(
                 cold_starts,
@@ -117,13 +140,32 @@ impl Daemon {
             tokio::spawn(crate::proxy_events::consume(
                 proxy_events,
                 lead,
-                events,
+                events.clone(),
                 wake,
             )),
             tokio::spawn(follow_exits(exits, lifecycle.clone())),
+            tokio::spawn(publish_node(
+                store.clone(),
+                agent.clone(),
+                config.runtime.subnet.to_string(),
+            )),
             tokio::spawn(keep_alive.run()),
             tokio::spawn(autoscale.run()),
+            tokio::spawn(checkpoints.clone().run(checkpoint_queue)),
         ];
+        let (ops, sampler) = Ops::start(telemetry, router.clone());
+        tasks.push(sampler);
+        if let Some(acme) = &config.acme {
+            let acme = AcmeLoop {
+                config: acme.clone(),
+                store: store.clone(),
+                apps: apps.clone(),
+                certs,
+                challenges: config.proxy.challenges.clone(),
+                events,
+            };
+            tasks.push(tokio::spawn(acme.run()));
+        }
         let backend = Arc::new(DaemonBackend {
             files: Arc::new(Files::Agent(agent)),
             apps,
@@ -132,13 +174,39 @@ impl Daemon {
             router: router.clone(),
             database: config.database_server(),
             schedule_stats,
+            ops: ops.clone(),
+            checkpoints: Some(checkpoints),
+            predictors: Some(predictors),
         });
         Ok(Daemon {
             router,
+            site_certs,
             lifecycle,
             backend,
             tasks,
+            ops,
         })
+    }
+}
+
+/// Keeps this host's node record (`hako node list`) up to date; on one host it has no lease.
+async fn publish_node(store: Arc<dyn Store>, agent: Arc<Agent>, subnet: String) {
+    let epoch = hako_model::now_unix_ms();
+    loop {
+        let record = hako_agent::member::node_record(
+            &agent,
+            agent.node(),
+            "127.0.0.1",
+            Some(subnet.clone()),
+            epoch,
+        );
+        if let Err(e) = store
+            .put_json(&hako_store::keys::node(agent.node()), &record)
+            .await
+        {
+            tracing::debug!(error = %e, "cannot publish this host's node record");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::apps::Apps;
 use crate::lifecycle::{Cause, DRAIN_TIMEOUT, Lifecycle};
+use crate::predict::Predictors;
 use crate::traffic::Traffic;
 use crate::views::{AppView, Clock};
 
@@ -47,6 +48,8 @@ pub(crate) struct KeepAliveLoop {
     pub(crate) wake: Arc<Notify>,
     /// The policy's time zero.
     pub(crate) epoch: Instant,
+    /// The predictive keep-alive of apps that ask for it, and pre-start (`predict.rs`).
+    pub(crate) predictors: Arc<Predictors>,
 }
 
 impl KeepAliveLoop {
@@ -78,18 +81,31 @@ impl KeepAliveLoop {
         let now_t = self.time(now);
         let clock = Clock { epoch: self.epoch };
         let mut next: Option<Time> = None;
-        for app in self.apps.all() {
+        let apps = self.apps.all();
+        self.predictors.retain(&apps);
+        for app in apps {
             let policy = policy_of(&app);
             let view = AppView::read(&self.lifecycle, &*self.traffic, &app, clock, now_t);
-            let deadlines = view.idle_deadlines(&policy);
             let ids = &view.ids;
-            for d in policy.decide_with_deadlines(now_t, &view.views, &deadlines) {
+            let (decisions, next_app) = self.predictors.decide(
+                &app,
+                &policy,
+                self.traffic.as_ref(),
+                now_t,
+                |t| clock.time(t),
+                &view,
+            );
+            for d in decisions {
                 let reason = d.reason.to_string();
                 match d.action {
                     Action::Stop { instance } | Action::Drain { instance } => {
                         if let Some(id) = ids.get(instance) {
-                            self.lifecycle
-                                .retire_in_background(id, reason, DRAIN_TIMEOUT);
+                            self.lifecycle.retire_in_background(
+                                id,
+                                d.reason.stop_reason(),
+                                reason,
+                                DRAIN_TIMEOUT,
+                            );
                         }
                     }
                     Action::Start => {
@@ -98,12 +114,17 @@ impl KeepAliveLoop {
                     }
                     Action::Replace { instance } => {
                         if let Some(id) = ids.get(instance) {
-                            self.lifecycle.replace_in_background(&app, id, reason);
+                            self.lifecycle.replace_in_background(
+                                &app,
+                                id,
+                                d.reason.stop_reason(),
+                                reason,
+                            );
                         }
                     }
                 }
             }
-            if let Some(t) = policy.next_check_with_deadlines(now_t, &view.views, &deadlines) {
+            if let Some(t) = next_app {
                 next = Some(next.map_or(t, |n: Time| n.min(t)));
             }
         }

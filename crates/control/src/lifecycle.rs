@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hako_agent::LaunchError;
-use hako_model::{App, Event, EventKind, InstanceInfo, StartFailure};
+use hako_model::{App, Event, EventKind, InstanceInfo, StartFailure, StopReason};
 use hako_proxy::Router;
 use hako_store::{Store, StoreExt, keys};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::apps::Apps;
+use crate::checkpoint::Checkpointer;
 use crate::event_log::EventLog;
 use crate::node::{Ended, Node};
 use crate::traffic::Traffic;
@@ -55,6 +56,8 @@ pub(crate) struct Lifecycle {
     stop_grace: Duration,
     /// Wakes the keep-alive loop: an instance started, became ready or ended.
     wake: Arc<Notify>,
+    /// Which start path each start takes; told of every successful start.
+    checkpoints: Arc<Checkpointer>,
     /// Bumped whenever an instance is created, becomes ready or goes: what a request waiting
     /// for a start already under way watches.
     changes: tokio::sync::watch::Sender<u64>,
@@ -73,6 +76,7 @@ impl Lifecycle {
         apps: Arc<Apps>,
         stop_grace: Duration,
         wake: Arc<Notify>,
+        checkpoints: Arc<Checkpointer>,
     ) -> Lifecycle {
         Lifecycle {
             node,
@@ -84,6 +88,7 @@ impl Lifecycle {
             table: Mutex::new(Table::default()),
             stop_grace,
             wake,
+            checkpoints,
             changes: tokio::sync::watch::Sender::new(0),
             resizing: tokio::sync::Mutex::new(()),
         }
@@ -112,6 +117,8 @@ impl Lifecycle {
     /// `app` is current: its node prepares its starts (the warm pool).
     pub(crate) fn prepare(&self, app: &App) {
         self.node.prepare(app);
+        // Checkpoints of other versions go; `restore: always` gets one of this version.
+        self.checkpoints.app_changed(app);
     }
 
     /// Takes over instances that run already (a new leader of a cluster): each with the app it
@@ -144,6 +151,7 @@ impl Lifecycle {
         for id in retire {
             self.retire_in_background(
                 &id,
+                StopReason::Policy,
                 "taken over by a new leader: it was draining or its app is gone".into(),
                 DRAIN_TIMEOUT,
             );
@@ -238,11 +246,12 @@ impl Lifecycle {
 
     /// Starts a successor of instance `old` of `app` and, once it is ready, drains `old`.
     /// `old` keeps serving until then; if the successor fails, it serves on. False if `old`
-    /// is already draining or being replaced.
+    /// is already draining or being replaced. `kind` is why `old` goes (for metrics).
     pub(crate) fn replace_in_background(
         self: &Arc<Self>,
         app: &App,
         old: &str,
+        kind: StopReason,
         reason: String,
     ) -> bool {
         {
@@ -269,7 +278,8 @@ impl Lifecycle {
                     };
                     if handed_over {
                         let why = format!("replaced by {}: {reason}", new.id);
-                        this.finish_retire(&old, why, false, DRAIN_TIMEOUT).await;
+                        this.finish_retire(&old, kind, why, false, DRAIN_TIMEOUT)
+                            .await;
                     }
                 }
                 Err(_) => {
@@ -311,7 +321,8 @@ impl Lifecycle {
                 this.changed();
             })
         };
-        let launched = self.node.launch(app, created).await;
+        let mode = self.checkpoints.mode_for(app);
+        let launched = self.node.launch(app, mode, created).await;
         let id = created_id.lock().expect("created lock").take();
         let result = match launched {
             Ok(info) => self.make_ready(app, info).await,
@@ -320,23 +331,31 @@ impl Lifecycle {
         match result {
             Ok(info) => {
                 let took = asked.elapsed();
+                let _ = self
+                    .router
+                    .record_start_path(&app.spec.name, info.start_path);
                 if !matches!(cause, Cause::Request) {
                     // The activator measures the starts it asks for.
                     let _ = self.router.record_start(&app.spec.name, took);
                 }
-                let pooled = if info.from_pool {
-                    " from the warm pool"
-                } else {
-                    ""
+                let path = match info.start_path {
+                    hako_model::StartPath::Pool => " from the warm pool",
+                    hako_model::StartPath::Restore => " restored from a checkpoint",
+                    hako_model::StartPath::Shared => " from the shared warm pool",
+                    hako_model::StartPath::Cold => "",
                 };
-                let reason = match &cause {
+                let mut reason = match &cause {
                     Cause::Request => format!(
-                        "cold start: a request found no ready instance; ready in {:.1} ms{pooled}",
+                        "cold start: a request found no ready instance; ready in {:.1} ms{path}",
                         took.as_secs_f64() * 1e3
                     ),
-                    Cause::Policy(why) if pooled.is_empty() => why.clone(),
-                    Cause::Policy(why) => format!("{why} (from the warm pool)"),
+                    Cause::Policy(why) if path.is_empty() => why.clone(),
+                    Cause::Policy(why) => format!("{why} ({})", path.trim_start()),
                 };
+                if let Some(e) = &info.restore_error {
+                    reason += &format!("; its checkpoint did not restore ({e})");
+                }
+                self.checkpoints.after_start(app, &info);
                 self.changed();
                 self.events
                     .record(Event::new(&app.spec.name, EventKind::Start, reason).instance(&info.id))
@@ -420,10 +439,11 @@ impl Lifecycle {
 
     /// Retires an instance in the background: no new requests from now on, in-flight ones
     /// finish (at most `drain_timeout`), then it stops. False if it is unknown, already
-    /// retiring, or being replaced.
+    /// retiring, or being replaced. `kind` is why (for metrics), `reason` says it in words.
     pub(crate) fn retire_in_background(
         self: &Arc<Self>,
         id: &str,
+        kind: StopReason,
         reason: String,
         drain_timeout: Duration,
     ) -> bool {
@@ -431,7 +451,10 @@ impl Lifecycle {
             return false;
         }
         let (this, id) = (self.clone(), id.to_string());
-        tokio::spawn(async move { this.finish_retire(&id, reason, false, drain_timeout).await });
+        tokio::spawn(async move {
+            this.finish_retire(&id, kind, reason, false, drain_timeout)
+                .await
+        });
         true
     }
 
@@ -440,6 +463,7 @@ impl Lifecycle {
     async fn finish_retire(
         &self,
         id: &str,
+        kind: StopReason,
         reason: String,
         drained: bool,
         drain_timeout: Duration,
@@ -452,6 +476,7 @@ impl Lifecycle {
             self.traffic.drain(&t.info, drain_timeout).await;
         }
         let status = self.node.stop(id, self.stop_grace).await;
+        let _ = self.router.record_stop(&app, kind);
         self.traffic.unroute(&app, id).await;
         self.table().remove(id);
         self.changed();
@@ -468,6 +493,7 @@ impl Lifecycle {
     /// [`DELETE_DRAIN_TIMEOUT`]) and stop in the background, then the node forgets its files.
     /// Never waits: another app, or a new app of the same name, is not held up.
     pub(crate) fn retire_app(self: &Arc<Self>, app: &App) {
+        self.checkpoints.forget(&app.storage_key());
         let now = Instant::now();
         let ids: Vec<String> = {
             let mut table = self.table();
@@ -488,7 +514,13 @@ impl Lifecycle {
         tokio::spawn(async move {
             drained.await;
             let stops = ids.iter().map(|id| {
-                this.finish_retire(id, "the app was deleted".into(), true, Duration::ZERO)
+                this.finish_retire(
+                    id,
+                    StopReason::Deleted,
+                    "the app was deleted".into(),
+                    true,
+                    Duration::ZERO,
+                )
             });
             futures::future::join_all(stops).await;
             this.node.forget(&key).await;
@@ -498,6 +530,9 @@ impl Lifecycle {
     /// An instance ended without being asked to (its process exited, its node was lost).
     pub(crate) async fn exited(&self, exit: Ended) {
         let known = self.table().remove(&exit.instance).is_some();
+        if known {
+            let _ = self.router.record_stop(&exit.app, StopReason::Exited);
+        }
         self.changed();
         self.traffic.unroute(&exit.app, &exit.instance).await;
         if known {
@@ -514,7 +549,12 @@ impl Lifecycle {
 
     /// A request could not reach the instance: it leaves routing and stops.
     pub(crate) fn unreachable(self: &Arc<Self>, id: &str) {
-        self.retire_in_background(id, "unreachable".into(), Duration::ZERO);
+        self.retire_in_background(
+            id,
+            StopReason::Unreachable,
+            "unreachable".into(),
+            Duration::ZERO,
+        );
     }
 
     /// Instance records of a previous run (killed with -9) are stale: their containers died

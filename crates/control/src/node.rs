@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hako_agent::{Agent, CommandRun, LaunchError, ResizeError, Resized};
+use hako_agent::{
+    Agent, CheckpointError, CheckpointInfo, CommandRun, LaunchError, ResizeError, Resized,
+    StartMode,
+};
 use hako_model::{App, InstanceInfo, InstanceLimits};
 
 /// Called once with the instance (state `Starting`) when its container exists.
@@ -36,8 +39,14 @@ impl From<hako_agent::Exit> for Ended {
 /// Runs instances.
 #[async_trait]
 pub(crate) trait Node: Send + Sync + 'static {
-    /// Starts an instance of `app`; returns once its port accepts connections.
-    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError>;
+    /// Starts an instance of `app` by the start paths `mode` allows; returns once its port
+    /// accepts connections.
+    async fn launch(
+        &self,
+        app: &App,
+        mode: StartMode,
+        created: Created,
+    ) -> Result<InstanceInfo, LaunchError>;
 
     /// Stops an instance (its stop signal, `grace`, then kill) and removes what it had; the
     /// exit status in words, if it was running.
@@ -65,6 +74,39 @@ pub(crate) trait Node: Send + Sync + 'static {
         command: &str,
         timeout: Duration,
     ) -> Result<CommandRun, LaunchError>;
+
+    /// Makes a checkpoint of the current version of `app` on this node (a private instance,
+    /// started, warmed, dumped, tried; see `hako_agent::Agent::checkpoint`), or returns the
+    /// one it has. Takes about a cold start. Default: this node cannot.
+    async fn checkpoint(&self, app: &App) -> Result<CheckpointInfo, CheckpointError> {
+        let _ = app;
+        Err(CheckpointError::Unsupported(
+            "this node does not make checkpoints".into(),
+        ))
+    }
+
+    /// The node's checkpoint of the current version of `app`, if it has one.
+    fn checkpoint_of(&self, app: &App) -> Option<CheckpointInfo> {
+        let _ = app;
+        None
+    }
+
+    /// `app` is current: remove its checkpoints of every other version (all of them when its
+    /// restore setting is `never`); the number removed.
+    fn forget_old_checkpoints(&self, app: &App) -> usize {
+        let _ = app;
+        0
+    }
+
+    /// Checkpoints the node's disk bound removed since the last call.
+    fn evicted_checkpoints(&self) -> Vec<CheckpointInfo> {
+        Vec::new()
+    }
+
+    /// Disk used by the node's checkpoints and its bound, in bytes.
+    fn checkpoint_disk(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// The node agent of this host.
@@ -72,10 +114,13 @@ pub(crate) struct LocalNode(pub(crate) Arc<Agent>);
 
 #[async_trait]
 impl Node for LocalNode {
-    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError> {
-        self.0
-            .launch_observed(app, hako_agent::StartMode::of(app), created)
-            .await
+    async fn launch(
+        &self,
+        app: &App,
+        mode: StartMode,
+        created: Created,
+    ) -> Result<InstanceInfo, LaunchError> {
+        self.0.launch_observed(app, mode, created).await
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Option<String> {
@@ -105,5 +150,25 @@ impl Node for LocalNode {
         timeout: Duration,
     ) -> Result<CommandRun, LaunchError> {
         self.0.run_command(app, command, timeout).await
+    }
+
+    async fn checkpoint(&self, app: &App) -> Result<CheckpointInfo, CheckpointError> {
+        self.0.checkpoint(app).await
+    }
+
+    fn checkpoint_of(&self, app: &App) -> Option<CheckpointInfo> {
+        self.0.checkpoint_of(app)
+    }
+
+    fn forget_old_checkpoints(&self, app: &App) -> usize {
+        self.0.forget_old_checkpoints(app)
+    }
+
+    fn evicted_checkpoints(&self) -> Vec<CheckpointInfo> {
+        self.0.take_evicted_checkpoints()
+    }
+
+    fn checkpoint_disk(&self) -> (u64, u64) {
+        self.0.checkpoint_disk()
     }
 }

@@ -15,6 +15,7 @@ use hako_store::{Store, StoreError, StoreExt, WatchEvent};
 use tokio::sync::Notify;
 
 use crate::apps::Apps;
+use crate::certs::CertTable;
 use crate::lifecycle::Lifecycle;
 
 /// The lifecycle that acts on instances, when this daemon has one: always on one host; in a
@@ -38,6 +39,7 @@ pub(crate) struct Reconciler {
     pub(crate) router: Router,
     pub(crate) lead: Arc<Lead>,
     pub(crate) wake: Arc<Notify>,
+    pub(crate) certs: Arc<CertTable>,
 }
 
 /// The route the proxy uses for an app.
@@ -45,6 +47,8 @@ pub(crate) fn route(app: &App) -> AppRoute {
     let mut r = AppRoute::new(app.spec.name.clone(), app.spec.hosts.clone());
     r.start_timeout = app.spec.start_timeout.0;
     r.ignored = app.spec.ignored_clients.clone();
+    r.https_redirect = app.spec.https_redirect;
+    r.hsts = app.spec.hsts.map(|d| d.0);
     r
 }
 
@@ -54,32 +58,57 @@ impl Reconciler {
         self,
         store: Arc<dyn Store>,
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
-        let listing = store.list(keys::APPS).await?;
-        for kv in &listing.kvs {
-            self.put(&kv.key, &kv.value);
-        }
-        let mut watch = store.watch(keys::APPS, Some(listing.revision + 1)).await?;
+        let mut watch = self.load(&store).await?;
         Ok(tokio::spawn(async move {
-            while let Some(batch) = watch.recv().await {
-                let batch = match batch {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(error = %e, "lost the store's watch of apps");
-                        return;
-                    }
-                };
-                for ev in batch.events {
-                    match ev {
-                        WatchEvent::Put(kv) => self.put(&kv.key, &kv.value),
-                        WatchEvent::Delete { key, .. } => {
-                            if let Some(Key::App { name }) = keys::parse(&key) {
-                                self.remove(name);
+            loop {
+                while let Some(batch) = watch.recv().await {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost the store's watch of apps; the apps stay as they were until it is back");
+                            break;
+                        }
+                    };
+                    for ev in batch.events {
+                        match ev {
+                            WatchEvent::Put(kv) => self.put(&kv.key, &kv.value),
+                            WatchEvent::Delete { key, .. } => {
+                                if let Some(Key::App { name }) = keys::parse(&key) {
+                                    self.remove(name);
+                                }
                             }
                         }
                     }
                 }
+                // Follow again from a fresh listing (the store may have been out of reach).
+                watch = loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    match self.load(&store).await {
+                        Ok(w) => break w,
+                        Err(e) => tracing::debug!(error = %e, "the store is still out of reach"),
+                    }
+                };
             }
         }))
+    }
+
+    /// Applies every app as listed (and the removal of apps no longer listed), then watches
+    /// from exactly the revision it read at.
+    async fn load(&self, store: &Arc<dyn Store>) -> Result<hako_store::Watch, StoreError> {
+        let listing = store.list(keys::APPS).await?;
+        let mut listed = std::collections::HashSet::new();
+        for kv in &listing.kvs {
+            if let Some(Key::App { name }) = keys::parse(&kv.key) {
+                listed.insert(name.to_string());
+            }
+            self.put(&kv.key, &kv.value);
+        }
+        for app in self.apps.all() {
+            if !listed.contains(&app.spec.name) {
+                self.remove(&app.spec.name);
+            }
+        }
+        store.watch(keys::APPS, Some(listing.revision + 1)).await
     }
 
     fn put(&self, key: &str, value: &[u8]) {
@@ -116,6 +145,7 @@ impl Reconciler {
                 }
             });
         }
+        self.certs.app_routed(&app);
         self.wake.notify_one();
         // Parked containers of an older version go, and the warm pool fills up (in the
         // background) from this one; the agent refills it itself after each start.
@@ -135,6 +165,7 @@ impl Reconciler {
     fn remove_app(&self, app: &App) {
         if self.apps.is_current(app) {
             self.apps.remove(&app.spec.name);
+            self.certs.app_removed(&app.spec.name);
         }
         match self.lead.get() {
             Some(lifecycle) => lifecycle.retire_app(app),

@@ -30,6 +30,8 @@ pub(crate) fn history(h: &ServiceHistory, keep_alive: KeepAlive) -> History {
         cold: h.cold,
         warm: h.warm,
         service_ms: h.service_mean.as_secs_f64() * 1e3,
+        keep_alive_mode: hako_model::KeepAliveMode::Fixed,
+        predictor: None,
     }
 }
 

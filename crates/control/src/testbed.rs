@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use hako_agent::{CommandRun, LaunchError, ResizeError, Resized};
+use hako_agent::{
+    CheckpointError, CheckpointInfo, CommandRun, LaunchError, ResizeError, Resized, StartMode,
+};
 use hako_model::{App, AppSpec, InstanceInfo, InstanceLimits, InstanceState};
 use hako_policy::wake::RequestClass;
 use hako_proxy::{LogEvents, NoLauncher, Router};
@@ -19,10 +21,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::apps::Apps;
+use crate::checkpoint::Checkpointer;
 use crate::event_log::EventLog;
 use crate::keepalive::KeepAliveLoop;
 use crate::lifecycle::Lifecycle;
 use crate::node::{Created, Node};
+use crate::predict::Predictors;
 use crate::traffic::{Activity, LocalTraffic, Traffic};
 
 /// What the fake node was asked, in order.
@@ -37,6 +41,11 @@ pub(crate) enum Call {
 #[derive(Default)]
 pub(crate) struct FakeNode {
     calls: Mutex<Vec<Call>>,
+    /// The start mode of each launch, in order.
+    pub(crate) modes: Mutex<Vec<StartMode>>,
+    /// What a checkpoint answers: measurements (cold, restore ms), or CRIU missing.
+    pub(crate) checkpoint: Mutex<Option<(f64, f64)>>,
+    pub(crate) checkpoints_made: Mutex<u32>,
     /// How long a launch takes after its container exists (tokio's clock).
     pub(crate) delay: Mutex<Duration>,
     /// Memory in use per instance (a resize below it keeps the old memory limit).
@@ -58,7 +67,13 @@ impl FakeNode {
 
 #[async_trait]
 impl Node for FakeNode {
-    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError> {
+    async fn launch(
+        &self,
+        app: &App,
+        mode: StartMode,
+        created: Created,
+    ) -> Result<InstanceInfo, LaunchError> {
+        self.modes.lock().unwrap().push(mode);
         let n = {
             let mut calls = self.calls.lock().unwrap();
             let n = calls.len();
@@ -100,6 +115,28 @@ impl Node for FakeNode {
     async fn forget(&self, _storage_key: &str) {}
 
     async fn shutdown(&self, _grace: Duration) {}
+
+    async fn checkpoint(&self, app: &App) -> Result<CheckpointInfo, CheckpointError> {
+        *self.checkpoints_made.lock().unwrap() += 1;
+        let Some((cold, restore)) = *self.checkpoint.lock().unwrap() else {
+            return Err(CheckpointError::Criu(
+                "CRIU is not installed in /nowhere/criu".into(),
+            ));
+        };
+        Ok(CheckpointInfo {
+            app: app.spec.name.clone(),
+            key: app.version_key(),
+            release: app.release,
+            image: "base:1".into(),
+            created_unix: 0,
+            bytes: 3 << 20,
+            cold_ready_ms: cold,
+            dump_ms: 20.0,
+            restore_ready_ms: restore,
+            cold_first_ms: None,
+            restore_first_ms: None,
+        })
+    }
 
     async fn resize(&self, id: &str, limits: InstanceLimits) -> Result<Resized, ResizeError> {
         self.calls
@@ -231,6 +268,10 @@ impl Traffic for FakeLoad {
     fn waiting(&self, _app: &str) -> usize {
         *self.waiting.lock().unwrap()
     }
+
+    fn idle_periods(&self, app: &str) -> hako_proxy::metrics::IdleSince {
+        self.local.idle_periods(app)
+    }
 }
 
 pub(crate) struct Bed {
@@ -242,6 +283,10 @@ pub(crate) struct Bed {
     pub(crate) events: Arc<EventLog>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) keep_alive: KeepAliveLoop,
+    pub(crate) checkpoints: Arc<Checkpointer>,
+    /// The checkpoint worker's queue, until a test runs the worker
+    /// ([`Bed::run_checkpoints`]): its timer would move the paused clock of the others.
+    queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<App>>>,
 }
 
 pub(crate) async fn bed(app: serde_json::Value) -> Bed {
@@ -251,6 +296,7 @@ pub(crate) async fn bed(app: serde_json::Value) -> Bed {
     let node = Arc::new(FakeNode::default());
     let wake = Arc::new(Notify::new());
     let events = Arc::new(EventLog::new(store.clone()));
+    let (checkpoints, queue) = Checkpointer::new(node.clone(), events.clone(), apps.clone());
     let load = Arc::new(FakeLoad {
         local: LocalTraffic {
             router: router.clone(),
@@ -268,6 +314,7 @@ pub(crate) async fn bed(app: serde_json::Value) -> Bed {
         apps.clone(),
         Duration::from_secs(1),
         wake.clone(),
+        checkpoints.clone(),
     ));
     let bed = Bed {
         node,
@@ -283,13 +330,22 @@ pub(crate) async fn bed(app: serde_json::Value) -> Bed {
             traffic: load,
             wake,
             epoch: Instant::now(),
+            predictors: Arc::new(Predictors::default()),
         },
+        checkpoints,
+        queue: Mutex::new(Some(queue)),
     };
     bed.set(app);
     bed
 }
 
 impl Bed {
+    /// Starts the checkpoint worker, as the daemon does.
+    pub(crate) fn run_checkpoints(&self) {
+        let queue = self.queue.lock().unwrap().take().expect("once");
+        tokio::spawn(self.checkpoints.clone().run(queue));
+    }
+
     /// Makes `app` current (routed), as the store watch would.
     pub(crate) fn set(&self, app: serde_json::Value) {
         let mut spec: AppSpec = serde_json::from_value(app).unwrap();

@@ -62,6 +62,14 @@ pub(crate) trait Traffic: Send + Sync + 'static {
         let _ = app;
         0
     }
+
+    /// The app's idle periods (gaps of at least a second between request arrivals) since the
+    /// last call, and its latest arrival: what the predictive keep-alive learns from.
+    /// Default: none seen (a cluster's fronts do not report them yet).
+    fn idle_periods(&self, app: &str) -> hako_proxy::metrics::IdleSince {
+        let _ = app;
+        hako_proxy::metrics::IdleSince::default()
+    }
 }
 
 /// One host: the daemon's own proxy is the only one. Instance records are kept in the store
@@ -117,6 +125,10 @@ impl Traffic for LocalTraffic {
             let all = futures::future::join_all(drains.iter().map(|d| d.wait()));
             let _ = tokio::time::timeout(timeout, all).await;
         })
+    }
+
+    fn idle_periods(&self, app: &str) -> hako_proxy::metrics::IdleSince {
+        self.router.idle_periods(app).unwrap_or_default()
     }
 
     fn activity(&self, app: &str) -> HashMap<String, Activity> {

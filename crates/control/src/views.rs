@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hako_model::App;
 use hako_policy::wake::{Activity, RequestClass};
-use hako_policy::{InstanceView, KeepAlive, Time};
+use hako_policy::{InstanceView, Time};
 use tokio::time::Instant;
 
 use crate::lifecycle::Lifecycle;
@@ -89,18 +89,22 @@ impl AppView {
         out
     }
 
-    /// Each instance's idle deadline under `policy`: its visitors' activity gives the idle
-    /// timeout; quiet work holds it no longer than [`QUIET_LINGER`] past its end.
-    pub(crate) fn idle_deadlines(&self, policy: &KeepAlive) -> Vec<Option<Time>> {
+    /// Each instance's idle deadline: the one the keep-alive's rule (`visitor_deadline`, the
+    /// fixed idle timeout or the predictor's) gives its visitors' activity; quiet work holds
+    /// it no longer than [`QUIET_LINGER`] past its end.
+    pub(crate) fn idle_deadlines(
+        &self,
+        visitor_deadline: impl Fn(&InstanceView) -> Option<Time>,
+    ) -> Vec<Option<Time>> {
         self.views
             .iter()
             .enumerate()
             .map(|(i, view)| match self.activity.get(i) {
                 Some(act) => {
-                    let visitor = policy.idle_deadline(&act.visitor_view(view));
+                    let visitor = visitor_deadline(&act.visitor_view(view));
                     hako_policy::wake::idle_deadline(visitor, act, view, QUIET_LINGER)
                 }
-                None => policy.idle_deadline(view),
+                None => visitor_deadline(view),
             })
             .collect()
     }

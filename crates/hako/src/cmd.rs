@@ -4,10 +4,12 @@
 //! A command returns `Ok(code)` with the process exit code (for `hako run`, the
 //! container's), or a [`Failure`] that `main` prints with its cause chain.
 
+pub mod agent;
 pub mod app;
 pub mod criu;
 pub mod image;
 pub mod instance;
+pub mod node;
 pub mod run;
 pub mod serve;
 pub mod sim;
@@ -120,6 +122,25 @@ pub fn format_time_ms(ms: u64) -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// A client answer as the CLI's result: a refused request (4xx) is a usage error.
+pub(crate) fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
+    r.map_err(|e| {
+        let exit = match e.status() {
+            Some(400..=499) => Exit::Usage,
+            _ => Exit::Failure,
+        };
+        Failure::new(exit, anyhow::anyhow!("{e}"))
+    })
+}
+
+/// The API client of this host's hako (`HAKO_API`, `HAKO_TOKEN` or the data dir's token).
+pub(crate) fn client(data_dir: &std::path::Path) -> Result<hako_api::Client, Failure> {
+    use anyhow::Context;
+    hako_api::Client::from_env(data_dir)
+        .context("cannot find hako's API (is `hako serve` running?)")
+        .or_exit(Exit::Failure)
 }
 
 #[cfg(test)]

@@ -41,12 +41,17 @@ enum Command {
     Run(Box<cmd::run::RunArgs>),
     /// Manage images: versioned read-only root filesystems.
     Image(cmd::image::ImageArgs),
-    /// Serve sites: proxy, API and containers on this host (runs until stopped).
+    /// Serve sites: proxy, API and containers on this host (runs until stopped); with
+    /// --store etcd://… a front of a cluster.
     Serve(cmd::serve::ServeArgs),
+    /// Run a node of a cluster: the instances the cluster assigns to this host.
+    Agent(cmd::agent::AgentArgs),
     /// Manage apps (sites) of a running `hako serve`.
     App(cmd::app::AppArgs),
     /// Look at running instances.
     Instance(cmd::instance::InstanceArgs),
+    /// The hosts of a cluster: list, cordon, uncordon, drain.
+    Node(cmd::node::NodeArgs),
     /// Simulate thousands of sites under a keep-alive policy (same policy code as the daemon).
     Sim(cmd::sim::SimArgs),
     /// Service level of an app from its own measurements (or of a request rate): cold-start
@@ -87,8 +92,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Run(args) => cmd::run::execute(*args, &cli.data_dir).await,
         Command::Image(args) => cmd::image::execute(args, &cli.data_dir),
         Command::Serve(args) => cmd::serve::execute(args, &cli.data_dir).await,
+        Command::Agent(args) => cmd::agent::execute(args, &cli.data_dir).await,
         Command::App(args) => cmd::app::execute(args, &cli.data_dir).await,
         Command::Instance(args) => cmd::instance::execute(args, &cli.data_dir).await,
+        Command::Node(args) => cmd::node::execute(args, &cli.data_dir).await,
         Command::Sim(args) => tokio::task::spawn_blocking(move || cmd::sim::sim(args))
             .await
             .map_err(|e| Failure::new(Exit::Failure, e))?,

@@ -127,3 +127,76 @@ fn apps_survive_kill_9_and_the_restart_cleans_the_old_run() {
     assert!(!String::from_utf8_lossy(&links.stdout).contains(&p));
     assert!(!std::path::Path::new(&format!("/run/hako/{p}")).exists());
 }
+
+#[test]
+fn app_logs_follow_prints_lines_as_the_app_writes_them() {
+    use std::io::BufRead;
+    common::require_root();
+    let tmp = tempfile::Builder::new()
+        .prefix("hako-cli-follow")
+        .tempdir()
+        .unwrap();
+    let data = tmp.path().join("data");
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "hi\n").unwrap();
+    let (code, out) = hako(&data, "127.0.0.1:1", &["image", "host", "base"]);
+    assert_eq!(code, 0, "{out}");
+    let d = common::serve(&data);
+    let (code, out) = hako(
+        &data,
+        &d.api,
+        &[
+            "app",
+            "create",
+            "talk",
+            "--host",
+            "talk.example",
+            "--image",
+            "base",
+            "--code",
+            site.to_str().unwrap(),
+            "--cmd",
+            "busybox sh -c 'busybox httpd -p $PORT -h /app; i=0; while :; do echo tick $i; i=$((i+1)); busybox sleep 0.2; done'",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let mut follow = hako_testkit::hako_command(Path::new(common::HAKO), &data)
+        .args(["app", "logs", "talk", "--follow"])
+        .env("HAKO_API", format!("http://{}", d.api))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    assert_eq!(get(&d.proxy, "talk.example").0, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    // A header naming the instance, then its numbered lines in order.
+    while !(seen.iter().any(|l: &String| l.starts_with("==> talk-"))
+        && seen.iter().any(|l| l == "tick 2"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("hako app logs --follow printed only {seen:?}"),
+        }
+    }
+    let ticks: Vec<&String> = seen.iter().filter(|l| l.starts_with("tick ")).collect();
+    assert_eq!(ticks[..3], ["tick 0", "tick 1", "tick 2"], "{seen:?}");
+    // It follows until stopped.
+    assert!(follow.try_wait().unwrap().is_none(), "it ended on its own");
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    reader.join().unwrap();
+}

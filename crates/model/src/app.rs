@@ -179,6 +179,22 @@ pub struct AppSpec {
     /// the app awake. Default: none.
     #[serde(default, skip_serializing_if = "IgnoredClients::is_empty")]
     pub ignored_clients: IgnoredClients,
+    /// Answer plain-HTTP requests with a 308 redirect to the same URL over HTTPS (when
+    /// `hako serve` has an HTTPS listener; ACME challenges are never redirected). Default off.
+    #[serde(default)]
+    pub https_redirect: bool,
+    /// Send `Strict-Transport-Security: max-age=<this>` on HTTPS responses (browsers then
+    /// use HTTPS only for that long). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<HumanDuration>,
+    /// Obtain and renew the app's certificate from the ACME server of `hako serve`'s `[acme]`
+    /// config (HTTP-01 on its hosts). Default off: an uploaded certificate, or none.
+    #[serde(default)]
+    pub acme: bool,
+    /// Which keep-alive stops its idle instances: `fixed` (the idle timeout) or `predictive`
+    /// (learns the app's idle periods, pre-warms before an expected visit). Default fixed.
+    #[serde(default)]
+    pub keep_alive: crate::KeepAliveMode,
 }
 
 /// Most schedules an app may declare ([`AppSpec::schedules`]).
@@ -223,6 +239,10 @@ impl AppSpec {
             target_concurrency: defaults::target_concurrency(),
             schedules: Vec::new(),
             ignored_clients: IgnoredClients::default(),
+            https_redirect: false,
+            hsts: None,
+            acme: false,
+            keep_alive: crate::KeepAliveMode::default(),
         }
     }
 }
@@ -326,7 +346,8 @@ impl App {
     /// directory, network and system-call filter. An instance (or a parked container of the
     /// warm pool) whose fingerprint differs from its app's current one is out of date and is
     /// replaced. Settings that only steer hako (hosts, keep-alive, minimum and maximum, warm
-    /// pool, stop signal, autoscaling, schedules) are not part of it, nor are the limits
+    /// pool, stop signal, autoscaling, schedules, HTTPS redirect, HSTS, ACME) are not part of
+    /// it, nor are the limits
     /// (memory, CPU, pids): those change live on running instances ([`App::limits`]).
     /// Stable within one build of hako, not across builds: never store it.
     pub fn fingerprint(&self) -> u64 {
@@ -510,6 +531,9 @@ mod tests {
         steer.spec.memory = ByteSize(512 << 20);
         steer.spec.cpu = Some(0.5);
         steer.spec.pids = 64;
+        steer.spec.https_redirect = true;
+        steer.spec.hsts = Some("365d".parse().unwrap());
+        steer.spec.acme = true;
         assert_eq!(steer.fingerprint(), same);
         assert_ne!(steer.limits(), base.limits());
         // What the container is made from changes it.

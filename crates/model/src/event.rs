@@ -23,6 +23,16 @@ pub enum EventKind {
     Resize,
     /// A run of one of the app's schedules.
     Scheduled,
+    /// A certificate was uploaded, issued by ACME (a first one or a renewal), or removed.
+    Certificate,
+    /// An attempt to obtain a certificate from ACME failed (the reason says why and when the
+    /// next attempt is).
+    CertificateFailed,
+    /// A checkpoint of the app's current version was made (or could not be).
+    Checkpoint,
+    CheckpointFailed,
+    /// Checkpoints of the app were removed (an older version, the disk bound).
+    CheckpointRemoved,
 }
 
 /// One recorded event.

@@ -18,11 +18,13 @@ pub mod ignored_clients;
 pub mod image_name;
 pub mod image_ref;
 pub mod instance;
+pub mod keep_alive;
 pub mod node;
 pub mod release;
 pub mod restore;
 pub mod schedule;
 pub mod seccomp;
+pub mod stop;
 pub mod units;
 
 pub use app::{
@@ -42,11 +44,13 @@ pub use ignored_clients::{IgnoredClients, IgnoredClientsError};
 pub use image_name::{ImageNameError, validate_image_name};
 pub use image_ref::{ImageRef, ImageRefError};
 pub use instance::{InstanceInfo, InstanceState, ResizeOutcome};
+pub use keep_alive::KeepAliveMode;
 pub use node::{NodeInfo, NodeRecord, NodeState, NodeUsage};
 pub use release::Release;
 pub use restore::{RestoreMode, StartPath};
 pub use schedule::{ScheduleAction, ScheduleEntry, ScheduleError};
 pub use seccomp::{MAX_SECCOMP_REASON, SeccompProfile};
+pub use stop::StopReason;
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// Seconds since the Unix epoch, now.

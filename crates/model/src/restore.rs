@@ -48,6 +48,9 @@ pub enum StartPath {
     Pool,
     /// Restored from a checkpoint: the app resumed where the checkpointed instance was.
     Restore,
+    /// A slot of the node's shared warm pool (a cgroup and a network made before, for any
+    /// app); its root, mounts and the app's command were made and ran for this start.
+    Shared,
 }
 
 impl std::fmt::Display for StartPath {
@@ -56,6 +59,7 @@ impl std::fmt::Display for StartPath {
             StartPath::Cold => "cold",
             StartPath::Pool => "pool",
             StartPath::Restore => "restore",
+            StartPath::Shared => "shared",
         })
     }
 }

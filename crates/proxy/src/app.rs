@@ -28,6 +28,11 @@ pub struct AppRoute {
     /// Clients (by User-Agent or path) answered like anyone but not counted as visitors:
     /// their requests do not keep the app awake.
     pub ignored: hako_model::IgnoredClients,
+    /// Answer plain-HTTP requests with a 308 to the same URL over HTTPS (when the proxy has
+    /// an HTTPS listener).
+    pub https_redirect: bool,
+    /// `Strict-Transport-Security` max-age sent on HTTPS responses, if any.
+    pub hsts: Option<Duration>,
 }
 
 impl AppRoute {
@@ -42,6 +47,27 @@ impl AppRoute {
             start_timeout: Duration::from_secs(30),
             max_waiting: 1000,
             ignored: hako_model::IgnoredClients::default(),
+            https_redirect: false,
+            hsts: None,
+        }
+    }
+}
+
+/// An app's HTTPS settings as the request path uses them.
+#[derive(Debug, Default)]
+pub(crate) struct HttpsRoute {
+    pub(crate) redirect: bool,
+    /// The whole `Strict-Transport-Security` value, made once.
+    pub(crate) hsts: Option<http::HeaderValue>,
+}
+
+impl HttpsRoute {
+    fn of(route: &AppRoute) -> HttpsRoute {
+        HttpsRoute {
+            redirect: route.https_redirect,
+            hsts: route.hsts.and_then(|d| {
+                http::HeaderValue::from_str(&format!("max-age={}", d.as_secs())).ok()
+            }),
         }
     }
 }
@@ -51,6 +77,8 @@ impl AppRoute {
 pub(crate) struct App {
     pub(crate) name: String,
     route: Mutex<AppRoute>,
+    /// What HTTPS asks of each request, read lock-free on the request path.
+    pub(crate) https: ArcSwap<HttpsRoute>,
     /// All instances, ready and draining; the source of truth for `ready`.
     instances: Mutex<Vec<Arc<Instance>>>,
     /// Ready instances only, read lock-free on every request.
@@ -71,6 +99,7 @@ impl App {
     pub(crate) fn new(route: AppRoute, epoch: Instant, max_idle: usize) -> Self {
         Self {
             name: route.name.clone(),
+            https: ArcSwap::from_pointee(HttpsRoute::of(&route)),
             route: Mutex::new(route),
             instances: Mutex::new(Vec::new()),
             ready: ArcSwap::from_pointee(Vec::new()),
@@ -88,6 +117,7 @@ impl App {
     }
 
     pub(crate) fn set_route(&self, route: AppRoute) {
+        self.https.store(Arc::new(HttpsRoute::of(&route)));
         *lock(&self.route) = route;
     }
 

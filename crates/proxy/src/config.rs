@@ -27,8 +27,14 @@ pub struct ProxyConfig {
     pub max_retries: usize,
     /// Seconds sent in `Retry-After` when a start failed or a queue is full.
     pub retry_after_secs: u32,
-    /// Value of `X-Forwarded-Proto` (the scheme clients used to reach the proxy).
+    /// Value of `X-Forwarded-Proto` on the plain-HTTP listener (the scheme clients used to
+    /// reach the proxy); the TLS listener always says `https`.
     pub forwarded_proto: &'static str,
+    /// The port of the HTTPS listener, if there is one: apps with `https_redirect` send plain
+    /// HTTP requests there (the port is left out of the URL when it is 443).
+    pub https_port: Option<u16>,
+    /// HTTP-01 answers of ACME orders in progress, served before routing.
+    pub challenges: hako_tls::Challenges,
     /// Front proxies whose X-Forwarded-* / Forwarded headers are believed (none by default:
     /// every client's are replaced). See [`crate::forwarded`].
     pub trusted_proxies: TrustedProxies,
@@ -46,6 +52,8 @@ impl Default for ProxyConfig {
             max_retries: 2,
             retry_after_secs: 5,
             forwarded_proto: "http",
+            https_port: None,
+            challenges: hako_tls::Challenges::new(),
             trusted_proxies: TrustedProxies::none(),
         }
     }

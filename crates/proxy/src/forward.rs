@@ -1,12 +1,16 @@
 //! One request's path through the proxy, as a short list of phases:
 //!
-//! 1. **route**: Host → app (400 for a bad Host, 404 for an unknown one);
+//! 0. **answer ACME**: an HTTP-01 challenge in progress for the request's host is answered
+//!    here, before routing (and never redirected);
+//! 1. **route**: Host → app (400 for a bad Host, 404 for an unknown one); a plain-HTTP
+//!    request to an app with `https_redirect` gets a 308 to HTTPS;
 //! 2. **prepare**: body limit (413), hop-by-hop headers out, Host and forwarding headers set
 //!    under the trust rule of [`crate::forwarded`];
 //! 3. **select**: least-outstanding ready instance, or wait for a start (activator);
 //! 4. **send**: pooled connection, response-head timeout (504); a request that never
 //!    reached the app is retried on another instance, anything else is not (502);
-//! 5. **respond**: stream the body back; after a 101, tunnel both ways.
+//! 5. **respond**: stream the body back (with `Strict-Transport-Security` over HTTPS when the
+//!    app asks for it); after a 101, tunnel both ways.
 
 use http::{Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::Incoming;
@@ -35,19 +39,35 @@ pub(crate) struct Shared {
     pub(crate) config: ProxyConfig,
 }
 
-/// Answer one client request. Never fails: errors become pages.
+/// Answer one client request (`tls`: it came over HTTPS). Never fails: errors become pages.
 pub(crate) async fn handle(
     shared: &Shared,
     client: &Peer,
+    tls: bool,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    if let Some(answer) = acme_answer(&shared.config.challenges, &req) {
+        return answer;
+    }
     let app = match route(&shared.router, &req) {
         Ok(app) => app,
         Err(error) => return error_response(&error, shared.config.retry_after_secs),
     };
+    let https = app.https.load();
+    if !tls
+        && https.redirect
+        && let Some(port) = shared.config.https_port
+    {
+        return redirect_to_https(&req, port);
+    }
     app.metrics.record_arrival(Instant::now());
     let abandoned = Abandoned(Some(&app));
-    let response = match proxy(shared, &app, client, req).await {
+    let proto = if tls {
+        "https"
+    } else {
+        shared.config.forwarded_proto
+    };
+    let mut response = match proxy(shared, &app, client, proto, req).await {
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(app = %app.name, %error, side = ?error.source_side(), "request answered by the proxy");
@@ -56,6 +76,56 @@ pub(crate) async fn handle(
     };
     abandoned.disarm();
     app.metrics.record_status(response.status().as_u16());
+    if tls && let Some(hsts) = &https.hsts {
+        response
+            .headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    response
+}
+
+/// Phase 0: the key authorization of an ACME HTTP-01 challenge in progress for this host.
+fn acme_answer(
+    challenges: &hako_tls::Challenges,
+    req: &Request<Incoming>,
+) -> Option<Response<ProxyBody>> {
+    let path = req.uri().path();
+    if !path.starts_with(hako_tls::challenges::CHALLENGE_PATH) || challenges.is_empty() {
+        return None;
+    }
+    let host = request_host(req.uri(), req.headers()).ok()?;
+    let answer = challenges.answer(&host, path)?;
+    let mut response = Response::new(ProxyBody::full(answer.into()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(response)
+}
+
+/// The 308 of a plain-HTTP request to an app that wants HTTPS: same host (without the
+/// plain port), the HTTPS listener's port unless 443, same path and query.
+fn redirect_to_https(req: &Request<Incoming>, port: u16) -> Response<ProxyBody> {
+    let host = request_host(req.uri(), req.headers()).unwrap_or_default();
+    let host = if host.contains(':') && !host.starts_with('[') {
+        // A bare IPv6 literal from the URI.
+        format!("[{host}]")
+    } else {
+        host.into_owned()
+    };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    let mut response = crate::pages::page(
+        StatusCode::PERMANENT_REDIRECT,
+        &format!("This site is served over HTTPS: {location}"),
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
     response
 }
 
@@ -88,6 +158,7 @@ async fn proxy(
     shared: &Shared,
     app: &Arc<App>,
     client: &Peer,
+    proto: &'static str,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let config = &shared.config;
@@ -106,10 +177,15 @@ async fn proxy(
     let (mut parts, body) = req.into_parts();
     let class = classify(&shared.router, app, &mut parts);
     app.metrics.record_class(class);
+    // The predictive keep-alive learns the idle periods of visitors only: an uptime checker
+    // or the app's own schedule must not teach it to keep the app up.
+    if class.keeps_awake() {
+        app.metrics.idle.record(tokio::time::Instant::now());
+    }
     // Taken before the hop-by-hop pass; route() checked it is there and valid.
     let host = routed_host(&parts.uri, &parts.headers).ok_or(HostError::Invalid)?;
     remove_hop_by_hop(&mut parts.headers, upgrade);
-    set_forwarding(&mut parts.headers, client, host, config.forwarded_proto);
+    set_forwarding(&mut parts.headers, client, host, proto);
     if parts.uri.scheme().is_some() {
         parts.uri = origin_form(&parts.uri);
     }

@@ -1,5 +1,6 @@
 //! Per-app request metrics: cold and warm counts, status classes, and latency
-//! histograms for the wait for a start and for the upstream answer; and what the
+//! histograms for the wait for a start and for the upstream answer; the app's instance starts
+//! by path and failures by kind, and its stops by reason; and what the
 //! service-level model needs of an app's history ([`ServiceHistory`]): the gaps between its
 //! request arrivals and its instances' start times.
 //!
@@ -7,15 +8,15 @@
 
 mod gaps;
 mod histogram;
-mod prometheus;
+mod idle;
 mod starts;
 
 pub use gaps::{ArrivalGaps, GapsSnapshot};
-pub use histogram::{Bin, Histogram, HistogramSnapshot};
-pub use prometheus::prometheus;
+pub use histogram::{Bin, EXPOSED_BOUNDS_US, ExposedHistogram, Histogram, HistogramSnapshot};
+pub use idle::{IDLE_PERIOD_MIN, IdlePeriods, IdleSince};
 pub use starts::{RECENT_STARTS, StartTimes};
 
-use hako_model::StartFailure;
+use hako_model::{StartFailure, StartPath, StopReason};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -29,16 +30,26 @@ pub struct AppMetrics {
     status: [AtomicU64; 5],
     retries: AtomicU64,
     rejected: AtomicU64,
+    visitors: AtomicU64,
     scheduled: AtomicU64,
     ignored: AtomicU64,
     abandoned: AtomicU64,
     wait: Histogram,
     upstream: Histogram,
     arrivals: ArrivalGaps,
+    /// The idle periods between visits, for the predictive keep-alive.
+    pub idle: IdlePeriods,
     starts: StartTimes,
     /// Failed starts, per [`StartFailure`] (indexed like [`StartFailure::ALL`]).
     start_failures: [AtomicU64; StartFailure::ALL.len()],
+    /// Instances that became ready, per [`StartPath`] (cold, pool, restore).
+    start_paths: [AtomicU64; START_PATHS.len()],
+    /// Instances stopped, per [`StopReason`] (indexed like [`StopReason::ALL`]).
+    stops: [AtomicU64; StopReason::ALL.len()],
 }
+
+/// Every start path, in a stable order (for metrics).
+pub const START_PATHS: [StartPath; 3] = [StartPath::Cold, StartPath::Pool, StartPath::Restore];
 
 impl AppMetrics {
     /// A request for the app arrived at `now` (every request, before it is routed further).
@@ -58,6 +69,17 @@ impl AppMetrics {
             .position(|k| *k == kind)
             .unwrap_or(0);
         self.start_failures[i].fetch_add(1, Relaxed);
+    }
+
+    /// An instance of the app became ready, started by `path`.
+    pub fn record_start_path(&self, path: StartPath) {
+        let i = START_PATHS.iter().position(|p| *p == path).unwrap_or(0);
+        self.start_paths[i].fetch_add(1, Relaxed);
+    }
+
+    /// An instance of the app stopped, for `reason`.
+    pub fn record_stop(&self, reason: StopReason) {
+        self.stops[reason.index()].fetch_add(1, Relaxed);
     }
 
     /// A request that found no ready instance and waited `waited` for a start.
@@ -82,12 +104,13 @@ impl AppMetrics {
         self.upstream.record(took);
     }
 
-    /// Who sent a request: scheduled runs and ignored clients are counted apart from
-    /// visitors (visitors are every request not counted here).
+    /// Who sent a request: visitors, the app's scheduled runs, or its ignored clients.
     pub fn record_class(&self, class: hako_policy::wake::RequestClass) {
         use hako_policy::wake::RequestClass;
         match class {
-            RequestClass::Visitor => {}
+            RequestClass::Visitor => {
+                self.visitors.fetch_add(1, Relaxed);
+            }
             RequestClass::Scheduled => {
                 self.scheduled.fetch_add(1, Relaxed);
             }
@@ -125,6 +148,7 @@ impl AppMetrics {
             status_5xx: s(4),
             retries: self.retries.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
+            visitors: self.visitors.load(Relaxed),
             scheduled: self.scheduled.load(Relaxed),
             ignored: self.ignored.load(Relaxed),
             abandoned: self.abandoned.load(Relaxed),
@@ -136,6 +160,19 @@ impl AppMetrics {
                 .zip(&self.start_failures)
                 .map(|(k, n)| (k.label().to_string(), n.load(Relaxed)))
                 .collect(),
+            start_paths: START_PATHS
+                .iter()
+                .zip(&self.start_paths)
+                .map(|(p, n)| (p.to_string(), n.load(Relaxed)))
+                .collect(),
+            stops: StopReason::ALL
+                .iter()
+                .zip(&self.stops)
+                .map(|(r, n)| (r.label().to_string(), n.load(Relaxed)))
+                .collect(),
+            exposed_wait: self.wait.exposed(),
+            exposed_upstream: self.upstream.exposed(),
+            exposed_start: self.starts.exposed(),
         }
     }
 
@@ -191,6 +228,8 @@ pub struct AppMetricsSnapshot {
     pub retries: u64,
     /// Requests turned away because the wait queue was full.
     pub rejected: u64,
+    /// Requests from visitors: neither scheduled runs nor ignored clients.
+    pub visitors: u64,
     /// Requests of the app's scheduled runs (sent by hako; not visitors).
     pub scheduled: u64,
     /// Requests from the app's ignored clients (uptime checkers, bots; not visitors).
@@ -205,6 +244,19 @@ pub struct AppMetricsSnapshot {
     pub start: HistogramSnapshot,
     /// Failed starts by kind ("crashed", "not_listening", … — every kind, zeros included).
     pub start_failures: BTreeMap<String, u64>,
+    /// Instances that became ready, by start path ("cold", "pool", "restore").
+    pub start_paths: BTreeMap<String, u64>,
+    /// Instances stopped, by reason ("idle", "lifetime", … — every reason, zeros included).
+    pub stops: BTreeMap<String, u64>,
+    /// The wait of cold requests as Prometheus buckets.
+    #[serde(skip)]
+    pub exposed_wait: ExposedHistogram,
+    /// The upstream time as Prometheus buckets.
+    #[serde(skip)]
+    pub exposed_upstream: ExposedHistogram,
+    /// The start time as Prometheus buckets.
+    #[serde(skip)]
+    pub exposed_start: ExposedHistogram,
 }
 
 #[cfg(test)]
@@ -233,6 +285,13 @@ mod tests {
             [1, 2, 1, 1, 2]
         );
         assert_eq!(s.wait.count, 1);
+        assert_eq!(s.exposed_wait.count, 1);
+        m.record_start_path(StartPath::Pool);
+        m.record_stop(StopReason::Idle);
+        m.record_stop(StopReason::Idle);
+        let s = m.snapshot();
+        assert_eq!((s.start_paths["pool"], s.start_paths["cold"]), (1, 0));
+        assert_eq!((s.stops["idle"], s.stops.len()), (2, StopReason::ALL.len()));
         let json = serde_json::to_value(&s).expect("serializes");
         assert_eq!(json["cold"], 1);
         assert!(json["wait"]["p99_ms"].as_f64().expect("number") > 30.0);

@@ -298,6 +298,23 @@ impl Router {
         Ok(self.app(app)?.metrics.history())
     }
 
+    /// The app's idle periods since the last call, and its latest arrival (what the
+    /// predictive keep-alive learns from).
+    pub fn idle_periods(&self, app: &str) -> Result<crate::metrics::IdleSince, RouterError> {
+        Ok(self.app(app)?.metrics.idle.take())
+    }
+
+    /// Records a request's arrival for the app's idle periods at `at` (the proxy does this
+    /// for every request; tests of the keep-alive loop play arrivals with it).
+    pub fn record_idle_arrival(
+        &self,
+        app: &str,
+        at: tokio::time::Instant,
+    ) -> Result<(), RouterError> {
+        self.app(app)?.metrics.idle.record(at);
+        Ok(())
+    }
+
     /// Records the start time of an instance the daemon started itself (min instances,
     /// replacements); the activator records the starts it asks for.
     pub fn record_start(&self, app: &str, took: std::time::Duration) -> Result<(), RouterError> {
@@ -313,6 +330,26 @@ impl Router {
         kind: hako_model::StartFailure,
     ) -> Result<(), RouterError> {
         self.app(app)?.metrics.record_start_failure(kind);
+        Ok(())
+    }
+
+    /// Records how a ready instance of the app started (every start, whoever asked).
+    pub fn record_start_path(
+        &self,
+        app: &str,
+        path: hako_model::StartPath,
+    ) -> Result<(), RouterError> {
+        self.app(app)?.metrics.record_start_path(path);
+        Ok(())
+    }
+
+    /// Records why an instance of the app stopped.
+    pub fn record_stop(
+        &self,
+        app: &str,
+        reason: hako_model::StopReason,
+    ) -> Result<(), RouterError> {
+        self.app(app)?.metrics.record_stop(reason);
         Ok(())
     }
 

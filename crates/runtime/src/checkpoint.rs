@@ -32,7 +32,7 @@
 
 mod dump;
 mod fsstate;
-mod netns;
+pub(crate) mod netns;
 mod restore;
 mod scratch;
 mod worker;

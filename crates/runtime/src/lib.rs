@@ -47,7 +47,7 @@ pub use hako_cgroup::{
     Version as CgroupVersion, host_cores,
 };
 pub use network::{NetworkError, Subnet};
-pub use runtime::Runtime;
+pub use runtime::{Runtime, Slot};
 pub use seccomp::{Seccomp, SeccompError};
 pub use spec::{
     BindMount, ContainerSpec, Limits, LogSpec, NetworkMode, RootfsSpec, SpecError, User,

@@ -29,6 +29,8 @@ pub(crate) struct MountInputs<'a> {
     pub hosts: String,
     /// Content of /etc/resolv.conf, if one should be written.
     pub resolv_conf: Option<String>,
+    /// The instance name written to `/run/hako/instance`, if any.
+    pub instance: Option<&'a str>,
 }
 
 fn c(p: impl AsRef<Path>) -> CString {
@@ -155,6 +157,9 @@ pub(crate) fn plan(i: &MountInputs<'_>) -> Vec<Op> {
             Some(format!("mode={mode},size={}", i.scratch_bytes)),
         ));
     }
+    if let Some(id) = i.instance {
+        instance_file(&mut ops, &root, id);
+    }
     // The caller's binds come after /tmp and /run so that they may lie inside them (the
     // database socket's directory at /run/mysqld).
     for m in i.mounts {
@@ -176,6 +181,20 @@ pub(crate) fn plan(i: &MountInputs<'_>) -> Vec<Op> {
     }
     ops.push(Op::PivotRoot { new_root: c(&root) });
     ops
+}
+
+/// `/run/hako/instance` (on the fresh /run tmpfs): which instance this container is, the same
+/// file a restored container gets (`checkpoint/scratch.rs`), so an app has one place to look.
+fn instance_file(ops: &mut Vec<Op>, root: &Path, id: &str) {
+    let file = under(root, Path::new(crate::checkpoint::INSTANCE_FILE));
+    ops.push(Op::Mkdir {
+        path: c(file.parent().expect("has a parent")),
+        mode: 0o755,
+    });
+    ops.push(Op::WriteFile {
+        path: c(&file),
+        content: id.as_bytes().to_vec(),
+    });
 }
 
 /// A fresh /proc for the new pid namespace, with host-wide knobs made read-only or hidden.
@@ -282,6 +301,7 @@ mod tests {
             hostname: "web",
             hosts: "127.0.0.1 localhost\n".into(),
             resolv_conf: None,
+            instance: Some("web-1a"),
         });
         let text: Vec<String> = ops.iter().map(|o| format!("{o:?}")).collect();
         let all = text.join("\n");
@@ -306,6 +326,16 @@ mod tests {
             if target.to_str().unwrap().ends_with("root/data") && flags & libc::MS_RDONLY == 0)
         });
         assert!(app_ro && data_rw);
+        // The instance file lies on the fresh /run, written after its tmpfs is mounted.
+        let run = ops
+            .iter()
+            .position(|o| matches!(o, Op::Mount { target, .. } if target.to_str().unwrap().ends_with("root/run")))
+            .unwrap();
+        let file = ops
+            .iter()
+            .position(|o| matches!(o, Op::WriteFile { path, content } if path.to_str().unwrap().ends_with("root/run/hako/instance") && content == b"web-1a"))
+            .expect("the instance file is written");
+        assert!(run < file);
     }
 
     #[test]
@@ -324,6 +354,7 @@ mod tests {
             hostname: "web",
             hosts: String::new(),
             resolv_conf: None,
+            instance: None,
         });
         let position = |pred: &dyn Fn(&Op) -> bool| ops.iter().position(pred).unwrap();
         let run_tmpfs = position(&|o| {

@@ -135,10 +135,42 @@ impl Runtime {
     ///
     /// Blocking (a few milliseconds): from async code call it in `spawn_blocking`.
     pub fn create(self: &Arc<Self>, spec: &ContainerSpec) -> Result<Container, RuntimeError> {
+        self.create_with(spec, None)
+    }
+
+    /// Like [`Runtime::create`], in a [`Slot`] of the shared pool (made earlier by
+    /// [`Runtime::make_slot`]): its cgroup (given `spec`'s limits now) and its network
+    /// namespace, already on the bridge with its address, are the container's; only the
+    /// mount, pid, uts and ipc namespaces, the root filesystem and the mounts are made now.
+    /// `spec` must use the isolated network.
+    pub fn create_in(
+        self: &Arc<Self>,
+        spec: &ContainerSpec,
+        slot: Slot,
+    ) -> Result<Container, RuntimeError> {
+        if spec.network != NetworkMode::Isolated {
+            return Err(RuntimeError::Config(
+                "a slot of the shared pool holds an isolated network: the spec must use it".into(),
+            ));
+        }
+        self.create_with(spec, Some(slot))
+    }
+
+    fn create_with(
+        self: &Arc<Self>,
+        spec: &ContainerSpec,
+        slot: Option<Slot>,
+    ) -> Result<Container, RuntimeError> {
         let t0 = Instant::now();
         spec.validate()?;
         let creds = user::resolve(&spec.user, &spec.rootfs)?;
-        let id = self.next_id();
+        let (id, slot) = match slot {
+            Some(s) => {
+                let (id, parts) = s.take();
+                (id, Some(parts))
+            }
+            None => (self.next_id(), None),
+        };
         let dir = self.config.state_dir().join(&id);
         std::fs::create_dir(&dir).map_err(|source| RuntimeError::Io {
             what: "create".into(),
@@ -151,17 +183,34 @@ impl Runtime {
             net: None,
             child: None,
         };
-        let cgroup = self.cgroups.create(&id, &spec.limits)?;
-        let cgroup: Arc<dyn Cgroup> = Arc::from(cgroup);
-        undo.cgroup = Some(cgroup.clone());
-        let (network, attachment, net_cfg) = match spec.network {
-            NetworkMode::Isolated => {
-                let net = self.network()?;
-                let (att, cfg) = net.reserve()?;
-                undo.net = Some((net.clone(), att.clone()));
-                (Some(net), Some(att), Some(cfg))
+        let (cgroup, network, attachment, net_cfg, slot_netns) = match slot {
+            Some(parts) => {
+                undo.cgroup = Some(parts.cgroup.clone());
+                undo.net = Some((parts.net.clone(), parts.att.clone()));
+                parts.cgroup.set_limits(&spec.limits)?;
+                // Configured already: the child joins it and leaves it as it is.
+                (
+                    parts.cgroup,
+                    Some(parts.net),
+                    Some(parts.att),
+                    None,
+                    Some(parts.netns),
+                )
             }
-            _ => (None, None, None),
+            None => {
+                let cgroup: Arc<dyn Cgroup> = Arc::from(self.cgroups.create(&id, &spec.limits)?);
+                undo.cgroup = Some(cgroup.clone());
+                let (network, attachment, net_cfg) = match spec.network {
+                    NetworkMode::Isolated => {
+                        let net = self.network()?;
+                        let (att, cfg) = net.reserve()?;
+                        undo.net = Some((net.clone(), att.clone()));
+                        (Some(net), Some(att), Some(cfg))
+                    }
+                    _ => (None, None, None),
+                };
+                (cgroup, network, attachment, net_cfg, None)
+            }
         };
         let (chan, child_ends) = channel::channel().map_err(RuntimeError::sys("pipe"))?;
         let stdio = Stdio::new(&spec.log, creds.uid, creds.gid)?;
@@ -177,11 +226,16 @@ impl Runtime {
                 NetworkMode::None => None,
                 _ => self.resolv_conf.clone(),
             },
+            instance: spec.instance.as_deref(),
         });
         let nofile = self.config.nofile.min(hard_nofile());
         let mut plan = build_plan(spec, &creds, ops, net_cfg, &stdio, &child_ends, nofile);
         if spec.network == NetworkMode::Host {
             plan.host_netns_fd = self.host_netns.as_raw_fd();
+        }
+        if let Some(ns) = &slot_netns {
+            plan.host_netns_fd = ns.as_raw_fd();
+            plan.lo_up = false;
         }
         plan.seccomp = match spec.seccomp {
             Seccomp::Default => Some(crate::seccomp::default_filters()?),
@@ -212,13 +266,15 @@ impl Runtime {
         if self.cgroups.version() == Version::V1 {
             cgroup.add_pid(pid)?;
         }
-        if let (Some(net), Some(att)) = (&network, &attachment) {
+        let slotted = slot_netns.is_some();
+        if let (Some(net), Some(att), false) = (&network, &attachment, slotted) {
             net.attach(att, pid)?;
         }
         chan.send(ParentMessage::Go)
             .map_err(RuntimeError::sys("signal the container"))?;
         chan.wait_parked(&plan, &spec.log)?;
-        if let (Some(net), Some(att)) = (&network, &attachment) {
+        drop(slot_netns);
+        if let (Some(net), Some(att), false) = (&network, &attachment, slotted) {
             net.wait_forwarding(att);
         }
         let t_parked = Instant::now();
@@ -277,6 +333,112 @@ impl Runtime {
                 .state_root
                 .join(format!("{}.lock", self.config.prefix)),
         );
+    }
+}
+
+/// A slot of the shared warm pool: what every container needs whatever its app — a cgroup
+/// and a network namespace with `lo` up and `eth0` on the bridge, addressed and routed, the
+/// bridge already forwarding to it — made ahead of time by [`Runtime::make_slot`], and taken
+/// by [`Runtime::create_in`] (or [`Runtime::restore_in`]). Not
+/// yet a root filesystem, mounts or a process of an app: any app's container can take it.
+/// Dropped unused, it removes its cgroup and veth.
+pub struct Slot {
+    id: String,
+    parts: Option<SlotParts>,
+}
+
+pub(crate) struct SlotParts {
+    pub(crate) cgroup: Arc<dyn Cgroup>,
+    pub(crate) net: Arc<Network>,
+    pub(crate) att: Attachment,
+    pub(crate) netns: OwnedFd,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("id", &self.id)
+            .field("addr", &self.address())
+            .finish()
+    }
+}
+
+impl Slot {
+    /// Its address on the bridge.
+    pub fn address(&self) -> Option<std::net::Ipv4Addr> {
+        self.parts.as_ref().map(|p| p.att.addr)
+    }
+
+    /// The container id (and cgroup name) it was made for.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn take(mut self) -> (String, SlotParts) {
+        let parts = self.parts.take().expect("a slot is taken once");
+        (std::mem::take(&mut self.id), parts)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(p) = self.parts.take() {
+            drop(p.netns);
+            let _ = p.cgroup.destroy();
+            p.net.release(&p.att);
+        }
+    }
+}
+
+impl Runtime {
+    /// Makes a [`Slot`] for the shared warm pool: a cgroup (no limits until it is taken),
+    /// a network namespace, a veth on the bridge with an address. Blocking (a few
+    /// milliseconds).
+    pub fn make_slot(self: &Arc<Self>) -> Result<Slot, RuntimeError> {
+        let id = self.next_id();
+        let cgroup: Arc<dyn Cgroup> =
+            Arc::from(self.cgroups.create(&id, &hako_cgroup::Limits::default())?);
+        let net = match self.network() {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = cgroup.destroy();
+                return Err(e);
+            }
+        };
+        let (att, cfg) = match net.reserve() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = cgroup.destroy();
+                return Err(e.into());
+            }
+        };
+        let mut slot = Slot { id, parts: None };
+        let made = (|| -> Result<OwnedFd, RuntimeError> {
+            let pending = crate::checkpoint::netns::create()
+                .map_err(RuntimeError::sys("make a network namespace"))?;
+            net.attach(&att, pending.tid)?;
+            let ns = pending
+                .configure(Some(cfg))
+                .map_err(RuntimeError::sys("configure the network namespace"))?;
+            net.wait_forwarding(&att);
+            Ok(ns)
+        })();
+        match made {
+            Ok(netns) => {
+                slot.parts = Some(SlotParts {
+                    cgroup,
+                    net,
+                    att,
+                    netns,
+                });
+                Ok(slot)
+            }
+            Err(e) => {
+                let _ = cgroup.destroy();
+                net.release(&att);
+                Err(e)
+            }
+        }
     }
 }
 

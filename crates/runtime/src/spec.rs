@@ -174,6 +174,12 @@ pub struct ContainerSpec {
     pub scratch_bytes: u64,
     /// The system-call filter (default: hako's profile, see [`crate::seccomp`]).
     pub seccomp: crate::seccomp::Seccomp,
+    /// The instance this container is, written to
+    /// [`INSTANCE_FILE`](crate::checkpoint::INSTANCE_FILE) (`/run/hako/instance`) inside it:
+    /// the one place an app learns which instance it is, whether it started cold or was
+    /// restored from a checkpoint (whose environment names the dumped instance). Letters,
+    /// digits, `.`, `_` and `-`, at most 128.
+    pub instance: Option<String>,
 }
 
 impl ContainerSpec {
@@ -194,6 +200,7 @@ impl ContainerSpec {
             log: LogSpec::Null,
             scratch_bytes: 256 << 20,
             seccomp: crate::seccomp::Seccomp::default(),
+            instance: None,
         }
     }
 
@@ -224,6 +231,15 @@ impl ContainerSpec {
             if !m.source.exists() {
                 return Err(SpecError::MissingMountSource(m.source.clone()));
             }
+        }
+        if let Some(id) = &self.instance
+            && (id.is_empty()
+                || id.len() > 128
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+        {
+            return Err(SpecError::BadInstance(id.clone()));
         }
         if !self.workdir.is_absolute() {
             return Err(SpecError::RelativePath(self.workdir.clone()));
@@ -293,6 +309,8 @@ pub enum SpecError {
     MountOverRoot,
     #[error("hostname {0:?} is not valid: use 1-63 letters, digits, '-' or '.'")]
     BadHostname(String),
+    #[error("instance name {0:?} is not valid: use 1-128 letters, digits, '.', '_' or '-'")]
+    BadInstance(String),
     #[error("environment variable name {0:?} is not valid")]
     BadEnv(String),
     #[error("unknown user {0:?}: not in the image's /etc/passwd (use a name from it, or uid:gid)")]

@@ -96,6 +96,12 @@ pub enum StoreError {
         /// The database file.
         path: String,
     },
+    /// The store cannot answer now: etcd has no quorum or cannot be reached. Nothing was
+    /// written; the same call may work once the cluster is back.
+    #[error(
+        "the cluster store is unavailable ({0}); etcd has no quorum or cannot be reached — retry when it is back"
+    )]
+    Unavailable(String),
     /// The store was closed or its worker stopped.
     #[error("store is closed; restart the daemon")]
     Closed,
@@ -104,7 +110,10 @@ pub enum StoreError {
 impl StoreError {
     /// True for failures that may go away when the same call is retried.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Backend(_) | StoreError::Conflict { .. })
+        matches!(
+            self,
+            StoreError::Backend(_) | StoreError::Conflict { .. } | StoreError::Unavailable(_)
+        )
     }
 }
 

@@ -30,7 +30,8 @@ impl EtcdStore {
     pub async fn connect(endpoints: &[String]) -> Result<Self, StoreError> {
         let options = ec::ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
-            .with_timeout(Duration::from_secs(15));
+            // A call without an answer in 5 s means no quorum: say so rather than hang.
+            .with_timeout(Duration::from_secs(5));
         let client = ec::Client::connect(endpoints, Some(options))
             .await
             .map_err(|e| StoreError::Backend(format!("cannot reach etcd at {endpoints:?}: {e}; check the endpoints and that etcd runs")))?;

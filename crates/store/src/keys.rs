@@ -8,6 +8,8 @@
 //! | `/instances/<app>/<id>` | a running instance (attach to the node's lease in a cluster) |
 //! | `/events/<app>/<seq>` | an app's events, append-only: [`crate::StoreExt::append_json`] + [`crate::StoreExt::trim`] |
 //! | `/nodes/<name>` | a node, attached to its lease so it disappears when the node stops renewing |
+//! | `/certs/<app>` | an app's TLS certificate: PEM chain, PEM private key (never shown by the API), source, issuer, names, validity |
+//! | `/acme/account` | the ACME account's credentials and the directory they are for |
 //! | `/node-state/<name>` | whether a node takes new instances (active, cordoned, draining) |
 //! | `/assign/<node>/<slot>` | an instance the leader assigned to a node |
 //! | `/wants/<app>` | a cold start a proxy waits for (one per app, for all proxies) |
@@ -35,6 +37,10 @@ pub const INSTANCES: &str = "/instances/";
 pub const EVENTS: &str = "/events/";
 /// Prefix of every node.
 pub const NODES: &str = "/nodes/";
+/// Prefix of every app's certificate.
+pub const CERTS: &str = "/certs/";
+/// The ACME account of the cluster (one per directory in use).
+pub const ACME_ACCOUNT: &str = "/acme/account";
 /// Prefix of every node's operator state.
 pub const NODE_STATES: &str = "/node-state/";
 /// Prefix of every assignment.
@@ -123,6 +129,11 @@ pub fn node(name: &str) -> String {
     format!("{NODES}{name}")
 }
 
+/// `/certs/<app>`
+pub fn cert(app: &str) -> String {
+    format!("{CERTS}{app}")
+}
+
 /// `/node-state/<name>`
 pub fn node_state(name: &str) -> String {
     format!("{NODE_STATES}{name}")
@@ -204,6 +215,11 @@ pub enum Key<'a> {
         /// Node name.
         name: &'a str,
     },
+    /// `/certs/<app>`
+    Cert {
+        /// App name.
+        app: &'a str,
+    },
     /// `/node-state/<name>`
     NodeState {
         /// Node name.
@@ -257,6 +273,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["instances", app, id] => Key::Instance { app, id },
         ["events", app, seq] => Key::Event { app, seq },
         ["nodes", name] => Key::Node { name },
+        ["certs", app] => Key::Cert { app },
         ["node-state", name] => Key::NodeState { name },
         ["assign", node, slot] => Key::Assignment { node, slot },
         ["wants", app] => Key::Want { app },
@@ -299,6 +316,7 @@ mod tests {
                 },
             ),
             (node("n1"), Key::Node { name: "n1" }),
+            (cert("blog"), Key::Cert { app: "blog" }),
             (node_state("n1"), Key::NodeState { name: "n1" }),
             (
                 assignment("n1", "s9"),

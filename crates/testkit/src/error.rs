@@ -41,6 +41,9 @@ pub enum Error {
     /// The data dir's image store refused.
     #[error("cannot make the image: {0}")]
     Image(#[from] hako_image::ImageError),
+    /// A TLS or HTTP exchange failed (a refused handshake, a broken response).
+    #[error("{0}")]
+    Https(String),
     /// Something did not happen in time.
     #[error(transparent)]
     TimedOut(#[from] crate::TimedOut),

@@ -10,8 +10,11 @@
 //! - [`require_root`]: fail clearly, never pass silently, when not root;
 //! - [`site`]: a static site's code, its app spec, the host image;
 //! - [`api_client`]: an API client with a data dir's admin token (for in-process daemons);
-//! - [`http`]: one plain HTTP request through the proxy;
-//! - [`leftovers`]: what a runtime prefix left on the host (cgroups, state, links).
+//! - [`http`]: one plain HTTP request through the proxy; [`https`]: one HTTPS request (SNI,
+//!   HTTP/2 or HTTP/1.1 by ALPN, a given root), and [`pki`]: test certificates;
+//! - [`pebble`]: Debian's `pebble` ACME test server on loopback, with its DNS stub;
+//! - [`leftovers`]: what a runtime prefix left on the host (cgroups, state, links);
+//! - [`tools`]: where the tests find `promtool` and the headless browser.
 //!
 //! It is a dev-dependency of the crates whose tests start daemons, and a dependency of the
 //! benchmarks (`hako-bench`); no production crate depends on it. Functions meant for test
@@ -22,11 +25,15 @@
 mod cli;
 mod error;
 pub mod http;
+pub mod https;
 mod leftovers;
 pub mod names;
+pub mod pebble;
+pub mod pki;
 mod root;
 mod serve;
 pub mod site;
+pub mod tools;
 mod wait;
 
 pub use cli::{Outcome, hako_command};

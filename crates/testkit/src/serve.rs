@@ -144,6 +144,7 @@ impl ServeBuilder {
             child: Some(child),
             hako: self.hako,
             proxy: ([127, 0, 0, 1], 0).into(),
+            https: None,
             api: ([127, 0, 0, 1], 0).into(),
             prefix: names.prefix,
             subnet: names.subnet,
@@ -172,6 +173,7 @@ impl ServeBuilder {
             if let Some((proxy, api)) = parse_serving_line(&line) {
                 serve.proxy = proxy;
                 serve.api = api;
+                serve.https = parse_https(&line);
                 break;
             }
             if self.echo_warnings {
@@ -208,6 +210,8 @@ pub struct Serve {
     hako: PathBuf,
     /// Where the proxy listens.
     pub proxy: SocketAddr,
+    /// Where the proxy serves HTTPS (started with `--https`).
+    pub https: Option<SocketAddr>,
     /// Where the API listens.
     pub api: SocketAddr,
     /// The runtime prefix of its kernel objects.
@@ -388,12 +392,27 @@ fn parse_serving_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     Some((proxy, api))
 }
 
+/// The HTTPS address of `hako: serving sites on http://ADDR and https://ADDR (…`.
+fn parse_https(line: &str) -> Option<SocketAddr> {
+    line.split(" and https://")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn reads_the_serving_line() {
+        let line = "hako: serving sites on http://127.0.0.1:4321 and https://127.0.0.1:4443 (API http://127.0.0.1:9876, data /tmp/x)\n";
+        let (p, a) = parse_serving_line(line).unwrap();
+        assert_eq!(p, "127.0.0.1:4321".parse().unwrap());
+        assert_eq!(a, "127.0.0.1:9876".parse().unwrap());
+        assert_eq!(parse_https(line), Some("127.0.0.1:4443".parse().unwrap()));
         let line = "hako: serving sites on http://127.0.0.1:4321 (API http://127.0.0.1:9876, data /tmp/x)\n";
         let (p, a) = parse_serving_line(line).unwrap();
         assert_eq!(p, "127.0.0.1:4321".parse().unwrap());

@@ -98,6 +98,11 @@ impl Agent {
         self.checkpoints.get(&app.storage_key(), &key)
     }
 
+    /// Checkpoints the disk bound removed since the last call (for the owner's events).
+    pub fn take_evicted_checkpoints(&self) -> Vec<CheckpointInfo> {
+        self.checkpoints.take_evicted()
+    }
+
     /// Disk used by the checkpoints on this node, and its bound
     /// ([`AgentConfig::checkpoint_max_bytes`]).
     pub fn checkpoint_disk(&self) -> (u64, u64) {
@@ -154,6 +159,7 @@ impl Agent {
             return Err(CheckpointError::Start(e));
         }
         let cold_ready_ms = ms(started.elapsed());
+        let mut cold_first_ms = None;
         for _ in 0..self.config.checkpoint_warmup {
             if let Err(e) = warm_up(p.addr, app, timeout).await {
                 self.throw_away(p).await;
@@ -161,6 +167,7 @@ impl Agent {
                     "its warm-up request failed: {e}"
                 ))));
             }
+            cold_first_ms.get_or_insert(ms(started.elapsed()));
         }
 
         let staging = self.checkpoints.staging(&app.storage_key(), &key);
@@ -186,14 +193,30 @@ impl Agent {
         // The trial restore.
         let t = Instant::now();
         let trial = self.blocking_restore(app, &criu, &staging).await;
-        let restore_ready_ms = match trial {
+        let (restore_ready_ms, restore_first_ms) = match trial {
             Ok(r) => {
                 let ready = wait_ready(&r.container, r.addr, timeout).await;
                 let elapsed = ms(t.elapsed());
+                // Its first request, as a visitor's after a restore would be answered.
+                let first = match (&ready, cold_first_ms) {
+                    (Ok(_), Some(_)) => Some(
+                        warm_up(r.addr, app, timeout)
+                            .await
+                            .map(|()| ms(t.elapsed())),
+                    ),
+                    _ => None,
+                };
                 self.throw_away(r).await;
-                match ready {
-                    Ok(_) => elapsed,
-                    Err(why) => {
+                match (ready, first) {
+                    (Ok(_), None) => (elapsed, None),
+                    (Ok(_), Some(Ok(first))) => (elapsed, Some(first)),
+                    (Ok(_), Some(Err(e))) => {
+                        let _ = std::fs::remove_dir_all(&staging);
+                        return Err(CheckpointError::Trial(format!(
+                            "the restored app did not answer its first request: {e}"
+                        )));
+                    }
+                    (Err(why), _) => {
                         let _ = std::fs::remove_dir_all(&staging);
                         return Err(CheckpointError::Trial(format!(
                             "the restored app did not answer: {why:?}"
@@ -216,6 +239,8 @@ impl Agent {
             cold_ready_ms,
             dump_ms: dumped.dump_ms,
             restore_ready_ms,
+            cold_first_ms,
+            restore_first_ms,
         };
         self.checkpoints
             .publish(&staging, &info)
@@ -252,11 +277,14 @@ impl Agent {
         let agent = self.clone();
         let (name, key2) = (app.storage_key(), key.clone());
         let app2 = app.clone();
+        let slot = self.take_slot();
         let r = tokio::task::spawn_blocking(move || {
             let Some((guard, _)) = agent.checkpoints.take(&name, &key2) else {
                 return Ok(None);
             };
-            agent.restore_blocking(&app2, &criu, &guard.dir).map(Some)
+            agent
+                .restore_blocking(&app2, &criu, &guard.dir, slot)
+                .map(Some)
         })
         .await
         .map_err(|e| format!("the restore task failed: {e}"))?;
@@ -274,7 +302,7 @@ impl Agent {
         dir: &std::path::Path,
     ) -> Result<Prepared, String> {
         let (agent, app, criu, dir) = (self.clone(), app.clone(), criu.clone(), dir.to_path_buf());
-        tokio::task::spawn_blocking(move || agent.restore_blocking(&app, &criu, &dir))
+        tokio::task::spawn_blocking(move || agent.restore_blocking(&app, &criu, &dir, None))
             .await
             .map_err(|e| format!("the restore task failed: {e}"))?
     }
@@ -284,12 +312,16 @@ impl Agent {
         app: &App,
         criu: &Criu,
         dir: &std::path::Path,
+        slot: Option<hako_runtime::Slot>,
     ) -> Result<Prepared, String> {
         let plan = self.plan(app).map_err(|e| e.reason)?;
-        let container = self
-            .runtime
-            .restore(criu, &plan.spec, dir, &plan.id)
-            .map_err(|e| format!("restoring the checkpoint failed: {e}"))?;
+        let restored = match slot {
+            Some(slot) => self
+                .runtime
+                .restore_in(criu, &plan.spec, dir, &plan.id, slot),
+            None => self.runtime.restore(criu, &plan.spec, dir, &plan.id),
+        };
+        let container = restored.map_err(|e| format!("restoring the checkpoint failed: {e}"))?;
         Ok(plan.with(container))
     }
 
@@ -329,6 +361,7 @@ impl Agent {
     }
 
     fn warn_once(&self, app: &str, reason: &str) {
+        self.count_error(crate::RuntimeOp::Restore);
         let fresh = self
             .restore_warned
             .lock()

@@ -145,6 +145,7 @@ impl Agent {
             hako_model::SeccompProfile::Unconfined => hako_runtime::Seccomp::Unconfined,
         };
         cs.mounts = mounts;
+        cs.instance = Some(id.clone());
         cs.log = LogSpec::File {
             path: log.clone(),
             max_bytes: self.config.log_max_bytes,

@@ -240,6 +240,7 @@ impl Agent {
                     return Some(p);
                 }
                 Ok((p, Err(e))) => {
+                    self.count_error(crate::RuntimeOp::Pool);
                     tracing::warn!(app = %name, instance = %p.id, error = %e,
                         "a parked container did not start; trying another");
                     self.discard(vec![p]).await;
@@ -273,6 +274,7 @@ impl Agent {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
                     // Retried at the next declaration or start, not in a loop.
+                    self.count_error(crate::RuntimeOp::Pool);
                     tracing::warn!(app = %app, error = %e.reason, "cannot fill the warm pool");
                     self.stop_filling(&app, serial);
                     return;
@@ -340,6 +342,7 @@ impl Agent {
             {
                 Ok((p, Ok(()))) => p,
                 Ok((p, Err(e))) => {
+                    self.count_error(crate::RuntimeOp::Cleanup);
                     tracing::warn!(instance = %p.id, error = %e, "cannot remove a parked container");
                     p
                 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use hako_model::{NodeRecord, NodeUsage, now_unix_ms};
+use hako_model::now_unix_ms;
 use hako_store::{Store, StoreError, StoreExt, keys};
 
 use super::MemberConfig;
@@ -88,27 +88,13 @@ impl Registration {
 
     /// Writes the node record (capacity, usage, heartbeat) on the lease.
     async fn publish(&self) -> Result<(), StoreError> {
-        let infos = self.agent.instances(None);
-        let mut usage = NodeUsage {
-            instances: infos.len() as u32,
-            ..NodeUsage::default()
-        };
-        for i in &infos {
-            if let Some(stats) = self.agent.stats(&i.id) {
-                usage.memory_used_bytes += stats.memory_current;
-            }
-        }
-        usage.memory_limits_bytes = self.agent.memory_limits();
-        let record = NodeRecord {
-            name: self.node.clone(),
-            addr: self.addr.clone(),
-            subnet: self.subnet.clone(),
-            capacity: crate::node_capacity(),
-            usage,
-            epoch: self.epoch.load(Ordering::SeqCst),
-            heartbeat_unix_ms: now_unix_ms(),
-            cached: Vec::new(),
-        };
+        let record = super::node_record(
+            &self.agent,
+            &self.node,
+            &self.addr,
+            self.subnet.clone(),
+            self.epoch.load(Ordering::SeqCst),
+        );
         self.store
             .put_json_with_lease(&keys::node(&self.node), &record, self.lease())
             .await?;

@@ -170,6 +170,7 @@ impl Engine {
         let txn = Txn::new()
             .when(Compare::present(&key))
             .and_then(TxnOp::delete(&key))
+            .and_then(TxnOp::delete(keys::cert(name)))
             .and_then(TxnOp::DeletePrefix {
                 prefix: keys::releases(name),
             });

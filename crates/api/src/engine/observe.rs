@@ -34,6 +34,15 @@ impl Engine {
         })
     }
 
+    pub(super) async fn checkpoint(&self, name: &str) -> Result<serde_json::Value, ApiError> {
+        self.app(name).await?;
+        self.backend.checkpoint_status(name).await.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no checkpoint status for app {name:?}: this node does not run it"
+            ))
+        })
+    }
+
     pub(super) async fn logs(&self, name: &str, max_bytes: usize) -> Result<String, ApiError> {
         self.app(name).await?;
         Ok(self.backend.logs(name, max_bytes).await)

@@ -14,6 +14,20 @@ use super::Shared;
 use crate::action::check_name;
 use crate::error::ApiError;
 
+/// The [`crate::Caller`] the auth middleware found for the request. A route without that
+/// middleware has none: 401.
+impl<St: Send + Sync> FromRequestParts<St> for crate::Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<crate::Caller>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
 /// Largest JSON body (app specs, patches): 1 MiB.
 pub const MAX_JSON_BODY: usize = 1 << 20;
 

@@ -38,6 +38,9 @@ impl IntoResponse for Reply {
                 ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
             }
             Reply::Instances(instances) => Json(instances).into_response(),
+            Reply::Nodes(nodes) => Json(nodes).into_response(),
+            Reply::Node(node) => Json(node).into_response(),
+            Reply::Cert(info) => Json(info).into_response(),
         }
     }
 }

@@ -140,6 +140,15 @@ pub const TEST_UPLOAD_LIMIT: usize = 64 << 10;
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    /// A server that also takes `metrics_token` on `GET /metrics`.
+    pub fn start_with_metrics_token(metrics_token: String) -> Server {
+        Server::start_with(Some(metrics_token))
+    }
+
+    fn start_with(metrics_token: Option<String>) -> Server {
         let backend = Arc::new(FakeBackend::default());
         backend
             .images
@@ -162,6 +171,7 @@ impl Server {
             store: store.clone(),
             backend: backend.clone(),
             token: token.clone(),
+            metrics_token,
             max_upload: TEST_UPLOAD_LIMIT,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

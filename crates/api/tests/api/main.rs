@@ -3,6 +3,7 @@
 
 mod apps;
 mod auth;
+mod certs;
 mod databases;
 mod events;
 mod garbage;
@@ -12,4 +13,5 @@ mod live;
 mod malformed;
 mod releases;
 mod slo;
+mod ui;
 mod vocabulary;

@@ -31,6 +31,8 @@ fn history() -> History {
         cold: 1,
         warm: 59,
         service_ms: 2.0,
+        keep_alive_mode: Default::default(),
+        predictor: None,
     }
 }
 

@@ -18,7 +18,7 @@ use super::loadgen::{self, Outcome};
 use super::memory::{self, Sample, Sampler};
 use super::neighbours::NeighbourLimits;
 use super::simulate::{Policy, Twin, twin};
-use super::sites::{Counts, Sites, patch, write_code};
+use super::sites::{Counts, Sites, patch, patch_with, write_code};
 use super::workload::{MinChange, Workload, prewarm_plan};
 use crate::daemon::HakoServe;
 
@@ -235,11 +235,24 @@ pub fn run(setup: &Setup, hako: &Path, stop: &AtomicBool) -> anyhow::Result<Real
     for (name, policy) in &setup.modes {
         check(stop)?;
         eprintln!("experiment: {name} ({})", policy.label());
+        let keep_alive = if policy.predictor {
+            hako_model::KeepAliveMode::Predictive
+        } else {
+            hako_model::KeepAliveMode::Fixed
+        };
         if policy.always_on {
-            sites.update_all(&patch(None, Some(policy.idle_timeout)))?;
+            sites.update_all(&patch_with(
+                None,
+                Some(policy.idle_timeout),
+                Some(keep_alive),
+            ))?;
             ramp(&sites, stop)?;
         } else {
-            sites.update_all(&patch(Some(0), Some(policy.idle_timeout)))?;
+            sites.update_all(&patch_with(
+                Some(0),
+                Some(policy.idle_timeout),
+                Some(keep_alive),
+            ))?;
         }
         let m = run_mode(setup, &serve, &sites, &requests, name, policy, stop)?;
         eprintln!(

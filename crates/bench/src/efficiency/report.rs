@@ -30,6 +30,9 @@ pub fn write(opts: &Options, r: &Results) -> anyhow::Result<String> {
         memory_chart(&opts.out.join("efficiency-host.svg"), real, true)?;
     }
     tradeoff_chart(&opts.out.join("efficiency-tradeoff.svg"), r)?;
+    if let Some(l) = &r.latency {
+        super::latency_report::charts(&opts.out, l)?;
+    }
     let md = markdown(opts, r, &line);
     let path = opts.out.join("efficiency.md");
     std::fs::write(&path, md).with_context(|| format!("write {}", path.display()))?;
@@ -54,20 +57,39 @@ pub fn summary(r: &Results) -> Summary {
             let get = |n: &str| mode(real, n);
             let mib = |n: &str| get(n).map_or(0.0, ModeRun::mean_mib);
             let cold = |n: &str| get(n).map_or(0.0, ModeRun::cold_ratio);
+            let on = mib("always-on");
+            // Added latency: each request's time past always-on's median (a warm request).
+            let warm = get("always-on").and_then(|m| m.latency(50.0));
+            let p99_added = |n: &str| {
+                let (m, warm) = (get(n)?, warm?);
+                let mut v: Vec<f64> = m
+                    .outcomes
+                    .iter()
+                    .filter(|o| o.status != 0)
+                    .map(|o| (f64::from(o.latency) - warm).max(0.0) * 1e3)
+                    .collect();
+                super::real::percentile(&mut v, 99.0)
+            };
+            let share = |n: &str| (on > 0.0 && get(n).is_some()).then(|| mib(n) / on);
             Summary {
                 sites: real.sites,
-                always_on_mib: mib("always-on"),
+                always_on_mib: on,
                 cycling_mib: mib("cycling"),
                 cold_ratio: cold("cycling"),
                 model_vs_sim_err,
                 predicted_mib: mib("cycling + prediction"),
                 predicted_cold_ratio: cold("cycling + prediction"),
+                predictor_ratio: share("predictor"),
+                predictor_cold_ratio: get("predictor").map(ModeRun::cold_ratio),
+                predictor_p99_added_ms: p99_added("predictor"),
+                oracle_ratio: share("cycling + prediction"),
             }
         }
         None => {
             let sim = |i: usize| r.headline.get(i).map(|p| &p.report);
             let mib =
                 |i: usize| sim(i).map_or(0.0, |s| s.mib_seconds / (s.simulated_hours * 3600.0));
+            let pred = r.latency.as_ref().map(|l| &l.predictor.report);
             Summary {
                 sites: sim(0).map_or(0, |s| s.sites),
                 always_on_mib: mib(0),
@@ -76,6 +98,10 @@ pub fn summary(r: &Results) -> Summary {
                 model_vs_sim_err,
                 predicted_mib: mib(2),
                 predicted_cold_ratio: sim(2).map_or(0.0, |s| s.cold_ratio),
+                predictor_ratio: pred.map(|p| p.memory_time_vs_always_on),
+                predictor_cold_ratio: pred.map(|p| p.cold_ratio),
+                predictor_p99_added_ms: pred.map(|p| p.wait_p99_ms),
+                oracle_ratio: sim(2).map(|s| s.memory_time_vs_always_on),
             }
         }
     }
@@ -129,6 +155,9 @@ fn markdown(opts: &Options, r: &Results, line: &str) -> String {
         real_section(&mut md, opts, real);
     }
     sim_section(&mut md, opts, r);
+    if let Some(l) = &r.latency {
+        super::latency_report::section(&mut md, r, l);
+    }
     method(&mut md, opts, r);
     md
 }

@@ -19,8 +19,11 @@ pub struct Policy {
     pub always_on: bool,
     /// The idle timeout (workload time).
     pub idle_timeout: Duration,
-    /// Predicted pre-warm lead, if any (workload time).
+    /// Predicted pre-warm lead, if any (workload time): the oracle, which knows the trace.
     pub lead: Option<Duration>,
+    /// The real predictive keep-alive (`--keep-alive predictive`, `hako_policy::predict`),
+    /// falling back to `idle_timeout`.
+    pub predictor: bool,
 }
 
 impl Policy {
@@ -29,6 +32,7 @@ impl Policy {
             always_on: true,
             idle_timeout: Duration::from_secs(300),
             lead: None,
+            predictor: false,
         }
     }
 
@@ -37,14 +41,27 @@ impl Policy {
             always_on: false,
             idle_timeout,
             lead: None,
+            predictor: false,
         }
     }
 
+    /// The oracle's pre-warm: it knows every next request of the trace.
     pub fn predicted(idle_timeout: Duration, lead: Duration) -> Policy {
         Policy {
             always_on: false,
             idle_timeout,
             lead: Some(lead),
+            predictor: false,
+        }
+    }
+
+    /// The real predictor over the fixed `idle_timeout`.
+    pub fn predictor(idle_timeout: Duration) -> Policy {
+        Policy {
+            always_on: false,
+            idle_timeout,
+            lead: None,
+            predictor: true,
         }
     }
 
@@ -70,6 +87,7 @@ impl Policy {
             always_on: self.always_on,
             idle_timeout: self.idle_timeout.div_f64(speedup),
             lead: self.lead.map(|l| l.div_f64(speedup)),
+            predictor: self.predictor,
         }
     }
 
@@ -78,6 +96,9 @@ impl Policy {
         let d = |d: Duration| crate::efficiency::human(d);
         match (self.always_on, self.lead) {
             (true, _) => "always-on".into(),
+            (false, None) if self.predictor => {
+                format!("predictor (fallback {})", d(self.idle_timeout))
+            }
             (false, None) => format!("cycling {}", d(self.idle_timeout)),
             (false, Some(l)) => {
                 format!("predicted {} (lead {})", d(self.idle_timeout), d(l))
@@ -120,6 +141,9 @@ pub struct Large {
     pub seed: u64,
     pub start_time: StartTime,
     pub memory_mib: f64,
+    /// The workload as a trace, when it is not the plain Azure-like one (timer-driven sites
+    /// mixed in: [`super::latency::timer_trace`]).
+    pub trace: Option<std::sync::Arc<hako_sim::Trace>>,
 }
 
 impl Large {
@@ -129,7 +153,13 @@ impl Large {
         c.start_time = self.start_time.clone();
         c.keep_alive = policy.keep_alive();
         c.prewarm = policy.prewarm();
+        c.predictor = policy
+            .predictor
+            .then(hako_policy::predict::PredictorSettings::default);
         c.memory_per_instance_mib = self.memory_mib;
+        if let Some(t) = &self.trace {
+            c.workload = SimWorkload::Trace((**t).clone());
+        }
         c
     }
 
@@ -138,10 +168,15 @@ impl Large {
     pub fn run(&self, policy: &Policy) -> anyhow::Result<SimPoint> {
         let config = self.config(policy);
         let report = hako_sim::run(&config)?;
-        let model = match hako_sim::predict(&config) {
-            Ok(p) => Some((p.cold_ratio, p.memory_time_vs_always_on)),
-            Err(hako_sim::SimError::Model(_)) => None,
-            Err(e) => return Err(e.into()),
+        // The model covers the fixed keep-alive on the synthetic workload only.
+        let model = if policy.predictor || self.trace.is_some() {
+            None
+        } else {
+            match hako_sim::predict(&config) {
+                Ok(p) => Some((p.cold_ratio, p.memory_time_vs_always_on)),
+                Err(hako_sim::SimError::Model(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
         };
         Ok(SimPoint {
             policy: policy.clone(),
@@ -277,6 +312,7 @@ mod tests {
             seed: 3,
             start_time: StartTime::constant(Duration::from_millis(50)),
             memory_mib: 10.0,
+            trace: None,
         }
     }
 

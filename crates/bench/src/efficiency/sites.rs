@@ -74,7 +74,17 @@ pub fn duration(d: Duration) -> String {
 
 /// A change of a site's minimum of instances and, if given, its idle timeout.
 pub fn patch(min: Option<u32>, idle_timeout: Option<Duration>) -> AppPatch {
+    patch_with(min, idle_timeout, None)
+}
+
+/// [`patch`], also setting the keep-alive (the real predictor's mode).
+pub fn patch_with(
+    min: Option<u32>,
+    idle_timeout: Option<Duration>,
+    keep_alive: Option<hako_model::KeepAliveMode>,
+) -> AppPatch {
     AppPatch {
+        keep_alive,
         min,
         // Whole milliseconds, as the API keeps them (and at least one).
         idle_timeout: idle_timeout

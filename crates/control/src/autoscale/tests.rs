@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::{AutoscaleLoop, SAMPLE_INTERVAL};
 use crate::lifecycle::Cause;
+use crate::metrics::ScaleDirection;
 use crate::testbed::{Bed, Busy, Call, bed, site};
 
 fn scaler(b: &Bed) -> AutoscaleLoop {
@@ -17,6 +18,7 @@ fn scaler(b: &Bed) -> AutoscaleLoop {
         b.load.clone(),
         b.events.clone(),
         Instant::now(),
+        Default::default(),
     )
 }
 
@@ -85,6 +87,10 @@ async fn a_surge_scales_up_within_two_seconds_then_calm_drains_to_one_and_the_id
         .filter(|e| e.kind == EventKind::Scale)
         .collect();
     assert_eq!(scale_events.len(), 1 + down.len(), "{scale_events:?}");
+    // And counted for /metrics, by direction.
+    let counted = |d| s.telemetry.scale_decisions("site", d);
+    assert_eq!(counted(ScaleDirection::Up), 1);
+    assert_eq!(counted(ScaleDirection::Down), down.len() as u64);
     assert!(
         scale_events[1].reason.contains("draining"),
         "{scale_events:?}"

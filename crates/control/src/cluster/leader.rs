@@ -102,6 +102,10 @@ async fn lead(ctx: &Arc<LeaderCtx>) {
         nodes: nodes.clone(),
         activity: ctx.activity.clone(),
     });
+    // Checkpoints are made through the nodes' seam (remote nodes do not make them yet: their
+    // versions start without one).
+    let (checkpoints, checkpoint_queue) =
+        crate::checkpoint::Checkpointer::new(nodes.clone(), ctx.events.clone(), ctx.apps.clone());
     let lifecycle = Arc::new(Lifecycle::new(
         nodes.clone(),
         traffic.clone(),
@@ -111,6 +115,7 @@ async fn lead(ctx: &Arc<LeaderCtx>) {
         ctx.apps.clone(),
         ctx.stop_grace,
         wake.clone(),
+        checkpoints.clone(),
     ));
     lifecycle.adopt(adopted);
     ctx.lead.set(Some(lifecycle.clone()));
@@ -123,6 +128,7 @@ async fn lead(ctx: &Arc<LeaderCtx>) {
         traffic,
         wake: wake.clone(),
         epoch: tokio::time::Instant::now(),
+        predictors: Arc::new(crate::predict::Predictors::default()),
     };
     let tasks = [
         tokio::spawn(nodes.clone().follow()),
@@ -135,6 +141,7 @@ async fn lead(ctx: &Arc<LeaderCtx>) {
             }
         }),
         tokio::spawn(keep_alive.run()),
+        tokio::spawn(checkpoints.run(checkpoint_queue)),
         tokio::spawn(super::wants::serve_wants(
             ctx.store.clone(),
             lifecycle.clone(),
@@ -205,6 +212,7 @@ async fn drain_nodes(nodes: Arc<ClusterNodes>, lifecycle: Arc<Lifecycle>, apps: 
                     lifecycle.replace_in_background(
                         &app,
                         &info.id,
+                        hako_model::StopReason::NodeDrain,
                         format!("node {node} is drained for maintenance"),
                     );
                 }

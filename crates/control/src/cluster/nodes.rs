@@ -357,7 +357,14 @@ impl Node for ClusterNodes {
         ))
     }
 
-    async fn launch(&self, app: &App, created: Created) -> Result<InstanceInfo, LaunchError> {
+    async fn launch(
+        &self,
+        app: &App,
+        // A node's agent chooses the start path by the app's own setting (remote nodes make
+        // no checkpoints yet, so there is nothing to restore).
+        _mode: hako_agent::StartMode,
+        created: Created,
+    ) -> Result<InstanceInfo, LaunchError> {
         let node = {
             let fleet = self.fleet();
             scheduler::place(app, &fleet.candidates(app))

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use hako_model::InstanceState;
+use hako_agent::StartMode;
+use hako_model::{EventKind, InstanceState};
 use tokio::time::Instant;
 
-use crate::testbed::{Call, bed, site};
+use crate::lifecycle::Cause;
+use crate::testbed::{Bed, Call, bed, site};
 
 #[tokio::test(start_paused = true)]
 async fn a_minimum_is_started_kept_while_idle_and_stopped_at_the_idle_timeout() {
@@ -177,4 +179,258 @@ async fn an_instance_woken_by_an_uptime_check_stops_after_it_not_at_the_idle_tim
     b.keep_alive.tick(Instant::now());
     b.settle().await;
     assert!(b.states().is_empty());
+}
+
+/// The same holds for a predictive site: its deadlines, learned or not, count visitors only.
+#[tokio::test(start_paused = true)]
+async fn a_predictive_site_woken_by_an_uptime_check_stops_after_it_too() {
+    use crate::testbed::Busy;
+    use hako_policy::wake::RequestClass;
+    let b = bed(site(
+        serde_json::json!({"keep_alive": "predictive", "idle_timeout": "5m"}),
+    ))
+    .await;
+    let woken = b.lifecycle.start(&b.app(), Cause::Request).await.unwrap();
+    b.load.set(
+        &woken.id,
+        Busy {
+            quiet: Some(Instant::now()),
+            first: Some(RequestClass::Ignored),
+            ..Busy::default()
+        },
+    );
+    let next = b.keep_alive.tick(Instant::now()).unwrap();
+    assert_eq!(
+        next,
+        b.keep_alive
+            .time(Instant::now() + crate::views::QUIET_LINGER)
+    );
+    tokio::time::advance(crate::views::QUIET_LINGER).await;
+    b.keep_alive.tick(Instant::now());
+    b.settle().await;
+    assert!(b.states().is_empty(), "kept awake by an uptime check");
+    assert!(b.keep_alive.predictors.state("site").is_some());
+}
+
+impl Bed {
+    /// The instant of the policy's time `t`.
+    fn instant(&self, t: hako_policy::Time) -> Instant {
+        self.keep_alive.epoch + Duration::from_nanos(t.0)
+    }
+
+    /// Runs the keep-alive loop as the daemon does — a pass at each of its next checks —
+    /// until `until`.
+    async fn run_until(&self, until: Instant) {
+        loop {
+            let next = self.keep_alive.tick(Instant::now());
+            self.settle().await;
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            let to = next
+                .map(|t| self.instant(t))
+                .filter(|t| *t > now && *t < until)
+                .unwrap_or(until);
+            tokio::time::advance(to - now).await;
+        }
+    }
+
+    /// A request arrives now, as the proxy sees it: recorded, and if no instance is ready it
+    /// starts one (a cold start). True if it found one ready.
+    async fn request(&self) -> bool {
+        self.router
+            .record_idle_arrival("site", Instant::now())
+            .unwrap();
+        let warm = self
+            .states()
+            .iter()
+            .any(|(_, s)| *s == InstanceState::Ready);
+        if !warm {
+            self.lifecycle
+                .start(&self.app(), Cause::Request)
+                .await
+                .unwrap();
+        }
+        warm
+    }
+
+    async fn events_of(&self, kind: EventKind) -> Vec<hako_model::Event> {
+        let mut all = self.events().await;
+        all.retain(|e| e.kind == kind);
+        all
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_predictor_pre_warms_before_a_periodic_arrival() {
+    // A cron-like client every 60 s; the 30 s idle timeout alone makes each request cold.
+    let b = bed(site(
+        serde_json::json!({"keep_alive": "predictive", "idle_timeout": "30s"}),
+    ))
+    .await;
+    let period = Duration::from_secs(60);
+    let mut warm = Vec::new();
+    for _ in 0..16 {
+        let arrival = Instant::now();
+        warm.push(b.request().await);
+        b.run_until(arrival + period).await;
+    }
+    // While learning (10 idle periods), the fixed keep-alive decides: cold every time.
+    assert!(warm[..11].iter().all(|w| !w), "{warm:?}");
+    // Then an instance is ready before each request, started ahead of it.
+    assert!(warm[12..].iter().all(|w| *w), "{warm:?}");
+    let state = b.keep_alive.predictors.state("site").unwrap();
+    assert!(state.window.contains("pre-warm"), "{}", state.window);
+    assert!(state.pre_warm_starts >= 4, "{state:?}");
+    // Between visits nothing runs: every instance was stopped after its visit.
+    let launches = b
+        .node
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Launch(_)))
+        .count();
+    let stops = b
+        .node
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Stop(_)))
+        .count();
+    // One per visit, and the pre-warm ahead of the 17th (the last minute ran up to it).
+    assert_eq!(launches, 17);
+    assert!(stops >= 15, "{:?}", b.node.calls());
+    let prewarms = b.events_of(EventKind::Start).await;
+    assert!(
+        prewarms
+            .iter()
+            .filter(|e| e.reason.contains("pre-warm"))
+            .count()
+            >= 4,
+        "{prewarms:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fixed_keep_alive_never_pre_warms() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "30s"}))).await;
+    for _ in 0..14 {
+        let arrival = Instant::now();
+        assert!(!b.request().await, "cold every time");
+        b.run_until(arrival + Duration::from_secs(60)).await;
+    }
+    assert!(b.keep_alive.predictors.state("site").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_is_made_after_the_first_start_and_decides_later_starts() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "30s"}))).await;
+    b.run_checkpoints();
+    // A slow-init app: restored 62 ms against 620 ms cold.
+    *b.node.checkpoint.lock().unwrap() = Some((620.0, 62.0));
+    b.request().await;
+    assert_eq!(b.node.modes.lock().unwrap()[0], StartMode::Auto);
+    tokio::time::advance(b.checkpoints.delay).await;
+    b.settle().await;
+    while b.events_of(EventKind::Checkpoint).await.is_empty() {
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(*b.node.checkpoints_made.lock().unwrap(), 1);
+    let made = b.events_of(EventKind::Checkpoint).await;
+    assert!(made[0].reason.contains("restore is faster"), "{made:?}");
+    let status = b.checkpoints.status(&b.app());
+    assert_eq!(status["restores"], true, "{status}");
+    // The next start may restore; no second checkpoint of the same version.
+    b.run_until(Instant::now() + Duration::from_secs(60)).await;
+    b.request().await;
+    assert_eq!(b.node.modes.lock().unwrap().last(), Some(&StartMode::Auto));
+    tokio::time::advance(b.checkpoints.delay * 2).await;
+    b.settle().await;
+    assert_eq!(*b.node.checkpoints_made.lock().unwrap(), 1);
+    // restore: never — starts never restore.
+    b.set(site(
+        serde_json::json!({"idle_timeout": "30s", "restore": "never"}),
+    ));
+    b.run_until(Instant::now() + Duration::from_secs(60)).await;
+    b.request().await;
+    assert_eq!(
+        b.node.modes.lock().unwrap().last(),
+        Some(&StartMode::NoRestore)
+    );
+    let status = b.checkpoints.status(&b.app());
+    assert_eq!(status["restores"], false, "{status}");
+    assert!(
+        status["reason"].as_str().unwrap().contains("never"),
+        "{status}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn where_a_cold_start_is_faster_auto_does_not_restore() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "30s"}))).await;
+    b.run_checkpoints();
+    // php -S: 13 ms cold against 16 ms restored.
+    *b.node.checkpoint.lock().unwrap() = Some((13.0, 16.0));
+    b.request().await;
+    tokio::time::advance(b.checkpoints.delay).await;
+    while b.events_of(EventKind::Checkpoint).await.is_empty() {
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    b.run_until(Instant::now() + Duration::from_secs(60)).await;
+    b.request().await;
+    assert_eq!(
+        b.node.modes.lock().unwrap().last(),
+        Some(&StartMode::NoRestore)
+    );
+    let status = b.checkpoints.status(&b.app());
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a cold start is faster"),
+        "{status}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_criu_every_start_is_cold_and_one_event_says_so() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "30s"}))).await;
+    b.run_checkpoints();
+    // The fake node has no CRIU (no measurements set).
+    for round in 0..3 {
+        b.request().await;
+        tokio::time::advance(b.checkpoints.delay).await;
+        b.settle().await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        b.run_until(Instant::now() + Duration::from_secs(60)).await;
+        if round == 0 {
+            // A new version (a rollout) tries again, and fails again: still one event.
+            let mut app = b.app();
+            app.generation += 1;
+            b.apps.insert(app);
+        }
+    }
+    let failed = b.events_of(EventKind::CheckpointFailed).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].reason.contains("CRIU is not available"),
+        "{failed:?}"
+    );
+    assert!(failed[0].reason.contains("hako criu install"), "{failed:?}");
+    assert_eq!(
+        *b.node.checkpoints_made.lock().unwrap(),
+        2,
+        "one try per version"
+    );
+    // Each version's first start could not know; after its failed checkpoint, starts do not
+    // look for one.
+    let modes = b.node.modes.lock().unwrap().clone();
+    assert_eq!(
+        modes,
+        [StartMode::Auto, StartMode::Auto, StartMode::NoRestore]
+    );
 }

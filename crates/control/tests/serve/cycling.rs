@@ -358,6 +358,22 @@ async fn a_schedule_wakes_a_sleeping_site_and_ignored_clients_do_not_keep_it_awa
         m["scheduled"].as_u64().unwrap() + 1,
         "{m}"
     );
+    // The same counts on /metrics, by class and by run result.
+    let (status, text) = crate::metrics::scrape(&s, Some(&s.client.token)).await;
+    assert_eq!(status, 200, "{text}");
+    let series = |name: &str| {
+        crate::metrics::value(&text, name).unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert_eq!(
+        series(r#"hako_requests_by_class_total{app="cron",class="ignored"}"#),
+        1.0
+    );
+    assert!(series(r#"hako_requests_by_class_total{app="cron",class="scheduled"}"#) >= 1.0);
+    assert_eq!(
+        series(r#"hako_requests_by_class_total{app="cron",class="visitor"}"#),
+        0.0
+    );
+    assert!(series(r#"hako_schedule_runs_total{app="cron",result="ok"}"#) >= 1.0);
     s.update("cron", serde_json::json!({"schedules": []})).await;
     s.stop().await;
 }

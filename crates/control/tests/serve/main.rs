@@ -14,9 +14,12 @@ use hako_runtime::RuntimeConfig;
 pub(crate) use hako_testkit::site::static_app as static_site;
 
 mod cycling;
+mod dashboard;
 mod etcd;
 mod keep_alive;
 mod lifecycle;
+mod logs;
+mod metrics;
 mod requests;
 
 pub(crate) struct Serve {

@@ -9,7 +9,7 @@ use hako_api::{Client, DatabaseOnDelete};
 use hako_model::units::{format_size, parse_cpu};
 use hako_model::{App, AppNetwork, AppPatch, ByteSize, HumanDuration, ImageRef, StopSignal};
 
-use super::{Exit, Failure, OrExit, out};
+use super::{Exit, Failure, OrExit, api, out};
 
 #[derive(Debug, clap::Args)]
 pub struct AppArgs {
@@ -64,14 +64,35 @@ pub enum AppCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The end of the app's recent logs.
+    /// The end of the app's recent logs; with --follow, then what its instances write, as
+    /// they write it (also instances started later), until Ctrl-C.
     Logs {
         name: String,
-        #[arg(long, default_value_t = 16384)]
-        bytes: usize,
+        /// How much of the end to show (with --follow: before following).
+        #[arg(long)]
+        bytes: Option<usize>,
+        /// Keep printing new lines as the app's instances write them.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// Request metrics: cold and warm requests, wait and upstream time percentiles.
     Metrics { name: String },
+    /// The app's HTTPS certificate: upload one (--cert and --key, PEM), show it, or --remove it.
+    Cert {
+        name: String,
+        /// The PEM certificate chain, the site's certificate first.
+        #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "remove")]
+        cert: Option<PathBuf>,
+        /// The PEM private key of the certificate.
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        /// Stop serving the app's certificate (HTTPS to its hosts is refused until it has
+        /// another).
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Settings shared by create and update: one flag per [`AppPatch`] field, read by the same
@@ -181,6 +202,30 @@ pub struct Settings {
         conflicts_with_all = ["ignore_user_agents", "ignore_paths", "ignore_uptime_checkers"]
     )]
     pub no_ignore: bool,
+    /// Answer plain-HTTP requests with a redirect to HTTPS (needs `hako serve --https`).
+    #[arg(long)]
+    pub https_redirect: bool,
+    /// Stop redirecting plain HTTP to HTTPS (update only).
+    #[arg(long, conflicts_with = "https_redirect")]
+    pub no_https_redirect: bool,
+    /// Send Strict-Transport-Security with this max-age on HTTPS responses, e.g. 365d.
+    #[arg(long, value_name = "DURATION")]
+    pub hsts: Option<HumanDuration>,
+    /// Stop sending Strict-Transport-Security (update only).
+    #[arg(long, conflicts_with = "hsts")]
+    pub no_hsts: bool,
+    /// Obtain and renew the app's certificate from the ACME server in hako serve's [acme]
+    /// config (HTTP-01 on the app's hosts, which must point at this server).
+    #[arg(long)]
+    pub acme: bool,
+    /// Stop using ACME for the app (its last certificate is kept until replaced or removed).
+    #[arg(long, conflicts_with = "acme")]
+    pub no_acme: bool,
+    /// Which keep-alive stops idle instances: fixed (the idle timeout) or predictive (learns
+    /// the site's idle periods; unloads a periodic site after each visit and pre-warms it
+    /// just before the next). Default fixed.
+    #[arg(long, value_name = "fixed|predictive")]
+    pub keep_alive: Option<hako_model::KeepAliveMode>,
 }
 
 impl Settings {
@@ -209,11 +254,7 @@ impl Settings {
             health_path: self.health_path.map(Some),
             network: self.net,
             stop_signal: self.stop_signal,
-            database: match (self.database, self.no_database) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
-                _ => None,
-            },
+            database: switch(self.database, self.no_database),
             warm_pool: self.warm_pool,
             seccomp: self.seccomp,
             seccomp_reason: self.seccomp_reason.map(Some),
@@ -241,6 +282,14 @@ impl Settings {
                     paths: self.ignore_paths,
                 })
             },
+            https_redirect: switch(self.https_redirect, self.no_https_redirect),
+            hsts: match (self.hsts, self.no_hsts) {
+                (Some(d), _) => Some(Some(d)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            },
+            acme: switch(self.acme, self.no_acme),
+            keep_alive: self.keep_alive,
         })
     }
 }
@@ -260,6 +309,15 @@ pub struct UpdateArgs {
     pub name: String,
     #[command(flatten)]
     pub settings: Settings,
+}
+
+/// A `--x` / `--no-x` pair as a patch field: on, off, or unchanged.
+fn switch(on: bool, off: bool) -> Option<bool> {
+    match (on, off) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
 }
 
 fn env_map(pairs: &[String]) -> Result<BTreeMap<String, String>, Failure> {
@@ -302,16 +360,6 @@ pub async fn execute(args: AppArgs, data_dir: &Path) -> Result<u8, Failure> {
         .map_err(|e| Failure::new(Exit::Failure, e))?
 }
 
-fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
-    r.map_err(|e| {
-        let exit = match e.status() {
-            Some(400..=499) => Exit::Usage,
-            _ => Exit::Failure,
-        };
-        Failure::new(exit, anyhow::anyhow!("{e}"))
-    })
-}
-
 fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Failure> {
     match command {
         AppCommand::Create(a) => {
@@ -348,8 +396,16 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
         AppCommand::Show { name, json } => {
             let app = api(client.app(&name))?;
             let instances = api(client.instances(Some(&name)))?;
+            // Whether starts restore a checkpoint, and why (absent from an older daemon).
+            let checkpoint = client.checkpoint(&name).ok();
             if json {
-                let v = serde_json::json!({ "app": app, "instances": instances });
+                let cert = api(client.cert(&name))?;
+                let v = serde_json::json!({
+                    "app": app,
+                    "instances": instances,
+                    "certificate": cert,
+                    "checkpoint": checkpoint,
+                });
                 out(&format!(
                     "{}\n",
                     serde_json::to_string_pretty(&v).expect("serializable")
@@ -357,6 +413,10 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             } else {
                 let mut s = serde_json::to_string_pretty(&app).expect("serializable");
                 s.push('\n');
+                s += &cert_line(api(client.cert(&name))?.as_ref(), app.spec.acme);
+                if let Some(c) = &checkpoint {
+                    s += &checkpoint_lines(c);
+                }
                 s += &format!("instances: {}\n", instances.len());
                 for i in instances {
                     s += &format!(
@@ -365,10 +425,11 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                         i.addr,
                         i.state,
                         i.ready_ms.unwrap_or(0.0),
-                        if i.from_pool {
-                            " (from the warm pool)"
-                        } else {
-                            ""
+                        match i.start_path {
+                            hako_model::StartPath::Pool => " (from the warm pool)",
+                            hako_model::StartPath::Restore => " (restored from a checkpoint)",
+                            hako_model::StartPath::Shared => " (from the shared warm pool)",
+                            hako_model::StartPath::Cold => "",
                         },
                         i.image,
                         i.release.map_or("-".into(), |r| r.to_string())
@@ -503,8 +564,68 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             out(&s);
             Ok(0)
         }
-        AppCommand::Logs { name, bytes } => {
-            out(&api(client.logs(&name, Some(bytes)))?);
+        AppCommand::Logs {
+            name,
+            bytes,
+            follow: false,
+        } => {
+            out(&api(client.logs(&name, Some(bytes.unwrap_or(16384))))?);
+            Ok(0)
+        }
+        AppCommand::Logs {
+            name,
+            bytes,
+            follow: true,
+        } => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            let mut first = true;
+            api(client.follow_logs(&name, bytes, |piece| {
+                let written = match piece {
+                    hako_api::LogPiece::Instance(id) => {
+                        let gap = if first { "" } else { "\n" };
+                        first = false;
+                        writeln!(stdout, "{gap}==> {id} <==")
+                    }
+                    hako_api::LogPiece::Text(text) => stdout.write_all(text.as_bytes()),
+                };
+                // A closed stdout (`| head`) ends the following.
+                written.and_then(|()| stdout.flush()).is_ok()
+            }))?;
+            Ok(0)
+        }
+        AppCommand::Cert {
+            name,
+            cert,
+            key,
+            remove,
+            json,
+        } => {
+            if remove {
+                api(client.remove_cert(&name))?;
+                out(&format!("removed the certificate of {name}\n"));
+                return Ok(0);
+            }
+            let info = match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    let read = |p: &Path| {
+                        std::fs::read_to_string(p)
+                            .with_context(|| format!("cannot read {}", p.display()))
+                            .or_exit(Exit::Usage)
+                    };
+                    Some(api(client.set_cert(&name, &read(&cert)?, &read(&key)?))?)
+                }
+                _ => api(client.cert(&name))?,
+            };
+            if json {
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&info).expect("serializable")
+                ));
+            } else {
+                let acme = api(client.app(&name))?.spec.acme;
+                out(&cert_line(info.as_ref(), acme));
+            }
             Ok(0)
         }
         AppCommand::Metrics { name } => {
@@ -516,6 +637,61 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
             Ok(0)
         }
     }
+}
+
+/// One line about an app's certificate: source, issuer, names and expiry (never the key).
+fn cert_line(info: Option<&hako_tls::CertInfo>, acme: bool) -> String {
+    let Some(c) = info else {
+        return if acme {
+            "certificate: none yet (ACME is ordering one; see 'hako app events')\n".into()
+        } else {
+            "certificate: none (HTTPS refused; 'hako app cert NAME --cert F --key F' or --acme)\n"
+                .into()
+        };
+    };
+    let now = hako_model::now_unix() as i64;
+    format!(
+        "certificate: {} by {} for {}, not after {} ({})\n",
+        match c.source {
+            hako_tls::CertSource::Uploaded => "uploaded",
+            hako_tls::CertSource::Acme => "ACME",
+        },
+        c.issuer,
+        c.names.join(", "),
+        super::format_time_ms(c.not_after_unix.max(0) as u64 * 1000),
+        match c.not_after_unix - now {
+            left if left <= 0 => "expired".to_string(),
+            left => format!("in {}", hako_tls::schedule::in_words(left)),
+        }
+    )
+}
+
+/// `hako app show`'s lines on checkpoint/restore: which start path and why, the checkpoint's
+/// size, the node's checkpoint disk use against its bound.
+fn checkpoint_lines(c: &serde_json::Value) -> String {
+    let mut s = format!(
+        "restore: {} — {}\n",
+        c["restore"].as_str().unwrap_or("auto"),
+        c["reason"].as_str().unwrap_or("")
+    );
+    if let Some(bytes) = c["checkpoint"]["bytes"].as_u64() {
+        s += &format!("  checkpoint: {}", format_size(bytes));
+        if let Some(image) = c["checkpoint"]["image"].as_str() {
+            s += &format!(" of image {image}");
+        }
+        s.push('\n');
+    }
+    if let (Some(used), Some(bound)) = (
+        c["node_checkpoint_bytes"].as_u64(),
+        c["node_checkpoint_max_bytes"].as_u64(),
+    ) {
+        s += &format!(
+            "  node's checkpoints: {} of {}\n",
+            format_size(used),
+            format_size(bound)
+        );
+    }
+    s
 }
 
 /// Asks a yes/no question on the terminal; only an explicit yes is yes.

@@ -13,13 +13,20 @@ use super::{Exit, Failure, OrExit};
 /// Options of `hako serve` (each can also come from `--config FILE`, a TOML file with the
 /// same names: `listen`, `api`, `store`, `prefix`, `subnet`, `state_root`, `stop_grace`,
 /// `trusted_proxies` (a list), `release_max_size`, `release_max_files`, `data_quota` (a size
-/// or "none"), and a `[database]` table: `socket`, `prefix`, `defaults_file`,
-/// `max_user_connections`).
+/// or "none"), `https`, `checkpoint_max_size` (the disk bound of this node's checkpoints),
+/// `criu_dir` (where `hako criu install` put CRIU, default `<data-dir>/criu`), `shared_pool`
+/// (slots of the node's shared warm pool, default 0), a `[database]` table: `socket`, `prefix`,
+/// `defaults_file`, `max_user_connections`, and an `[acme]` table: `directory`, `email`,
+/// `ca_file`).
 #[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// Where the proxy listens for site traffic.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Where the proxy serves HTTPS, e.g. 0.0.0.0:443 (certificates per site: uploaded with
+    /// `hako app cert`, or from ACME with `[acme]` in the config) [default: no HTTPS].
+    #[arg(long, value_name = "ADDR")]
+    pub https: Option<SocketAddr>,
     /// Where the API listens (keep it on loopback or a private network).
     #[arg(long, value_name = "ADDR")]
     pub api: Option<SocketAddr>,
@@ -48,13 +55,43 @@ pub struct ServeArgs {
     /// [default: none].
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// In a cluster (--store etcd://…): be a front only, run no instances on this host.
+    #[arg(long)]
+    pub no_node: bool,
 }
+
+/// Options of a host in a cluster (`hako serve --store etcd://…` and `hako agent`); in the
+/// config file `node`, `advertise`, `shared_dir`, `lease`.
+#[derive(Debug, Default, clap::Args)]
+pub struct ClusterArgs {
+    /// This host's node name in the cluster [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// The address other hosts of the cluster reach this one at [default: 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    pub advertise: Option<String>,
+    /// Storage every node shares (an NFS or CephFS mount): images, code releases and apps'
+    /// /data live there.
+    #[arg(long, value_name = "DIR")]
+    pub shared_dir: Option<PathBuf>,
+    /// How long this host's lease lives without renewal: a lost host is noticed this long after
+    /// it went quiet [default: 5s].
+    #[arg(long, value_name = "DURATION")]
+    pub lease: Option<HumanDuration>,
+}
+
+/// Most slots of the shared warm pool a node keeps (each holds a cgroup, a network namespace
+/// and a veth, no process).
+const MAX_SHARED_POOL: usize = 256;
 
 /// The config file.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    https: Option<SocketAddr>,
     api: Option<SocketAddr>,
     store: Option<String>,
     prefix: Option<String>,
@@ -65,7 +102,27 @@ struct FileConfig {
     release_max_size: Option<String>,
     release_max_files: Option<u64>,
     data_quota: Option<String>,
+    node: Option<String>,
+    advertise: Option<String>,
+    shared_dir: Option<PathBuf>,
+    lease: Option<HumanDuration>,
+    checkpoint_max_size: Option<String>,
+    criu_dir: Option<PathBuf>,
+    shared_pool: Option<usize>,
     database: Option<DatabaseFileConfig>,
+    acme: Option<AcmeFileConfig>,
+}
+
+/// `[acme]` in the config file: ACME is on when it is there.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcmeFileConfig {
+    /// The directory URL [default: Let's Encrypt's production directory].
+    directory: Option<String>,
+    /// The account's contact address.
+    email: Option<String>,
+    /// A PEM root to trust for the directory's HTTPS (a test CA such as pebble's).
+    ca_file: Option<PathBuf>,
 }
 
 /// `[database]` in the config file.
@@ -92,8 +149,12 @@ pub async fn execute(args: ServeArgs, data_dir: &Path) -> Result<u8, Failure> {
     let data = data_dir.display().to_string();
     tokio::spawn(async move {
         if let Ok(b) = bound_rx.await {
+            let https = b
+                .https
+                .map(|a| format!(" and https://{a}"))
+                .unwrap_or_default();
             eprintln!(
-                "hako: serving sites on http://{} (API http://{}, data {data})",
+                "hako: serving sites on http://{}{https} (API http://{}, data {data})",
                 b.proxy, b.api
             );
         }
@@ -127,6 +188,34 @@ fn settings(
     }
     if let Some(a) = args.api.or(file.api) {
         config.api = a;
+    }
+    config.https = args.https.or(file.https);
+    if let Some(acme) = file.acme {
+        let directory = acme
+            .directory
+            .unwrap_or_else(|| hako_tls::acme::LETS_ENCRYPT.to_string());
+        if !directory.starts_with("https://") {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!(
+                    "config setting acme.directory {directory:?} must be an https:// URL (Let's Encrypt's is {})",
+                    hako_tls::acme::LETS_ENCRYPT
+                ),
+            ));
+        }
+        if config.https.is_none() {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!(
+                    "[acme] needs an HTTPS listener to serve the certificates: add --https ADDR or https = \"0.0.0.0:443\""
+                ),
+            ));
+        }
+        config.acme = Some(hako_tls::AcmeConfig {
+            directory,
+            email: acme.email,
+            ca_file: acme.ca_file,
+        });
     }
     if let Some(s) = args.store.or(file.store) {
         config.store = s.parse().or_exit(Exit::Usage)?;
@@ -166,6 +255,32 @@ fn settings(
             s => Some(size("data_quota", s)?),
         };
     }
+    config.node = args.cluster.node.or(file.node);
+    config.advertise = args.cluster.advertise.or(file.advertise);
+    config.shared_dir = args.cluster.shared_dir.or(file.shared_dir);
+    if let Some(l) = args.cluster.lease.or(file.lease) {
+        config.lease_ttl = l.0;
+    }
+    config.run_node = !args.no_node;
+    if config.shared_dir.is_some() && !matches!(config.store, hako_store::StoreSpec::Etcd { .. }) {
+        return Err(anyhow::anyhow!(
+            "--shared-dir is for a cluster: give --store etcd://… too"
+        ))
+        .or_exit(Exit::Usage);
+    }
+    if let Some(s) = &file.checkpoint_max_size {
+        config.checkpoint_max_bytes = size("checkpoint_max_size", s)?;
+    }
+    config.criu_dir = file.criu_dir;
+    if let Some(n) = file.shared_pool {
+        if n > MAX_SHARED_POOL {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!("shared_pool = {n} is too many: give at most {MAX_SHARED_POOL}"),
+            ));
+        }
+        config.shared_pool = n;
+    }
     let db = file.database.unwrap_or_default();
     if let Some(s) = args.database_socket.or(db.socket) {
         config.database.socket = s;
@@ -188,7 +303,7 @@ fn size(setting: &str, value: &str) -> Result<u64, Failure> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -218,6 +333,25 @@ mod tests {
         assert!(err.to_string().contains("add one, like 45s"), "{err}");
         let err = toml::from_str::<FileConfig>("stop_grace = 45").unwrap_err();
         assert!(err.to_string().contains("add one, like 45s"), "{err}");
+    }
+
+    #[test]
+    fn acme_is_off_by_default_and_needs_https() {
+        let dir = Path::new("/tmp/hako-test-none");
+        let c = settings(ServeArgs::default(), None, dir).unwrap();
+        assert!(c.acme.is_none() && c.https.is_none());
+        let text = "https = \"127.0.0.1:8443\"\n[acme]\nemail = \"ops@example.com\"\n";
+        let c = settings(ServeArgs::default(), Some(text), dir).unwrap();
+        let acme = c.acme.unwrap();
+        assert_eq!(acme.directory, hako_tls::acme::LETS_ENCRYPT);
+        assert_eq!(acme.email.as_deref(), Some("ops@example.com"));
+        assert_eq!(c.https, Some("127.0.0.1:8443".parse().unwrap()));
+        let err = settings(ServeArgs::default(), Some("[acme]\n"), dir).unwrap_err();
+        assert!(format!("{err:?}").contains("--https"), "{err:?}");
+        let plain = "https = \"127.0.0.1:8443\"\n[acme]\ndirectory = \"http://x/dir\"\n";
+        let err = settings(ServeArgs::default(), Some(plain), dir).unwrap_err();
+        assert!(format!("{err:?}").contains("https:// URL"), "{err:?}");
+        assert!(toml::from_str::<FileConfig>("[acme]\ndirectry = \"x\"\n").is_err());
     }
 }
 

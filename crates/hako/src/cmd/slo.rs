@@ -101,6 +101,17 @@ fn describe(r: &SloReport) -> String {
     if let Some(ka) = &r.keep_alive {
         s += &format!("keep-alive now: {}\n", keep_alive(ka));
     }
+    if r.keep_alive_mode == hako_model::KeepAliveMode::Predictive {
+        match &r.predictor {
+            Some(p) => {
+                s += &format!(
+                    "predictive keep-alive: {} ({} idle period(s) seen, {} pre-warm start(s)); the model below estimates the fixed keep-alive, the observed line is what the predictor did\n",
+                    p.window, p.idle_periods, p.pre_warm_starts
+                )
+            }
+            None => s += "predictive keep-alive: nothing learned yet\n",
+        }
+    }
     if let Some(f) = h.observed_cold_fraction {
         s += &format!(
             "observed: {:.2}% of requests waited for a start ({} of {})\n",
@@ -236,6 +247,8 @@ mod tests {
             cold: 11,
             warm: 90,
             service_ms: 1.0,
+            keep_alive_mode: Default::default(),
+            predictor: None,
         }
     }
 

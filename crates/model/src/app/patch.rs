@@ -4,7 +4,7 @@
 //!
 //! In JSON it is an object of the changed fields only (`{"memory": "1GiB"}`), with the
 //! field names and value forms of [`AppSpec`]; `null` clears an optional setting (`cpu`,
-//! `max_lifetime`, `health_path`, `user`) and is refused for the others; unknown fields (and
+//! `max_lifetime`, `health_path`, `user`, `hsts`) and is refused for the others; unknown fields (and
 //! `name`) are refused.
 
 use std::collections::BTreeMap;
@@ -187,6 +187,34 @@ pub struct AppPatch {
         deserialize_with = "set"
     )]
     pub ignored_clients: Option<crate::IgnoredClients>,
+    /// Redirect plain HTTP to HTTPS.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub https_redirect: Option<bool>,
+    /// HSTS max-age (`null` stops sending the header).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "clear"
+    )]
+    pub hsts: Option<Option<HumanDuration>>,
+    /// Certificates from the ACME server.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub acme: Option<bool>,
+    /// Which keep-alive stops idle instances (`fixed`, `predictive`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub keep_alive: Option<crate::KeepAliveMode>,
 }
 
 /// A field that is present must hold a value (`null` is refused by the value's own type).
@@ -244,7 +272,11 @@ impl AppPatch {
             restore,
             target_concurrency,
             schedules,
-            ignored_clients
+            ignored_clients,
+            https_redirect,
+            hsts,
+            acme,
+            keep_alive
         );
         s.validate()?;
         Ok(s)
@@ -323,6 +355,19 @@ mod tests {
             .apply(&patched)
             .unwrap();
         assert_eq!((cleared.cpu, cleared.max_lifetime), (None, None));
+
+        let https = patch(r#"{"https_redirect": true, "hsts": "365d", "acme": true}"#)
+            .unwrap()
+            .apply(&base)
+            .unwrap();
+        assert!(https.https_redirect && https.acme);
+        assert_eq!(
+            https.hsts.map(|d| d.0),
+            Some(Duration::from_secs(365 * 86400))
+        );
+        let no_hsts = patch(r#"{"hsts": null}"#).unwrap().apply(&https).unwrap();
+        assert_eq!(no_hsts.hsts, None);
+        assert!(patch(r#"{"https_redirect": null}"#).is_err());
 
         let err = patch(r#"{"max": 0}"#).unwrap().apply(&base).unwrap_err();
         assert!(matches!(err, AppError::MinMax { .. }), "{err}");

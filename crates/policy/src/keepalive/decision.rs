@@ -102,6 +102,22 @@ pub enum Reason {
     },
 }
 
+impl Reason {
+    /// The kind of stop this reason makes, when it retires or replaces an instance.
+    pub fn stop_reason(&self) -> hako_model::StopReason {
+        use hako_model::StopReason;
+        match self {
+            Reason::Idle { .. } | Reason::PredictedIdle { .. } => StopReason::Idle,
+            Reason::MaxLifetime { .. } | Reason::PreStart { .. } => StopReason::Lifetime,
+            Reason::Outdated => StopReason::Outdated,
+            Reason::Drained
+            | Reason::DrainTimeout { .. }
+            | Reason::BelowMinimum { .. }
+            | Reason::Prewarm { .. } => StopReason::Policy,
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

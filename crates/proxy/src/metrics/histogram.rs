@@ -1,7 +1,10 @@
 //! A lock-free log-linear latency histogram (microsecond resolution, about 6% error).
 //!
 //! Values fall into buckets: exact below 16 µs, then 8 buckets per power of two.
-//! Percentiles report the middle of the bucket holding the rank.
+//! Percentiles report the middle of the bucket holding the rank. Beside them, each value is
+//! also counted exactly against the fixed upper bounds of [`EXPOSED_BOUNDS_US`], the buckets
+//! a Prometheus histogram shows (`le="0.005"` …), so those counts are exact, not estimated
+//! from the log-linear buckets.
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -14,10 +17,19 @@ const EXACT: usize = 2 * SUB;
 const MAX_POW: u32 = 36;
 const BUCKETS: usize = EXACT + (MAX_POW as usize - SUB_BITS as usize) * SUB;
 
+/// The upper bounds (µs) of the buckets a Prometheus histogram of durations shows: 1 ms to
+/// 60 s, in the usual 1-2.5-5 steps (values above the last are counted only in `+Inf`).
+pub const EXPOSED_BOUNDS_US: [u64; 15] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000, 30_000_000, 60_000_000,
+];
+
 /// Concurrent histogram of durations.
 #[derive(Debug)]
 pub struct Histogram {
     buckets: Box<[AtomicU64]>,
+    /// Values at or below each of [`EXPOSED_BOUNDS_US`] and above the one before (not cumulative).
+    exposed: [AtomicU64; EXPOSED_BOUNDS_US.len()],
     count: AtomicU64,
     sum_us: AtomicU64,
     max_us: AtomicU64,
@@ -27,6 +39,7 @@ impl Default for Histogram {
     fn default() -> Self {
         Self {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            exposed: Default::default(),
             count: AtomicU64::new(0),
             sum_us: AtomicU64::new(0),
             max_us: AtomicU64::new(0),
@@ -61,9 +74,35 @@ impl Histogram {
     pub fn record(&self, value: Duration) {
         let us = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
         self.buckets[bucket_of(us)].fetch_add(1, Relaxed);
+        let i = EXPOSED_BOUNDS_US.partition_point(|b| *b < us);
+        if let Some(slot) = self.exposed.get(i) {
+            slot.fetch_add(1, Relaxed);
+        }
         self.count.fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
         self.max_us.fetch_max(us, Relaxed);
+    }
+
+    /// Count, sum (seconds) and the cumulative count at or below each of
+    /// [`EXPOSED_BOUNDS_US`] (in seconds): what a Prometheus histogram shows.
+    pub fn exposed(&self) -> ExposedHistogram {
+        let mut seen = 0;
+        let buckets = EXPOSED_BOUNDS_US
+            .iter()
+            .zip(&self.exposed)
+            .map(|(bound, n)| {
+                seen += n.load(Relaxed);
+                (*bound as f64 / 1e6, seen)
+            })
+            .collect();
+        // Read the count last: it is never below the buckets' sum (they are added first).
+        let sum_seconds = self.sum_us.load(Relaxed) as f64 / 1e6;
+        let count = self.count.load(Relaxed).max(seen);
+        ExposedHistogram {
+            count,
+            sum_seconds,
+            buckets,
+        }
     }
 
     /// The non-empty buckets, lowest first: what the service-level model reads as a
@@ -119,6 +158,17 @@ impl Histogram {
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
+}
+
+/// A [`Histogram`] as Prometheus shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExposedHistogram {
+    /// Values recorded.
+    pub count: u64,
+    /// Their sum, in seconds.
+    pub sum_seconds: f64,
+    /// `(upper bound in seconds, values at or below it)`, cumulative, ascending.
+    pub buckets: Vec<(f64, u64)>,
 }
 
 /// One non-empty bucket of a [`Histogram`]: `count` values within `low_us..=high_us`.
@@ -195,6 +245,26 @@ mod tests {
         assert!(bins[2].low_us <= 250_000 && 250_000 <= bins[2].high_us);
         assert_eq!(bins.iter().map(|b| b.count).sum::<u64>(), 5);
         assert!(Histogram::default().bins().is_empty());
+    }
+
+    #[test]
+    fn exposed_buckets_count_exactly_at_their_bounds() {
+        let h = Histogram::default();
+        // On a bound counts in that bucket; one µs above it in the next.
+        for us in [999, 1_000, 1_001, 2_500, 70_000_000] {
+            h.record(Duration::from_micros(us));
+        }
+        let e = h.exposed();
+        assert_eq!(e.count, 5);
+        assert!((e.sum_seconds - 70.0055).abs() < 1e-9, "{}", e.sum_seconds);
+        assert_eq!(e.buckets[0], (0.001, 2));
+        assert_eq!(e.buckets[1], (0.0025, 4));
+        assert_eq!(e.buckets.last(), Some(&(60.0, 4)), "70 s is only in +Inf");
+        assert!(
+            e.buckets
+                .windows(2)
+                .all(|w| w[0].1 <= w[1].1 && w[0].0 < w[1].0)
+        );
     }
 
     #[test]

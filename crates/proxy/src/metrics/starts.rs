@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::histogram::{Histogram, HistogramSnapshot};
+use super::histogram::{ExposedHistogram, Histogram, HistogramSnapshot};
 
 /// How many of the latest start times are kept exactly.
 pub const RECENT_STARTS: usize = 256;
@@ -42,6 +42,11 @@ impl StartTimes {
     /// Count and percentiles of every start.
     pub fn snapshot(&self) -> HistogramSnapshot {
         self.all.snapshot()
+    }
+
+    /// Every start, as Prometheus buckets.
+    pub fn exposed(&self) -> ExposedHistogram {
+        self.all.exposed()
     }
 
     /// The latest (up to [`RECENT_STARTS`]) start times, in no particular order.

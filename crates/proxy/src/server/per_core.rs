@@ -1,10 +1,13 @@
 //! Thread-per-core serving: one single-threaded tokio runtime per thread, each
 //! accepting on its own `SO_REUSEPORT` listener for the same address, so the
 //! kernel spreads connections and a request and its upstream connection stay
-//! on one thread (no cross-thread wake-ups, per-thread connection pools).
+//! on one thread (no cross-thread wake-ups, per-thread connection pools). With
+//! [`PerCore::with_tls`] every thread terminates TLS itself (handshakes spread over the cores
+//! like requests).
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
@@ -17,6 +20,7 @@ pub struct PerCore {
     proxy: Proxy,
     listeners: Vec<std::net::TcpListener>,
     addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Proxy {
@@ -40,6 +44,7 @@ impl Proxy {
             proxy: self.clone(),
             listeners,
             addr,
+            tls: None,
         })
     }
 }
@@ -57,6 +62,12 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 impl PerCore {
+    /// Serve HTTPS on these listeners (see [`Proxy::serve_tls`]) instead of plain HTTP.
+    pub fn with_tls(mut self, tls: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The address all threads listen on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
@@ -72,6 +83,7 @@ impl PerCore {
                 .enumerate()
                 .map(|(index, listener)| {
                     let proxy = self.proxy.clone();
+                    let tls = self.tls.clone().map(tokio_rustls::TlsAcceptor::from);
                     let mut stop = shutdown.clone();
                     std::thread::Builder::new()
                         .name(format!("hako-proxy-{index}"))
@@ -85,7 +97,7 @@ impl PerCore {
                                 let stopped = async move {
                                     let _ = stop.wait_for(|stop| *stop).await;
                                 };
-                                proxy.serve(listener, stopped).await;
+                                proxy.serve_with(listener, tls, stopped).await;
                                 io::Result::Ok(())
                             })
                         })

@@ -16,7 +16,7 @@ use super::{CheckpointError, Manifest, NET_KEY, SCRATCH, netns};
 use crate::container::{Container, Timings};
 use crate::error::RuntimeError;
 use crate::network::{Attachment, Network};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Slot};
 use crate::spec::{ContainerSpec, LogSpec, NetworkMode, RootfsSpec};
 use crate::{sys, user};
 
@@ -40,6 +40,31 @@ impl Runtime {
         image: &Path,
         instance: &str,
     ) -> Result<Container, CheckpointError> {
+        self.restore_with(criu, spec, image, instance, None)
+    }
+
+    /// Like [`Runtime::restore`], into a [`Slot`] of the shared pool: its cgroup (given
+    /// `spec`'s limits) and its network namespace (on the bridge, addressed) are the restored
+    /// container's, so the restore makes neither.
+    pub fn restore_in(
+        self: &Arc<Self>,
+        criu: &Criu,
+        spec: &ContainerSpec,
+        image: &Path,
+        instance: &str,
+        slot: Slot,
+    ) -> Result<Container, CheckpointError> {
+        self.restore_with(criu, spec, image, instance, Some(slot))
+    }
+
+    fn restore_with(
+        self: &Arc<Self>,
+        criu: &Criu,
+        spec: &ContainerSpec,
+        image: &Path,
+        instance: &str,
+        slot: Option<Slot>,
+    ) -> Result<Container, CheckpointError> {
         let t0 = Instant::now();
         spec.validate().map_err(RuntimeError::from)?;
         if spec.network != NetworkMode::Isolated {
@@ -57,7 +82,13 @@ impl Runtime {
         }
         let binds = bind_sources(&manifest, spec)?;
         let creds = user::resolve(&spec.user, &spec.rootfs).map_err(RuntimeError::from)?;
-        let id = self.next_id();
+        let (id, slot) = match slot {
+            Some(s) => {
+                let (id, parts) = s.take();
+                (id, Some(parts))
+            }
+            None => (self.next_id(), None),
+        };
         let dir = self.config.state_dir().join(&id);
         std::fs::create_dir(&dir).map_err(CheckpointError::io("create", &dir))?;
         let mut undo = Undo {
@@ -68,21 +99,35 @@ impl Runtime {
         };
         let scratch = dir.join("s");
         std::fs::create_dir(&scratch).map_err(CheckpointError::io("create", &scratch))?;
-        let cgroup: Arc<dyn Cgroup> = Arc::from(
-            self.cgroups
-                .create(&id, &spec.limits)
-                .map_err(RuntimeError::from)?,
-        );
-        undo.cgroup = Some(cgroup.clone());
-        let net = self.network()?;
-        let (att, cfg) = net.reserve().map_err(RuntimeError::from)?;
-        undo.net = Some((net.clone(), att.clone()));
-        let pending = netns::create().map_err(RuntimeError::sys("make a network namespace"))?;
-        net.attach(&att, pending.tid).map_err(RuntimeError::from)?;
-        let netns = pending
-            .configure(Some(cfg))
-            .map_err(RuntimeError::sys("configure the network namespace"))?;
-        net.wait_forwarding(&att);
+        let (cgroup, _net, att, netns) = match slot {
+            Some(p) => {
+                undo.cgroup = Some(p.cgroup.clone());
+                undo.net = Some((p.net.clone(), p.att.clone()));
+                p.cgroup
+                    .set_limits(&spec.limits)
+                    .map_err(RuntimeError::from)?;
+                (p.cgroup, p.net, p.att, p.netns)
+            }
+            None => {
+                let cgroup: Arc<dyn Cgroup> = Arc::from(
+                    self.cgroups
+                        .create(&id, &spec.limits)
+                        .map_err(RuntimeError::from)?,
+                );
+                undo.cgroup = Some(cgroup.clone());
+                let net = self.network()?;
+                let (att, cfg) = net.reserve().map_err(RuntimeError::from)?;
+                undo.net = Some((net.clone(), att.clone()));
+                let pending =
+                    netns::create().map_err(RuntimeError::sys("make a network namespace"))?;
+                net.attach(&att, pending.tid).map_err(RuntimeError::from)?;
+                let netns = pending
+                    .configure(Some(cfg))
+                    .map_err(RuntimeError::sys("configure the network namespace"))?;
+                net.wait_forwarding(&att);
+                (cgroup, net, att, netns)
+            }
+        };
 
         // stdin: /dev/null; stdout and stderr: the new log.
         let null = |write: bool| -> Result<OwnedFd, CheckpointError> {

@@ -14,6 +14,17 @@ pub(crate) fn error(e: ec::Error, lease: Option<i64>) -> StoreError {
     if text.contains("lease not found") {
         return StoreError::LeaseNotFound(lease.unwrap_or(0));
     }
+    let unavailable = match &e {
+        // gRPC codes 1 (cancelled), 4 (deadline exceeded), 14 (unavailable).
+        ec::Error::GRpcStatus(status) => matches!(status.code() as i32, 1 | 4 | 14),
+        ec::Error::TransportError(_) => true,
+        _ => false,
+    } || text.contains("timed out")
+        || text.contains("etcdserver: request timed out")
+        || text.contains("no leader");
+    if unavailable {
+        return StoreError::Unavailable(text);
+    }
     if text.contains("future revision") {
         return StoreError::InvalidRevision {
             revision: 0,

@@ -1,0 +1,180 @@
+//! The dashboard's HTTP side, without a browser: who gets which page, the login's cookie and
+//! its CSRF checks, escaping, the security headers, and `GET /metrics`'s tokens.
+
+use crate::harness::{Server, spec};
+use hako_model::{Event, EventKind};
+use hako_store::{StoreExt, keys};
+
+/// An agent that neither follows redirects nor turns statuses into errors.
+fn browser() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build(),
+    )
+}
+
+fn header(r: &ureq::http::Response<ureq::Body>, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Logs in with `token` from a page of `origin`; the response.
+fn login(s: &Server, token: &str, origin: Option<&str>) -> ureq::http::Response<ureq::Body> {
+    let mut req = browser()
+        .post(format!("{}/ui/login", s.url()))
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    if let Some(o) = origin {
+        req = req.header("Origin", o);
+    }
+    req.send(format!("token={token}")).unwrap()
+}
+
+/// The cookie a successful login sets (name=value only).
+fn session_cookie(s: &Server) -> String {
+    let r = login(s, &s.token, Some(&s.url()));
+    assert_eq!(r.status().as_u16(), 303);
+    header(&r, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn page(s: &Server, path: &str, cookie: Option<&str>) -> (u16, String, String) {
+    let mut req = browser().get(format!("{}{path}", s.url()));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    let mut r = req.call().unwrap();
+    let location = header(&r, "location");
+    let status = r.status().as_u16();
+    (status, location, r.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn pages_need_a_login_and_the_login_sets_a_strict_http_only_cookie() {
+    let s = Server::start();
+    let (status, location, _) = page(&s, "/ui/", None);
+    assert_eq!((status, location.as_str()), (303, "/ui/login"));
+    let (status, _, form) = page(&s, "/ui/login", None);
+    assert_eq!(status, 200);
+    assert!(form.contains("name=\"token\""), "{form}");
+
+    let r = login(&s, &s.token, Some(&s.url()));
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(header(&r, "location"), "/ui/");
+    let cookie = header(&r, "set-cookie");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+    // From an https page, the cookie is Secure.
+    let host = s.url().trim_start_matches("http://").to_string();
+    let r = login(&s, &s.token, Some(&format!("https://{host}")));
+    assert!(header(&r, "set-cookie").contains("; Secure"));
+
+    let c = session_cookie(&s);
+    let (status, _, body) = page(&s, "/ui/", Some(&c));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("No apps yet"), "{body}");
+    // A cookie with another token is no session.
+    let (status, _, _) = page(
+        &s,
+        "/ui/",
+        Some("hako_token=0123456789abcdef0123456789abcdef"),
+    );
+    assert_eq!(status, 303);
+}
+
+#[test]
+fn forms_from_other_sites_and_wrong_tokens_are_refused() {
+    let s = Server::start();
+    for origin in [None, Some("http://evil.example"), Some("null")] {
+        let r = login(&s, &s.token, origin);
+        assert_eq!(r.status().as_u16(), 403, "{origin:?}");
+        assert!(header(&r, "set-cookie").is_empty());
+    }
+    let r = login(&s, "wrong", Some(&s.url()));
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(header(&r, "set-cookie").is_empty());
+    let logout = browser()
+        .post(format!("{}/ui/logout", s.url()))
+        .header("Origin", "http://evil.example")
+        .send_empty()
+        .unwrap();
+    assert_eq!(logout.status().as_u16(), 403);
+}
+
+#[test]
+fn app_pages_escape_what_apps_and_events_carry_and_unknown_apps_are_404() {
+    let s = Server::start();
+    s.client()
+        .create_app(&spec("blog", "blog.example"))
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let e = Event::new("blog", EventKind::Start, "<script>alert(1)</script>");
+        s.store
+            .append_json(&keys::events("blog"), &e)
+            .await
+            .unwrap();
+    });
+    let c = session_cookie(&s);
+    let mut r = browser()
+        .get(format!("{}/ui/apps/blog", s.url()))
+        .header("Cookie", &c)
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let csp = header(&r, "content-security-policy");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(header(&r, "x-frame-options"), "DENY");
+    let body = r.body_mut().read_to_string().unwrap();
+    assert!(
+        body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{body}"
+    );
+    assert!(!body.contains("<script>"), "{body}");
+    assert!(body.contains("blog.example"));
+    let (status, _, _) = page(&s, "/ui/apps/nope", Some(&c));
+    assert_eq!(status, 404);
+    let (status, _, _) = page(&s, "/ui/apps/Not%20A%20Name", Some(&c));
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn metrics_take_the_admin_or_the_metrics_token_and_the_metrics_token_nothing_else() {
+    let s = Server::start_with_metrics_token("m".repeat(64));
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = browser().get(format!("{}{path}", s.url()));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let r = req.call().unwrap();
+        (r.status().as_u16(), header(&r, "content-type"))
+    };
+    let metrics = "m".repeat(64);
+    assert_eq!(get("/metrics", None).0, 401);
+    let (status, ct) = get("/metrics", Some(&metrics));
+    assert_eq!(
+        (status, ct.as_str()),
+        (200, "text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(get("/metrics", Some(&s.token)).0, 200);
+    assert_eq!(get("/v1/apps", Some(&metrics)).0, 403);
+    assert_eq!(get("/v1/apps", Some(&s.token)).0, 200);
+    // Nor can it log into the dashboard.
+    let r = login(&s, &metrics, Some(&s.url()));
+    assert_eq!(r.status().as_u16(), 403);
+}

@@ -1,0 +1,392 @@
+//! A cluster on one machine, in-process: a real etcd on loopback, a front (`hako serve` on
+//! etcd running no instances itself) and two nodes (agents with their own runtime prefixes and
+//! subnets, joined through the store), sharing one storage directory. Real containers, real
+//! HTTP. (The multi-host test bed with network namespaces is `cargo xtask testbed`.)
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hako_agent::member::{Member, MemberConfig};
+use hako_agent::{Agent, AgentConfig};
+use hako_api::Client;
+use hako_control::{Bound, ServeConfig};
+use hako_model::{AppSpec, EventKind, InstanceState, NodeState};
+use hako_runtime::RuntimeConfig;
+use hako_testkit::http::get as http_get;
+use hako_testkit::site::static_app;
+
+/// A real etcd (one member, on loopback, in a temp dir), killed when dropped.
+struct Etcd {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let (client, peer) = (free_port(), free_port());
+        let dir = tempfile::Builder::new()
+            .prefix("hako-etcd")
+            .tempdir()
+            .unwrap();
+        let name = format!("hako-cluster-{}", std::process::id());
+        let client_url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = std::process::Command::new("etcd")
+            .args(["--name", &name, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("{name}={peer_url}")])
+            .args(["--log-outputs", "stderr", "--logger", "zap"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("etcd is not installed: apt-get install -y etcd-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Etcd {
+            child,
+            _dir: dir,
+            endpoint: format!("etcd://127.0.0.1:{client}"),
+        }
+    }
+}
+
+/// One node: an agent (its own prefix and subnet) joined to the cluster.
+struct Node {
+    name: String,
+    agent: Arc<Agent>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    async fn start(name: &str, tag: char, etcd: &Etcd, tmp: &std::path::Path) -> Node {
+        let mut cfg =
+            AgentConfig::new(tmp.join(name), RuntimeConfig::unique(tag, "/run/hako-test"));
+        cfg.node = name.into();
+        cfg.shared_dir = Some(tmp.join("shared"));
+        let (agent, exits) = Agent::new(cfg).unwrap();
+        let store = hako_store::open(&etcd.endpoint.parse().unwrap())
+            .await
+            .unwrap();
+        let mut mc = MemberConfig::new(name, "127.0.0.1");
+        mc.lease_ttl = Duration::from_secs(2);
+        mc.stop_grace = Duration::from_secs(2);
+        let member = Member::join(agent.clone(), store, mc).await.unwrap();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(member.run(exits, async {
+            let _ = stop_rx.await;
+        }));
+        Node {
+            name: name.into(),
+            agent,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Leaves the cluster cleanly (its instances stop, its lease goes).
+    async fn leave(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+        self.agent.shutdown(Duration::from_secs(1)).await;
+    }
+
+    /// Dies without a word, as with kill -9: its containers go with it, its records stay until
+    /// its lease expires.
+    async fn die(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        self.agent.shutdown(Duration::ZERO).await;
+    }
+}
+
+/// The front: `hako serve` on the etcd, no node of its own.
+struct Front {
+    bound: Bound,
+    client: Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Front {
+    async fn start(etcd: &Etcd, tmp: &std::path::Path) -> Front {
+        let mut config = ServeConfig::new(tmp.join("front"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.api = "127.0.0.1:0".parse().unwrap();
+        config.store = etcd.endpoint.parse().unwrap();
+        config.run_node = false;
+        config.node = Some("front".into());
+        config.shared_dir = Some(tmp.join("shared"));
+        config.lease_ttl = Duration::from_secs(2);
+        config.stop_grace = Duration::from_secs(2);
+        let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            hako_control::serve(config, bound_tx, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        let bound = bound_rx.await.unwrap();
+        let token = std::fs::read_to_string(tmp.join("front/admin.token")).unwrap();
+        let client = Client::new(format!("http://{}", bound.api), token.trim());
+        Front {
+            bound,
+            client,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Client) -> Result<T, hako_api::ClientError> + Send + 'static,
+    ) -> T {
+        let c = self.client.clone();
+        tokio::task::spawn_blocking(move || f(c))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn get(&self, host: &str) -> (u16, String) {
+        let addr = self.bound.proxy;
+        let host = host.to_string();
+        tokio::task::spawn_blocking(move || http_get(addr, &host, "/index.html"))
+            .await
+            .unwrap()
+    }
+
+    /// Ready instances of `app` and the nodes they run on.
+    async fn placed(&self, app: &str) -> Vec<(String, String)> {
+        let app = app.to_string();
+        self.call(move |c| c.instances(Some(&app)))
+            .await
+            .into_iter()
+            .filter(|i| i.state == InstanceState::Ready)
+            .map(|i| (i.id, i.node))
+            .collect()
+    }
+}
+
+struct Bed {
+    tmp: tempfile::TempDir,
+    etcd: Etcd,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        hako_testkit::require_root();
+        let tmp = tempfile::Builder::new()
+            .prefix("hako-cluster-test")
+            .tempdir()
+            .unwrap();
+        hako_testkit::site::host_image(&tmp.path().join("shared"), "base").unwrap();
+        Bed {
+            tmp,
+            etcd: Etcd::start(),
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.tmp.path()
+    }
+
+    async fn site(&self, front: &Front, name: &str, extra: serde_json::Value) {
+        let mut v = static_app(name);
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let spec: AppSpec = serde_json::from_value(v).unwrap();
+        front.call(move |c| c.create_app(&spec)).await;
+        let dir = self.path().join(format!("code-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), format!("{name}\n")).unwrap();
+        let name = name.to_string();
+        front.call(move |c| c.deploy_dir(&name, &dir)).await;
+    }
+}
+
+async fn until<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_front_cold_starts_sites_on_the_nodes_once_for_a_burst() {
+    let bed = Bed::new();
+    let front = Front::start(&bed.etcd, bed.path()).await;
+    let n1 = Node::start("node1", 'x', &bed.etcd, bed.path()).await;
+    let n2 = Node::start("node2", 'y', &bed.etcd, bed.path()).await;
+    let nodes = front.call(|c| c.nodes()).await;
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+
+    bed.site(&front, "alpha", serde_json::json!({})).await;
+    // A burst of first requests: one start, on one node, and everyone served.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let addr = front.bound.proxy;
+        tasks.push(tokio::task::spawn_blocking(move || {
+            http_get(addr, "alpha.example", "/index.html")
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), (200, "alpha\n".into()));
+    }
+    let events = front.call(|c| c.events("alpha", Some(100))).await;
+    let starts = events.iter().filter(|e| e.kind == EventKind::Start).count();
+    assert_eq!(starts, 1, "{events:#?}");
+    let placed = front.placed("alpha").await;
+    assert_eq!(placed.len(), 1);
+    assert!(["node1", "node2"].contains(&placed[0].1.as_str()));
+
+    // Many apps spread over both nodes.
+    for i in 0..6 {
+        bed.site(&front, &format!("s{i}"), serde_json::json!({}))
+            .await;
+        assert_eq!(front.get(&format!("s{i}.example")).await.0, 200);
+    }
+    let mut on = std::collections::HashSet::new();
+    for i in 0..6 {
+        for (_, node) in front.placed(&format!("s{i}")).await {
+            on.insert(node);
+        }
+    }
+    assert_eq!(on.len(), 2, "every app landed on one node: {on:?}");
+
+    front.stop().await;
+    n1.leave().await;
+    n2.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn draining_a_node_moves_its_sites_without_a_failed_request() {
+    let bed = Bed::new();
+    let front = Front::start(&bed.etcd, bed.path()).await;
+    let n1 = Node::start("node1", 'x', &bed.etcd, bed.path()).await;
+    let n2 = Node::start("node2", 'y', &bed.etcd, bed.path()).await;
+    bed.site(&front, "kept", serde_json::json!({"min": 1}))
+        .await;
+    let (_, first) = until(
+        "the minimum instance",
+        Duration::from_secs(20),
+        async || front.placed("kept").await.into_iter().next(),
+    )
+    .await;
+    // Steady requests while the node holding the site drains.
+    let addr = front.bound.proxy;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                answers.push(http_get(addr, "kept.example", "/index.html").0);
+            }
+            answers
+        })
+    };
+    let drained = first.clone();
+    front
+        .call(move |c| c.set_node_state(&drained, NodeState::Draining))
+        .await;
+    let (_, now_on) = until("the site to move", Duration::from_secs(30), async || {
+        let placed = front.placed("kept").await;
+        (placed.len() == 1 && placed[0].1 != first).then(|| placed[0].clone())
+    })
+    .await;
+    assert_ne!(now_on, first);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answers = load.await.unwrap();
+    assert!(
+        answers.len() > 10,
+        "too few requests to say anything: {}",
+        answers.len()
+    );
+    assert!(
+        answers.iter().all(|s| *s == 200),
+        "failed requests during the drain: {:?}",
+        answers.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
+    // The drained node takes nothing new.
+    bed.site(&front, "later", serde_json::json!({})).await;
+    assert_eq!(front.get("later.example").await.0, 200);
+    assert!(front.placed("later").await.iter().all(|(_, n)| *n != first));
+    front.stop().await;
+    n1.leave().await;
+    n2.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_node_is_noticed_and_its_sites_start_elsewhere() {
+    let bed = Bed::new();
+    let front = Front::start(&bed.etcd, bed.path()).await;
+    let n1 = Node::start("node1", 'x', &bed.etcd, bed.path()).await;
+    let n2 = Node::start("node2", 'y', &bed.etcd, bed.path()).await;
+    bed.site(&front, "lone", serde_json::json!({})).await;
+    assert_eq!(front.get("lone.example").await.0, 200);
+    let (_, on) = front.placed("lone").await[0].clone();
+    let (dead, alive) = if on == n1.name { (n1, n2) } else { (n2, n1) };
+    let died = Instant::now();
+    dead.die().await;
+    // Its lease (2 s) expires; the site's next request starts it on the other node.
+    let (_, now_on) = until(
+        "the site on the other node",
+        Duration::from_secs(30),
+        async || {
+            let (status, _) = front.get("lone.example").await;
+            let placed = front.placed("lone").await;
+            (status == 200 && placed.len() == 1).then(|| placed[0].clone())
+        },
+    )
+    .await;
+    assert_eq!(now_on, alive.name);
+    eprintln!(
+        "served again {:.1}s after the node died",
+        died.elapsed().as_secs_f64()
+    );
+    let events = front.call(|c| c.events("lone", Some(100))).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == EventKind::Exited && e.reason.contains("was lost")),
+        "{events:#?}"
+    );
+    front.stop().await;
+    alive.leave().await;
+}
