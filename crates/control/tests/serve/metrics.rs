@@ -127,7 +127,20 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
     // Per app, never per instance.
     assert!(!text.contains("instance=\""), "{text}");
 
-    // A rollout makes the instance outdated: it stops for that reason.
+    assert_eq!(
+        v(r#"hako_requests_by_class_total{app="meter",class="visitor"}"#),
+        3.0
+    );
+    assert_eq!(
+        v(r#"hako_requests_by_class_total{app="meter",class="ignored"}"#),
+        0.0
+    );
+    assert_eq!(
+        v(r#"hako_schedule_runs_total{app="meter",result="ok"}"#),
+        0.0
+    );
+    // A rollout makes the instance outdated: used within its idle timeout, it is replaced
+    // successor first — it stops for that reason once its successor is ready.
     let c = s.client.clone();
     tokio::task::spawn_blocking(move || c.rollout("meter").unwrap())
         .await
@@ -142,7 +155,15 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
         {
             assert_eq!(
                 value(&text, r#"hako_instances{app="meter",state="ready"}"#),
-                Some(0.0),
+                Some(1.0),
+                "{text}"
+            );
+            assert_eq!(
+                value(
+                    &text,
+                    r#"hako_instance_starts_total{app="meter",path="cold"}"#
+                ),
+                Some(2.0),
                 "{text}"
             );
             break;
