@@ -659,6 +659,24 @@ impl Agent {
         self.data_usage.forget(key);
     }
 
+    /// Removes what this node alone keeps of the app with this storage key — parked
+    /// containers, checkpoints, logs — but not what lies on the shared storage.
+    pub async fn forget_local(&self, key: &str) {
+        self.remove_pool(key).await;
+        self.checkpoints.remove(key, None);
+        let _ = std::fs::remove_dir_all(self.app_dir(key));
+        self.data_usage.forget(key);
+    }
+
+    /// The storage keys of the apps this node keeps files of (logs, local data).
+    pub fn local_app_keys(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(self.config.data_dir.join("apps")) else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect()
+    }
+
     /// Stops every instance (their grace period applies) but keeps the agent working: a node
     /// fenced off its cluster ends what it ran before it may take new instances.
     pub async fn stop_all(&self, grace: Duration) -> Vec<String> {

@@ -7,6 +7,7 @@
 //! See docs/cluster.md.
 
 mod assignments;
+mod forget;
 mod registration;
 
 use std::sync::Arc;
@@ -108,7 +109,8 @@ impl std::fmt::Debug for Member {
 }
 
 impl Member {
-    /// Joins the cluster: drops what an earlier run of this node left and registers the node
+    /// Joins the cluster: drops what an earlier run of this node left (and the files of apps
+    /// deleted meanwhile) and registers the node
     /// on a new lease. Returns once the node can be given instances.
     pub async fn join(
         agent: Arc<Agent>,
@@ -117,6 +119,10 @@ impl Member {
     ) -> Result<Member, MemberError> {
         hako_store::keys::validate_name(&config.node)
             .map_err(|_| MemberError::Name(config.node.clone()))?;
+        let swept = forget::sweep(&agent, &*store).await?;
+        if swept > 0 {
+            tracing::info!(node = %config.node, swept, "removed the files of apps deleted while this node was away");
+        }
         let registration =
             Arc::new(Registration::register(agent.clone(), store.clone(), &config).await?);
         Ok(Member {
@@ -141,13 +147,15 @@ impl Member {
             config,
             registration,
         } = self;
-        let runner = assignments::Runner::new(agent, store, registration.clone(), &config);
+        let runner =
+            assignments::Runner::new(agent.clone(), store.clone(), registration.clone(), &config);
         // A JoinSet: if this future is dropped, the node's loops stop with it.
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(registration.clone().keep_alive(runner.clone()));
         tasks.spawn(registration.clone().publish_usage(config.usage_every));
         tasks.spawn(runner.clone().follow_exits(exits));
         tasks.spawn(runner.clone().follow_assignments());
+        tasks.spawn(forget::follow(agent.clone(), store.clone()));
         shutdown.await;
         tracing::info!(node = %config.node, "leaving the cluster: stopping this node's instances");
         tasks.abort_all();

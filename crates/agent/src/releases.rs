@@ -18,6 +18,8 @@ use crate::storage::StorageLimits;
 pub struct Releases {
     store: ImageStore,
     index: PathBuf,
+    /// The node's bounds on one release.
+    limits: hako_image::ImportLimits,
 }
 
 impl Releases {
@@ -26,6 +28,7 @@ impl Releases {
         Ok(Releases {
             store: ImageStore::open(&root)?.with_import_limits(limits.release_import()),
             index: root.join(".index"),
+            limits: limits.release_import(),
         })
     }
 
@@ -38,7 +41,30 @@ impl Releases {
         source: &Path,
         source_text: &str,
     ) -> Result<Release, ImageError> {
-        let img = self.store.import(app, source)?;
+        self.create_within(app, number, source, source_text, None)
+    }
+
+    /// [`Releases::create`] with a tighter bound on the release's file data than the node's
+    /// (a tenant's quota): the smaller of the two applies, checked while unpacking.
+    pub fn create_within(
+        &self,
+        app: &str,
+        number: u64,
+        source: &Path,
+        source_text: &str,
+        max_bytes: Option<u64>,
+    ) -> Result<Release, ImageError> {
+        let img = match max_bytes {
+            Some(b) if b < self.limits.max_bytes => self
+                .store
+                .clone()
+                .with_import_limits(hako_image::ImportLimits {
+                    max_bytes: b,
+                    ..self.limits
+                })
+                .import(app, source)?,
+            _ => self.store.import(app, source)?,
+        };
         let dir = self.index.join(app);
         let io = |source| ImageError::Io {
             what: "record release",

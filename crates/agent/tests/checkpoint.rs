@@ -92,6 +92,7 @@ impl Node {
             created_unix: 0,
             updated_unix: 0,
             database_grant: None,
+            tenant: None,
         }
     }
 }

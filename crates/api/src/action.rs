@@ -1,6 +1,9 @@
 //! What a request asks for, parsed and checked: the server turns each HTTP request into one
 //! [`Action`] and hands it to the [`crate::Engine`], which answers with a [`Reply`]. The
-//! daemon can run actions directly too (for example to create demo apps at start).
+//! daemon can run actions directly too (for example to create demo apps at start). Actions
+//! about tenants and tokens are in [`tenant`].
+
+pub mod tenant;
 
 use hako_model::{
     App, AppError, AppPatch, AppSpec, Event, InstanceInfo, Release, ResizeOutcome, valid_name,
@@ -25,10 +28,19 @@ pub const MAX_LOG_BYTES: usize = 16 << 20;
 /// validated before an action is built.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Every app.
+    /// Who the caller is.
+    Whoami,
+    /// Every app the caller sees.
     ListApps,
     /// Create an app from a validated spec.
-    CreateApp(Box<AppSpec>),
+    CreateApp {
+        /// The app's settings.
+        spec: Box<AppSpec>,
+        /// The tenant to own it: the caller's own (a tenant token may name only its own
+        /// tenant), or any existing tenant for the admin; `None` from the admin makes an
+        /// app of the admin's.
+        tenant: Option<String>,
+    },
     /// One app.
     ShowApp(String),
     /// Change some settings of an app (the result is validated as a whole, and against what
@@ -83,11 +95,13 @@ pub enum Action {
         /// At most this many bytes.
         max_bytes: usize,
     },
-    /// Running instances, of one app or all.
+    /// Running instances, of one app or all (that the caller sees).
     Instances {
         /// Only this app's.
         app: Option<String>,
     },
+    /// Tenants and their tokens.
+    Tenants(tenant::TenantAction),
     /// The nodes of the cluster (one on a single host).
     ListNodes,
     /// Cordon, drain or make a node active again (clusters only).
@@ -195,6 +209,33 @@ pub enum Reply {
     Node(Box<hako_model::NodeInfo>),
     /// What a certificate is (never its key).
     Cert(hako_tls::CertInfo),
+    /// Who the caller is.
+    Whoami(Whoami),
+    /// A list of tenants.
+    Tenants(Vec<tenant::TenantInfo>),
+    /// One tenant.
+    Tenant(tenant::TenantInfo),
+    /// One tenant, just created (201).
+    TenantCreated(tenant::TenantInfo),
+    /// A list of token records.
+    Tokens(Vec<hako_model::TokenRecord>),
+    /// A token, just made (201): shown this once.
+    TokenCreated(tenant::NewToken),
+}
+
+/// Who sent a request, as `GET /v1/whoami` answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Whoami {
+    /// `admin` or `TENANT/TOKEN`, as events record it.
+    pub actor: String,
+    /// True for the admin token.
+    pub admin: bool,
+    /// The tenant, for a tenant's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The token's name, for a tenant's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Checks an app name taken from a path or query.

@@ -118,11 +118,14 @@ pub trait Backend: Send + Sync + 'static {
     /// refused with [`BackendError::BadInput`]) and return
     /// its metadata. The API then records it and points the app at it. A number is never
     /// handed out twice while the app exists; files of a failed attempt may be overwritten.
+    /// `max_bytes` (the owning tenant's quota) bounds the release's file data below the
+    /// node's own bound; over either: [`BackendError::TooLarge`], and nothing of it stays.
     async fn create_release(
         &self,
         app: &str,
         number: u64,
         source: ReleaseSource,
+        max_bytes: Option<u64>,
     ) -> Result<Release, BackendError>;
 
     /// Instances running now, of one app or of all.
@@ -186,6 +189,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn provision_database(&self, app: &str) -> Result<(DatabaseGrant, bool), BackendError> {
         let _ = app;
         Err(no_database_service())
+    }
+
+    /// Does `app`'s database exist on the shared database service (kept by a deleted app of
+    /// the same name)? Asked before one is made, so a kept database is taken over only by an
+    /// app of its owner. Default: there is no database service, so none exists.
+    async fn database_exists(&self, app: &str) -> Result<bool, BackendError> {
+        let _ = app;
+        Ok(false)
     }
 
     /// Drops a grant's database and account (idempotent). Default: no database service.

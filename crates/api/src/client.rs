@@ -17,7 +17,10 @@ use hako_model::{App, AppSpec, Event, InstanceInfo, Release, valid_name};
 use serde::de::DeserializeOwned;
 use ureq::http::Response;
 
+pub use crate::action::tenant::{NewToken, TenantInfo};
 pub use hako_model::AppPatch;
+
+mod tenants;
 
 /// Where the CLI finds the API when `HAKO_API` is not set.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:7070";
@@ -79,7 +82,7 @@ impl ClientError {
 pub struct Client {
     /// E.g. `http://127.0.0.1:7070` (no trailing slash needed).
     pub base_url: String,
-    /// The admin token.
+    /// The admin token or a tenant's.
     pub token: String,
     agent: ureq::Agent,
 }
@@ -147,9 +150,29 @@ impl Client {
         self.json(self.get("/v1/apps").call())
     }
 
-    /// `POST /v1/apps`: creates an app.
+    /// `POST /v1/apps`: creates an app (of the token's tenant, or with the admin token an
+    /// app of the admin's).
     pub fn create_app(&self, spec: &AppSpec) -> Result<App, ClientError> {
         self.json(self.post("/v1/apps").send_json(spec))
+    }
+
+    /// `POST /v1/apps?tenant=T`: the admin creates an app owned by tenant `T`.
+    pub fn create_app_for(&self, spec: &AppSpec, tenant: &str) -> Result<App, ClientError> {
+        self.json(
+            self.post("/v1/apps")
+                .query("tenant", tenant)
+                .send_json(spec),
+        )
+    }
+
+    /// `GET /v1/whoami`: the admin, or which tenant's token this is.
+    pub fn whoami(&self) -> Result<crate::action::Whoami, ClientError> {
+        self.json(self.get("/v1/whoami").call())
+    }
+
+    /// True when this client's token is a tenant's (by its `hkt_` prefix; the server decides).
+    pub fn uses_tenant_token(&self) -> bool {
+        self.token.starts_with(crate::token::TENANT_TOKEN_PREFIX)
     }
 
     /// `GET /v1/apps/{name}`
@@ -246,6 +269,17 @@ impl Client {
             .post(&path)
             .send_json(serde_json::json!({ "dir": dir }));
         self.json(r)
+    }
+
+    /// `POST /v1/apps/{name}/releases` with a directory packed here into a tar.gz (what a
+    /// tenant's token, or a client on another machine, must send: a directory path names the
+    /// server's files). Symbolic links are packed as links, as the server checks them.
+    pub fn deploy_dir_upload(&self, name: &str, dir: &Path) -> Result<Release, ClientError> {
+        check_name(name)?;
+        let packed = crate::pack::tar_gz(dir).map_err(|e| {
+            ClientError::Invalid(format!("cannot pack {} for upload: {e}", dir.display()))
+        })?;
+        self.deploy_archive_file(name, packed.path())
     }
 
     /// `GET /v1/apps/{name}/releases`

@@ -1,13 +1,19 @@
 //! The engine acts on [`Action`]s: it reads and writes desired state in the store (apps,
-//! releases' records, events of API actions) and asks the [`Backend`] for what needs the node.
-//! The daemon watches the store and does the rest.
+//! releases' records, tenants and tokens, events of API actions) and asks the [`Backend`] for
+//! what needs the node. The daemon watches the store and does the rest.
+//!
+//! Every action runs as a [`Caller`] ([`Engine::execute_as`]): what it reads is limited to
+//! what the caller sees (another tenant's app is a 404, word for word as a missing one), what
+//! it changes is checked against the owning tenant's quota, and its event says who asked.
 
+mod access;
 mod apps;
 mod certs;
 mod nodes;
 mod observe;
 mod releases;
 mod slo;
+mod tenants;
 mod visible;
 
 use std::sync::Arc;
@@ -15,15 +21,17 @@ use std::sync::Arc;
 use hako_model::{App, Event, EventKind};
 use hako_store::{Store, StoreExt, keys};
 
-use crate::action::{Action, MAX_EVENTS, Reply};
+use crate::action::{Action, MAX_EVENTS, Reply, Whoami};
 use crate::backend::Backend;
+use crate::caller::Caller;
 use crate::error::ApiError;
 
 /// Runs actions against the store and the backend. Cheap to share behind an `Arc`.
 pub struct Engine {
     store: Arc<dyn Store>,
     backend: Arc<dyn Backend>,
-    /// Serialises app creates, updates and deletes, so host uniqueness holds.
+    /// Serialises app creates, updates and deletes and tenant and token changes, so host
+    /// uniqueness, quotas and token names hold.
     app_writes: tokio::sync::Mutex<()>,
     /// Serialises the choice of release numbers.
     deploys: tokio::sync::Mutex<()>,
@@ -40,51 +48,75 @@ impl Engine {
         }
     }
 
-    /// Does what the action asks.
+    /// The authenticator for this engine's store: `admin_token`, `metrics_token`, or a tenant
+    /// token recorded there. Whatever serves requests (the API, the dashboard, `/metrics`)
+    /// resolves callers with it.
+    pub fn authenticator(
+        &self,
+        admin_token: String,
+        metrics_token: Option<String>,
+    ) -> crate::caller::Authenticator {
+        crate::caller::Authenticator::new(admin_token, metrics_token, self.store.clone())
+    }
+
+    /// Does what the action asks, as the admin (the daemon's own actions, such as demo apps).
     pub async fn execute(&self, action: Action) -> Result<Reply, ApiError> {
+        self.execute_as(&Caller::Admin, action).await
+    }
+
+    /// Does what the action asks, as `caller` sees and may change things.
+    pub async fn execute_as(&self, caller: &Caller, action: Action) -> Result<Reply, ApiError> {
         match action {
-            Action::ListApps => Ok(Reply::Apps(self.list_apps().await?)),
-            Action::CreateApp(spec) => Ok(Reply::Created(self.create_app(*spec).await?)),
-            Action::ShowApp(name) => Ok(Reply::App(self.app(&name).await?)),
+            Action::Whoami => Ok(Reply::Whoami(whoami(caller))),
+            Action::ListApps => Ok(Reply::Apps(self.visible_apps(caller).await?)),
+            Action::CreateApp { spec, tenant } => Ok(Reply::Created(
+                self.create_app(caller, *spec, tenant).await?,
+            )),
+            Action::ShowApp(name) => Ok(Reply::App(self.visible_app(caller, &name).await?)),
             Action::UpdateApp { name, patch } => {
-                let (app, resize) = self.update_app(&name, &patch).await?;
+                let (app, resize) = self.update_app(caller, &name, &patch).await?;
                 Ok(Reply::Updated(app, resize))
             }
             Action::DeleteApp { name, database } => {
-                self.delete_app(&name, database).await?;
+                self.delete_app(caller, &name, database).await?;
                 Ok(Reply::Deleted)
             }
             Action::Deploy { name, source } => {
-                Ok(Reply::Release(self.deploy(&name, source).await?))
+                Ok(Reply::Release(self.deploy(caller, &name, source).await?))
             }
-            Action::ListReleases(name) => Ok(Reply::Releases(self.releases(&name).await?)),
-            Action::Rollout(name) => Ok(Reply::App(self.rollout(&name).await?)),
-            Action::Events { name, limit } => Ok(Reply::Events(self.events(&name, limit).await?)),
-            Action::Metrics(name) => Ok(Reply::Metrics(self.metrics(&name).await?)),
-            Action::Checkpoint(name) => Ok(Reply::Metrics(self.checkpoint(&name).await?)),
+            Action::ListReleases(name) => Ok(Reply::Releases(self.releases(caller, &name).await?)),
+            Action::Rollout(name) => Ok(Reply::App(self.rollout(caller, &name).await?)),
+            Action::Events { name, limit } => {
+                Ok(Reply::Events(self.events(caller, &name, limit).await?))
+            }
+            Action::Metrics(name) => Ok(Reply::Metrics(self.metrics(caller, &name).await?)),
+            Action::Checkpoint(name) => Ok(Reply::Metrics(self.checkpoint(caller, &name).await?)),
             Action::Slo { name, target } => {
-                Ok(Reply::Slo(Box::new(self.slo(&name, target).await?)))
+                Ok(Reply::Slo(Box::new(self.slo(caller, &name, target).await?)))
             }
-            Action::Logs { name, max_bytes } => Ok(Reply::Logs(self.logs(&name, max_bytes).await?)),
-            Action::Instances { app } => {
-                Ok(Reply::Instances(self.instances(app.as_deref()).await?))
+            Action::Logs { name, max_bytes } => {
+                Ok(Reply::Logs(self.logs(caller, &name, max_bytes).await?))
             }
-            Action::ListNodes => Ok(Reply::Nodes(self.nodes().await?)),
+            Action::Instances { app } => Ok(Reply::Instances(
+                self.instances(caller, app.as_deref()).await?,
+            )),
+            Action::Tenants(action) => self.tenants(caller, action).await,
+            Action::ListNodes => Ok(Reply::Nodes(self.nodes(caller).await?)),
             Action::SetNodeState { name, state } => Ok(Reply::Node(Box::new(
-                self.set_node_state(&name, state).await?,
+                self.set_node_state(caller, &name, state).await?,
             ))),
             Action::SetCert { name, upload } => {
-                Ok(Reply::Cert(self.set_cert(&name, &upload).await?))
+                Ok(Reply::Cert(self.set_cert(caller, &name, &upload).await?))
             }
-            Action::ShowCert(name) => Ok(Reply::Cert(self.cert(&name).await?)),
+            Action::ShowCert(name) => Ok(Reply::Cert(self.cert(caller, &name).await?)),
             Action::RemoveCert(name) => {
-                self.remove_cert(&name).await?;
+                self.remove_cert(caller, &name).await?;
                 Ok(Reply::Deleted)
             }
         }
     }
 
-    /// Reads an app; 404 if absent.
+    /// Reads an app, whoever owns it; 404 if absent.
     async fn app(&self, name: &str) -> Result<App, ApiError> {
         self.store
             .get_json::<App>(&keys::app(name))
@@ -92,12 +124,22 @@ impl Engine {
             .ok_or_else(|| ApiError::no_app(name))
     }
 
-    /// Records an event of an API action and trims the app's log to [`MAX_EVENTS`]. A failure
-    /// here is logged, not returned: the action itself is done.
-    async fn record(&self, app: &str, kind: EventKind, reason: String) {
+    /// Records an event of an API action — who asked (`caller`) and whose app it is
+    /// (`owner`) — and trims the app's log to [`MAX_EVENTS`]. A failure here is logged, not
+    /// returned: the action itself is done.
+    async fn record(
+        &self,
+        caller: &Caller,
+        owner: Option<&str>,
+        app: &str,
+        kind: EventKind,
+        reason: String,
+    ) {
         let prefix = keys::events(app);
-        let event = Event::new(app, kind, reason);
-        tracing::info!(app, kind = ?event.kind, reason = %event.reason, "api action");
+        let event = Event::new(app, kind, reason)
+            .actor(caller.actor())
+            .tenant(owner);
+        tracing::info!(app, kind = ?event.kind, actor = ?event.actor, reason = %event.reason, "api action");
         if let Err(e) = self.store.append_json(&prefix, &event).await {
             tracing::warn!(app, error = %e, "could not record event");
             return;
@@ -105,6 +147,23 @@ impl Engine {
         if let Err(e) = self.store.trim(&prefix, MAX_EVENTS).await {
             tracing::warn!(app, error = %e, "could not trim events");
         }
+    }
+}
+
+fn whoami(caller: &Caller) -> Whoami {
+    match caller {
+        Caller::Admin | Caller::Metrics => Whoami {
+            actor: caller.actor(),
+            admin: caller.is_admin(),
+            tenant: None,
+            token: None,
+        },
+        Caller::Tenant(t) => Whoami {
+            actor: caller.actor(),
+            admin: false,
+            tenant: Some(t.tenant.clone()),
+            token: Some(t.name.clone()),
+        },
     }
 }
 
@@ -134,6 +193,7 @@ mod tests {
             app: &str,
             number: u64,
             source: ReleaseSource,
+            _: Option<u64>,
         ) -> Result<Release, BackendError> {
             Ok(Release {
                 app: app.into(),
@@ -165,7 +225,10 @@ mod tests {
         )
         .unwrap();
         let Reply::Created(app) = engine
-            .execute(Action::CreateApp(Box::new(spec)))
+            .execute(Action::CreateApp {
+                spec: Box::new(spec),
+                tenant: None,
+            })
             .await
             .unwrap()
         else {

@@ -1,5 +1,9 @@
 //! The API's one error type: every failure a request can meet, each with the HTTP status
 //! it answers with and a message (lowercase, saying what to do) sent as `{"error": "…"}`.
+//!
+//! Tenants: 401 is a missing, wrong or revoked token; 403 a valid token that may not do this
+//! (what only the admin may); 404 also answers for another tenant's app, word for word as for
+//! one that does not exist; 422 a change past the tenant's quota.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -16,10 +20,11 @@ pub enum ApiError {
     BadRequest(String),
     /// No or a wrong token (401).
     #[error(
-        "missing or wrong API token: send 'Authorization: Bearer <token>' with the token from <data-dir>/admin.token (or set HAKO_TOKEN)"
+        "missing, wrong or revoked API token: send 'Authorization: Bearer <token>' with the admin token from <data-dir>/admin.token or a tenant's token (set HAKO_TOKEN)"
     )]
     Unauthorized,
-    /// The token is known but may not do this (403), e.g. the metrics token on `/v1`.
+    /// The token is valid but may not do this (403): only the admin token may, or it is the
+    /// metrics token anywhere but `GET /metrics`.
     #[error("{0}")]
     Forbidden(String),
     /// The app (or route) does not exist (404).
@@ -31,6 +36,9 @@ pub enum ApiError {
     /// The request clashes with stored state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The change would take a tenant's apps past its quota (422).
+    #[error("{0}")]
+    Quota(String),
     /// The request body is larger than the server accepts (413).
     #[error("request body is over the limit of {limit} bytes: send a smaller archive")]
     TooLarge {
@@ -58,6 +66,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Quota(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -73,7 +82,7 @@ impl ApiError {
     /// 403 for the metrics token anywhere but `GET /metrics`.
     pub fn metrics_only() -> ApiError {
         ApiError::Forbidden(
-            "this is the metrics token: it only reads GET /metrics; use the admin token from <data-dir>/admin.token for the API and the dashboard".into(),
+            "this is the metrics token: it only reads GET /metrics; use the admin token from <data-dir>/admin.token or a tenant's token for the API and the dashboard".into(),
         )
     }
 
@@ -110,6 +119,18 @@ impl From<BackendError> for ApiError {
 
 impl From<hako_model::AppError> for ApiError {
     fn from(e: hako_model::AppError) -> ApiError {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<hako_model::QuotaError> for ApiError {
+    fn from(e: hako_model::QuotaError) -> ApiError {
+        ApiError::Quota(e.to_string())
+    }
+}
+
+impl From<hako_model::TenantNameError> for ApiError {
+    fn from(e: hako_model::TenantNameError) -> ApiError {
         ApiError::BadRequest(e.to_string())
     }
 }
@@ -152,6 +173,14 @@ mod tests {
         let e = ApiError::from(StoreError::Closed);
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(e.to_string().contains("restart"), "{e}");
+        assert_eq!(
+            ApiError::Forbidden("x".into()).status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            ApiError::Quota("x".into()).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         assert_eq!(
             ApiError::TooLarge { limit: 10 }.status(),
             StatusCode::PAYLOAD_TOO_LARGE

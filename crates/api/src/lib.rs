@@ -2,15 +2,19 @@
 //!
 //! The server ([`router`]) speaks JSON under `/v1`: apps (create, list, show, update,
 //! delete), code releases (upload a tar/tar.gz or name a directory), rollout, events,
-//! instances, metrics and logs (also followed, as server-sent events), and the service level of
-//! a live app ([`slo`]). Every route but `/v1/health` needs the admin token
-//! ([`token::load_or_create`]) as `Authorization: Bearer <token>`; every error is
-//! `{"error": "…"}` with a fitting status. `GET /metrics` serves the Prometheus text format to
-//! the admin token or the metrics token ([`token::load_or_create_metrics`]), and `/ui/` is the
-//! dashboard ([`ui`]). Who a token belongs to is a [`Caller`]; what it may see is decided in one
-//! place, [`Caller::can_see`]. Each request is parsed into an [`Action`] that the
-//! [`Engine`] carries out: desired state goes to the store, which the daemon watches; what
-//! needs the node goes through the daemon's [`Backend`].
+//! instances, metrics and logs (also followed, as server-sent events), certificates,
+//! checkpoints, the service level of a live app ([`slo`]), and tenants with their tokens and
+//! quotas. Every route under `/v1` but `/v1/health` needs a token as
+//! `Authorization: Bearer <token>`: the admin token ([`token::load_or_create`]) or a tenant's,
+//! which sees only its tenant's apps.
+//! Every error is `{"error": "…"}` with a fitting status. `GET /metrics` serves the Prometheus
+//! text format to the admin token, the metrics token ([`token::load_or_create_metrics`]) or a
+//! tenant's (its own apps), and `/ui/` is the dashboard ([`ui`]). Every route is in one table
+//! with who may call it ([`routes()`]). Who a token belongs to is a [`Caller`] ([`caller`]: the
+//! auth model); what it may see is decided in one place, [`Caller::can_see`]. Each request is
+//! parsed into an [`Action`] that the [`Engine`] carries out as the request's [`Caller`]:
+//! desired state goes to the store, which the daemon watches; what needs the node goes through
+//! the daemon's [`Backend`].
 //!
 //! The blocking [`Client`] is what the CLI uses.
 //!
@@ -31,6 +35,7 @@ pub mod caller;
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod pack;
 pub mod series;
 pub mod server;
 pub mod slo;
@@ -39,8 +44,8 @@ pub mod ui;
 
 pub use action::{Action, DatabaseOnDelete, Reply};
 pub use backend::{Backend, BackendError, LogFollow, LogPiece, ReleaseSource};
-pub use caller::{Caller, Scope};
+pub use caller::{Authenticator, Caller, Scope};
 pub use client::{AppPatch, Client, ClientError};
 pub use engine::Engine;
 pub use error::ApiError;
-pub use server::{ApiState, DEFAULT_MAX_UPLOAD, router, router_with};
+pub use server::{Access, ApiState, DEFAULT_MAX_UPLOAD, RouteInfo, router, router_with, routes};

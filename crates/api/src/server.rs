@@ -1,13 +1,16 @@
-//! The HTTP side: routes under `/v1`, each parsing its request into an [`Action`] for the
-//! [`Engine`]; token auth on everything but `/v1/health` (the [`crate::Caller`] it makes goes
-//! with the request); `GET /metrics` for Prometheus (admin or metrics token); the dashboard
-//! under `/ui/` ([`crate::ui`]); every API error answered as JSON `{"error": "…"}`, including
-//! axum's own rejections and unknown routes.
+//! The HTTP side, every route in one table ([`routes()`], which also builds the router) with who
+//! may call it: the API under `/v1`, each route parsing its request into an [`Action`] for the
+//! [`Engine`], run as the request's [`Caller`]; `GET /metrics` for Prometheus; the dashboard
+//! under `/ui/` ([`crate::ui`]). Token auth ([`crate::caller::Authenticator`]) on everything
+//! but `/v1/health` and the dashboard's login; every API error answered as JSON
+//! `{"error": "…"}`, including axum's own rejections and unknown routes.
 
 mod auth;
 mod extract;
 mod follow;
 mod reply;
+pub mod routes;
+mod tenants;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,16 +19,17 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use bytes::Bytes;
 use hako_store::Store;
 
 pub use self::extract::MAX_JSON_BODY;
 use self::extract::{AppName, Body, Upload};
+pub use self::routes::{Access, RouteInfo, routes};
 use crate::action::{
     self, Action, DEFAULT_EVENTS, DEFAULT_LOG_BYTES, MAX_EVENTS, MAX_LOG_BYTES, check_name,
 };
 use crate::backend::{Backend, ReleaseSource};
+use crate::caller::{Authenticator, Caller};
 use crate::engine::Engine;
 use crate::error::ApiError;
 pub use follow::KEEP_ALIVE as FOLLOW_KEEP_ALIVE;
@@ -35,11 +39,11 @@ pub const DEFAULT_MAX_UPLOAD: usize = 1 << 30;
 
 /// What the API server needs.
 pub struct ApiState {
-    /// Desired state: apps, releases, events.
+    /// Desired state: apps, releases, events, tenants and tokens.
     pub store: Arc<dyn Store>,
     /// The daemon's side: images, release files, instances, metrics, logs.
     pub backend: Arc<dyn Backend>,
-    /// The admin token clients must send (see [`crate::token::load_or_create`]).
+    /// The admin token (see [`crate::token::load_or_create`]); tenants' tokens are in the store.
     pub token: String,
     /// The metrics token, which reads `GET /metrics` only (see
     /// [`crate::token::load_or_create_metrics`]); `None`: only the admin token reads it.
@@ -64,16 +68,8 @@ impl ApiState {
 /// Shared by every handler.
 pub(crate) struct Shared {
     pub(crate) engine: Arc<Engine>,
-    token: String,
-    metrics_token: Option<String>,
+    pub(crate) auth: Authenticator,
     max_upload: usize,
-}
-
-impl Shared {
-    /// Who sends `token`, if anyone (the dashboard's cookie goes through here too).
-    pub(crate) fn caller_of(&self, token: &str) -> Option<crate::Caller> {
-        auth::caller_of(self, token)
-    }
 }
 
 type S = State<Arc<Shared>>;
@@ -93,60 +89,54 @@ pub fn router_with(
     max_upload: usize,
 ) -> Router {
     let shared = Arc::new(Shared {
+        auth: engine.authenticator(token, metrics_token),
         engine,
-        token,
-        metrics_token,
         max_upload,
     });
-    let authed = Router::new()
-        .route("/v1/apps", get(list_apps).post(create_app))
-        .route(
-            "/v1/apps/{name}",
-            get(show_app).patch(update_app).delete(delete_app),
-        )
-        .route(
-            "/v1/apps/{name}/releases",
-            get(list_releases)
-                .post(deploy)
-                .layer(DefaultBodyLimit::max(shared.max_upload)),
-        )
-        .route("/v1/apps/{name}/rollout", post(rollout))
-        .route("/v1/apps/{name}/events", get(events))
-        .route("/v1/apps/{name}/metrics", get(metrics))
-        .route("/v1/apps/{name}/checkpoint", get(checkpoint))
-        .route("/v1/apps/{name}/slo", get(slo))
-        .route("/v1/apps/{name}/logs", get(logs))
-        .route(
-            "/v1/apps/{name}/cert",
-            get(show_cert).put(set_cert).delete(remove_cert),
-        )
-        .route("/v1/instances", get(instances))
-        .route("/v1/nodes", get(list_nodes))
-        .route("/v1/nodes/{name}/{state}", post(set_node_state))
+    // Who may call a route decides which middleware it is behind; the dashboard's pages
+    // (under /ui) also get its security headers.
+    let mut open = Router::new();
+    let mut api = Router::new();
+    let mut scrape = Router::new();
+    let mut ui_open = Router::new();
+    let mut ui_session = Router::new();
+    for (info, handler) in routes::table(shared.max_upload) {
+        let group = match (info.access, info.path.starts_with("/ui")) {
+            (Access::Session, _) => &mut ui_session,
+            (_, true) => &mut ui_open,
+            (Access::Open, false) => &mut open,
+            (Access::Token | Access::Admin, false) => &mut api,
+            (Access::Scrape, false) => &mut scrape,
+        };
+        *group = std::mem::take(group).route(info.path, handler);
+    }
+    let api = api
         .layer(DefaultBodyLimit::max(extract::MAX_JSON_BODY))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             auth::require_api_caller,
         ));
-    let metrics = Router::new()
-        .route("/metrics", get(prometheus))
-        .route_layer(axum::middleware::from_fn_with_state(
+    let scrape = scrape.route_layer(axum::middleware::from_fn_with_state(
+        shared.clone(),
+        auth::require_metrics_caller,
+    ));
+    let ui = ui_open
+        .merge(ui_session.route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
-            auth::require_metrics_caller,
-        ));
-    Router::new()
-        .route("/v1/health", get(health))
-        .merge(authed)
-        .merge(metrics)
-        .merge(crate::ui::routes())
+            crate::ui::require_session,
+        )))
+        .layer(axum::middleware::map_response(crate::ui::secure_headers));
+    open.merge(api)
+        .merge(scrape)
+        .merge(ui)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(shared)
 }
 
-async fn run(shared: &Shared, action: Result<Action, ApiError>) -> Response {
+async fn run(shared: &Shared, caller: &Caller, action: Result<Action, ApiError>) -> Response {
     match action {
-        Ok(action) => match shared.engine.execute(action).await {
+        Ok(action) => match shared.engine.execute_as(caller, action).await {
             Ok(reply) => reply.into_response(),
             Err(e) => e.into_response(),
         },
@@ -154,12 +144,16 @@ async fn run(shared: &Shared, action: Result<Action, ApiError>) -> Response {
     }
 }
 
-async fn list_nodes(State(s): S) -> Response {
-    run(&s, Ok(Action::ListNodes)).await
+async fn list_nodes(State(s): S, caller: Caller) -> Response {
+    run(&s, &caller, Ok(Action::ListNodes)).await
 }
 
 /// `POST /v1/nodes/NAME/cordon|uncordon|drain`.
-async fn set_node_state(State(s): S, Path((name, verb)): Path<(String, String)>) -> Response {
+async fn set_node_state(
+    State(s): S,
+    caller: Caller,
+    Path((name, verb)): Path<(String, String)>,
+) -> Response {
     let action = match verb.as_str() {
         "cordon" => Ok(hako_model::NodeState::Cordoned),
         "uncordon" => Ok(hako_model::NodeState::Active),
@@ -173,7 +167,7 @@ async fn set_node_state(State(s): S, Path((name, verb)): Path<(String, String)>)
             .map_err(|_| ApiError::BadRequest(format!("node name {name:?} is not valid")))?;
         Ok(Action::SetNodeState { name, state })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
 async fn health() -> Response {
@@ -196,49 +190,67 @@ async fn wrong_method(method: Method, uri: Uri, _body: Body) -> ApiError {
     ))
 }
 
-async fn list_apps(State(s): S) -> Response {
-    run(&s, Ok(Action::ListApps)).await
+async fn whoami(State(s): S, caller: Caller) -> Response {
+    run(&s, &caller, Ok(Action::Whoami)).await
 }
 
-async fn create_app(State(s): S, body: Body) -> Response {
-    let action = body
-        .0
-        .and_then(|b| action::parse_spec(&b))
-        .map(|spec| Action::CreateApp(Box::new(spec)));
-    run(&s, action).await
+async fn list_apps(State(s): S, caller: Caller) -> Response {
+    run(&s, &caller, Ok(Action::ListApps)).await
 }
 
-async fn show_app(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::ShowApp)).await
+/// `POST /v1/apps[?tenant=T]`: the admin names the tenant to own the app.
+async fn create_app(State(s): S, caller: Caller, q: Params, body: Body) -> Response {
+    let action = params(q).and_then(|q| {
+        let tenant = q
+            .get("tenant")
+            .map(|t| action::tenant::check_tenant(t))
+            .transpose()?;
+        let spec = action::parse_spec(&body.0?)?;
+        Ok(Action::CreateApp {
+            spec: Box::new(spec),
+            tenant,
+        })
+    });
+    run(&s, &caller, action).await
 }
 
-async fn update_app(State(s): S, name: AppName, body: Body) -> Response {
+async fn show_app(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::ShowApp)).await
+}
+
+async fn update_app(State(s): S, caller: Caller, name: AppName, body: Body) -> Response {
     let action = name.0.and_then(|name| {
         let patch = Box::new(action::parse_patch(&body.0?)?);
         Ok(Action::UpdateApp { name, patch })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
-async fn delete_app(State(s): S, name: AppName, q: Params) -> Response {
+async fn delete_app(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
         let database = action::DatabaseOnDelete::parse(q.get("database").map(String::as_str))?;
         Ok(Action::DeleteApp { name, database })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
-async fn list_releases(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::ListReleases)).await
+async fn list_releases(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::ListReleases)).await
 }
 
-async fn deploy(State(s): S, name: AppName, headers: HeaderMap, body: Upload) -> Response {
+async fn deploy(
+    State(s): S,
+    caller: Caller,
+    name: AppName,
+    headers: HeaderMap,
+    body: Upload,
+) -> Response {
     let action = name.0.and_then(|name| {
         let source = release_source(&headers, body.0?)?;
         Ok(Action::Deploy { name, source })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
 /// A deploy's body: a tar/tar.gz archive, or JSON `{"dir": "/abs/path"}`.
@@ -289,8 +301,8 @@ fn release_source(headers: &HeaderMap, body: Bytes) -> Result<ReleaseSource, Api
     }
 }
 
-async fn rollout(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::Rollout)).await
+async fn rollout(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::Rollout)).await
 }
 
 type Params = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
@@ -300,7 +312,7 @@ fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
 }
 
-async fn events(State(s): S, name: AppName, q: Params) -> Response {
+async fn events(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
         let limit = action::parse_count(
@@ -311,18 +323,18 @@ async fn events(State(s): S, name: AppName, q: Params) -> Response {
         )?;
         Ok(Action::Events { name, limit })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
-async fn metrics(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::Metrics)).await
+async fn metrics(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::Metrics)).await
 }
 
-async fn checkpoint(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::Checkpoint)).await
+async fn checkpoint(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::Checkpoint)).await
 }
 
-async fn slo(State(s): S, name: AppName, q: Params) -> Response {
+async fn slo(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
         let target = action::parse_target(
@@ -331,11 +343,11 @@ async fn slo(State(s): S, name: AppName, q: Params) -> Response {
         )?;
         Ok(Action::Slo { name, target })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
 /// `GET /metrics`: the Prometheus text exposition of what the caller may see.
-async fn prometheus(State(s): S, caller: crate::Caller) -> Response {
+async fn prometheus(State(s): S, caller: Caller) -> Response {
     match s.engine.prometheus(&caller).await {
         Ok(text) => (
             [(
@@ -349,7 +361,7 @@ async fn prometheus(State(s): S, caller: crate::Caller) -> Response {
     }
 }
 
-async fn logs(State(s): S, caller: crate::Caller, name: AppName, q: Params) -> Response {
+async fn logs(State(s): S, caller: Caller, name: AppName, q: Params) -> Response {
     let action = name.0.and_then(|name| {
         let q = params(q)?;
         if parse_flag("follow", q.get("follow").map(String::as_str))? {
@@ -370,7 +382,7 @@ async fn logs(State(s): S, caller: crate::Caller, name: AppName, q: Params) -> R
         Ok(Ok(Action::Logs { name, max_bytes }))
     });
     match action {
-        Ok(Ok(action)) => run(&s, Ok(action)).await,
+        Ok(Ok(action)) => run(&s, &caller, Ok(action)).await,
         Ok(Err((name, tail))) => match s.engine.follow_logs(&caller, &name, tail).await {
             Ok(follow) => follow::response(follow),
             Err(e) => e.into_response(),
@@ -393,26 +405,26 @@ fn parse_flag(what: &str, raw: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-async fn show_cert(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::ShowCert)).await
+async fn show_cert(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::ShowCert)).await
 }
 
-async fn set_cert(State(s): S, name: AppName, body: Body) -> Response {
+async fn set_cert(State(s): S, caller: Caller, name: AppName, body: Body) -> Response {
     let action = name.0.and_then(|name| {
         let upload = Box::new(action::parse_cert_upload(&body.0?)?);
         Ok(Action::SetCert { name, upload })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }
 
-async fn remove_cert(State(s): S, name: AppName) -> Response {
-    run(&s, name.0.map(Action::RemoveCert)).await
+async fn remove_cert(State(s): S, caller: Caller, name: AppName) -> Response {
+    run(&s, &caller, name.0.map(Action::RemoveCert)).await
 }
 
-async fn instances(State(s): S, q: Params) -> Response {
+async fn instances(State(s): S, caller: Caller, q: Params) -> Response {
     let action = params(q).and_then(|q| {
         let app = q.get("app").map(|a| check_name(a)).transpose()?;
         Ok(Action::Instances { app })
     });
-    run(&s, action).await
+    run(&s, &caller, action).await
 }

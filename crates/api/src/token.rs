@@ -1,7 +1,9 @@
-//! The daemon's tokens: 32 random bytes as hex each, made on first start with mode 0600 and
-//! reused after — the admin token in `<data-dir>/admin.token`, and the metrics token in
+//! The daemon's tokens. Two are files made on first start (32 random bytes as hex each, mode
+//! 0600, reused after): the admin token in `<data-dir>/admin.token`, and the metrics token in
 //! `<data-dir>/metrics.token` (it reads `GET /metrics` and nothing else: give it to a
-//! Prometheus server). Clients send a token as `Authorization: Bearer <token>`.
+//! Prometheus server). A tenant's token ([`new_tenant_token`]) is `hkt_` and 32 random bytes
+//! as hex, shown once when made and stored only as its [`hash`]. Clients send any of them as
+//! `Authorization: Bearer <token>`; [`crate::caller::Authenticator`] tells them apart.
 
 use std::fs;
 use std::io::{self, Write};
@@ -90,6 +92,33 @@ pub fn read(file: &Path) -> io::Result<String> {
     Ok(token)
 }
 
+/// What every tenant token starts with (and the admin token never does: it is bare hex), so a
+/// leaked one is recognisable to secret scanners and to people.
+pub const TENANT_TOKEN_PREFIX: &str = "hkt_";
+
+/// A new tenant token: [`TENANT_TOKEN_PREFIX`] and 32 random bytes as hex.
+pub fn new_tenant_token() -> io::Result<String> {
+    Ok(format!("{TENANT_TOKEN_PREFIX}{}", generate()?))
+}
+
+/// The stored form of a tenant token: its SHA-256, hex. A plain (fast) hash is enough here
+/// because the token is 256 random bits, not a password: no dictionary or brute force gets
+/// near its preimage, so a slow password hash (argon2, bcrypt) would only make every API
+/// request slower. The hash is also the token record's key, so checking a token is one read.
+pub fn hash(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The start of a token, to tell tokens apart in lists without showing them.
+pub fn hint(token: &str) -> String {
+    let head: String = token.chars().take(TENANT_TOKEN_PREFIX.len() + 4).collect();
+    format!("{head}…")
+}
+
 /// 32 random bytes, hex.
 pub fn generate() -> io::Result<String> {
     let mut bytes = [0u8; 32];
@@ -150,6 +179,28 @@ mod tests {
         fs::write(&file, "").unwrap();
         let err = load_or_create(dir.path()).unwrap_err();
         assert!(err.to_string().contains("delete it"), "{err}");
+    }
+
+    #[test]
+    fn tenant_tokens_are_random_and_stored_hashed() {
+        let a = new_tenant_token().unwrap();
+        let b = new_tenant_token().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(TENANT_TOKEN_PREFIX));
+        assert_eq!(a.len(), TENANT_TOKEN_PREFIX.len() + 64);
+        assert_eq!(hash(&a).len(), 64);
+        assert_eq!(hash(&a), hash(&a));
+        assert_ne!(hash(&a), hash(&b));
+        assert!(
+            !hash(&a).contains(&a[4..12]),
+            "the hash does not show the token"
+        );
+        // SHA-256 of "abc", the standard test vector.
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hint("hkt_0123456789"), "hkt_0123…");
     }
 
     #[test]

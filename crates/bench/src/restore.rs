@@ -224,5 +224,6 @@ fn app(
         created_unix: 0,
         updated_unix: 0,
         database_grant: None,
+        tenant: None,
     })
 }

@@ -112,6 +112,7 @@ impl Backend for DaemonBackend {
         app: &str,
         number: u64,
         source: ReleaseSource,
+        max_bytes: Option<u64>,
     ) -> Result<Release, BackendError> {
         let describe = source.describe();
         let files = self.files.clone();
@@ -139,7 +140,7 @@ impl Backend for DaemonBackend {
             };
             files
                 .releases()
-                .create(&app, number, &path, &describe)
+                .create_within(&app, number, &path, &describe, max_bytes)
                 .map_err(|e| release_error(e.is_over_limit(), e.is_out_of_space(), e))
         })
         .await
@@ -334,6 +335,15 @@ impl Backend for DaemonBackend {
         let server = self.database.clone();
         let app = app.to_string();
         tokio::task::spawn_blocking(move || server.provision(&app))
+            .await
+            .map_err(|e| BackendError::internal(format!("database task failed: {e}")))?
+            .map_err(database_error)
+    }
+
+    async fn database_exists(&self, app: &str) -> Result<bool, BackendError> {
+        let server = self.database.clone();
+        let app = app.to_string();
+        tokio::task::spawn_blocking(move || server.exists(&server.name_for(&app)?))
             .await
             .map_err(|e| BackendError::internal(format!("database task failed: {e}")))?
             .map_err(database_error)

@@ -67,15 +67,16 @@ pub(crate) async fn serve(
     .await?;
     let apps = Arc::new(Apps::default());
     let (proxy_events_tx, proxy_events) = tokio::sync::mpsc::unbounded_channel();
+    let lead = Arc::new(Lead::default());
     let router = Router::new(
         Arc::new(WantLauncher {
             front: front.clone(),
             apps: apps.clone(),
+            lead: lead.clone(),
         }),
         Arc::new(proxy_events_tx),
     );
     let events = Arc::new(EventLog::new(store.clone()));
-    let lead = Arc::new(Lead::default());
     let activity = Arc::new(ActivityView::default());
     // Every front serves the stored certificates (uploads; ACME is not run on a cluster yet).
     let site_certs = hako_tls::SiteCerts::new();

@@ -358,6 +358,7 @@ impl Bed {
             created_unix: 0,
             updated_unix: 0,
             database_grant: None,
+            tenant: None,
         };
         self.router.set_app(crate::reconcile::route(&app)).unwrap();
         self.apps.insert(app);

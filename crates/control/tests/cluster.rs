@@ -133,12 +133,16 @@ struct Front {
 
 impl Front {
     async fn start(etcd: &Etcd, tmp: &std::path::Path) -> Front {
-        let mut config = ServeConfig::new(tmp.join("front"));
+        Front::start_named("front", etcd, tmp).await
+    }
+
+    async fn start_named(name: &str, etcd: &Etcd, tmp: &std::path::Path) -> Front {
+        let mut config = ServeConfig::new(tmp.join(name));
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.api = "127.0.0.1:0".parse().unwrap();
         config.store = etcd.endpoint.parse().unwrap();
         config.run_node = false;
-        config.node = Some("front".into());
+        config.node = Some(name.into());
         config.shared_dir = Some(tmp.join("shared"));
         config.lease_ttl = Duration::from_secs(2);
         config.stop_grace = Duration::from_secs(2);
@@ -152,7 +156,7 @@ impl Front {
             .unwrap();
         });
         let bound = bound_rx.await.unwrap();
-        let token = std::fs::read_to_string(tmp.join("front/admin.token")).unwrap();
+        let token = std::fs::read_to_string(tmp.join(name).join("admin.token")).unwrap();
         let client = Client::new(format!("http://{}", bound.api), token.trim());
         Front {
             bound,
@@ -256,11 +260,19 @@ async fn a_front_cold_starts_sites_on_the_nodes_once_for_a_burst() {
     let nodes = front.call(|c| c.nodes()).await;
     assert_eq!(nodes.len(), 2, "{nodes:?}");
 
+    // A second front: one of the two leads (its cold starts go straight to its lifecycle),
+    // the other asks through wants.
+    let other = Front::start_named("front2", &bed.etcd, bed.path()).await;
     bed.site(&front, "alpha", serde_json::json!({})).await;
-    // A burst of first requests: one start, on one node, and everyone served.
+    // A burst of first requests reaching both fronts: one start, on one node, and everyone
+    // served.
     let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let addr = front.bound.proxy;
+    for i in 0..20 {
+        let addr = if i % 2 == 0 {
+            front.bound.proxy
+        } else {
+            other.bound.proxy
+        };
         tasks.push(tokio::task::spawn_blocking(move || {
             http_get(addr, "alpha.example", "/index.html")
         }));
@@ -289,6 +301,7 @@ async fn a_front_cold_starts_sites_on_the_nodes_once_for_a_burst() {
     }
     assert_eq!(on.len(), 2, "every app landed on one node: {on:?}");
 
+    other.stop().await;
     front.stop().await;
     n1.leave().await;
     n2.leave().await;
@@ -331,6 +344,21 @@ async fn draining_a_node_moves_its_sites_without_a_failed_request() {
     })
     .await;
     assert_ne!(now_on, first);
+    // The old instance stops once no front sends it requests: the drained node runs nothing.
+    until(
+        "the drained node to run nothing",
+        Duration::from_secs(30),
+        async || {
+            let nodes = front.call(|c| c.nodes()).await;
+            let left: u32 = nodes
+                .iter()
+                .filter(|n| n.name == first)
+                .map(|n| n.instances.values().sum::<u32>())
+                .sum();
+            (left == 0).then_some(())
+        },
+    )
+    .await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let answers = load.await.unwrap();
     assert!(
@@ -389,4 +417,107 @@ async fn a_lost_node_is_noticed_and_its_sites_start_elsewhere() {
     );
     front.stop().await;
     alive.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_apps_files_leave_every_node() {
+    let bed = Bed::new();
+    // What a node kept of an app deleted while it was away goes when it joins.
+    let ghost = bed.path().join("node1/apps/ghost_0123456789ab/logs");
+    std::fs::create_dir_all(&ghost).unwrap();
+    let front = Front::start(&bed.etcd, bed.path()).await;
+    let n1 = Node::start("node1", 'x', &bed.etcd, bed.path()).await;
+    assert!(
+        !ghost.parent().unwrap().exists(),
+        "the sweep at join kept {ghost:?}"
+    );
+    let n2 = Node::start("node2", 'y', &bed.etcd, bed.path()).await;
+    bed.site(&front, "brief", serde_json::json!({})).await;
+    assert_eq!(front.get("brief.example").await.0, 200);
+    let (_, on) = front.placed("brief").await[0].clone();
+    let key = front.call(|c| c.app("brief")).await.storage_key();
+    let local = bed.path().join(&on).join("apps").join(&key);
+    let release = bed.path().join("shared/releases").join(&key);
+    assert!(local.exists(), "{local:?}");
+    assert!(release.exists(), "{release:?}");
+
+    front.call(|c| c.delete_app("brief")).await;
+    until(
+        "the app's files to leave the nodes",
+        Duration::from_secs(30),
+        async || (!local.exists() && !release.exists()).then_some(()),
+    )
+    .await;
+    // A new app of the same name starts from its own files.
+    bed.site(&front, "brief", serde_json::json!({})).await;
+    assert_eq!(front.get("brief.example").await, (200, "brief\n".into()));
+    front.stop().await;
+    n1.leave().await;
+    n2.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_lease_expired_kills_what_it_ran_before_it_joins_again() {
+    let bed = Bed::new();
+    let front = Front::start(&bed.etcd, bed.path()).await;
+    let n1 = Node::start("node1", 'x', &bed.etcd, bed.path()).await;
+    let n2 = Node::start("node2", 'y', &bed.etcd, bed.path()).await;
+    bed.site(&front, "fenced", serde_json::json!({})).await;
+    assert_eq!(front.get("fenced.example").await.0, 200);
+    let (old, on) = front.placed("fenced").await[0].clone();
+    let node = if on == n1.name { &n1 } else { &n2 };
+    assert!(node.agent.instances(None).iter().any(|i| i.id == old));
+
+    // The cluster loses the node's lease as when it is cut off past its TTL, while the node
+    // itself runs on.
+    let store = hako_store::open(&bed.etcd.endpoint.parse().unwrap())
+        .await
+        .unwrap();
+    let record = |kv: hako_store::KeyValue| {
+        let r: hako_model::NodeRecord = serde_json::from_slice(&kv.value).unwrap();
+        (kv.lease.unwrap(), r.epoch)
+    };
+    let node_key = hako_store::keys::node(&on);
+    let (lease, epoch) = record(store.get(&node_key).await.unwrap().unwrap());
+    store.revoke(lease).await.unwrap();
+
+    // It notices, kills the instance it ran, and joins again with a new epoch.
+    until(
+        "the old instance to die",
+        Duration::from_secs(20),
+        async || (!node.agent.instances(None).iter().any(|i| i.id == old)).then_some(()),
+    )
+    .await;
+    until(
+        "the node to join again",
+        Duration::from_secs(20),
+        async || {
+            let kv = store.get(&node_key).await.ok()??;
+            let (new_lease, new_epoch) = record(kv);
+            (new_lease != lease && new_epoch > epoch).then_some(())
+        },
+    )
+    .await;
+    let events = front.call(|c| c.events("fenced", Some(100))).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == EventKind::Exited && e.reason.contains("was lost")),
+        "{events:#?}"
+    );
+    // The site is served again, by a new instance.
+    let (now, _) = until(
+        "the site served again",
+        Duration::from_secs(30),
+        async || {
+            let (status, _) = front.get("fenced.example").await;
+            let placed = front.placed("fenced").await;
+            (status == 200 && placed.len() == 1).then(|| placed[0].clone())
+        },
+    )
+    .await;
+    assert_ne!(now, old);
+    front.stop().await;
+    n1.leave().await;
+    n2.leave().await;
 }

@@ -14,6 +14,7 @@ pub mod run;
 pub mod serve;
 pub mod sim;
 pub mod slo;
+pub mod tenant;
 #[cfg(test)]
 mod vocabulary;
 
@@ -24,6 +25,11 @@ pub enum Exit {
     Failure,
     /// Bad input: a usage error, an unknown or invalid image name, a refused tarball.
     Usage,
+    /// The API refused the token: missing, wrong or revoked (401), or a tenant's token asking
+    /// what only the admin may (403).
+    Denied,
+    /// The change would take a tenant's apps past its quota (422).
+    Quota,
     /// `hako run`: the container could not be made (bad spec, missing image, runtime
     /// error), as with `docker run`.
     RunSetup,
@@ -39,6 +45,8 @@ impl Exit {
         match self {
             Exit::Failure => 1,
             Exit::Usage => 2,
+            Exit::Denied => 3,
+            Exit::Quota => 4,
             Exit::RunSetup => 125,
             Exit::CannotInvoke => 126,
             Exit::CommandNotFound => 127,
@@ -89,6 +97,19 @@ pub fn out(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// A failed API call as a [`Failure`]: the server's message, and an exit code by its status —
+/// 401/403 [`Exit::Denied`], 422 [`Exit::Quota`], any other 4xx [`Exit::Usage`], the rest
+/// [`Exit::Failure`].
+pub fn api_failure(e: hako_api::ClientError) -> Failure {
+    let exit = match e.status() {
+        Some(401 | 403) => Exit::Denied,
+        Some(422) => Exit::Quota,
+        Some(400..=499) => Exit::Usage,
+        _ => Exit::Failure,
+    };
+    Failure::new(exit, anyhow::anyhow!("{e}"))
+}
+
 /// Turns any error into a [`Failure`] with a given exit code: `result.or_exit(Exit::Usage)?`.
 pub trait OrExit<T> {
     /// Maps the error to a [`Failure`] with `exit`.
@@ -124,15 +145,9 @@ pub fn format_time_ms(ms: u64) -> String {
     )
 }
 
-/// A client answer as the CLI's result: a refused request (4xx) is a usage error.
+/// A client answer as the CLI's result, with the exit code of [`api_failure`].
 pub(crate) fn api<T>(r: Result<T, hako_api::ClientError>) -> Result<T, Failure> {
-    r.map_err(|e| {
-        let exit = match e.status() {
-            Some(400..=499) => Exit::Usage,
-            _ => Exit::Failure,
-        };
-        Failure::new(exit, anyhow::anyhow!("{e}"))
-    })
+    r.map_err(api_failure)
 }
 
 /// The API client of this host's hako (`HAKO_API`, `HAKO_TOKEN` or the data dir's token).
@@ -153,6 +168,8 @@ mod tests {
         let all = [
             Exit::Failure,
             Exit::Usage,
+            Exit::Denied,
+            Exit::Quota,
             Exit::RunSetup,
             Exit::CannotInvoke,
             Exit::CommandNotFound,
@@ -162,6 +179,25 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         assert!(codes.iter().all(|&c| c != 0));
+    }
+
+    #[test]
+    fn api_statuses_give_their_exit_codes() {
+        let failed = |status| {
+            api_failure(hako_api::ClientError::Api {
+                status,
+                message: "m".into(),
+            })
+            .exit
+        };
+        assert_eq!(failed(401), Exit::Denied);
+        assert_eq!(failed(403), Exit::Denied);
+        assert_eq!(failed(422), Exit::Quota);
+        assert_eq!(failed(404), Exit::Usage);
+        assert_eq!(failed(409), Exit::Usage);
+        assert_eq!(failed(500), Exit::Failure);
+        let unreachable = hako_api::ClientError::Invalid("x".into());
+        assert_eq!(api_failure(unreachable).exit, Exit::Failure);
     }
 
     #[test]

@@ -50,6 +50,10 @@ enum Command {
     App(cmd::app::AppArgs),
     /// Look at running instances.
     Instance(cmd::instance::InstanceArgs),
+    /// Manage tenants: site owners' accounts and their quotas (admin).
+    Tenant(cmd::tenant::TenantArgs),
+    /// Manage tenants' tokens: make, list, revoke (admin).
+    Token(cmd::tenant::TokenArgs),
     /// The hosts of a cluster: list, cordon, uncordon, drain.
     Node(cmd::node::NodeArgs),
     /// Simulate thousands of sites under a keep-alive policy (same policy code as the daemon).
@@ -95,6 +99,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Agent(args) => cmd::agent::execute(args, &cli.data_dir).await,
         Command::App(args) => cmd::app::execute(args, &cli.data_dir).await,
         Command::Instance(args) => cmd::instance::execute(args, &cli.data_dir).await,
+        Command::Tenant(args) => cmd::tenant::tenant(args, &cli.data_dir).await,
+        Command::Token(args) => cmd::tenant::token(args, &cli.data_dir).await,
         Command::Node(args) => cmd::node::execute(args, &cli.data_dir).await,
         Command::Sim(args) => tokio::task::spawn_blocking(move || cmd::sim::sim(args))
             .await

@@ -303,6 +303,10 @@ pub struct App {
     /// deleter says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_grant: Option<crate::DatabaseGrant>,
+    /// The tenant that owns the app (set once, at create: the creating token's tenant, or
+    /// the one the admin names); `None` for the admin's own apps, which no tenant sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// Hex digits of an [`App::uid`].
@@ -513,6 +517,7 @@ mod tests {
             created_unix: 0,
             updated_unix: 0,
             database_grant: None,
+            tenant: None,
         };
         let base = app(spec());
         let same = base.fingerprint();
@@ -571,6 +576,7 @@ mod tests {
             created_unix: 0,
             updated_unix: 0,
             database_grant: None,
+            tenant: None,
         };
         assert_eq!(
             a.storage_key(),
@@ -642,6 +648,7 @@ mod tests {
                 password: "pw-secret".into(),
                 created_unix: 1,
             }),
+            tenant: None,
         };
         // The spec's `database` switch and the grant live side by side in one JSON object.
         let json = serde_json::to_value(&app).unwrap();

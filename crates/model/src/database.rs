@@ -22,6 +22,20 @@ pub struct DatabaseGrant {
     pub created_unix: u64,
 }
 
+/// A database an app's deletion left on the server ("keep"), and whose it is: only an app of
+/// the same name *and owner* takes it over, so a kept database never passes from one tenant to
+/// another with the app name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeptDatabase {
+    /// The database's name, e.g. `hako_blog`.
+    pub database: String,
+    /// The tenant of the deleted app; `None`: the admin's.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// When the app was deleted (seconds since the Unix epoch).
+    pub kept_unix: u64,
+}
+
 /// What the API shows in place of a password.
 pub const REDACTED: &str = "(hidden)";
 

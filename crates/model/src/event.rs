@@ -1,5 +1,5 @@
 //! Events: every decision hako takes about an app (start, stop, scale, deploy, failure) with
-//! its reason, kept per app.
+//! its reason, kept per app; and every change to a tenant or its tokens, kept per tenant.
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,12 +33,19 @@ pub enum EventKind {
     CheckpointFailed,
     /// Checkpoints of the app were removed (an older version, the disk bound).
     CheckpointRemoved,
+    /// A tenant's own events (its `app` is empty, its `tenant` names it).
+    TenantCreated,
+    TenantUpdated,
+    TenantDeleted,
+    TokenCreated,
+    TokenRevoked,
 }
 
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub time_unix_ms: u64,
+    /// The app; empty on a tenant's own events (tenant and token changes).
     pub app: String,
     pub kind: EventKind,
     #[serde(default)]
@@ -48,6 +55,14 @@ pub struct Event {
     /// For failures: the end of the app's log.
     #[serde(default)]
     pub log_tail: Option<String>,
+    /// Who asked for a change made through the API: `admin` (the admin token) or
+    /// `TENANT/TOKEN` (a tenant's token, by name). `None` for hako's own decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The tenant owning the app, on events of changes made through the API (`None`: an app
+    /// of the admin's, or a decision of hako's, which does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl Event {
@@ -59,11 +74,25 @@ impl Event {
             instance: None,
             reason: reason.into(),
             log_tail: None,
+            actor: None,
+            tenant: None,
         }
     }
 
     pub fn instance(mut self, id: &str) -> Event {
         self.instance = Some(id.to_string());
+        self
+    }
+
+    /// Who asked for it (see [`Event::actor`]).
+    pub fn actor(mut self, actor: impl Into<String>) -> Event {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// The tenant owning the app (see [`Event::tenant`]).
+    pub fn tenant(mut self, tenant: Option<&str>) -> Event {
+        self.tenant = tenant.map(str::to_string);
         self
     }
 

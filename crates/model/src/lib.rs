@@ -4,7 +4,8 @@
 //! each: human units ([`units`]: "256MiB", "100MB", "30s", "0.5" cores), image references
 //! ([`ImageRef`]), a change of an app's settings ([`AppPatch`]), what a node can give
 //! ([`NodeCapacity`]), and the command-line splitting that lets
-//! `--cmd 'php -S 0.0.0.0:$PORT'` work without a shell.
+//! `--cmd 'php -S 0.0.0.0:$PORT'` work without a shell; and the site owners' accounts
+//! ([`tenant`]: tenants, their quotas and tokens' records).
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -25,6 +26,7 @@ pub mod restore;
 pub mod schedule;
 pub mod seccomp;
 pub mod stop;
+pub mod tenant;
 pub mod units;
 
 pub use app::{
@@ -37,7 +39,7 @@ pub use cluster::{
     InstanceActivity, LeaderRecord, Want, WantFailure,
 };
 pub use command::CommandError;
-pub use database::DatabaseGrant;
+pub use database::{DatabaseGrant, KeptDatabase};
 pub use event::{Event, EventKind};
 pub use failure::StartFailure;
 pub use ignored_clients::{IgnoredClients, IgnoredClientsError};
@@ -51,6 +53,10 @@ pub use restore::{RestoreMode, StartPath};
 pub use schedule::{ScheduleAction, ScheduleEntry, ScheduleError};
 pub use seccomp::{MAX_SECCOMP_REASON, SeccompProfile};
 pub use stop::StopReason;
+pub use tenant::{
+    ADMIN_ACTOR, Quota, QuotaError, QuotaPatch, Tenant, TenantNameError, TokenRecord, Usage,
+    validate_tenant_name, validate_token_name,
+};
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// Seconds since the Unix epoch, now.

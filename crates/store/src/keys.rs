@@ -8,6 +8,10 @@
 //! | `/instances/<app>/<id>` | a running instance (attach to the node's lease in a cluster) |
 //! | `/events/<app>/<seq>` | an app's events, append-only: [`crate::StoreExt::append_json`] + [`crate::StoreExt::trim`] |
 //! | `/nodes/<name>` | a node, attached to its lease so it disappears when the node stops renewing |
+//! | `/tenants/<name>` | a tenant (site owner's account) and its quota |
+//! | `/tokens/<hash>` | a tenant's token: its record, keyed by the token's SHA-256 (hex), never the token |
+//! | `/tenant-events/<tenant>/<seq>` | a tenant's own events (quota and token changes), append-only like an app's |
+//! | `/kept-databases/<app>` | whose is the database a deleted app of that name kept on the server |
 //! | `/certs/<app>` | an app's TLS certificate: PEM chain, PEM private key (never shown by the API), source, issuer, names, validity |
 //! | `/acme/account` | the ACME account's credentials and the directory they are for |
 //! | `/node-state/<name>` | whether a node takes new instances (active, cordoned, draining) |
@@ -17,6 +21,7 @@
 //! | `/drained/<instance>/<front>` | one front sends an instance no more requests |
 //! | `/fronts/<name>` | a front (`hako serve`) |
 //! | `/leader` | the front that schedules |
+//! | `/forgotten/<storage-key>` | a deleted app's files every node removes (on a lease of [`FORGOTTEN_TTL`]) |
 //!
 //! See docs/cluster.md for who writes what and which keys live on a lease.
 //!
@@ -37,6 +42,14 @@ pub const INSTANCES: &str = "/instances/";
 pub const EVENTS: &str = "/events/";
 /// Prefix of every node.
 pub const NODES: &str = "/nodes/";
+/// Prefix of every tenant.
+pub const TENANTS: &str = "/tenants/";
+/// Prefix of every tenant's token.
+pub const TOKENS: &str = "/tokens/";
+/// Prefix of every tenant's own events.
+pub const TENANT_EVENTS: &str = "/tenant-events/";
+/// Prefix of the records of kept databases.
+pub const KEPT_DATABASES: &str = "/kept-databases/";
 /// Prefix of every app's certificate.
 pub const CERTS: &str = "/certs/";
 /// The ACME account of the cluster (one per directory in use).
@@ -55,6 +68,11 @@ pub const DRAINED: &str = "/drained/";
 pub const FRONTS: &str = "/fronts/";
 /// The leader's key.
 pub const LEADER: &str = "/leader";
+/// Prefix of the deleted apps whose files every node removes.
+pub const FORGOTTEN: &str = "/forgotten/";
+/// How long a `/forgotten/…` record lives: nodes that were away longer sweep their own
+/// leftovers when they join again.
+pub const FORGOTTEN_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Longest name segment accepted.
 pub const MAX_NAME_LEN: usize = 253;
@@ -129,6 +147,26 @@ pub fn node(name: &str) -> String {
     format!("{NODES}{name}")
 }
 
+/// `/tenants/<name>`
+pub fn tenant(name: &str) -> String {
+    format!("{TENANTS}{name}")
+}
+
+/// `/tokens/<hash>`: a token's record under the hex SHA-256 of the token.
+pub fn token(hash: &str) -> String {
+    format!("{TOKENS}{hash}")
+}
+
+/// `/tenant-events/<tenant>/`: prefix of a tenant's own events (append with `append_json`).
+pub fn tenant_events(tenant: &str) -> String {
+    format!("{TENANT_EVENTS}{tenant}/")
+}
+
+/// `/kept-databases/<app>`: whose is the database a deleted app of that name kept.
+pub fn kept_database(app: &str) -> String {
+    format!("{KEPT_DATABASES}{app}")
+}
+
 /// `/certs/<app>`
 pub fn cert(app: &str) -> String {
     format!("{CERTS}{app}")
@@ -174,6 +212,11 @@ pub fn front(name: &str) -> String {
     format!("{FRONTS}{name}")
 }
 
+/// `/forgotten/<storage-key>`
+pub fn forgotten(storage_key: &str) -> String {
+    format!("{FORGOTTEN}{storage_key}")
+}
+
 /// A key of the layout, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key<'a> {
@@ -215,6 +258,28 @@ pub enum Key<'a> {
         /// Node name.
         name: &'a str,
     },
+    /// `/tenants/<name>`
+    Tenant {
+        /// Tenant name.
+        name: &'a str,
+    },
+    /// `/tokens/<hash>`
+    Token {
+        /// The token's hash.
+        hash: &'a str,
+    },
+    /// `/tenant-events/<tenant>/<seq>`
+    TenantEvent {
+        /// Tenant name.
+        tenant: &'a str,
+        /// Sequence (sortable).
+        seq: &'a str,
+    },
+    /// `/kept-databases/<app>`
+    KeptDatabase {
+        /// App name.
+        app: &'a str,
+    },
     /// `/certs/<app>`
     Cert {
         /// App name.
@@ -254,6 +319,11 @@ pub enum Key<'a> {
         /// Front name.
         name: &'a str,
     },
+    /// `/forgotten/<storage-key>`
+    Forgotten {
+        /// The deleted app's storage key.
+        storage_key: &'a str,
+    },
 }
 
 /// Parses a key of the layout; `None` for anything else.
@@ -273,6 +343,10 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["instances", app, id] => Key::Instance { app, id },
         ["events", app, seq] => Key::Event { app, seq },
         ["nodes", name] => Key::Node { name },
+        ["tenants", name] => Key::Tenant { name },
+        ["tokens", hash] => Key::Token { hash },
+        ["tenant-events", tenant, seq] => Key::TenantEvent { tenant, seq },
+        ["kept-databases", app] => Key::KeptDatabase { app },
         ["certs", app] => Key::Cert { app },
         ["node-state", name] => Key::NodeState { name },
         ["assign", node, slot] => Key::Assignment { node, slot },
@@ -280,6 +354,7 @@ pub fn parse(key: &str) -> Option<Key<'_>> {
         ["activity", front] => Key::Activity { front },
         ["drained", instance, front] => Key::Drained { instance, front },
         ["fronts", name] => Key::Front { name },
+        ["forgotten", storage_key] => Key::Forgotten { storage_key },
         _ => return None,
     })
 }
@@ -316,6 +391,16 @@ mod tests {
                 },
             ),
             (node("n1"), Key::Node { name: "n1" }),
+            (tenant("acme"), Key::Tenant { name: "acme" }),
+            (token("00ff"), Key::Token { hash: "00ff" }),
+            (kept_database("blog"), Key::KeptDatabase { app: "blog" }),
+            (
+                format!("{}00000000000000000007", tenant_events("acme")),
+                Key::TenantEvent {
+                    tenant: "acme",
+                    seq: "00000000000000000007",
+                },
+            ),
             (cert("blog"), Key::Cert { app: "blog" }),
             (node_state("n1"), Key::NodeState { name: "n1" }),
             (
@@ -335,6 +420,12 @@ mod tests {
                 },
             ),
             (front("f1"), Key::Front { name: "f1" }),
+            (
+                forgotten("blog_0a1b"),
+                Key::Forgotten {
+                    storage_key: "blog_0a1b",
+                },
+            ),
         ];
         assert!(assignment("n1", "s").starts_with(&assignments("n1")));
         assert!(!assignment("n10", "s").starts_with(&assignments("n1")));

@@ -16,6 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::{MemberConfig, Registration};
 use crate::{Agent, Exit, StartMode};
 
+/// How long a start may take before its instance is reported `starting` (see
+/// [`Runner::start`]).
+const STARTING_REPORT_AFTER: Duration = Duration::from_millis(50);
+
 /// One assignment this node runs.
 #[derive(Debug)]
 struct Running {
@@ -164,6 +168,11 @@ impl Runner {
         };
         tokio::pin!(launch);
         let mut created_rx = Some(created_rx);
+        // A start that is ready within STARTING_REPORT_AFTER is reported once, ready (one
+        // etcd write less on a cold start's path); a slower one is reported starting first.
+        let mut starting: Option<InstanceInfo> = None;
+        let report_starting = tokio::time::sleep(STARTING_REPORT_AFTER);
+        tokio::pin!(report_starting);
         let result = loop {
             tokio::select! {
                 created = async { created_rx.as_mut().expect("polled once").await }, if created_rx.is_some() => {
@@ -173,8 +182,15 @@ impl Runner {
                         if let Some(r) = self.running().get_mut(&a.slot) {
                             r.instance = Some(info.clone());
                         }
-                        self.report(&info, InstanceState::Starting).await;
+                        report_starting
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + STARTING_REPORT_AFTER);
+                        starting = Some(info);
                     }
+                }
+                _ = &mut report_starting, if starting.is_some() => {
+                    let info = starting.take().expect("checked");
+                    self.report(&info, InstanceState::Starting).await;
                 }
                 result = &mut launch => break result,
             }
@@ -229,7 +245,7 @@ impl Runner {
                 Some(r)
                     if r.instance
                         .as_ref()
-                        .is_none_or(|i| i.state != InstanceState::Ready) =>
+                        .is_none_or(|i| i.state == InstanceState::Starting) =>
                 {
                     r.gone = true; // still starting: its start stops it
                     return;

@@ -1,14 +1,17 @@
 //! Apps: list, create, update, delete, rollout. Creates and updates check that the node can
-//! give the app's limits, that the image exists and that no other app has one of the hosts.
+//! give the app's limits, that the image exists, that no other app has one of the hosts and
+//! that the owning tenant's quota holds ([`super::access`]).
 
 use hako_model::{
-    App, AppPatch, AppSpec, DatabaseGrant, EventKind, ImageRef, ResizeOutcome, now_unix,
+    App, AppPatch, AppSpec, DatabaseGrant, EventKind, ImageRef, KeptDatabase, ResizeOutcome,
+    now_unix,
 };
 use hako_store::keys::Key;
 use hako_store::{Compare, StoreError, StoreExt, Txn, TxnOp, keys};
 
 use super::Engine;
 use crate::action::DatabaseOnDelete;
+use crate::caller::Caller;
 use crate::error::ApiError;
 
 impl Engine {
@@ -23,17 +26,30 @@ impl Engine {
         Ok(apps)
     }
 
-    pub(super) async fn create_app(&self, spec: AppSpec) -> Result<App, ApiError> {
+    pub(super) async fn create_app(
+        &self,
+        caller: &Caller,
+        spec: AppSpec,
+        tenant: Option<String>,
+    ) -> Result<App, ApiError> {
+        let owner = self.owner_for_create(caller, tenant).await?;
         let _guard = self.app_writes.lock().await;
         let key = keys::app(&spec.name);
-        if self.store.get(&key).await?.is_some() {
-            return Err(exists(&spec.name));
+        if let Some(existing) = self.store.get_json::<App>(&key).await? {
+            return Err(exists(caller, &existing));
         }
+        Self::check_isolation(caller, &spec, None)?;
         self.backend.capacity().check_app(&spec)?;
         self.check_image(&spec.image).await?;
-        self.check_hosts(&spec).await?;
+        self.check_hosts(caller, &spec).await?;
+        self.check_quota(owner.as_deref(), &spec.name, &spec)
+            .await?;
+        self.check_name_handover(&spec.name, owner.as_deref())
+            .await?;
         let (database, existed) = if spec.database {
-            let (grant, existed) = self.backend.provision_database(&spec.name).await?;
+            let (grant, existed) = self
+                .provision_database_of(&spec.name, owner.as_deref())
+                .await?;
             (Some(grant), existed)
         } else {
             (None, false)
@@ -47,10 +63,11 @@ impl Engine {
             created_unix: now,
             updated_unix: now,
             database_grant: database,
+            tenant: owner,
         };
         let created = match self.store.create_json(&key, &app).await {
             Ok(_) => Ok(()),
-            Err(StoreError::AlreadyExists { .. }) => Err(exists(&app.spec.name)),
+            Err(StoreError::AlreadyExists { .. }) => Err(exists(caller, &app)),
             Err(e) => Err(e.into()),
         };
         if let Err(e) = created {
@@ -62,16 +79,28 @@ impl Engine {
             }
             return Err(e);
         }
+        if app.database_grant.is_some() {
+            self.forget_kept_database(&app.spec.name).await;
+        }
         let mut reason = format!(
             "created through the API: hosts {}, image {}",
             app.spec.hosts.join(", "),
             app.spec.image
         );
+        if let Some(t) = &app.tenant {
+            reason.push_str(&format!(", tenant {t}"));
+        }
         if let Some(g) = &app.database_grant {
             reason.push_str(&database_words(g, existed));
         }
-        self.record(&app.spec.name, EventKind::AppCreated, reason)
-            .await;
+        self.record(
+            caller,
+            app.tenant.as_deref(),
+            &app.spec.name,
+            EventKind::AppCreated,
+            reason,
+        )
+        .await;
         Ok(app)
     }
 
@@ -79,40 +108,55 @@ impl Engine {
     /// the answer says what happened to each.
     pub(super) async fn update_app(
         &self,
+        caller: &Caller,
         name: &str,
         patch: &AppPatch,
     ) -> Result<(App, Vec<ResizeOutcome>), ApiError> {
         let _guard = self.app_writes.lock().await;
-        let current = self.app(name).await?;
+        let current = self.visible_app(caller, name).await?;
         let spec = patch.apply(&current.spec)?;
         if spec == current.spec {
             return Ok((current, Vec::new()));
         }
         crate::action::check_schedules(&spec)?;
+        Self::check_isolation(caller, &spec, Some(&current.spec))?;
         self.backend.capacity().check_app(&spec)?;
         if spec.image != current.spec.image {
             self.check_image(&spec.image).await?;
         }
-        self.check_hosts(&spec).await?;
+        self.check_hosts(caller, &spec).await?;
+        self.check_quota(current.tenant.as_deref(), name, &spec)
+            .await?;
         let changed = changed_fields(&current.spec, &spec);
         // Switching the database on for the first time makes it; switching it off keeps it.
         let made = if spec.database && current.database_grant.is_none() {
-            Some(self.backend.provision_database(name).await?)
+            Some(
+                self.provision_database_of(name, current.tenant.as_deref())
+                    .await?,
+            )
         } else {
             None
         };
         let grant = made.as_ref().map(|(g, _)| g.clone());
         let updated = self
             .store
-            .update_json(&keys::app(name), |app: &mut App| {
+            .try_update_json(&keys::app(name), |app: &mut App| {
+                // Held under the app-writes lock, so this is the app read above.
+                if app.uid != current.uid {
+                    return Err(ApiError::no_app(name));
+                }
                 app.spec = spec.clone();
                 app.updated_unix = now_unix();
                 if let Some(g) = &grant {
                     app.database_grant = Some(g.clone());
                 }
+                Ok(())
             })
             .await
-            .map_err(|e| not_found_or(e, name))?;
+            .map_err(|e| not_found_or(e, name))??;
+        if made.is_some() {
+            self.forget_kept_database(name).await;
+        }
         let mut reason = format!("updated through the API: {}", changed.join(", "));
         if let Some((g, existed)) = &made {
             reason.push_str(&database_words(g, *existed));
@@ -133,18 +177,26 @@ impl Engine {
         } else {
             Vec::new()
         };
-        self.record(name, EventKind::AppUpdated, reason).await;
+        self.record(
+            caller,
+            current.tenant.as_deref(),
+            name,
+            EventKind::AppUpdated,
+            reason,
+        )
+        .await;
         Ok((updated.value, resize))
     }
 
     pub(super) async fn delete_app(
         &self,
+        caller: &Caller,
         name: &str,
         database: Option<DatabaseOnDelete>,
     ) -> Result<(), ApiError> {
         let _guard = self.app_writes.lock().await;
         let key = keys::app(name);
-        let current = self.app(name).await?;
+        let current = self.visible_app(caller, name).await?;
         let mut words = String::new();
         if let Some(g) = &current.database_grant {
             match database {
@@ -167,17 +219,29 @@ impl Engine {
                 }
             }
         }
-        let txn = Txn::new()
+        let mut txn = Txn::new()
             .when(Compare::present(&key))
             .and_then(TxnOp::delete(&key))
             .and_then(TxnOp::delete(keys::cert(name)))
             .and_then(TxnOp::DeletePrefix {
                 prefix: keys::releases(name),
             });
+        if let (Some(g), Some(DatabaseOnDelete::Keep)) = (&current.database_grant, database) {
+            // Whose the kept database is: only an app of this name and owner takes it over.
+            let kept = KeptDatabase {
+                database: g.database.clone(),
+                tenant: current.tenant.clone(),
+                kept_unix: now_unix(),
+            };
+            let kept_key = keys::kept_database(name);
+            txn = txn.and_then(TxnOp::put(&kept_key, hako_store::encode(&kept_key, &kept)?));
+        }
         if !self.store.txn(txn).await?.succeeded {
             return Err(ApiError::no_app(name));
         }
         self.record(
+            caller,
+            current.tenant.as_deref(),
             name,
             EventKind::AppDeleted,
             format!("deleted through the API{words}"),
@@ -186,20 +250,31 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) async fn rollout(&self, name: &str) -> Result<App, ApiError> {
+    pub(super) async fn rollout(&self, caller: &Caller, name: &str) -> Result<App, ApiError> {
         let updated = self
             .store
-            .update_json(&keys::app(name), |app: &mut App| {
+            .try_update_json(&keys::app(name), |app: &mut App| {
+                if !caller.can_see(app) {
+                    return Err(ApiError::no_app(name));
+                }
                 app.generation += 1;
                 app.updated_unix = now_unix();
+                Ok(())
             })
             .await
-            .map_err(|e| not_found_or(e, name))?;
+            .map_err(|e| not_found_or(e, name))??;
         let reason = format!(
             "rollout through the API: instances older than generation {} are replaced",
             updated.value.generation
         );
-        self.record(name, EventKind::Rollout, reason).await;
+        self.record(
+            caller,
+            updated.value.tenant.as_deref(),
+            name,
+            EventKind::Rollout,
+            reason,
+        )
+        .await;
         Ok(updated.value)
     }
 
@@ -211,22 +286,6 @@ impl Engine {
                 "image \"{image}\" not found: build or import it first ('hako image build' or 'hako image import'), see 'hako image list'"
             )))
         }
-    }
-
-    /// 409 if another app already serves one of `spec`'s hosts.
-    async fn check_hosts(&self, spec: &AppSpec) -> Result<(), ApiError> {
-        for other in self.list_apps().await? {
-            if other.spec.name == spec.name {
-                continue;
-            }
-            if let Some(host) = spec.hosts.iter().find(|h| other.spec.hosts.contains(h)) {
-                return Err(ApiError::Conflict(format!(
-                    "host {host:?} already belongs to app {:?}: remove it there first or pick another host",
-                    other.spec.name
-                )));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -242,10 +301,18 @@ fn database_words(g: &DatabaseGrant, existed: bool) -> String {
     }
 }
 
-fn exists(name: &str) -> ApiError {
-    ApiError::Conflict(format!(
-        "app {name:?} already exists: pick another name, or change it with 'hako app update'"
-    ))
+/// 409 for a name taken. App names are one namespace for every tenant (they name hosts'
+/// files and databases): a caller who does not see the app learns only that the name is
+/// taken, not by whom.
+fn exists(caller: &Caller, app: &App) -> ApiError {
+    let name = &app.spec.name;
+    ApiError::Conflict(if caller.can_see(app) {
+        format!(
+            "app {name:?} already exists: pick another name, or change it with 'hako app update'"
+        )
+    } else {
+        format!("app name {name:?} is taken: pick another name")
+    })
 }
 
 /// Maps a store `NotFound` to the app's 404.

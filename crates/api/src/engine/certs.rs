@@ -9,17 +9,19 @@ use hako_tls::{CertInfo, CertSource, ParsedCert, StoredCert};
 
 use super::Engine;
 use crate::action::CertUpload;
+use crate::caller::Caller;
 use crate::error::ApiError;
 
 impl Engine {
     pub(super) async fn set_cert(
         &self,
+        caller: &Caller,
         name: &str,
         upload: &CertUpload,
     ) -> Result<CertInfo, ApiError> {
         // Under the app lock: the hosts checked are the hosts stored.
         let _guard = self.app_writes.lock().await;
-        let app = self.app(name).await?;
+        let app = self.visible_app(caller, name).await?;
         if app.spec.acme {
             return Err(ApiError::Conflict(format!(
                 "app {name:?} gets its certificate from ACME: turn that off first ('hako app update {name} --no-acme') to serve an uploaded one"
@@ -42,12 +44,19 @@ impl Engine {
             stored.info.names.join(", "),
             in_words(stored.info.not_after_unix - now as i64)
         );
-        self.record(name, EventKind::Certificate, reason).await;
+        self.record(
+            caller,
+            app.tenant.as_deref(),
+            name,
+            EventKind::Certificate,
+            reason,
+        )
+        .await;
         Ok(stored.info)
     }
 
-    pub(super) async fn cert(&self, name: &str) -> Result<CertInfo, ApiError> {
-        self.app(name).await?;
+    pub(super) async fn cert(&self, caller: &Caller, name: &str) -> Result<CertInfo, ApiError> {
+        self.visible_app(caller, name).await?;
         self.store
             .get_json::<StoredCert>(&keys::cert(name))
             .await?
@@ -55,9 +64,9 @@ impl Engine {
             .ok_or_else(|| no_cert(name))
     }
 
-    pub(super) async fn remove_cert(&self, name: &str) -> Result<(), ApiError> {
+    pub(super) async fn remove_cert(&self, caller: &Caller, name: &str) -> Result<(), ApiError> {
         let _guard = self.app_writes.lock().await;
-        let app = self.app(name).await?;
+        let app = self.visible_app(caller, name).await?;
         let key = keys::cert(name);
         if self.store.get(&key).await?.is_none() {
             return Err(no_cert(name));
@@ -69,7 +78,14 @@ impl Engine {
         if app.spec.acme {
             reason = "certificate removed through the API: ACME orders a new one".into();
         }
-        self.record(name, EventKind::Certificate, reason).await;
+        self.record(
+            caller,
+            app.tenant.as_deref(),
+            name,
+            EventKind::Certificate,
+            reason,
+        )
+        .await;
         Ok(())
     }
 }

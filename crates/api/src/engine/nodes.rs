@@ -9,11 +9,21 @@ use hako_store::StoreExt;
 use hako_store::keys::{self, Key};
 
 use super::Engine;
+use crate::caller::Caller;
 use crate::error::ApiError;
+
+/// What the node routes are, for the admin-only refusal.
+const NODES: &str = "the cluster's nodes (hako node …)";
 
 impl Engine {
     /// Every node: alive ones (with a record) and lost ones the operator still has a state for.
-    pub(super) async fn nodes(&self) -> Result<Vec<NodeInfo>, ApiError> {
+    /// The nodes are the host's: every tenant's instances run on them (admin only).
+    pub(super) async fn nodes(&self, caller: &Caller) -> Result<Vec<NodeInfo>, ApiError> {
+        caller.require_admin(NODES)?;
+        self.all_nodes().await
+    }
+
+    async fn all_nodes(&self) -> Result<Vec<NodeInfo>, ApiError> {
         let records = self.store.range_json::<NodeRecord>(keys::NODES).await?;
         let states = self
             .store
@@ -65,15 +75,17 @@ impl Engine {
     /// does it, successor first). Only in a cluster, and only for a node that exists.
     pub(super) async fn set_node_state(
         &self,
+        caller: &Caller,
         name: &str,
         state: NodeState,
     ) -> Result<NodeInfo, ApiError> {
+        caller.require_admin(NODES)?;
         if !self.backend.cluster() {
             return Err(ApiError::Conflict(
                 "this hako runs on one host: cordon and drain need a cluster (hako serve --store etcd://…, hako agent on each host)".into(),
             ));
         }
-        let known = self.nodes().await?;
+        let known = self.all_nodes().await?;
         if !known.iter().any(|n| n.name == name) {
             return Err(ApiError::NotFound(format!(
                 "no node named {name:?}: see hako node list"
@@ -88,7 +100,7 @@ impl Engine {
             }
         }
         tracing::info!(node = name, %state, "node state set through the API");
-        self.nodes()
+        self.all_nodes()
             .await?
             .into_iter()
             .find(|n| n.name == name)

@@ -4,6 +4,7 @@
 use hako_policy::slo::Target;
 
 use super::Engine;
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::slo::{SloReport, report};
 
@@ -12,10 +13,11 @@ impl Engine {
     /// history for an estimate.
     pub(super) async fn slo(
         &self,
+        caller: &Caller,
         name: &str,
         target: Option<Target>,
     ) -> Result<SloReport, ApiError> {
-        self.app(name).await?;
+        self.visible_app(caller, name).await?;
         let history = self.backend.history(name).await;
         Ok(report(name, history, target))
     }

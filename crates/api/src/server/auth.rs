@@ -1,6 +1,7 @@
-//! Token auth. One function, [`caller_of`], turns a presented token into a [`Caller`] (compared
-//! in constant time); the API's routes take the token from `Authorization: Bearer <token>`,
-//! the dashboard from its cookie. The middleware puts the [`Caller`] into the request's
+//! Token auth. One place, [`crate::caller::Authenticator`], turns a presented token into a
+//! [`Caller`]; the API's routes and `GET /metrics` take the token from
+//! `Authorization: Bearer <token>`, the dashboard from its cookie. The middleware resolves the
+//! caller before anything else of the request is read and puts it into the request's
 //! extensions, where handlers read it (see [`super::extract`]).
 
 use std::sync::Arc;
@@ -14,49 +15,37 @@ use super::Shared;
 use crate::caller::Caller;
 use crate::error::ApiError;
 
-/// Who sends `token`, if anyone.
-pub(super) fn caller_of(shared: &Shared, token: &str) -> Option<Caller> {
-    if crate::token::same(token, &shared.token) {
-        return Some(Caller::Admin);
-    }
-    match &shared.metrics_token {
-        Some(m) if crate::token::same(token, m) => Some(Caller::Metrics),
-        _ => None,
-    }
-}
-
-/// The bearer token of a request, if it has one.
-pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The `Authorization` header of a request, if it is text.
+fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
 }
 
-/// Middleware of the API's routes (`/v1`): 401 without a known token, 403 for a token that may
-/// not use the API (the metrics token); else the [`Caller`] goes on with the request.
+/// Middleware of the API's routes (`/v1`): 401 without a valid token, 403 for a token that
+/// may not use the API (the metrics token); else the [`Caller`] goes on with the request.
 pub(super) async fn require_api_caller(
     State(shared): State<Arc<Shared>>,
     req: Request,
     next: Next,
 ) -> Response {
-    match bearer(req.headers()).and_then(|t| caller_of(&shared, t)) {
-        Some(caller) if caller.may_use_api() => with_caller(caller, req, next).await,
-        Some(_) => refuse(req, ApiError::metrics_only()).await,
-        None => refuse(req, ApiError::Unauthorized).await,
+    match shared.auth.from_header(authorization(req.headers())).await {
+        Ok(caller) if caller.may_use_api() => with_caller(caller, req, next).await,
+        Ok(_) => refuse(req, ApiError::metrics_only()).await,
+        Err(e) => refuse(req, e).await,
     }
 }
 
-/// Middleware of `GET /metrics`: the admin token or the metrics token.
+/// Middleware of `GET /metrics`: any valid token — the admin's, the metrics token, or a
+/// tenant's (which reads its own apps' figures only).
 pub(super) async fn require_metrics_caller(
     State(shared): State<Arc<Shared>>,
     req: Request,
     next: Next,
 ) -> Response {
-    match bearer(req.headers()).and_then(|t| caller_of(&shared, t)) {
-        Some(caller) => with_caller(caller, req, next).await,
-        None => refuse(req, ApiError::Unauthorized).await,
+    match shared.auth.from_header(authorization(req.headers())).await {
+        Ok(caller) => with_caller(caller, req, next).await,
+        Err(e) => refuse(req, e).await,
     }
 }
 

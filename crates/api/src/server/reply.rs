@@ -1,5 +1,5 @@
 //! How each [`Reply`] is answered: JSON with 200, 201 for something created, 204 for a
-//! delete, `text/plain` for logs.
+//! delete, `text/plain` for logs; a new token once, with `Cache-Control: no-store`.
 
 use axum::Json;
 use axum::http::{StatusCode, header};
@@ -38,6 +38,18 @@ impl IntoResponse for Reply {
                 ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
             }
             Reply::Instances(instances) => Json(instances).into_response(),
+            Reply::Whoami(who) => Json(who).into_response(),
+            Reply::Tenants(tenants) => Json(tenants).into_response(),
+            Reply::Tenant(tenant) => Json(tenant).into_response(),
+            Reply::TenantCreated(tenant) => (StatusCode::CREATED, Json(tenant)).into_response(),
+            Reply::Tokens(tokens) => Json(tokens).into_response(),
+            // The only time a token is shown; never cache it.
+            Reply::TokenCreated(token) => (
+                StatusCode::CREATED,
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(token),
+            )
+                .into_response(),
             Reply::Nodes(nodes) => Json(nodes).into_response(),
             Reply::Node(node) => Json(node).into_response(),
             Reply::Cert(info) => Json(info).into_response(),

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use super::{COOKIE, session};
-use crate::caller::Caller;
+use crate::error::ApiError;
 use crate::server::Shared;
 
 /// How long a login lasts in the browser (the token itself may be revoked sooner).
@@ -20,20 +20,20 @@ const COOKIE_MAX_AGE_S: u64 = 12 * 3600;
 
 /// The login form's fields.
 #[derive(Debug, serde::Deserialize)]
-pub(super) struct LoginForm {
+pub(crate) struct LoginForm {
     token: String,
 }
 
 /// `GET /ui/login`: the form (or the overview, when already logged in).
-pub(super) async fn form(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if session(&shared, &headers).is_some() {
+pub(crate) async fn form(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if session(&shared, &headers).await.is_some() {
         return Redirect::to("/ui/").into_response();
     }
     page(StatusCode::OK, None, &headers)
 }
 
 /// `POST /ui/login`: checks the token and keeps it in the cookie.
-pub(super) async fn submit(
+pub(crate) async fn submit(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
@@ -48,24 +48,28 @@ pub(super) async fn submit(
             &headers,
         );
     };
-    match shared.caller_of(form.token.trim()) {
-        Some(caller) if caller.may_use_api() => {}
-        Some(Caller::Metrics) => {
+    match shared.auth.caller(form.token.trim()).await {
+        Ok(caller) if caller.may_use_api() => {}
+        Ok(_) => {
             return page(
                 StatusCode::FORBIDDEN,
                 Some(
-                    "this is the metrics token: it only reads /metrics; log in with the admin token",
+                    "this is the metrics token: it only reads /metrics; log in with the admin token or a tenant's token",
                 ),
                 &headers,
             );
         }
-        _ => {
+        Err(ApiError::Unauthorized) => {
             return page(
                 StatusCode::UNAUTHORIZED,
-                Some("that token is not valid: use the one in <data-dir>/admin.token"),
+                Some(
+                    "that token is not valid (or was revoked): use the admin token from <data-dir>/admin.token or a tenant's token from 'hako token create'",
+                ),
                 &headers,
             );
         }
+        // The store did not answer: say so rather than call a good token bad.
+        Err(e) => return page(e.status(), Some(&e.to_string()), &headers),
     }
     let secure = if https { "; Secure" } else { "" };
     let cookie = format!(
@@ -83,7 +87,7 @@ pub(super) async fn submit(
 }
 
 /// `POST /ui/logout`: forgets the cookie.
-pub(super) async fn logout(headers: HeaderMap) -> Response {
+pub(crate) async fn logout(headers: HeaderMap) -> Response {
     if same_origin(&headers).is_none() {
         return cross_site();
     }
@@ -160,7 +164,8 @@ fn login_markup(error: Option<&str>, local: bool) -> Markup {
                     }
                     p.hint {
                         "The admin token is in " code { "<data-dir>/admin.token" }
-                        " (" code { "/var/lib/hako/admin.token" } " by default)."
+                        " (" code { "/var/lib/hako/admin.token" } " by default); a site owner logs in with "
+                        "the token the admin made for them (" code { "hako token create" } ")."
                     }
                     @if !local {
                         p.hint { "Reach this page over https (a TLS front) when it is not on this machine: the token is sent with every page." }

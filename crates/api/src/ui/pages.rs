@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use hako_model::{App, Event, InstanceInfo, InstanceState, now_unix_ms};
 use maud::{DOCTYPE, Markup, html};
 
-use super::{chart, format, html, session, to_login};
+use super::{chart, format, html};
 use crate::action::{Action, Reply, check_name};
 use crate::caller::Caller;
 use crate::error::ApiError;
@@ -59,11 +59,8 @@ impl Figures {
     }
 }
 
-/// `GET /ui/`: the apps.
-pub(super) async fn overview(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let Some(caller) = session(&shared, &headers) else {
-        return to_login();
-    };
+/// `GET /ui/`: the apps the caller sees (the session middleware found the caller).
+pub(crate) async fn overview(State(shared): State<Arc<Shared>>, caller: Caller) -> Response {
     match overview_page(&shared, &caller).await {
         Ok(page) => html(StatusCode::OK, page),
         Err(e) => error_page(&e),
@@ -124,19 +121,16 @@ async fn overview_page(shared: &Shared, caller: &Caller) -> Result<Markup, ApiEr
     Ok(shell("Apps", body))
 }
 
-/// `GET /ui/apps/NAME`: one app.
-pub(super) async fn app(
+/// `GET /ui/apps/NAME`: one app, if the caller sees it (404 otherwise, as for no app).
+pub(crate) async fn app(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Response {
-    let Some(caller) = session(&shared, &headers) else {
-        return to_login();
-    };
     let page = async {
         let name = check_name(&name)?;
         let app = shared.engine.visible_app(&caller, &name).await?;
-        app_page(&shared, &app).await
+        app_page(&shared, &caller, &app).await
     };
     match page.await {
         Ok(page) => html(StatusCode::OK, page),
@@ -144,17 +138,21 @@ pub(super) async fn app(
     }
 }
 
-async fn app_page(shared: &Shared, app: &App) -> Result<Markup, ApiError> {
+async fn app_page(shared: &Shared, caller: &Caller, app: &App) -> Result<Markup, ApiError> {
     let name = &app.spec.name;
     let backend = shared.engine.backend();
     let instances = backend.instances(Some(name)).await;
     let f = Figures::of(shared, name).await;
+    // As the caller: a tenant reads its app's events from the app's creation on.
     let mut events = match shared
         .engine
-        .execute(Action::Events {
-            name: name.clone(),
-            limit: EVENTS_SHOWN,
-        })
+        .execute_as(
+            caller,
+            Action::Events {
+                name: name.clone(),
+                limit: EVENTS_SHOWN,
+            },
+        )
         .await?
     {
         Reply::Events(e) => e,

@@ -7,7 +7,7 @@ use crate::harness::{Server, api_status, assert_error, spec};
 
 /// A certificate for `names` from a fresh CA, valid from `from` to `to` seconds from now:
 /// (chain PEM, key PEM).
-fn issue(names: &[&str], from: i64, to: i64) -> (String, String) {
+pub(crate) fn issue(names: &[&str], from: i64, to: i64) -> (String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();

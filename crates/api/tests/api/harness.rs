@@ -29,6 +29,8 @@ pub struct FakeBackend {
     pub databases: Mutex<BTreeMap<String, DatabaseGrant>>,
     /// When set, the fake database server is down.
     pub database_down: std::sync::atomic::AtomicBool,
+    /// Checkpoint statuses, by app.
+    pub checkpoints: Mutex<BTreeMap<String, serde_json::Value>>,
 }
 
 #[async_trait::async_trait]
@@ -50,6 +52,11 @@ impl Backend for FakeBackend {
         };
         dbs.insert(name, grant.clone());
         Ok((grant, existed))
+    }
+
+    async fn database_exists(&self, app: &str) -> Result<bool, BackendError> {
+        let name = format!("hako_{}", app.replace('-', "_"));
+        Ok(self.databases.lock().unwrap().contains_key(&name))
     }
 
     async fn drop_database(&self, grant: &DatabaseGrant) -> Result<(), BackendError> {
@@ -75,6 +82,7 @@ impl Backend for FakeBackend {
         app: &str,
         number: u64,
         source: ReleaseSource,
+        max_bytes: Option<u64>,
     ) -> Result<Release, BackendError> {
         let size_bytes = match &source {
             ReleaseSource::Archive(b) if b.starts_with(b"HOSTILE") => {
@@ -91,6 +99,14 @@ impl Backend for FakeBackend {
             }
             ReleaseSource::Dir(_) => 0,
         };
+        // The fake "unpacks" the archive as its bytes: over the bound, nothing is made.
+        if let Some(max) = max_bytes
+            && size_bytes > max
+        {
+            return Err(BackendError::too_large(format!(
+                "the release holds more than {max} bytes of files"
+            )));
+        }
         self.made
             .lock()
             .unwrap()
@@ -123,6 +139,28 @@ impl Backend for FakeBackend {
     async fn logs(&self, app: &str, max_bytes: usize) -> String {
         let log = format!("first line of {app}\nlast line of {app}\n");
         log[log.len().saturating_sub(max_bytes)..].to_string()
+    }
+
+    async fn checkpoint_status(&self, app: &str) -> Option<serde_json::Value> {
+        self.checkpoints.lock().unwrap().get(app).cloned()
+    }
+
+    /// One series per app in scope (with its request count, if it has metrics), and the
+    /// node's capacity when the scope has the node.
+    async fn prometheus(&self, scope: &hako_api::Scope) -> String {
+        let metrics = self.metrics.lock().unwrap();
+        let mut text = String::new();
+        for app in &scope.apps {
+            let n = metrics
+                .get(app)
+                .and_then(|m| m["requests"].as_u64())
+                .unwrap_or(0);
+            text += &format!("hako_requests_total{{app=\"{app}\",kind=\"warm\"}} {n}\n");
+        }
+        if scope.node {
+            text += &format!("hako_node_cpus {}\n", CAPACITY.cpus);
+        }
+        text
     }
 }
 
@@ -203,17 +241,70 @@ impl Server {
         Client::new(self.url(), &self.token)
     }
 
-    /// A raw HTTP agent that returns every status as a response.
+    /// A raw HTTP agent that returns every status as a response and follows no redirect.
     pub fn raw(&self) -> ureq::Agent {
         ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
+                .max_redirects(0)
                 .build(),
         )
     }
 
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.token)
+    }
+
+    /// Makes tenant `name` with `quota` (through the API, as the admin) and a token for it;
+    /// returns a client holding that token.
+    pub fn tenant(&self, name: &str, quota: hako_model::Quota) -> Client {
+        let admin = self.client();
+        admin.create_tenant(name, &quota).unwrap();
+        let made = admin.create_token(name, Some("owner")).unwrap();
+        Client::new(self.url(), made.token)
+    }
+
+    /// One raw request: `method` on `path` (with its query), with `token` as the bearer if
+    /// given and a body of `(content type, bytes)` if given; the status and the body's text.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, String) {
+        self.send_as(method, path, token.map(Credential::Bearer), body)
+    }
+
+    /// Like [`Server::send`], with the token as a bearer or as the dashboard's login cookie.
+    pub fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        credential: Option<Credential<'_>>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, String) {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url()));
+        match credential {
+            Some(Credential::Bearer(t)) => req = req.header("Authorization", format!("Bearer {t}")),
+            Some(Credential::Cookie(t)) => {
+                req = req.header("Cookie", format!("{}={t}", hako_api::ui::COOKIE));
+            }
+            None => {}
+        }
+        let response = match body {
+            Some((content_type, bytes)) => self.raw().run(
+                req.header("Content-Type", content_type)
+                    .body(bytes)
+                    .unwrap(),
+            ),
+            None => self.raw().run(req.body(()).unwrap()),
+        };
+        let mut r = response.unwrap();
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap_or_default())
     }
 }
 
@@ -226,6 +317,15 @@ impl Drop for Server {
             let _ = t.join();
         }
     }
+}
+
+/// How a request carries its token.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// `Authorization: Bearer <token>` (the API, `/metrics`).
+    Bearer(&'a str),
+    /// The dashboard's login cookie.
+    Cookie(&'a str),
 }
 
 /// A valid spec named `name` serving `host`.

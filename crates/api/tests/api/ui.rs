@@ -1,5 +1,6 @@
 //! The dashboard's HTTP side, without a browser: who gets which page, the login's cookie and
-//! its CSRF checks, escaping, the security headers, and `GET /metrics`'s tokens.
+//! its CSRF checks, escaping, the security headers, `GET /metrics`'s tokens, and what a
+//! tenant's token sees of both.
 
 use crate::harness::{Server, spec};
 use hako_model::{Event, EventKind};
@@ -177,4 +178,103 @@ fn metrics_take_the_admin_or_the_metrics_token_and_the_metrics_token_nothing_els
     // Nor can it log into the dashboard.
     let r = login(&s, &metrics, Some(&s.url()));
     assert_eq!(r.status().as_u16(), 403);
+}
+
+/// The `name=value` of the cookie a login with `token` sets.
+fn cookie_of(s: &Server, token: &str) -> String {
+    let r = login(s, token, Some(&s.url()));
+    assert_eq!(r.status().as_u16(), 303, "login with {token}");
+    header(&r, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_tenant_sees_its_own_apps_on_the_dashboard_and_in_metrics_and_not_the_node() {
+    let s = Server::start();
+    let acme = s.tenant("acme", hako_model::Quota::default());
+    let other = s.tenant("other", hako_model::Quota::default());
+    acme.create_app(&spec("shop", "shop.example")).unwrap();
+    other.create_app(&spec("blog", "blog.example")).unwrap();
+    s.client()
+        .create_app(&spec("admins", "admins.example"))
+        .unwrap();
+    for app in ["shop", "blog", "admins"] {
+        s.backend.checkpoints.lock().unwrap().insert(
+            app.into(),
+            serde_json::json!({"restores": false, "reason": "none yet", "node_checkpoint_bytes": 99, "node_checkpoint_max_bytes": 100}),
+        );
+    }
+
+    // The dashboard: a tenant's login shows its apps, nobody else's, and not the node.
+    let mine = cookie_of(&s, &acme.token);
+    let (status, _, overview) = page(&s, "/ui/", Some(&mine));
+    assert_eq!(status, 200);
+    assert!(overview.contains("data-app=\"shop\""), "{overview}");
+    for hidden in ["blog", "admins", "This node"] {
+        assert!(
+            !overview.contains(hidden),
+            "a tenant sees {hidden}: {overview}"
+        );
+    }
+    let admin = cookie_of(&s, &s.token);
+    let (_, _, all) = page(&s, "/ui/", Some(&admin));
+    for shown in ["shop", "blog", "admins", "This node"] {
+        assert!(all.contains(shown), "the admin misses {shown}: {all}");
+    }
+    assert_eq!(page(&s, "/ui/apps/shop", Some(&mine)).0, 200);
+    let (status, _, theirs) = page(&s, "/ui/apps/blog", Some(&mine));
+    let (ghost_status, _, ghost) = page(&s, "/ui/apps/ghost", Some(&mine));
+    assert_eq!((status, ghost_status), (404, 404));
+    assert_eq!(theirs.replace("blog", "X"), ghost.replace("ghost", "X"));
+
+    // /metrics: the tenant's apps' series only, none of the node's.
+    let scrape = |token: &str| {
+        let mut r = browser()
+            .get(format!("{}/metrics", s.url()))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.body_mut().read_to_string().unwrap()
+    };
+    let text = scrape(&acme.token);
+    assert!(text.contains("app=\"shop\""), "{text}");
+    for hidden in ["blog", "admins", "hako_node_"] {
+        assert!(!text.contains(hidden), "a tenant scrapes {hidden}: {text}");
+    }
+    let text = scrape(&s.token);
+    for shown in [
+        "app=\"shop\"",
+        "app=\"blog\"",
+        "app=\"admins\"",
+        "hako_node_cpus",
+    ] {
+        assert!(text.contains(shown), "the admin misses {shown}: {text}");
+    }
+
+    // A checkpoint's status: the node's disk use is the admin's to see.
+    let status = acme.checkpoint("shop").unwrap();
+    assert_eq!(status["reason"], "none yet");
+    assert!(
+        status
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("node_")),
+        "{status}"
+    );
+    assert_eq!(
+        s.client().checkpoint("shop").unwrap()["node_checkpoint_bytes"],
+        99
+    );
+
+    // A revoked token ends its dashboard session at its next page.
+    s.client().revoke_token("acme", "owner").unwrap();
+    let (status, location, _) = page(&s, "/ui/", Some(&mine));
+    assert_eq!((status, location.as_str()), (303, "/ui/login"));
+    let r = login(&s, &acme.token, Some(&s.url()));
+    assert_eq!(r.status().as_u16(), 401);
 }

@@ -374,19 +374,19 @@ impl Node for ClusterNodes {
         let name = app.spec.name.clone();
         let store_err =
             |e: StoreError| failure(StartFailure::Node, format!("the cluster store failed: {e}"));
-        // Watch before writing, so that nothing the agent writes is missed.
-        let from = self.store.revision().await.map_err(store_err)? + 1;
-        let mut instances = self
-            .store
-            .watch(&keys::instances(&name), Some(from))
-            .await
-            .map_err(store_err)?;
+        // Watch before writing, so that nothing the agent writes is missed: both watches
+        // start from the store's revision when they are made, before the assignment exists
+        // (made together: a cold start waits on this).
         let assignment_key = keys::assignment(&node, &slot);
-        let mut assignment = self
-            .store
-            .watch(&assignment_key, Some(from))
-            .await
-            .map_err(store_err)?;
+        let instances_key = keys::instances(&name);
+        let (instances, assignment) = tokio::join!(
+            self.store.watch(&instances_key, None),
+            self.store.watch(&assignment_key, None),
+        );
+        let (mut instances, mut assignment) = (
+            instances.map_err(store_err)?,
+            assignment.map_err(store_err)?,
+        );
         let a = Assignment {
             slot: slot.clone(),
             node: node.clone(),
@@ -498,8 +498,18 @@ impl Node for ClusterNodes {
         // Warm pools are per node and filled by their agents; nothing to do from the leader.
     }
 
-    async fn forget(&self, _storage_key: &str) {
-        // Each agent forgets a deleted app's files itself when it sees the app go.
+    async fn forget(&self, storage_key: &str) {
+        // Every node removes the app's files when it sees this record (the ones away for
+        // longer than its lease sweep what they keep of deleted apps when they join again).
+        let record = async {
+            let lease = self.store.grant_lease(keys::FORGOTTEN_TTL).await?;
+            self.store
+                .put_with_lease(&keys::forgotten(storage_key), Vec::new(), lease)
+                .await
+        };
+        if let Err(e) = record.await {
+            tracing::warn!(storage_key, error = %e, "cannot ask the nodes to remove a deleted app's files");
+        }
     }
 
     async fn shutdown(&self, _grace: Duration) {

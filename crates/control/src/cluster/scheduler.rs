@@ -115,6 +115,7 @@ mod tests {
             created_unix: 0,
             updated_unix: 0,
             database_grant: None,
+            tenant: None,
         }
     }
 

@@ -16,11 +16,15 @@ use hako_store::{Compare, Store, StoreError, StoreExt, Txn, TxnOp, WatchEvent};
 use super::front::Front;
 use crate::apps::Apps;
 use crate::lifecycle::{Cause, Lifecycle};
+use crate::reconcile::Lead;
 
 /// The proxy's launcher in a cluster.
 pub(crate) struct WantLauncher {
     pub(crate) front: Arc<Front>,
     pub(crate) apps: Arc<Apps>,
+    /// The leader's lifecycle while this front leads: its own cold starts go straight to it
+    /// (one etcd write and one watch less); wants from other fronts join them there.
+    pub(crate) lead: Arc<Lead>,
 }
 
 fn fail(kind: StartFailure, reason: impl Into<String>) -> LaunchError {
@@ -50,6 +54,26 @@ fn launched(info: &InstanceInfo) -> Option<Launched> {
 #[async_trait::async_trait]
 impl Launcher for WantLauncher {
     async fn launch(&self, app: &str) -> Result<Launched, LaunchError> {
+        if let Some(lifecycle) = self.lead.get() {
+            let app = self
+                .apps
+                .get(app)
+                .ok_or_else(|| fail(StartFailure::Gone, format!("app {app} no longer exists")))?;
+            let info = lifecycle
+                .start(&app, Cause::Request)
+                .await
+                .map_err(|e| LaunchError {
+                    kind: e.kind,
+                    reason: e.reason,
+                    log_tail: e.log_tail,
+                })?;
+            return launched(&info).ok_or_else(|| {
+                fail(
+                    StartFailure::Node,
+                    format!("instance {} has no usable address ({})", info.id, info.addr),
+                )
+            });
+        }
         let store = self.front.store().clone();
         let uid = self
             .apps

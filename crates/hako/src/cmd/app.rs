@@ -299,6 +299,9 @@ pub struct CreateArgs {
     pub name: String,
     #[command(flatten)]
     pub settings: Settings,
+    /// The tenant to own the app (admin token only; a tenant's token makes apps of its own).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
     /// Code to deploy as the first release: a directory or a .tar / .tar.gz file.
     #[arg(long, value_name = "DIR|TARBALL")]
     pub code: Option<PathBuf>,
@@ -364,7 +367,10 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
     match command {
         AppCommand::Create(a) => {
             let spec = create_spec(&a.name, a.settings)?;
-            let app = api(client.create_app(&spec))?;
+            let app = match &a.tenant {
+                Some(t) => api(client.create_app_for(&spec, t))?,
+                None => api(client.create_app(&spec))?,
+            };
             out(&format!(
                 "created app {} ({})\n",
                 app.spec.name,
@@ -389,7 +395,8 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
                     serde_json::to_string_pretty(&apps).expect("serializable")
                 ));
             } else {
-                out(&table(&apps));
+                // A tenant's apps are all its own: the column is the admin's.
+                out(&table(&apps, !client.uses_tenant_token()));
             }
             Ok(0)
         }
@@ -702,15 +709,19 @@ fn ask(question: &str) -> bool {
     matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
-/// Deploys a directory (by path when the API runs on this machine) or an archive file.
+/// Deploys a directory or an archive file. A directory goes by its path only with the admin
+/// token to an API on this machine (the server reads it in place); otherwise — a tenant's
+/// token, a remote API — it is packed into a tar.gz and uploaded.
 fn deploy(client: &Client, name: &str, code: &Path) -> Result<(), Failure> {
     let code = std::fs::canonicalize(code)
         .with_context(|| format!("code {} does not exist", code.display()))
         .or_exit(Exit::Usage)?;
-    let release = if code.is_dir() {
-        api(client.deploy_dir(name, &code))?
-    } else {
+    let release = if !code.is_dir() {
         api(client.deploy_archive_file(name, &code))?
+    } else if client.uses_tenant_token() || !api_is_local(&client.base_url) {
+        api(client.deploy_dir_upload(name, &code))?
+    } else {
+        api(client.deploy_dir(name, &code))?
     };
     out(&format!(
         "deployed release {} of {name} ({})\n",
@@ -720,15 +731,48 @@ fn deploy(client: &Client, name: &str, code: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn table(apps: &[App]) -> String {
+/// True when the API's URL names this machine (loopback or `localhost`).
+fn api_is_local(base_url: &str) -> bool {
+    let rest = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, r)| r)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.rsplit_once(':').map_or(rest, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The app list; with `tenants`, a TENANT column (`-` for the admin's own apps).
+fn table(apps: &[App], tenants: bool) -> String {
+    let tenant_col = |t: &str| {
+        if tenants {
+            format!("{t:<14} ")
+        } else {
+            String::new()
+        }
+    };
     let mut s = format!(
-        "{:<20} {:<30} {:<12} {:<8} {:<8} {}\n",
-        "NAME", "HOSTS", "IMAGE", "RELEASE", "MEMORY", "IDLE"
+        "{:<20} {}{:<30} {:<12} {:<8} {:<8} {}\n",
+        "NAME",
+        tenant_col("TENANT"),
+        "HOSTS",
+        "IMAGE",
+        "RELEASE",
+        "MEMORY",
+        "IDLE"
     );
     for a in apps {
         s += &format!(
-            "{:<20} {:<30} {:<12} {:<8} {:<8} {}\n",
+            "{:<20} {}{:<30} {:<12} {:<8} {:<8} {}\n",
             a.spec.name,
+            tenant_col(a.tenant.as_deref().unwrap_or("-")),
             a.spec.hosts.join(","),
             a.spec.image,
             a.release.map_or("-".into(), |r| r.to_string()),
@@ -737,4 +781,46 @@ fn table(apps: &[App]) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_apis_take_a_directory_by_path() {
+        for local in [
+            "http://127.0.0.1:7070",
+            "http://localhost:7070/",
+            "http://[::1]:7070",
+            "127.0.0.1:7070",
+        ] {
+            assert!(api_is_local(local), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.5:7070",
+            "https://hako.example",
+            "http://[2001:db8::1]:7070",
+            "http://localhost.evil.example",
+        ] {
+            assert!(!api_is_local(remote), "{remote}");
+        }
+    }
+
+    #[test]
+    fn the_tenant_column_is_the_admins() {
+        let mut app: App = serde_json::from_value(serde_json::json!({
+            "name": "blog", "hosts": ["blog.example"], "image": "php", "cmd": "x",
+            "created_unix": 0, "updated_unix": 0, "tenant": "acme"
+        }))
+        .unwrap();
+        let admin = table(std::slice::from_ref(&app), true);
+        assert!(admin.lines().next().unwrap().contains("TENANT"), "{admin}");
+        assert!(admin.lines().nth(1).unwrap().contains("acme"), "{admin}");
+        let tenant = table(std::slice::from_ref(&app), false);
+        assert!(!tenant.contains("TENANT"), "{tenant}");
+        app.tenant = None;
+        let own = table(std::slice::from_ref(&app), true);
+        assert!(own.lines().nth(1).unwrap().contains(" - "), "{own}");
+    }
 }

@@ -34,7 +34,7 @@ pub async fn execute(args: InstanceArgs, data_dir: &Path) -> Result<u8, Failure>
     let list = tokio::task::spawn_blocking(move || client.instances(app.as_deref()))
         .await
         .map_err(|e| Failure::new(Exit::Failure, e))?
-        .map_err(|e| Failure::new(Exit::Failure, anyhow::anyhow!("{e}")))?;
+        .map_err(super::api_failure)?;
     if json {
         out(&format!(
             "{}\n",

@@ -71,6 +71,16 @@ fn run(args: NodeArgs, client: hako_api::Client) -> Result<u8, Failure> {
         }
         NodeCommand::Drain { name, timeout } => {
             let started = Instant::now();
+            let on_node = |c: &hako_api::Client| -> Result<Vec<String>, Failure> {
+                Ok(api(c.instances(None))?
+                    .into_iter()
+                    .filter(|i| i.node == name)
+                    .map(|i| i.app)
+                    .collect())
+            };
+            let mut apps = on_node(&client)?;
+            apps.sort();
+            apps.dedup();
             let before = api(client.set_node_state(&name, NodeState::Draining))?;
             let moving = running(&before);
             out(&format!(
@@ -85,6 +95,7 @@ fn run(args: NodeArgs, client: hako_api::Client) -> Result<u8, Failure> {
                     .map(running)
                     .unwrap_or(0);
                 if left == 0 {
+                    out(&moved(&client, &apps, &name)?);
                     out(&format!(
                         "node {name} is drained: {moving} instances moved in {:.1}s; it takes no new instances until `hako node uncordon {name}`\n",
                         started.elapsed().as_secs_f64()
@@ -101,6 +112,27 @@ fn run(args: NodeArgs, client: hako_api::Client) -> Result<u8, Failure> {
             }
         }
     }
+}
+
+/// One line per app that ran on the drained node: where its instances run now.
+fn moved(client: &hako_api::Client, apps: &[String], from: &str) -> Result<String, Failure> {
+    let mut s = String::new();
+    for app in apps {
+        let mut to: Vec<String> = api(client.instances(Some(app)))?
+            .into_iter()
+            .filter(|i| i.node != from)
+            .map(|i| i.node)
+            .collect();
+        to.sort();
+        to.dedup();
+        let to = if to.is_empty() {
+            "no instance now (it starts at its next request)".to_string()
+        } else {
+            to.join(", ")
+        };
+        s += &format!("  {app}: {from} → {to}\n");
+    }
+    Ok(s)
 }
 
 fn running(n: &NodeInfo) -> u32 {

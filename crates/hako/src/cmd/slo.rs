@@ -68,13 +68,7 @@ pub async fn execute(args: SloArgs, data_dir: &Path) -> Result<u8, Failure> {
     let report = tokio::task::spawn_blocking(move || client.slo(&app, target))
         .await
         .map_err(|e| Failure::new(Exit::Failure, e))?
-        .map_err(|e| {
-            let exit = match e.status() {
-                Some(400..=499) => Exit::Usage,
-                _ => Exit::Failure,
-            };
-            Failure::new(exit, anyhow::anyhow!("{e}"))
-        })?;
+        .map_err(super::api_failure)?;
     if args.json {
         out(&format!(
             "{}\n",
