@@ -93,6 +93,25 @@ const BENCHES: &[Entry] = &[
         examples: &[],
     },
     Entry {
+        name: "autoscaler",
+        packages: CONTAINERS,
+        mariadb: false,
+        criu: false,
+        examples: &[],
+    },
+    Entry {
+        name: "cycling",
+        packages: &[
+            ("wrk", "wrk"),
+            ("busybox", "busybox-static"),
+            ("nft", "nftables"),
+            ("ip", "iproute2"),
+        ],
+        mariadb: false,
+        criu: false,
+        examples: &[],
+    },
+    Entry {
         name: "restore",
         packages: &[
             ("php", "php-cli"),

@@ -17,12 +17,16 @@ use crate::releases::Releases;
 use crate::storage::{DataUsage, StorageLimits};
 
 mod checkpoint;
+mod command;
 mod plan;
 mod pool;
+mod resize;
 mod shared_pool;
 mod verify;
 
 pub use checkpoint::{CheckpointError, StartMode};
+pub use command::CommandRun;
+pub use resize::{ResizeError, Resized};
 
 /// How an agent is set up.
 #[derive(Debug, Clone)]
@@ -163,6 +167,8 @@ pub struct Instance {
     log: PathBuf,
     /// The cached copies of the release and image layers it mounts (held while it lives).
     _blobs: Vec<crate::blobs::BlobUse>,
+    /// Its cgroup limits now (a live resize changes them; `info.limits` is the start's).
+    limits: Mutex<Option<hako_model::InstanceLimits>>,
 }
 
 /// A container made from an app and parked just before exec: what a start releases.
@@ -441,6 +447,7 @@ impl Agent {
             start_path,
             restore_error,
             slot: None,
+            limits: Some(app.limits()),
         };
         created(&info);
         // The app's start timeout runs from when its container could be made: a first use of
@@ -504,6 +511,7 @@ impl Agent {
             container,
             log,
             _blobs: blobs,
+            limits: Mutex::new(info.limits),
         });
         self.instances
             .lock()
@@ -650,7 +658,10 @@ impl Agent {
             .expect("instances lock")
             .values()
             .filter(|i| app.is_none_or(|a| i.info.app == a))
-            .map(|i| i.info.clone())
+            .map(|i| InstanceInfo {
+                limits: *i.limits.lock().expect("limits lock"),
+                ..i.info.clone()
+            })
             .collect();
         v.sort_by(|a, b| {
             a.started_unix_ms

@@ -28,12 +28,13 @@ pub mod routes;
 mod storage;
 
 pub use agent::{
-    Agent, AgentConfig, AgentError, CheckpointError, Exit, Instance, LaunchError, StartMode,
+    Agent, AgentConfig, AgentError, CheckpointError, CommandRun, Exit, Instance, LaunchError,
+    ResizeError, Resized, StartMode,
 };
 pub use capacity::node_capacity;
 pub use checkpoints::CheckpointInfo;
 pub use errors::RuntimeOp;
-pub use limits::container_limits;
+pub use limits::{container_limits, runtime_limits};
 pub use ready::{NotReady, wait_ready};
 pub use releases::Releases;
 pub use storage::StorageLimits;

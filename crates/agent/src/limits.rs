@@ -8,7 +8,7 @@
 //! ([`hako_model::NodeCapacity::check_app`], the API's check at create and update). What
 //! passes all three becomes [`container_limits`] here.
 
-use hako_model::AppSpec;
+use hako_model::{AppSpec, InstanceLimits};
 use hako_runtime::Limits;
 
 /// The cgroup limits of an instance of `spec`: memory and pids always, CPU if set.
@@ -17,6 +17,15 @@ pub fn container_limits(spec: &AppSpec) -> Limits {
         memory_max: Some(spec.memory.0),
         cpu_cores: spec.cpu,
         pids_max: Some(spec.pids),
+    }
+}
+
+/// The cgroup limits of an instance from the model's [`InstanceLimits`] (a live resize).
+pub fn runtime_limits(l: &InstanceLimits) -> Limits {
+    Limits {
+        memory_max: Some(l.memory.0),
+        cpu_cores: l.cpu,
+        pids_max: Some(l.pids),
     }
 }
 

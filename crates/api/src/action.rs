@@ -5,7 +5,9 @@
 
 pub mod tenant;
 
-use hako_model::{App, AppError, AppPatch, AppSpec, Event, InstanceInfo, Release, valid_name};
+use hako_model::{
+    App, AppError, AppPatch, AppSpec, Event, InstanceInfo, Release, ResizeOutcome, valid_name,
+};
 
 use hako_policy::slo::Target;
 
@@ -182,6 +184,9 @@ pub enum Reply {
     Created(App),
     /// One app.
     App(App),
+    /// One app just updated, and what a live resize did to its running instances (none when
+    /// its limits did not change): the app's JSON with a `resize` list when there is one.
+    Updated(App, Vec<ResizeOutcome>),
     /// Done, nothing to say (204).
     Deleted,
     /// A release, just created (201).
@@ -251,7 +256,18 @@ pub fn parse_spec(body: &[u8]) -> Result<AppSpec, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("request body is not a valid app spec: {e}")))?;
     spec.validate()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    check_schedules(&spec)?;
     Ok(spec)
+}
+
+/// Checks every schedule's cron expression (the model checked their shape): one that cannot
+/// be read or never fires is refused with what is wrong.
+pub fn check_schedules(spec: &AppSpec) -> Result<(), ApiError> {
+    for entry in &spec.schedules {
+        hako_policy::schedule::validate(entry)
+            .map_err(|e| ApiError::BadRequest(format!("schedule {:?}: {e}", entry.to_string())))?;
+    }
+    Ok(())
 }
 
 /// Parses an update request's body: a JSON object of the settings to change (see

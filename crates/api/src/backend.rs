@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use hako_model::{App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release};
+use hako_model::{
+    App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome,
+};
 
 use crate::caller::Scope;
 use crate::series::Series;
@@ -164,6 +166,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn history(&self, app: &str) -> Option<crate::slo::History> {
         let _ = app;
         None
+    }
+
+    /// `app`'s limits changed: give them to its running instances live (no restart) and say
+    /// what happened to each. An instance using more memory than a lowered limit keeps its
+    /// old one. Default: the node runs no instances.
+    async fn resize(&self, app: &App) -> Vec<ResizeOutcome> {
+        let _ = app;
+        Vec::new()
     }
 
     /// Whether the app's starts restore a checkpoint and why, its checkpoint and the node's

@@ -183,11 +183,30 @@ impl Client {
 
     /// `PATCH /v1/apps/{name}`: changes the fields set in `patch`.
     pub fn update_app(&self, name: &str, patch: &AppPatch) -> Result<App, ClientError> {
+        self.update_app_resized(name, patch).map(|(app, _)| app)
+    }
+
+    /// `PATCH /v1/apps/{name}`, with what a live resize did to each running instance (empty
+    /// when the limits did not change).
+    pub fn update_app_resized(
+        &self,
+        name: &str,
+        patch: &AppPatch,
+    ) -> Result<(App, Vec<hako_model::ResizeOutcome>), ClientError> {
         let path = app_path(name, "")?;
-        self.json(
+        let mut v: serde_json::Value = self.json(
             self.with_token(self.agent.patch(self.url(&path)))
                 .send_json(patch),
-        )
+        )?;
+        let protocol = |e: serde_json::Error| ClientError::Protocol {
+            url: self.base_url.clone(),
+            message: e.to_string(),
+        };
+        let resize = match v.as_object_mut().and_then(|o| o.remove("resize")) {
+            Some(r) => serde_json::from_value(r).map_err(protocol)?,
+            None => Vec::new(),
+        };
+        Ok((serde_json::from_value(v).map_err(protocol)?, resize))
     }
 
     /// `DELETE /v1/apps/{name}`

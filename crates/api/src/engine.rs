@@ -74,7 +74,8 @@ impl Engine {
             )),
             Action::ShowApp(name) => Ok(Reply::App(self.visible_app(caller, &name).await?)),
             Action::UpdateApp { name, patch } => {
-                Ok(Reply::App(self.update_app(caller, &name, &patch).await?))
+                let (app, resize) = self.update_app(caller, &name, &patch).await?;
+                Ok(Reply::Updated(app, resize))
             }
             Action::DeleteApp { name, database } => {
                 self.delete_app(caller, &name, database).await?;

@@ -120,7 +120,7 @@ pub fn hint(token: &str) -> String {
 }
 
 /// 32 random bytes, hex.
-fn generate() -> io::Result<String> {
+pub fn generate() -> io::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

@@ -16,7 +16,7 @@
 
 mod latency;
 mod latency_report;
-mod loadgen;
+pub(crate) mod loadgen;
 mod memory;
 mod neighbours;
 mod plot;

@@ -13,6 +13,8 @@
 //! hako-bench wordpress [--runs N] [--seconds S]
 //! hako-bench restore [--runs N] [--spacing-ms MS]
 //! hako-bench digest [--runs N] [--images DIR]
+//! hako-bench autoscaler [--sim-only]
+//! hako-bench cycling
 //! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! ```
@@ -20,7 +22,9 @@
 // SAFETY comment); nothing else here needs unsafe.
 #![deny(unsafe_code)]
 
+mod autoscaler;
 mod cold_start;
+mod cycling;
 mod daemon;
 mod digest;
 mod efficiency;
@@ -28,6 +32,7 @@ mod http;
 mod mitigation;
 mod options;
 mod paths;
+mod phases;
 mod proxy;
 mod request;
 mod restore;
@@ -45,6 +50,8 @@ const USAGE: &str =
        hako-bench wordpress [--runs N] [--seconds S]
        hako-bench restore [--runs N] [--spacing-ms MS]
        hako-bench digest [--runs N] [--images DIR]
+       hako-bench autoscaler [--sim-only]
+       hako-bench cycling
        hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
@@ -74,6 +81,8 @@ fn main() -> ExitCode {
         ["efficiency", rest @ ..] => efficiency::main(rest),
         ["restore", rest @ ..] => restore::main(rest),
         ["digest", rest @ ..] => digest::main(rest),
+        ["autoscaler", rest @ ..] => autoscaler::main(rest),
+        ["cycling", rest @ ..] => cycling::main(rest),
         ["mitigation", rest @ ..] => mitigation::main(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");

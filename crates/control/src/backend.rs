@@ -7,7 +7,9 @@ use std::sync::Arc;
 use hako_agent::{Agent, Releases};
 use hako_api::{Backend, BackendError, LogFollow, LogPiece, ReleaseSource, Scope};
 use hako_image::ImageStore;
-use hako_model::{App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release};
+use hako_model::{
+    App, DatabaseGrant, ImageRef, InstanceInfo, NodeCapacity, Release, ResizeOutcome,
+};
 use hako_proxy::Router;
 use hako_store::{Store, StoreExt, keys};
 
@@ -68,6 +70,8 @@ pub(crate) struct DaemonBackend {
     pub(crate) capacity: Capacity,
     pub(crate) router: Router,
     pub(crate) database: hako_database::MariaDb,
+    /// Runs of each app's schedules.
+    pub(crate) schedule_stats: crate::scheduler::RunStats,
     /// Counters, per-minute series, and the end of followed logs at shutdown.
     pub(crate) ops: Arc<Ops>,
     /// This daemon's checkpoints and predictors, where its own lifecycle runs (one host);
@@ -165,6 +169,14 @@ impl Backend for DaemonBackend {
         }
     }
 
+    async fn resize(&self, app: &App) -> Vec<ResizeOutcome> {
+        match &self.instances {
+            Instances::Lifecycle(l) => l.resize_app(app).await,
+            // A cluster's leader resizes when it sees the change (its resize events say how).
+            Instances::Store(_) => Vec::new(),
+        }
+    }
+
     async fn metrics(&self, app: &str) -> Option<serde_json::Value> {
         let m = self.router.metrics(app).ok()?;
         let mut v = serde_json::to_value(m).ok()?;
@@ -173,6 +185,19 @@ impl Backend for DaemonBackend {
             o.insert(
                 "warm_pool_parked".into(),
                 agent.pooled(&self.storage_key(app)).len().into(),
+            );
+            // Runs of its schedules (their requests are also in `scheduled`, apart from
+            // visitors).
+            let runs = self
+                .schedule_stats
+                .lock()
+                .expect("run stats lock")
+                .get(app)
+                .cloned()
+                .unwrap_or_default();
+            o.insert(
+                "scheduled_runs".into(),
+                serde_json::to_value(runs).unwrap_or_default(),
             );
             // Slots of the node's shared warm pool (for any app) parked right now.
             o.insert(
@@ -262,6 +287,13 @@ impl Backend for DaemonBackend {
                 capacity: self.capacity(),
                 keys,
                 telemetry: &self.ops.telemetry,
+                schedule_runs: self
+                    .schedule_stats
+                    .lock()
+                    .expect("run stats lock")
+                    .iter()
+                    .map(|(app, r)| (app.clone(), (r.ok, r.failed)))
+                    .collect(),
             })
         };
         crate::metrics::encode(scrape)

@@ -166,6 +166,8 @@ pub(crate) async fn serve(
         capacity: Capacity::Largest(capacity),
         router: router.clone(),
         database: config.database_server(),
+        // Schedules run on a single host only so far (docs/cluster.md).
+        schedule_stats: Default::default(),
         ops: ops.clone(),
         checkpoints: None,
         predictors: None,

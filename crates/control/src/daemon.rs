@@ -35,7 +35,8 @@ pub(crate) struct Daemon {
     pub(crate) site_certs: Arc<hako_tls::SiteCerts>,
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) backend: Arc<DaemonBackend>,
-    /// The loops: store watch, cold starts, proxy events, exits, keep-alive, minutes.
+    /// The loops: store watch, certificates, scheduler, cold starts, proxy events, exits,
+    /// node record, keep-alive, autoscaler, checkpoints, minutes (and ACME when configured).
     pub(crate) tasks: Vec<JoinHandle<()>>,
     /// Counters, per-minute series, and the end of the API's streams at shutdown.
     pub(crate) ops: Arc<Ops>,
@@ -50,6 +51,7 @@ impl Daemon {
         agent: Arc<Agent>,
         exits: UnboundedReceiver<Exit>,
         telemetry: Arc<Telemetry>,
+        proxy: std::net::SocketAddr,
     ) -> Result<Daemon, hako_store::StoreError> {
         let (launcher, cold_starts) = ColdStarts::new();
         let (proxy_events_tx, proxy_events) = tokio::sync::mpsc::unbounded_channel();
@@ -92,17 +94,44 @@ impl Daemon {
         }
         .start(store.clone())
         .await?;
+        let epoch = tokio::time::Instant::now();
         let keep_alive = KeepAliveLoop {
             apps: apps.clone(),
             lifecycle: lifecycle.clone(),
-            traffic,
+            traffic: traffic.clone(),
             wake: wake.clone(),
-            epoch: tokio::time::Instant::now(),
+            epoch,
             predictors: predictors.clone(),
         };
+        let autoscale = crate::autoscale::AutoscaleLoop::new(
+            apps.clone(),
+            lifecycle.clone(),
+            traffic,
+            events.clone(),
+            epoch,
+            telemetry.clone(),
+        );
+        // Scheduled runs reach apps through the proxy, marked with a token only this daemon
+        // knows (the proxy removes it before the app sees the request).
+        let token = hako_api::token::generate().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no random schedule token; scheduled runs count as visitors");
+            String::new()
+        });
+        if !token.is_empty() {
+            router.set_schedule_token(token.clone());
+        }
+        let scheduler = crate::scheduler::Scheduler::new(
+            apps.clone(),
+            lifecycle.clone(),
+            events.clone(),
+            Arc::new(crate::scheduler::ThroughProxy { proxy, token }),
+            hako_model::now_unix() as i64,
+        );
+        let schedule_stats = scheduler.stats.clone();
         let mut tasks = vec![
             watch,
             cert_watch,
+            tokio::spawn(scheduler.run()),
             tokio::spawn(crate::launcher::serve_cold_starts(
                 cold_starts,
                 lifecycle.clone(),
@@ -121,6 +150,7 @@ impl Daemon {
                 config.runtime.subnet.to_string(),
             )),
             tokio::spawn(keep_alive.run()),
+            tokio::spawn(autoscale.run()),
             tokio::spawn(checkpoints.clone().run(checkpoint_queue)),
         ];
         let (ops, sampler) = Ops::start(telemetry, router.clone());
@@ -143,6 +173,7 @@ impl Daemon {
             capacity: Capacity::Host,
             router: router.clone(),
             database: config.database_server(),
+            schedule_stats,
             ops: ops.clone(),
             checkpoints: Some(checkpoints),
             predictors: Some(predictors),

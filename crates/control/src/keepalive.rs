@@ -1,6 +1,14 @@
 //! The keep-alive loop: applies the pure keep-alive policy (`hako_policy`) to every app's
 //! instances — the lifecycle's view of them plus the proxy's live counters (open requests,
-//! upgraded connections, last activity) — and asks the lifecycle to act. It sleeps exactly
+//! upgraded connections, last activity of visitors and of quiet work, [`crate::views`]) — and
+//! asks the lifecycle to act.
+//!
+//! Who decides what: the keep-alive owns an app's lower end and every instance's own life —
+//! the minimum, idle stops (never below the minimum), lifetime recycles and outdated
+//! instances (both successor first). The autoscaler ([`crate::autoscale`]) owns the number
+//! of instances above one: it adds instances under load and drains them when the load is
+//! gone, never below `max(min, 1)`; it never starts the first instance (a request or the
+//! minimum does) and never stops the last (the idle timeout does). It sleeps exactly
 //! until the policy's next check, or until something changes.
 //!
 //! Time is tokio's clock, mapped onto the policy's [`Time`] from an epoch: the loop's timing is
@@ -10,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hako_model::App;
-use hako_policy::{Action, InstanceView, KeepAlive, Time};
+use hako_policy::{Action, KeepAlive, Time};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -18,6 +26,7 @@ use crate::apps::Apps;
 use crate::lifecycle::{Cause, DRAIN_TIMEOUT, Lifecycle};
 use crate::predict::Predictors;
 use crate::traffic::Traffic;
+use crate::views::{AppView, Clock};
 
 /// The policy of one app, from its spec.
 pub(crate) fn policy_of(app: &App) -> KeepAlive {
@@ -65,22 +74,26 @@ impl KeepAliveLoop {
     }
 
     /// One pass over every app at `now`: decide, ask the lifecycle, and return the earliest
-    /// time a decision could change without anything happening.
+    /// time a decision could change without anything happening. Idle deadlines count visitors
+    /// only: scheduled runs and ignored clients hold an instance no longer than they need
+    /// ([`crate::views::QUIET_LINGER`]).
     pub(crate) fn tick(&self, now: Instant) -> Option<Time> {
         let now_t = self.time(now);
+        let clock = Clock { epoch: self.epoch };
         let mut next: Option<Time> = None;
         let apps = self.apps.all();
         self.predictors.retain(&apps);
         for app in apps {
             let policy = policy_of(&app);
-            let (ids, views) = self.views(&app, now_t);
+            let view = AppView::read(&self.lifecycle, &*self.traffic, &app, clock, now_t);
+            let ids = &view.ids;
             let (decisions, next_app) = self.predictors.decide(
                 &app,
                 &policy,
                 self.traffic.as_ref(),
                 now_t,
-                |t| self.time(t),
-                &views,
+                |t| clock.time(t),
+                &view,
             );
             for d in decisions {
                 let reason = d.reason.to_string();
@@ -116,37 +129,6 @@ impl KeepAliveLoop {
             }
         }
         next
-    }
-
-    /// The policy's view of the app's instances (ids beside them), starting ones included.
-    fn views(&self, app: &App, now: Time) -> (Vec<String>, Vec<InstanceView>) {
-        let seen = self.traffic.activity(&app.spec.name);
-        let current = app.fingerprint();
-        let mut ids = Vec::new();
-        let mut views = Vec::new();
-        for (id, t) in self.lifecycle.tracked(app) {
-            let snap = seen.get(&id);
-            let started_at = self.time(t.started);
-            let ready_at = t.ready.map(|r| self.time(r));
-            let last_active = snap
-                .map(|s| self.time(s.last_active))
-                .or(ready_at)
-                .unwrap_or(started_at);
-            views.push(InstanceView {
-                started_at,
-                ready_at,
-                last_active,
-                in_flight: snap.map_or(0, |s| s.in_flight),
-                upgraded: snap.map_or(0, |s| s.upgraded),
-                draining_since: t.draining_since.map(|d| self.time(d)),
-                outdated: t.fingerprint != current,
-            });
-            ids.push(id);
-        }
-        for _ in 0..self.lifecycle.launching(app) {
-            views.push(InstanceView::starting(now));
-        }
-        (ids, views)
     }
 }
 

@@ -15,16 +15,18 @@
 //!
 //! Checkpoints of app versions are made in the background and decide each start's path
 //! ([`checkpoint`]); the keep-alive loop runs the predictive keep-alive and pre-start
-//! ([`predict`]).
+//! ([`predict`]). The [`autoscale`] loop adds and drains instances under load, and the
+//! [`scheduler`] wakes apps for their schedules; both read the same policy views ([`views`]).
 //!
-//! Files import downward only: `config`, `error`, `event_log`, `apps`, `node`, `traffic`,
-//! `certs` → `checkpoint` → `lifecycle`, `acme` → `launcher`, `predict` → `keepalive`,
-//! `reconcile`, `proxy_events`, `metrics`, `minutes` → `backend` → `daemon` (the wiring),
-//! `listeners` → `cluster` (a front) → `serve`.
+//! Files import downward only: `config`, `error`, `event_log`, `metrics`, `apps`, `node`,
+//! `traffic`, `certs` → `checkpoint` → `lifecycle`, `acme` → `views`, `launcher`, `predict` →
+//! `keepalive`, `autoscale`, `scheduler`, `reconcile`, `proxy_events`, `minutes` → `backend` →
+//! `daemon` (the wiring), `listeners` → `cluster` (a front) → `serve`.
 #![forbid(unsafe_code)]
 
 mod acme;
 mod apps;
+mod autoscale;
 mod backend;
 mod certs;
 mod checkpoint;
@@ -44,9 +46,13 @@ mod ops;
 mod predict;
 mod proxy_events;
 mod reconcile;
+mod scheduler;
 mod serve;
 mod slo;
+#[cfg(test)]
+mod testbed;
 mod traffic;
+mod views;
 
 pub use config::{DatabaseConfig, ServeConfig};
 pub use error::ServeError;

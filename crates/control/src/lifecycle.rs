@@ -5,6 +5,8 @@
 //! launcher, the keep-alive loop, the store watch, the API) ask; only this module changes an
 //! instance's state, in its [`table`], in routing ([`crate::traffic`]) and in the store.
 
+mod job;
+mod resize;
 mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,6 +61,8 @@ pub(crate) struct Lifecycle {
     /// Bumped whenever an instance is created, becomes ready or goes: what a request waiting
     /// for a start already under way watches.
     changes: tokio::sync::watch::Sender<u64>,
+    /// One live resize at a time (the API's and the store watch's ask for the same one).
+    resizing: tokio::sync::Mutex<()>,
 }
 
 impl Lifecycle {
@@ -86,6 +90,7 @@ impl Lifecycle {
             wake,
             checkpoints,
             changes: tokio::sync::watch::Sender::new(0),
+            resizing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -134,9 +139,11 @@ impl Lifecycle {
                     key: app.storage_key(),
                     fingerprint: app.fingerprint(),
                     started: now.checked_sub(age).unwrap_or(now),
+                    for_request: false,
                     ready: Some(now),
                     draining_since: None,
                     replacing: false,
+                    resize_refused: None,
                     info,
                 });
             }
@@ -258,7 +265,18 @@ impl Lifecycle {
         tokio::spawn(async move {
             match this.run_start(&app, Cause::Policy(reason.clone())).await {
                 Ok(new) => {
-                    if this.table().replaced(&old, Instant::now()) {
+                    // Only a successor still taking requests relieves the old one (the
+                    // autoscaler may have drained it meanwhile).
+                    let handed_over = {
+                        let mut table = this.table();
+                        if table.is_live(&new.id) {
+                            table.replaced(&old, Instant::now())
+                        } else {
+                            table.cancel_replace(&old);
+                            false
+                        }
+                    };
+                    if handed_over {
                         let why = format!("replaced by {}: {reason}", new.id);
                         this.finish_retire(&old, kind, why, false, DRAIN_TIMEOUT)
                             .await;
@@ -286,6 +304,7 @@ impl Lifecycle {
         let created = {
             let (this, key, seen) = (self.clone(), key.clone(), created_id.clone());
             let fingerprint = app.fingerprint();
+            let for_request = matches!(cause, Cause::Request);
             Box::new(move |info: &InstanceInfo| {
                 *seen.lock().expect("created lock") = Some(info.id.clone());
                 this.table().created(Tracked {
@@ -293,9 +312,11 @@ impl Lifecycle {
                     key,
                     fingerprint,
                     started: asked,
+                    for_request,
                     ready: None,
                     draining_since: None,
                     replacing: false,
+                    resize_refused: None,
                 });
                 this.changed();
             })
@@ -403,6 +424,7 @@ impl Lifecycle {
                 "the instance ended right after it listened".into(),
             ));
         }
+        self.resize_if_behind(app, &info);
         let mut ready = info.clone();
         ready.state = hako_model::InstanceState::Ready;
         self.traffic.route(&ready, addr).await;

@@ -44,18 +44,12 @@ pub(crate) struct Telemetry {
     pub(crate) store_errors: std::sync::Arc<StoreErrors>,
     /// Log streams being followed now.
     pub(crate) log_followers: AtomicU64,
-    /// The autoscaler's decisions per app and direction. The autoscaler records them with
-    /// [`Telemetry::record_scale`] once it is wired into the daemon; until then every app shows
-    /// zeros.
+    /// The autoscaler's decisions per app and direction ([`Telemetry::record_scale`]).
     scale_decisions: Mutex<BTreeMap<(String, ScaleDirection), u64>>,
 }
 
 impl Telemetry {
     /// One autoscaler decision for `app`.
-    #[allow(
-        dead_code,
-        reason = "the autoscaler loop records here once it lands in the daemon"
-    )]
     pub(crate) fn record_scale(&self, app: &str, direction: ScaleDirection) {
         *self
             .scale_decisions
@@ -65,7 +59,7 @@ impl Telemetry {
             .or_default() += 1;
     }
 
-    fn scale_decisions(&self, app: &str, direction: ScaleDirection) -> u64 {
+    pub(crate) fn scale_decisions(&self, app: &str, direction: ScaleDirection) -> u64 {
         self.scale_decisions
             .lock()
             .expect("scale decisions lock")
@@ -105,6 +99,9 @@ pub(crate) struct AppScrape {
     /// Autoscaler decisions up and down.
     pub(crate) scale_up: u64,
     pub(crate) scale_down: u64,
+    /// Runs of its schedules that ended well, and that failed.
+    pub(crate) schedule_runs_ok: u64,
+    pub(crate) schedule_runs_failed: u64,
 }
 
 /// The node's own figures at a scrape.
@@ -155,6 +152,8 @@ pub(crate) struct Sources<'a> {
     /// App name → its storage key (for the agent's per-app figures).
     pub(crate) keys: BTreeMap<String, String>,
     pub(crate) telemetry: &'a Telemetry,
+    /// App name → runs of its schedules (ok, failed) on this daemon.
+    pub(crate) schedule_runs: BTreeMap<String, (u64, u64)>,
 }
 
 /// Reads every figure `scope` may see.
@@ -195,6 +194,8 @@ pub(crate) fn gather(src: Sources<'_>) -> Scrape {
                 memory_bytes: mine.iter().filter_map(|i| memory_by_id.get(&i.id)).sum(),
                 scale_up: src.telemetry.scale_decisions(name, ScaleDirection::Up),
                 scale_down: src.telemetry.scale_decisions(name, ScaleDirection::Down),
+                schedule_runs_ok: src.schedule_runs.get(name).map_or(0, |r| r.0),
+                schedule_runs_failed: src.schedule_runs.get(name).map_or(0, |r| r.1),
             }
         })
         .collect();

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hako_agent::{Agent, CheckpointError, CheckpointInfo, LaunchError, StartMode};
-use hako_model::{App, InstanceInfo};
+use hako_agent::{
+    Agent, CheckpointError, CheckpointInfo, CommandRun, LaunchError, ResizeError, Resized,
+    StartMode,
+};
+use hako_model::{App, InstanceInfo, InstanceLimits};
 
 /// Called once with the instance (state `Starting`) when its container exists.
 pub(crate) type Created = Box<dyn FnOnce(&InstanceInfo) + Send>;
@@ -58,6 +61,19 @@ pub(crate) trait Node: Send + Sync + 'static {
 
     /// Stops every instance and removes what the node made.
     async fn shutdown(&self, grace: Duration);
+
+    /// Gives a running instance new cgroup limits, live (no restart). A memory limit below
+    /// what it uses now is kept off it ([`Resized::MemoryKept`]).
+    async fn resize(&self, id: &str, limits: InstanceLimits) -> Result<Resized, ResizeError>;
+
+    /// Runs `command` in a fresh container of `app` (never routed) until it ends or
+    /// `timeout` passes: a scheduled job.
+    async fn run_command(
+        &self,
+        app: &App,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CommandRun, LaunchError>;
 
     /// Makes a checkpoint of the current version of `app` on this node (a private instance,
     /// started, warmed, dumped, tried; see `hako_agent::Agent::checkpoint`), or returns the
@@ -121,6 +137,19 @@ impl Node for LocalNode {
 
     async fn shutdown(&self, grace: Duration) {
         self.0.shutdown(grace).await;
+    }
+
+    async fn resize(&self, id: &str, limits: InstanceLimits) -> Result<Resized, ResizeError> {
+        self.0.resize(id, limits).await
+    }
+
+    async fn run_command(
+        &self,
+        app: &App,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CommandRun, LaunchError> {
+        self.0.run_command(app, command, timeout).await
     }
 
     async fn checkpoint(&self, app: &App) -> Result<CheckpointInfo, CheckpointError> {

@@ -1,6 +1,9 @@
-//! The keep-alive loop's policies beyond the fixed idle timeout: the predictive keep-alive of
-//! apps with `keep_alive: predictive` (`hako_policy::predict`, docs/predictor.md) and the
-//! pre-start of every app (`hako_policy::prestart`).
+//! The keep-alive loop's policies: the fixed idle timeout, the predictive keep-alive of apps
+//! with `keep_alive: predictive` (`hako_policy::predict`, docs/predictor.md) and the
+//! pre-start of every app (`hako_policy::prestart`). Either keep-alive's idle deadlines count
+//! visitors only: scheduled runs and ignored clients hold an instance no longer than they need
+//! ([`crate::views::AppView::idle_deadlines`]), and the predictor learns from visitors' idle
+//! periods only (the proxy reports no others).
 //!
 //! Per predictive app, a [`PredictiveKeepAlive`] kept across passes of the loop: each pass
 //! first feeds it the app's idle periods the proxy saw since the last pass (each period's two
@@ -23,6 +26,7 @@ use hako_policy::{Decision, InstanceView, KeepAlive, Reason, Time};
 use tokio::time::Instant;
 
 use crate::traffic::Traffic;
+use crate::views::AppView;
 
 /// What `hako slo APP` shows of an app's predictor.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -51,7 +55,7 @@ pub(crate) struct Predictors {
 }
 
 impl Predictors {
-    /// The decisions for `app`'s instances (`views`) at `now`, and when to look again:
+    /// The decisions for `app`'s instances (`view`) at `now`, and when to look again:
     /// the predictive or fixed keep-alive's, plus pre-start's. `time` maps tokio's clock onto
     /// the policy's.
     pub(crate) fn decide(
@@ -61,15 +65,20 @@ impl Predictors {
         traffic: &dyn Traffic,
         now: Time,
         time: impl Fn(Instant) -> Time,
-        views: &[InstanceView],
+        view: &AppView,
     ) -> (Vec<Decision>, Option<Time>) {
+        let views: &[InstanceView] = &view.views;
         let (mut decisions, mut next) = match app.spec.keep_alive {
             KeepAliveMode::Fixed => {
                 self.apps
                     .lock()
                     .expect("predictors lock")
                     .remove(&app.spec.name);
-                (policy.decide(now, views), policy.next_check(now, views))
+                let deadlines = view.idle_deadlines(|v| policy.idle_deadline(v));
+                (
+                    policy.decide_with_deadlines(now, views, &deadlines),
+                    policy.next_check_with_deadlines(now, views, &deadlines),
+                )
             }
             KeepAliveMode::Predictive => {
                 let mut apps = self.apps.lock().expect("predictors lock");
@@ -97,12 +106,15 @@ impl Predictors {
                 if let Some(last) = seen.last_arrival {
                     learner.predictor.observe(time(last));
                 }
-                let d = learner.predictor.decide(now, views);
+                let predictor = &learner.predictor;
+                let deadlines = view.idle_deadlines(|v| predictor.idle_deadline(v));
+                let d = predictor.decide_with_deadlines(now, views, &deadlines);
+                let next = predictor.next_check_with_deadlines(now, views, &deadlines);
                 learner.pre_warm_starts += d
                     .iter()
                     .filter(|d| matches!(d.reason, Reason::Prewarm { .. }))
                     .count() as u64;
-                (d, learner.predictor.next_check(now, views))
+                (d, next)
             }
         };
         decisions.extend(self.prestart.decide(now, views, policy));

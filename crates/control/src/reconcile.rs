@@ -46,6 +46,7 @@ pub(crate) struct Reconciler {
 pub(crate) fn route(app: &App) -> AppRoute {
     let mut r = AppRoute::new(app.spec.name.clone(), app.spec.hosts.clone());
     r.start_timeout = app.spec.start_timeout.0;
+    r.ignored = app.spec.ignored_clients.clone();
     r.https_redirect = app.spec.https_redirect;
     r.hsts = app.spec.hsts.map(|d| d.0);
     r
@@ -131,7 +132,19 @@ impl Reconciler {
             tracing::warn!(app = %name, error = %e, "cannot route app");
             return;
         }
-        self.apps.insert(app.clone());
+        let previous = self.apps.insert(app.clone());
+        // New limits reach running instances live (the API asked already when it made the
+        // change; this covers every other writer of the store, and is idempotent).
+        if previous.is_some_and(|p| p.uid == app.uid && p.limits() != app.limits())
+            && let Some(lifecycle) = self.lead.get()
+        {
+            let (apps, name) = (self.apps.clone(), name.clone());
+            tokio::spawn(async move {
+                if let Some(current) = apps.get(&name) {
+                    lifecycle.resize_app(&current).await;
+                }
+            });
+        }
         self.certs.app_routed(&app);
         self.wake.notify_one();
         // Parked containers of an older version go, and the warm pool fills up (in the

@@ -38,8 +38,9 @@ pub async fn serve(
     let (agent, exits) = Agent::new(agent_config(&config))?;
     let token =
         hako_api::token::load_or_create(&config.data_dir).map_err(data_err(&config.data_dir))?;
-    let daemon = Daemon::start(&config, store.clone(), agent, exits, telemetry).await?;
     let addrs = listeners.bound;
+    let daemon =
+        Daemon::start(&config, store.clone(), agent, exits, telemetry, addrs.proxy).await?;
     let api_task = serve_api(
         listeners.api,
         store,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use hako_model::{InstanceInfo, InstanceState};
+use hako_policy::wake::RequestClass;
 use hako_proxy::Router;
 use hako_store::{Store, StoreExt, keys};
 use tokio::time::Instant;
@@ -26,6 +27,13 @@ pub(crate) struct Activity {
     pub in_flight: u32,
     /// Upgraded connections open on it now, summed over the proxies.
     pub upgraded: u32,
+    /// The latest start or end of a visitor's request on it (not a scheduled run's, not an
+    /// ignored client's); `None`: no visitor yet.
+    pub last_visitor: Option<Instant>,
+    /// The latest start or end of quiet work on it (scheduled runs, ignored clients).
+    pub last_quiet: Option<Instant>,
+    /// Who sent the first request it got.
+    pub first_request: Option<RequestClass>,
 }
 
 /// Where requests go.
@@ -47,6 +55,13 @@ pub(crate) trait Traffic: Send + Sync + 'static {
 
     /// What the proxies see of the app's instances, by instance id.
     fn activity(&self, app: &str) -> HashMap<String, Activity>;
+
+    /// Requests the proxies hold for the app while none of its instances is ready (the
+    /// activator's queue); 0 where it is not known.
+    fn waiting(&self, app: &str) -> usize {
+        let _ = app;
+        0
+    }
 
     /// The app's idle periods (gaps of at least a second between request arrivals) since the
     /// last call, and its latest arrival: what the predictive keep-alive learns from.
@@ -126,9 +141,16 @@ impl Traffic for LocalTraffic {
                     last_active: s.last_activity,
                     in_flight: s.in_flight as u32,
                     upgraded: s.upgraded as u32,
+                    last_visitor: s.last_visitor,
+                    last_quiet: s.last_quiet,
+                    first_request: s.first_request,
                 };
                 (s.instance_id, a)
             })
             .collect()
+    }
+
+    fn waiting(&self, app: &str) -> usize {
+        self.router.status(app).map_or(0, |s| s.waiting)
     }
 }

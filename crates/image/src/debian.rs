@@ -9,6 +9,9 @@
 //! that a build is about to use.
 
 mod debootstrap;
+mod update;
+
+pub use update::{DebianUpdate, PackageChange, packages_built_unix};
 
 use std::path::{Path, PathBuf};
 
@@ -127,7 +130,7 @@ pub(crate) struct Cached {
 }
 
 /// `<root>/.cache/debian`.
-fn cache_base(root: &Path) -> PathBuf {
+pub(crate) fn cache_base(root: &Path) -> PathBuf {
     root.join(".cache").join("debian")
 }
 

@@ -35,7 +35,9 @@ mod unpack;
 mod usage;
 
 pub use copy::{CopyError, copy_tree};
-pub use debian::{DEFAULT_MIRROR, DebianBuild, DebianError};
+pub use debian::{
+    DEFAULT_MIRROR, DebianBuild, DebianError, DebianUpdate, PackageChange, packages_built_unix,
+};
 pub use digest::{DigestError, tree_digest};
 pub use host::{ETC_BINDS, HostError, SKELETON_DIRS, bind_allowed};
 pub use image::{HostBind, Image, ImageKind, Rootfs, Storage};

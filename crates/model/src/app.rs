@@ -8,7 +8,9 @@ mod validate;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::ignored_clients::IgnoredClients;
 use crate::image_ref::ImageRef;
+use crate::schedule::ScheduleEntry;
 use crate::seccomp::SeccompProfile;
 use crate::units::{ByteSize, HumanDuration};
 
@@ -162,6 +164,21 @@ pub struct AppSpec {
     /// Whether instances may start from a checkpoint of this app version. Default auto.
     #[serde(default)]
     pub restore: crate::RestoreMode,
+    /// Requests in flight per instance the autoscaler aims for (`--target-concurrency`).
+    /// Default 10: about two thirds of the PHP workers a 512 MiB WordPress instance runs; set
+    /// it near 1 for apps that serve one request at a time (`php -S`), higher for static and
+    /// asynchronous servers. See docs/autoscaling.md.
+    #[serde(default = "defaults::target_concurrency")]
+    pub target_concurrency: f64,
+    /// The app's timed work (`--cron`), at most [`MAX_SCHEDULES`]: a request to the app or a
+    /// command in a fresh instance, by a cron expression in UTC. hako wakes the app for each
+    /// run; runs are counted apart from visitors and keep it awake only as long as they need.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleEntry>,
+    /// Clients (uptime checkers, probes, bots) whose requests are answered but do not keep
+    /// the app awake. Default: none.
+    #[serde(default, skip_serializing_if = "IgnoredClients::is_empty")]
+    pub ignored_clients: IgnoredClients,
     /// Answer plain-HTTP requests with a 308 redirect to the same URL over HTTPS (when
     /// `hako serve` has an HTTPS listener; ACME challenges are never redirected). Default off.
     #[serde(default)]
@@ -179,6 +196,9 @@ pub struct AppSpec {
     #[serde(default)]
     pub keep_alive: crate::KeepAliveMode,
 }
+
+/// Most schedules an app may declare ([`AppSpec::schedules`]).
+pub const MAX_SCHEDULES: usize = 32;
 
 /// Most parked containers an app may keep ready ([`AppSpec::warm_pool`]).
 pub const MAX_WARM_POOL: u32 = 8;
@@ -216,6 +236,9 @@ impl AppSpec {
             seccomp: SeccompProfile::default(),
             seccomp_reason: None,
             restore: crate::RestoreMode::default(),
+            target_concurrency: defaults::target_concurrency(),
+            schedules: Vec::new(),
+            ignored_clients: IgnoredClients::default(),
             https_redirect: false,
             hsts: None,
             acme: false,
@@ -249,6 +272,9 @@ mod defaults {
     }
     pub fn start_timeout() -> HumanDuration {
         HumanDuration(Duration::from_secs(30))
+    }
+    pub fn target_concurrency() -> f64 {
+        10.0
     }
 }
 
@@ -331,10 +357,13 @@ impl App {
 
     /// What the app's containers are made from: code release, rollout generation, image
     /// reference, command, environment (with the database's credentials), user, working
-    /// directory, limits and network. An instance (or a parked container of the warm pool)
-    /// whose fingerprint differs from its app's current one is out of date. Settings that
-    /// only steer hako (hosts, keep-alive, minimum and maximum, warm pool, stop signal, HTTPS
-    /// redirect, HSTS, ACME) are not part of it. Stable within one build of hako, not across builds: never store it.
+    /// directory, network and system-call filter. An instance (or a parked container of the
+    /// warm pool) whose fingerprint differs from its app's current one is out of date and is
+    /// replaced. Settings that only steer hako (hosts, keep-alive, minimum and maximum, warm
+    /// pool, stop signal, autoscaling, schedules, HTTPS redirect, HSTS, ACME) are not part of
+    /// it, nor are the limits
+    /// (memory, CPU, pids): those change live on running instances ([`App::limits`]).
+    /// Stable within one build of hako, not across builds: never store it.
     pub fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let s = &self.spec;
@@ -359,10 +388,32 @@ impl App {
                 .map(|g| (&g.database, &g.password)),
         )
             .hash(&mut h);
-        (s.memory, s.cpu.map(f64::to_bits), s.pids, s.network).hash(&mut h);
+        s.network.hash(&mut h);
         s.seccomp.hash(&mut h);
         h.finish()
     }
+
+    /// The cgroup limits its instances get: memory and pids always, CPU if set. A change of
+    /// them resizes running instances in place; it does not replace them.
+    pub fn limits(&self) -> InstanceLimits {
+        InstanceLimits {
+            memory: self.spec.memory,
+            cpu: self.spec.cpu,
+            pids: self.spec.pids,
+        }
+    }
+}
+
+/// The cgroup limits of one instance (or those an app gives its instances).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceLimits {
+    /// Memory (cgroup v1 memory.limit_in_bytes, v2 memory.max).
+    pub memory: ByteSize,
+    /// CPU in cores (the CFS quota per 100 ms period); `None`: no quota.
+    #[serde(default)]
+    pub cpu: Option<f64>,
+    /// Processes and threads.
+    pub pids: u64,
 }
 
 impl AppSpec {
@@ -490,10 +541,18 @@ mod tests {
         steer.spec.idle_timeout = "20m".parse().unwrap();
         steer.spec.hosts.push("other.example".into());
         steer.spec.stop_signal = StopSignal::Int;
+        steer.spec.target_concurrency = 2.0;
+        steer.spec.schedules = vec!["*/15 * * * * GET /wp-cron.php".parse().unwrap()];
+        steer.spec.ignored_clients = IgnoredClients::uptime_checkers();
+        // Limits change live on running instances: no replacement.
+        steer.spec.memory = ByteSize(512 << 20);
+        steer.spec.cpu = Some(0.5);
+        steer.spec.pids = 64;
         steer.spec.https_redirect = true;
         steer.spec.hsts = Some("365d".parse().unwrap());
         steer.spec.acme = true;
         assert_eq!(steer.fingerprint(), same);
+        assert_ne!(steer.limits(), base.limits());
         // What the container is made from changes it.
         let changes: Vec<fn(&mut App)> = vec![
             |a| a.release = Some(2),
@@ -505,9 +564,6 @@ mod tests {
             },
             |a| a.spec.port = 9000,
             |a| a.spec.user = Some("1000".into()),
-            |a| a.spec.memory = ByteSize(512 << 20),
-            |a| a.spec.cpu = Some(0.5),
-            |a| a.spec.pids = 64,
             |a| a.spec.network = AppNetwork::Host,
             |a| a.spec.database = true,
             |a| {

@@ -17,6 +17,12 @@ pub enum EventKind {
     Stop,
     Exited,
     Unreachable,
+    /// The autoscaler changed the number of instances (its decision, with the reason).
+    Scale,
+    /// An instance's limits changed live (or a lowered memory limit was kept off it).
+    Resize,
+    /// A run of one of the app's schedules.
+    Scheduled,
     /// A certificate was uploaded, issued by ACME (a first one or a renewal), or removed.
     Certificate,
     /// An attempt to obtain a certificate from ACME failed (the reason says why and when the

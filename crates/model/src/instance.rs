@@ -42,4 +42,24 @@ pub struct InstanceInfo {
     /// In a cluster: the assignment it runs for (`/assign/<node>/<slot>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,
+    /// Its cgroup limits now: the app's when it started, changed by live resizes (an
+    /// instance that uses more memory than a lowered limit keeps its old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::InstanceLimits>,
+}
+
+/// What a live resize did to one running instance (the answer of an update that changed
+/// limits, and its event).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResizeOutcome {
+    /// The instance.
+    pub instance: String,
+    /// Every new limit is in force on it.
+    pub applied: bool,
+    /// The limits it has now.
+    pub limits: crate::InstanceLimits,
+    /// Why not everything applied (e.g. it uses more memory than the new limit), or why the
+    /// resize failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }

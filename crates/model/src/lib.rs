@@ -32,8 +32,8 @@ pub mod tenant;
 pub mod units;
 
 pub use app::{
-    APP_UID_LEN, App, AppError, AppNetwork, AppPatch, AppSpec, MAX_WARM_POOL, StopSignal,
-    valid_host, valid_name,
+    APP_UID_LEN, App, AppError, AppNetwork, AppPatch, AppSpec, InstanceLimits, MAX_SCHEDULES,
+    MAX_WARM_POOL, StopSignal, valid_host, valid_name,
 };
 pub use capacity::{LimitError, NodeCapacity};
 pub use cluster::{
@@ -49,7 +49,7 @@ pub use ignored_clients::{IgnoredClients, IgnoredClientsError};
 pub use image_name::{ImageNameError, validate_image_name};
 pub use image_record::ImageRecord;
 pub use image_ref::{ImageRef, ImageRefError};
-pub use instance::{InstanceInfo, InstanceState};
+pub use instance::{InstanceInfo, InstanceState, ResizeOutcome};
 pub use keep_alive::KeepAliveMode;
 pub use node::{NodeInfo, NodeRecord, NodeState, NodeUsage};
 pub use release::Release;

@@ -12,14 +12,17 @@
 //! 1. A draining instance stops once it has no open request or upgraded connection
 //!    ([`Reason::Drained`]), or when it has drained for `drain_timeout` ([`Reason::DrainTimeout`]).
 //!    A ready instance made from an older version of its app ([`InstanceView::outdated`]) gives
-//!    way ([`Reason::Outdated`]): when the app keeps a minimum it is replaced (successor first),
-//!    otherwise it drains and the next request starts the current version.
+//!    way ([`Reason::Outdated`]): when ready instances of the current version exist it drains
+//!    (stops if idle) and they take its requests; otherwise, while it is in use (busy or within
+//!    its idle timeout) or kept for the minimum, it is replaced — successor first, so no request
+//!    meets a moment without a ready instance — and an idle one just stops (the next request
+//!    starts the current version).
 //! 2. Fewer live (non-draining) instances than `min_instances`: start more ([`Reason::BelowMinimum`]).
 //! 3. Max lifetime: a ready instance older than `max_lifetime` is recycled. With `connection_aware`
-//!    the recycle waits while a request or upgraded connection is open (at most `drain_timeout`
-//!    past the lifetime) unless another ready instance can take the new requests (e.g. a
-//!    successor pre-started by [`crate::prestart`]), in which case it drains; otherwise it
-//!    drains at once. If it is the last ready instance and it is
+//!    a busy one (a request or upgraded connection open) drains when another ready instance can
+//!    take the new requests (e.g. a successor pre-started by [`crate::prestart`]), and is
+//!    replaced successor first when it is the last one; without it, it drains at once. If it
+//!    is the last ready instance and it is
 //!    still needed (busy, within its idle timeout, or needed for `min_instances`) the decision is
 //!    [`Action::Replace`]: start the successor first, drain the old one once the successor is ready.
 //! 4. Idle timeout: a ready instance with no open request or upgraded connection whose last
@@ -206,12 +209,19 @@ impl KeepAlive {
             .filter(|i| i.draining_since.is_none() && i.ready_at.is_none())
             .count();
 
-        // Rule 1, continued: outdated instances give way.
+        // Rule 1, continued: outdated instances give way. Ready, live instances of the
+        // current version take their requests if there are any; otherwise an outdated
+        // instance still in use (or kept for the minimum) is replaced successor first.
+        let current_ready = instances
+            .iter()
+            .filter(|i| i.draining_since.is_none() && i.ready_at.is_some() && !i.outdated)
+            .count();
         for (i, inst) in instances.iter().enumerate() {
             if !inst.outdated || inst.draining_since.is_some() || inst.ready_at.is_none() {
                 continue;
             }
-            let action = if min > 0 {
+            let in_use = inst.is_busy() || idle_rule.deadline(i, inst).is_some_and(|d| now < d);
+            let action = if current_ready == 0 && (min > 0 || in_use) {
                 if spare_starting > 0 {
                     spare_starting -= 1; // its successor is starting
                     continue;
@@ -256,18 +266,22 @@ impl KeepAlive {
             if let Some(lifetime) = self.max_lifetime {
                 let age = now - inst.started_at;
                 if age >= lifetime {
-                    let grace_over = self.drain_timeout.is_some_and(|g| age >= lifetime + g);
                     let reason = Reason::MaxLifetime {
                         age,
                         limit: lifetime,
                     };
-                    if busy && self.connection_aware && !grace_over {
+                    if busy && self.connection_aware {
                         // Another ready instance (e.g. a pre-started successor) takes the new
-                        // requests: drain this one, its open requests finish. Otherwise keep
-                        // serving; the daemon calls again when they close.
+                        // requests: drain this one, its open requests finish. Otherwise a
+                        // successor starts first, then this one drains (never a moment
+                        // without a ready instance, never a cut request).
                         if ready_live > min.max(1) {
                             out.push(Decision::new(Action::Drain { instance: i }, reason));
                             ready_live -= 1;
+                        } else if spare_starting > 0 {
+                            spare_starting -= 1;
+                        } else {
+                            out.push(Decision::new(Action::Replace { instance: i }, reason));
                         }
                         continue;
                     }

@@ -154,6 +154,50 @@ impl PredictiveKeepAlive {
         }
     }
 
+    /// [`decide`](Self::decide) with each instance's idle deadline given by the caller
+    /// (`deadlines[i]` for `instances[i]`; `None` or missing: no idle stop) instead of the
+    /// learned one — e.g. the learned deadline of its visitors' activity, held no longer than
+    /// quiet work needs ([`crate::wake::idle_deadline`]). Reasons and the pre-warm stay the
+    /// predictor's.
+    pub fn decide_with_deadlines(
+        &self,
+        now: Time,
+        instances: &[InstanceView],
+        deadlines: &[Option<Time>],
+    ) -> Vec<Decision> {
+        let rule = GivenDeadlines {
+            learned: self.rule(),
+            deadlines,
+        };
+        let mut out = self.keep_alive.decide_with(now, instances, &rule);
+        if let Some(d) = rule.learned.prewarm(now, instances) {
+            out.push(d);
+        }
+        out
+    }
+
+    /// [`next_check`](Self::next_check) with the idle deadlines given by the caller.
+    pub fn next_check_with_deadlines(
+        &self,
+        now: Time,
+        instances: &[InstanceView],
+        deadlines: &[Option<Time>],
+    ) -> Option<Time> {
+        let rule = GivenDeadlines {
+            learned: self.rule(),
+            deadlines,
+        };
+        let keep = self.keep_alive.next_check_with(now, instances, &rule);
+        let pre = rule
+            .learned
+            .prewarm_due()
+            .filter(|t| *t > now && !has_live(instances));
+        match (keep, pre) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// When this instance stops if it stays idle (for simulators that must know when a busy
     /// instance's end matters); `None`: not for idleness.
     pub fn idle_deadline(&self, inst: &InstanceView) -> Option<Time> {
@@ -220,6 +264,22 @@ impl Learned {
     fn prewarmed(&self, inst: &InstanceView, prewarm_after: Duration) -> bool {
         self.last_request
             .is_some_and(|last| inst.started_at >= last + prewarm_after / 2)
+    }
+}
+
+/// The learned rule's reasons with deadlines the caller gives.
+struct GivenDeadlines<'a> {
+    learned: Learned,
+    deadlines: &'a [Option<Time>],
+}
+
+impl IdleRule for GivenDeadlines<'_> {
+    fn deadline(&self, i: usize, _: &InstanceView) -> Option<Time> {
+        self.deadlines.get(i).copied().flatten()
+    }
+
+    fn reason(&self, now: Time, i: usize, inst: &InstanceView) -> Reason {
+        self.learned.reason(now, i, inst)
     }
 }
 

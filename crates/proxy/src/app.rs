@@ -25,6 +25,9 @@ pub struct AppRoute {
     pub start_timeout: Duration,
     /// How many requests may wait for a start at once; more get 503 at once.
     pub max_waiting: usize,
+    /// Clients (by User-Agent or path) answered like anyone but not counted as visitors:
+    /// their requests do not keep the app awake.
+    pub ignored: hako_model::IgnoredClients,
     /// Answer plain-HTTP requests with a 308 to the same URL over HTTPS (when the proxy has
     /// an HTTPS listener).
     pub https_redirect: bool,
@@ -43,6 +46,7 @@ impl AppRoute {
             hosts: hosts.into_iter().map(Into::into).collect(),
             start_timeout: Duration::from_secs(30),
             max_waiting: 1000,
+            ignored: hako_model::IgnoredClients::default(),
             https_redirect: false,
             hsts: None,
         }
@@ -115,6 +119,16 @@ impl App {
     pub(crate) fn set_route(&self, route: AppRoute) {
         self.https.store(Arc::new(HttpsRoute::of(&route)));
         *lock(&self.route) = route;
+    }
+
+    /// The app's ignored clients (a copy; empty for most apps).
+    pub(crate) fn ignored(&self) -> hako_model::IgnoredClients {
+        let route = lock(&self.route);
+        if route.ignored.is_empty() {
+            hako_model::IgnoredClients::default()
+        } else {
+            route.ignored.clone()
+        }
     }
 
     /// The instance for the next request, if any is ready.

@@ -53,10 +53,10 @@ mod tests {
     fn picks_the_least_loaded() {
         let ready = instances(3);
         let _a = [
-            InFlight::new(ready[0].clone()),
-            InFlight::new(ready[0].clone()),
+            InFlight::new(ready[0].clone(), hako_policy::wake::RequestClass::Visitor),
+            InFlight::new(ready[0].clone(), hako_policy::wake::RequestClass::Visitor),
         ];
-        let _b = InFlight::new(ready[2].clone());
+        let _b = InFlight::new(ready[2].clone(), hako_policy::wake::RequestClass::Visitor);
         for start in 0..6 {
             assert_eq!(least_outstanding(&ready, start).unwrap().id, "i1");
         }

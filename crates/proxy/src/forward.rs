@@ -61,7 +61,6 @@ pub(crate) async fn handle(
         return redirect_to_https(&req, port);
     }
     app.metrics.record_arrival(Instant::now());
-    app.metrics.idle.record(tokio::time::Instant::now());
     let abandoned = Abandoned(Some(&app));
     let proto = if tls {
         "https"
@@ -176,6 +175,13 @@ async fn proxy(
     let upgrade = wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    let class = classify(&shared.router, app, &mut parts);
+    app.metrics.record_class(class);
+    // The predictive keep-alive learns the idle periods of visitors only: an uptime checker
+    // or the app's own schedule must not teach it to keep the app up.
+    if class.keeps_awake() {
+        app.metrics.idle.record(tokio::time::Instant::now());
+    }
     // Taken before the hop-by-hop pass; route() checked it is there and valid.
     let host = routed_host(&parts.uri, &parts.headers).ok_or(HostError::Invalid)?;
     remove_hop_by_hop(&mut parts.headers, upgrade);
@@ -226,7 +232,7 @@ async fn proxy(
             continue;
         };
         count(cold_since);
-        let in_flight = InFlight::new(instance.clone());
+        let in_flight = InFlight::new(instance.clone(), class);
         if instance.state() != InstanceState::Ready {
             // Drained between the pick and the count: the drainer may already
             // have seen it idle, so this request must go elsewhere.
@@ -275,6 +281,32 @@ async fn proxy(
             Err(SendError::Timeout(after)) => return Err(ProxyError::UpstreamTimeout(after)),
         }
     }
+}
+
+/// Who the request is for, as far as keeping the app awake goes (see
+/// [`hako_policy::wake::classify`]): a scheduled run when it carries the daemon's schedule
+/// token (the header is removed either way: apps never see it, and without the token a
+/// client cannot pass for a scheduled run), else an ignored client by the app's list, else a
+/// visitor.
+fn classify(
+    router: &Router,
+    app: &App,
+    parts: &mut http::request::Parts,
+) -> hako_policy::wake::RequestClass {
+    let token = parts.headers.remove(crate::router::SCHEDULE_HEADER);
+    let scheduled = match (token, router.schedule_token()) {
+        (Some(sent), Some(ours)) => sent.as_bytes() == ours.as_bytes(),
+        _ => false,
+    };
+    let ignored = app.ignored();
+    if !scheduled && ignored.is_empty() {
+        return hako_policy::wake::RequestClass::Visitor;
+    }
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    hako_policy::wake::classify(user_agent, parts.uri.path(), scheduled, &ignored)
 }
 
 fn origin_form(uri: &Uri) -> Uri {
@@ -357,7 +389,7 @@ fn respond(
             return error_response(&ProxyError::UnexpectedUpgrade, 0);
         };
         let upstream_upgrade = hyper::upgrade::on(&mut response);
-        let guard = Upgraded::new(in_flight.instance().clone());
+        let guard = Upgraded::new(in_flight.instance().clone(), in_flight.class());
         drop(in_flight);
         tokio::spawn(tunnel(client_upgrade, upstream_upgrade, guard));
         let (mut parts, _) = response.into_parts();

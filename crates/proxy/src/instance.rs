@@ -5,7 +5,11 @@
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
+
+use hako_policy::wake::RequestClass;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -32,6 +36,12 @@ pub(crate) struct Instance {
     upgraded: AtomicUsize,
     /// Microseconds since `epoch` of the last request start or end.
     last_activity_us: AtomicU64,
+    /// The same for visitors' requests only, and for quiet ones (scheduled runs, ignored
+    /// clients); [`NEVER`] until there was one.
+    last_visitor_us: AtomicU64,
+    last_quiet_us: AtomicU64,
+    /// The class of the first request it got (0: none yet), see [`class_code`].
+    first_class: AtomicU8,
     epoch: Instant,
     idle: Notify,
     pub(crate) pool: Pool,
@@ -46,6 +56,9 @@ impl Instance {
             in_flight: AtomicUsize::new(0),
             upgraded: AtomicUsize::new(0),
             last_activity_us: AtomicU64::new(0),
+            last_visitor_us: AtomicU64::new(NEVER),
+            last_quiet_us: AtomicU64::new(NEVER),
+            first_class: AtomicU8::new(0),
             epoch,
             idle: Notify::new(),
             pool: Pool::new(max_idle),
@@ -58,9 +71,25 @@ impl Instance {
         self.in_flight.load(Relaxed)
     }
 
-    fn touch(&self) {
-        let us = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+    fn touch(&self) -> u64 {
+        let us = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(NEVER - 1);
         self.last_activity_us.store(us, Relaxed);
+        us
+    }
+
+    /// Activity of a request of `class` (its start or its end).
+    fn touch_as(&self, class: RequestClass) {
+        let us = self.touch();
+        let slot = if class.keeps_awake() {
+            &self.last_visitor_us
+        } else {
+            &self.last_quiet_us
+        };
+        slot.store(us, Relaxed);
+    }
+
+    fn at(&self, us: u64) -> Option<Instant> {
+        (us != NEVER).then(|| self.epoch + Duration::from_micros(us))
     }
 
     pub(crate) fn state(&self) -> InstanceState {
@@ -112,28 +141,61 @@ impl Instance {
             upgraded: self.upgraded.load(Relaxed),
             idle_for: last_activity.elapsed(),
             last_activity,
+            last_visitor: self.at(self.last_visitor_us.load(Relaxed)),
+            last_quiet: self.at(self.last_quiet_us.load(Relaxed)),
+            first_request: class_of(self.first_class.load(Relaxed)),
         }
     }
 }
 
-/// Counts one request as in flight on an instance until dropped.
+/// "No such request yet" in the per-class activity slots.
+const NEVER: u64 = u64::MAX;
+
+/// A request class as a byte (0 is "none").
+fn class_code(class: RequestClass) -> u8 {
+    match class {
+        RequestClass::Visitor => 1,
+        RequestClass::Scheduled => 2,
+        RequestClass::Ignored => 3,
+    }
+}
+
+fn class_of(code: u8) -> Option<RequestClass> {
+    match code {
+        1 => Some(RequestClass::Visitor),
+        2 => Some(RequestClass::Scheduled),
+        3 => Some(RequestClass::Ignored),
+        _ => None,
+    }
+}
+
+/// Counts one request (of a class: visitor, scheduled, ignored) as in flight on an instance
+/// until dropped.
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<Instance>);
+pub(crate) struct InFlight(Arc<Instance>, RequestClass);
 
 impl InFlight {
-    pub(crate) fn new(instance: Arc<Instance>) -> Self {
+    pub(crate) fn new(instance: Arc<Instance>, class: RequestClass) -> Self {
         instance.in_flight.fetch_add(1, SeqCst);
-        instance.touch();
-        Self(instance)
+        let _ = instance
+            .first_class
+            .compare_exchange(0, class_code(class), Relaxed, Relaxed);
+        instance.touch_as(class);
+        Self(instance, class)
     }
 
     pub(crate) fn instance(&self) -> &Arc<Instance> {
         &self.0
     }
+
+    pub(crate) fn class(&self) -> RequestClass {
+        self.1
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.0.touch_as(self.1);
         self.0.release(&self.0.in_flight);
     }
 }
@@ -143,9 +205,9 @@ impl Drop for InFlight {
 pub(crate) struct Upgraded(Arc<Instance>);
 
 impl Upgraded {
-    pub(crate) fn new(instance: Arc<Instance>) -> Self {
+    pub(crate) fn new(instance: Arc<Instance>, class: RequestClass) -> Self {
         instance.upgraded.fetch_add(1, SeqCst);
-        instance.touch();
+        instance.touch_as(class);
         Self(instance)
     }
 }
@@ -176,6 +238,15 @@ pub struct InstanceSnapshot {
     /// governs it like the daemon's timers).
     #[serde(skip)]
     pub last_activity: Instant,
+    /// When a visitor's request last started or finished (not a scheduled run's, not an
+    /// ignored client's); `None`: no visitor yet.
+    #[serde(skip)]
+    pub last_visitor: Option<Instant>,
+    /// When a scheduled run's or an ignored client's request last started or finished.
+    #[serde(skip)]
+    pub last_quiet: Option<Instant>,
+    /// Who sent the first request it got, if any.
+    pub first_request: Option<RequestClass>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -215,8 +286,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn drain_waits_for_requests_and_upgrades() {
         let inst = instance();
-        let request = InFlight::new(inst.clone());
-        let upgrade = Upgraded::new(inst.clone());
+        let request = InFlight::new(inst.clone(), RequestClass::Visitor);
+        let upgrade = Upgraded::new(inst.clone(), RequestClass::Visitor);
         inst.start_draining();
         assert_eq!(inst.state(), InstanceState::Draining);
         let drain = Drain(inst.clone());
@@ -244,7 +315,7 @@ mod tests {
         // Pretend the last activity was at the epoch, a minute ago.
         inst.last_activity_us.store(0, Relaxed);
         assert!(inst.snapshot().idle_for >= Duration::from_secs(60));
-        let guard = InFlight::new(inst.clone());
+        let guard = InFlight::new(inst.clone(), RequestClass::Visitor);
         let snap = inst.snapshot();
         assert_eq!(snap.in_flight, 1);
         assert!(

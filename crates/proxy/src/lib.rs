@@ -59,5 +59,5 @@ pub use instance::{Drain, InstanceSnapshot, InstanceState};
 pub use launcher::{LaunchError, Launched, Launcher, NoLauncher};
 pub use metrics::{AppMetricsSnapshot, HistogramSnapshot, ServiceHistory};
 pub use pool::ConnectError;
-pub use router::{AppStatus, Router, RouterError};
+pub use router::{AppStatus, Router, RouterError, SCHEDULE_HEADER};
 pub use server::{PerCore, Proxy};

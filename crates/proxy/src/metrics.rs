@@ -30,6 +30,9 @@ pub struct AppMetrics {
     status: [AtomicU64; 5],
     retries: AtomicU64,
     rejected: AtomicU64,
+    visitors: AtomicU64,
+    scheduled: AtomicU64,
+    ignored: AtomicU64,
     abandoned: AtomicU64,
     wait: Histogram,
     upstream: Histogram,
@@ -101,6 +104,22 @@ impl AppMetrics {
         self.upstream.record(took);
     }
 
+    /// Who sent a request: visitors, the app's scheduled runs, or its ignored clients.
+    pub fn record_class(&self, class: hako_policy::wake::RequestClass) {
+        use hako_policy::wake::RequestClass;
+        match class {
+            RequestClass::Visitor => {
+                self.visitors.fetch_add(1, Relaxed);
+            }
+            RequestClass::Scheduled => {
+                self.scheduled.fetch_add(1, Relaxed);
+            }
+            RequestClass::Ignored => {
+                self.ignored.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     /// A request tried again on another instance because it never reached the first.
     pub fn record_retry(&self) {
         self.retries.fetch_add(1, Relaxed);
@@ -129,6 +148,9 @@ impl AppMetrics {
             status_5xx: s(4),
             retries: self.retries.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
+            visitors: self.visitors.load(Relaxed),
+            scheduled: self.scheduled.load(Relaxed),
+            ignored: self.ignored.load(Relaxed),
             abandoned: self.abandoned.load(Relaxed),
             wait: self.wait.snapshot(),
             upstream: self.upstream.snapshot(),
@@ -206,6 +228,12 @@ pub struct AppMetricsSnapshot {
     pub retries: u64,
     /// Requests turned away because the wait queue was full.
     pub rejected: u64,
+    /// Requests from visitors: neither scheduled runs nor ignored clients.
+    pub visitors: u64,
+    /// Requests of the app's scheduled runs (sent by hako; not visitors).
+    pub scheduled: u64,
+    /// Requests from the app's ignored clients (uptime checkers, bots; not visitors).
+    pub ignored: u64,
     /// Requests whose client went away before getting a response (no status counted).
     pub abandoned: u64,
     /// Time cold requests waited for a start.

@@ -18,6 +18,10 @@ use crate::instance::{Drain, InstanceSnapshot};
 use crate::launcher::Launcher;
 use crate::metrics::{AppMetricsSnapshot, ServiceHistory};
 
+/// The header hako's scheduler sends with a scheduled run's request, carrying the daemon's
+/// token ([`Router::set_schedule_token`]); the proxy removes it before the app sees it.
+pub const SCHEDULE_HEADER: &str = "x-hako-schedule";
+
 /// Errors changing or reading the routing table.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RouterError {
@@ -90,6 +94,7 @@ struct Inner {
     pub(crate) events: Arc<dyn EventHook>,
     epoch: Instant,
     max_idle: usize,
+    schedule_token: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Router {
@@ -123,6 +128,7 @@ impl Router {
                 events,
                 epoch: Instant::now(),
                 max_idle: max_idle_per_instance,
+                schedule_token: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -138,6 +144,16 @@ impl Router {
             .ok_or_else(|| RouterError::UnknownApp {
                 app: name.to_owned(),
             })
+    }
+
+    /// Sets the secret that marks a request as a scheduled run (in [`SCHEDULE_HEADER`]);
+    /// once, false if it was set already. Without one no request counts as scheduled.
+    pub fn set_schedule_token(&self, token: impl Into<String>) -> bool {
+        self.inner.schedule_token.set(token.into()).is_ok()
+    }
+
+    pub(crate) fn schedule_token(&self) -> Option<&str> {
+        self.inner.schedule_token.get().map(String::as_str)
     }
 
     pub(crate) fn launcher(&self) -> &Arc<dyn Launcher> {

@@ -44,7 +44,7 @@ pub use config::RuntimeConfig;
 pub use container::{Container, Timings};
 pub use error::RuntimeError;
 pub use hako_cgroup::{
-    CPU_FLOOR, CPU_PERIOD_US, LimitsError, MEMORY_CEILING, PIDS_CEILING, Stats,
+    CPU_FLOOR, CPU_PERIOD_US, CgroupError, LimitsError, MEMORY_CEILING, PIDS_CEILING, Stats,
     Version as CgroupVersion, host_cores,
 };
 pub use ipnet::Ipv4Net;

@@ -223,8 +223,14 @@ impl Agent {
                 tokio::spawn(async move { agent.discard(stale).await });
             }
             let p = found?;
+            // Limits are not part of the fingerprint (they change live): a container parked
+            // before a resize gets the app's limits now, before its command runs.
+            let limits = crate::limits::container_limits(&app.spec);
             let started = tokio::task::spawn_blocking(move || {
-                let r = p.container.start();
+                let r = p
+                    .container
+                    .update_limits(&limits)
+                    .and_then(|()| p.container.start());
                 (p, r)
             })
             .await;

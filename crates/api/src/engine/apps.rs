@@ -3,7 +3,8 @@
 //! that the owning tenant's quota holds ([`super::access`]).
 
 use hako_model::{
-    App, AppPatch, AppSpec, DatabaseGrant, EventKind, ImageRef, KeptDatabase, now_unix,
+    App, AppPatch, AppSpec, DatabaseGrant, EventKind, ImageRef, KeptDatabase, ResizeOutcome,
+    now_unix,
 };
 use hako_store::keys::Key;
 use hako_store::{Compare, StoreError, StoreExt, Txn, TxnOp, keys};
@@ -105,18 +106,21 @@ impl Engine {
         Ok(app)
     }
 
+    /// Applies `patch`; when the limits changed, the running instances are resized live and
+    /// the answer says what happened to each.
     pub(super) async fn update_app(
         &self,
         caller: &Caller,
         name: &str,
         patch: &AppPatch,
-    ) -> Result<App, ApiError> {
+    ) -> Result<(App, Vec<ResizeOutcome>), ApiError> {
         let _guard = self.app_writes.lock().await;
         let current = self.visible_app(caller, name).await?;
         let spec = patch.apply(&current.spec)?;
         if spec == current.spec {
-            return Ok(current);
+            return Ok((current, Vec::new()));
         }
+        crate::action::check_schedules(&spec)?;
         Self::check_isolation(caller, &spec, Some(&current.spec))?;
         self.backend.capacity().check_app(&spec)?;
         if spec.image != current.spec.image {
@@ -159,6 +163,22 @@ impl Engine {
         if let Some((g, existed)) = &made {
             reason.push_str(&database_words(g, *existed));
         }
+        let resize = if updated.value.limits() != current.limits() {
+            let outcomes = self.backend.resize(&updated.value).await;
+            let kept = outcomes.iter().filter(|o| !o.applied).count();
+            reason.push_str(&format!(
+                "; limits applied live to {} running instance(s){}",
+                outcomes.len() - kept,
+                if kept > 0 {
+                    format!(", {kept} kept their old limits (see their resize events)")
+                } else {
+                    String::new()
+                }
+            ));
+            outcomes
+        } else {
+            Vec::new()
+        };
         self.record(
             caller,
             current.tenant.as_deref(),
@@ -167,7 +187,7 @@ impl Engine {
             reason,
         )
         .await;
-        Ok(updated.value)
+        Ok((updated.value, resize))
     }
 
     pub(super) async fn delete_app(

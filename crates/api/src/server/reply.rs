@@ -18,6 +18,16 @@ impl IntoResponse for Reply {
             }
             Reply::Created(app) => (StatusCode::CREATED, Json(app.redacted())).into_response(),
             Reply::App(app) => Json(app.redacted()).into_response(),
+            Reply::Updated(app, resize) => {
+                let mut v = serde_json::to_value(app.redacted()).unwrap_or_default();
+                if let (Some(o), false) = (v.as_object_mut(), resize.is_empty()) {
+                    o.insert(
+                        "resize".into(),
+                        serde_json::to_value(resize).unwrap_or_default(),
+                    );
+                }
+                Json(v).into_response()
+            }
             Reply::Deleted => StatusCode::NO_CONTENT.into_response(),
             Reply::Release(release) => (StatusCode::CREATED, Json(release)).into_response(),
             Reply::Releases(releases) => Json(releases).into_response(),

@@ -269,6 +269,7 @@ fn another_tenants_app_is_invisible_and_untouchable_through_every_route() {
         start_path: StartPath::Cold,
         restore_error: None,
         slot: None,
+        limits: None,
     });
     let stored_before = server.client().app(VICTIM_APP).unwrap();
     let events_before = server.client().events(VICTIM_APP, None).unwrap().len();

@@ -37,6 +37,7 @@ fn live_data_comes_from_the_backend() {
         start_path: Default::default(),
         restore_error: None,
         slot: None,
+        limits: None,
     };
     server
         .backend

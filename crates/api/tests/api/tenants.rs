@@ -351,6 +351,7 @@ fn an_app_name_passes_to_another_owner_once_its_instances_are_gone() {
         start_path: StartPath::Cold,
         restore_error: None,
         slot: None,
+        limits: None,
     });
     let (status, msg) = api_status(beta.create_app(&spec("blog", "b.example")).unwrap_err());
     assert_eq!(status, 409);

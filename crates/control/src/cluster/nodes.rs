@@ -330,6 +330,33 @@ fn failure(kind: StartFailure, reason: impl Into<String>) -> LaunchError {
 
 #[async_trait]
 impl Node for ClusterNodes {
+    async fn resize(
+        &self,
+        id: &str,
+        _limits: hako_model::InstanceLimits,
+    ) -> Result<hako_agent::Resized, hako_agent::ResizeError> {
+        // Not carried by assignments yet: a cluster's new limits reach new instances.
+        Err(hako_agent::ResizeError::Failed {
+            id: id.to_string(),
+            reason: "live resize is not available in a cluster yet: the new limits apply to new instances (a rollout replaces the running ones)".into(),
+        })
+    }
+
+    async fn run_command(
+        &self,
+        app: &App,
+        _command: &str,
+        _timeout: Duration,
+    ) -> Result<hako_agent::CommandRun, LaunchError> {
+        Err(failure(
+            StartFailure::Node,
+            format!(
+                "schedule commands run on a single host only so far: {} runs in a cluster",
+                app.spec.name
+            ),
+        ))
+    }
+
     async fn launch(
         &self,
         app: &App,

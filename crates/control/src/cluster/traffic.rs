@@ -78,12 +78,18 @@ impl ActivityView {
             for (id, a) in report.instances.iter().filter(|(_, a)| a.app == app) {
                 let ago = Duration::from_millis(now_ms.saturating_sub(a.last_active_unix_ms));
                 let last = now_i.checked_sub(ago).unwrap_or(now_i);
+                // The fronts' reports do not tell visitors from quiet work yet: in a cluster
+                // every request keeps an instance awake.
                 let e = out.entry(id.clone()).or_insert(Activity {
                     last_active: last,
                     in_flight: 0,
                     upgraded: 0,
+                    last_visitor: Some(last),
+                    last_quiet: None,
+                    first_request: None,
                 });
                 e.last_active = e.last_active.max(last);
+                e.last_visitor = e.last_visitor.max(Some(last));
                 e.in_flight += a.in_flight;
                 e.upgraded += a.upgraded;
             }

@@ -1,248 +1,14 @@
-//! The keep-alive loop's timing on tokio's paused clock: a node that runs nothing (its
-//! instances are records), the real lifecycle, router and (in-memory) store. Time moves only
-//! when the test says so, so each decision is checked at its exact moment.
+//! The keep-alive loop's timing on tokio's paused clock ([`crate::testbed`]): each decision
+//! is checked at its exact moment.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use hako_agent::{CheckpointError, CheckpointInfo, LaunchError, StartMode};
-use hako_model::{App, AppSpec, EventKind, InstanceInfo, InstanceState};
-use hako_proxy::{LogEvents, NoLauncher, Router};
-use hako_store::{EmbeddedStore, Store};
-use tokio::sync::Notify;
+use hako_agent::StartMode;
+use hako_model::{EventKind, InstanceState};
 use tokio::time::Instant;
 
-use super::KeepAliveLoop;
-use crate::apps::Apps;
-use crate::checkpoint::Checkpointer;
-use crate::event_log::EventLog;
-use crate::lifecycle::{Cause, Lifecycle};
-use crate::node::{Created, Node};
-use crate::predict::Predictors;
-
-/// What the fake node was asked, in order.
-#[derive(Debug, Clone, PartialEq)]
-enum Call {
-    Launch(String),
-    Stop(String),
-}
-
-#[derive(Default)]
-struct FakeNode {
-    calls: Mutex<Vec<Call>>,
-    /// The start mode of each launch, in order.
-    modes: Mutex<Vec<StartMode>>,
-    /// What a checkpoint answers: measurements (cold, restore ms), or CRIU missing.
-    checkpoint: Mutex<Option<(f64, f64)>>,
-    checkpoints_made: Mutex<u32>,
-    /// How long a launch takes after its container exists (tokio's clock).
-    delay: Mutex<Duration>,
-}
-
-impl FakeNode {
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Node for FakeNode {
-    async fn launch(
-        &self,
-        app: &App,
-        mode: StartMode,
-        created: Created,
-    ) -> Result<InstanceInfo, LaunchError> {
-        self.modes.lock().unwrap().push(mode);
-        let n = {
-            let mut calls = self.calls.lock().unwrap();
-            let n = calls.len();
-            calls.push(Call::Launch(format!("{}-{n}", app.spec.name)));
-            n
-        };
-        let mut info = InstanceInfo {
-            id: format!("{}-{n}", app.spec.name),
-            app: app.spec.name.clone(),
-            node: "fake".into(),
-            addr: format!("127.0.0.1:{}", 20000 + n),
-            state: InstanceState::Starting,
-            started_unix_ms: 0,
-            ready_ms: None,
-            release: app.release,
-            image: "base:1".into(),
-            generation: app.generation,
-            from_pool: false,
-            start_path: hako_model::StartPath::Cold,
-            restore_error: None,
-            slot: None,
-        };
-        created(&info);
-        let delay = *self.delay.lock().unwrap();
-        tokio::time::sleep(delay).await;
-        info.state = InstanceState::Ready;
-        info.ready_ms = Some(0.0);
-        Ok(info)
-    }
-
-    async fn stop(&self, id: &str, _grace: Duration) -> Option<String> {
-        self.calls.lock().unwrap().push(Call::Stop(id.to_string()));
-        Some("stopped".into())
-    }
-
-    fn prepare(&self, _app: &App) {}
-
-    async fn forget(&self, _storage_key: &str) {}
-
-    async fn shutdown(&self, _grace: Duration) {}
-
-    async fn checkpoint(&self, app: &App) -> Result<CheckpointInfo, CheckpointError> {
-        *self.checkpoints_made.lock().unwrap() += 1;
-        let Some((cold, restore)) = *self.checkpoint.lock().unwrap() else {
-            return Err(CheckpointError::Criu(
-                "CRIU is not installed in /nowhere/criu".into(),
-            ));
-        };
-        Ok(CheckpointInfo {
-            app: app.spec.name.clone(),
-            key: app.version_key(),
-            release: app.release,
-            image: "base:1".into(),
-            created_unix: 0,
-            bytes: 3 << 20,
-            cold_ready_ms: cold,
-            dump_ms: 20.0,
-            restore_ready_ms: restore,
-            cold_first_ms: None,
-            restore_first_ms: None,
-        })
-    }
-}
-
-struct Bed {
-    node: Arc<FakeNode>,
-    router: Router,
-    apps: Arc<Apps>,
-    lifecycle: Arc<Lifecycle>,
-    keep_alive: KeepAliveLoop,
-    checkpoints: Arc<Checkpointer>,
-    /// The checkpoint worker's queue, until a test runs the worker
-    /// ([`Bed::run_checkpoints`]): its timer would move the paused clock of the others.
-    queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<App>>>,
-    store: Arc<dyn Store>,
-}
-
-async fn bed(app: serde_json::Value) -> Bed {
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_in_memory().await.unwrap());
-    let router = Router::new(Arc::new(NoLauncher), Arc::new(LogEvents));
-    let apps = Arc::new(Apps::default());
-    let node = Arc::new(FakeNode::default());
-    let wake = Arc::new(Notify::new());
-    let events = Arc::new(EventLog::new(store.clone()));
-    let (checkpoints, queue) = Checkpointer::new(node.clone(), events.clone(), apps.clone());
-    let traffic: Arc<dyn crate::traffic::Traffic> = Arc::new(crate::traffic::LocalTraffic {
-        router: router.clone(),
-        store: store.clone(),
-    });
-    let lifecycle = Arc::new(Lifecycle::new(
-        node.clone(),
-        traffic.clone(),
-        router.clone(),
-        store.clone(),
-        events,
-        apps.clone(),
-        Duration::from_secs(1),
-        wake.clone(),
-        checkpoints.clone(),
-    ));
-    let bed = Bed {
-        node,
-        router: router.clone(),
-        apps: apps.clone(),
-        lifecycle: lifecycle.clone(),
-        keep_alive: KeepAliveLoop {
-            apps,
-            lifecycle,
-            traffic,
-            wake,
-            epoch: Instant::now(),
-            predictors: Arc::new(Predictors::default()),
-        },
-        checkpoints,
-        queue: Mutex::new(Some(queue)),
-        store,
-    };
-    bed.set(app);
-    bed
-}
-
-impl Bed {
-    /// Makes `app` current (routed), as the store watch would.
-    fn set(&self, app: serde_json::Value) {
-        let mut spec: AppSpec = serde_json::from_value(app).unwrap();
-        spec.validate().unwrap();
-        let app = App {
-            spec,
-            uid: "0123456789ab".into(),
-            release: Some(1),
-            release_digest: None,
-            image_record: None,
-            generation: 0,
-            created_unix: 0,
-            updated_unix: 0,
-            database_grant: None,
-            tenant: None,
-        };
-        self.router.set_app(crate::reconcile::route(&app)).unwrap();
-        self.apps.insert(app);
-    }
-
-    fn app(&self) -> App {
-        self.apps.get("site").unwrap()
-    }
-
-    /// Lets the spawned starts and stops run until no instance is starting or draining and
-    /// no start is under way. The clock stays put: this yields, and between yields waits a
-    /// moment of real time for the store's thread.
-    async fn settle(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            for _ in 0..50 {
-                tokio::task::yield_now().await;
-            }
-            let busy = self.lifecycle.launching(&self.app()) > 0
-                || self
-                    .lifecycle
-                    .tracked(&self.app())
-                    .iter()
-                    .any(|(_, t)| t.info.state != InstanceState::Ready || t.replacing);
-            if !busy {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "never settled");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// (id, state) of the app's instances.
-    fn states(&self) -> Vec<(String, InstanceState)> {
-        self.lifecycle
-            .tracked(&self.app())
-            .into_iter()
-            .map(|(id, t)| (id, t.info.state))
-            .collect()
-    }
-}
-
-fn site(extra: serde_json::Value) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "name": "site", "hosts": ["site.example"], "image": "base", "cmd": "serve",
-    });
-    v.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    v
-}
+use crate::lifecycle::Cause;
+use crate::testbed::{Bed, Call, bed, site};
 
 #[tokio::test(start_paused = true)]
 async fn a_minimum_is_started_kept_while_idle_and_stopped_at_the_idle_timeout() {
@@ -332,13 +98,121 @@ async fn a_recycle_and_a_new_release_start_the_successor_before_the_old_one_stop
     assert_eq!(b.states(), [("site-3".into(), InstanceState::Ready)]);
 }
 
-impl Bed {
-    /// Starts the checkpoint worker, as the daemon does.
-    fn run_checkpoints(&self) {
-        let queue = self.queue.lock().unwrap().take().expect("once");
-        tokio::spawn(self.checkpoints.clone().run(queue));
-    }
+#[tokio::test(start_paused = true)]
+async fn a_request_joins_a_start_under_way_instead_of_making_a_second_instance() {
+    let b = bed(site(serde_json::json!({"min": 1, "idle_timeout": "60s"}))).await;
+    *b.node.delay.lock().unwrap() = Duration::from_secs(2);
+    // The minimum's start is under way (its container exists, it is not ready yet)...
+    b.keep_alive.tick(Instant::now());
+    tokio::task::yield_now().await;
+    // ...when a request finds no ready instance.
+    let lifecycle = b.lifecycle.clone();
+    let app = b.app();
+    let request = tokio::spawn(async move {
+        lifecycle
+            .start(&app, crate::lifecycle::Cause::Request)
+            .await
+    });
+    let got = request.await.unwrap().unwrap();
+    assert_eq!(got.id, "site-0", "the request got the minimum's instance");
+    b.settle().await;
+    assert_eq!(b.node.calls(), [Call::Launch("site-0".into())]);
+    assert_eq!(b.states(), [("site-0".into(), InstanceState::Ready)]);
+}
 
+/// Quiet work does not keep a site awake: an instance a request of an ignored client (an
+/// uptime checker) woke stops 5 s after that request, not at the idle timeout; one a visitor
+/// woke keeps its idle timeout, whatever probes come later.
+#[tokio::test(start_paused = true)]
+async fn an_instance_woken_by_an_uptime_check_stops_after_it_not_at_the_idle_timeout() {
+    use crate::testbed::Busy;
+    use hako_policy::wake::RequestClass;
+    let b = bed(site(serde_json::json!({"idle_timeout": "5m"}))).await;
+    let woken = b
+        .lifecycle
+        .start(&b.app(), crate::lifecycle::Cause::Request)
+        .await
+        .unwrap();
+    b.load.set(
+        &woken.id,
+        Busy {
+            quiet: Some(Instant::now()),
+            first: Some(RequestClass::Ignored),
+            ..Busy::default()
+        },
+    );
+    let next = b.keep_alive.tick(Instant::now()).unwrap();
+    assert_eq!(
+        next,
+        b.keep_alive
+            .time(Instant::now() + crate::views::QUIET_LINGER)
+    );
+    tokio::time::advance(crate::views::QUIET_LINGER).await;
+    b.keep_alive.tick(Instant::now());
+    b.settle().await;
+    assert!(b.states().is_empty(), "kept awake by an uptime check");
+
+    // Woken by a visitor: a probe a minute later neither shortens nor extends its timeout.
+    let visited = b
+        .lifecycle
+        .start(&b.app(), crate::lifecycle::Cause::Request)
+        .await
+        .unwrap();
+    let woke_at = Instant::now();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    b.load.set(
+        &visited.id,
+        Busy {
+            visitor: Some(woke_at),
+            quiet: Some(Instant::now()),
+            first: Some(RequestClass::Visitor),
+            ..Busy::default()
+        },
+    );
+    let next = b.keep_alive.tick(Instant::now()).unwrap();
+    assert_eq!(next, b.keep_alive.time(woke_at + Duration::from_secs(300)));
+    tokio::time::advance(Duration::from_secs(239)).await;
+    b.keep_alive.tick(Instant::now());
+    b.settle().await;
+    assert_eq!(b.states().len(), 1);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    b.keep_alive.tick(Instant::now());
+    b.settle().await;
+    assert!(b.states().is_empty());
+}
+
+/// The same holds for a predictive site: its deadlines, learned or not, count visitors only.
+#[tokio::test(start_paused = true)]
+async fn a_predictive_site_woken_by_an_uptime_check_stops_after_it_too() {
+    use crate::testbed::Busy;
+    use hako_policy::wake::RequestClass;
+    let b = bed(site(
+        serde_json::json!({"keep_alive": "predictive", "idle_timeout": "5m"}),
+    ))
+    .await;
+    let woken = b.lifecycle.start(&b.app(), Cause::Request).await.unwrap();
+    b.load.set(
+        &woken.id,
+        Busy {
+            quiet: Some(Instant::now()),
+            first: Some(RequestClass::Ignored),
+            ..Busy::default()
+        },
+    );
+    let next = b.keep_alive.tick(Instant::now()).unwrap();
+    assert_eq!(
+        next,
+        b.keep_alive
+            .time(Instant::now() + crate::views::QUIET_LINGER)
+    );
+    tokio::time::advance(crate::views::QUIET_LINGER).await;
+    b.keep_alive.tick(Instant::now());
+    b.settle().await;
+    assert!(b.states().is_empty(), "kept awake by an uptime check");
+    assert!(b.keep_alive.predictors.state("site").is_some());
+}
+
+impl Bed {
     /// The instant of the policy's time `t`.
     fn instant(&self, t: hako_policy::Time) -> Instant {
         self.keep_alive.epoch + Duration::from_nanos(t.0)
@@ -381,16 +255,10 @@ impl Bed {
         warm
     }
 
-    async fn events(&self, kind: EventKind) -> Vec<hako_model::Event> {
-        use hako_store::StoreExt;
-        self.store
-            .range_json::<hako_model::Event>(&hako_store::keys::events("site"))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(_, e)| e)
-            .filter(|e| e.kind == kind)
-            .collect()
+    async fn events_of(&self, kind: EventKind) -> Vec<hako_model::Event> {
+        let mut all = self.events().await;
+        all.retain(|e| e.kind == kind);
+        all
     }
 }
 
@@ -431,7 +299,7 @@ async fn the_predictor_pre_warms_before_a_periodic_arrival() {
     // One per visit, and the pre-warm ahead of the 17th (the last minute ran up to it).
     assert_eq!(launches, 17);
     assert!(stops >= 15, "{:?}", b.node.calls());
-    let prewarms = b.events(EventKind::Start).await;
+    let prewarms = b.events_of(EventKind::Start).await;
     assert!(
         prewarms
             .iter()
@@ -463,12 +331,12 @@ async fn a_checkpoint_is_made_after_the_first_start_and_decides_later_starts() {
     assert_eq!(b.node.modes.lock().unwrap()[0], StartMode::Auto);
     tokio::time::advance(b.checkpoints.delay).await;
     b.settle().await;
-    while b.events(EventKind::Checkpoint).await.is_empty() {
+    while b.events_of(EventKind::Checkpoint).await.is_empty() {
         tokio::task::yield_now().await;
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(*b.node.checkpoints_made.lock().unwrap(), 1);
-    let made = b.events(EventKind::Checkpoint).await;
+    let made = b.events_of(EventKind::Checkpoint).await;
     assert!(made[0].reason.contains("restore is faster"), "{made:?}");
     let status = b.checkpoints.status(&b.app());
     assert_eq!(status["restores"], true, "{status}");
@@ -505,7 +373,7 @@ async fn where_a_cold_start_is_faster_auto_does_not_restore() {
     *b.node.checkpoint.lock().unwrap() = Some((13.0, 16.0));
     b.request().await;
     tokio::time::advance(b.checkpoints.delay).await;
-    while b.events(EventKind::Checkpoint).await.is_empty() {
+    while b.events_of(EventKind::Checkpoint).await.is_empty() {
         tokio::task::yield_now().await;
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -546,7 +414,7 @@ async fn without_criu_every_start_is_cold_and_one_event_says_so() {
             b.apps.insert(app);
         }
     }
-    let failed = b.events(EventKind::CheckpointFailed).await;
+    let failed = b.events_of(EventKind::CheckpointFailed).await;
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(
         failed[0].reason.contains("CRIU is not available"),
@@ -565,26 +433,4 @@ async fn without_criu_every_start_is_cold_and_one_event_says_so() {
         modes,
         [StartMode::Auto, StartMode::Auto, StartMode::NoRestore]
     );
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_request_joins_a_start_under_way_instead_of_making_a_second_instance() {
-    let b = bed(site(serde_json::json!({"min": 1, "idle_timeout": "60s"}))).await;
-    *b.node.delay.lock().unwrap() = Duration::from_secs(2);
-    // The minimum's start is under way (its container exists, it is not ready yet)...
-    b.keep_alive.tick(Instant::now());
-    tokio::task::yield_now().await;
-    // ...when a request finds no ready instance.
-    let lifecycle = b.lifecycle.clone();
-    let app = b.app();
-    let request = tokio::spawn(async move {
-        lifecycle
-            .start(&app, crate::lifecycle::Cause::Request)
-            .await
-    });
-    let got = request.await.unwrap().unwrap();
-    assert_eq!(got.id, "site-0", "the request got the minimum's instance");
-    b.settle().await;
-    assert_eq!(b.node.calls(), [Call::Launch("site-0".into())]);
-    assert_eq!(b.states(), [("site-0".into(), InstanceState::Ready)]);
 }

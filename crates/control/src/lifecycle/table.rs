@@ -17,6 +17,9 @@ pub(crate) struct Tracked {
     pub fingerprint: u64,
     /// When its start was asked for.
     pub started: Instant,
+    /// It was started for a request that found no ready instance (not for a minimum, a
+    /// replacement or the autoscaler).
+    pub for_request: bool,
     /// When it became ready (routed); `None` while starting.
     pub ready: Option<Instant>,
     /// When it stopped taking new requests, or — while `replacing` — when its successor was
@@ -24,6 +27,9 @@ pub(crate) struct Tracked {
     pub draining_since: Option<Instant>,
     /// Its successor is starting: it keeps serving until then, and nothing else retires it.
     pub replacing: bool,
+    /// The limits a live resize could not give it in full (memory above its use), and why:
+    /// not tried again until the app's limits change again.
+    pub resize_refused: Option<(hako_model::InstanceLimits, String)>,
 }
 
 /// Every instance the lifecycle knows, and the starts asked for whose container does not
@@ -185,6 +191,26 @@ impl Table {
         }
     }
 
+    /// Records the limits an instance has now, and the target it refused (if it did).
+    pub(crate) fn resized(
+        &mut self,
+        id: &str,
+        limits: hako_model::InstanceLimits,
+        refused: Option<(hako_model::InstanceLimits, String)>,
+    ) {
+        if let Some(t) = self.instances.get_mut(id) {
+            t.info.limits = Some(limits);
+            t.resize_refused = refused;
+        }
+    }
+
+    /// The instance exists and takes requests (not draining).
+    pub(crate) fn is_live(&self, id: &str) -> bool {
+        self.instances
+            .get(id)
+            .is_some_and(|t| t.draining_since.is_none())
+    }
+
     /// Every instance id.
     pub(crate) fn ids(&self) -> Vec<String> {
         self.instances.keys().cloned().collect()
@@ -212,13 +238,16 @@ mod tests {
                 start_path: hako_model::StartPath::Cold,
                 restore_error: None,
                 slot: None,
+                limits: None,
             },
             key: key.into(),
             fingerprint: 1,
             started: Instant::now(),
+            for_request: false,
             ready: None,
             draining_since: None,
             replacing: false,
+            resize_refused: None,
         }
     }
 

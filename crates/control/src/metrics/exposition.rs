@@ -58,7 +58,7 @@ fn per_key(
 impl Collector for ScrapeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let apps = &self.0.apps;
-        let families: [(&str, &str, Kind<'_>); 13] = [
+        let families: [(&str, &str, Kind<'_>); 15] = [
             (
                 "hako_requests",
                 "Requests per app by how they were served: cold (waited for a start), warm (found a ready instance), rejected (the wait queue was full), abandoned (the client left first).",
@@ -72,6 +72,21 @@ impl Collector for ScrapeCollector {
                     ]
                     .into_iter()
                     .map(|(k, n)| (with(a, "kind", k), n))
+                    .collect()
+                }),
+            ),
+            (
+                "hako_requests_by_class",
+                "Requests per app by who sent them: visitor, scheduled (the app's own schedules, sent by hako), ignored (its ignored clients: uptime checkers, bots). Only visitors keep an app awake.",
+                Kind::Counter(&|a| {
+                    let r = &a.requests;
+                    [
+                        ("visitor", r.visitors),
+                        ("scheduled", r.scheduled),
+                        ("ignored", r.ignored),
+                    ]
+                    .into_iter()
+                    .map(|(k, n)| (with(a, "class", k), n))
                     .collect()
                 }),
             ),
@@ -154,7 +169,7 @@ impl Collector for ScrapeCollector {
             ),
             (
                 "hako_autoscaler_decisions",
-                "Autoscaler decisions per app, up or down (zero until the autoscaler runs in the daemon).",
+                "Autoscaler decisions per app, up or down.",
                 Kind::Counter(&|a| {
                     vec![
                         (
@@ -165,6 +180,16 @@ impl Collector for ScrapeCollector {
                             with(a, "direction", super::ScaleDirection::Down.label()),
                             a.scale_down,
                         ),
+                    ]
+                }),
+            ),
+            (
+                "hako_schedule_runs",
+                "Runs of the app's schedules (--cron) by result: ok (a 2xx/3xx answer, a command that exited 0) or failed.",
+                Kind::Counter(&|a| {
+                    vec![
+                        (with(a, "result", "ok"), a.schedule_runs_ok),
+                        (with(a, "result", "failed"), a.schedule_runs_failed),
                     ]
                 }),
             ),
@@ -287,6 +312,7 @@ mod tests {
     use super::*;
     use crate::metrics::NodeScrape;
     use hako_model::{NodeCapacity, StartPath, StopReason};
+    use hako_policy::wake::RequestClass;
     use std::time::Duration;
 
     fn scrape() -> Scrape {
@@ -297,10 +323,16 @@ mod tests {
         m.record_start(Duration::from_millis(20));
         m.record_start_path(StartPath::Pool);
         m.record_stop(StopReason::Idle);
+        m.record_class(RequestClass::Visitor);
+        m.record_class(RequestClass::Scheduled);
+        m.record_class(RequestClass::Ignored);
+        m.record_class(RequestClass::Ignored);
         let mut blog = AppScrape {
             name: "blog".into(),
             requests: m.snapshot(),
             parked: 1,
+            scale_up: 2,
+            schedule_runs_failed: 1,
             ..AppScrape::default()
         };
         blog.instances = STATES.iter().map(|s| (*s, 0)).collect();
@@ -373,6 +405,38 @@ mod tests {
             0.0
         );
         assert_eq!(value(&text, r#"hako_warm_pool_parked{app="blog"}"#), 1.0);
+        assert_eq!(
+            value(
+                &text,
+                r#"hako_requests_by_class_total{app="blog",class="visitor"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"hako_requests_by_class_total{app="blog",class="ignored"}"#
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"hako_autoscaler_decisions_total{app="blog",direction="up"}"#
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"hako_schedule_runs_total{app="blog",result="failed"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"hako_schedule_runs_total{app="blog",result="ok"}"#),
+            0.0
+        );
         // The 30 ms wait is in the 50 ms bucket, not in the 25 ms one.
         assert_eq!(
             value(

@@ -13,6 +13,7 @@ use hako_model::{AppSpec, EventKind, InstanceState};
 use hako_runtime::RuntimeConfig;
 pub(crate) use hako_testkit::site::static_app as static_site;
 
+mod cycling;
 mod dashboard;
 mod etcd;
 mod keep_alive;
@@ -27,6 +28,8 @@ pub(crate) struct Serve {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     tmp: tempfile::TempDir,
+    /// The runtime's prefix: the name of its cgroup scope.
+    prefix: String,
 }
 
 impl Serve {
@@ -48,6 +51,7 @@ impl Serve {
         config.runtime = RuntimeConfig::unique('s', "/run/hako-test");
         config.stop_grace = Duration::from_secs(2);
         tweak(&mut config);
+        let prefix = config.runtime.prefix.clone();
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -65,6 +69,7 @@ impl Serve {
             stop: Some(stop_tx),
             task,
             tmp,
+            prefix,
         }
     }
 
@@ -115,6 +120,25 @@ impl Serve {
             .unwrap()
             .unwrap();
         all.into_iter().filter(|i| i.app == app).collect()
+    }
+
+    /// Changes some settings of `app`; returns what the live resize did.
+    async fn update(&self, app: &str, patch: serde_json::Value) -> Vec<hako_model::ResizeOutcome> {
+        let patch: hako_api::AppPatch = serde_json::from_value(patch).unwrap();
+        let (c, app) = (self.client.clone(), app.to_string());
+        tokio::task::spawn_blocking(move || c.update_app_resized(&app, &patch))
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+    }
+
+    async fn metrics(&self, app: &str) -> serde_json::Value {
+        let (c, app) = (self.client.clone(), app.to_string());
+        tokio::task::spawn_blocking(move || c.metrics(&app))
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     async fn delete(&self, app: &str) {

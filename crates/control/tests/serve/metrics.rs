@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::{Serve, http, static_site};
 
 /// `GET /metrics` with `token`; (status, body).
-async fn scrape(s: &Serve, token: Option<&str>) -> (u16, String) {
+pub(crate) async fn scrape(s: &Serve, token: Option<&str>) -> (u16, String) {
     get(s, "/metrics", token).await
 }
 
@@ -34,7 +34,7 @@ async fn get(s: &Serve, path: &str, token: Option<&str>) -> (u16, String) {
 }
 
 /// The value of the one series named exactly `series` (name and labels).
-fn value(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map(|v| v.parse().unwrap())
@@ -127,7 +127,20 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
     // Per app, never per instance.
     assert!(!text.contains("instance=\""), "{text}");
 
-    // A rollout makes the instance outdated: it stops for that reason.
+    assert_eq!(
+        v(r#"hako_requests_by_class_total{app="meter",class="visitor"}"#),
+        3.0
+    );
+    assert_eq!(
+        v(r#"hako_requests_by_class_total{app="meter",class="ignored"}"#),
+        0.0
+    );
+    assert_eq!(
+        v(r#"hako_schedule_runs_total{app="meter",result="ok"}"#),
+        0.0
+    );
+    // A rollout makes the instance outdated: used within its idle timeout, it is replaced
+    // successor first — it stops for that reason once its successor is ready.
     let c = s.client.clone();
     tokio::task::spawn_blocking(move || c.rollout("meter").unwrap())
         .await
@@ -142,7 +155,15 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
         {
             assert_eq!(
                 value(&text, r#"hako_instances{app="meter",state="ready"}"#),
-                Some(0.0),
+                Some(1.0),
+                "{text}"
+            );
+            assert_eq!(
+                value(
+                    &text,
+                    r#"hako_instance_starts_total{app="meter",path="cold"}"#
+                ),
+                Some(2.0),
                 "{text}"
             );
             break;

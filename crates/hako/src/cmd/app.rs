@@ -171,6 +171,37 @@ pub struct Settings {
     /// faster than a cold start), always, or never. Default auto.
     #[arg(long, value_name = "auto|always|never")]
     pub restore: Option<hako_model::RestoreMode>,
+    /// Requests in flight per instance the autoscaler aims for (default 10; ~1 for php -S,
+    /// higher for static sites). Instances are added under load up to --max.
+    #[arg(long, value_name = "N")]
+    pub target_concurrency: Option<f64>,
+    /// A schedule: a cron expression (5 fields, UTC, or @hourly/@daily/…) and a request
+    /// (`*/15 * * * * GET /wp-cron.php`) or a command run in a fresh instance
+    /// (`0 3 * * * php /app/cleanup.php`). Repeat for more; replaces every schedule.
+    #[arg(long = "cron", value_name = "SCHEDULE")]
+    pub cron: Vec<hako_model::ScheduleEntry>,
+    /// Remove every schedule (update only).
+    #[arg(long, conflicts_with = "cron")]
+    pub no_cron: bool,
+    /// Requests whose User-Agent contains this (case-insensitive) are answered but do not
+    /// keep the app awake (uptime checkers, bots). Repeat for more; with --ignore-path and
+    /// --ignore-uptime-checkers, replaces the list.
+    #[arg(long = "ignore-user-agent", value_name = "TEXT")]
+    pub ignore_user_agents: Vec<String>,
+    /// Requests for this path (a trailing * matches any rest, e.g. /health*) do not keep the
+    /// app awake. Repeat for more.
+    #[arg(long = "ignore-path", value_name = "PATH")]
+    pub ignore_paths: Vec<String>,
+    /// Add the common uptime checkers (UptimeRobot, Pingdom, StatusCake, …) to the ignored
+    /// user agents.
+    #[arg(long)]
+    pub ignore_uptime_checkers: bool,
+    /// Clear the ignored clients (update only).
+    #[arg(
+        long,
+        conflicts_with_all = ["ignore_user_agents", "ignore_paths", "ignore_uptime_checkers"]
+    )]
+    pub no_ignore: bool,
     /// Answer plain-HTTP requests with a redirect to HTTPS (needs `hako serve --https`).
     #[arg(long)]
     pub https_redirect: bool,
@@ -228,6 +259,29 @@ impl Settings {
             seccomp: self.seccomp,
             seccomp_reason: self.seccomp_reason.map(Some),
             restore: self.restore,
+            target_concurrency: self.target_concurrency,
+            schedules: if self.no_cron {
+                Some(Vec::new())
+            } else {
+                (!self.cron.is_empty()).then_some(self.cron)
+            },
+            ignored_clients: if self.no_ignore {
+                Some(hako_model::IgnoredClients::default())
+            } else if self.ignore_user_agents.is_empty()
+                && self.ignore_paths.is_empty()
+                && !self.ignore_uptime_checkers
+            {
+                None
+            } else {
+                let mut user_agents = self.ignore_user_agents;
+                if self.ignore_uptime_checkers {
+                    user_agents.extend(hako_model::IgnoredClients::uptime_checkers().user_agents);
+                }
+                Some(hako_model::IgnoredClients {
+                    user_agents,
+                    paths: self.ignore_paths,
+                })
+            },
             https_redirect: switch(self.https_redirect, self.no_https_redirect),
             hsts: match (self.hsts, self.no_hsts) {
                 (Some(d), _) => Some(Some(d)),
@@ -291,7 +345,12 @@ pub(crate) fn create_spec(name: &str, settings: Settings) -> Result<hako_model::
     if settings.cmd.is_none() {
         return Err(usage("--cmd is required"));
     }
-    settings.patch()?.create(name).or_exit(Exit::Usage)
+    let spec = settings.patch()?.create(name).or_exit(Exit::Usage)?;
+    for entry in &spec.schedules {
+        hako_policy::schedule::validate(entry)
+            .map_err(|e| usage(&format!("--cron {:?}: {e}", entry.to_string())))?;
+    }
+    Ok(spec)
 }
 
 pub async fn execute(args: AppArgs, data_dir: &Path) -> Result<u8, Failure> {
@@ -389,8 +448,22 @@ fn run(command: AppCommand, client: &Client, _data_dir: &Path) -> Result<u8, Fai
         }
         AppCommand::Update(a) => {
             let patch = a.settings.patch()?;
-            let app = api(client.update_app(&a.name, &patch))?;
-            out(&format!("updated app {}\n", app.spec.name));
+            let (app, resized) = api(client.update_app_resized(&a.name, &patch))?;
+            let mut s = format!("updated app {}\n", app.spec.name);
+            for r in &resized {
+                s += &match (&r.reason, r.applied) {
+                    (_, true) => format!(
+                        "  {}: resized live to memory {}, cpu {}, pids {}\n",
+                        r.instance,
+                        r.limits.memory,
+                        r.limits.cpu.map_or("none".into(), |c| c.to_string()),
+                        r.limits.pids
+                    ),
+                    (Some(why), false) => format!("  {}: {why}\n", r.instance),
+                    (None, false) => format!("  {}: not resized\n", r.instance),
+                };
+            }
+            out(&s);
             Ok(0)
         }
         AppCommand::Deploy { name, code } => {

@@ -7,6 +7,7 @@
 
 mod record;
 mod table;
+mod update;
 
 use std::path::{Path, PathBuf};
 
@@ -68,7 +69,21 @@ enum ImageCommand {
         /// Image name.
         name: String,
     },
-    /// List every version of every image.
+    /// Rebuild a Debian-package image (`hako image build`) against its archive as it is now;
+    /// says which packages changed. Apps on NAME move to the new version as their instances
+    /// cycle, or at once with --rollout (successor first).
+    Update {
+        /// Image name.
+        name: String,
+        /// Roll out every app that tracks NAME (not those pinned to NAME:VERSION) now.
+        #[arg(long)]
+        rollout: bool,
+        /// Debian mirror URL [default: the one it was built from].
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
+    /// List every version of every image: how old its packages are, and how many running
+    /// instances still use an older version (when `hako serve` answers).
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -139,11 +154,39 @@ pub async fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
         }
         ImageCommand::List { json } => {
             let images = store.list().map_err(|e| failure(e, "cannot list images"))?;
+            let older = update::older_instances(data_dir, &images);
             if json {
-                let text = serde_json::to_string_pretty(&images).or_exit(Exit::Failure)?;
+                let rows: Vec<serde_json::Value> = images
+                    .iter()
+                    .map(|i| {
+                        let mut v = serde_json::to_value(i).unwrap_or_default();
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert(
+                                "packages_built_unix".into(),
+                                hako_image::packages_built_unix(&store, i).into(),
+                            );
+                            if let Some(older) = &older {
+                                o.insert(
+                                    "older_instances".into(),
+                                    older.get(&i.name).copied().unwrap_or(0).into(),
+                                );
+                            }
+                        }
+                        v
+                    })
+                    .collect();
+                let text = serde_json::to_string_pretty(&rows).or_exit(Exit::Failure)?;
                 out(&format!("{text}\n"));
             } else {
-                out(&table::render(&images));
+                let built = |i: &Image| hako_image::packages_built_unix(&store, i);
+                out(&table::render(
+                    &images,
+                    &table::Extra {
+                        now: hako_model::now_unix(),
+                        packages_built: &built,
+                        older: older.as_ref(),
+                    },
+                ));
             }
             None
         }
@@ -160,6 +203,11 @@ pub async fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
                     .map_err(|e| failure(e, &format!("cannot record image {image}")))?,
             )
         }
+        ImageCommand::Update {
+            name,
+            rollout,
+            mirror,
+        } => return update::run(&store, data_dir, &name, rollout, mirror),
         ImageCommand::Remove { image } => {
             store
                 .remove(&image.name, image.version)

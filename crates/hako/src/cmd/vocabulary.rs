@@ -153,3 +153,36 @@ fn impossible_cpu_values_are_refused_by_the_cli_with_their_reason() {
         );
     }
 }
+
+#[test]
+fn schedules_targets_and_ignored_clients_read_the_same_as_the_api() {
+    let spec = app_create(&[
+        "--cron",
+        "*/15 * * * * GET /wp-cron.php",
+        "--cron",
+        "0 3 * * * php /app/cleanup.php",
+        "--target-concurrency",
+        "2.5",
+        "--ignore-uptime-checkers",
+        "--ignore-path",
+        "/health*",
+    ])
+    .unwrap();
+    let api = api_create(serde_json::json!({
+        "schedules": ["*/15 * * * * GET /wp-cron.php", "0 3 * * * php /app/cleanup.php"],
+        "target_concurrency": 2.5,
+        "ignored_clients": {
+            "user_agents": hako_model::IgnoredClients::uptime_checkers().user_agents,
+            "paths": ["/health*"],
+        },
+    }))
+    .unwrap();
+    assert_eq!(spec, api);
+    assert_eq!(spec.schedules.len(), 2);
+    // A cron field out of range is refused by both, saying which.
+    let cli = app_create(&["--cron", "61 * * * * GET /x"]).unwrap_err();
+    let server = api_create(serde_json::json!({"schedules": ["61 * * * * GET /x"]})).unwrap_err();
+    assert!(cli.contains("61 * * * *"), "{cli}");
+    assert!(server.contains("61 * * * *"), "{server}");
+    assert!(app_create(&["--target-concurrency", "0"]).is_err());
+}

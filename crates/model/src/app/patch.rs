@@ -166,6 +166,27 @@ pub struct AppPatch {
         deserialize_with = "set"
     )]
     pub restore: Option<crate::RestoreMode>,
+    /// Requests in flight per instance the autoscaler aims for.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub target_concurrency: Option<f64>,
+    /// Replaces every schedule (`[]` removes them all).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub schedules: Option<Vec<crate::ScheduleEntry>>,
+    /// Replaces the ignored clients (`{}` removes them all).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "set"
+    )]
+    pub ignored_clients: Option<crate::IgnoredClients>,
     /// Redirect plain HTTP to HTTPS.
     #[serde(
         default,
@@ -249,6 +270,9 @@ impl AppPatch {
             seccomp,
             seccomp_reason,
             restore,
+            target_concurrency,
+            schedules,
+            ignored_clients,
             https_redirect,
             hsts,
             acme,

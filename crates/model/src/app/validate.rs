@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{AppNetwork, AppSpec, MAX_WARM_POOL};
+use super::{AppNetwork, AppSpec, MAX_SCHEDULES, MAX_WARM_POOL};
 use crate::units::{ByteSize, HumanDuration};
 
 /// Why an app spec was refused.
@@ -65,6 +65,14 @@ pub enum AppError {
         "seccomp unconfined needs a reason (at most 500 characters): set seccomp_reason to why the app needs system calls hako's profile denies"
     )]
     SeccompReason,
+    #[error(
+        "target concurrency {0} is not valid: give the requests in flight one instance should carry, from 0.1 to 10000 (e.g. 1 for php -S, 10 for WordPress)"
+    )]
+    TargetConcurrency(f64),
+    #[error("{0} schedules are too many: give at most {MAX_SCHEDULES}")]
+    TooManySchedules(usize),
+    #[error("ignored clients: {0}")]
+    IgnoredClients(#[from] crate::IgnoredClientsError),
 }
 
 /// Checks a name of an app (also used for images): `[a-z0-9][a-z0-9-]{0,62}`.
@@ -194,6 +202,14 @@ impl AppSpec {
         if !crate::seccomp::check_reason(self.seccomp, &mut self.seccomp_reason) {
             return Err(AppError::SeccompReason);
         }
+        let t = self.target_concurrency;
+        if !(t.is_finite() && (0.1..=10_000.0).contains(&t)) {
+            return Err(AppError::TargetConcurrency(t));
+        }
+        if self.schedules.len() > MAX_SCHEDULES {
+            return Err(AppError::TooManySchedules(self.schedules.len()));
+        }
+        self.ignored_clients.validate()?;
         Ok(())
     }
 }

@@ -86,12 +86,21 @@ fn fixed_lifetime_stops_at_the_lifetime_and_waits_for_open_requests() {
     assert_eq!(stops(&d), vec![0]);
     assert!(matches!(d[0].reason, Reason::MaxLifetime { .. }));
 
-    // Busy at the lifetime: connection-aware waits, then stops when it is quiet.
+    // Busy at the lifetime: no wait for a quiet moment — a successor starts first, and once
+    // it is ready the old one drains (its open request finishes there).
     inst.in_flight = 1;
-    assert!(ka.decide(at(180), &[inst]).is_empty());
-    inst.in_flight = 0;
-    inst.last_active = at(185);
-    assert_eq!(stops(&ka.decide(at(185), &[inst])), vec![0]);
+    let d = ka.decide(at(180), &[inst]);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].action, Action::Replace { instance: 0 });
+    assert!(
+        ka.decide(at(180), &[inst, InstanceView::starting(at(180))])
+            .is_empty(),
+        "one successor, asked once"
+    );
+    let successor = InstanceView::ready(at(180), at(181));
+    let d = ka.decide(at(181), &[inst, successor]);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].action, Action::Drain { instance: 0 });
 }
 
 #[test]
@@ -102,16 +111,20 @@ fn connection_aware_wait_is_bounded_by_the_drain_timeout() {
     };
     let mut inst = InstanceView::ready(at(0), at(1));
     inst.upgraded = 1;
-    assert!(ka.decide(at(159), &[inst]).is_empty());
-    assert_eq!(ka.next_check(at(120), &[inst]), Some(at(160)));
-    // Still in use after the grace: a successor takes over, then this one drains.
-    let d = ka.decide(at(160), &[inst]);
+    assert!(ka.decide(at(99), &[inst]).is_empty());
+    assert_eq!(ka.next_check(at(50), &[inst]), Some(at(100)));
+    // A WebSocket open at the lifetime: a successor takes over, then this one drains; the
+    // drain (not the recycle) waits for the connection, at most the drain timeout.
+    let d = ka.decide(at(100), &[inst]);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].action, Action::Replace { instance: 0 });
-    let successor = InstanceView::ready(at(160), at(161));
-    let d = ka.decide(at(161), &[inst, successor]);
+    let successor = InstanceView::ready(at(100), at(101));
+    let d = ka.decide(at(101), &[inst, successor]);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].action, Action::Drain { instance: 0 });
+    inst.draining_since = Some(at(101));
+    assert!(ka.decide(at(160), &[inst, successor]).is_empty());
+    assert_eq!(stops(&ka.decide(at(161), &[inst, successor])), vec![0]);
 }
 
 #[test]
@@ -323,26 +336,48 @@ fn decisions_serialize_for_events() {
 }
 
 #[test]
-fn outdated_instances_give_way_replaced_when_a_minimum_is_kepat() {
+fn outdated_instances_in_use_are_replaced_successor_first() {
     let mut old = InstanceView::ready(at(0), at(1));
     old.outdated = true;
-    // Scale to zero: it drains (busy) or stops (idle); the next request starts the new version.
     let policy = KeepAlive::idle(s(300));
-    let d = policy.decide(at(10), &[old]);
+    // In use (busy, or within its idle timeout) with nothing current to take over: the
+    // successor first, even when the app scales to zero.
+    for inst in [
+        old,
+        InstanceView {
+            in_flight: 1,
+            ..old
+        },
+    ] {
+        let d = policy.decide(at(10), &[inst]);
+        assert_eq!(
+            d,
+            [Decision::new(
+                Action::Replace { instance: 0 },
+                Reason::Outdated
+            )]
+        );
+    }
+    // Its successor is ready: the old one drains (busy) or stops (idle).
+    let current = InstanceView::ready(at(10), at(11));
+    let busy = InstanceView {
+        in_flight: 1,
+        ..old
+    };
+    assert_eq!(
+        policy.decide(at(11), &[busy, current]),
+        [Decision::new(
+            Action::Drain { instance: 0 },
+            Reason::Outdated
+        )]
+    );
+    assert_eq!(stops(&policy.decide(at(11), &[old, current])), vec![0]);
+    // Past its idle timeout and idle: it just stops; the next request starts the new version.
+    let d = policy.decide(at(400), &[old]);
     assert_eq!(
         d,
         [Decision::new(
             Action::Stop { instance: 0 },
-            Reason::Outdated
-        )]
-    );
-    let mut busy = old;
-    busy.in_flight = 1;
-    let d = policy.decide(at(10), &[busy]);
-    assert_eq!(
-        d,
-        [Decision::new(
-            Action::Drain { instance: 0 },
             Reason::Outdated
         )]
     );

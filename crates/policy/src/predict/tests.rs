@@ -106,6 +106,48 @@ fn a_periodic_app_is_unloaded_after_its_visit_and_pre_warmed_before_the_next() {
 }
 
 #[test]
+fn given_deadlines_replace_the_learned_ones_and_keep_its_reasons_and_pre_warm() {
+    // The periodic site's instance served the visit that ended at 9000.3 s, then an uptime
+    // check at 9001 s (quiet work, held 5 s): the daemon's deadline is the later of the two.
+    let p = periodic(900.0, 11, 9000.0);
+    let mut served = InstanceView::ready(at(8999.9), at(9000.0));
+    served.last_active = at(9001.0);
+    let activity = crate::wake::Activity {
+        woken_for_quiet: false,
+        last_visitor: Some(at(9000.3)),
+        last_quiet: Some(at(9001.0)),
+    };
+    let visitor = p.idle_deadline(&activity.visitor_view(&served));
+    assert_eq!(visitor, Some(at(9000.3) + s(2)));
+    let deadlines = [crate::wake::idle_deadline(
+        visitor,
+        &activity,
+        &served,
+        s(5),
+    )];
+    let end = at(9001.0) + s(5);
+    assert_eq!(deadlines[0], Some(end));
+    assert!(
+        p.decide_with_deadlines(end - Duration::from_millis(1), &[served], &deadlines)
+            .is_empty()
+    );
+    assert_eq!(
+        p.next_check_with_deadlines(at(9003.0), &[served], &deadlines),
+        Some(end)
+    );
+    let d = p.decide_with_deadlines(end, &[served], &deadlines);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].action, Action::Stop { instance: 0 });
+    assert!(d[0].to_string().contains("predicted idle"), "{}", d[0]);
+    // With no instance left the pre-warm is planned and made as without given deadlines.
+    let wake = p.next_check(end, &[]).expect("a pre-warm is planned");
+    assert_eq!(p.next_check_with_deadlines(end, &[], &[]), Some(wake));
+    let d = p.decide_with_deadlines(wake, &[], &[]);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].action, Action::Start);
+}
+
+#[test]
 fn a_busy_instance_is_never_stopped_and_the_minimum_is_kept() {
     let mut p = periodic(900.0, 11, 9000.0);
     let mut busy = InstanceView::ready(at(8999.9), at(9000.0));

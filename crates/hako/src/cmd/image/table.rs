@@ -1,14 +1,62 @@
-//! `hako image list`'s table: name, version, kind, size, created (UTC), source.
+//! `hako image list`'s table: name, version, kind, size, created (UTC), how old its packages
+//! are, how many instances run an older version of it, source.
+
+use std::collections::BTreeMap;
 
 use hako_image::{Image, ImageKind};
 
 use hako_model::units::format_size;
 
-/// Renders images as an aligned text table with a header line.
-pub fn render(images: &[Image]) -> String {
-    let header = ["NAME", "VERSION", "KIND", "SIZE", "CREATED", "SOURCE"].map(String::from);
+/// What the table says beside each image's own metadata.
+pub struct Extra<'a> {
+    /// Now, in Unix seconds.
+    pub now: u64,
+    /// When an image version's packages were fetched (Unix seconds).
+    pub packages_built: &'a dyn Fn(&Image) -> u64,
+    /// Per image name, running instances of an older version than the latest; `None`: no
+    /// `hako serve` answered.
+    pub older: Option<&'a BTreeMap<String, usize>>,
+}
+
+/// How long ago, in one or two units: `40s`, `12m`, `3h20m`, `5d2h`.
+pub fn ago(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h{}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d{}h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
+/// Renders images as an aligned text table with a header line. The OLDER column is on each
+/// name's latest version: instances still running an earlier one.
+pub fn render(images: &[Image], extra: &Extra<'_>) -> String {
+    let header = [
+        "NAME", "VERSION", "KIND", "SIZE", "CREATED", "PACKAGES", "OLDER", "SOURCE",
+    ]
+    .map(String::from);
+    let latest: BTreeMap<&str, u32> = images.iter().fold(BTreeMap::new(), |mut m, i| {
+        let v = m.entry(i.name.as_str()).or_insert(0);
+        *v = (*v).max(i.version);
+        m
+    });
     let mut rows = vec![header];
     for i in images {
+        let is_latest = latest.get(i.name.as_str()) == Some(&i.version);
+        let older = match (extra.older, is_latest) {
+            (Some(o), true) => o.get(&i.name).copied().unwrap_or(0).to_string(),
+            _ => "-".into(),
+        };
+        let packages = match i.kind {
+            ImageKind::Host => "host's".into(),
+            ImageKind::Rootfs if i.packages.is_empty() => "-".into(),
+            ImageKind::Rootfs => {
+                format!(
+                    "{} old",
+                    ago(extra.now.saturating_sub((extra.packages_built)(i)))
+                )
+            }
+        };
         rows.push([
             i.name.clone(),
             i.version.to_string(),
@@ -22,10 +70,12 @@ pub fn render(images: &[Image]) -> String {
                 ImageKind::Rootfs => format_size(i.size_bytes),
             },
             format_utc(i.created_unix),
+            packages,
+            older,
             source(i),
         ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 8];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -119,7 +169,14 @@ mod tests {
                  "source":"host","storage":{"type":"host","binds":[]}}]"#,
         )
         .unwrap();
-        let table = render(&images);
+        let older = BTreeMap::from([("php".to_string(), 3usize)]);
+        let built = |i: &Image| i.created_unix;
+        let extra = Extra {
+            now: 86_400 + 7200,
+            packages_built: &built,
+            older: Some(&older),
+        };
+        let table = render(&images, &extra);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4);
         assert!(
@@ -127,9 +184,11 @@ mod tests {
             "{table}"
         );
         assert!(
-            lines[1].starts_with("bb    1        rootfs  1.5KiB  1970-01-01 00:00:00  /tmp/bb"),
+            lines[1].starts_with("bb    1        rootfs  1.5KiB  1970-01-01 00:00:00  -"),
             "{table}"
         );
+        assert!(lines[2].contains("2h0m old  3"), "{table}");
+        assert!(lines[1].contains("/tmp/bb"), "{table}");
         assert!(
             lines[2].ends_with("debootstrap bookworm [php-cli]"),
             "{table}"
