@@ -5,19 +5,21 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hako_image::{Image, ImageStore};
-use hako_model::{App, InstanceInfo, InstanceState, StartFailure, StartPath};
-use hako_runtime::{Container, ExitStatus, Runtime, RuntimeConfig, Stats};
+use hako_model::{InstanceInfo, StartFailure};
+use hako_runtime::{Container, ExitStatus, Runtime, Stats};
 use tokio::sync::mpsc;
 
-use crate::ready::{NotReady, wait_ready};
 use crate::releases::Releases;
-use crate::storage::{DataUsage, StorageLimits};
+use crate::storage::DataUsage;
 
 mod checkpoint;
 mod command;
+mod config;
+mod files;
+mod launch;
 mod plan;
 mod pool;
 mod resize;
@@ -26,93 +28,8 @@ mod verify;
 
 pub use checkpoint::{CheckpointError, StartMode};
 pub use command::CommandRun;
+pub use config::{AgentConfig, AgentError};
 pub use resize::{ResizeError, Resized};
-
-/// How an agent is set up.
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    /// This node's name (recorded on instances).
-    pub node: String,
-    /// hako's data dir: images, releases, app data and logs live below it.
-    pub data_dir: PathBuf,
-    /// Storage every node of a cluster shares (an NFS or CephFS mount; one host directory in
-    /// the test bed): images, code releases and apps' `/data` live there instead of in the
-    /// data dir, so an instance finds its app's code and data on any node. Logs, checkpoints
-    /// and the runtime's state stay local. `None`: everything in the data dir.
-    pub shared_dir: Option<PathBuf>,
-    pub runtime: RuntimeConfig,
-    /// Cap of each instance's log file (it rotates once, so up to twice this on disk).
-    pub log_max_bytes: u64,
-    /// Log files kept per app after their instances stopped.
-    pub logs_kept: usize,
-    /// The host directory holding the database server's socket, bound read-only at
-    /// `/run/mysqld` into instances of apps that have a database. `None`: no database
-    /// service on this node (such apps fail to start, saying so).
-    pub database_socket_dir: Option<PathBuf>,
-    /// How long after a start its app's warm pool is refilled. Making a container right
-    /// away competes with the new instance's first responses (on two cores it took a
-    /// pooled cold request from ~4-6 ms to ~8 ms); a moment later it costs them nothing.
-    pub pool_refill_delay: Duration,
-    /// Bounds on each app's releases and `/data`.
-    pub storage: StorageLimits,
-    /// Where CRIU is installed (`hako criu install`); `None`: `<data-dir>/criu`.
-    pub criu_dir: Option<PathBuf>,
-    /// The disk bound of all checkpoints on this node; the least recently used go first.
-    pub checkpoint_max_bytes: u64,
-    /// Requests sent to an instance before it is checkpointed (0: dump it as soon as it
-    /// listens).
-    pub checkpoint_warmup: u32,
-    /// Slots of the shared warm pool (a cgroup and a network on the bridge each, for any
-    /// app; see `shared_pool.rs`); 0: none.
-    pub shared_pool: usize,
-    /// The disk bound of the node's verified cache of releases and image layers
-    /// (`<data-dir>/cache`, used with a [`AgentConfig::shared_dir`] only); the least recently
-    /// used entries that no instance uses go first.
-    pub blob_cache_max_bytes: u64,
-}
-
-impl AgentConfig {
-    pub fn new(data_dir: impl Into<PathBuf>, runtime: RuntimeConfig) -> AgentConfig {
-        AgentConfig {
-            node: hostname(),
-            data_dir: data_dir.into(),
-            shared_dir: None,
-            runtime,
-            log_max_bytes: 1 << 20,
-            logs_kept: 20,
-            database_socket_dir: None,
-            pool_refill_delay: Duration::from_millis(100),
-            storage: StorageLimits::default(),
-            criu_dir: None,
-            checkpoint_max_bytes: 4 << 30,
-            checkpoint_warmup: 1,
-            shared_pool: 0,
-            blob_cache_max_bytes: 16 << 30,
-        }
-    }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "node".into())
-}
-
-/// Why the agent could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error(transparent)]
-    Runtime(#[from] hako_runtime::RuntimeError),
-    #[error(transparent)]
-    Image(#[from] hako_image::ImageError),
-    #[error("cannot open the checkpoint store: {0}")]
-    Checkpoints(String),
-    #[error("cannot open the node's cache of releases and images at {}: {source}", .path.display())]
-    Cache {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
 
 /// Why an instance could not be started: its kind (whose move it is), one line of detail,
 /// and the end of its output if it ran.
@@ -310,261 +227,6 @@ impl Agent {
         self.errors.count(op);
     }
 
-    /// What the app keeps on this node, by its [`App::storage_key`].
-    fn app_dir(&self, key: &str) -> PathBuf {
-        self.config.data_dir.join("apps").join(key)
-    }
-
-    /// What the app keeps on the shared storage (the data dir when there is none).
-    fn shared_app_dir(&self, key: &str) -> PathBuf {
-        match &self.config.shared_dir {
-            Some(s) => s.join("apps").join(key),
-            None => self.app_dir(key),
-        }
-    }
-
-    /// The persistent data directory (mounted read-write at /data) of the app with this
-    /// [`App::storage_key`].
-    pub fn data_path(&self, key: &str) -> PathBuf {
-        self.shared_app_dir(key).join("data")
-    }
-
-    fn logs_dir(&self, key: &str) -> PathBuf {
-        self.app_dir(key).join("logs")
-    }
-
-    /// Starts an instance of `app` and returns once it is ready: its port accepts connections
-    /// and its health path, if it has one, answers 2xx/3xx.
-    ///
-    /// Unless the app says `restore: never`, a checkpoint of this very version of the app
-    /// (and of its image) is restored when there is one (see [`Agent::checkpoint`]); if that
-    /// fails, or there is none, a container of the app's warm pool made from this version is
-    /// used; otherwise one is made now. Either way the pool is refilled in the background,
-    /// [`AgentConfig::pool_refill_delay`] later. [`InstanceInfo::start_path`] says which.
-    pub async fn launch(self: &Arc<Self>, app: &App) -> Result<InstanceInfo, LaunchError> {
-        self.launch_observed(app, StartMode::of(app), |_| {}).await
-    }
-
-    /// Like [`Agent::launch`] with the start paths `mode` allows.
-    pub async fn launch_with(
-        self: &Arc<Self>,
-        app: &App,
-        mode: StartMode,
-    ) -> Result<InstanceInfo, LaunchError> {
-        self.launch_observed(app, mode, |_| {}).await
-    }
-
-    /// [`Agent::launch_with`], calling `created` with the instance (state `Starting`) as soon
-    /// as its container exists and its command runs, before it is ready: whoever tracks
-    /// instances can show and count it from then on.
-    pub async fn launch_observed(
-        self: &Arc<Self>,
-        app: &App,
-        mode: StartMode,
-        created: impl FnOnce(&InstanceInfo),
-    ) -> Result<InstanceInfo, LaunchError> {
-        let started = Instant::now();
-        let started_ms = hako_model::now_unix_ms();
-        let spec = &app.spec;
-        let mut restore_error = None;
-        let mut restored = None;
-        if matches!(mode, StartMode::Auto | StartMode::Restore) {
-            match self.restore_for(app).await {
-                Ok(r) => restored = r,
-                Err(reason) => restore_error = Some(reason),
-            }
-            if mode == StartMode::Restore && restored.is_none() {
-                return Err(LaunchError::node(restore_error.unwrap_or_else(|| {
-                    format!(
-                        "no checkpoint of this version of {} on this node",
-                        spec.name
-                    )
-                })));
-            }
-        }
-        let pooled = match (&restored, mode) {
-            (None, StartMode::Auto | StartMode::NoRestore) => self.take_pooled(app).await,
-            _ => None,
-        };
-        let (prepared, start_path) = match (restored, pooled) {
-            (Some(p), _) => (p, StartPath::Restore),
-            (None, Some(p)) => (p, StartPath::Pool),
-            (None, None) => {
-                let slot = match mode {
-                    StartMode::Auto | StartMode::NoRestore => self.take_slot(),
-                    _ => None,
-                };
-                let path = if slot.is_some() {
-                    StartPath::Shared
-                } else {
-                    StartPath::Cold
-                };
-                let (agent, app) = (self.clone(), app.clone());
-                let p = tokio::task::spawn_blocking(move || {
-                    let p = agent.prepare_with(&app, slot)?;
-                    match p.container.start() {
-                        Ok(()) => Ok(p),
-                        Err(e) => {
-                            let log = p.log.clone();
-                            drop(p);
-                            Err(LaunchError {
-                                kind: StartFailure::Node,
-                                reason: format!("cannot start the container: {e}"),
-                                log_tail: crate::logs::tail(&log, 4096),
-                            })
-                        }
-                    }
-                })
-                .await
-                .map_err(|e| LaunchError::node(format!("start task failed: {e}")))??;
-                (p, path)
-            }
-        };
-        let Prepared {
-            id,
-            key,
-            container,
-            addr,
-            port,
-            log,
-            image,
-            blobs,
-            fetched,
-            ..
-        } = prepared;
-        let mut info = InstanceInfo {
-            id: id.clone(),
-            app: spec.name.clone(),
-            node: self.config.node.clone(),
-            addr: addr.to_string(),
-            state: InstanceState::Starting,
-            started_unix_ms: started_ms,
-            ready_ms: None,
-            release: app.release,
-            image: format!("{}:{}", image.name, image.version),
-            generation: app.generation,
-            from_pool: start_path == StartPath::Pool,
-            start_path,
-            restore_error,
-            slot: None,
-            limits: Some(app.limits()),
-        };
-        created(&info);
-        // The app's start timeout runs from when its container could be made: a first use of
-        // its code or image on this node (copied and verified into the cache) is the node's.
-        let fetched = match start_path {
-            StartPath::Pool => Duration::ZERO, // made earlier, in the background
-            _ => fetched,
-        };
-        let app_clock = started + fetched;
-        let timeout = spec.start_timeout.0.saturating_sub(app_clock.elapsed());
-        let ready = match wait_ready(&container, addr, timeout).await {
-            Ok(_) => match &spec.health_path {
-                // Health checks stop just before the start timeout, so the caller hears why.
-                Some(path) => {
-                    let host = spec.hosts.first().cloned().unwrap_or_default();
-                    let deadline = tokio::time::Instant::from_std(app_clock) + spec.start_timeout.0;
-                    crate::health::wait_healthy(addr, &host, path, deadline)
-                        .await
-                        .map_err(|e| (StartFailure::Unhealthy, e.to_string()))
-                }
-                None => Ok(()),
-            },
-            Err(why) => Err(match why {
-                NotReady::Exited(status) => (
-                    StartFailure::Crashed,
-                    format!("the app {status} before it listened on port {port}"),
-                ),
-                NotReady::Timeout(_) => (
-                    StartFailure::NotListening,
-                    format!(
-                        "the app did not listen on port {port} within the start timeout ({})",
-                        spec.start_timeout
-                    ),
-                ),
-            }),
-        };
-        match ready {
-            Ok(()) => {}
-            Err((kind, reason)) => {
-                let _ = container
-                    .stop_with(spec.stop_signal.number(), Duration::from_millis(100))
-                    .await;
-                container.logs_flushed().await;
-                let log_tail = crate::logs::tail(&log, 4096);
-                let _ = tokio::task::spawn_blocking(move || container.remove()).await;
-                return Err(LaunchError {
-                    kind,
-                    reason,
-                    log_tail,
-                });
-            }
-        }
-        info.state = InstanceState::Ready;
-        info.ready_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        let instance = Arc::new(Instance {
-            info: info.clone(),
-            addr,
-            key: key.clone(),
-            memory_limit: spec.memory.0,
-            stop_signal: spec.stop_signal.number(),
-            container,
-            log,
-            _blobs: blobs,
-            limits: Mutex::new(info.limits),
-        });
-        self.instances
-            .lock()
-            .expect("instances lock")
-            .insert(id.clone(), instance.clone());
-        self.watch_exit(instance);
-        self.refill_pool_soon(&key);
-        Ok(info)
-    }
-
-    /// Makes a container of `app` exactly as a start would and leaves it parked before exec.
-    /// Blocking (image lookup, directories, [`Runtime::create`]): call it in `spawn_blocking`.
-    fn prepare(&self, app: &App) -> Result<Prepared, LaunchError> {
-        self.prepare_with(app, None)
-    }
-
-    /// [`Agent::prepare`], in a slot of the shared warm pool when one is given.
-    fn prepare_with(
-        &self,
-        app: &App,
-        slot: Option<hako_runtime::Slot>,
-    ) -> Result<Prepared, LaunchError> {
-        let plan = self.plan(app)?;
-        let made = match slot {
-            Some(slot) => self.runtime.create_in(&plan.spec, slot),
-            None => self.runtime.create(&plan.spec),
-        };
-        let container = made.map_err(|e| {
-            self.count_error(crate::RuntimeOp::Create);
-            LaunchError {
-                kind: StartFailure::Node,
-                reason: format!("cannot start the container: {e}"),
-                log_tail: crate::logs::tail(&plan.log, 4096),
-            }
-        })?;
-        Ok(plan.with(container))
-    }
-
-    /// The image version an instance of `app` gets now (the latest one when the app names
-    /// no version).
-    /// On a node of a cluster it is the version the leader resolved (the assignment's
-    /// [`App::image_record`]).
-    fn resolve_image(&self, app: &App) -> Result<Image, LaunchError> {
-        let image = &app.spec.image;
-        let version = match &app.image_record {
-            Some(r) if r.name == image.name => Some(r.version),
-            _ => image.version,
-        };
-        self.images
-            .get(&image.name, version)
-            .map_err(|e| LaunchError::new(StartFailure::Image, e.to_string()))
-    }
-
     /// The node's verified cache: (entries, bytes, trees fetched since start); `None` on a
     /// node without shared storage (it has none).
     pub fn cache_usage(&self) -> Option<(usize, u64, u64)> {
@@ -708,38 +370,6 @@ impl Agent {
         follower.poll(&self.pools.logs(key))
     }
 
-    /// Removes the warm pool and files on this node (releases, data and logs) of the app with
-    /// this [`App::storage_key`]: the app was deleted. Another app of the same name (another
-    /// key) keeps everything it has.
-    pub async fn forget_app(&self, key: &str) {
-        self.remove_pool(key).await;
-        self.checkpoints.remove(key, None);
-        if let Err(e) = self.releases.remove_app(key) {
-            tracing::warn!(key, error = %e, "cannot remove releases");
-        }
-        let _ = std::fs::remove_dir_all(self.app_dir(key));
-        let _ = std::fs::remove_dir_all(self.shared_app_dir(key));
-        self.data_usage.forget(key);
-    }
-
-    /// Removes what this node alone keeps of the app with this storage key — parked
-    /// containers, checkpoints, logs — but not what lies on the shared storage.
-    pub async fn forget_local(&self, key: &str) {
-        self.remove_pool(key).await;
-        self.checkpoints.remove(key, None);
-        let _ = std::fs::remove_dir_all(self.app_dir(key));
-        self.data_usage.forget(key);
-    }
-
-    /// The storage keys of the apps this node keeps files of (logs, local data).
-    pub fn local_app_keys(&self) -> Vec<String> {
-        let Ok(dir) = std::fs::read_dir(self.config.data_dir.join("apps")) else {
-            return Vec::new();
-        };
-        dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect()
-    }
-
     /// Stops every instance (their grace period applies) but keeps the agent working: a node
     /// fenced off its cluster ends what it ran before it may take new instances.
     pub async fn stop_all(&self, grace: Duration) -> Vec<String> {
@@ -784,24 +414,6 @@ impl Agent {
             .collect();
         futures::future::join_all(all.iter().map(|id| self.stop(id, grace))).await;
         self.runtime.shutdown();
-    }
-
-    fn empty_dir(&self, key: &str) -> Result<PathBuf, LaunchError> {
-        let p = self.app_dir(key).join("no-code");
-        std::fs::create_dir_all(&p)
-            .map_err(|e| LaunchError::node(format!("cannot create {}: {e}", p.display())))?;
-        Ok(p)
-    }
-
-    fn data_dir_for(&self, key: &str, uid: u32, gid: u32) -> Result<PathBuf, LaunchError> {
-        let p = self.data_path(key);
-        if !p.exists() {
-            std::fs::create_dir_all(&p)
-                .map_err(|e| LaunchError::node(format!("cannot create {}: {e}", p.display())))?;
-            std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-                .map_err(|e| LaunchError::node(format!("cannot chown {}: {e}", p.display())))?;
-        }
-        Ok(p)
     }
 }
 
