@@ -93,7 +93,7 @@ impl RunConfig {
 impl ImageConfig {
     /// Fills what a new app's settings leave unset from the image: the command
     /// (`Entrypoint` + `Cmd`, each word quoted so hako's splitting gives them back as they
-    /// are), the environment (the image's variables under the app's own), the working
+    /// are: literally, with no `$` expansion, as Docker runs them), the environment (the image's variables under the app's own), the working
     /// directory, the user and the port (the lowest exposed TCP port).
     pub fn app_defaults(&self, patch: &mut AppPatch) {
         if patch.cmd.is_none() {
@@ -181,8 +181,8 @@ mod tests {
         let spec = patch.create("a").unwrap();
         assert_eq!(
             spec.command(80).unwrap(),
-            ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/srv/www it's"],
-            "words survive hako's splitting; $PORT is still hako's"
+            ["/bin/busybox", "httpd", "-f", "-p", "$PORT", "-h", "/srv/www it's"],
+            "words survive hako's splitting literally, as Docker runs an exec-form command"
         );
         assert_eq!(spec.env["PATH"], "/usr/local/bin:/usr/bin:/bin");
         assert_eq!(spec.env["GREETING"], "hi there");
