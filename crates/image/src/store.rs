@@ -203,7 +203,12 @@ impl ImageStore {
         let mut config = None;
         if meta.is_dir() && crate::oci::is_image_dir(source) {
             progress("reading the image layout");
-            config = Some(crate::oci::import_dir(source, &rootfs, &self.limits, progress)?);
+            config = Some(crate::oci::import_dir(
+                source,
+                &rootfs,
+                &self.limits,
+                progress,
+            )?);
         } else if meta.is_dir() {
             crate::copy::copy_tree(source, &rootfs, &self.limits)?;
         } else if meta.is_file() {

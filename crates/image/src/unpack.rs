@@ -238,7 +238,11 @@ impl<'a> Tree<'a> {
     }
 
     /// Unpacks one tar stream over what the tree holds.
-    pub(crate) fn apply(&mut self, reader: impl Read, whiteouts: Whiteouts) -> Result<(), UnpackError> {
+    pub(crate) fn apply(
+        &mut self,
+        reader: impl Read,
+        whiteouts: Whiteouts,
+    ) -> Result<(), UnpackError> {
         let dest = self.dest;
         let mut archive = tar::Archive::new(reader);
         archive.set_preserve_permissions(true);
@@ -350,9 +354,9 @@ impl<'a> Tree<'a> {
                 _ => {
                     if kind == Kind::File {
                         // The entry's own size (for a sparse file, as written out: holes included).
-                        self.bytes = self.bytes.saturating_add(
-                            entry.size().max(entry.header().size().unwrap_or(0)),
-                        );
+                        self.bytes = self
+                            .bytes
+                            .saturating_add(entry.size().max(entry.header().size().unwrap_or(0)));
                         if self.bytes > self.limits.max_bytes {
                             return Err(UnpackError::TooLarge {
                                 limit: self.limits.max_bytes,

@@ -15,6 +15,8 @@ use hako_api::Client;
 use hako_model::{App, AppPatch, AppSpec};
 
 pub use settings::Settings;
+#[cfg(test)]
+pub(crate) use settings::create_spec;
 
 use super::{Exit, Failure, OrExit, api, out};
 
@@ -53,8 +55,22 @@ pub enum AppCommand {
         #[arg(long, value_name = "TENANT")]
         tenant: Option<String>,
     },
-    /// Replace every instance (e.g. to pick up a new image version).
-    Rollout { name: String },
+    /// Replace every instance (e.g. to pick up a new image version), successor first.
+    Rollout {
+        name: String,
+        /// Wait until no instance of an older generation is left, showing progress.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up waiting after this long (the rollout goes on).
+        #[arg(long, default_value = "5m", value_name = "DURATION", requires = "wait")]
+        timeout: hako_model::HumanDuration,
+    },
+    /// The app's code releases, newest first.
+    Releases {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete an app, its releases and its data (asks first unless --yes). If it has a
     /// database, asks separately whether to drop it (or say --drop-database / --keep-database).
     Delete {
@@ -108,7 +124,6 @@ pub enum AppCommand {
     },
 }
 
-
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     pub name: String,
@@ -158,14 +173,22 @@ fn run(command: AppCommand, client: &Client, data_dir: &Path) -> Result<u8, Fail
         AppCommand::Deploy { name, code, tenant } => {
             deploy::with_manifest(client, name.as_deref(), &code, tenant.as_deref(), data_dir)
         }
-        AppCommand::Rollout { name } => {
+        AppCommand::Rollout {
+            name,
+            wait,
+            timeout,
+        } => {
             let app = api(client.rollout(&name))?;
             out(&format!(
                 "rolling out {} (generation {})\n",
                 app.spec.name, app.generation
             ));
+            if wait {
+                deploy::wait_for_rollout(client, &name, app.generation, timeout)?;
+            }
             Ok(0)
         }
+        AppCommand::Releases { name, json } => show::releases(client, &name, json),
         AppCommand::Delete {
             name,
             yes,

@@ -181,7 +181,15 @@ mod tests {
         let spec = patch.create("a").unwrap();
         assert_eq!(
             spec.command(80).unwrap(),
-            ["/bin/busybox", "httpd", "-f", "-p", "$PORT", "-h", "/srv/www it's"],
+            [
+                "/bin/busybox",
+                "httpd",
+                "-f",
+                "-p",
+                "$PORT",
+                "-h",
+                "/srv/www it's"
+            ],
             "words survive hako's splitting literally, as Docker runs an exec-form command"
         );
         assert_eq!(spec.env["PATH"], "/usr/local/bin:/usr/bin:/bin");

@@ -139,8 +139,15 @@ fn docker_plan(root: &Path) -> Result<Plan, OciError> {
             reason: "it is not named by its digest, so it cannot be verified",
         });
     }
-    verify(&config_path, &format!("sha256:{hex}"), None, false, "image config")?;
-    let config_blob: ConfigBlob = json(&read_bounded(&config_path, &image.config)?, "image config")?;
+    verify(
+        &config_path,
+        &format!("sha256:{hex}"),
+        None,
+        false,
+        "image config",
+    )?;
+    let config_blob: ConfigBlob =
+        json(&read_bounded(&config_path, &image.config)?, "image config")?;
     let diff_ids = config_blob
         .rootfs
         .as_ref()

@@ -124,15 +124,15 @@ mod tests {
             of("etc/.wh.passwd").unwrap(),
             Some(Whiteout::Delete("etc/passwd".into()))
         );
-        assert_eq!(
-            of(".wh.tmp").unwrap(),
-            Some(Whiteout::Delete("tmp".into()))
-        );
+        assert_eq!(of(".wh.tmp").unwrap(), Some(Whiteout::Delete("tmp".into())));
         assert_eq!(
             of("var/cache/.wh..wh..opq").unwrap(),
             Some(Whiteout::Opaque("var/cache".into()))
         );
-        assert_eq!(of(".wh..wh..opq").unwrap(), Some(Whiteout::Opaque("".into())));
+        assert_eq!(
+            of(".wh..wh..opq").unwrap(),
+            Some(Whiteout::Opaque("".into()))
+        );
         assert_eq!(of("a/.wh..wh.plnk").unwrap(), Some(Whiteout::Ignore));
         assert!(of("a/.wh...").is_err(), "a whiteout of '..' escapes");
         assert!(of("a/.wh..").is_err());

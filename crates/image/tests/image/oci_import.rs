@@ -129,7 +129,8 @@ fn lower() -> Vec<u8> {
     tb.file("etc/gone", b"deleted\n", Meta::default());
     tb.file("var/cache/a", b"a\n", Meta::default());
     tb.file("var/cache/sub/b", b"b\n", Meta::default());
-    tb.dir("opt/", 0o755).file("opt/was-a-dir", b"x", Meta::default());
+    tb.dir("opt/", 0o755)
+        .file("opt/was-a-dir", b"x", Meta::default());
     tb.bytes()
 }
 
@@ -150,7 +151,10 @@ fn assert_layers_applied(rootfs: &Path) {
     assert_eq!(read("etc/keep").as_deref(), Some("replaced\n"));
     assert_eq!(read("etc/added").as_deref(), Some("added\n"));
     assert!(!rootfs.join("etc/gone").exists(), "whiteout applied");
-    assert!(!rootfs.join("etc/.wh.gone").exists(), "no whiteout file left");
+    assert!(
+        !rootfs.join("etc/.wh.gone").exists(),
+        "no whiteout file left"
+    );
     assert!(!rootfs.join("var/cache/a").exists(), "opaque dir emptied");
     assert!(!rootfs.join("var/cache/sub").exists(), "opaque dir emptied");
     assert!(!rootfs.join("var/cache/.wh..wh..opq").exists());
@@ -214,7 +218,13 @@ fn a_tar_of_an_oci_layout_and_a_docker_save_tarball_import_alike() {
     oci_layout(&dir, &[(lower(), true), (upper(), false)]);
     let tar = t.scratch("oci.tar");
     let status = std::process::Command::new("tar")
-        .args(["-C", dir.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."])
+        .args([
+            "-C",
+            dir.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -247,14 +257,20 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
         matches!(err, ImageError::Oci(OciError::Digest { .. })),
         "{err}"
     );
-    assert!(err.to_string().contains("does not match its digest"), "{err}");
+    assert!(
+        err.to_string().contains("does not match its digest"),
+        "{err}"
+    );
     assert_eq!(t.leftovers(), Vec::<String>::new());
 
     // A docker save whose layer was altered after the config named it.
     let saved = t.scratch("saved.tar");
     docker_save(&saved, &[lower(), upper()]);
     let good = std::fs::read(&saved).unwrap();
-    assert!(t.store.import("ok", &saved).is_ok(), "the unaltered one imports");
+    assert!(
+        t.store.import("ok", &saved).is_ok(),
+        "the unaltered one imports"
+    );
     // Rebuild with the config naming the original layer but the altered bytes in its place.
     let layer_at = good
         .windows(upper().len())
@@ -335,7 +351,13 @@ fn hostile_layers_are_refused_and_leave_nothing() {
     std::os::unix::fs::symlink("/etc/hostname", &layers[0]).unwrap();
     let tar = t.scratch("blob-link.tar");
     let status = std::process::Command::new("tar")
-        .args(["-C", dir.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."])
+        .args([
+            "-C",
+            dir.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ])
         .status()
         .unwrap();
     assert!(status.success());

@@ -75,4 +75,3 @@ fn ask(question: &str) -> bool {
     let _ = std::io::stdin().read_line(&mut answer);
     matches!(answer.trim(), "y" | "Y" | "yes")
 }
-

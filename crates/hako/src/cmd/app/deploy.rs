@@ -42,9 +42,7 @@ pub(super) fn with_manifest(
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))
         .or_exit(Exit::Usage)?;
-    let in_file = |e: hako_model::ManifestError| {
-        usage(anyhow::anyhow!("{}: {e}", path.display()))
-    };
+    let in_file = |e: hako_model::ManifestError| usage(anyhow::anyhow!("{}: {e}", path.display()));
     let manifest = Manifest::parse(&text).map_err(in_file)?;
     let name = manifest.app_name(name).map_err(in_file)?;
     let mut settings = manifest.settings.clone();
@@ -55,7 +53,8 @@ pub(super) fn with_manifest(
     }
     .spec(&name)
     .map_err(in_file)?;
-    super::settings::check_schedules(&spec).map_err(|e| usage(anyhow::anyhow!("{}: {e}", path.display())))?;
+    super::settings::check_schedules(&spec)
+        .map_err(|e| usage(anyhow::anyhow!("{}: {e}", path.display())))?;
     match client.app(&name) {
         Ok(_) => {
             super::update(client, &name, &hako_model::manifest::full_patch(&spec))?;
@@ -89,6 +88,46 @@ pub(super) fn deploy(client: &Client, name: &str, code: &Path) -> Result<(), Fai
         format_size(release.size_bytes)
     ));
     Ok(())
+}
+
+/// Follows a rollout until every instance of `name` runs `generation` (or none runs: the
+/// next start gets it), with progress on a terminal; an error after `timeout`.
+pub(super) fn wait_for_rollout(
+    client: &Client,
+    name: &str,
+    generation: u64,
+    timeout: hako_model::HumanDuration,
+) -> Result<(), Failure> {
+    let progress = crate::cmd::progress::Progress::stderr();
+    let deadline = std::time::Instant::now() + timeout.0;
+    let mut shown = None;
+    loop {
+        let instances = api(client.instances(Some(name)))?;
+        let old = instances
+            .iter()
+            .filter(|i| i.generation < generation)
+            .count();
+        let new = instances.len() - old;
+        if shown != Some((old, new)) {
+            progress.line(&format!(
+                "{new} instances on generation {generation}, {old} older ones left"
+            ));
+            shown = Some((old, new));
+        }
+        if old == 0 {
+            out(&format!(
+                "rolled out {name}: {new} instances on generation {generation}\n"
+            ));
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(anyhow::anyhow!(
+                "{old} instances of {name} still run an older generation after {timeout}; the rollout goes on (see hako app show {name})"
+            ))
+            .or_exit(Exit::Failure);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// True when the API's URL names this machine (loopback or `localhost`).

@@ -5,7 +5,12 @@ use hako_api::Client;
 use crate::cmd::{Failure, api, out};
 
 /// `hako app events NAME [--limit N] [--json]`.
-pub(super) fn events(client: &Client, name: String, limit: usize, json: bool) -> Result<u8, Failure> {
+pub(super) fn events(
+    client: &Client,
+    name: String,
+    limit: usize,
+    json: bool,
+) -> Result<u8, Failure> {
     let events = api(client.events(&name, Some(limit)))?;
     if json {
         out(&format!(
@@ -18,7 +23,7 @@ pub(super) fn events(client: &Client, name: String, limit: usize, json: bool) ->
     for e in events {
         s += &format!(
             "{} {:<12} {:<14} {}\n",
-            super::format_time_ms(e.time_unix_ms),
+            crate::cmd::format_time_ms(e.time_unix_ms),
             format!("{:?}", e.kind).to_lowercase(),
             e.instance.as_deref().unwrap_or("-"),
             e.reason
@@ -41,10 +46,15 @@ pub(super) fn events(client: &Client, name: String, limit: usize, json: bool) ->
 }
 
 /// `hako app logs NAME [--bytes N] [--follow]`.
-pub(super) fn logs(client: &Client, name: String, bytes: Option<usize>, follow: bool) -> Result<u8, Failure> {
+pub(super) fn logs(
+    client: &Client,
+    name: String,
+    bytes: Option<usize>,
+    follow: bool,
+) -> Result<u8, Failure> {
     if !follow {
         out(&api(client.logs(&name, Some(bytes.unwrap_or(16384))))?);
-        Ok(0)
+        return Ok(0);
     }
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();

@@ -273,14 +273,16 @@ pub(crate) fn image_defaults(patch: &mut AppPatch, data_dir: &Path) {
     if !root.is_dir() {
         return;
     }
-    let found = hako_image::ImageStore::open(&root)
-        .and_then(|store| store.get(&image.name, image.version));
+    let found =
+        hako_image::ImageStore::open(&root).and_then(|store| store.get(&image.name, image.version));
     match found {
         Ok(img) => {
             if let Some(config) = &img.config {
                 config.app_defaults(patch);
             }
         }
-        Err(e) => tracing::debug!(image = %image, error = %e, "no local image to take defaults from"),
+        Err(e) => {
+            tracing::debug!(image = %image, error = %e, "no local image to take defaults from")
+        }
     }
 }

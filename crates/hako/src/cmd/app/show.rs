@@ -24,6 +24,41 @@ pub(super) fn list(client: &Client, json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// `hako app releases NAME [--json]`: newest first.
+pub(super) fn releases(client: &Client, name: &str, json: bool) -> Result<u8, Failure> {
+    let mut releases = api(client.releases(name))?;
+    releases.sort_by_key(|r| std::cmp::Reverse(r.number));
+    if json {
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&releases).expect("serializable")
+        ));
+        return Ok(0);
+    }
+    let current = api(client.app(name))?.release;
+    let mut s = format!(
+        "{:<8} {:<20} {:>10} {:>8}  {}\n",
+        "RELEASE", "CREATED", "SIZE", "FILES", "SOURCE"
+    );
+    for r in &releases {
+        s += &format!(
+            "{:<8} {:<20} {:>10} {:>8}  {}{}\n",
+            r.number,
+            crate::cmd::format_time_ms(r.created_unix * 1000),
+            format_size(r.size_bytes),
+            r.files,
+            r.source,
+            if current == Some(r.number) {
+                "  (current)"
+            } else {
+                ""
+            }
+        );
+    }
+    out(&s);
+    Ok(0)
+}
+
 /// `hako app show NAME [--json]`.
 pub(super) fn show(client: &Client, name: String, json: bool) -> Result<u8, Failure> {
     let app = api(client.app(&name))?;
@@ -127,7 +162,7 @@ fn cert_line(info: Option<&hako_tls::CertInfo>, acme: bool) -> String {
         },
         c.issuer,
         c.names.join(", "),
-        super::format_time_ms(c.not_after_unix.max(0) as u64 * 1000),
+        crate::cmd::format_time_ms(c.not_after_unix.max(0) as u64 * 1000),
         match c.not_after_unix - now {
             left if left <= 0 => "expired".to_string(),
             left => format!("in {}", hako_tls::schedule::in_words(left)),
