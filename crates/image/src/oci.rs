@@ -81,8 +81,19 @@ pub type Progress<'a> = &'a dyn Fn(&str);
 /// Whether `dir` is an image layout (OCI `index.json` + `oci-layout`, or Docker's
 /// `manifest.json`) rather than a root filesystem.
 pub(crate) fn is_image_dir(dir: &Path) -> bool {
-    (dir.join("oci-layout").is_file() && dir.join("index.json").is_file())
-        || dir.join("manifest.json").is_file()
+    if dir.join("oci-layout").is_file() && dir.join("index.json").is_file() {
+        return true;
+    }
+    // Docker's manifest.json is a JSON array; a root filesystem's own manifest.json (rare)
+    // is not taken for one unless it is.
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(dir.join("manifest.json"))
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    head[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'[')
 }
 
 /// Whether a tar stream is an image archive (`docker save`, a tar of an OCI layout) rather

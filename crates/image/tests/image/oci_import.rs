@@ -370,3 +370,16 @@ fn hostile_layers_are_refused_and_leave_nothing() {
     assert_eq!(t.leftovers(), Vec::<String>::new());
     assert!(!t.dir.path().join("escaped").exists());
 }
+
+#[test]
+fn a_root_filesystem_with_its_own_manifest_json_stays_a_root_filesystem() {
+    let t = TestStore::new();
+    let dir = t.scratch("rootfs");
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::write(dir.join("manifest.json"), br#"{"name": "my-web-app"}"#).unwrap();
+    std::fs::write(dir.join("etc/hostname"), b"x\n").unwrap();
+    let image = t.store.import("plain", &dir).unwrap();
+    assert!(image.config.is_none());
+    assert!(rootfs_of(&image).join("manifest.json").is_file());
+    assert!(rootfs_of(&image).join("etc/hostname").is_file());
+}
