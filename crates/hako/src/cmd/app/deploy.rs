@@ -75,11 +75,15 @@ pub(super) fn deploy(client: &Client, name: &str, code: &Path) -> Result<(), Fai
     let code = std::fs::canonicalize(code)
         .with_context(|| format!("code {} does not exist", code.display()))
         .or_exit(Exit::Usage)?;
+    let progress = crate::cmd::progress::Progress::stderr();
     let release = if !code.is_dir() {
+        progress.line(&format!("uploading {}", code.display()));
         api(client.deploy_archive_file(name, &code))?
     } else if client.uses_tenant_token() || !api_is_local(&client.base_url) {
+        progress.line(&format!("packing and uploading {}", code.display()));
         api(client.deploy_dir_upload(name, &code))?
     } else {
+        progress.line(&format!("copying {} into a new release", code.display()));
         api(client.deploy_dir(name, &code))?
     };
     out(&format!(

@@ -21,9 +21,11 @@ pub struct Settings {
     #[arg(long, value_name = "NAME[:VERSION]")]
     pub image: Option<ImageRef>,
     /// Command line; hako expands $PORT and the app's env and splits words like a shell.
+    /// Needed at create unless the image (an imported OCI/Docker image) has its own.
     #[arg(long)]
     pub cmd: Option<String>,
-    /// Port the app listens on inside its container (also in $PORT). Default 8080.
+    /// Port the app listens on inside its container (also in $PORT). Default 8080, or an
+    /// imported OCI/Docker image's exposed port.
     #[arg(long)]
     pub port: Option<u16>,
     /// Memory per instance, e.g. 256MiB (MiB = 2^20 bytes, MB = 10^6).
