@@ -106,6 +106,10 @@ impl ImageError {
             self,
             ImageError::Unpack(UnpackError::TooLarge { .. } | UnpackError::TooManyEntries { .. })
                 | ImageError::Copy(CopyError::TooLarge { .. } | CopyError::TooManyEntries { .. })
+                | ImageError::Oci(crate::OciError::Layer {
+                    source: UnpackError::TooLarge { .. } | UnpackError::TooManyEntries { .. },
+                    ..
+                })
         )
     }
 
@@ -117,6 +121,10 @@ impl ImageError {
             ImageError::Io { source, .. } => os(source),
             ImageError::Unpack(UnpackError::Write { source, .. }) => os(source),
             ImageError::Copy(CopyError::Io { source, .. }) => os(source),
+            ImageError::Oci(crate::OciError::Layer {
+                source: UnpackError::Write { source, .. },
+                ..
+            }) => os(source),
             _ => false,
         }
     }

@@ -291,6 +291,13 @@ fn exit_for(e: &ImageError) -> Exit {
         ImageError::Unpack(UnpackError::Write { .. }) => Exit::Failure,
         ImageError::Unpack(_) => Exit::Usage,
         ImageError::Copy(CopyError::SpecialFile { .. }) => Exit::Usage,
+        // A refused OCI/Docker image is the input's fault; failing to read or write is not.
+        ImageError::Oci(hako_image::OciError::Read { .. })
+        | ImageError::Oci(hako_image::OciError::Layer {
+            source: UnpackError::Write { .. },
+            ..
+        }) => Exit::Failure,
+        ImageError::Oci(_) => Exit::Usage,
         ImageError::Debian(
             DebianError::BadPackage(_) | DebianError::BadOption { .. } | DebianError::NoSuite,
         ) => Exit::Usage,
@@ -321,6 +328,24 @@ mod tests {
             source: std::io::ErrorKind::PermissionDenied.into(),
         };
         assert_eq!(exit_for(&io), Exit::Failure);
+        let altered = ImageError::Oci(hako_image::OciError::Digest {
+            what: "layer".into(),
+            expected: "sha256:a".into(),
+            actual: "sha256:b".into(),
+        });
+        assert_eq!(exit_for(&altered), Exit::Usage);
+        let hostile_layer = ImageError::Oci(hako_image::OciError::Layer {
+            index: 2,
+            digest: "sha256:a".into(),
+            source: hako_image::UnpackError::ParentDir {
+                entry: "../x".into(),
+            },
+        });
+        assert_eq!(exit_for(&hostile_layer), Exit::Usage);
+        assert!(
+            hostile_layer.to_string().contains("layer 2 (sha256:a)"),
+            "{hostile_layer}"
+        );
     }
 
     #[test]
