@@ -3,10 +3,10 @@
 //! An image is a named, versioned root filesystem under hako's data dir; the
 //! container runtime mounts it as the read-only lower layer of an overlayfs.
 //! Images come from three places:
-//! - [`ImageStore::import`]: a directory or a rootfs tarball (`.tar`, `.tar.gz`), or an
-//!   OCI image layout (directory or tar) or `docker save` tarball, its layers applied with
-//!   their whiteouts and digests verified ([`ImageConfig`] keeps its run settings); hostile
-//!   archives are refused;
+//! - [`ImageStore::import`]: a directory or a rootfs tarball (`.tar`, `.tar.gz`), with
+//!   hostile archives refused; [`ImageStore::import_image`] also takes an OCI image layout
+//!   (directory or tar) or a `docker save` tarball, its layers applied with their whiteouts
+//!   and digests verified ([`ImageConfig`] keeps its run settings);
 //! - [`ImageStore::build_debian`]: debootstrap, cached per package set;
 //! - [`ImageStore::host`]: the host's own `/usr` and some `/etc` entries bound
 //!   read-only over a tiny skeleton.

@@ -101,7 +101,7 @@ pub(crate) fn is_image_dir(dir: &Path) -> bool {
 /// rootfs tarball costs a few headers.
 pub(crate) fn is_image_archive(reader: impl Read) -> Result<bool, UnpackError> {
     let mut archive = tar::Archive::new(reader);
-    let mut image_files = false;
+    let (mut manifest, mut index, mut layout) = (false, false, false);
     for entry in archive
         .entries()
         .map_err(|source| UnpackError::Read { source })?
@@ -120,13 +120,15 @@ pub(crate) fn is_image_archive(reader: impl Read) -> Result<bool, UnpackError> {
         };
         let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
         match top.as_str() {
-            "manifest.json" | "index.json" | "oci-layout" => image_files = true,
+            "manifest.json" => manifest = true,
+            "index.json" => index = true,
+            "oci-layout" => layout = true,
             "blobs" | "repositories" => {}
             t if hex(t) || t.strip_suffix(".json").is_some_and(hex) => {}
             _ => return Ok(false),
         }
     }
-    Ok(image_files)
+    Ok(manifest || (index && layout))
 }
 
 /// Unpacks the image in `dir` (an OCI layout or an unpacked `docker save`) into `rootfs`

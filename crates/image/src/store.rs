@@ -188,19 +188,31 @@ impl ImageStore {
 
     /// Imports `source` as the next version of `name`: a directory (copied
     /// faithfully, never following a symlink out of it) or a tar archive, plain
-    /// or gzip-compressed (detected by content, not by file name); or an OCI image layout
-    /// (directory or tar) or a `docker save` tarball, its layers applied in order with their
-    /// whiteouts, every blob verified against its digest. Hostile archives are refused and
-    /// leave nothing behind.
+    /// or gzip-compressed (detected by content, not by file name). Hostile archives are
+    /// refused and leave nothing behind. (Code releases are made this way too: a site's
+    /// files are never taken for an image layout.)
     pub fn import(&self, name: &str, source: &Path) -> Result<Image, ImageError> {
-        self.import_with_progress(name, source, &|_| {})
+        self.import_from(name, source, false, &|_| {})
     }
 
-    /// [`ImageStore::import`], telling `progress` what it is doing (each layer of an image).
-    pub fn import_with_progress(
+    /// [`ImageStore::import`] that also takes what container tools write: an OCI image
+    /// layout (directory or tar) or a `docker save` tarball, its layers applied in order
+    /// with their whiteouts, every blob verified against its digest, its run configuration
+    /// kept ([`Image::config`]); telling `progress` what it is doing (each layer).
+    pub fn import_image(
         &self,
         name: &str,
         source: &Path,
+        progress: crate::Progress<'_>,
+    ) -> Result<Image, ImageError> {
+        self.import_from(name, source, true, progress)
+    }
+
+    fn import_from(
+        &self,
+        name: &str,
+        source: &Path,
+        images: bool,
         progress: crate::Progress<'_>,
     ) -> Result<Image, ImageError> {
         crate::validate_name(name)?;
@@ -209,7 +221,7 @@ impl ImageStore {
         let staging = self.staging()?;
         let rootfs = staging.path().join(ROOTFS_DIR);
         let mut config = None;
-        if meta.is_dir() && crate::oci::is_image_dir(source) {
+        if images && meta.is_dir() && crate::oci::is_image_dir(source) {
             progress("reading the image layout");
             config = Some(crate::oci::import_dir(
                 source,
@@ -220,7 +232,7 @@ impl ImageStore {
         } else if meta.is_dir() {
             crate::copy::copy_tree(source, &rootfs, &self.limits)?;
         } else if meta.is_file() {
-            if crate::oci::is_image_archive(self.open_archive(source)?)? {
+            if images && crate::oci::is_image_archive(self.open_archive(source)?)? {
                 // Unpacked with every check first; its blobs are then read from inside it.
                 progress("unpacking the image archive");
                 let unpacked = staging.path().join("archive");

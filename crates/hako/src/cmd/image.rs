@@ -122,7 +122,7 @@ pub async fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
             let progress = super::progress::Progress::stderr();
             progress.line(&format!("importing {} as {name}", source.display()));
             let image = store
-                .import_with_progress(&name, &source, &|s| progress.line(s))
+                .import_image(&name, &source, &|s| progress.line(s))
                 .map_err(|e| failure(e, &format!("cannot import {}", source.display())))?;
             out(&format!("imported {}\n", describe(&image)));
             if let Some(c) = &image.config {

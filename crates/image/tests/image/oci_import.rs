@@ -181,7 +181,7 @@ fn an_oci_layout_is_applied_layer_by_layer_with_its_whiteouts() {
     let seen = std::sync::Mutex::new(Vec::new());
     let image = t
         .store
-        .import_with_progress("site", &dir, &|s| seen.lock().unwrap().push(s.to_string()))
+        .import_image("site", &dir, &|s| seen.lock().unwrap().push(s.to_string()))
         .unwrap();
     assert_layers_applied(&rootfs_of(&image));
     let seen = seen.into_inner().unwrap();
@@ -228,13 +228,13 @@ fn a_tar_of_an_oci_layout_and_a_docker_save_tarball_import_alike() {
         .status()
         .unwrap();
     assert!(status.success());
-    let image = t.store.import("oci", &tar).unwrap();
+    let image = t.store.import_image("oci", &tar, &|_| {}).unwrap();
     assert_layers_applied(&rootfs_of(&image));
     assert!(image.config.is_some());
 
     let saved = t.scratch("saved.tar");
     docker_save(&saved, &[lower(), upper()]);
-    let image = t.store.import("docker", &saved).unwrap();
+    let image = t.store.import_image("docker", &saved, &|_| {}).unwrap();
     assert_layers_applied(&rootfs_of(&image));
     assert_eq!(image.config.as_ref().unwrap().ports, [8000]);
     // Nothing of the unpacked archives stays.
@@ -252,7 +252,7 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
     let at = bytes.len() / 3;
     bytes[at] ^= 0xff;
     std::fs::write(&layers[1], &bytes).unwrap();
-    let err = t.store.import("site", &dir).unwrap_err();
+    let err = t.store.import_image("site", &dir, &|_| {}).unwrap_err();
     assert!(
         matches!(err, ImageError::Oci(OciError::Digest { .. })),
         "{err}"
@@ -268,7 +268,7 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
     docker_save(&saved, &[lower(), upper()]);
     let good = std::fs::read(&saved).unwrap();
     assert!(
-        t.store.import("ok", &saved).is_ok(),
+        t.store.import_image("ok", &saved, &|_| {}).is_ok(),
         "the unaltered one imports"
     );
     // Rebuild with the config naming the original layer but the altered bytes in its place.
@@ -279,7 +279,7 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
     let mut altered = good.clone();
     altered[layer_at + 600] ^= 0x01;
     std::fs::write(&saved, &altered).unwrap();
-    let err = t.store.import("bad", &saved).unwrap_err();
+    let err = t.store.import_image("bad", &saved, &|_| {}).unwrap_err();
     assert!(
         matches!(err, ImageError::Oci(OciError::Digest { .. })),
         "{err}"
@@ -298,7 +298,7 @@ fn hostile_layers_are_refused_and_leave_nothing() {
         let dir = t.scratch(&format!("layout-{name}"));
         let layers: Vec<(Vec<u8>, bool)> = layers.iter().map(|l| (l.clone(), true)).collect();
         oci_layout(&dir, &layers);
-        t.store.import(name, &dir).unwrap_err()
+        t.store.import_image(name, &dir, &|_| {}).unwrap_err()
     };
     let layer_error = |err: ImageError| match err {
         ImageError::Oci(OciError::Layer { index, source, .. }) => (index, source),
@@ -361,7 +361,10 @@ fn hostile_layers_are_refused_and_leave_nothing() {
         .status()
         .unwrap();
     assert!(status.success());
-    let err = t.store.import("blob-link", &tar).unwrap_err();
+    let err = t
+        .store
+        .import_image("blob-link", &tar, &|_| {})
+        .unwrap_err();
     assert!(
         matches!(err, ImageError::Oci(OciError::Blob { .. })),
         "{err}"
@@ -378,8 +381,15 @@ fn a_root_filesystem_with_its_own_manifest_json_stays_a_root_filesystem() {
     std::fs::create_dir_all(dir.join("etc")).unwrap();
     std::fs::write(dir.join("manifest.json"), br#"{"name": "my-web-app"}"#).unwrap();
     std::fs::write(dir.join("etc/hostname"), b"x\n").unwrap();
-    let image = t.store.import("plain", &dir).unwrap();
+    let image = t.store.import_image("plain", &dir, &|_| {}).unwrap();
     assert!(image.config.is_none());
     assert!(rootfs_of(&image).join("manifest.json").is_file());
     assert!(rootfs_of(&image).join("etc/hostname").is_file());
+    // And a plain import (what code releases use) never takes a layout for an image.
+    let layout = t.scratch("layout");
+    oci_layout(&layout, &[(lower(), false)]);
+    let copied = t.store.import("copied", &layout).unwrap();
+    assert!(copied.config.is_none());
+    assert!(rootfs_of(&copied).join("index.json").is_file());
+    assert!(!rootfs_of(&copied).join("etc/keep").exists());
 }
