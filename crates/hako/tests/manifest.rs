@@ -128,6 +128,27 @@ fn a_manifest_creates_then_updates_its_app() {
     assert_eq!(releases[0]["number"], 2, "newest first: {releases}");
     assert_eq!(releases.as_array().unwrap().len(), 2);
 
+    // A rollout followed to its end, with its progress when asked for (as on a terminal).
+    let (status, _) = common::get(d.proxy, "mf.example", "/");
+    assert_eq!(status, 200, "an instance runs");
+    let out = common::Outcome::from(
+        hako_testkit::hako_command(Path::new(common::HAKO), &env.data_dir())
+            .args(["app", "rollout", "mf", "--wait", "--timeout", "60s"])
+            .env("HAKO_API", d.api_url())
+            .env("HAKO_PROGRESS", "always")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("rolled out mf"), "{out:?}");
+    assert!(out.stderr.contains("older ones left"), "{out:?}");
+    let generation = show(&d, "mf")["generation"].as_u64().unwrap();
+    let instances: serde_json::Value =
+        serde_json::from_str(&d.ok(&["instance", "list", "--app", "mf", "--json"])).unwrap();
+    for i in instances.as_array().unwrap() {
+        assert_eq!(i["generation"], generation, "{instances}");
+    }
+
     d.ok(&["app", "delete", "mf", "--yes"]);
     d.stop();
 }
