@@ -50,6 +50,20 @@ pub enum OciError {
         /// What its bytes hash to.
         actual: String,
     },
+    /// A blob whose size is not the one its descriptor gives.
+    #[error(
+        "{what} {digest} has {actual} bytes where the image says {expected}: the image is corrupt or was altered"
+    )]
+    Size {
+        /// Which blob.
+        what: String,
+        /// Its digest.
+        digest: String,
+        /// The size the descriptor gives.
+        expected: u64,
+        /// The size of the file.
+        actual: u64,
+    },
     /// A blob named by a path that leaves the image, is missing or is not a file.
     #[error("{what} {path:?} is refused: {reason}")]
     Blob {

@@ -281,10 +281,11 @@ fn verify(
     if let Some(size) = size
         && size != len
     {
-        return Err(OciError::Digest {
-            what: format!("{what} ({len} bytes, {size} expected)"),
-            expected: digest.into(),
-            actual: "(not hashed)".into(),
+        return Err(OciError::Size {
+            what: what.into(),
+            digest: digest.into(),
+            expected: size,
+            actual: len,
         });
     }
     let file = BufReader::new(File::open(path).map_err(read_err)?);

@@ -262,6 +262,15 @@ fn a_blob_that_does_not_match_its_digest_is_refused() {
         "{err}"
     );
     assert_eq!(t.leftovers(), Vec::<String>::new());
+    // Longer than its descriptor says.
+    bytes[at] ^= 0xff;
+    bytes.extend_from_slice(&[0u8; 512]);
+    std::fs::write(&layers[1], &bytes).unwrap();
+    let err = t.store.import_image("site", &dir, &|_| {}).unwrap_err();
+    assert!(
+        matches!(err, ImageError::Oci(OciError::Size { .. })),
+        "{err}"
+    );
 
     // A docker save whose layer was altered after the config named it.
     let saved = t.scratch("saved.tar");
