@@ -10,6 +10,7 @@ pub mod criu;
 pub mod image;
 pub mod instance;
 pub mod node;
+pub mod progress;
 pub mod run;
 pub mod serve;
 pub mod sim;

@@ -1,4 +1,6 @@
-//! Fuzz target for the tarball importer (`hako image import`, release uploads): whatever the
+//! Fuzz targets for the tarball importer and the layers of OCI/Docker images.
+//!
+//! The tarball importer (`hako image import`, release uploads): whatever the
 //! bytes, an import either makes an image whose tree holds only directories, regular files
 //! and symlinks that stay inside it, or is refused leaving nothing behind — and nothing
 //! outside the store is ever touched.
@@ -20,11 +22,16 @@ const PIECES: [&str; 8] = ["a", "b", "..", ".", "", "c d", "/", "etc"];
 
 /// A tar built from `program`: each entry takes 4 bytes (kind, path, link target, size).
 fn hostile_tar(program: &[u8]) -> Vec<u8> {
+    hostile_tar_of(program, &PIECES)
+}
+
+/// [`hostile_tar`] with its paths made of `pieces`.
+fn hostile_tar_of(program: &[u8], pieces: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
     for chunk in program.chunks(4).take(24) {
         let byte = |i: usize| chunk.get(i).copied().unwrap_or(0);
-        let path = pick_path(byte(1));
-        let target = pick_path(byte(2));
+        let path = pick_path(byte(1), pieces);
+        let target = pick_path(byte(2), pieces);
         let kind = match byte(0) % 8 {
             0 | 1 => b'0', // file
             2 => b'5',     // directory
@@ -48,10 +55,10 @@ fn hostile_tar(program: &[u8]) -> Vec<u8> {
     out
 }
 
-fn pick_path(b: u8) -> String {
+fn pick_path(b: u8, pieces: &[&str]) -> String {
     let depth = 1 + usize::from(b >> 6);
     (0..depth)
-        .map(|i| PIECES[usize::from(b.rotate_left(3 * i as u32)) % PIECES.len()])
+        .map(|i| pieces[usize::from(b.rotate_left(3 * i as u32)) % pieces.len()])
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -142,13 +149,8 @@ impl Place {
 }
 
 fn check_import(place: &Place, bytes: &[u8], gzip: bool) {
-    let tmp = place.tmp.path();
-    let store = &place.store;
-    let store_root = store.root().to_path_buf();
-    let outside = tmp.join("outside");
-    let file = tmp.join("input.tar");
+    let file = place.tmp.path().join("input.tar");
     let mut f = std::fs::File::create(&file).unwrap();
-    let before: Vec<PathBuf> = walk(tmp);
     if gzip {
         let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
         e.write_all(bytes).unwrap();
@@ -156,8 +158,23 @@ fn check_import(place: &Place, bytes: &[u8], gzip: bool) {
     } else {
         f.write_all(bytes).unwrap();
     }
+    check_source(place, &file, false);
+}
 
-    match store.import("fuzzed", &file) {
+/// Imports `source` and checks what the import left, made or refused.
+fn check_source(place: &Place, source: &Path, images: bool) {
+    let tmp = place.tmp.path();
+    let store = &place.store;
+    let store_root = store.root().to_path_buf();
+    let outside = tmp.join("outside");
+    let before: Vec<PathBuf> = walk(tmp);
+
+    let imported = if images {
+        store.import_image("fuzzed", source, &|_| {})
+    } else {
+        store.import("fuzzed", source)
+    };
+    match imported {
         Ok(image) => {
             let root = image.dir().join("rootfs");
             for p in walk(&root) {
@@ -211,5 +228,68 @@ fn tar_import() {
             let gzip = input.first().is_some_and(|b| b & 1 == 1);
             check_import(&place, input, gzip);
             check_import(&place, &hostile_tar(input), gzip);
+        });
+}
+
+/// Writes an OCI image layout of `layers` (tar bytes) to `dir`, with true digests.
+fn oci_layout(dir: &Path, layers: &[Vec<u8>]) {
+    use sha2::Digest as _;
+    let _ = std::fs::remove_dir_all(dir);
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let hex: String = sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        serde_json::json!({"digest": format!("sha256:{hex}"), "size": bytes.len()})
+    };
+    let layers: Vec<_> = layers.iter().map(|l| put(l)).collect();
+    let config = put(br#"{"config": {"Cmd": ["x"]}}"#);
+    let manifest =
+        put(&serde_json::to_vec(&serde_json::json!({"config": config, "layers": layers})).unwrap());
+    let index = serde_json::json!({"manifests": [manifest]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), b"{}").unwrap();
+}
+
+/// Fuzz target for image layers (`hako image import` of an OCI layout or `docker save`):
+/// two layers of hostile entries, whiteouts among them (`.wh.NAME`, `.wh..wh..opq`, a
+/// whiteout of `..`) and symlinks to a directory outside the store; whatever they hold, the
+/// import makes a tree of directories, files and symlinks that stay inside, or is refused
+/// leaving nothing, and nothing outside is touched or deleted.
+#[test]
+fn oci_layers() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the importer keeps owners: run the fuzz target as root"
+    );
+    let place = Place::new();
+    let out = place.tmp.path().join("outside").display().to_string();
+    let pieces = [
+        "a",
+        "b",
+        "..",
+        ".wh.a",
+        ".wh..wh..opq",
+        out.as_str(),
+        ".wh...",
+        "secret",
+    ];
+    let layout = place.tmp.path().join("layout");
+    bolero::check!(name = "oci_layers")
+        .with_test_time(Duration::from_millis(700))
+        .for_each(|input: &[u8]| {
+            let (lower, upper) = input.split_at(input.len() / 2);
+            oci_layout(
+                &layout,
+                &[
+                    hostile_tar_of(lower, &pieces),
+                    hostile_tar_of(upper, &pieces),
+                ],
+            );
+            check_source(&place, &layout, true);
+            std::fs::remove_dir_all(&layout).unwrap();
         });
 }

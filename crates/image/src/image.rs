@@ -98,6 +98,10 @@ pub struct Image {
     /// so make such an image again to use it there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub digests: Vec<Digest>,
+    /// How the image means to be run (its command, environment, working directory, user,
+    /// ports), for an imported OCI or Docker image; the defaults of an app made from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<crate::ImageConfig>,
     /// `<root>/<name>/<version>`; filled in when read, not stored.
     #[serde(skip)]
     pub(crate) dir: PathBuf,
@@ -253,6 +257,7 @@ mod tests {
             packages: vec![],
             storage,
             digests: vec![],
+            config: None,
             dir: PathBuf::from("/store/web/3"),
             store_root: PathBuf::from("/store"),
         }

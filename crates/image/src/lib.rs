@@ -3,8 +3,10 @@
 //! An image is a named, versioned root filesystem under hako's data dir; the
 //! container runtime mounts it as the read-only lower layer of an overlayfs.
 //! Images come from three places:
-//! - [`ImageStore::import`]: a directory or a rootfs tarball (`.tar`, `.tar.gz`),
-//!   with hostile archives refused;
+//! - [`ImageStore::import`]: a directory or a rootfs tarball (`.tar`, `.tar.gz`), with
+//!   hostile archives refused; [`ImageStore::import_image`] also takes an OCI image layout
+//!   (directory or tar) or a `docker save` tarball, its layers applied with their whiteouts
+//!   and digests verified ([`ImageConfig`] keeps its run settings);
 //! - [`ImageStore::build_debian`]: debootstrap, cached per package set;
 //! - [`ImageStore::host`]: the host's own `/usr` and some `/etc` entries bound
 //!   read-only over a tiny skeleton.
@@ -30,6 +32,7 @@ mod debian;
 mod digest;
 mod host;
 mod image;
+mod oci;
 mod store;
 mod unpack;
 mod usage;
@@ -46,6 +49,7 @@ pub use hako_model::image_name::{
     ImageNameError as NameError, MAX_IMAGE_NAME_LEN as MAX_NAME_LEN,
     validate_image_name as validate_name,
 };
+pub use oci::{ImageConfig, OciError, Progress};
 pub use store::{ImageError, ImageStore};
 pub use unpack::{ImportLimits, UnpackError};
 pub use usage::disk_usage;

@@ -93,6 +93,9 @@ pub enum ImageError {
     /// A new version's tree could not be digested.
     #[error(transparent)]
     Digest(#[from] DigestError),
+    /// An OCI or Docker image was refused or could not be read.
+    #[error(transparent)]
+    Oci(#[from] crate::OciError),
 }
 
 impl ImageError {
@@ -103,6 +106,10 @@ impl ImageError {
             self,
             ImageError::Unpack(UnpackError::TooLarge { .. } | UnpackError::TooManyEntries { .. })
                 | ImageError::Copy(CopyError::TooLarge { .. } | CopyError::TooManyEntries { .. })
+                | ImageError::Oci(crate::OciError::Layer {
+                    source: UnpackError::TooLarge { .. } | UnpackError::TooManyEntries { .. },
+                    ..
+                })
         )
     }
 
@@ -114,6 +121,10 @@ impl ImageError {
             ImageError::Io { source, .. } => os(source),
             ImageError::Unpack(UnpackError::Write { source, .. }) => os(source),
             ImageError::Copy(CopyError::Io { source, .. }) => os(source),
+            ImageError::Oci(crate::OciError::Layer {
+                source: UnpackError::Write { source, .. },
+                ..
+            }) => os(source),
             _ => false,
         }
     }
@@ -142,6 +153,8 @@ pub(crate) struct NewImage {
     pub(crate) size_bytes: u64,
     /// One per layer, lowest first.
     pub(crate) digests: Vec<hako_model::Digest>,
+    /// An OCI or Docker image's run configuration.
+    pub(crate) config: Option<crate::ImageConfig>,
 }
 
 impl ImageStore {
@@ -175,25 +188,74 @@ impl ImageStore {
 
     /// Imports `source` as the next version of `name`: a directory (copied
     /// faithfully, never following a symlink out of it) or a tar archive, plain
-    /// or gzip-compressed (detected by content, not by file name). Hostile
-    /// archives are refused and leave nothing behind.
+    /// or gzip-compressed (detected by content, not by file name). Hostile archives are
+    /// refused and leave nothing behind. (Code releases are made this way too: a site's
+    /// files are never taken for an image layout.)
     pub fn import(&self, name: &str, source: &Path) -> Result<Image, ImageError> {
+        self.import_from(name, source, false, &|_| {})
+    }
+
+    /// [`ImageStore::import`] that also takes what container tools write: an OCI image
+    /// layout (directory or tar) or a `docker save` tarball, its layers applied in order
+    /// with their whiteouts, every blob verified against its digest, its run configuration
+    /// kept ([`Image::config`]); telling `progress` what it is doing (each layer).
+    pub fn import_image(
+        &self,
+        name: &str,
+        source: &Path,
+        progress: crate::Progress<'_>,
+    ) -> Result<Image, ImageError> {
+        self.import_from(name, source, true, progress)
+    }
+
+    fn import_from(
+        &self,
+        name: &str,
+        source: &Path,
+        images: bool,
+        progress: crate::Progress<'_>,
+    ) -> Result<Image, ImageError> {
         crate::validate_name(name)?;
         let meta =
             std::fs::metadata(source).map_err(io_err("cannot read import source", source))?;
         let staging = self.staging()?;
         let rootfs = staging.path().join(ROOTFS_DIR);
-        if meta.is_dir() {
+        let mut config = None;
+        if images && meta.is_dir() && crate::oci::is_image_dir(source) {
+            progress("reading the image layout");
+            config = Some(crate::oci::import_dir(
+                source,
+                &rootfs,
+                &self.limits,
+                progress,
+            )?);
+        } else if meta.is_dir() {
             crate::copy::copy_tree(source, &rootfs, &self.limits)?;
         } else if meta.is_file() {
-            let reader = self.open_archive(source)?;
-            crate::unpack::unpack_tar(reader, &rootfs, &self.limits)?;
+            if images && crate::oci::is_image_archive(self.open_archive(source)?)? {
+                // Unpacked with every check first; its blobs are then read from inside it.
+                progress("unpacking the image archive");
+                let unpacked = staging.path().join("archive");
+                crate::unpack::unpack_tar(self.open_archive(source)?, &unpacked, &self.limits)?;
+                config = Some(crate::oci::import_dir(
+                    &unpacked,
+                    &rootfs,
+                    &self.limits,
+                    progress,
+                )?);
+                std::fs::remove_dir_all(&unpacked)
+                    .map_err(io_err("cannot remove the unpacked archive", &unpacked))?;
+            } else {
+                let reader = self.open_archive(source)?;
+                crate::unpack::unpack_tar(reader, &rootfs, &self.limits)?;
+            }
         } else {
             return Err(ImageError::Source {
                 path: source.to_path_buf(),
                 reason: "it is neither a directory nor a regular file".into(),
             });
         }
+        progress("computing the digest");
         let size_bytes =
             crate::usage::disk_usage(&rootfs).map_err(io_err("cannot measure", &rootfs))?;
         let digest = tree_digest(&rootfs)?;
@@ -208,6 +270,7 @@ impl ImageStore {
                 storage: Storage::Local,
                 size_bytes,
                 digests: vec![digest],
+                config,
             },
         )
     }
@@ -257,6 +320,7 @@ impl ImageStore {
                 },
                 size_bytes: built.size_bytes + added_bytes,
                 digests,
+                config: None,
             },
         );
         drop(built);
@@ -287,6 +351,7 @@ impl ImageStore {
                 storage: Storage::Host { binds },
                 size_bytes: 0,
                 digests: vec![digest],
+                config: None,
             },
         )
     }
@@ -425,6 +490,7 @@ impl ImageStore {
             packages: new.packages,
             storage: new.storage,
             digests: new.digests,
+            config: new.config,
             dir: name_dir.join(version.to_string()),
             store_root: self.root.clone(),
         };

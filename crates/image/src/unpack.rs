@@ -12,10 +12,14 @@
 //! owners and mtimes are preserved; extended attributes are not unpacked (an
 //! overlayfs lower layer must not carry attacker-chosen `trusted.overlay.*`).
 //! The caller deletes the staging dir on any error.
+//!
+//! The layers of an OCI or Docker image are unpacked one over the other into one tree
+//! ([`Tree`]) with the same checks, their whiteouts applied ([`Whiteouts::Apply`]).
 
-mod paths;
+pub(crate) mod paths;
+mod whiteout;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::unix::fs::{PermissionsExt, lchown};
 use std::path::{Path, PathBuf};
@@ -132,6 +136,12 @@ pub enum UnpackError {
         /// The underlying error.
         source: io::Error,
     },
+    /// A whiteout entry of an image layer that names no file it could delete.
+    #[error("image layer entry {entry:?} is not a valid whiteout: refusing the image")]
+    Whiteout {
+        /// The entry's path.
+        entry: String,
+    },
     /// Writing an entry failed.
     #[error("cannot unpack archive entry {entry:?}: {source}")]
     Write {
@@ -170,7 +180,7 @@ pub(crate) fn sniff(head: &[u8]) -> Result<Format, String> {
 
 /// What an extracted path is, as far as later entries are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Dir,
     File,
     Symlink,
@@ -182,137 +192,215 @@ pub(crate) fn unpack_tar(
     dest: &Path,
     limits: &ImportLimits,
 ) -> Result<(), UnpackError> {
-    let write_err = |entry: &str| {
-        let entry = entry.to_owned();
-        move |source| UnpackError::Write { entry, source }
-    };
-    std::fs::create_dir(dest).map_err(write_err("."))?;
-    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
-        .map_err(write_err("."))?;
+    let mut tree = Tree::new(dest, limits)?;
+    tree.apply(reader, Whiteouts::Keep)?;
+    tree.finish()
+}
 
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_preserve_mtime(true);
-    archive.set_unpack_xattrs(false);
-    archive.set_overwrite(true);
+/// Whether `.wh.` entries are files of the image or an image layer's deletions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Whiteouts {
+    /// A plain root filesystem tarball: `.wh.` names are ordinary files.
+    Keep,
+    /// A layer of an OCI or Docker image: `.wh.NAME` deletes `NAME` of the layers below and
+    /// `.wh..wh..opq` empties its directory of what the layers below put there.
+    Apply,
+}
 
-    let mut kinds: HashMap<PathBuf, Kind> = HashMap::new();
-    let mut dir_times: Vec<(PathBuf, FileTime)> = Vec::new();
-    let mut root_header: Option<tar::Header> = None;
-    let (mut count, mut bytes) = (0u64, 0u64);
+/// A root filesystem being unpacked from one tarball or several layers, lowest first. What
+/// is known about each extracted path carries from layer to layer, so that no layer writes
+/// through a symlink an earlier one made; the limits count all layers together.
+pub(crate) struct Tree<'a> {
+    dest: &'a Path,
+    limits: &'a ImportLimits,
+    kinds: HashMap<PathBuf, Kind>,
+    dir_times: Vec<(PathBuf, FileTime)>,
+    root_header: Option<tar::Header>,
+    count: u64,
+    bytes: u64,
+}
 
-    for entry in archive
-        .entries()
-        .map_err(|source| UnpackError::Read { source })?
-    {
-        let mut entry = entry.map_err(|source| UnpackError::Read { source })?;
-        count += 1;
-        if count > limits.max_entries {
-            return Err(UnpackError::TooManyEntries {
-                limit: limits.max_entries,
-            });
-        }
-        let raw = entry
-            .path()
+impl<'a> Tree<'a> {
+    /// Creates `dest` (which must not exist) for the tree.
+    pub(crate) fn new(dest: &'a Path, limits: &'a ImportLimits) -> Result<Tree<'a>, UnpackError> {
+        std::fs::create_dir(dest).map_err(write_err("."))?;
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
+            .map_err(write_err("."))?;
+        Ok(Tree {
+            dest,
+            limits,
+            kinds: HashMap::new(),
+            dir_times: Vec::new(),
+            root_header: None,
+            count: 0,
+            bytes: 0,
+        })
+    }
+
+    /// Unpacks one tar stream over what the tree holds.
+    pub(crate) fn apply(
+        &mut self,
+        reader: impl Read,
+        whiteouts: Whiteouts,
+    ) -> Result<(), UnpackError> {
+        let dest = self.dest;
+        let mut archive = tar::Archive::new(reader);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_ownerships(true);
+        archive.set_preserve_mtime(true);
+        archive.set_unpack_xattrs(false);
+        archive.set_overwrite(true);
+        // Paths this stream wrote: a layer's whiteouts hide only what the layers below made.
+        let mut this_layer: HashSet<PathBuf> = HashSet::new();
+
+        for entry in archive
+            .entries()
             .map_err(|source| UnpackError::Read { source })?
-            .into_owned();
-        let shown = raw.display().to_string();
-        let kind = match entry.header().entry_type() {
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => Kind::File,
-            EntryType::Directory => Kind::Dir,
-            EntryType::Symlink => Kind::Symlink,
-            EntryType::Link => Kind::File, // refined below from the target
-            EntryType::Char => return Err(special(shown, "character device")),
-            EntryType::Block => return Err(special(shown, "block device")),
-            EntryType::Fifo => return Err(special(shown, "fifo")),
-            EntryType::XGlobalHeader
-            | EntryType::XHeader
-            | EntryType::GNULongName
-            | EntryType::GNULongLink => continue,
-            other => {
-                return Err(UnpackError::UnknownType {
-                    entry: shown,
-                    byte: other.as_byte(),
+        {
+            let mut entry = entry.map_err(|source| UnpackError::Read { source })?;
+            self.count += 1;
+            if self.count > self.limits.max_entries {
+                return Err(UnpackError::TooManyEntries {
+                    limit: self.limits.max_entries,
                 });
             }
-        };
-        let rel = paths::normalize(&raw).map_err(|p| match p {
-            PathProblem::Absolute => UnpackError::AbsolutePath {
-                entry: shown.clone(),
-            },
-            PathProblem::ParentDir => UnpackError::ParentDir {
-                entry: shown.clone(),
-            },
-        })?;
-        if rel.as_os_str().is_empty() {
-            if kind == Kind::Dir {
-                root_header = Some(entry.header().clone());
-                continue;
-            }
-            return Err(UnpackError::Write {
-                entry: shown,
-                source: io::Error::other("only a directory may stand for the image root"),
-            });
-        }
-        if let Some(link) = paths::ancestors(&rel).find(|a| kinds.get(a) == Some(&Kind::Symlink)) {
-            return Err(UnpackError::ThroughSymlink {
-                entry: shown,
-                link: link.display().to_string(),
-            });
-        }
-        let dst = dest.join(&rel);
-        // A later entry replaces an earlier symlink at the same path; remove it
-        // first so that nothing (chmod, chown) is applied through it.
-        if kinds.get(&rel) == Some(&Kind::Symlink) {
-            std::fs::remove_file(&dst).map_err(write_err(&shown))?;
-            kinds.remove(&rel);
-        }
-
-        let kind = match entry.header().entry_type() {
-            EntryType::Link => hard_link(&entry, &rel, &shown, dest, &kinds)?,
-            EntryType::Symlink => {
-                let target = link_target(&entry, &shown)?;
-                if paths::symlink_escapes(&rel, &target) {
-                    return Err(UnpackError::SymlinkEscapes {
+            let raw = entry
+                .path()
+                .map_err(|source| UnpackError::Read { source })?
+                .into_owned();
+            let shown = raw.display().to_string();
+            let kind = match entry.header().entry_type() {
+                EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => Kind::File,
+                EntryType::Directory => Kind::Dir,
+                EntryType::Symlink => Kind::Symlink,
+                EntryType::Link => Kind::File, // refined below from the target
+                EntryType::Char => return Err(special(shown, "character device")),
+                EntryType::Block => return Err(special(shown, "block device")),
+                EntryType::Fifo => return Err(special(shown, "fifo")),
+                EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink => continue,
+                other => {
+                    return Err(UnpackError::UnknownType {
                         entry: shown,
-                        target: target.display().to_string(),
+                        byte: other.as_byte(),
                     });
                 }
-                unpack_one(&mut entry, dest, &shown)?;
-                Kind::Symlink
+            };
+            let rel = paths::normalize(&raw).map_err(|p| match p {
+                PathProblem::Absolute => UnpackError::AbsolutePath {
+                    entry: shown.clone(),
+                },
+                PathProblem::ParentDir => UnpackError::ParentDir {
+                    entry: shown.clone(),
+                },
+            })?;
+            if rel.as_os_str().is_empty() {
+                if kind == Kind::Dir {
+                    self.root_header = Some(entry.header().clone());
+                    continue;
+                }
+                return Err(UnpackError::Write {
+                    entry: shown,
+                    source: io::Error::other("only a directory may stand for the image root"),
+                });
             }
-            _ => {
-                if kind == Kind::File {
-                    // The entry's own size (for a sparse file, as written out: holes included).
-                    bytes =
-                        bytes.saturating_add(entry.size().max(entry.header().size().unwrap_or(0)));
-                    if bytes > limits.max_bytes {
-                        return Err(UnpackError::TooLarge {
-                            limit: limits.max_bytes,
+            if let Some(link) =
+                paths::ancestors(&rel).find(|a| self.kinds.get(a) == Some(&Kind::Symlink))
+            {
+                return Err(UnpackError::ThroughSymlink {
+                    entry: shown,
+                    link: link.display().to_string(),
+                });
+            }
+            if whiteouts == Whiteouts::Apply
+                && let Some(w) = whiteout::Whiteout::of(&rel, &shown)?
+            {
+                w.apply(dest, &mut self.kinds, &this_layer)?;
+                continue;
+            }
+            let dst = dest.join(&rel);
+            // A later entry replaces an earlier symlink at the same path; remove it
+            // first so that nothing (chmod, chown) is applied through it. A layer's entry
+            // also replaces a lower layer's entry of another kind (a file over a directory).
+            match self.kinds.get(&rel) {
+                Some(Kind::Symlink) => {
+                    std::fs::remove_file(&dst).map_err(write_err(&shown))?;
+                    self.kinds.remove(&rel);
+                }
+                Some(Kind::Dir) if whiteouts == Whiteouts::Apply && kind != Kind::Dir => {
+                    whiteout::remove(dest, &rel, &mut self.kinds).map_err(write_err(&shown))?;
+                }
+                Some(Kind::File) if whiteouts == Whiteouts::Apply && kind == Kind::Dir => {
+                    whiteout::remove(dest, &rel, &mut self.kinds).map_err(write_err(&shown))?;
+                }
+                _ => {}
+            }
+
+            let kind = match entry.header().entry_type() {
+                EntryType::Link => hard_link(&entry, &rel, &shown, dest, &self.kinds)?,
+                EntryType::Symlink => {
+                    let target = link_target(&entry, &shown)?;
+                    if paths::symlink_escapes(&rel, &target) {
+                        return Err(UnpackError::SymlinkEscapes {
+                            entry: shown,
+                            target: target.display().to_string(),
                         });
                     }
+                    unpack_one(&mut entry, dest, &shown)?;
+                    Kind::Symlink
                 }
-                unpack_one(&mut entry, dest, &shown)?;
-                if let (Kind::Dir, Ok(mtime)) = (kind, entry.header().mtime()) {
-                    dir_times.push((dst, FileTime::from_unix_time(mtime as i64, 0)));
+                _ => {
+                    if kind == Kind::File {
+                        // The entry's own size (for a sparse file, as written out: holes included).
+                        self.bytes = self
+                            .bytes
+                            .saturating_add(entry.size().max(entry.header().size().unwrap_or(0)));
+                        if self.bytes > self.limits.max_bytes {
+                            return Err(UnpackError::TooLarge {
+                                limit: self.limits.max_bytes,
+                            });
+                        }
+                    }
+                    unpack_one(&mut entry, dest, &shown)?;
+                    if let (Kind::Dir, Ok(mtime)) = (kind, entry.header().mtime()) {
+                        self.dir_times
+                            .push((dst, FileTime::from_unix_time(mtime as i64, 0)));
+                    }
+                    kind
                 }
-                kind
+            };
+            if whiteouts == Whiteouts::Apply {
+                this_layer.insert(rel.clone());
             }
-        };
-        kinds.insert(rel, kind);
+            self.kinds.insert(rel, kind);
+        }
+        Ok(())
     }
 
-    // Directory mtimes last (creating their children changed them), deepest first.
-    for (dir, mtime) in dir_times.iter().rev() {
-        filetime::set_file_times(dir, *mtime, *mtime).map_err(write_err(
-            &dir.strip_prefix(dest).unwrap_or(dir).display().to_string(),
-        ))?;
+    /// Sets directory times (creating children changed them) and the root's mode and owner.
+    pub(crate) fn finish(self) -> Result<(), UnpackError> {
+        let dest = self.dest;
+        // Deepest first; a directory a later layer removed is gone and skipped.
+        for (dir, mtime) in self.dir_times.iter().rev() {
+            match filetime::set_symlink_file_times(dir, *mtime, *mtime) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                r => r.map_err(write_err(
+                    &dir.strip_prefix(dest).unwrap_or(dir).display().to_string(),
+                ))?,
+            }
+        }
+        if let Some(h) = self.root_header {
+            apply_root_header(&h, dest).map_err(write_err("."))?;
+        }
+        Ok(())
     }
-    if let Some(h) = root_header {
-        apply_root_header(&h, dest).map_err(write_err("."))?;
-    }
-    Ok(())
+}
+
+fn write_err(entry: &str) -> impl FnOnce(io::Error) -> UnpackError {
+    let entry = entry.to_owned();
+    move |source| UnpackError::Write { entry, source }
 }
 
 fn special(entry: String, kind: &'static str) -> UnpackError {

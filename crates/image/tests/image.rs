@@ -8,6 +8,7 @@ mod image {
     mod debootstrap;
     mod dir_import;
     mod host;
+    mod oci_import;
     mod store_ops;
     mod tar_hostile;
     mod tar_import;

@@ -1,5 +1,6 @@
 //! Fuzz targets for the model's parsers of outside input: the command-line splitter with
-//! `$VAR` expansion, the human units, and an app's JSON (serde + validate).
+//! `$VAR` expansion, the human units, an app's JSON (serde + validate) and its manifest
+//! (`hako.toml`).
 //!
 //! `cargo test` runs each for under a second on random inputs after replaying its corpus
 //! (`fuzz/__fuzz__/<target>/corpus/`, and `crashes/`: inputs that once failed, kept as
@@ -175,4 +176,23 @@ fn check_valid(spec: &AppSpec) {
         );
     }
     assert!(spec.memory.0 >= 4 << 20 && spec.pids > 0 && spec.max >= spec.min.max(1));
+}
+
+#[test]
+fn manifest() {
+    bolero::check!(name = "manifest")
+        .with_test_time(SUITE_TIME)
+        .for_each(|input: &[u8]| {
+            let text = String::from_utf8_lossy(input);
+            // Never a panic; what reads, validates or says why not; a refused file's message
+            // is never empty.
+            match hako_model::Manifest::parse(&text) {
+                Ok(m) => {
+                    if let Ok(name) = m.app_name(Some("fuzz")) {
+                        let _ = m.spec(&name);
+                    }
+                }
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        });
 }

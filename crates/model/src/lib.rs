@@ -3,7 +3,7 @@
 //! record every decision; plus the one vocabulary of values a user types, with one parser
 //! each: human units ([`units`]: "256MiB", "100MB", "30s", "0.5" cores), image references
 //! ([`ImageRef`]), a change of an app's settings ([`AppPatch`]), what a node can give
-//! ([`NodeCapacity`]), and the command-line splitting that lets
+//! ([`NodeCapacity`]), an app's manifest in its code ([`Manifest`], `hako.toml`), and the command-line splitting that lets
 //! `--cmd 'php -S 0.0.0.0:$PORT'` work without a shell; and the site owners' accounts
 //! ([`tenant`]: tenants, their quotas and tokens' records).
 #![forbid(unsafe_code)]
@@ -22,6 +22,7 @@ pub mod image_record;
 pub mod image_ref;
 pub mod instance;
 pub mod keep_alive;
+pub mod manifest;
 pub mod node;
 pub mod release;
 pub mod restore;
@@ -51,6 +52,7 @@ pub use image_record::ImageRecord;
 pub use image_ref::{ImageRef, ImageRefError};
 pub use instance::{InstanceInfo, InstanceState, ResizeOutcome};
 pub use keep_alive::KeepAliveMode;
+pub use manifest::{MANIFEST_FILE, Manifest, ManifestError};
 pub use node::{NodeInfo, NodeRecord, NodeState, NodeUsage};
 pub use release::Release;
 pub use restore::{RestoreMode, StartPath};

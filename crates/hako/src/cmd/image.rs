@@ -34,11 +34,14 @@ pub struct ImageArgs {
 #[derive(Debug, Subcommand)]
 enum ImageCommand {
     /// Import a root filesystem as the next version of NAME: a directory, or a .tar or
-    /// .tar.gz (hostile archives are refused).
+    /// .tar.gz; or an OCI image layout (directory or tar) or a `docker save` tarball, whose
+    /// layers are applied with their whiteouts and verified against their digests (hostile
+    /// archives are refused).
     Import {
         /// Image name: lowercase letters, digits, '_', '.', '-'.
         name: String,
-        /// A directory, or a rootfs tarball (.tar / .tar.gz, detected by content).
+        /// A directory, a rootfs tarball (.tar / .tar.gz), an OCI layout or a docker save
+        /// tarball (detected by content).
         source: PathBuf,
     },
     /// Build the next version of NAME with debootstrap (cached per package set).
@@ -116,10 +119,15 @@ pub async fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
     };
     let made = match args.command {
         ImageCommand::Import { name, source } => {
+            let progress = super::progress::Progress::stderr();
+            progress.line(&format!("importing {} as {name}", source.display()));
             let image = store
-                .import(&name, &source)
+                .import_image(&name, &source, &|s| progress.line(s))
                 .map_err(|e| failure(e, &format!("cannot import {}", source.display())))?;
             out(&format!("imported {}\n", describe(&image)));
+            if let Some(c) = &image.config {
+                out(&format!("{}\n", config_line(c)));
+            }
             Some(image)
         }
         ImageCommand::Build {
@@ -135,13 +143,15 @@ pub async fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
                 add,
                 ..DebianBuild::default()
             };
-            eprintln!(
+            let progress = super::progress::Progress::stderr();
+            progress.line(&format!(
                 "building {name} with debootstrap ({}); the first build of a package set takes minutes",
                 debian_packages.join(",")
-            );
+            ));
             let image = store
                 .build_debian(&name, &debian_packages, &opts)
                 .map_err(|e| failure(e, &format!("cannot build image {name}")))?;
+            progress.line(&format!("built {name}:{}", image.version));
             out(&format!("built {}\n", describe(&image)));
             Some(image)
         }
@@ -230,6 +240,28 @@ pub async fn execute(args: ImageArgs, data_dir: &Path) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// What an app made from an imported OCI or Docker image gets from it by default.
+fn config_line(c: &hako_image::ImageConfig) -> String {
+    let command: Vec<&str> = c
+        .entrypoint
+        .iter()
+        .chain(&c.cmd)
+        .map(String::as_str)
+        .collect();
+    format!(
+        "image defaults for apps: command {}, port {}, workdir {}, user {}, {} environment variables",
+        if command.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:?}", command.join(" "))
+        },
+        c.ports.first().map_or("-".to_string(), |p| p.to_string()),
+        c.workdir.as_deref().unwrap_or("-"),
+        c.user.as_deref().unwrap_or("-"),
+        c.env.len()
+    )
+}
+
 /// `name:version (size, kind)` for the success lines.
 fn describe(i: &Image) -> String {
     match i.kind {
@@ -259,6 +291,13 @@ fn exit_for(e: &ImageError) -> Exit {
         ImageError::Unpack(UnpackError::Write { .. }) => Exit::Failure,
         ImageError::Unpack(_) => Exit::Usage,
         ImageError::Copy(CopyError::SpecialFile { .. }) => Exit::Usage,
+        // A refused OCI/Docker image is the input's fault; failing to read or write is not.
+        ImageError::Oci(hako_image::OciError::Read { .. })
+        | ImageError::Oci(hako_image::OciError::Layer {
+            source: UnpackError::Write { .. },
+            ..
+        }) => Exit::Failure,
+        ImageError::Oci(_) => Exit::Usage,
         ImageError::Debian(
             DebianError::BadPackage(_) | DebianError::BadOption { .. } | DebianError::NoSuite,
         ) => Exit::Usage,
@@ -289,6 +328,24 @@ mod tests {
             source: std::io::ErrorKind::PermissionDenied.into(),
         };
         assert_eq!(exit_for(&io), Exit::Failure);
+        let altered = ImageError::Oci(hako_image::OciError::Digest {
+            what: "layer".into(),
+            expected: "sha256:a".into(),
+            actual: "sha256:b".into(),
+        });
+        assert_eq!(exit_for(&altered), Exit::Usage);
+        let hostile_layer = ImageError::Oci(hako_image::OciError::Layer {
+            index: 2,
+            digest: "sha256:a".into(),
+            source: hako_image::UnpackError::ParentDir {
+                entry: "../x".into(),
+            },
+        });
+        assert_eq!(exit_for(&hostile_layer), Exit::Usage);
+        assert!(
+            hostile_layer.to_string().contains("layer 2 (sha256:a)"),
+            "{hostile_layer}"
+        );
     }
 
     #[test]

@@ -87,6 +87,8 @@ fn run(args: NodeArgs, client: hako_api::Client) -> Result<u8, Failure> {
                 "draining node {name}: {moving} instances to move\n"
             ));
             let deadline = started + timeout.0;
+            let progress = super::progress::Progress::stderr();
+            let mut shown_left = None;
             loop {
                 let nodes = api(client.nodes())?;
                 let left = nodes
@@ -94,6 +96,10 @@ fn run(args: NodeArgs, client: hako_api::Client) -> Result<u8, Failure> {
                     .find(|n| n.name == name)
                     .map(running)
                     .unwrap_or(0);
+                if shown_left != Some(left) {
+                    progress.line(&format!("{left} of {moving} instances left on {name}"));
+                    shown_left = Some(left);
+                }
                 if left == 0 {
                     out(&moved(&client, &apps, &name)?);
                     out(&format!(

@@ -42,7 +42,8 @@ fn app_create(extra: &[&str]) -> Result<hako_model::AppSpec, String> {
     let AppCommand::Create(a) = *app else {
         unreachable!()
     };
-    create_spec(&a.name, a.settings).map_err(|f| f.error.to_string())
+    create_spec(&a.name, a.settings, std::path::Path::new("/nonexistent"))
+        .map_err(|f| f.error.to_string())
 }
 
 /// `hako run …`'s container limits, as the spec the runtime gets.

@@ -192,6 +192,7 @@ impl ImageStore {
                 storage: Storage::DebianCache { key, added },
                 size_bytes: size_bytes + added_bytes,
                 digests,
+                config: None,
             },
         )?;
         drop(lock);

@@ -18,9 +18,10 @@ pub fn run(
     rollout: bool,
     mirror: Option<String>,
 ) -> Result<u8, Failure> {
-    eprintln!(
+    let progress = crate::cmd::progress::Progress::stderr();
+    progress.line(&format!(
         "updating {name}: rebuilding its packages against the archive as it is now (debootstrap; minutes)"
-    );
+    ));
     let opts = DebianBuild {
         mirror,
         ..DebianBuild::default()
@@ -28,6 +29,7 @@ pub fn run(
     let done = store
         .update_debian(name, &opts)
         .map_err(|e| failure(e, &format!("cannot update image {name}")))?;
+    progress.line("rebuilt");
     let prev = format!("{}:{}", done.previous.name, done.previous.version);
     let Some(image) = &done.image else {
         out(&format!(
