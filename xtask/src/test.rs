@@ -39,6 +39,8 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     setup::ensure_criu()?;
     setup::ensure_promtool()?;
     ensure_nextest()?;
+    // The Debian package's test (crates/hako/tests/package) makes the .deb with cargo-deb.
+    crate::package::ensure_cargo_deb()?;
     let root = crate::workspace_root();
     run(Command::new("cargo")
         .current_dir(&root)

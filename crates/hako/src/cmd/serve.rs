@@ -470,7 +470,10 @@ mod tests {
     fn every_setting_the_packaged_config_shows_is_valid_and_its_defaults_are_true() {
         let data = Path::new("/var/lib/hako");
         let all = uncommented(SHIPPED);
-        assert!(all.contains("\n[acme]\n") && all.contains("\nhttps = "), "{all}");
+        assert!(
+            all.contains("\n[acme]\n") && all.contains("\nhttps = "),
+            "{all}"
+        );
         let on = settings(ServeArgs::default(), Some(&all), data)
             .unwrap_or_else(|e| panic!("{:?}\n{all}", e.error));
         assert!(on.acme.is_some() && on.https.is_some());

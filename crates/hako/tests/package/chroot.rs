@@ -71,11 +71,7 @@ impl Root {
         let mut out = BufReader::new(holder.stdout.take().expect("piped"));
         let mut line = String::new();
         let _ = out.read_line(&mut line);
-        let mut root = Root {
-            holder,
-            pipe,
-            dir,
-        };
+        let mut root = Root { holder, pipe, dir };
         if line.trim() != "ready" {
             let status = root.end();
             let mut err = String::new();

@@ -30,7 +30,14 @@ pub fn build(hako: &Path, run_dir: &Path) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let result = Command::new(cargo)
         .current_dir(&workspace)
-        .args(["deb", "--package", "hako", "--no-build", "--fast", "--strip"])
+        .args([
+            "deb",
+            "--package",
+            "hako",
+            "--no-build",
+            "--fast",
+            "--strip",
+        ])
         .args(["--no-dbgsym", "--no-separate-debug-symbols"])
         .args(["--no-compress-debug-symbols", "--quiet", "--output"])
         .arg(&out)

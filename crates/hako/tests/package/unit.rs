@@ -93,7 +93,11 @@ fn reads_the_command_and_environment_of_the_service() {
     );
     assert_eq!(
         s.environment,
-        [("A".into(), "1".into()), ("B".into(), "2".into()), ("C".into(), "3".into())]
+        [
+            ("A".into(), "1".into()),
+            ("B".into(), "2".into()),
+            ("C".into(), "3".into())
+        ]
     );
     assert_eq!(
         setting(text, "Install", "WantedBy"),
