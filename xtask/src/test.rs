@@ -30,6 +30,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("chromedriver", "chromium-driver"),
     // Let's Encrypt's ACME test server, for the end-to-end HTTPS test.
     ("pebble", "pebble"),
+    // The Debian package's test checks its unit with systemd-analyze verify.
+    ("systemd-analyze", "systemd"),
 ];
 
 pub fn main(args: &[&str]) -> anyhow::Result<()> {

@@ -99,6 +99,7 @@ fn the_package_installs_in_a_fresh_debian_root_and_serves_a_site() {
         unit::setting(&text, "Install", "WantedBy"),
         Some("multi-user.target")
     );
+    verify_unit(&text, &run.0);
     let t_install = t0.elapsed();
 
     let mut command: Vec<&str> = service.exec_start.iter().map(String::as_str).collect();
@@ -177,6 +178,32 @@ fn the_package_installs_in_a_fresh_debian_root_and_serves_a_site() {
         (t_install - t_base).as_secs_f64(),
         (t_served - t_install).as_secs_f64(),
         t0.elapsed().as_secs_f64()
+    );
+}
+
+/// Checks the unit as systemd reads it (`systemd-analyze verify`: unknown settings, bad values,
+/// a missing binary), on the host, with `/usr/bin/hako` taken to be this test's binary (the
+/// installed one is in the root); any message fails.
+#[track_caller]
+fn verify_unit(text: &str, run_dir: &Path) {
+    let dir = run_dir.join("unit");
+    std::fs::create_dir_all(&dir).expect("make the unit's dir");
+    let path = dir.join("hako.service");
+    std::fs::write(&path, text.replace("/usr/bin/hako", HAKO)).expect("write the unit");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("run systemd-analyze (Debian's systemd package)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify hako.service ({}): {said}",
+        out.status
     );
 }
 
