@@ -6,6 +6,7 @@
 //! cargo xtask bench NAME [ARGS]   install what NAME needs, build hako in release, run hako-bench NAME
 //! cargo xtask bench check         the bench crate's own tests
 //! cargo xtask experiment NAME …   like bench, for the experiments (efficiency)
+//! cargo xtask package             the Debian package (cargo-deb, release build) into target/debian/
 //! cargo xtask testbed up|down|status  a hako cluster on this machine (network namespaces)
 //! ```
 //!
@@ -14,6 +15,7 @@
 
 mod bench;
 mod demo;
+mod package;
 mod setup;
 mod test;
 mod testbed;
@@ -48,13 +50,19 @@ fn main() -> ExitCode {
         ["demo", rest @ ..] => demo::main(rest),
         ["experiment", rest @ ..] => bench::experiment(rest),
         ["testbed", rest @ ..] => testbed::main(rest),
+        ["package", rest @ ..] => package::main(rest),
         ["help" | "--help" | "-h"] | [] => {
-            println!("{USAGE}\n       {}", testbed::USAGE);
+            println!(
+                "{USAGE}\n       {}\n       {}",
+                testbed::USAGE,
+                package::USAGE
+            );
             return ExitCode::SUCCESS;
         }
         _ => Err(anyhow::anyhow!(
-            "unknown command\n{USAGE}\n       {}",
-            testbed::USAGE
+            "unknown command\n{USAGE}\n       {}\n       {}",
+            testbed::USAGE,
+            package::USAGE
         )),
     };
     match result {

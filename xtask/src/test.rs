@@ -30,6 +30,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("chromedriver", "chromium-driver"),
     // Let's Encrypt's ACME test server, for the end-to-end HTTPS test.
     ("pebble", "pebble"),
+    // The Debian package's test checks its unit with systemd-analyze verify.
+    ("systemd-analyze", "systemd"),
 ];
 
 pub fn main(args: &[&str]) -> anyhow::Result<()> {
@@ -39,6 +41,8 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
     setup::ensure_criu()?;
     setup::ensure_promtool()?;
     ensure_nextest()?;
+    // The Debian package's test (crates/hako/tests/package) makes the .deb with cargo-deb.
+    crate::package::ensure_cargo_deb()?;
     let root = crate::workspace_root();
     run(Command::new("cargo")
         .current_dir(&root)

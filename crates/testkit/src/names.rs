@@ -15,6 +15,7 @@
 //! | `e` | the efficiency experiment |
 //! | `l` | `hako serve` process tests ([`Serve`](crate::Serve) by default) |
 //! | `n` | the nodes of a test bed (`hakon<bed><n>`, see [`crate::testbed`]); `f`: its front |
+//! | `p` | the Debian package's test (`crates/hako/tests/package`) |
 //! | `q` | the kill -9 / restart test of `hako serve` |
 //! | `r` | `hako run` (its own prefix per run) |
 //! | `s` | in-process `hako serve` tests (`crates/control/tests`) |

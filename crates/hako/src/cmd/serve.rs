@@ -423,6 +423,77 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("[acme]\ndirectry = \"x\"\n").is_err());
     }
 
+    /// The config file the Debian package installs as /etc/hako/hako.toml.
+    const SHIPPED: &str = include_str!("../../debian/hako.toml");
+
+    /// `text` with its commented-out settings switched on: a line `# key = value` or
+    /// `# [table]` loses its `# ` (prose comments stay).
+    fn uncommented(text: &str) -> String {
+        let setting = |l: &str| {
+            let key = l.split(" = ").next().unwrap_or_default();
+            let is_key = !key.is_empty()
+                && key.len() < l.len()
+                && key.bytes().all(|c| c.is_ascii_lowercase() || c == b'_');
+            let is_table = l.starts_with('[')
+                && l.ends_with(']')
+                && l[1..l.len() - 1]
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c == b'_');
+            is_key || is_table
+        };
+        text.lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if setting(rest) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_packaged_config_serves_on_the_embedded_store_in_var_lib_hako() {
+        let data = Path::new("/var/lib/hako");
+        let args = ServeArgs {
+            config: Some("/etc/hako/hako.toml".into()),
+            ..ServeArgs::default()
+        };
+        let c = settings(args, Some(SHIPPED), data).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.api, "127.0.0.1:7070".parse().unwrap());
+        assert_eq!(c.store, hako_store::StoreSpec::in_data_dir(data));
+        assert_eq!(c.data_dir, data);
+        assert!(c.https.is_none() && c.acme.is_none());
+        assert_eq!(c.runtime.prefix, "hako");
+    }
+
+    #[test]
+    fn every_setting_the_packaged_config_shows_is_valid_and_its_defaults_are_true() {
+        let data = Path::new("/var/lib/hako");
+        let all = uncommented(SHIPPED);
+        assert!(
+            all.contains("\n[acme]\n") && all.contains("\nhttps = "),
+            "{all}"
+        );
+        let on = settings(ServeArgs::default(), Some(&all), data)
+            .unwrap_or_else(|e| panic!("{:?}\n{all}", e.error));
+        assert!(on.acme.is_some() && on.https.is_some());
+        assert!(matches!(on.store, hako_store::StoreSpec::Etcd { .. }));
+        // The lines that say "at its default" must say the daemon's defaults.
+        let off = settings(ServeArgs::default(), None, data).unwrap();
+        assert_eq!(on.stop_grace, off.stop_grace);
+        assert_eq!(on.runtime.subnet, off.runtime.subnet);
+        assert_eq!(on.storage.release_max_bytes, off.storage.release_max_bytes);
+        assert_eq!(on.storage.release_max_files, off.storage.release_max_files);
+        assert_eq!(on.storage.data_quota, off.storage.data_quota);
+        assert_eq!(on.checkpoint_max_bytes, off.checkpoint_max_bytes);
+        assert_eq!(on.shared_pool, off.shared_pool);
+        assert_eq!(on.database.socket, off.database.socket);
+        assert_eq!(
+            on.database.max_user_connections,
+            off.database.max_user_connections
+        );
+    }
+
     #[test]
     fn cluster_cidrs_come_from_the_options_or_the_file_and_must_be_ipv4_networks() {
         let dir = Path::new("/tmp/hako-test-none");
