@@ -25,6 +25,13 @@ pub(crate) fn error(e: ec::Error, lease: Option<i64>) -> StoreError {
     if unavailable {
         return StoreError::Unavailable(text);
     }
+    // etcd's space quota is exhausted (its NOSPACE alarm): writes fail until an operator
+    // compacts, defragments and disarms it; reads go on.
+    if text.contains("database space exceeded") {
+        return StoreError::Full {
+            location: "the etcd cluster's space quota".into(),
+        };
+    }
     if text.contains("future revision") {
         return StoreError::InvalidRevision {
             revision: 0,
