@@ -10,8 +10,9 @@ use hako_store::{Durability, EmbeddedConfig, EmbeddedStore, Store, StoreError};
 
 /// Size of the test's filesystem.
 const TMPFS_SIZE: &str = "1m";
-/// A file taking part of the filesystem, removed to make room again.
-const BALLAST_BYTES: usize = 256 * 1024;
+/// A file taking half the filesystem, removed to make room again: room for the store to
+/// checkpoint what its log holds into the database file when it is reopened.
+const BALLAST_BYTES: usize = 512 * 1024;
 /// Value size of the writes that fill the disk.
 const FILL_VALUE: usize = 16 * 1024;
 /// The fill ends with an error long before this many writes (1 MiB / 16 KiB = 64).
