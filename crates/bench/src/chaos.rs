@@ -55,6 +55,8 @@ const HOLD: Duration = Duration::from_secs(3);
 const SETTLE: f64 = 2.0;
 /// A case that has not recovered by then fails the benchmark.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(90);
+/// API writes sent at once while the disk is full, at most (they stop at the first refusal).
+const FULL_BURST: usize = 2_000;
 /// How long a site gets to answer after it is created.
 const SITE_LIMIT: Duration = Duration::from_secs(60);
 
@@ -190,7 +192,7 @@ impl World<'_> {
     fn case(
         &mut self,
         name: &'static str,
-        inject: impl FnOnce(&mut World) -> anyhow::Result<(Fault, String)>,
+        inject: impl FnOnce(&mut World<'_>) -> anyhow::Result<(Fault, String)>,
     ) -> anyhow::Result<Row> {
         eprintln!("bench chaos: {name}");
         let from = self.probes.now();
@@ -222,6 +224,15 @@ impl World<'_> {
         let row = report::row(name, &window, fault, &present, note)
             .map_err(|k| anyhow::anyhow!("{name}: {k:?} did not recover"))?;
         eprintln!("  {row:?}");
+        for o in window.iter().filter(|o| !o.ok) {
+            eprintln!(
+                "    failed {:?} sent {:+.2} s after the fault, {:.2} s: status {:?}",
+                o.kind,
+                o.sent - fault.start,
+                o.done - o.sent,
+                o.status
+            );
+        }
         Ok(row)
     }
 }
@@ -379,7 +390,7 @@ fn single_host(
     Ok((rows?, left))
 }
 
-fn run_single_host_cases(w: &mut World, opts: &Options) -> anyhow::Result<Vec<Row>> {
+fn run_single_host_cases(w: &mut World<'_>, opts: &Options) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     if opts.wants("app-kill") {
         rows.push(w.case("app-kill", |w| {
@@ -437,17 +448,27 @@ fn run_single_host_cases(w: &mut World, opts: &Options) -> anyhow::Result<Vec<Ro
             let fs = w.fs.as_ref().expect("the data dir's filesystem");
             let bytes = fs.fill()?;
             let start = w.probes.now();
-            // The fault's length.
-            std::thread::sleep(HOLD);
+            let held = Instant::now();
+            // The store's log may still have room inside files it already has: write until
+            // the store has to grow and is refused (bounded), so that the refusal is measured.
+            let mut burst = 0;
+            while burst < FULL_BURST {
+                burst += 1;
+                if w.probes.api_write_now().is_some_and(|s| !(200..300).contains(&s)) {
+                    break;
+                }
+            }
+            // The rest of the fault's length.
+            std::thread::sleep(HOLD.saturating_sub(held.elapsed()));
             let statuses = refusals(&w.probes.outcomes(), start);
             fs.free()?;
             let lift = w.probes.now();
             Ok((
                 Fault { start, lift },
                 format!(
-                    "data dir full ({} MiB filler) for {:.0} s; API writes refused with {statuses}",
+                    "data dir full ({} MiB filler) for {:.1} s, {burst} more API writes; refused: {statuses}",
                     bytes >> 20,
-                    HOLD.as_secs_f64()
+                    lift - start
                 ),
             ))
         })?);

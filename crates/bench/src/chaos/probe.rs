@@ -112,6 +112,23 @@ impl Probes {
         self.outcomes.lock().expect("outcomes lock").clone()
     }
 
+    /// One API write now (beside the paced ones), recorded like theirs; its status.
+    pub fn api_write_now(&self) -> Option<u16> {
+        let current = self.target.read().expect("target lock").clone();
+        let sent = self.now();
+        let r = api_write(&current);
+        let status = r.status;
+        self.outcomes.lock().expect("outcomes lock").push(Outcome {
+            kind: r.kind,
+            sent,
+            done: self.now(),
+            ok: status.is_some_and(|s| (200..300).contains(&s)),
+            status,
+            write: r.write,
+        });
+        status
+    }
+
     /// Points the probes at a restarted daemon.
     pub fn retarget(&self, target: Target) {
         *self.target.write().expect("target lock") = target;

@@ -67,6 +67,7 @@ impl Table {
     }
 
     /// How many instance records the per-app questions have read so far.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
     }
