@@ -380,7 +380,7 @@ fn single_host(
     probes.stop();
     let stopped = serve.terminate();
     drop(db);
-    let mut left = hako_testkit::leftovers(&names.prefix);
+    let mut left = leftovers_swept(&names)?;
     if !matches!(stopped, Ok(Some(s)) if s.success()) {
         left.push(format!("hako serve did not stop cleanly: {stopped:?}"));
     }
@@ -492,6 +492,29 @@ fn run_single_host_cases(w: &mut World<'_>, opts: &Options) -> anyhow::Result<Ve
     Ok(rows)
 }
 
+/// What a stopped daemon left of its kernel objects (reported), then removed: a runtime of the
+/// same prefix removes its dead predecessor's leftovers when it starts. Fails if some remain.
+fn leftovers_swept(names: &Names) -> anyhow::Result<Vec<String>> {
+    let left = hako_testkit::leftovers(&names.prefix);
+    if left.is_empty() {
+        return Ok(left);
+    }
+    let mut config = hako_runtime::RuntimeConfig::unique('b', "/run/hako");
+    config.prefix = names.prefix.clone();
+    config.subnet = names.subnet.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = hako_runtime::Runtime::new(config)?;
+    runtime.shutdown();
+    drop(runtime);
+    let _ = std::fs::remove_dir(format!("/run/hako/{}", names.prefix));
+    let _ = std::fs::remove_file(format!("/run/hako/{}.lock", names.prefix));
+    let still = hako_testkit::leftovers(&names.prefix);
+    if !still.is_empty() {
+        bail!("left behind, and not removed by a sweep: {still:?}");
+    }
+    eprintln!("bench chaos: {} left {left:?}; swept", names.prefix);
+    Ok(left)
+}
+
 /// The statuses of the API writes refused since `since`, e.g. `507×11`.
 fn refusals(outcomes: &[Outcome], since: f64) -> String {
     let mut counts = std::collections::BTreeMap::new();
@@ -598,7 +621,7 @@ fn etcd_member(hako: &Path, tmp: &Path, t0: Instant) -> anyhow::Result<(Row, Vec
     probes.stop();
     let stopped = serve.terminate();
     drop(etcd);
-    let mut left = hako_testkit::leftovers(&names.prefix);
+    let mut left = leftovers_swept(&names)?;
     if !matches!(stopped, Ok(Some(s)) if s.success()) {
         left.push(format!("hako serve on etcd did not stop cleanly: {stopped:?}"));
     }

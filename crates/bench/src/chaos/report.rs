@@ -92,6 +92,8 @@ pub struct Row {
     pub lost: usize,
     /// [`recovery`], seconds.
     pub recovery_s: f64,
+    /// The longest a site request took (answered or not), seconds.
+    pub slowest_s: f64,
     /// What the case did and saw, in a few words.
     pub note: String,
 }
@@ -119,6 +121,11 @@ pub fn row(
         refused: writes.filter(|o| !o.ok).count(),
         lost: acked.iter().filter(|w| !present.contains(**w)).count(),
         recovery_s: recovery(outcomes, fault)?,
+        slowest_s: outcomes
+            .iter()
+            .filter(|o| o.kind.is_site_request())
+            .map(|o| o.done - o.sent)
+            .fold(0.0, f64::max),
         note,
     })
 }
@@ -126,13 +133,21 @@ pub fn row(
 /// The per-case table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<16} {:>8} {:>7} {:>7} {:>8} {:>5} {:>11}  {}\n",
-        "case", "requests", "failed", "acked", "refused", "lost", "recovery_s", "note"
+        "{:<13} {:>8} {:>6} {:>6} {:>7} {:>4} {:>10} {:>9}  {}\n",
+        "case", "requests", "failed", "acked", "refused", "lost", "recovery_s", "slowest_s", "note"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<16} {:>8} {:>7} {:>7} {:>8} {:>5} {:>11.2}  {}\n",
-            r.case, r.requests, r.failed, r.acked, r.refused, r.lost, r.recovery_s, r.note
+            "{:<13} {:>8} {:>6} {:>6} {:>7} {:>4} {:>10.2} {:>9.2}  {}\n",
+            r.case,
+            r.requests,
+            r.failed,
+            r.acked,
+            r.refused,
+            r.lost,
+            r.recovery_s,
+            r.slowest_s,
+            r.note
         ));
     }
     out
@@ -244,6 +259,7 @@ mod tests {
             (5, 2, 3, 2, 1),
             "{r:?}"
         );
+        assert!((r.slowest_s - 0.01).abs() < 1e-9, "{r:?}");
         let line = last_line(&[r.clone(), Row { lost: 0, ..r }]);
         assert_eq!(
             line,
