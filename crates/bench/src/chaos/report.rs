@@ -256,7 +256,7 @@ mod tests {
         let r = row("x", &v, f, &present, String::new()).unwrap();
         assert_eq!(
             (r.requests, r.failed, r.acked, r.refused, r.lost),
-            (5, 2, 3, 2, 1),
+            (6, 2, 3, 2, 1),
             "{r:?}"
         );
         assert!((r.slowest_s - 0.01).abs() < 1e-9, "{r:?}");
