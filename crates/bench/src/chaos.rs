@@ -20,7 +20,9 @@
 //! every kind of probe that failed succeeded again ([`report::recovery`]). A per-case table,
 //! then `chaos: cases=… lost_writes=… max_recovery_s=… failed_requests=…`.
 
+mod cases;
 mod disk;
+mod etcd;
 pub mod hog;
 mod mariadb;
 mod probe;
@@ -95,7 +97,9 @@ impl Options {
                     let mib: u64 = it.next().context("--hog-max-mib N")?.parse()?;
                     o.hog_max = mib << 20;
                 }
-                other => bail!("unknown option {other:?}; bench chaos [--only CASE,…] [--hog-max-mib N]"),
+                other => {
+                    bail!("unknown option {other:?}; bench chaos [--only CASE,…] [--hog-max-mib N]")
+                }
             }
         }
         Ok(o)
@@ -137,7 +141,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         leftovers.extend(left);
     }
     if opts.wants("etcd-member") {
-        let (r, left) = etcd_member(&hako, tmp.path(), t0)?;
+        let (r, left) = etcd::etcd_member(&hako, tmp.path(), t0)?;
         rows.push(r);
         leftovers.extend(left);
     }
@@ -170,7 +174,13 @@ struct World<'a> {
 impl World<'_> {
     /// The names written through the API and the database rows present now.
     fn present(&self) -> anyhow::Result<HashSet<String>> {
-        let client = self.probes.target.read().expect("target lock").client.clone();
+        let client = self
+            .probes
+            .target
+            .read()
+            .expect("target lock")
+            .client
+            .clone();
         let mut present: HashSet<String> = client
             .list_apps()
             .context("listing apps to read the API writes back")?
@@ -215,9 +225,7 @@ impl World<'_> {
                 break window;
             }
             if Instant::now() >= deadline {
-                bail!(
-                    "{name}: not recovered within {RECOVERY_LIMIT:?} ({state:?}; {note})"
-                );
+                bail!("{name}: not recovered within {RECOVERY_LIMIT:?} ({state:?}; {note})");
             }
         };
         let present = self.present()?;
@@ -241,7 +249,10 @@ impl World<'_> {
 fn all_back(window: &[Outcome], lift: f64) -> bool {
     report::Kind::ALL.iter().all(|k| {
         let mut of_kind = window.iter().filter(|o| o.kind == *k).peekable();
-        of_kind.peek().is_none() || window.iter().any(|o| o.kind == *k && o.ok && o.sent >= lift)
+        of_kind.peek().is_none()
+            || window
+                .iter()
+                .any(|o| o.kind == *k && o.ok && o.sent >= lift)
     })
 }
 
@@ -369,7 +380,7 @@ fn single_host(
         db: Some(db),
         fs: Some(fs),
     };
-    let rows = run_single_host_cases(&mut w, opts);
+    let rows = cases::run_single_host_cases(&mut w, opts);
     let World {
         mut serve,
         probes,
@@ -388,108 +399,6 @@ fn single_host(
         fs.unmount();
     }
     Ok((rows?, left))
-}
-
-fn run_single_host_cases(w: &mut World<'_>, opts: &Options) -> anyhow::Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    if opts.wants("app-kill") {
-        rows.push(w.case("app-kill", |w| {
-            let ids: Vec<String> = w
-                .serve
-                .client()
-                .instances(Some(STATIC_APP))?
-                .into_iter()
-                .map(|i| i.id)
-                .collect();
-            let start = w.probes.now();
-            let killed = kill_instances(&ids)?;
-            Ok((
-                Fault { start, lift: start },
-                format!("kill -9 of {killed} processes of {} instance(s)", ids.len()),
-            ))
-        })?);
-    }
-    if opts.wants("serve-kill") {
-        rows.push(w.case("serve-kill", |w| {
-            let start = w.probes.now();
-            w.serve.kill();
-            let lift = w.probes.now();
-            let t = Instant::now();
-            w.serve = start_serve(w.hako, &w.data, &w.names, &w.serve_args, false)?;
-            w.probes.retarget(target(&w.serve));
-            Ok((
-                Fault { start, lift },
-                format!(
-                    "kill -9 of hako serve; the new one served after {:.2} s",
-                    t.elapsed().as_secs_f64()
-                ),
-            ))
-        })?);
-    }
-    if opts.wants("mariadb-kill") {
-        rows.push(w.case("mariadb-kill", |w| {
-            let db = w.db.as_mut().expect("a database server");
-            let start = w.probes.now();
-            db.kill();
-            let lift = w.probes.now();
-            let t = Instant::now();
-            db.launch()?;
-            Ok((
-                Fault { start, lift },
-                format!(
-                    "kill -9 of mariadbd; it answered again after {:.2} s",
-                    t.elapsed().as_secs_f64()
-                ),
-            ))
-        })?);
-    }
-    if opts.wants("disk-full") {
-        rows.push(w.case("disk-full", |w| {
-            let fs = w.fs.as_ref().expect("the data dir's filesystem");
-            let bytes = fs.fill()?;
-            let start = w.probes.now();
-            let held = Instant::now();
-            // The store's log may still have room inside files it already has: write until
-            // the store has to grow and is refused (bounded), so that the refusal is measured.
-            let mut burst = 0;
-            while burst < FULL_BURST {
-                burst += 1;
-                if w.probes.api_write_now().is_some_and(|s| !(200..300).contains(&s)) {
-                    break;
-                }
-            }
-            // The rest of the fault's length.
-            std::thread::sleep(HOLD.saturating_sub(held.elapsed()));
-            let statuses = refusals(&w.probes.outcomes(), start);
-            fs.free()?;
-            let lift = w.probes.now();
-            Ok((
-                Fault { start, lift },
-                format!(
-                    "data dir full ({} MiB filler) for {:.1} s, {burst} more API writes; refused: {statuses}",
-                    bytes >> 20,
-                    lift - start
-                ),
-            ))
-        })?);
-    }
-    if opts.wants("memory") {
-        rows.push(w.case("memory", |w| {
-            let bytes = hog::bytes_to_take(hog::mem_available()?, opts.hog_max);
-            let start = w.probes.now();
-            let held = hog::run(&format!("{}hog", w.names.prefix), bytes, HOLD)?;
-            let lift = w.probes.now();
-            Ok((
-                Fault { start, lift },
-                format!(
-                    "a hog held {} MiB for {:.1} s in its own cgroup",
-                    held.bytes >> 20,
-                    (held.released_at - held.held_at).as_secs_f64()
-                ),
-            ))
-        })?);
-    }
-    Ok(rows)
 }
 
 /// What a stopped daemon left of its kernel objects (reported), then removed: a runtime of the
@@ -515,119 +424,6 @@ fn leftovers_swept(names: &Names) -> anyhow::Result<Vec<String>> {
     Ok(left)
 }
 
-/// The statuses of the API writes refused since `since`, e.g. `507×11`.
-fn refusals(outcomes: &[Outcome], since: f64) -> String {
-    let mut counts = std::collections::BTreeMap::new();
-    for o in outcomes
-        .iter()
-        .filter(|o| o.kind == report::Kind::ApiWrite && !o.ok && o.sent >= since)
-    {
-        *counts.entry(o.status.map_or("none".to_string(), |s| s.to_string())).or_insert(0) += 1;
-    }
-    if counts.is_empty() {
-        return "none".into();
-    }
-    counts
-        .iter()
-        .map(|(s, n)| format!("{s}×{n}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Kills with SIGKILL every process whose environment names one of the instances `ids`
-/// (`HAKO_INSTANCE=<id>`); returns how many.
-fn kill_instances(ids: &[String]) -> anyhow::Result<usize> {
-    let wanted: Vec<Vec<u8>> = ids
-        .iter()
-        .map(|id| format!("HAKO_INSTANCE={id}").into_bytes())
-        .collect();
-    let mut killed = 0;
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ
-            .split(|b| *b == 0)
-            .any(|var| wanted.iter().any(|w| var == w.as_slice()))
-            && let Some(pid) = rustix::process::Pid::from_raw(pid)
-            && rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok()
-        {
-            killed += 1;
-        }
-    }
-    if killed == 0 {
-        bail!("no process of the instances {ids:?} found to kill");
-    }
-    Ok(killed)
-}
-
-/// The etcd case: a `hako serve` on a 3-member etcd the benchmark starts; one member killed.
-fn etcd_member(hako: &Path, tmp: &Path, t0: Instant) -> anyhow::Result<(Row, Vec<String>)> {
-    eprintln!("bench chaos: starting a 3-member etcd");
-    let mut etcd = hako_testbed::etcd::EtcdCluster::start(3)?;
-    let endpoint = etcd.endpoint();
-    let names = Names::unique('b');
-    let data = tmp.join("etcd-serve");
-    std::fs::create_dir_all(&data)?;
-    hako_testbed::hako::host_image(hako, &data, "base", Some(&endpoint))?;
-    let serve_args = vec!["--store".to_string(), endpoint.clone()];
-    let serve = start_serve(hako, &data, &names, &serve_args, false)?;
-    let code = tmp.join("static-etcd");
-    crate::phases::site_code(&code, 1)?;
-    create_site(&serve, STATIC_APP, &code, &[], "/index.html")?;
-    let plan = Plan {
-        page_host: format!("{STATIC_APP}.chaos"),
-        db_host: None,
-        page_every: Duration::from_millis(20),
-        db_every: Duration::from_millis(100),
-        api_every: Duration::from_millis(250),
-    };
-    let probes = Probes::start(t0, target(&serve), &plan);
-    let mut w = World {
-        hako,
-        serve,
-        names: names.clone(),
-        data,
-        serve_args,
-        probes,
-        db: None,
-        fs: None,
-    };
-    let row = w.case("etcd-member", |w| {
-        let start = w.probes.now();
-        etcd.kill_member(0);
-        // The fault's length: the cluster runs on two members meanwhile.
-        std::thread::sleep(HOLD);
-        etcd.start_member(0)?;
-        let lift = w.probes.now();
-        Ok((
-            Fault { start, lift },
-            format!(
-                "kill -9 of 1 of 3 etcd members for {:.0} s, then started again",
-                HOLD.as_secs_f64()
-            ),
-        ))
-    });
-    let World {
-        mut serve, probes, ..
-    } = w;
-    probes.stop();
-    let stopped = serve.terminate();
-    drop(etcd);
-    let mut left = leftovers_swept(&names)?;
-    if !matches!(stopped, Ok(Some(s)) if s.success()) {
-        left.push(format!("hako serve on etcd did not stop cleanly: {stopped:?}"));
-    }
-    Ok((row?, left))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,27 +436,6 @@ mod tests {
         assert!(Options::parse(&[]).unwrap().wants("etcd-member"));
         assert!(Options::parse(&["--only", "nope"]).is_err());
         assert!(Options::parse(&["--bogus"]).is_err());
-    }
-
-    #[test]
-    fn refusals_are_counted_by_status() {
-        let o = |ok: bool, status: Option<u16>, sent: f64| Outcome {
-            kind: report::Kind::ApiWrite,
-            sent,
-            done: sent,
-            ok,
-            status,
-            write: None,
-        };
-        let v = [
-            o(false, Some(507), 1.0),
-            o(false, Some(507), 2.0),
-            o(false, None, 2.5),
-            o(true, Some(201), 3.0),
-            o(false, Some(500), 0.5),
-        ];
-        assert_eq!(refusals(&v, 1.0), "507×2,none×1");
-        assert_eq!(refusals(&[], 0.0), "none");
     }
 
     #[test]
@@ -677,7 +452,10 @@ mod tests {
             o(report::Kind::Page, true, 3.0),
             o(report::Kind::ApiWrite, true, 1.0),
         ];
-        assert!(!all_back(&v, 2.0), "the API write succeeded before the lift only");
+        assert!(
+            !all_back(&v, 2.0),
+            "the API write succeeded before the lift only"
+        );
         assert!(all_back(&v, 1.0));
     }
 }

@@ -405,7 +405,9 @@ mod tests {
     #[test]
     fn a_full_disk_is_507_not_the_uploads_fault() {
         let full = std::io::Error::from_raw_os_error(28); // ENOSPC
-        assert!(matches!(upload_error(full), BackendError::OutOfSpace(m) if m.contains("free space")));
+        assert!(
+            matches!(upload_error(full), BackendError::OutOfSpace(m) if m.contains("free space"))
+        );
         let quota = std::io::Error::from_raw_os_error(122); // EDQUOT
         assert!(matches!(upload_error(quota), BackendError::OutOfSpace(_)));
         let other = std::io::Error::from_raw_os_error(13); // EACCES

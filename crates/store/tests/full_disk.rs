@@ -57,7 +57,10 @@ impl Drop for Tmpfs {
                 .is_ok_and(|s| s.success());
             if !ok {
                 // Something still holds it (a failed test's open file): detach it anyway.
-                let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(self.dir.path())
+                    .status();
             }
             self.mounted = false;
         }
@@ -124,7 +127,10 @@ async fn a_full_disk_fails_writes_with_full_and_keeps_what_was_stored() {
 
     // Still full: another write fails the same way; reads go on, and every acknowledged
     // write is there, the refused one is not.
-    let again = store.put("/other", vec![b'y'; FILL_VALUE]).await.unwrap_err();
+    let again = store
+        .put("/other", vec![b'y'; FILL_VALUE])
+        .await
+        .unwrap_err();
     assert!(matches!(again, StoreError::Full { .. }), "{again:?}");
     check_readable(&store, &acked).await;
     assert_eq!(store.get(&refused).await.unwrap(), None);

@@ -119,7 +119,8 @@ mod tests {
     fn takes_half_of_what_is_available_up_to_the_cap() {
         assert_eq!(bytes_to_take(8 << 30, 2 << 30), 2 << 30);
         assert_eq!(bytes_to_take(1 << 30, 2 << 30), 512 << 20);
-        let meminfo = "MemTotal:       24684000 kB\nMemFree:  348000 kB\nMemAvailable:   22945000 kB\n";
+        let meminfo =
+            "MemTotal:       24684000 kB\nMemFree:  348000 kB\nMemAvailable:   22945000 kB\n";
         assert_eq!(parse_mem_available(meminfo), Some(22_945_000 * 1024));
         assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
     }

@@ -64,8 +64,14 @@ impl MariaDb {
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.dir.join("data").display()))
             .arg(format!("--socket={}", self.socket().display()))
-            .arg(format!("--pid-file={}", self.dir.join("mariadbd.pid").display()))
-            .arg(format!("--log-error={}", self.dir.join("error.log").display()))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.join("mariadbd.pid").display()
+            ))
+            .arg(format!(
+                "--log-error={}",
+                self.dir.join("error.log").display()
+            ))
             .args([
                 "--user=root",
                 "--skip-networking",

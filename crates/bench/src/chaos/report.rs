@@ -181,7 +181,10 @@ mod tests {
 
     #[test]
     fn nothing_failed_is_no_recovery_time() {
-        let v = [o(Kind::Page, 1.0, true, None), o(Kind::Page, 2.0, true, None)];
+        let v = [
+            o(Kind::Page, 1.0, true, None),
+            o(Kind::Page, 2.0, true, None),
+        ];
         let f = Fault {
             start: 1.5,
             lift: 1.5,

@@ -132,10 +132,7 @@ impl Table {
 
     /// Starts under way for the app: asked for, or created and not yet ready.
     pub(crate) fn starting(&self, key: &str) -> u32 {
-        let created = self
-            .of_key(key)
-            .filter(|(_, t)| t.ready.is_none())
-            .count() as u32;
+        let created = self.of_key(key).filter(|(_, t)| t.ready.is_none()).count() as u32;
         created + self.launching(key)
     }
 
@@ -320,7 +317,10 @@ mod tests {
         assert_eq!(t.reads() - before, 12, "four questions, three records each");
         assert!(t.remove("i7-0").is_some());
         assert_eq!(
-            t.of("app7").iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            t.of("app7")
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>(),
             ["i7-1", "i7-2"]
         );
         t.remove("i7-1");

@@ -161,7 +161,9 @@ mod tests {
         assert!(unavailable_text(reset));
         assert!(unavailable_text("etcdserver: request timed out"));
         assert!(unavailable_text("etcdserver: no leader"));
-        assert!(!unavailable_text("etcdserver: mvcc: database space exceeded"));
+        assert!(!unavailable_text(
+            "etcdserver: mvcc: database space exceeded"
+        ));
         assert!(full_text("etcdserver: mvcc: database space exceeded"));
         assert!(!full_text("etcdserver: key not found"));
     }
