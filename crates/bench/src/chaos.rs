@@ -275,7 +275,7 @@ fn start_serve(
     if first {
         b = b.host_image("base");
     }
-    Ok(b.start().context("cannot start hako serve")?)
+    b.start().context("cannot start hako serve")
 }
 
 fn target(serve: &Serve) -> Target {
