@@ -112,6 +112,22 @@ const BENCHES: &[Entry] = &[
         examples: &[],
     },
     Entry {
+        name: "chaos",
+        packages: &[
+            ("busybox", "busybox-static"),
+            // The benchmark runs a MariaDB server of its own (kill -9 must disturb no one).
+            ("mariadbd", "mariadb-server"),
+            ("mariadb-install-db", "mariadb-server"),
+            ("mariadb", "mariadb-client"),
+            ("etcd", "etcd-server"),
+            ("nft", "nftables"),
+            ("ip", "iproute2"),
+        ],
+        mariadb: false,
+        criu: false,
+        examples: &[],
+    },
+    Entry {
         name: "restore",
         packages: &[
             ("php", "php-cli"),

@@ -72,8 +72,17 @@ impl Releases {
             path: dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        std::fs::write(dir.join(number.to_string()), img.version.to_string()).map_err(io)?;
+        let recorded = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join(number.to_string()), img.version.to_string()));
+        if let Err(e) = recorded {
+            // Nothing partial stays: the unpacked version goes with its record (a full disk
+            // here is answered 507 like one while unpacking).
+            let _ = std::fs::remove_file(dir.join(number.to_string()));
+            if let Err(r) = self.store.remove(app, Some(img.version)) {
+                tracing::warn!(app, error = %r, "removing an unrecorded release failed");
+            }
+            return Err(io(e));
+        }
         Ok(Release {
             app: app.to_string(),
             number,

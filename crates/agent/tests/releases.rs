@@ -135,3 +135,72 @@ fn a_release_is_bounded_by_files_and_bytes_also_from_a_directory() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A tmpfs of `size` mounted for one test (source `hako-release-full-<pid>`), unmounted when
+/// dropped, also when the test fails midway.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let euid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("");
+        assert_eq!(euid, "0", "this test mounts a tmpfs: run it as root");
+        let dir = tempfile::Builder::new()
+            .prefix("hako-release-full-")
+            .tempdir()
+            .unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}")])
+            .arg(format!("hako-release-full-{}", std::process::id()))
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs failed");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_release_that_fills_the_disk_is_out_of_space_and_leaves_nothing() {
+    let fs = Tmpfs::mount("2m");
+    let tmp = tempfile::tempdir().unwrap();
+    // 8 MiB of file data: well within the node's bounds, more than the disk holds.
+    let archive = tmp.path().join("big.tar.gz");
+    zero_bomb(&archive, 8 << 20);
+    let root = fs.0.path().join("releases");
+    let releases = Releases::open(&root, &StorageLimits::default()).unwrap();
+    let err = releases
+        .create("site", 1, &archive, "upload")
+        .expect_err("the disk is too small");
+    assert!(err.is_out_of_space(), "{err}");
+    assert!(!err.is_over_limit(), "{err}");
+    assert_eq!(left(&root), Vec::<String>::new());
+    assert!(releases.path("site", 1).is_none());
+    // Room for a small one: it works, on the same disk.
+    let small = tmp.path().join("small.tar.gz");
+    zero_bomb(&small, 1 << 20);
+    releases.create("site", 2, &small, "upload").unwrap();
+    assert!(releases.path("site", 2).is_some());
+    drop(releases);
+    drop(fs);
+}

@@ -98,6 +98,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            StoreError::Full { .. } => ApiError::OutOfSpace(e.to_string()),
             e => ApiError::Internal(e.to_string()),
         }
     }
@@ -192,6 +193,38 @@ mod tests {
         assert_eq!(
             ApiError::from(BackendError::out_of_space("disk full")).status(),
             StatusCode::INSUFFICIENT_STORAGE
+        );
+    }
+
+    #[test]
+    fn a_full_store_answers_507_with_what_to_do() {
+        let e = ApiError::from(StoreError::Full {
+            location: "/var/lib/hako/hako.db".into(),
+        });
+        assert_eq!(e.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(e.status().as_u16(), 507);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/var/lib/hako/hako.db")
+                && msg.contains("nothing was written")
+                && msg.contains("free space"),
+            "{msg}"
+        );
+        // The body says the same: `{"error": "…"}`.
+        let response = e.clone().into_response();
+        assert_eq!(response.status().as_u16(), 507);
+        // An etcd without quorum stays 503, any other store failure 500.
+        assert_eq!(
+            ApiError::from(StoreError::Unavailable("no leader".into()))
+                .status()
+                .as_u16(),
+            503
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Backend("sqlite: I/O error".into()))
+                .status()
+                .as_u16(),
+            500
         );
     }
 

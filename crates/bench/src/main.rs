@@ -15,6 +15,7 @@
 //! hako-bench digest [--runs N] [--images DIR]
 //! hako-bench autoscaler [--sim-only]
 //! hako-bench cycling
+//! hako-bench chaos [--only CASE,…] [--hog-max-mib N]
 //! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! ```
@@ -23,6 +24,7 @@
 #![deny(unsafe_code)]
 
 mod autoscaler;
+mod chaos;
 mod cold_start;
 mod cycling;
 mod daemon;
@@ -52,6 +54,7 @@ const USAGE: &str =
        hako-bench digest [--runs N] [--images DIR]
        hako-bench autoscaler [--sim-only]
        hako-bench cycling
+       hako-bench chaos [--only CASE,…] [--hog-max-mib N]
        hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
@@ -61,6 +64,8 @@ const USAGE: &str =
   --spacing-ms MS  minimum time between two container starts (default 200)
   --only NAME,…    run only these measures (names in the table's first column)
   --verbose        print every sample as it is taken
+  chaos: kill -9 of an app, of hako serve, of MariaDB, of an etcd member; the data dir
+  full; memory pressure — failed requests, lost writes, time to recover per case
   efficiency: always-on vs cycling vs cycling + prediction with 1,000 real sites
   (12 min measured per mode, workload compressed 4x) and 10,000 simulated sites x 24 h;
   report in docs/experiments/efficiency.md (--quick: 40 sites, 1 min, report under target/)
@@ -83,6 +88,9 @@ fn main() -> ExitCode {
         ["digest", rest @ ..] => digest::main(rest),
         ["autoscaler", rest @ ..] => autoscaler::main(rest),
         ["cycling", rest @ ..] => cycling::main(rest),
+        ["chaos", rest @ ..] => chaos::main(rest),
+        // The chaos benchmark's memory hog, run by it as a child in its own cgroup.
+        ["chaos-hog", rest @ ..] => chaos::hog::child(rest),
         ["mitigation", rest @ ..] => mitigation::main(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");

@@ -93,14 +93,17 @@ impl AutoscaleLoop {
         let clock = Clock { epoch: self.epoch };
         let t = clock.time(now);
         let apps = self.apps.all();
-        self.scalers
-            .retain(|key, _| apps.iter().any(|a| a.storage_key() == *key));
+        // Linear in apps: each app's scaler moves from the last tick's map into this tick's
+        // (one hash lookup each); the scalers of apps that are gone stay behind and drop.
+        let mut previous = std::mem::take(&mut self.scalers);
+        self.scalers.reserve(apps.len());
         let mut decided = Vec::new();
         for app in apps {
-            let scaler = self
-                .scalers
-                .entry(app.storage_key())
-                .or_insert_with(|| Autoscaler::new(config_of(&app)));
+            let key = app.storage_key();
+            let scaler = previous
+                .remove(&key)
+                .unwrap_or_else(|| Autoscaler::new(config_of(&app)));
+            let scaler = self.scalers.entry(key).or_insert(scaler);
             scaler.config.target_concurrency = app.spec.target_concurrency;
             let view = AppView::read(&self.lifecycle, &*self.traffic, &app, clock, t);
             let in_flight: u32 = view.views.iter().map(|v| v.in_flight).sum();

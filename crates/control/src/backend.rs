@@ -129,12 +129,8 @@ impl Backend for DaemonBackend {
                     (d, None)
                 }
                 ReleaseSource::Archive(bytes) => {
-                    let tmp = tempfile::NamedTempFile::new().map_err(|e| {
-                        BackendError::internal(format!("cannot store the upload: {e}"))
-                    })?;
-                    std::fs::write(tmp.path(), &bytes).map_err(|e| {
-                        BackendError::internal(format!("cannot store the upload: {e}"))
-                    })?;
+                    let tmp = tempfile::NamedTempFile::new().map_err(upload_error)?;
+                    std::fs::write(tmp.path(), &bytes).map_err(upload_error)?;
                     (tmp.path().to_path_buf(), Some(tmp))
                 }
             };
@@ -381,10 +377,48 @@ fn release_error(over_limit: bool, out_of_space: bool, e: impl std::fmt::Display
     }
 }
 
+/// Storing an upload failed: 507 when the disk (or a quota) is full, else 500. The temp file
+/// goes when its guard drops, so nothing of it stays.
+fn upload_error(e: std::io::Error) -> BackendError {
+    if matches!(e.raw_os_error(), Some(28 | 122)) {
+        // ENOSPC, EDQUOT
+        BackendError::out_of_space(format!(
+            "cannot store the upload: {e}: the server's disk is full; free space there and retry"
+        ))
+    } else {
+        BackendError::internal(format!("cannot store the upload: {e}"))
+    }
+}
+
 /// A name the user chose is their fault; a server that is down or refuses is ours.
 fn database_error(e: hako_database::DatabaseError) -> BackendError {
     match e {
         hako_database::DatabaseError::Name(_) => BackendError::user(e.to_string()),
         e => BackendError::internal(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_not_the_uploads_fault() {
+        let full = std::io::Error::from_raw_os_error(28); // ENOSPC
+        assert!(
+            matches!(upload_error(full), BackendError::OutOfSpace(m) if m.contains("free space"))
+        );
+        let quota = std::io::Error::from_raw_os_error(122); // EDQUOT
+        assert!(matches!(upload_error(quota), BackendError::OutOfSpace(_)));
+        let other = std::io::Error::from_raw_os_error(13); // EACCES
+        assert!(matches!(upload_error(other), BackendError::Internal(_)));
+        assert!(matches!(
+            release_error(false, true, "no space left on device"),
+            BackendError::OutOfSpace(_)
+        ));
+        assert!(matches!(
+            release_error(true, false, "too large"),
+            BackendError::TooLarge(_)
+        ));
     }
 }

@@ -109,6 +109,12 @@ impl Lifecycle {
         self.table().of(&app.storage_key())
     }
 
+    /// Instance records the table's per-app questions have read (see `lifecycle/table.rs`).
+    #[cfg(test)]
+    pub(crate) fn table_reads(&self) -> u64 {
+        self.table().reads()
+    }
+
     /// Starts asked for `app` whose containers do not exist yet.
     pub(crate) fn launching(&self, app: &App) -> u32 {
         self.table().launching(&app.storage_key())

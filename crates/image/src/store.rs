@@ -116,7 +116,7 @@ impl ImageError {
     /// True when writing failed because the disk or a quota is full (ENOSPC, EDQUOT): the
     /// node's storage, answered 507 by the API.
     pub fn is_out_of_space(&self) -> bool {
-        let os = |e: &io::Error| matches!(e.raw_os_error(), Some(28 | 122)); // ENOSPC, EDQUOT
+        let os = |e: &io::Error| out_of_space(e);
         match self {
             ImageError::Io { source, .. } => os(source),
             ImageError::Unpack(UnpackError::Write { source, .. }) => os(source),
@@ -128,6 +128,30 @@ impl ImageError {
             _ => false,
         }
     }
+}
+
+/// ENOSPC or EDQUOT in `e` or in an error it wraps: the tar crate wraps the OS error of a
+/// failed entry write in its own error inside an `io::Error`, whose `source()` skips it, so
+/// the chain is walked through `get_ref` as well.
+fn out_of_space(e: &io::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    // Bounded: error chains are short; a cycle cannot keep us here.
+    for _ in 0..16 {
+        let Some(err) = current else {
+            return false;
+        };
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if matches!(io.raw_os_error(), Some(28 | 122)) {
+                return true; // ENOSPC, EDQUOT
+            }
+            if let Some(inner) = io.get_ref() {
+                current = Some(inner as &(dyn std::error::Error + 'static));
+                continue;
+            }
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// Builds an [`ImageError::Io`] adder for `?`.
@@ -583,5 +607,37 @@ impl ImageStore {
             crate::unpack::Format::Tar => Box::new(reader),
             crate::unpack::Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         })
+    }
+}
+
+#[cfg(test)]
+mod out_of_space_tests {
+    use super::*;
+
+    /// Like the tar crate's error: a message, the OS error as its source.
+    #[derive(Debug)]
+    struct Wrapped(io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("failed to unpack `big`")
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_found_inside_a_wrapped_error() {
+        assert!(out_of_space(&io::Error::from_raw_os_error(28)));
+        assert!(out_of_space(&io::Error::from_raw_os_error(122)));
+        let wrapped = io::Error::other(Wrapped(io::Error::from_raw_os_error(28)));
+        assert!(out_of_space(&wrapped));
+        let other = io::Error::other(Wrapped(io::Error::from_raw_os_error(13)));
+        assert!(!out_of_space(&other));
+        assert!(!out_of_space(&io::Error::other("no os error")));
     }
 }

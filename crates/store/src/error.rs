@@ -90,6 +90,17 @@ pub enum StoreError {
         "store backend failed: {0}; check the data dir's disk and permissions or the etcd cluster"
     )]
     Backend(String),
+    /// The disk (or the quota) that holds the store is full: ENOSPC or EDQUOT under the
+    /// embedded store's file, or etcd's space quota ("database space exceeded"). Nothing of
+    /// the failed call was written; what was stored before stays readable, and the same call
+    /// works once there is room again.
+    #[error(
+        "no space left for the store ({location}): the disk or its quota is full, nothing was written; free space there (or raise the quota) and retry"
+    )]
+    Full {
+        /// Where: the database file, or the etcd cluster.
+        location: String,
+    },
     /// Another process has the database file open.
     #[error("{path} is in use by another hako process; stop it or use another --data-dir")]
     InUse {
@@ -112,7 +123,10 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Backend(_) | StoreError::Conflict { .. } | StoreError::Unavailable(_)
+            StoreError::Backend(_)
+                | StoreError::Conflict { .. }
+                | StoreError::Unavailable(_)
+                | StoreError::Full { .. }
         )
     }
 }
@@ -135,5 +149,16 @@ mod tests {
         assert!(e.to_string().contains("history starts at 10"));
         assert!(StoreError::Backend("disk full".into()).is_transient());
         assert!(!StoreError::Closed.is_transient());
+        let full = StoreError::Full {
+            location: "/var/lib/hako/hako.db".into(),
+        };
+        assert!(full.is_transient(), "room may come back");
+        let msg = full.to_string();
+        assert!(
+            msg.starts_with("no space left for the store (/var/lib/hako/hako.db)")
+                && msg.contains("nothing was written")
+                && msg.contains("free space"),
+            "{msg}"
+        );
     }
 }

@@ -210,3 +210,79 @@ async fn waiting_cold_requests_count_as_load() {
     assert_eq!(up.len(), 1, "{up:?}");
     assert!(up[0].1.starts_with("scale 1→3"), "{up:?}");
 }
+
+/// Apps in [`a_tick_over_ten_thousand_apps_is_linear`], and how many of them run an instance.
+const MANY_APPS: usize = 10_000;
+const WITH_INSTANCE: usize = 500;
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_over_ten_thousand_apps_is_linear() {
+    let b = bed(site(serde_json::json!({}))).await;
+    let name = |i: usize| format!("s{i:05}");
+    let spec = |i: usize| {
+        serde_json::json!({
+            "name": name(i), "hosts": [format!("{}.example", name(i))], "image": "base", "cmd": "serve",
+        })
+    };
+    // Routed (the lifecycle starts them), one instance each.
+    for i in 1..=WITH_INSTANCE {
+        b.set(spec(i));
+        let app = b.apps.get(&name(i)).unwrap();
+        b.lifecycle.start(&app, Cause::Request).await.unwrap();
+    }
+    // Known, with no instance: the autoscaler samples them all the same. (Not routed: the
+    // router republishes its host map on each change, which is not what is measured here.)
+    let template = b.apps.get(&name(1)).unwrap();
+    for i in WITH_INSTANCE + 1..MANY_APPS {
+        let mut app = template.clone();
+        app.spec = serde_json::from_value(spec(i)).unwrap();
+        b.apps.insert(app);
+    }
+    assert_eq!(b.apps.all().len(), MANY_APPS);
+    let mut s = scaler(&b);
+    // The work of one tick, counted: the instance records it reads, and the scalers it keeps.
+    // Also its real time, as a backstop for work not counted: matching every scaler against
+    // every app (as the tick did) builds 5·10^7 keys on the second tick — about 30 s in a debug
+    // build on the 2-core test machine — where
+    // the linear tick takes a few tens of milliseconds; the bound sits far from both.
+    let mut spent = std::time::Duration::ZERO;
+    let mut tick = async |s: &mut AutoscaleLoop| {
+        tokio::time::advance(SAMPLE_INTERVAL).await;
+        let before = b.lifecycle.table_reads();
+        let t = std::time::Instant::now();
+        s.tick(Instant::now()).await;
+        spent += t.elapsed();
+        b.lifecycle.table_reads() - before
+    };
+    let reads = tick(&mut s).await;
+    assert_eq!(s.scalers.len(), MANY_APPS);
+    // Each app's view reads its own instances only: 500 records. Scanning every instance for
+    // each app (as the table did) reads 10,000 × 500 = 5,000,000.
+    assert!(
+        reads <= 2 * WITH_INSTANCE as u64,
+        "one tick over {MANY_APPS} apps read {reads} instance records"
+    );
+    // Half the apps go: their scalers go in the same single pass, the others keep theirs.
+    for i in (1..MANY_APPS).step_by(2) {
+        b.apps.remove(&name(i));
+    }
+    let reads = tick(&mut s).await;
+    let left = b.apps.all().len();
+    assert_eq!(left, MANY_APPS / 2);
+    assert_eq!(s.scalers.len(), left);
+    assert!(
+        b.apps
+            .all()
+            .iter()
+            .all(|a| s.scalers.contains_key(&a.storage_key())),
+        "every app left keeps its scaler (its samples)"
+    );
+    assert!(
+        reads <= 2 * WITH_INSTANCE as u64,
+        "one tick over {left} apps read {reads} instance records"
+    );
+    assert!(
+        spent < std::time::Duration::from_secs(5),
+        "two ticks over {MANY_APPS} and {left} apps took {spent:?}"
+    );
+}

@@ -1,7 +1,13 @@
 //! The lifecycle's table of instances: what it knows of each instance it started, from the
 //! moment a start is asked for until the instance is gone. Only [`super::Lifecycle`] changes it.
+//!
+//! The instances are indexed by app, so the per-app questions the loops ask every tick
+//! (instances of an app, live, starting, a ready one) read that app's records only: a tick over
+//! all apps is linear in apps and instances, not their product. [`Table::reads`] counts the
+//! records those questions read, for the tests that hold the loops to that.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hako_model::{InstanceInfo, InstanceState};
 use tokio::time::Instant;
@@ -37,7 +43,11 @@ pub(crate) struct Tracked {
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     instances: HashMap<String, Tracked>,
+    /// The ids of each app's instances, by storage key (no empty sets).
+    by_key: HashMap<String, BTreeSet<String>>,
     launching: HashMap<String, u32>,
+    /// Instance records read by the per-app questions, since the table was made.
+    reads: AtomicU64,
 }
 
 impl Table {
@@ -46,15 +56,36 @@ impl Table {
     }
 
     pub(crate) fn remove(&mut self, id: &str) -> Option<Tracked> {
-        self.instances.remove(id)
+        let t = self.instances.remove(id)?;
+        if let Some(ids) = self.by_key.get_mut(&t.key) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_key.remove(&t.key);
+            }
+        }
+        Some(t)
+    }
+
+    /// How many instance records the per-app questions have read so far.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// The records of the app with storage key `key` (by id), counted in [`Table::reads`].
+    fn of_key<'a>(&'a self, key: &str) -> impl Iterator<Item = (&'a String, &'a Tracked)> + 'a {
+        let ids = self.by_key.get(key);
+        self.reads
+            .fetch_add(ids.map_or(0, |s| s.len() as u64), Ordering::Relaxed);
+        ids.into_iter()
+            .flatten()
+            .filter_map(|id| self.instances.get_key_value(id))
     }
 
     /// Instances of the app with storage key `key`, oldest start first.
     pub(crate) fn of(&self, key: &str) -> Vec<(String, Tracked)> {
         let mut v: Vec<_> = self
-            .instances
-            .iter()
-            .filter(|(_, t)| t.key == key)
+            .of_key(key)
             .map(|(id, t)| (id.clone(), t.clone()))
             .collect();
         v.sort_by(|a, b| a.1.started.cmp(&b.1.started).then(a.0.cmp(&b.0)));
@@ -86,28 +117,22 @@ impl Table {
     /// replaced (not draining), plus starts asked for.
     pub(crate) fn live(&self, key: &str) -> u32 {
         let running = self
-            .instances
-            .values()
-            .filter(|t| t.key == key && (t.draining_since.is_none() || t.replacing))
+            .of_key(key)
+            .filter(|(_, t)| t.draining_since.is_none() || t.replacing)
             .count() as u32;
         running + self.launching(key)
     }
 
     /// A ready, routed instance of the app that takes requests, if there is one.
     pub(crate) fn ready_one(&self, key: &str) -> Option<InstanceInfo> {
-        self.instances
-            .values()
-            .find(|t| t.key == key && t.ready.is_some() && t.draining_since.is_none())
-            .map(|t| t.info.clone())
+        self.of_key(key)
+            .find(|(_, t)| t.ready.is_some() && t.draining_since.is_none())
+            .map(|(_, t)| t.info.clone())
     }
 
     /// Starts under way for the app: asked for, or created and not yet ready.
     pub(crate) fn starting(&self, key: &str) -> u32 {
-        let created = self
-            .instances
-            .values()
-            .filter(|t| t.key == key && t.ready.is_none())
-            .count() as u32;
+        let created = self.of_key(key).filter(|(_, t)| t.ready.is_none()).count() as u32;
         created + self.launching(key)
     }
 
@@ -128,7 +153,14 @@ impl Table {
     /// The container of a launch exists: it is an instance now, starting.
     pub(crate) fn created(&mut self, tracked: Tracked) {
         self.end_launch(&tracked.key);
-        self.instances.insert(tracked.info.id.clone(), tracked);
+        let id = tracked.info.id.clone();
+        // An id is never reused, but keep the index true if one were.
+        self.remove(&id);
+        self.by_key
+            .entry(tracked.key.clone())
+            .or_default()
+            .insert(id.clone());
+        self.instances.insert(id, tracked);
     }
 
     /// Marks an instance ready (routed) at `now`.
@@ -266,6 +298,35 @@ mod tests {
             0,
             "another app of the same name counts apart"
         );
+    }
+
+    #[test]
+    fn per_app_questions_read_only_that_apps_records() {
+        let mut t = Table::default();
+        for app in 0..100 {
+            for i in 0..3 {
+                t.created(tracked(&format!("i{app}-{i}"), &format!("app{app}")));
+            }
+        }
+        let before = t.reads();
+        assert_eq!(t.of("app7").len(), 3);
+        assert_eq!(t.live("app7"), 3);
+        assert_eq!(t.starting("app7"), 3);
+        assert!(t.ready_one("app7").is_none());
+        assert_eq!(t.of("nope").len(), 0);
+        assert_eq!(t.reads() - before, 12, "four questions, three records each");
+        assert!(t.remove("i7-0").is_some());
+        assert_eq!(
+            t.of("app7")
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>(),
+            ["i7-1", "i7-2"]
+        );
+        t.remove("i7-1");
+        t.remove("i7-2");
+        assert!(t.of("app7").is_empty());
+        assert!(!t.by_key.contains_key("app7"), "no empty sets stay");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! a batch of operations in one transaction (see `worker.rs`). After a failed
 //! commit the worker calls [`Engine::reload`] so memory matches the disk again.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -45,7 +46,7 @@ impl Engine {
                         StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
                     })?;
                 }
-                Connection::open(path).map_err(sql::backend)?
+                Connection::open(path).map_err(|e| explain(Some(path), sql::backend(e)))?
             }
             None => Connection::open_in_memory().map_err(sql::backend)?,
         };
@@ -70,7 +71,7 @@ impl Engine {
                     path: path.display().to_string(),
                 }
             }
-            _ => e,
+            _ => explain(config.path.as_deref(), e),
         })?;
         if let Some(path) = &config.path {
             restrict_permissions(path);
@@ -85,8 +86,15 @@ impl Engine {
             config,
             last_age_check: None,
         };
-        engine.reload()?;
+        engine.reload().map_err(|e| engine.explain(e))?;
         Ok(engine)
+    }
+
+    /// Completes an error for the caller: names the file in [`StoreError::Full`], and
+    /// recognises a write that failed for want of room although SQLite saw only an I/O error
+    /// (it reports ENOSPC as full, but EDQUOT as an I/O error).
+    pub(crate) fn explain(&self, e: StoreError) -> StoreError {
+        explain(self.config.path.as_deref(), e)
     }
 
     /// Re-reads counters and leases from the database.
@@ -300,9 +308,46 @@ impl Engine {
 }
 
 /// Makes the database file readable by its owner only (it may hold tokens).
-fn restrict_permissions(path: &std::path::Path) {
+fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
         tracing::warn!(path = %path.display(), error = %e, "cannot make the store file private");
     }
+}
+
+/// See [`Engine::explain`]: `path` is the database file (`None`: in memory).
+fn explain(path: Option<&Path>, e: StoreError) -> StoreError {
+    let location = || path.map_or("the in-memory store".into(), |p| p.display().to_string());
+    match e {
+        StoreError::Full { location: l } if l.is_empty() => StoreError::Full {
+            location: location(),
+        },
+        StoreError::Backend(m) if m.starts_with(sql::IO_ERROR) => {
+            match path.and_then(Path::parent) {
+                Some(dir) if out_of_room(dir) => StoreError::Full {
+                    location: location(),
+                },
+                _ => StoreError::Backend(m),
+            }
+        }
+        e => e,
+    }
+}
+
+/// Bytes of the probe that tells a full disk or quota from another I/O failure.
+const PROBE_BYTES: usize = 64 * 1024;
+
+/// Whether writing a small file in `dir` fails with ENOSPC or EDQUOT (the probe is removed).
+fn out_of_room(dir: &Path) -> bool {
+    use std::io::Write;
+    let probe = dir.join(format!(".hako-space-probe-{}", std::process::id()));
+    let result = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; PROBE_BYTES])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    matches!(
+        result.map_err(|e| e.raw_os_error()),
+        Err(Some(28 | 122)) // ENOSPC, EDQUOT
+    )
 }

@@ -43,9 +43,20 @@ CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl_ms INTEGER NOT NU
 INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 1), ('compact_revision', 0), ('next_lease', 1);
 ";
 
-/// Maps a SQLite failure into the store's error.
+/// What [`backend`] starts the message of an I/O failure with; the engine looks closer at
+/// those (see `Engine::explain`): a full quota (EDQUOT) reaches SQLite as an I/O error.
+pub(crate) const IO_ERROR: &str = "sqlite: I/O error: ";
+
+/// Maps a SQLite failure into the store's error: SQLITE_FULL (ENOSPC under the file) is
+/// [`StoreError::Full`] (its location is filled in by the engine, which knows the file).
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!("sqlite: {e}"))
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full {
+            location: String::new(),
+        },
+        Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::Backend(format!("{IO_ERROR}{e}")),
+        _ => StoreError::Backend(format!("sqlite: {e}")),
+    }
 }
 
 /// Creates the tables if needed and checks the schema version.

@@ -156,7 +156,7 @@ fn run_batch(engine: &mut Engine, calls: Vec<Call>) {
         }
         if !pending.open {
             if let Err(e) = engine.conn.execute_batch("BEGIN IMMEDIATE") {
-                let err = sql::backend(e);
+                let err = engine.explain(sql::backend(e));
                 if let Some(reply) = call.reply {
                     let _ = reply.send(Err(err));
                 }
@@ -179,7 +179,8 @@ fn run_batch(engine: &mut Engine, calls: Vec<Call>) {
                 Err(e) => Err(rollback_call(engine, saved, sql::backend(e))),
             },
             Err(e) => Err(rollback_call(engine, saved, e)),
-        };
+        }
+        .map_err(|e| engine.explain(e));
         pending.replies.push((call.reply, result));
     }
     finish(engine, &mut pending);
@@ -217,7 +218,7 @@ fn finish(engine: &mut Engine, pending: &mut Pending) {
             apply_retention(engine);
         }
         Err(e) => {
-            let err = sql::backend(e);
+            let err = engine.explain(sql::backend(e));
             tracing::error!(error = %err, "store commit failed");
             let _ = engine.conn.execute_batch("ROLLBACK");
             if let Err(e) = engine.reload() {

@@ -19,11 +19,14 @@ pub(crate) fn error(e: ec::Error, lease: Option<i64>) -> StoreError {
         ec::Error::GRpcStatus(status) => matches!(status.code() as i32, 1 | 4 | 14),
         ec::Error::TransportError(_) => true,
         _ => false,
-    } || text.contains("timed out")
-        || text.contains("etcdserver: request timed out")
-        || text.contains("no leader");
+    } || unavailable_text(&text);
     if unavailable {
         return StoreError::Unavailable(text);
+    }
+    if full_text(&text) {
+        return StoreError::Full {
+            location: "the etcd cluster's space quota".into(),
+        };
     }
     if text.contains("future revision") {
         return StoreError::InvalidRevision {
@@ -32,6 +35,19 @@ pub(crate) fn error(e: ec::Error, lease: Option<i64>) -> StoreError {
         };
     }
     StoreError::Backend(format!("etcd: {text}"))
+}
+
+/// Messages of a call that did not get an answer: no leader, a timeout, or the member's
+/// connection lost mid-call (a member killed: gRPC reports it as code Unknown, "transport
+/// error"). The cluster may be fine a moment later, through another member.
+fn unavailable_text(text: &str) -> bool {
+    text.contains("timed out") || text.contains("no leader") || text.contains("transport error")
+}
+
+/// etcd's space quota is exhausted (its NOSPACE alarm): writes fail until an operator
+/// compacts, defragments and disarms it; reads go on.
+fn full_text(text: &str) -> bool {
+    text.contains("database space exceeded")
 }
 
 /// Converts a key-value read from etcd.
@@ -132,4 +148,23 @@ pub(crate) fn txn_op_response(
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_member_is_unavailable_and_a_full_quota_is_full() {
+        // What a put got when its member was killed with -9 (cargo xtask bench chaos).
+        let reset = "grpc request error: code: 'Unknown error', message: \"transport error\", source: tonic::transport::Error(Transport, hyper::Error(Io, Kind(ConnectionReset)))";
+        assert!(unavailable_text(reset));
+        assert!(unavailable_text("etcdserver: request timed out"));
+        assert!(unavailable_text("etcdserver: no leader"));
+        assert!(!unavailable_text(
+            "etcdserver: mvcc: database space exceeded"
+        ));
+        assert!(full_text("etcdserver: mvcc: database space exceeded"));
+        assert!(!full_text("etcdserver: key not found"));
+    }
 }
