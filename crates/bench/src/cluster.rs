@@ -123,7 +123,10 @@ fn print_report(r: &Results) {
     );
     print_table(
         &format!("route propagation, {} apps stored", r.propagation.apps),
-        &[("store change → routed by the front", &r.propagation.changes)],
+        &[
+            ("store change → routed by the front", &r.propagation.changes),
+            ("the write alone (etcd commit)", &r.propagation.commits),
+        ],
     );
     println!(
         "p99 {} ms (goal ≤ 100); {} apps written in {:.2} s, all routed {:.2} s after the first write",
@@ -201,6 +204,7 @@ mod tests {
                 ingest_s: 0.8,
                 write_s: 0.5,
                 changes: samples(&[5, 7, 40]),
+                commits: samples(&[2, 2, 3]),
             },
         };
         assert_eq!(

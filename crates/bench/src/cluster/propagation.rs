@@ -34,6 +34,8 @@ pub struct Propagation {
     /// Writing the apps alone.
     pub write_s: f64,
     pub changes: Samples,
+    /// The writes alone (one etcd commit each), for the breakdown.
+    pub commits: Samples,
 }
 
 pub fn run(bed: &Bed, code: &Path, apps: usize, changes: usize) -> anyhow::Result<Propagation> {
@@ -73,9 +75,12 @@ pub fn run(bed: &Bed, code: &Path, apps: usize, changes: usize) -> anyhow::Resul
         ingest_s,
         write_s,
         changes: Samples::default(),
+        commits: Samples::default(),
     };
     for k in 1..=changes {
-        out.changes.push(change(&rt, &store, bed, &template, k)?);
+        let (commit, routed) = change(&rt, &store, bed, &template, k)?;
+        out.commits.push(commit);
+        out.changes.push(routed);
     }
     Ok(out)
 }
@@ -93,24 +98,26 @@ fn copy(template: &serde_json::Value, i: usize) -> (String, Vec<u8>) {
     )
 }
 
-/// Writes prop's record with host `pK.prop.bench` and times until the front routes it.
+/// Writes prop's record with host `pK.prop.bench` and times until the front routes it;
+/// returns the write's time and the time until routed (both from the write's start).
 fn change(
     rt: &tokio::runtime::Runtime,
     store: &Arc<dyn Store>,
     bed: &Bed,
     template: &serde_json::Value,
     k: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, Duration)> {
     let host = format!("p{k}.{APP}.bench");
     let mut v = template.clone();
     v["hosts"] = serde_json::json!([format!("{APP}.bench"), host]);
     let value = serde_json::to_vec(&v).expect("JSON serializes");
     let t0 = Instant::now();
     rt.block_on(store.put(&keys::app(APP), value))?;
+    let commit = t0.elapsed();
     loop {
         let (r, _) = crate::request::get(bed.proxy, &host, "/index.html", &[], LIMIT)?;
         match r.status {
-            200 => return Ok(t0.elapsed()),
+            200 => return Ok((commit, t0.elapsed())),
             404 => {}
             other => bail!("{host} answered {other} {:?}", r.text()),
         }
