@@ -79,8 +79,23 @@ fn measure(
     opts: &Options,
 ) -> anyhow::Result<Results> {
     let cold = cold::run(bed, single, code, opts.runs)?;
+    eprintln!(
+        "  remote p50 {} ms p95 {} ms; single host p50 {} ms p95 {} ms",
+        ms(cold.remote.p50()),
+        ms(cold.remote.p95()),
+        ms(cold.single.p50()),
+        ms(cold.single.p95())
+    );
     let drain = drain::run(bed, code, opts.drain_sites)?;
+    eprintln!(
+        "  drained in {:.2} s, {} of {} requests failed",
+        drain.seconds, drain.failed, drain.requests
+    );
     let loss = loss::run(bed, code, opts.loss_sites)?;
+    eprintln!(
+        "  answered again {:.2} s after the kill, lease expired at {:.2} s",
+        loss.recovery_s, loss.lease_expired_s
+    );
     let propagation = propagation::run(bed, code, opts.apps, opts.changes)?;
     Ok(Results {
         cold,

@@ -105,7 +105,7 @@ pub fn run(bed: &Bed, single: &HakoServe, code: &Path, runs: usize) -> anyhow::R
             *out.remote_nodes.entry(node).or_default() += 1;
         }
     }
-    bed.cli(&["app", "delete", APP])?;
+    bed.cli(&["app", "delete", APP, "--yes"])?;
     Ok(out)
 }
 

@@ -99,7 +99,7 @@ pub fn run(bed: &Bed, code: &Path, sites: usize) -> anyhow::Result<Drain> {
     }
     bed.client.set_node_state(&node, NodeState::Active)?;
     for name in &names {
-        bed.cli(&["app", "delete", name])?;
+        bed.cli(&["app", "delete", name, "--yes"])?;
     }
     Ok(Drain {
         sites,

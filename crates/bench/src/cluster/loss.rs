@@ -101,7 +101,7 @@ pub fn run(bed: &mut Bed, code: &Path, sites: usize) -> anyhow::Result<Loss> {
     }
     let recovery_s = per_site_s.iter().copied().fold(0.0, f64::max);
     for name in &names {
-        bed.cli(&["app", "delete", name])?;
+        bed.cli(&["app", "delete", name, "--yes"])?;
     }
     Ok(Loss {
         sites,
