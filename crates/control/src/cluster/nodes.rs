@@ -377,11 +377,12 @@ impl Node for ClusterNodes {
         let assignment_key = keys::assignment(&node, &slot);
         let instances_key = keys::instances(&name);
         // With the assignment, the record of the image version it runs and its layers'
-        // digests: what the node verifies its copies against.
+        // digests: what the node verifies its copies against; read at revision `read_at`.
         let mut app = app.clone();
-        app.image_record = super::images::record_for(self.store.as_ref(), &app)
+        let (image_record, read_at) = super::images::record_at(self.store.as_ref(), &app)
             .await
             .map_err(store_err)?;
+        app.image_record = image_record;
         let a = Assignment {
             slot: slot.clone(),
             node: node.clone(),
@@ -391,21 +392,23 @@ impl Node for ClusterNodes {
             asked_unix_ms: now_unix_ms(),
         };
         self.fleet().assignments.insert(slot.clone(), a.clone());
-        let written = self
-            .store
-            .create_json(&assignment_key, &a)
-            .await
-            .map_err(store_err)?;
-        // Both watches from just after the assignment's revision: nothing the agent writes
-        // in answer is missed, however soon it answers. (A watch made before the write, from
-        // "now", could start after the write on the server and miss the first change.)
-        let (instances, assignment) = tokio::join!(
-            self.store.watch(&instances_key, Some(written + 1)),
-            self.store.watch(&assignment_key, Some(written + 1)),
+        // Both watches from just after `read_at`, made while the assignment is written: what
+        // the agent writes in answer comes after the assignment, so after `read_at`, and the
+        // store replays it however soon it comes. (A watch "from now" could start on the
+        // server after the write and miss the agent's first change.)
+        let (written, instances, assignment) = tokio::join!(
+            self.store.create_json(&assignment_key, &a),
+            self.store.watch(&instances_key, Some(read_at + 1)),
+            self.store.watch(&assignment_key, Some(read_at + 1)),
         );
-        let (mut instances, mut assignment) = match (instances, assignment) {
-            (Ok(i), Ok(a)) => (i, a),
-            (Err(e), _) | (_, Err(e)) => {
+        let (mut instances, mut assignment) = match (written, instances, assignment) {
+            (Ok(_), Ok(i), Ok(a)) => (i, a),
+            (written, instances, assignment) => {
+                let e = [written.err(), instances.err(), assignment.err()]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .expect("one of them failed");
                 let _ = self.store.delete(&assignment_key).await;
                 self.fleet().assignments.remove(&slot);
                 return Err(store_err(e));
