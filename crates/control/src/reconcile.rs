@@ -149,8 +149,11 @@ impl Reconciler {
                 self.remove_app(&old);
             }
         }
-        let refused: std::collections::HashMap<String, hako_proxy::RouterError> =
-            self.router.set_apps(apps.iter().map(route)).into_iter().collect();
+        let refused: std::collections::HashMap<String, hako_proxy::RouterError> = self
+            .router
+            .set_apps(apps.iter().map(route))
+            .into_iter()
+            .collect();
         for app in apps {
             if let Some(e) = refused.get(&app.spec.name) {
                 tracing::warn!(app = %app.spec.name, error = %e, "cannot route app");

@@ -522,6 +522,10 @@ mod tests {
         assert!(r.lookup("app6.example").is_none());
         assert_eq!(r.lookup("app7.example").unwrap().name, "app7");
         // Generous for a debug build on a busy machine; one by one took tens of seconds.
-        assert!(t.elapsed() < std::time::Duration::from_secs(20), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

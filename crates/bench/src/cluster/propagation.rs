@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn copies_have_their_own_name_uid_and_host() {
-        let t = serde_json::json!({"name": "prop", "hosts": ["prop.bench"], "uid": "x", "port": 80});
+        let t =
+            serde_json::json!({"name": "prop", "hosts": ["prop.bench"], "uid": "x", "port": 80});
         let (k, v) = copy(&t, 42);
         assert_eq!(k, keys::app("many00042"));
         let v: serde_json::Value = serde_json::from_slice(&v).unwrap();
