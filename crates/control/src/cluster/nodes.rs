@@ -391,29 +391,25 @@ impl Node for ClusterNodes {
             outcome: None,
             asked_unix_ms: now_unix_ms(),
         };
-        self.fleet().assignments.insert(slot.clone(), a.clone());
-        // Both watches from just after `read_at`, made while the assignment is written: what
-        // the agent writes in answer comes after the assignment, so after `read_at`, and the
-        // store replays it however soon it comes. (A watch "from now" could start on the
-        // server after the write and miss the agent's first change.)
-        let (written, instances, assignment) = tokio::join!(
-            self.store.create_json(&assignment_key, &a),
+        // Both watches from just after `read_at`, opened (etcd has registered them) before
+        // the assignment is written: what the agent writes in answer comes after the
+        // assignment, so after `read_at`, and is delivered however soon it comes. Opened
+        // before the write, they start at the store's head, so etcd delivers at once (a
+        // watch registered behind the head is synced by etcd's background loop, up to 100 ms
+        // later: a cold start must not wait for that).
+        let (instances, assignment) = tokio::join!(
             self.store.watch(&instances_key, Some(read_at + 1)),
             self.store.watch(&assignment_key, Some(read_at + 1)),
         );
-        let (mut instances, mut assignment) = match (written, instances, assignment) {
-            (Ok(_), Ok(i), Ok(a)) => (i, a),
-            (written, instances, assignment) => {
-                let e = [written.err(), instances.err(), assignment.err()]
-                    .into_iter()
-                    .flatten()
-                    .next()
-                    .expect("one of them failed");
-                let _ = self.store.delete(&assignment_key).await;
-                self.fleet().assignments.remove(&slot);
-                return Err(store_err(e));
-            }
-        };
+        let (mut instances, mut assignment) = (
+            instances.map_err(store_err)?,
+            assignment.map_err(store_err)?,
+        );
+        self.fleet().assignments.insert(slot.clone(), a.clone());
+        if let Err(e) = self.store.create_json(&assignment_key, &a).await {
+            self.fleet().assignments.remove(&slot);
+            return Err(store_err(e));
+        }
         let deadline =
             tokio::time::Instant::now() + app.spec.start_timeout.0 + Duration::from_secs(5);
         let mut created = Some(created);
