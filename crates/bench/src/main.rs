@@ -18,6 +18,7 @@
 //! hako-bench chaos [--only CASE,…] [--hog-max-mib N]
 //! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
+//! hako-bench cluster [--quick] [--runs N] [--drain-sites N] [--loss-sites N] [--apps N] [--changes N]
 //! ```
 // The crun worker's thread enters its own mount namespace (one `unsafe` call, with its
 // SAFETY comment); nothing else here needs unsafe.
@@ -25,6 +26,7 @@
 
 mod autoscaler;
 mod chaos;
+mod cluster;
 mod cold_start;
 mod cycling;
 mod daemon;
@@ -60,6 +62,8 @@ const USAGE: &str =
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
              [--concurrency N] [--max-requests N] [--out DIR]
+       hako-bench cluster [--quick] [--runs N] [--drain-sites N] [--loss-sites N]
+             [--apps N] [--changes N]
   --runs N         samples per measure (default 50; cold-start 100, wordpress 15)
   --spacing-ms MS  minimum time between two container starts (default 200)
   --only NAME,…    run only these measures (names in the table's first column)
@@ -69,6 +73,8 @@ const USAGE: &str =
   efficiency: always-on vs cycling vs cycling + prediction with 1,000 real sites
   (12 min measured per mode, workload compressed 4x) and 10,000 simulated sites x 24 h;
   report in docs/experiments/efficiency.md (--quick: 40 sites, 1 min, report under target/)
+  cluster: on a 3-host test bed it brings up: remote vs single-host cold start, a drain of
+  50 sites under load, a lost node, route propagation with 10,000 apps (--quick: smaller)
 Run it through `cargo xtask bench NAME` / `cargo xtask experiment efficiency`: they install
 what a benchmark needs and build hako first.";
 
@@ -92,6 +98,7 @@ fn main() -> ExitCode {
         // The chaos benchmark's memory hog, run by it as a child in its own cgroup.
         ["chaos-hog", rest @ ..] => chaos::hog::child(rest),
         ["mitigation", rest @ ..] => mitigation::main(rest),
+        ["cluster", rest @ ..] => cluster::main(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -7,18 +7,23 @@
 use hako_model::{App, ImageRecord};
 use hako_store::{Store, StoreError, StoreExt, keys};
 
-/// The record of the image version `app` runs now: the version it names, or the highest
-/// version recorded. `None` when the store records none (a node with shared storage then
-/// refuses to start it, saying so; a node without, which verifies nothing, runs its own).
-pub(crate) async fn record_for(
+/// The record of the image version `app` runs now — the version it names, or the highest
+/// version recorded; `None` when the store records none (a node with shared storage then
+/// refuses to start it, saying so; a node without, which verifies nothing, runs its own) —
+/// and the store's revision it was read at (what a start watches from).
+pub(crate) async fn record_at(
     store: &dyn Store,
     app: &App,
-) -> Result<Option<ImageRecord>, StoreError> {
-    let image = &app.spec.image;
-    let records = store
-        .range_json::<ImageRecord>(&keys::image_versions(&image.name))
+) -> Result<(Option<ImageRecord>, i64), StoreError> {
+    let listing = store
+        .list(&keys::image_versions(&app.spec.image.name))
         .await?;
-    Ok(pick(records.into_iter().map(|(_, r)| r), app))
+    let records = listing
+        .kvs
+        .iter()
+        .map(|kv| hako_store::decode::<ImageRecord>(&kv.key, &kv.value))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((pick(records.into_iter(), app), listing.revision))
 }
 
 /// The record among `records` that `app`'s image reference names.

@@ -374,24 +374,15 @@ impl Node for ClusterNodes {
         let name = app.spec.name.clone();
         let store_err =
             |e: StoreError| failure(StartFailure::Node, format!("the cluster store failed: {e}"));
-        // Watch before writing, so that nothing the agent writes is missed: both watches
-        // start from the store's revision when they are made, before the assignment exists
-        // (made together: a cold start waits on this).
         let assignment_key = keys::assignment(&node, &slot);
         let instances_key = keys::instances(&name);
-        // With them, the record of the image version it runs and its layers' digests: what
-        // the node verifies its copies against.
-        let (instances, assignment, image_record) = tokio::join!(
-            self.store.watch(&instances_key, None),
-            self.store.watch(&assignment_key, None),
-            super::images::record_for(self.store.as_ref(), app),
-        );
-        let (mut instances, mut assignment) = (
-            instances.map_err(store_err)?,
-            assignment.map_err(store_err)?,
-        );
+        // With the assignment, the record of the image version it runs and its layers'
+        // digests: what the node verifies its copies against; read at revision `read_at`.
         let mut app = app.clone();
-        app.image_record = image_record.map_err(store_err)?;
+        let (image_record, read_at) = super::images::record_at(self.store.as_ref(), &app)
+            .await
+            .map_err(store_err)?;
+        app.image_record = image_record;
         let a = Assignment {
             slot: slot.clone(),
             node: node.clone(),
@@ -400,11 +391,25 @@ impl Node for ClusterNodes {
             outcome: None,
             asked_unix_ms: now_unix_ms(),
         };
+        // Both watches from just after `read_at`, opened (etcd has registered them) before
+        // the assignment is written: what the agent writes in answer comes after the
+        // assignment, so after `read_at`, and is delivered however soon it comes. Opened
+        // before the write, they start at the store's head, so etcd delivers at once (a
+        // watch registered behind the head is synced by etcd's background loop, up to 100 ms
+        // later: a cold start must not wait for that).
+        let (instances, assignment) = tokio::join!(
+            self.store.watch(&instances_key, Some(read_at + 1)),
+            self.store.watch(&assignment_key, Some(read_at + 1)),
+        );
+        let (mut instances, mut assignment) = (
+            instances.map_err(store_err)?,
+            assignment.map_err(store_err)?,
+        );
         self.fleet().assignments.insert(slot.clone(), a.clone());
-        self.store
-            .create_json(&assignment_key, &a)
-            .await
-            .map_err(store_err)?;
+        if let Err(e) = self.store.create_json(&assignment_key, &a).await {
+            self.fleet().assignments.remove(&slot);
+            return Err(store_err(e));
+        }
         let deadline =
             tokio::time::Instant::now() + app.spec.start_timeout.0 + Duration::from_secs(5);
         let mut created = Some(created);
