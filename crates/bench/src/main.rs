@@ -16,6 +16,7 @@
 //! hako-bench autoscaler [--sim-only]
 //! hako-bench cycling
 //! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
+//! hako-bench density [--quick] [--sites N] [--php-share F] [--idle-timeout D] [--window D]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! ```
 // The crun worker's thread enters its own mount namespace (one `unsafe` call, with its
@@ -26,6 +27,7 @@ mod autoscaler;
 mod cold_start;
 mod cycling;
 mod daemon;
+mod density;
 mod digest;
 mod efficiency;
 mod http;
@@ -53,6 +55,8 @@ const USAGE: &str =
        hako-bench autoscaler [--sim-only]
        hako-bench cycling
        hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
+       hako-bench density [--quick] [--sites N] [--php-share F] [--idle-timeout D]
+             [--window D] [--concurrency N]
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
@@ -64,6 +68,8 @@ const USAGE: &str =
   efficiency: always-on vs cycling vs cycling + prediction with 1,000 real sites
   (12 min measured per mode, workload compressed 4x) and 10,000 simulated sites x 24 h;
   report in docs/experiments/efficiency.md (--quick: 40 sites, 1 min, report under target/)
+  density: 10,000 static and PHP sites registered and each driven with one cold request
+  in 9 minutes with cycling on (--quick: 200 sites in 20 s)
 Run it through `cargo xtask bench NAME` / `cargo xtask experiment efficiency`: they install
 what a benchmark needs and build hako first.";
 
@@ -79,6 +85,7 @@ fn main() -> ExitCode {
         ["proxy", rest @ ..] => proxy::main(rest),
         ["wordpress", rest @ ..] => wordpress::main(rest),
         ["efficiency", rest @ ..] => efficiency::main(rest),
+        ["density", rest @ ..] => density::main(rest),
         ["restore", rest @ ..] => restore::main(rest),
         ["digest", rest @ ..] => digest::main(rest),
         ["autoscaler", rest @ ..] => autoscaler::main(rest),
