@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hako_model::App;
+use hako_model::{App, KeepAliveMode};
 use hako_policy::{Action, KeepAlive, Time};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -73,7 +73,7 @@ impl KeepAliveLoop {
         }
     }
 
-    /// One pass over every app at `now`: decide, ask the lifecycle, and return the earliest
+    /// One pass over the apps at `now` (those it may act on): decide, ask the lifecycle, and return the earliest
     /// time a decision could change without anything happening. Idle deadlines count visitors
     /// only: scheduled runs and ignored clients hold an instance no longer than they need
     /// ([`crate::views::QUIET_LINGER`]).
@@ -81,7 +81,13 @@ impl KeepAliveLoop {
         let now_t = self.time(now);
         let clock = Clock { epoch: self.epoch };
         let mut next: Option<Time> = None;
-        let apps = self.apps.all();
+        // Only apps the policy may act on: with instances or starts (idle stops, recycles),
+        // a minimum to keep, or a predictor that may pre-warm. An app with none of these has
+        // no decision to take, and skipping it keeps a tick proportional to what runs.
+        let busy = self.lifecycle.busy();
+        let apps = self.apps.select(|a| {
+            a.spec.min > 0 || a.spec.keep_alive == KeepAliveMode::Predictive || busy.has(a)
+        });
         self.predictors.retain(&apps);
         for app in apps {
             let policy = policy_of(&app);

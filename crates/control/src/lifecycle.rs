@@ -26,7 +26,7 @@ use crate::node::{Ended, Node};
 use crate::traffic::Traffic;
 
 use table::Table;
-pub(crate) use table::Tracked;
+pub(crate) use table::{Busy, Tracked};
 
 /// Longest a draining instance may keep its open requests before it is stopped anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -107,6 +107,11 @@ impl Lifecycle {
     /// The instances of `app` (this very app, by its storage key), oldest first.
     pub(crate) fn tracked(&self, app: &App) -> Vec<(String, Tracked)> {
         self.table().of(&app.storage_key())
+    }
+
+    /// The apps with an instance or a start under way.
+    pub(crate) fn busy(&self) -> Busy {
+        self.table().busy()
     }
 
     /// Starts asked for `app` whose containers do not exist yet.

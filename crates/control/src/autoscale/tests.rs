@@ -210,3 +210,28 @@ async fn waiting_cold_requests_count_as_load() {
     assert_eq!(up.len(), 1, "{up:?}");
     assert!(up[0].1.starts_with("scale 1→3"), "{up:?}");
 }
+
+/// A sample copies only the apps with instances or starts (the autoscaler never scales from
+/// zero), not every stored app, and its per-app state follows them.
+#[tokio::test(start_paused = true)]
+async fn a_sample_looks_only_at_apps_with_instances() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "60s"}))).await;
+    for i in 0..1000 {
+        let mut app = b.app();
+        app.spec.name = format!("other-{i}");
+        app.spec.hosts = vec![format!("other-{i}.test")];
+        app.uid = format!("{i:012x}");
+        b.apps.insert(app);
+    }
+    let mut s = scaler(&b);
+    let before = b.apps.copies();
+    assert!(s.tick(Instant::now()).await.is_empty());
+    assert_eq!(b.apps.copies() - before, 0);
+    assert!(s.scalers.is_empty());
+
+    b.lifecycle.start(&b.app(), Cause::Request).await.unwrap();
+    let before = b.apps.copies();
+    s.tick(Instant::now()).await;
+    assert_eq!(b.apps.copies() - before, 1);
+    assert_eq!(s.scalers.len(), 1);
+}
