@@ -138,6 +138,20 @@ const BENCHES: &[Entry] = &[
         criu: true,
         examples: &[],
     },
+    Entry {
+        name: "cluster",
+        packages: &[
+            ("busybox", "busybox-static"),
+            ("etcd", "etcd-server"),
+            ("nft", "nftables"),
+            ("ip", "iproute2"),
+            ("nsenter", "util-linux"),
+            ("unshare", "util-linux"),
+        ],
+        mariadb: false,
+        criu: false,
+        examples: &[],
+    },
 ];
 
 const EXPERIMENTS: &[Entry] = &[

@@ -18,12 +18,14 @@
 //! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
 //! hako-bench density [--quick] [--sites N] [--php-share F] [--idle-timeout D] [--window D]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
+//! hako-bench cluster [--quick] [--runs N] [--drain-sites N] [--loss-sites N] [--apps N] [--changes N]
 //! ```
 // The crun worker's thread enters its own mount namespace (one `unsafe` call, with its
 // SAFETY comment); nothing else here needs unsafe.
 #![deny(unsafe_code)]
 
 mod autoscaler;
+mod cluster;
 mod cold_start;
 mod cycling;
 mod daemon;
@@ -61,6 +63,8 @@ const USAGE: &str =
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
              [--concurrency N] [--max-requests N] [--out DIR]
+       hako-bench cluster [--quick] [--runs N] [--drain-sites N] [--loss-sites N]
+             [--apps N] [--changes N]
   --runs N         samples per measure (default 50; cold-start 100, wordpress 15)
   --spacing-ms MS  minimum time between two container starts (default 200)
   --only NAME,…    run only these measures (names in the table's first column)
@@ -70,6 +74,8 @@ const USAGE: &str =
   report in docs/experiments/efficiency.md (--quick: 40 sites, 1 min, report under target/)
   density: 10,000 static and PHP sites registered and each driven with one cold request
   in 9 minutes with cycling on (--quick: 200 sites in 20 s)
+  cluster: on a 3-host test bed it brings up: remote vs single-host cold start, a drain of
+  50 sites under load, a lost node, route propagation with 10,000 apps (--quick: smaller)
 Run it through `cargo xtask bench NAME` / `cargo xtask experiment efficiency`: they install
 what a benchmark needs and build hako first.";
 
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
         ["autoscaler", rest @ ..] => autoscaler::main(rest),
         ["cycling", rest @ ..] => cycling::main(rest),
         ["mitigation", rest @ ..] => mitigation::main(rest),
+        ["cluster", rest @ ..] => cluster::main(rest),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -52,6 +52,16 @@ pub(crate) fn route(app: &App) -> AppRoute {
     r
 }
 
+/// The app stored under `key`, if it is an app's record and readable.
+fn read(key: &str, value: &[u8]) -> Option<App> {
+    if !matches!(keys::parse(key), Some(Key::App { .. })) {
+        return None;
+    }
+    serde_json::from_slice::<App>(value)
+        .inspect_err(|e| tracing::warn!(key, error = %e, "skipping unreadable app"))
+        .ok()
+}
+
 impl Reconciler {
     /// Loads every app, then follows changes from exactly the revision it read at.
     pub(crate) async fn start(
@@ -69,16 +79,7 @@ impl Reconciler {
                             break;
                         }
                     };
-                    for ev in batch.events {
-                        match ev {
-                            WatchEvent::Put(kv) => self.put(&kv.key, &kv.value),
-                            WatchEvent::Delete { key, .. } => {
-                                if let Some(Key::App { name }) = keys::parse(&key) {
-                                    self.remove(name);
-                                }
-                            }
-                        }
-                    }
+                    self.apply_events(batch.events);
                 }
                 // Follow again from a fresh listing (the store may have been out of reach).
                 watch = loop {
@@ -97,12 +98,14 @@ impl Reconciler {
     async fn load(&self, store: &Arc<dyn Store>) -> Result<hako_store::Watch, StoreError> {
         let listing = store.list(keys::APPS).await?;
         let mut listed = std::collections::HashSet::new();
+        let mut apps = Vec::with_capacity(listing.kvs.len());
         for kv in &listing.kvs {
             if let Some(Key::App { name }) = keys::parse(&kv.key) {
                 listed.insert(name.to_string());
             }
-            self.put(&kv.key, &kv.value);
+            apps.extend(read(&kv.key, &kv.value));
         }
+        self.apply_all(apps);
         for app in self.apps.all() {
             if !listed.contains(&app.spec.name) {
                 self.remove(&app.spec.name);
@@ -111,27 +114,57 @@ impl Reconciler {
         store.watch(keys::APPS, Some(listing.revision + 1)).await
     }
 
-    fn put(&self, key: &str, value: &[u8]) {
-        if let Some(Key::App { .. }) = keys::parse(key) {
-            match serde_json::from_slice::<App>(value) {
-                Ok(app) => self.apply(app),
-                Err(e) => tracing::warn!(key, error = %e, "skipping unreadable app"),
+    /// Applies a batch of the store's events in order: each run of puts at once (one
+    /// routing-table rebuild for the run, however many apps it holds), deletes between them.
+    fn apply_events(&self, events: Vec<WatchEvent>) {
+        let mut run = Vec::new();
+        for ev in events {
+            match ev {
+                WatchEvent::Put(kv) => run.extend(read(&kv.key, &kv.value)),
+                WatchEvent::Delete { key, .. } => {
+                    if let Some(Key::App { name }) = keys::parse(&key) {
+                        self.apply_all(std::mem::take(&mut run));
+                        self.remove(name);
+                    }
+                }
             }
         }
+        self.apply_all(run);
     }
 
-    /// An app was created or changed: route it and wake the keep-alive loop, which replaces
-    /// instances of an older code release, image or settings.
-    fn apply(&self, app: App) {
-        let name = app.spec.name.clone();
-        if let Some(old) = self.apps.get(&name).filter(|old| old.uid != app.uid) {
-            // Another app of the same name (its delete was missed or raced): the old one goes.
-            self.remove_app(&old);
-        }
-        if let Err(e) = self.router.set_app(route(&app)) {
-            tracing::warn!(app = %name, error = %e, "cannot route app");
+    /// Apps were created or changed: route them (one rebuild of the routing table for all)
+    /// and wake the keep-alive loop, which replaces instances of an older code release,
+    /// image or settings.
+    fn apply_all(&self, apps: Vec<App>) {
+        if apps.is_empty() {
             return;
         }
+        for app in &apps {
+            if let Some(old) = self
+                .apps
+                .get(&app.spec.name)
+                .filter(|old| old.uid != app.uid)
+            {
+                // Another app of the same name (its delete was missed or raced): the old one goes.
+                self.remove_app(&old);
+            }
+        }
+        let refused: std::collections::HashMap<String, hako_proxy::RouterError> =
+            self.router.set_apps(apps.iter().map(route)).into_iter().collect();
+        for app in apps {
+            if let Some(e) = refused.get(&app.spec.name) {
+                tracing::warn!(app = %app.spec.name, error = %e, "cannot route app");
+                continue;
+            }
+            self.applied(app);
+        }
+        self.wake.notify_one();
+    }
+
+    /// What follows once an app is routed: the apps table, live limits, certificates, the
+    /// warm pool.
+    fn applied(&self, app: App) {
+        let name = app.spec.name.clone();
         let previous = self.apps.insert(app.clone());
         // New limits reach running instances live (the API asked already when it made the
         // change; this covers every other writer of the store, and is idempotent).
@@ -146,7 +179,6 @@ impl Reconciler {
             });
         }
         self.certs.app_routed(&app);
-        self.wake.notify_one();
         // Parked containers of an older version go, and the warm pool fills up (in the
         // background) from this one; the agent refills it itself after each start.
         if let Some(lifecycle) = self.lead.get() {

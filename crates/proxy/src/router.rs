@@ -2,7 +2,8 @@
 //! instances, and the launcher and event hook the activator uses.
 //!
 //! Lookups (every request) read an `ArcSwap`ped map without locking; changes
-//! (rare) rebuild it under a mutex.
+//! (rare) copy it under a mutex, change only the entries of the apps they touch, and
+//! publish the copy — once for a whole batch ([`Router::set_apps`]).
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -170,59 +171,103 @@ impl Router {
     }
 
     /// Add an app or change its hosts and limits. Its instances, start in
-    /// progress and metrics are kept.
-    pub fn set_app(&self, mut route: AppRoute) -> Result<(), RouterError> {
+    /// progress and metrics are kept. Only this app's hosts change in the table.
+    pub fn set_app(&self, route: AppRoute) -> Result<(), RouterError> {
+        match self.set_apps([route]).pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Router::set_app`] for many apps at once, in order, publishing the host table once
+    /// (what the daemon does with a batch of stored changes: 10,000 apps cost one rebuild,
+    /// not 10,000). A route that cannot be set is left out and returned with its error, by
+    /// app name; the others are set.
+    pub fn set_apps(
+        &self,
+        routes: impl IntoIterator<Item = AppRoute>,
+    ) -> Vec<(String, RouterError)> {
+        let mut refused = Vec::new();
+        let mut apps = self.apps();
+        let mut hosts: Option<HashMap<String, Arc<App>>> = None;
+        for route in routes {
+            let name = route.name.clone();
+            let table = hosts.get_or_insert_with(|| (**self.inner.hosts.load()).clone());
+            if let Err(e) = self.set_one(&mut apps, table, route) {
+                refused.push((name, e));
+            }
+        }
+        if let Some(hosts) = hosts {
+            self.inner.hosts.store(Arc::new(hosts));
+        }
+        refused
+    }
+
+    /// Sets one route in `apps` and in the working host table `hosts`.
+    fn set_one(
+        &self,
+        apps: &mut BTreeMap<String, Arc<App>>,
+        hosts: &mut HashMap<String, Arc<App>>,
+        mut route: AppRoute,
+    ) -> Result<(), RouterError> {
         if route.name.is_empty() {
             return Err(RouterError::EmptyName);
         }
-        let mut hosts: Vec<String> = Vec::with_capacity(route.hosts.len());
+        let mut normal_hosts: Vec<String> = Vec::with_capacity(route.hosts.len());
         for host in &route.hosts {
             let normal = normalize_host(host)
                 .map_err(|_| RouterError::InvalidHost { host: host.clone() })?;
-            if !hosts.iter().any(|h| *h == *normal) {
-                hosts.push(normal.into_owned());
+            if !normal_hosts.iter().any(|h| *h == *normal) {
+                normal_hosts.push(normal.into_owned());
             }
         }
-        route.hosts = hosts;
-        let mut apps = self.apps();
-        let current = self.inner.hosts.load();
+        route.hosts = normal_hosts;
         for host in &route.hosts {
-            if let Some(owner) = current.get(host).filter(|a| a.name != route.name) {
+            if let Some(owner) = hosts.get(host).filter(|a| a.name != route.name) {
                 return Err(RouterError::HostTaken {
                     host: host.clone(),
                     owner: owner.name.clone(),
                 });
             }
         }
-        match apps.get(&route.name) {
-            Some(app) => app.set_route(route),
-            None => {
-                let app = Arc::new(App::new(route, self.inner.epoch, self.inner.max_idle));
-                apps.insert(app.name.clone(), app);
+        let app = match apps.get(&route.name) {
+            Some(app) => {
+                for old in app.route().hosts {
+                    hosts.remove(&old);
+                }
+                app.set_route(route.clone());
+                app.clone()
             }
+            None => {
+                let app = Arc::new(App::new(
+                    route.clone(),
+                    self.inner.epoch,
+                    self.inner.max_idle,
+                ));
+                apps.insert(app.name.clone(), app.clone());
+                app
+            }
+        };
+        for host in route.hosts {
+            hosts.insert(host, app.clone());
         }
-        self.publish(&apps);
         Ok(())
     }
 
     /// Stop routing to an app. Requests already in flight finish.
     pub fn remove_app(&self, name: &str) -> Result<(), RouterError> {
         let mut apps = self.apps();
-        apps.remove(name).ok_or_else(|| RouterError::UnknownApp {
+        let app = apps.remove(name).ok_or_else(|| RouterError::UnknownApp {
             app: name.to_owned(),
         })?;
-        self.publish(&apps);
-        Ok(())
-    }
-
-    fn publish(&self, apps: &BTreeMap<String, Arc<App>>) {
-        let mut hosts = HashMap::new();
-        for app in apps.values() {
-            for host in app.route().hosts {
-                hosts.insert(host, app.clone());
+        let mut hosts = (**self.inner.hosts.load()).clone();
+        for host in app.route().hosts {
+            if hosts.get(&host).is_some_and(|a| Arc::ptr_eq(a, &app)) {
+                hosts.remove(&host);
             }
         }
         self.inner.hosts.store(Arc::new(hosts));
+        Ok(())
     }
 
     /// Route to an instance the daemon started itself (min instances, pre-warm).
@@ -431,5 +476,52 @@ mod tests {
             r.metrics("blog"),
             Err(RouterError::UnknownApp { .. })
         ));
+    }
+
+    #[test]
+    fn a_batch_sets_apps_in_order_and_refuses_only_the_bad_ones() {
+        let r = router();
+        r.set_app(AppRoute::new("blog", ["blog.example"])).unwrap();
+        let refused = r.set_apps([
+            AppRoute::new("a", ["a.example"]),
+            // Takes blog's host: refused, the rest of the batch still applies.
+            AppRoute::new("b", ["b.example", "blog.example"]),
+            AppRoute::new("", ["x.example"]),
+            // blog lets its host go, then c takes it, in the same batch.
+            AppRoute::new("blog", ["blog2.example"]),
+            AppRoute::new("c", ["blog.example"]),
+        ]);
+        let names: Vec<&str> = refused.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["b", ""]);
+        assert!(matches!(
+            refused[0].1,
+            RouterError::HostTaken { ref owner, .. } if owner == "blog"
+        ));
+        assert_eq!(r.lookup("a.example").unwrap().name, "a");
+        assert!(r.lookup("b.example").is_none());
+        assert_eq!(r.lookup("blog2.example").unwrap().name, "blog");
+        assert_eq!(r.lookup("blog.example").unwrap().name, "c");
+        assert!(r.set_apps(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn ten_thousand_apps_in_one_batch_then_single_changes() {
+        let r = router();
+        let t = std::time::Instant::now();
+        let refused = r.set_apps(
+            (0..10_000).map(|i| AppRoute::new(format!("app{i}"), [format!("app{i}.example")])),
+        );
+        assert!(refused.is_empty());
+        assert_eq!(r.all_metrics().len(), 10_000);
+        assert_eq!(r.lookup("app9999.example").unwrap().name, "app9999");
+        // One change touches its own entries only; the other apps stay routed.
+        r.set_app(AppRoute::new("app5", ["five.example"])).unwrap();
+        assert!(r.lookup("app5.example").is_none());
+        assert_eq!(r.lookup("five.example").unwrap().name, "app5");
+        r.remove_app("app6").unwrap();
+        assert!(r.lookup("app6.example").is_none());
+        assert_eq!(r.lookup("app7.example").unwrap().name, "app7");
+        // Generous for a debug build on a busy machine; one by one took tens of seconds.
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
     }
 }

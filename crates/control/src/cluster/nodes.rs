@@ -374,24 +374,14 @@ impl Node for ClusterNodes {
         let name = app.spec.name.clone();
         let store_err =
             |e: StoreError| failure(StartFailure::Node, format!("the cluster store failed: {e}"));
-        // Watch before writing, so that nothing the agent writes is missed: both watches
-        // start from the store's revision when they are made, before the assignment exists
-        // (made together: a cold start waits on this).
         let assignment_key = keys::assignment(&node, &slot);
         let instances_key = keys::instances(&name);
-        // With them, the record of the image version it runs and its layers' digests: what
-        // the node verifies its copies against.
-        let (instances, assignment, image_record) = tokio::join!(
-            self.store.watch(&instances_key, None),
-            self.store.watch(&assignment_key, None),
-            super::images::record_for(self.store.as_ref(), app),
-        );
-        let (mut instances, mut assignment) = (
-            instances.map_err(store_err)?,
-            assignment.map_err(store_err)?,
-        );
+        // With the assignment, the record of the image version it runs and its layers'
+        // digests: what the node verifies its copies against.
         let mut app = app.clone();
-        app.image_record = image_record.map_err(store_err)?;
+        app.image_record = super::images::record_for(self.store.as_ref(), &app)
+            .await
+            .map_err(store_err)?;
         let a = Assignment {
             slot: slot.clone(),
             node: node.clone(),
@@ -401,10 +391,26 @@ impl Node for ClusterNodes {
             asked_unix_ms: now_unix_ms(),
         };
         self.fleet().assignments.insert(slot.clone(), a.clone());
-        self.store
+        let written = self
+            .store
             .create_json(&assignment_key, &a)
             .await
             .map_err(store_err)?;
+        // Both watches from just after the assignment's revision: nothing the agent writes
+        // in answer is missed, however soon it answers. (A watch made before the write, from
+        // "now", could start after the write on the server and miss the first change.)
+        let (instances, assignment) = tokio::join!(
+            self.store.watch(&instances_key, Some(written + 1)),
+            self.store.watch(&assignment_key, Some(written + 1)),
+        );
+        let (mut instances, mut assignment) = match (instances, assignment) {
+            (Ok(i), Ok(a)) => (i, a),
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = self.store.delete(&assignment_key).await;
+                self.fleet().assignments.remove(&slot);
+                return Err(store_err(e));
+            }
+        };
         let deadline =
             tokio::time::Instant::now() + app.spec.start_timeout.0 + Duration::from_secs(5);
         let mut created = Some(created);
