@@ -229,7 +229,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         ms(run.cold_p50_ms),
         ms(run.cold_p99_ms),
         ms(run.first_p99_ms),
-        run.failed + run.dropped,
+        run.failed as u64 + run.dropped,
         leaks.len() + usize::from(drained.is_err()),
     );
     if !leaks.is_empty() || drained.is_err() {
