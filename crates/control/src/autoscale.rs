@@ -97,7 +97,7 @@ impl AutoscaleLoop {
         // so an app with neither has nothing to scale (its samples start again with its next
         // instance). A tick costs what runs, not what is stored.
         let busy = self.lifecycle.busy();
-        let apps = self.apps.select(|a| busy.has(a));
+        let apps = self.apps.of_keys(&busy, false);
         let keys: HashSet<String> = apps.iter().map(App::storage_key).collect();
         self.scalers.retain(|key, _| keys.contains(key));
         let mut decided = Vec::new();

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hako_model::{App, KeepAliveMode};
+use hako_model::App;
 use hako_policy::{Action, KeepAlive, Time};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -85,9 +85,7 @@ impl KeepAliveLoop {
         // a minimum to keep, or a predictor that may pre-warm. An app with none of these has
         // no decision to take, and skipping it keeps a tick proportional to what runs.
         let busy = self.lifecycle.busy();
-        let apps = self.apps.select(|a| {
-            a.spec.min > 0 || a.spec.keep_alive == KeepAliveMode::Predictive || busy.has(a)
-        });
+        let apps = self.apps.of_keys(&busy, true);
         self.predictors.retain(&apps);
         for app in apps {
             let policy = policy_of(&app);

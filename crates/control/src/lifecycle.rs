@@ -26,7 +26,7 @@ use crate::node::{Ended, Node};
 use crate::traffic::Traffic;
 
 use table::Table;
-pub(crate) use table::{Busy, Tracked};
+pub(crate) use table::Tracked;
 
 /// Longest a draining instance may keep its open requests before it is stopped anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -109,8 +109,8 @@ impl Lifecycle {
         self.table().of(&app.storage_key())
     }
 
-    /// The apps with an instance or a start under way.
-    pub(crate) fn busy(&self) -> Busy {
+    /// Storage keys of the apps with an instance or a start under way.
+    pub(crate) fn busy(&self) -> std::collections::HashSet<String> {
         self.table().busy()
     }
 

@@ -32,35 +32,6 @@ pub(crate) struct Tracked {
     pub resize_refused: Option<(hako_model::InstanceLimits, String)>,
 }
 
-/// The apps with instances or starts under way, by storage key: what the loops that act on
-/// instances look at (an app with neither has nothing for them to do).
-#[derive(Debug, Default)]
-pub(crate) struct Busy {
-    /// Storage keys of apps stored before uids existed (the key is the name).
-    names: HashSet<String>,
-    /// The uid part of the other keys.
-    uids: HashSet<String>,
-}
-
-impl Busy {
-    fn add(&mut self, key: &str) {
-        match key.rsplit_once('_') {
-            Some((_, uid)) => self.uids.insert(uid.to_string()),
-            None => self.names.insert(key.to_string()),
-        };
-    }
-
-    /// Whether `app` has an instance or a start under way (without making its storage key).
-    pub(crate) fn has(&self, app: &hako_model::App) -> bool {
-        if app.uid.is_empty() {
-            self.names.contains(&app.spec.name)
-        } else {
-            let uid = &app.uid[..app.uid.len().min(hako_model::APP_UID_LEN)];
-            self.uids.contains(uid)
-        }
-    }
-}
-
 /// Every instance the lifecycle knows, and the starts asked for whose container does not
 /// exist yet (counted per app storage key).
 #[derive(Debug, Default)]
@@ -106,18 +77,14 @@ impl Table {
         v
     }
 
-    /// The apps with an instance or a launch.
-    pub(crate) fn busy(&self) -> Busy {
-        let mut busy = Busy::default();
-        for key in self
-            .instances
+    /// Storage keys of the apps with an instance or a launch: what the loops that act on
+    /// instances look at (an app with neither has nothing for them to do).
+    pub(crate) fn busy(&self) -> HashSet<String> {
+        self.instances
             .values()
-            .map(|t| t.key.as_str())
-            .chain(self.launching.keys().map(String::as_str))
-        {
-            busy.add(key);
-        }
-        busy
+            .map(|t| t.key.clone())
+            .chain(self.launching.keys().cloned())
+            .collect()
     }
 
     /// Starts asked for the app whose containers do not exist yet.
