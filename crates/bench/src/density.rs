@@ -18,7 +18,8 @@
 //!
 //! Last line: `density: sites=… register_s=… create_first_ms=… create_last_ms=… peak_running=…
 //! peak_mib=… daemon_rss_mib=… peak_veths=… peak_cgroups=… peak_netns=… nft_rules=…
-//! peak_fds=… cold_p50_ms=… cold_p99_ms=… cold_first_p99_ms=… failed=… leaked=…`.
+//! peak_fds=… cold_p50_ms=… cold_p99_ms=… cold_first_p99_ms=… static_p99_ms=… php_p99_ms=…
+//! failed=… leaked=…`.
 
 mod drive;
 mod objects;
@@ -177,7 +178,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
 
     println!();
     println!("{:<34} {:>12}", "measure", "value");
-    let rows: [(&str, String); 8] = [
+    let rows: [(&str, String); 9] = [
         ("sites (PHP)", format!("{} ({})", o.sites, reg.php)),
         ("register, s", format!("{:.1}", reg.seconds)),
         (
@@ -191,6 +192,10 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         (
             "cold p99 first / last tenth, ms",
             format!("{} / {}", ms(run.first_p99_ms), ms(run.last_p99_ms)),
+        ),
+        (
+            "cold p99 static / PHP, ms",
+            format!("{} / {}", ms(run.static_p99_ms), ms(run.php_p99_ms)),
         ),
         ("peak running instances", peak.running.to_string()),
         (
@@ -213,7 +218,7 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         peak.nft_rules
     );
     println!(
-        "density: sites={} register_s={:.1} create_first_ms={:.1} create_last_ms={:.1} peak_running={} peak_mib={:.0} daemon_rss_mib={:.0} peak_veths={} peak_cgroups={} peak_netns={} nft_rules={} peak_fds={} cold_p50_ms={} cold_p99_ms={} cold_first_p99_ms={} failed={} leaked={}",
+        "density: sites={} register_s={:.1} create_first_ms={:.1} create_last_ms={:.1} peak_running={} peak_mib={:.0} daemon_rss_mib={:.0} peak_veths={} peak_cgroups={} peak_netns={} nft_rules={} peak_fds={} cold_p50_ms={} cold_p99_ms={} cold_first_p99_ms={} static_p99_ms={} php_p99_ms={} failed={} leaked={}",
         o.sites,
         reg.seconds,
         reg.first_ms,
@@ -229,6 +234,8 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         ms(run.cold_p50_ms),
         ms(run.cold_p99_ms),
         ms(run.first_p99_ms),
+        ms(run.static_p99_ms),
+        ms(run.php_p99_ms),
         run.failed as u64 + run.dropped,
         leaks.len() + usize::from(drained.is_err()),
     );

@@ -23,6 +23,9 @@ pub struct Driven {
     /// p99 of the first and the last tenth of the requests (few apps running against all).
     pub first_p99_ms: Option<f64>,
     pub last_p99_ms: Option<f64>,
+    /// p99 of the static and of the PHP sites.
+    pub static_p99_ms: Option<f64>,
+    pub php_p99_ms: Option<f64>,
     pub errors: Vec<String>,
 }
 
@@ -46,6 +49,9 @@ pub fn run(serve: &crate::daemon::HakoServe, o: &Options) -> anyhow::Result<Driv
     let mut outcomes = report.outcomes;
     outcomes.sort_by(|a, b| a.due.total_cmp(&b.due));
     let tenth = (outcomes.len() / 10).max(1).min(outcomes.len());
+    let (php, plain): (Vec<Outcome>, Vec<Outcome>) = outcomes
+        .iter()
+        .partition(|x| super::sites::is_php(x.site as usize, o.php_share));
     Ok(Driven {
         seconds,
         failed: outcomes
@@ -57,6 +63,8 @@ pub fn run(serve: &crate::daemon::HakoServe, o: &Options) -> anyhow::Result<Driv
         cold_p99_ms: percentile_ms(&outcomes, 99.0),
         first_p99_ms: percentile_ms(&outcomes[..tenth], 99.0),
         last_p99_ms: percentile_ms(&outcomes[outcomes.len() - tenth..], 99.0),
+        static_p99_ms: percentile_ms(&plain, 99.0),
+        php_p99_ms: percentile_ms(&php, 99.0),
         errors: report.errors,
     })
 }
