@@ -335,8 +335,13 @@ mod tests {
         let mut foreign: App = store.get_json(&keys::app("a8")).await.unwrap().unwrap();
         foreign.spec.name = "foreign".into();
         foreign.spec.hosts = vec!["foreign.example".into()];
-        store.put_json(&keys::app("foreign"), &foreign).await.unwrap();
-        let err = create(&engine, "late", "foreign.example").await.unwrap_err();
+        store
+            .put_json(&keys::app("foreign"), &foreign)
+            .await
+            .unwrap();
+        let err = create(&engine, "late", "foreign.example")
+            .await
+            .unwrap_err();
         assert!(matches!(err, ApiError::Conflict(_)), "{err:?}");
     }
 }

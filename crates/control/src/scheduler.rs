@@ -171,8 +171,7 @@ impl Scheduler {
         let unix = self.unix_now(now);
         // Only apps with schedules are copied: a tick costs what is scheduled.
         let apps = self.apps.select(|a| !a.spec.schedules.is_empty());
-        let keys: std::collections::HashSet<String> =
-            apps.iter().map(App::storage_key).collect();
+        let keys: std::collections::HashSet<String> = apps.iter().map(App::storage_key).collect();
         self.plans.retain(|key, _| keys.contains(key));
         let mut out = Vec::new();
         for app in apps {

@@ -249,18 +249,29 @@ mod tests {
         // An event older than what the index has is ignored.
         index.set("a0", &["old.example".into()], rev - 1).await;
         assert_eq!(
-            index.owner(&*store, "new.example").await.unwrap().as_deref(),
+            index
+                .owner(&*store, "new.example")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("a0")
         );
         assert_eq!(index.owner(&*store, "old.example").await.unwrap(), None);
         // A delete leaves a tombstone: the put it follows cannot bring the hosts back.
-        let del = store.txn(hako_store::Txn::new().and_then(hako_store::TxnOp::delete(keys::app("a1")))).await.unwrap();
+        let del = store
+            .txn(hako_store::Txn::new().and_then(hako_store::TxnOp::delete(keys::app("a1"))))
+            .await
+            .unwrap();
         index.remove("a1", del.revision).await;
-        index.set("a1", &["a1.example".into()], del.revision - 1).await;
+        index
+            .set("a1", &["a1.example".into()], del.revision - 1)
+            .await;
         assert_eq!(index.owner(&*store, "a1.example").await.unwrap(), None);
         // The watch's own copy of these writes changes nothing.
         assert_eq!(
-            wait_for(&index, &*store, "new.example", Some("a0")).await.as_deref(),
+            wait_for(&index, &*store, "new.example", Some("a0"))
+                .await
+                .as_deref(),
             Some("a0")
         );
     }

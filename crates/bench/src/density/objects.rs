@@ -166,7 +166,11 @@ fn count_rules(listing: &str) -> usize {
         .lines()
         .map(str::trim)
         .filter(|l| l.contains("# handle"))
-        .filter(|l| !["table ", "chain ", "set ", "map "].iter().any(|k| l.starts_with(k)))
+        .filter(|l| {
+            !["table ", "chain ", "set ", "map "]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
         .count()
 }
 
@@ -215,7 +219,11 @@ pub fn wait_no_instances(prefix: &str, limit: Duration) -> anyhow::Result<()> {
 /// namespaces, mounts, and processes in its cgroups, running from its data dir, or the daemon.
 pub fn leaks(prefix: &str, pid: u32, data: &Path) -> Vec<String> {
     let mut found = hako_testkit::leftovers(prefix);
-    for e in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+    for e in std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         if e.file_name().to_string_lossy().contains(prefix) {
             found.push(format!("netns {}", e.path().display()));
         }
