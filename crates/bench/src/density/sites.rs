@@ -103,7 +103,7 @@ pub fn register(serve: &HakoServe, o: &Options, code: &Path) -> anyhow::Result<R
                             .deploy_dir(&app_name(i), code)
                             .with_context(|| format!("deploy site {i}"))?;
                         *took[i].lock().expect("slot") = t.elapsed().as_secs_f64() * 1e3;
-                        if (i + 1) % report == 0 {
+                        if (i + 1).is_multiple_of(report) {
                             eprintln!(
                                 "density: {} sites after {:.1} s (this one {:.1} ms)",
                                 i + 1,
