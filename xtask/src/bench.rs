@@ -170,13 +170,22 @@ const BENCHES: &[Entry] = &[
     },
 ];
 
-const EXPERIMENTS: &[Entry] = &[Entry {
-    name: "efficiency",
-    packages: CONTAINERS,
-    mariadb: false,
-    criu: false,
-    examples: &[],
-}];
+const EXPERIMENTS: &[Entry] = &[
+    Entry {
+        name: "efficiency",
+        packages: CONTAINERS,
+        mariadb: false,
+        criu: false,
+        examples: &[],
+    },
+    Entry {
+        name: "density",
+        packages: CONTAINERS,
+        mariadb: false,
+        criu: false,
+        examples: &[],
+    },
+];
 
 /// What `cargo xtask bench check` installs: what the bench crate's tests run.
 const CHECK_PACKAGES: &[(&str, &str)] = &[

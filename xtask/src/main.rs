@@ -5,7 +5,7 @@
 //! cargo xtask test [NEXTEST ARGS] install what is missing, run every test (not the bench crate's)
 //! cargo xtask bench NAME [ARGS]   install what NAME needs, build hako in release, run hako-bench NAME
 //! cargo xtask bench check         the bench crate's own tests
-//! cargo xtask experiment NAME …   like bench, for the experiments (efficiency)
+//! cargo xtask experiment NAME …   like bench, for the experiments (efficiency, density)
 //! cargo xtask package             the Debian package (cargo-deb, release build) into target/debian/
 //! cargo xtask testbed up|down|status  a hako cluster on this machine (network namespaces)
 //! ```
@@ -33,13 +33,18 @@ const USAGE: &str = "usage: cargo xtask demo [LISTEN]        (default 0.0.0.0:80
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
              [--concurrency N] [--max-requests N] [--out DIR]
+       cargo xtask experiment density [--quick] [--sites N] [--php-share F] [--idle-timeout D]
+             [--window D] [--concurrency N]
   --runs N         samples per measure (default 50)
   --spacing-ms MS  minimum time between two container starts (default 200)
   --only NAME,…    run only these measures (names in the table's first column)
   --verbose        print every sample as it is taken
   experiment efficiency: always-on vs cycling vs cycling + prediction with 1,000 real sites
   (12 min measured per mode, workload compressed 4x) and 10,000 simulated sites x 24 h;
-  report in docs/experiments/efficiency.md (--quick: 40 sites, 1 min, report under target/)";
+  report in docs/experiments/efficiency.md (--quick: 40 sites, 1 min, report under target/)
+  experiment density: 10,000 static and PHP sites on one host, each driven with one cold
+  request within 9 minutes with cycling on; peaks of instances, memory and kernel objects,
+  and nothing left after (--quick: 200 sites in 20 s)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

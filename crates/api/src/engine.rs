@@ -9,6 +9,7 @@
 mod access;
 mod apps;
 mod certs;
+mod hosts;
 mod nodes;
 mod observe;
 mod releases;
@@ -35,6 +36,8 @@ pub struct Engine {
     app_writes: tokio::sync::Mutex<()>,
     /// Serialises the choice of release numbers.
     deploys: tokio::sync::Mutex<()>,
+    /// Which app has each host, for the creates' and updates' host check.
+    hosts: hosts::HostIndex,
 }
 
 impl Engine {
@@ -45,6 +48,7 @@ impl Engine {
             backend,
             app_writes: tokio::sync::Mutex::new(()),
             deploys: tokio::sync::Mutex::new(()),
+            hosts: hosts::HostIndex::default(),
         }
     }
 
@@ -263,5 +267,81 @@ mod tests {
             .map(|(_, e)| e.kind)
             .collect();
         assert_eq!(kinds, [EventKind::AppCreated, EventKind::Deployed]);
+    }
+
+    fn spec(name: &str, host: &str) -> hako_model::AppSpec {
+        crate::action::parse_spec(
+            format!(r#"{{"name": "{name}", "hosts": ["{host}"], "image": "static", "cmd": "httpd -f -p $PORT"}}"#)
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    async fn create(engine: &Engine, name: &str, host: &str) -> Result<Reply, ApiError> {
+        engine
+            .execute(Action::CreateApp {
+                spec: Box::new(spec(name, host)),
+                tenant: None,
+            })
+            .await
+    }
+
+    /// The host check reads one app per create, however many there are (it decoded every
+    /// app before: 10,000 apps made it most of a create's time).
+    #[tokio::test]
+    async fn host_checks_cost_the_same_with_many_apps() {
+        let store: Arc<dyn Store> =
+            Arc::new(hako_store::EmbeddedStore::open_in_memory().await.unwrap());
+        let engine = Engine::new(store.clone(), Arc::new(OneImage));
+        for i in 0..300 {
+            create(&engine, &format!("a{i}"), &format!("a{i}.example"))
+                .await
+                .unwrap();
+        }
+        let before = engine.hosts.decoded();
+        create(&engine, "last", "last.example").await.unwrap();
+        let per_create = engine.hosts.decoded() - before;
+        // At most the watch's copies of the last two creates, never one per app.
+        assert!(per_create <= 2, "{per_create} apps decoded for one create");
+
+        // And the check still holds: a taken host is refused, naming its app…
+        let err = create(&engine, "other", "a7.example").await.unwrap_err();
+        assert!(
+            matches!(&err, ApiError::Conflict(m) if m.contains("\"a7\"")),
+            "{err:?}"
+        );
+        // …until the app moves off it or goes.
+        let patch: hako_model::AppPatch =
+            serde_json::from_value(serde_json::json!({"hosts": ["moved.example"]})).unwrap();
+        engine
+            .execute(Action::UpdateApp {
+                name: "a7".into(),
+                patch: Box::new(patch),
+            })
+            .await
+            .unwrap();
+        create(&engine, "other", "a7.example").await.unwrap();
+        assert!(create(&engine, "third", "moved.example").await.is_err());
+        engine
+            .execute(Action::DeleteApp {
+                name: "a7".into(),
+                database: None,
+            })
+            .await
+            .unwrap();
+        create(&engine, "third", "moved.example").await.unwrap();
+        // A write the engine did not make (another front of a cluster) reaches the check
+        // through the store's watch.
+        let mut foreign: App = store.get_json(&keys::app("a8")).await.unwrap().unwrap();
+        foreign.spec.name = "foreign".into();
+        foreign.spec.hosts = vec!["foreign.example".into()];
+        store
+            .put_json(&keys::app("foreign"), &foreign)
+            .await
+            .unwrap();
+        let err = create(&engine, "late", "foreign.example")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApiError::Conflict(_)), "{err:?}");
     }
 }

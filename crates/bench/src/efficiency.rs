@@ -17,14 +17,14 @@
 mod latency;
 mod latency_report;
 pub(crate) mod loadgen;
-mod memory;
-mod neighbours;
+pub(crate) mod memory;
+pub(crate) mod neighbours;
 mod options;
 mod plot;
-mod real;
+pub(crate) mod real;
 mod report;
 mod simulate;
-mod sites;
+pub(crate) mod sites;
 mod workload;
 
 use std::sync::Arc;

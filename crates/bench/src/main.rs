@@ -17,6 +17,7 @@
 //! hako-bench cycling
 //! hako-bench chaos [--only CASE,…] [--hog-max-mib N]
 //! hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
+//! hako-bench density [--quick] [--sites N] [--php-share F] [--idle-timeout D] [--window D]
 //! hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D] …
 //! hako-bench cluster [--quick] [--runs N] [--drain-sites N] [--loss-sites N] [--apps N] [--changes N]
 //! ```
@@ -30,6 +31,7 @@ mod cluster;
 mod cold_start;
 mod cycling;
 mod daemon;
+mod density;
 mod digest;
 mod efficiency;
 mod http;
@@ -58,6 +60,8 @@ const USAGE: &str =
        hako-bench cycling
        hako-bench chaos [--only CASE,…] [--hog-max-mib N]
        hako-bench mitigation [--runs N] [--trace-seconds S] [--no-wordpress] [--only first|trace|shared]
+       hako-bench density [--quick] [--sites N] [--php-share F] [--idle-timeout D]
+             [--window D] [--concurrency N]
        hako-bench efficiency [--quick] [--sim-only] [--sites N] [--duration D]
              [--warmup D] [--speedup K] [--seed S] [--php-share F] [--idle-timeout D]
              [--predict-idle-timeout D] [--lead D] [--sim-sites N] [--sim-duration D]
@@ -73,6 +77,8 @@ const USAGE: &str =
   efficiency: always-on vs cycling vs cycling + prediction with 1,000 real sites
   (12 min measured per mode, workload compressed 4x) and 10,000 simulated sites x 24 h;
   report in docs/experiments/efficiency.md (--quick: 40 sites, 1 min, report under target/)
+  density: 10,000 static and PHP sites registered and each driven with one cold request
+  in 9 minutes with cycling on (--quick: 200 sites in 20 s)
   cluster: on a 3-host test bed it brings up: remote vs single-host cold start, a drain of
   50 sites under load, a lost node, route propagation with 10,000 apps (--quick: smaller)
 Run it through `cargo xtask bench NAME` / `cargo xtask experiment efficiency`: they install
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
         ["proxy", rest @ ..] => proxy::main(rest),
         ["wordpress", rest @ ..] => wordpress::main(rest),
         ["efficiency", rest @ ..] => efficiency::main(rest),
+        ["density", rest @ ..] => density::main(rest),
         ["restore", rest @ ..] => restore::main(rest),
         ["digest", rest @ ..] => digest::main(rest),
         ["autoscaler", rest @ ..] => autoscaler::main(rest),

@@ -44,12 +44,7 @@ impl AcmeLoop {
         loop {
             let now = now_unix() as i64;
             let mut wake_at = now + RECHECK;
-            let apps: Vec<_> = self
-                .apps
-                .all()
-                .into_iter()
-                .filter(|a| a.spec.acme)
-                .collect();
+            let apps = self.apps.select(|a| a.spec.acme);
             backoff.retain(|name, _| apps.iter().any(|a| a.spec.name == *name));
             for app in apps {
                 let name = app.spec.name.clone();

@@ -1,7 +1,8 @@
-//! The autoscaler in the daemon: every [`SAMPLE_INTERVAL`] it samples each app's concurrency
-//! from the proxy — requests in flight at its instances plus the cold requests the activator
-//! holds — feeds the app's [`Autoscaler`] (`hako_policy::autoscale`, the design and its math
-//! in docs/autoscaling.md), and applies its decisions through the lifecycle: a scale-up
+//! The autoscaler in the daemon: every [`SAMPLE_INTERVAL`] it samples the concurrency of each
+//! app with instances or starts under way (the only ones it may scale) from the proxy —
+//! requests in flight at its instances plus the cold requests the activator holds — feeds
+//! the app's [`Autoscaler`] (`hako_policy::autoscale`, the design and its math in
+//! docs/autoscaling.md), and applies its decisions through the lifecycle: a scale-up
 //! starts instances (each start's event carries the decision, e.g. `scale 1→3: concurrency
 //! 12.4 over 2s, target 4`), a scale-down drains the instances [`pick_drain`] chooses (the
 //! fewest requests in flight first; never one holding a WebSocket unless it is past its max
@@ -92,9 +93,13 @@ impl AutoscaleLoop {
     pub(crate) async fn tick(&mut self, now: Instant) -> Vec<(String, ScaleDecision)> {
         let clock = Clock { epoch: self.epoch };
         let t = clock.time(now);
-        let apps = self.apps.all();
-        // Linear in apps: each app's scaler moves from the last tick's map into this tick's
-        // (one hash lookup each); the scalers of apps that are gone stay behind and drop.
+        // Only apps with instances or starts: the autoscaler never starts the first instance,
+        // so an app with neither has nothing to scale (its samples start again with its next
+        // instance). A tick costs what runs, not what is stored. Linear in those apps: each
+        // app's scaler moves from the last tick's map into this tick's (one hash lookup each);
+        // the scalers of apps that are gone or idle stay behind and drop.
+        let busy = self.lifecycle.busy();
+        let apps = self.apps.of_keys(&busy, false);
         let mut previous = std::mem::take(&mut self.scalers);
         self.scalers.reserve(apps.len());
         let mut decided = Vec::new();

@@ -73,7 +73,7 @@ impl KeepAliveLoop {
         }
     }
 
-    /// One pass over every app at `now`: decide, ask the lifecycle, and return the earliest
+    /// One pass over the apps at `now` (those it may act on): decide, ask the lifecycle, and return the earliest
     /// time a decision could change without anything happening. Idle deadlines count visitors
     /// only: scheduled runs and ignored clients hold an instance no longer than they need
     /// ([`crate::views::QUIET_LINGER`]).
@@ -81,7 +81,11 @@ impl KeepAliveLoop {
         let now_t = self.time(now);
         let clock = Clock { epoch: self.epoch };
         let mut next: Option<Time> = None;
-        let apps = self.apps.all();
+        // Only apps the policy may act on: with instances or starts (idle stops, recycles),
+        // a minimum to keep, or a predictor that may pre-warm. An app with none of these has
+        // no decision to take, and skipping it keeps a tick proportional to what runs.
+        let busy = self.lifecycle.busy();
+        let apps = self.apps.of_keys(&busy, true);
         self.predictors.retain(&apps);
         for app in apps {
             let policy = policy_of(&app);

@@ -115,6 +115,11 @@ impl Lifecycle {
         self.table().reads()
     }
 
+    /// Storage keys of the apps with an instance or a start under way.
+    pub(crate) fn busy(&self) -> std::collections::HashSet<String> {
+        self.table().busy()
+    }
+
     /// Starts asked for `app` whose containers do not exist yet.
     pub(crate) fn launching(&self, app: &App) -> u32 {
         self.table().launching(&app.storage_key())

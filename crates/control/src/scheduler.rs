@@ -169,9 +169,10 @@ impl Scheduler {
     /// The runs due at `now` (each fire time once); plans follow the apps' schedules.
     pub(crate) fn due(&mut self, now: Instant) -> Vec<DueRun> {
         let unix = self.unix_now(now);
-        let apps = self.apps.all();
-        self.plans
-            .retain(|key, _| apps.iter().any(|a| a.storage_key() == *key));
+        // Only apps with schedules are copied: a tick costs what is scheduled.
+        let apps = self.apps.select(|a| !a.spec.schedules.is_empty());
+        let keys: std::collections::HashSet<String> = apps.iter().map(App::storage_key).collect();
+        self.plans.retain(|key, _| keys.contains(key));
         let mut out = Vec::new();
         for app in apps {
             let key = app.storage_key();

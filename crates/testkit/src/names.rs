@@ -12,6 +12,7 @@
 //! | tag | who |
 //! |---|---|
 //! | `b` | benchmarks (`hako-bench`) |
+//! | `d` | the density experiment |
 //! | `e` | the efficiency experiment |
 //! | `l` | `hako serve` process tests ([`Serve`](crate::Serve) by default) |
 //! | `n` | the nodes of a test bed (`hakon<bed><n>`, see [`crate::testbed`]); `f`: its front |

@@ -68,7 +68,12 @@ impl Engine {
             tenant: owner,
         };
         let created = match self.store.create_json(&key, &app).await {
-            Ok(_) => Ok(()),
+            Ok(revision) => {
+                self.hosts
+                    .set(&app.spec.name, &app.spec.hosts, revision)
+                    .await;
+                Ok(())
+            }
             Err(StoreError::AlreadyExists { .. }) => Err(exists(caller, &app)),
             Err(e) => Err(e.into()),
         };
@@ -156,6 +161,9 @@ impl Engine {
             })
             .await
             .map_err(|e| not_found_or(e, name))??;
+        self.hosts
+            .set(name, &updated.value.spec.hosts, updated.mod_revision)
+            .await;
         if made.is_some() {
             self.forget_kept_database(name).await;
         }
@@ -238,9 +246,11 @@ impl Engine {
             let kept_key = keys::kept_database(name);
             txn = txn.and_then(TxnOp::put(&kept_key, hako_store::encode(&kept_key, &kept)?));
         }
-        if !self.store.txn(txn).await?.succeeded {
+        let done = self.store.txn(txn).await?;
+        if !done.succeeded {
             return Err(ApiError::no_app(name));
         }
+        self.hosts.remove(name, done.revision).await;
         self.record(
             caller,
             current.tenant.as_deref(),

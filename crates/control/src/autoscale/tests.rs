@@ -230,8 +230,8 @@ async fn a_tick_over_ten_thousand_apps_is_linear() {
         let app = b.apps.get(&name(i)).unwrap();
         b.lifecycle.start(&app, Cause::Request).await.unwrap();
     }
-    // Known, with no instance: the autoscaler samples them all the same. (Not routed: the
-    // router republishes its host map on each change, which is not what is measured here.)
+    // Known, with no instance: the autoscaler passes them by (it never scales from zero).
+    // (Not routed: routing is not what is measured here.)
     let template = b.apps.get(&name(1)).unwrap();
     for i in WITH_INSTANCE + 1..MANY_APPS {
         let mut app = template.clone();
@@ -255,27 +255,29 @@ async fn a_tick_over_ten_thousand_apps_is_linear() {
         b.lifecycle.table_reads() - before
     };
     let reads = tick(&mut s).await;
-    assert_eq!(s.scalers.len(), MANY_APPS);
+    assert_eq!(s.scalers.len(), WITH_INSTANCE);
     // Each app's view reads its own instances only: 500 records. Scanning every instance for
     // each app (as the table did) reads 10,000 × 500 = 5,000,000.
     assert!(
         reads <= 2 * WITH_INSTANCE as u64,
         "one tick over {MANY_APPS} apps read {reads} instance records"
     );
-    // Half the apps go: their scalers go in the same single pass, the others keep theirs.
+    // Half the apps go: their scalers go in the same single pass, the others with an
+    // instance keep theirs.
     for i in (1..MANY_APPS).step_by(2) {
         b.apps.remove(&name(i));
     }
     let reads = tick(&mut s).await;
     let left = b.apps.all().len();
     assert_eq!(left, MANY_APPS / 2);
-    assert_eq!(s.scalers.len(), left);
+    let running: Vec<String> = (2..=WITH_INSTANCE)
+        .step_by(2)
+        .map(|i| b.apps.get(&name(i)).unwrap().storage_key())
+        .collect();
+    assert_eq!(s.scalers.len(), running.len());
     assert!(
-        b.apps
-            .all()
-            .iter()
-            .all(|a| s.scalers.contains_key(&a.storage_key())),
-        "every app left keeps its scaler (its samples)"
+        running.iter().all(|key| s.scalers.contains_key(key)),
+        "every app left with an instance keeps its scaler (its samples)"
     );
     assert!(
         reads <= 2 * WITH_INSTANCE as u64,
@@ -285,4 +287,29 @@ async fn a_tick_over_ten_thousand_apps_is_linear() {
         spent < std::time::Duration::from_secs(5),
         "two ticks over {MANY_APPS} and {left} apps took {spent:?}"
     );
+}
+
+/// A sample copies only the apps with instances or starts (the autoscaler never scales from
+/// zero), not every stored app, and its per-app state follows them.
+#[tokio::test(start_paused = true)]
+async fn a_sample_looks_only_at_apps_with_instances() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "60s"}))).await;
+    for i in 0..1000 {
+        let mut app = b.app();
+        app.spec.name = format!("other-{i}");
+        app.spec.hosts = vec![format!("other-{i}.test")];
+        app.uid = format!("{i:012x}");
+        b.apps.insert(app);
+    }
+    let mut s = scaler(&b);
+    let before = b.apps.copies();
+    assert!(s.tick(Instant::now()).await.is_empty());
+    assert_eq!(b.apps.copies() - before, 0);
+    assert!(s.scalers.is_empty());
+
+    b.lifecycle.start(&b.app(), Cause::Request).await.unwrap();
+    let before = b.apps.copies();
+    s.tick(Instant::now()).await;
+    assert_eq!(b.apps.copies() - before, 1);
+    assert_eq!(s.scalers.len(), 1);
 }

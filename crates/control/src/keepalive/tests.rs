@@ -434,3 +434,43 @@ async fn without_criu_every_start_is_cold_and_one_event_says_so() {
         [StartMode::Auto, StartMode::Auto, StartMode::NoRestore]
     );
 }
+
+/// 1,000 stored apps that have nothing running beside `site`, each with its own uid.
+fn crowd(b: &Bed, n: usize) {
+    for i in 0..n {
+        let mut app = b.app();
+        app.spec.name = format!("other-{i}");
+        app.spec.hosts = vec![format!("other-{i}.test")];
+        app.uid = format!("{i:012x}");
+        b.apps.insert(app);
+    }
+}
+
+/// A tick copies and reads only the apps it may act on — those with instances or starts, a
+/// minimum, or a predictor — not every stored app (with 10,000 apps, copying all of them on
+/// every instance change was most of the daemon's time).
+#[tokio::test(start_paused = true)]
+async fn a_tick_looks_only_at_apps_with_something_to_decide() {
+    let b = bed(site(serde_json::json!({"idle_timeout": "60s"}))).await;
+    crowd(&b, 1000);
+    let copies = |b: &Bed| b.apps.copies();
+    let before = copies(&b);
+    assert_eq!(b.keep_alive.tick(Instant::now()), None);
+    assert_eq!(copies(&b) - before, 0, "nothing runs: no app to look at");
+
+    b.lifecycle.start(&b.app(), Cause::Request).await.unwrap();
+    let before = copies(&b);
+    assert!(b.keep_alive.tick(Instant::now()).is_some());
+    assert_eq!(copies(&b) - before, 1, "only the app with an instance");
+
+    // An app with a minimum is looked at (and started) without any instance.
+    let mut min = b.apps.get("other-7").unwrap();
+    min.spec.min = 1;
+    b.apps.insert(min);
+    let before = copies(&b);
+    b.keep_alive.tick(Instant::now());
+    b.settle().await;
+    assert_eq!(copies(&b) - before, 2);
+    let other = b.apps.get("other-7").unwrap();
+    assert_eq!(b.lifecycle.tracked(&other).len(), 1, "its minimum started");
+}

@@ -6,7 +6,7 @@
 //! all apps is linear in apps and instances, not their product. [`Table::reads`] counts the
 //! records those questions read, for the tests that hold the loops to that.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hako_model::{InstanceInfo, InstanceState};
@@ -106,6 +106,16 @@ impl Table {
                 .then(a.id.cmp(&b.id))
         });
         v
+    }
+
+    /// Storage keys of the apps with an instance or a launch: what the loops that act on
+    /// instances look at (an app with neither has nothing for them to do).
+    pub(crate) fn busy(&self) -> HashSet<String> {
+        self.instances
+            .values()
+            .map(|t| t.key.clone())
+            .chain(self.launching.keys().cloned())
+            .collect()
     }
 
     /// Starts asked for the app whose containers do not exist yet.
