@@ -99,7 +99,7 @@ pub(crate) async fn serve(
     .await?;
 
     // This host's node, in-process.
-    let (node_stop, node_task, files) = if config.run_node {
+    let (node_stop, node_task, node_agent, files) = if config.run_node {
         let (agent, exits) = Agent::new(crate::listeners::agent_config(&config))?;
         let mut member_cfg = MemberConfig::new(
             &name,
@@ -118,14 +118,19 @@ pub(crate) async fn serve(
         let task = tokio::spawn(member.run(exits, async {
             let _ = stop_rx.await;
         }));
-        (Some(stop_tx), Some(task), Files::Agent(agent))
+        (
+            Some(stop_tx),
+            Some(task),
+            Some(agent.clone()),
+            Files::Agent(agent),
+        )
     } else {
         let shared = config.shared_dir.as_ref().unwrap_or(&config.data_dir);
         let files = Files::Stores {
             images: hako_image::ImageStore::open(shared.join("images"))?,
             releases: Arc::new(Releases::open(shared.join("releases"), &config.storage)?),
         };
-        (None, None, files)
+        (None, None, None, files)
     };
 
     let capacity = Arc::new(std::sync::Mutex::new(hako_agent::node_capacity()));
@@ -196,6 +201,11 @@ pub(crate) async fn serve(
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "the node's task failed");
         }
+    }
+    // The member stopped this node's instances; the agent removes its warm pools and what the
+    // runtime made (cgroup scope, bridge, state), as `hako agent` does when it stops.
+    if let Some(agent) = node_agent {
+        agent.shutdown(config.stop_grace).await;
     }
     front.leave().await;
     Ok(())

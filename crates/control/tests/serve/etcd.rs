@@ -6,7 +6,8 @@ use hako_testkit::etcd::EtcdCluster;
 
 use crate::{Serve, http, static_site};
 
-/// `hako serve` on etcd serves a site end to end, and its apps are in etcd.
+/// `hako serve` on etcd serves a site end to end, its apps are in etcd, and it leaves
+/// nothing behind when it stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serve_on_etcd_serves_a_site() {
     let etcd = tokio::task::spawn_blocking(|| EtcdCluster::start(3))
@@ -33,7 +34,11 @@ async fn serve_on_etcd_serves_a_site() {
             .await
             .unwrap();
     assert_eq!(app.unwrap().release, Some(1));
+    // Stopped, it leaves nothing of its runtime behind (its instance, cgroup scope, bridge
+    // and state went with it).
+    let prefix = s.prefix.clone();
     s.stop().await;
+    assert_eq!(hako_testkit::leftovers(&prefix), Vec::<String>::new());
 }
 
 /// With one of three etcd members stopped — the first, the one the store starts on —
