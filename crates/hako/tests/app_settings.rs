@@ -113,3 +113,39 @@ fn settings_mean_one_thing_and_impossible_limits_are_refused() {
     d.ok(&["app", "delete", "blog", "--yes"]);
     d.stop();
 }
+
+/// `app create --code … --min 1`: the minimum's instance starts with the first release, so the
+/// request right after the command is answered by the code (not by an instance started
+/// before it with an empty /app), and no start was spent on an instance without it.
+#[test]
+fn a_minimum_created_with_code_starts_with_the_code() {
+    let env = common::Env::new();
+    let site = env.host_image_and_site("hi\n");
+    let d = common::serve(&env.data_dir());
+    let out = d.hako(&[
+        "app",
+        "create",
+        "early",
+        "--host",
+        "early.example",
+        "--image",
+        "base",
+        "--code",
+        site.to_str().unwrap(),
+        "--cmd",
+        "busybox httpd -f -p $PORT -h /app",
+        "--min",
+        "1",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(show(&d, "early")["min"], 1, "the minimum asked for is kept");
+    let (status, body) = common::get(d.proxy, "early.example", "/");
+    assert_eq!((status, body.as_str()), (200, "hi\n"));
+    let events = d.ok(&["app", "events", "early"]);
+    assert!(
+        !events.contains("replaced: the app changed"),
+        "an instance without the code was started and replaced:\n{events}"
+    );
+    d.ok(&["app", "delete", "early", "--yes"]);
+    d.stop();
+}

@@ -158,9 +158,11 @@ fn run(command: AppCommand, client: &Client, data_dir: &Path) -> Result<u8, Fail
     match command {
         AppCommand::Create(a) => {
             let spec = settings::create_spec(&a.name, a.settings, data_dir)?;
-            let app = create(client, &spec, a.tenant.as_deref())?;
-            if let Some(code) = a.code {
-                deploy::deploy(client, &app.spec.name, &code)?;
+            match a.code {
+                Some(code) => create_with_code(client, &spec, a.tenant.as_deref(), &code)?,
+                None => {
+                    create(client, &spec, a.tenant.as_deref())?;
+                }
             }
             Ok(0)
         }
@@ -220,6 +222,29 @@ fn run(command: AppCommand, client: &Client, data_dir: &Path) -> Result<u8, Fail
 }
 
 /// Creates an app from a validated spec and says what was made.
+/// Creates an app and deploys its first release. Its minimum instances start once that
+/// release is there: started with the app, they would serve an empty `/app` (404s) until
+/// their successors with the code replace them.
+fn create_with_code(
+    client: &Client,
+    spec: &AppSpec,
+    tenant: Option<&str>,
+    code: &Path,
+) -> Result<(), Failure> {
+    let mut first = spec.clone();
+    first.min = 0;
+    create(client, &first, tenant)?;
+    deploy::deploy(client, &spec.name, code)?;
+    if spec.min > 0 {
+        let patch = AppPatch {
+            min: Some(spec.min),
+            ..AppPatch::default()
+        };
+        api(client.update_app(&spec.name, &patch))?;
+    }
+    Ok(())
+}
+
 fn create(client: &Client, spec: &AppSpec, tenant: Option<&str>) -> Result<App, Failure> {
     let app = match tenant {
         Some(t) => api(client.create_app_for(spec, t))?,

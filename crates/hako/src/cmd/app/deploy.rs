@@ -58,13 +58,13 @@ pub(super) fn with_manifest(
     match client.app(&name) {
         Ok(_) => {
             super::update(client, &name, &hako_model::manifest::full_patch(&spec))?;
+            deploy(client, &name, code)?;
         }
         Err(e) if e.status() == Some(404) => {
-            super::create(client, &spec, tenant)?;
+            super::create_with_code(client, &spec, tenant, code)?;
         }
         Err(e) => return Err(crate::cmd::api_failure(e)),
     }
-    deploy(client, &name, code)?;
     Ok(0)
 }
 
