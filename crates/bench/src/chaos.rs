@@ -362,13 +362,10 @@ fn single_host(
     let db_code = tmp.join("dbsite");
     mariadb::site_code(&db_code)?;
     create_site(&serve, DB_APP, &db_code, &["--database"], "/cgi-bin/w?0")?;
-    let plan = Plan {
-        page_host: format!("{STATIC_APP}.chaos"),
-        db_host: Some(format!("{DB_APP}.chaos")),
-        page_every: Duration::from_millis(20),
-        db_every: Duration::from_millis(100),
-        api_every: Duration::from_millis(250),
-    };
+    let plan = Plan::new(
+        format!("{STATIC_APP}.chaos"),
+        Some(format!("{DB_APP}.chaos")),
+    );
     let probes = Probes::start(t0, target(&serve), &plan);
     let mut w = World {
         hako,

@@ -2,7 +2,7 @@
 //! itself (hako-testbed's), and one member killed with -9 under load, then started again.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hako_testkit::Names;
 
@@ -28,13 +28,7 @@ pub(super) fn etcd_member(
     let code = tmp.join("static-etcd");
     crate::phases::site_code(&code, 1)?;
     create_site(&serve, STATIC_APP, &code, &[], "/index.html")?;
-    let plan = Plan {
-        page_host: format!("{STATIC_APP}.chaos"),
-        db_host: None,
-        page_every: Duration::from_millis(20),
-        db_every: Duration::from_millis(100),
-        api_every: Duration::from_millis(250),
-    };
+    let plan = Plan::new(format!("{STATIC_APP}.chaos"), None);
     let probes = Probes::start(t0, target(&serve), &plan);
     let mut w = World {
         hako,

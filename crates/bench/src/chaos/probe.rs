@@ -34,6 +34,20 @@ pub struct Plan {
     pub api_every: Duration,
 }
 
+impl Plan {
+    /// The bench's load: 50 pages/s of `page_host`, 10 database writes/s to `db_host` (if
+    /// any), 4 app creates/s through the API.
+    pub fn new(page_host: String, db_host: Option<String>) -> Plan {
+        Plan {
+            page_host,
+            db_host,
+            page_every: Duration::from_millis(20),
+            db_every: Duration::from_millis(100),
+            api_every: Duration::from_millis(250),
+        }
+    }
+}
+
 /// The running probes; [`Probes::stop`] ends them.
 pub struct Probes {
     t0: Instant,

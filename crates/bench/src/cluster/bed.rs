@@ -138,6 +138,22 @@ impl Bed {
         Ok(())
     }
 
+    /// Creates and starts each of `names` (the same code, 10 min idle timeout, 64 MiB) on host
+    /// `n` alone, checks each runs there, then makes every host active again.
+    pub fn sites_on(&self, n: usize, names: &[String], code: &Path) -> anyhow::Result<()> {
+        let node = self.bed.node(n).name.clone();
+        self.only_on(n)?;
+        for name in names {
+            self.create(name, code, &["--idle-timeout", "10m", "--memory", "64MiB"])?;
+            self.get_ok(name)?;
+            let on = self.node_of(name)?;
+            if on != node {
+                bail!("{name} started on {on}, not on {node}");
+            }
+        }
+        self.uncordon_all()
+    }
+
     /// Every host active again (a lost one is skipped).
     pub fn uncordon_all(&self) -> anyhow::Result<()> {
         for node in self.bed.nodes() {

@@ -45,16 +45,7 @@ pub fn run(bed: &mut Bed, code: &Path, sites: usize) -> anyhow::Result<Loss> {
     let node = bed.bed.node(NODE).name.clone();
     let names: Vec<String> = (0..sites).map(|i| format!("lost{i}")).collect();
     eprintln!("bench cluster: starting {sites} sites on {node}, then kill -9 of its agent");
-    bed.only_on(NODE)?;
-    for name in &names {
-        bed.create(name, code, &["--idle-timeout", "10m", "--memory", "64MiB"])?;
-        bed.get_ok(name)?;
-        let on = bed.node_of(name)?;
-        if on != node {
-            bail!("{name} started on {on}, not on {node}");
-        }
-    }
-    bed.uncordon_all()?;
+    bed.sites_on(NODE, &names, code)?;
 
     let requests: Vec<Vec<u8>> = names
         .iter()
