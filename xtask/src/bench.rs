@@ -173,8 +173,16 @@ const BENCHES: &[Entry] = &[
 const EXPERIMENTS: &[Entry] = &[
     Entry {
         name: "efficiency",
-        packages: CONTAINERS,
-        mariadb: false,
+        packages: &[
+            ("busybox", "busybox-static"),
+            ("php", "php-cli"),
+            ("nft", "nftables"),
+            ("ip", "iproute2"),
+            ("debootstrap", "debootstrap"),
+            ("curl", "curl"),
+            ("mariadb", "mariadb-client"),
+        ],
+        mariadb: true,
         criu: false,
         examples: &[],
     },
@@ -195,6 +203,10 @@ const CHECK_PACKAGES: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("crun", "crun"),
     ("nginx", "nginx-light"),
+    // The efficiency experiment's smoke test has a WordPress site.
+    ("debootstrap", "debootstrap"),
+    ("curl", "curl"),
+    ("mariadb", "mariadb-client"),
 ];
 
 /// `cargo xtask bench ARGS…`.
@@ -271,6 +283,7 @@ fn run_entry(e: &Entry, args: &[&str]) -> anyhow::Result<()> {
 fn check(args: &[&str]) -> anyhow::Result<()> {
     require_root()?;
     setup::ensure_packages(CHECK_PACKAGES)?;
+    setup::ensure_mariadb()?;
     crate::test::ensure_nextest()?;
     let root = crate::workspace_root();
     // Release, like the benchmarks: the simulator's tests take seconds there, a minute in a

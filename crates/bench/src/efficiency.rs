@@ -102,7 +102,7 @@ pub fn run(
                 opts.seed,
                 opts.speedup,
                 span.as_secs_f64(),
-                opts.php_share,
+                opts.mix(),
             )?;
             let setup = real::Setup {
                 workload,
@@ -319,7 +319,10 @@ mod tests {
         let r = run(&opts, Some(&hako), &stop).unwrap();
         let real = r.real.as_ref().unwrap();
         let names: Vec<&str> = real.modes.iter().map(|m| m.name).collect();
-        assert_eq!(names, ["always-on", "cycling", "cycling + prediction"]);
+        assert_eq!(
+            names,
+            ["always-on", "cycling", "cycling + prediction", "predictor"]
+        );
         assert!(real.window_requests > 20, "{}", real.window_requests);
         let on = &real.modes[0];
         assert!(
@@ -368,6 +371,15 @@ mod tests {
         ] {
             assert!(out.path().join(svg).exists(), "{svg}");
         }
+        // One WordPress site (12 × 0.1), deleted with its database at the end.
+        assert_eq!((real.wordpress_sites, real.php_sites), (1, 4));
+        let left = std::process::Command::new("mariadb")
+            .args(["-N", "-e"])
+            .arg(format!("SHOW DATABASES LIKE '{}\\_%'", real.prefix))
+            .output()
+            .unwrap();
+        assert!(left.status.success(), "{left:?}");
+        assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "");
         // The daemon stopped every instance and removed its cgroups.
         assert!(real.prefix.starts_with("hakoe"), "{}", real.prefix);
         let left = hako_cgroup::detect(&real.prefix)

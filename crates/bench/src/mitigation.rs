@@ -324,19 +324,7 @@ fn sites(serve: &HakoServe, code: &Path, wordpress: bool) -> anyhow::Result<Vec<
 
 /// WordPress: the image (built once per machine, cached), its database, its installer run.
 fn wordpress_site(serve: &HakoServe) -> anyhow::Result<Site> {
-    let root = crate::paths::workspace_root();
-    let packages = std::fs::read_to_string(root.join("images/wordpress/packages"))?;
-    let add = root.join("images/wordpress/rootfs");
-    eprintln!("bench mitigation: building the WordPress image (cached after the first run)");
-    serve.cli(&[
-        "image",
-        "build",
-        "wordpress",
-        "--debian-packages",
-        packages.trim(),
-        "--add",
-        add.to_str().context("path is not UTF-8")?,
-    ])?;
+    crate::wordpress::build_image(serve, "bench mitigation")?;
     let (app, host) = ("m-wp".to_string(), "m-wp.example".to_string());
     serve.cli(&[
         "app",

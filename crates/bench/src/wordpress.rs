@@ -75,21 +75,9 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         ("nft", "nftables"),
         ("mariadb", "mariadb-client"),
     ])?;
-    let root = crate::paths::workspace_root();
     let hako = crate::paths::hako_binary()?;
     let serve = HakoServe::start_with_images(&hako, Path::new(IMAGES))?;
-    let packages = std::fs::read_to_string(root.join("images/wordpress/packages"))?;
-    let add = root.join("images/wordpress/rootfs");
-    eprintln!("bench wordpress: building the image (cached after the first run)");
-    serve.cli(&[
-        "image",
-        "build",
-        "wordpress",
-        "--debian-packages",
-        packages.trim(),
-        "--add",
-        add.to_str().context("path is not UTF-8")?,
-    ])?;
+    build_image(&serve, "bench wordpress")?;
     serve.cli(&[
         "app",
         "create",
@@ -209,6 +197,26 @@ pub fn main(args: &[&str]) -> anyhow::Result<()> {
         },
         ms(warm.p50())
     );
+    Ok(())
+}
+
+/// Builds the `wordpress` image (images/wordpress: Debian's packages and hako's Apache setup)
+/// in `serve`'s image store; a store shared between runs ([`IMAGES`]) keeps the debootstrap,
+/// so only a machine's first run pays for it. `who` prefixes the progress line.
+pub(crate) fn build_image(serve: &HakoServe, who: &str) -> anyhow::Result<()> {
+    let root = crate::paths::workspace_root();
+    let packages = std::fs::read_to_string(root.join("images/wordpress/packages"))?;
+    let add = root.join("images/wordpress/rootfs");
+    eprintln!("{who}: building the WordPress image (cached after the first run)");
+    serve.cli(&[
+        "image",
+        "build",
+        "wordpress",
+        "--debian-packages",
+        packages.trim(),
+        "--add",
+        add.to_str().context("path is not UTF-8")?,
+    ])?;
     Ok(())
 }
 

@@ -1,13 +1,21 @@
 //! Memory over time: every `interval`, the sum of the memory charged to each instance's cgroup
 //! (`memory.usage_in_bytes` on cgroup v1, `memory.current` on v2, read through hako's cgroup
 //! crate), the number of instance cgroups, and the host's `MemAvailable` from /proc/meminfo.
-//! [`integrate`] turns samples into MiB·seconds over a window (trapezoids).
+//! [`integrate`] turns samples into MiB·seconds over a window (trapezoids). Given a way to
+//! learn which site kind each instance serves ([`KindOf`]), a sample also splits the memory
+//! and instances by kind.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use super::workload::Kind;
+
+/// The instances' kinds, by instance id (= cgroup name), as the daemon tells them now.
+pub type KindOf = Box<dyn FnMut() -> anyhow::Result<HashMap<String, Kind>> + Send>;
 
 /// One sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,6 +28,34 @@ pub struct Sample {
     pub memory: u64,
     /// The host's MemAvailable, bytes.
     pub available: u64,
+    /// Memory and instances by site kind ([`Kind::index`]); instances whose kind is not known
+    /// (none asked, or gone before the daemon was asked) are in neither.
+    pub memory_by_kind: [u64; Kind::COUNT],
+    pub instances_by_kind: [u32; Kind::COUNT],
+}
+
+/// Instance id → kind, asking the daemon again (once per sample at most) when an id is new.
+struct Kinds {
+    lookup: Option<KindOf>,
+    known: HashMap<String, Kind>,
+}
+
+impl Kinds {
+    fn of(&mut self, id: &str, asked: &mut bool) -> Option<Kind> {
+        if let Some(k) = self.known.get(id) {
+            return Some(*k);
+        }
+        let lookup = self.lookup.as_mut()?;
+        if *asked {
+            return None;
+        }
+        *asked = true;
+        // A failed answer leaves this sample's new instances unsplit; the totals stand.
+        if let Ok(now) = lookup() {
+            self.known = now;
+        }
+        self.known.get(id).copied()
+    }
 }
 
 /// A sampling thread; [`finish`](Sampler::finish) stops it and returns its samples.
@@ -30,16 +66,25 @@ pub struct Sampler {
 
 impl Sampler {
     /// Samples the instance cgroups of the runtime prefix `prefix` from now, every `interval`,
-    /// with times relative to `t0`.
-    pub fn start(prefix: &str, interval: Duration, t0: Instant) -> anyhow::Result<Sampler> {
+    /// with times relative to `t0`, split by kind when `kinds` says which is which.
+    pub fn start(
+        prefix: &str,
+        interval: Duration,
+        t0: Instant,
+        kinds: Option<KindOf>,
+    ) -> anyhow::Result<Sampler> {
         let cgroups = hako_cgroup::detect(prefix).context("find the cgroup hierarchy")?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut samples = Vec::new();
+            let mut kinds = Kinds {
+                lookup: kinds,
+                known: HashMap::new(),
+            };
             let mut next = Instant::now();
             loop {
-                samples.push(sample(cgroups.as_ref(), t0)?);
+                samples.push(sample(cgroups.as_ref(), t0, &mut kinds)?);
                 if flag.load(Ordering::Relaxed) {
                     break;
                 }
@@ -67,22 +112,35 @@ impl Sampler {
 }
 
 /// One sample now. Instances that stop between the listing and the read are skipped.
-fn sample(cgroups: &dyn hako_cgroup::CgroupManager, t0: Instant) -> anyhow::Result<Sample> {
+fn sample(
+    cgroups: &dyn hako_cgroup::CgroupManager,
+    t0: Instant,
+    kinds: &mut Kinds,
+) -> anyhow::Result<Sample> {
     let names = cgroups.list().unwrap_or_default();
-    let (mut instances, mut memory) = (0u32, 0u64);
+    let mut out = Sample {
+        t: 0.0,
+        instances: 0,
+        memory: 0,
+        available: 0,
+        memory_by_kind: [0; Kind::COUNT],
+        instances_by_kind: [0; Kind::COUNT],
+    };
+    let mut asked = false;
     for name in &names {
         let Ok(cg) = cgroups.open(name) else { continue };
         if let Ok(stats) = cg.stats() {
-            instances += 1;
-            memory += stats.memory_current;
+            out.instances += 1;
+            out.memory += stats.memory_current;
+            if let Some(k) = kinds.of(name, &mut asked) {
+                out.memory_by_kind[k.index()] += stats.memory_current;
+                out.instances_by_kind[k.index()] += 1;
+            }
         }
     }
-    Ok(Sample {
-        t: t0.elapsed().as_secs_f64(),
-        instances,
-        memory,
-        available: mem_available()?,
-    })
+    out.t = t0.elapsed().as_secs_f64();
+    out.available = mem_available()?;
+    Ok(out)
 }
 
 /// The host's MemAvailable, bytes.
@@ -144,6 +202,8 @@ mod tests {
             instances: 1,
             memory,
             available: 0,
+            memory_by_kind: [0; Kind::COUNT],
+            instances_by_kind: [0; Kind::COUNT],
         }
     }
 
@@ -169,9 +229,38 @@ mod tests {
     }
 
     #[test]
+    fn kinds_are_asked_once_per_sample_and_remembered() {
+        let asks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asks.clone();
+        let mut kinds = Kinds {
+            lookup: Some(Box::new(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok(HashMap::from([("a".to_string(), Kind::WordPress)]))
+            })),
+            known: HashMap::new(),
+        };
+        let mut asked = false;
+        assert_eq!(kinds.of("a", &mut asked), Some(Kind::WordPress));
+        // Unknown after the one ask of this sample: not asked again.
+        assert_eq!(kinds.of("b", &mut asked), None);
+        assert_eq!(asks.load(Ordering::Relaxed), 1);
+        // Known ids need no ask; a new sample may ask again.
+        let mut asked = false;
+        assert_eq!(kinds.of("a", &mut asked), Some(Kind::WordPress));
+        assert!(!asked);
+        assert_eq!(kinds.of("b", &mut asked), None);
+        assert_eq!(asks.load(Ordering::Relaxed), 2);
+        let mut none = Kinds {
+            lookup: None,
+            known: HashMap::new(),
+        };
+        assert_eq!(none.of("a", &mut false), None);
+    }
+
+    #[test]
     fn samples_an_empty_scope_as_zero() {
         let t0 = Instant::now();
-        let sampler = Sampler::start("hakoenone", Duration::from_millis(5), t0).unwrap();
+        let sampler = Sampler::start("hakoenone", Duration::from_millis(5), t0, None).unwrap();
         let samples = sampler.finish().unwrap();
         assert!(!samples.is_empty());
         assert!(samples.iter().all(|x| x.instances == 0 && x.memory == 0));

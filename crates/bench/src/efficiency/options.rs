@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::simulate::Policy;
+use super::workload::Mix;
 use super::{CHECKPOINT_MIB, POOL_START_US, RESTORE_START_US};
 
 /// The experiment's settings.
@@ -21,8 +22,10 @@ pub struct Options {
     /// Time compression of the real run.
     pub speedup: f64,
     pub seed: u64,
-    /// Share of PHP sites (the rest are static).
+    /// Share of PHP (`php -S`) sites.
     pub php_share: f64,
+    /// Share of WordPress sites (the rest, after PHP, are static).
+    pub wordpress_share: f64,
     /// Cycling's idle timeout (workload time).
     pub idle_timeout: Duration,
     /// Idle timeout with predicted pre-warm (workload time).
@@ -56,6 +59,7 @@ impl Default for Options {
             speedup: 4.0,
             seed: 1,
             php_share: 0.3,
+            wordpress_share: 0.1,
             idle_timeout: Duration::from_secs(300),
             predict_idle_timeout: Duration::from_secs(60),
             lead: Duration::from_secs(4),
@@ -115,6 +119,7 @@ impl Options {
                 "--speedup" => o.speedup = number(name, value()?)?,
                 "--seed" => o.seed = number(name, value()?)?,
                 "--php-share" => o.php_share = number(name, value()?)?,
+                "--wordpress-share" => o.wordpress_share = number(name, value()?)?,
                 "--idle-timeout" => o.idle_timeout = human_duration(name, value()?)?,
                 "--predict-idle-timeout" => {
                     o.predict_idle_timeout = human_duration(name, value()?)?
@@ -146,8 +151,11 @@ impl Options {
         if !(self.speedup >= 1.0 && self.speedup.is_finite()) {
             bail!("--speedup must be at least 1");
         }
-        if !(0.0..=1.0).contains(&self.php_share) {
-            bail!("--php-share must be within 0 and 1");
+        if !(0.0..=1.0).contains(&self.php_share)
+            || !(0.0..=1.0).contains(&self.wordpress_share)
+            || self.php_share + self.wordpress_share > 1.0
+        {
+            bail!("--php-share and --wordpress-share must be within 0 and 1, and their sum too");
         }
         if self.lead >= self.predict_idle_timeout {
             bail!("--lead must be shorter than --predict-idle-timeout");
@@ -181,6 +189,14 @@ impl Options {
         let mut m: Vec<(&'static str, Policy)> = self.policies().into_iter().collect();
         m.push(("predictor", Policy::predictor(self.idle_timeout)));
         m
+    }
+
+    /// The servers' shares.
+    pub fn mix(&self) -> Mix {
+        Mix {
+            php: self.php_share,
+            wordpress: self.wordpress_share,
+        }
     }
 
     /// The unmeasured start of each mode, real time.
@@ -261,6 +277,14 @@ mod tests {
             o.policies()[2].1.compressed(60.0).lead,
             Some(Duration::from_millis(100))
         );
+        let o = Options::parse(&["--wordpress-share", "0.2"]).unwrap();
+        assert_eq!(
+            o.mix(),
+            Mix {
+                php: 0.3,
+                wordpress: 0.2
+            }
+        );
         let q = Options::parse(&["--quick", "--sites", "12"]).unwrap();
         assert_eq!((q.sites, q.sim_sites), (12, 1000));
         assert!(!q.out.ends_with("docs/experiments"));
@@ -268,6 +292,8 @@ mod tests {
             &["--sites", "0"][..],
             &["--speedup", "0.5"],
             &["--php-share", "2"],
+            &["--php-share", "0.5", "--wordpress-share", "0.6"],
+            &["--wordpress-share", "-0.1"],
             &["--lead", "1m"],
             &["--speedup", "10000"],
             &["--duration", "soon"],

@@ -8,6 +8,7 @@
 //! last idle timeout, so a warm-up one idle timeout long leaves every site exactly as if the
 //! mode had always run — whatever the previous mode left running.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,11 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::loadgen::{self, Outcome};
-use super::memory::{self, Sample, Sampler};
+use super::memory::{self, KindOf, Sample, Sampler};
 use super::neighbours::NeighbourLimits;
 use super::simulate::{Policy, Twin, twin};
 use super::sites::{Counts, Sites, patch, patch_with, write_code};
-use super::workload::{MinChange, Workload, prewarm_plan};
+use super::workload::{Kind, MinChange, Workload, prewarm_plan};
 use crate::daemon::HakoServe;
 
 /// Sites whose minimum is raised at once while ramping up always-on.
@@ -58,8 +59,9 @@ pub struct ModeRun {
     pub racing: usize,
     pub dropped: u64,
     pub first_errors: Vec<String>,
-    /// The daemon's counts over the window, summed over the sites.
+    /// The daemon's counts over the window, summed over the sites, and by kind of site.
     pub counts: Counts,
+    pub counts_by_kind: [Counts; Kind::COUNT],
     /// Pre-warm minimum changes sent, and how late they went out (seconds).
     pub prewarm_changes: usize,
     pub prewarm_late: Vec<f64>,
@@ -85,6 +87,23 @@ impl ModeRun {
     /// MiB-seconds of the instances over the window.
     pub fn mib_seconds(&self) -> f64 {
         self.mean_mib() * self.span()
+    }
+
+    /// Mean memory of the instances of one kind over the window, MiB.
+    pub fn mean_mib_of(&self, kind: Kind) -> f64 {
+        memory::mib(memory::integrate(
+            &self.samples,
+            self.window.0,
+            self.window.1,
+            |s| s.memory_by_kind[kind.index()] as f64,
+        )) / self.span()
+    }
+
+    /// Mean number of instances of one kind over the window.
+    pub fn mean_instances_of(&self, kind: Kind) -> f64 {
+        memory::integrate(&self.samples, self.window.0, self.window.1, |s| {
+            f64::from(s.instances_by_kind[kind.index()])
+        }) / self.span()
     }
 
     /// Mean number of instances over the window.
@@ -138,6 +157,49 @@ impl ModeRun {
         percentile(&mut v, p)
     }
 
+    /// [`ModeRun::latency`] over the requests to sites of one kind (`kinds`: by site).
+    pub fn latency_of(&self, kinds: &[Kind], kind: Kind, p: f64) -> Option<f64> {
+        let mut v: Vec<f64> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.status != 0 && kinds.get(o.site as usize) == Some(&kind))
+            .map(|o| f64::from(o.latency))
+            .collect();
+        percentile(&mut v, p)
+    }
+
+    /// Added latency percentile (0–100), ms: each answered request's time past `warm` for its
+    /// kind of site (always-on's median: a WordPress page takes tens of milliseconds warm, a
+    /// static file one), at least 0. None without requests or a warm figure.
+    pub fn added_latency(
+        &self,
+        kinds: &[Kind],
+        warm: &[Option<f64>; Kind::COUNT],
+        p: f64,
+    ) -> Option<f64> {
+        let mut v: Vec<f64> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.status != 0)
+            .filter_map(|o| {
+                let warm = warm[kinds.get(o.site as usize)?.index()]?;
+                Some((f64::from(o.latency) - warm).max(0.0) * 1e3)
+            })
+            .collect();
+        percentile(&mut v, p)
+    }
+
+    /// Cold requests / all requests the proxy counted in the window, for one kind of site.
+    pub fn cold_ratio_of(&self, kind: Kind) -> f64 {
+        let c = &self.counts_by_kind[kind.index()];
+        let n = c.cold + c.warm;
+        if n == 0 {
+            0.0
+        } else {
+            c.cold as f64 / n as f64
+        }
+    }
+
     /// Mean client-side latency over the window's answered requests, seconds.
     pub fn mean_latency(&self) -> Option<f64> {
         let v: Vec<f64> = self
@@ -175,12 +237,23 @@ pub struct RealRun {
     pub window_requests: usize,
     /// Where the replay starts in the workload's day, seconds after midnight.
     pub day_offset: f64,
+    /// Each site's kind, by site number.
+    pub kinds: Vec<Kind>,
     pub php_sites: usize,
+    pub wordpress_sites: usize,
     /// The daemon's runtime prefix (its kernel objects' names).
     pub prefix: String,
     /// MemAvailable before any site existed, bytes.
     pub baseline_available: u64,
     pub modes: Vec<ModeRun>,
+}
+
+impl RealRun {
+    /// Always-on's median latency per kind of site, seconds: a warm request of each kind.
+    pub fn warm_by_kind(&self) -> [Option<f64>; Kind::COUNT] {
+        let on = self.modes.iter().find(|m| m.policy.always_on);
+        Kind::ALL.map(|k| on.and_then(|m| m.latency_of(&self.kinds, k, 50.0)))
+    }
 }
 
 /// A /21 (2,046 addresses: a thousand instances and their replacements) per pid, apart from
@@ -209,9 +282,12 @@ pub fn run(setup: &Setup, hako: &Path, stop: &AtomicBool) -> anyhow::Result<Real
     let pid = std::process::id();
     // Dropped after `serve` (declared first): the limits hold until every instance is gone.
     let _neighbours = NeighbourLimits::raise()?;
-    let serve = HakoServe::start_with(
-        hako,
-        hako_testkit::Names::unique('e').with_subnet(subnet(pid)),
+    // The image store is the benchmarks' shared one: the WordPress image is built once per
+    // machine.
+    let serve = HakoServe::from_builder(
+        HakoServe::builder(hako)
+            .names(hako_testkit::Names::unique('e').with_subnet(subnet(pid)))
+            .shared_images(crate::wordpress::IMAGES),
     )?;
     eprintln!(
         "experiment: hako serve on {} (prefix {}), {} sites, {} requests per mode",
@@ -225,6 +301,9 @@ pub fn run(setup: &Setup, hako: &Path, stop: &AtomicBool) -> anyhow::Result<Real
         .modes
         .first()
         .map_or(Duration::from_secs(300), |m| m.1.idle_timeout);
+    if w.kinds.contains(&Kind::WordPress) {
+        crate::wordpress::build_image(&serve, "experiment")?;
+    }
     let sites = Sites::create(&serve, &w.kinds, &code, first_idle)?;
     let requests: Vec<Vec<u8>> = sites
         .hosts
@@ -283,11 +362,9 @@ pub fn run(setup: &Setup, hako: &Path, stop: &AtomicBool) -> anyhow::Result<Real
         requests: w.requests(),
         window_requests: w.requests_from(setup.warmup),
         day_offset: w.day_offset,
-        php_sites: w
-            .kinds
-            .iter()
-            .filter(|k| **k == super::workload::Kind::Php)
-            .count(),
+        kinds: w.kinds.clone(),
+        php_sites: w.kinds.iter().filter(|k| **k == Kind::Php).count(),
+        wordpress_sites: w.kinds.iter().filter(|k| **k == Kind::WordPress).count(),
         baseline_available,
         modes,
     })
@@ -362,7 +439,12 @@ fn run_mode(
         timeout: Duration::from_secs(40),
     };
     let t0 = Instant::now();
-    let sampler = Sampler::start(&serve.prefix, setup.sample_interval, t0)?;
+    let sampler = Sampler::start(
+        &serve.prefix,
+        setup.sample_interval,
+        t0,
+        Some(kind_of(serve, sites, &w.kinds)),
+    )?;
     let (load, prewarm_late, before) = std::thread::scope(|scope| {
         let load = scope.spawn(|| loadgen::run(&config, &schedule, requests, t0, stop));
         let prewarm = scope.spawn(|| drive_prewarm(sites, &plan, t0, stop));
@@ -391,13 +473,11 @@ fn run_mode(
         .count();
     check(stop)?;
     let mut counts = Counts::default();
-    for (a, b) in after.iter().zip(&before) {
+    let mut counts_by_kind = [Counts::default(); Kind::COUNT];
+    for ((a, b), kind) in after.iter().zip(&before).zip(&w.kinds) {
         let d = a.since(b);
-        counts.cold += d.cold;
-        counts.warm += d.warm;
-        counts.errors += d.errors;
-        counts.wait_ms += d.wait_ms;
-        counts.wait_max_ms = counts.wait_max_ms.max(d.wait_max_ms);
+        counts.add(&d);
+        counts_by_kind[kind.index()].add(&d);
     }
     let end = w.span.min(samples_end.duration_since(t0).as_secs_f64());
     let start_time = match (counts.cold > 0).then(|| counts.wait_ms / counts.cold as f64 / 1e3) {
@@ -419,9 +499,28 @@ fn run_mode(
         dropped: load.dropped,
         first_errors: load.errors,
         counts,
+        counts_by_kind,
         prewarm_changes: plan.len(),
         prewarm_late,
         twin,
+    })
+}
+
+/// Which kind of site each running instance serves, from the daemon's instance list.
+fn kind_of(serve: &HakoServe, sites: &Sites<'_>, kinds: &[Kind]) -> KindOf {
+    let client = serve.client.clone();
+    let by_app: HashMap<String, Kind> = sites
+        .names
+        .iter()
+        .cloned()
+        .zip(kinds.iter().copied())
+        .collect();
+    Box::new(move || {
+        Ok(client
+            .instances(None)?
+            .into_iter()
+            .filter_map(|i| by_app.get(&i.app).map(|k| (i.id, *k)))
+            .collect())
     })
 }
 

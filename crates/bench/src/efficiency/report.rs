@@ -14,6 +14,7 @@ use serde_json::json;
 use super::plot::{self, Chart, Region, Series, Style};
 use super::real::{ModeRun, RealRun};
 use super::simulate::SimPoint;
+use super::workload::Kind;
 use super::{Options, PREDICTED_SWEEP_LEAD, Results, Summary, human, summary_line};
 
 /// The goal of issue 4, point 4.
@@ -58,18 +59,8 @@ pub fn summary(r: &Results) -> Summary {
             let mib = |n: &str| get(n).map_or(0.0, ModeRun::mean_mib);
             let cold = |n: &str| get(n).map_or(0.0, ModeRun::cold_ratio);
             let on = mib("always-on");
-            // Added latency: each request's time past always-on's median (a warm request).
-            let warm = get("always-on").and_then(|m| m.latency(50.0));
-            let p99_added = |n: &str| {
-                let (m, warm) = (get(n)?, warm?);
-                let mut v: Vec<f64> = m
-                    .outcomes
-                    .iter()
-                    .filter(|o| o.status != 0)
-                    .map(|o| (f64::from(o.latency) - warm).max(0.0) * 1e3)
-                    .collect();
-                super::real::percentile(&mut v, 99.0)
-            };
+            let warm = real.warm_by_kind();
+            let p99_added = |n: &str| get(n)?.added_latency(&real.kinds, &warm, 99.0);
             let share = |n: &str| (on > 0.0 && get(n).is_some()).then(|| mib(n) / on);
             Summary {
                 sites: real.sites,
@@ -183,6 +174,11 @@ fn command_line(opts: &Options) -> String {
         d.php_share.to_string(),
     );
     add(
+        "wordpress-share",
+        opts.wordpress_share.to_string(),
+        d.wordpress_share.to_string(),
+    );
+    add(
         "idle-timeout",
         human(opts.idle_timeout),
         human(d.idle_timeout),
@@ -273,11 +269,12 @@ fn findings(md: &mut String, r: &Results) {
         if let (Some(on), Some(cy)) = (mode(real, "always-on"), mode(real, "cycling")) {
             let _ = writeln!(
                 md,
-                "- **Real, {} sites** ({} PHP): always-on holds {:.0} MiB in the instances' cgroups \
+                "- **Real, {} sites** ({} PHP, {} WordPress): always-on holds {:.0} MiB in the instances' cgroups \
                  ({:.0} instances); cycling ({}) holds {:.0} MiB ({:.0} instances), **{} of always-on's \
                  memory-time**, with **{} cold requests** (mean wait for a start {} ms).",
                 real.sites,
                 real.php_sites,
+                real.wordpress_sites,
                 on.mean_mib(),
                 on.mean_instances(),
                 cy.policy.label(),
@@ -409,17 +406,16 @@ fn real_section(md: &mut String, opts: &Options, real: &RealRun) {
     md.push_str(
         "| mode | policy (real time) | instances' memory, mean MiB | vs always-on | mean instances | \
          host memory in use, MiB | requests | cold | mean cold wait, ms | latency mean / p50 / p99, ms | \
-         p99 added vs always-on, ms | failed | dropped | sent late p99, ms |\n",
+         p99 added, ms | failed | dropped | sent late p99, ms |\n",
     );
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    let on_p99 = on.and_then(|m| m.latency(99.0));
+    let warm = real.warm_by_kind();
     for m in &real.modes {
         let vs = on.map_or("-".into(), |o| pct(m.mean_mib() / o.mean_mib()));
         let p99 = m.latency(99.0);
-        let added = match (p99, on_p99) {
-            (Some(a), Some(b)) => format!("{:+.1}", (a - b) * 1e3),
-            _ => "-".into(),
-        };
+        let added = m
+            .added_latency(&real.kinds, &warm, 99.0)
+            .map_or("-".into(), |a| format!("{a:.1}"));
         let _ = writeln!(
             md,
             "| {} | {} | {:.0} | {} | {:.0} | {:.0} | {} | {} ({}) | {} | {} / {} / {} | {} | {} | {} | {} |",
@@ -450,8 +446,11 @@ fn real_section(md: &mut String, opts: &Options, real: &RealRun) {
          a start, out of all it counted in the window. *latency*: the load generator's, from sending \
          the request to the last byte of the answer (loopback, keep-alive). *failed*: no answer or \
          not 2xx. *dropped*: requests the bounded generator could not send (its queue was full). \
-         *sent late*: how long requests waited for a free worker of the generator.\n\n",
+         *sent late*: how long requests waited for a free worker of the generator. *p99 added*: \
+         the 99th percentile of each request's latency past always-on's median for its kind of \
+         site (a warm request; at least 0).\n\n",
     );
+    by_kind(md, real);
     md.push_str("![Instances' memory over time](efficiency-memory.svg)\n\n");
     md.push_str("![Host memory in use over time](efficiency-host.svg)\n\n");
     if let Some(p) = mode(real, "cycling + prediction") {
@@ -493,6 +492,49 @@ fn real_section(md: &mut String, opts: &Options, real: &RealRun) {
         }
         md.push_str("```\n\n");
     }
+}
+
+/// The real run split by kind of site: what each kind holds and what its visitors feel.
+fn by_kind(md: &mut String, real: &RealRun) {
+    let on = mode(real, "always-on");
+    md.push_str(
+        "By kind of site (memory and instances: the instance cgroups of each kind's sites, \
+         told apart through the daemon's instance list):\n\n\
+         | mode | kind | sites | mean instances | memory, mean MiB | MiB per instance | vs always-on | \
+         requests | cold | latency p50 / p99, ms |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for m in &real.modes {
+        for kind in Kind::ALL {
+            let sites = real.kinds.iter().filter(|k| **k == kind).count();
+            if sites == 0 {
+                continue;
+            }
+            let (mib, instances) = (m.mean_mib_of(kind), m.mean_instances_of(kind));
+            let per = if instances > 0.0 {
+                format!("{:.1}", mib / instances)
+            } else {
+                "-".into()
+            };
+            let vs = on
+                .map(|o| o.mean_mib_of(kind))
+                .filter(|o| *o > 0.0)
+                .map_or("-".into(), |o| pct(mib / o));
+            let c = &m.counts_by_kind[kind.index()];
+            let _ = writeln!(
+                md,
+                "| {} | {} | {sites} | {instances:.0} | {mib:.0} | {per} | {vs} | {} | {} ({}) | {} / {} |",
+                m.name,
+                kind.label(),
+                c.cold + c.warm,
+                c.cold,
+                pct(m.cold_ratio_of(kind)),
+                ms(m.latency_of(&real.kinds, kind, 50.0)),
+                ms(m.latency_of(&real.kinds, kind, 99.0)),
+            );
+        }
+    }
+    md.push('\n');
 }
 
 fn sim_row(md: &mut String, p: &SimPoint) {
@@ -588,13 +630,18 @@ fn method(md: &mut String, opts: &Options, r: &Results) {
          weighs {k}× more than it would, which makes the real run pessimistic for cycling. Each \
          replay covers {} of the day centred on 08:00, where the diurnal cycle crosses its daily \
          mean.\n\n\
-         **Sites.** Each site is an app on the host image: static (`busybox httpd`, 64 MiB limit) or, \
-         with probability {}, PHP (`php -S`, `--stop-signal INT`, 128 MiB limit), assigned \
-         independently of traffic (`--php-share`). Measured on this host, a `php -S` instance is \
-         charged about 8 MiB (6 MiB its own, the rest page cache; cgroup v1 charges shared page \
-         cache to the instance that reads it first, so the first PHP instance also carries ~16 MiB \
-         of PHP's files) and a busybox one under 1 MiB, so even all-PHP always-on would fit in ~8 GiB: \
-         the share is a choice of mix, not a memory limit. The always-on ramp refuses to continue \
+         **Sites.** Each site is an app: a share {} of them WordPress (`--wordpress-share`: the \
+         `wordpress` image — Debian's WordPress on Apache 2.4 + mod_php 8.2 under prefork, \
+         started by `hako-wordpress` — with its own database and user on the host's MariaDB \
+         (`--database`), installed by WordPress's own installer over HTTP through hako before the \
+         run, 256 MiB limit, every request its home page), a share {} PHP (`php -S`, \
+         `--stop-signal INT`, 128 MiB limit, a one-line index.php) and the rest static \
+         (`busybox httpd`, 64 MiB limit, on the host image); which site runs what is a shuffle on \
+         the seed, independent of traffic (`--php-share`). Measured on this host, a `php -S` \
+         instance is charged about 8 MiB (6 MiB its own, the rest page cache; cgroup v1 charges \
+         shared page cache to the instance that reads it first, so the first PHP instance also \
+         carries ~16 MiB of PHP's files), a busybox one under 1 MiB, and a WordPress one tens of \
+         MiB (Apache's workers with PHP and opcache). The always-on ramp refuses to continue \
          below 2 GiB available.\n\n\
          **Load.** A bounded open-loop generator: requests leave at their scheduled times from {} \
          worker threads (one HTTP/1.1 keep-alive connection each to the proxy, so at most {} in \
@@ -646,6 +693,7 @@ fn method(md: &mut String, opts: &Options, r: &Results) {
         human(opts.lead),
         human(opts.lead.div_f64(k)),
         human((opts.warmup() + opts.duration).mul_f64(k)),
+        opts.wordpress_share,
         opts.php_share,
         opts.concurrency,
         opts.concurrency,
@@ -820,6 +868,7 @@ fn figures(r: &Results, line: &str) -> serde_json::Value {
         json!({
             "sites": real.sites,
             "php_sites": real.php_sites,
+            "wordpress_sites": real.wordpress_sites,
             "modes": real.modes.iter().map(|m| json!({
                 "mode": m.name,
                 "policy": m.policy.label(),
@@ -837,6 +886,15 @@ fn figures(r: &Results, line: &str) -> serde_json::Value {
                 "dropped": m.dropped,
                 "twin_cold_ratio": m.twin.cold_ratio(),
                 "twin_instance_seconds": m.twin.instance_seconds,
+                "by_kind": Kind::ALL.iter().map(|k| json!({
+                    "kind": k.label(),
+                    "mean_mib": m.mean_mib_of(*k),
+                    "mean_instances": m.mean_instances_of(*k),
+                    "cold": m.counts_by_kind[k.index()].cold,
+                    "warm": m.counts_by_kind[k.index()].warm,
+                    "latency_p50_ms": m.latency_of(&real.kinds, *k, 50.0).map(|s| s * 1e3),
+                    "latency_p99_ms": m.latency_of(&real.kinds, *k, 99.0).map(|s| s * 1e3),
+                })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
     });

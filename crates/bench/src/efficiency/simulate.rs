@@ -358,7 +358,17 @@ mod tests {
 
     #[test]
     fn twin_window_is_the_full_run_minus_the_warmup() {
-        let w = Workload::azure_like(100, 2, 4.0, 120.0, 0.3).unwrap();
+        let w = Workload::azure_like(
+            100,
+            2,
+            4.0,
+            120.0,
+            crate::efficiency::workload::Mix {
+                php: 0.3,
+                wordpress: 0.1,
+            },
+        )
+        .unwrap();
         let policy = Policy::cycling(Duration::from_secs(300)).compressed(4.0);
         assert_eq!(policy.idle_timeout, Duration::from_secs(75));
         let st = StartTime::constant(Duration::from_millis(50));

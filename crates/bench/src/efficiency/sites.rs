@@ -1,6 +1,8 @@
 //! The experiment's sites on a real `hako serve`, through its API (hako-api's client):
-//! creating them (static `busybox httpd` or `php -S`), switching every site's policy between
-//! runs, and reading their request metrics (cold and warm counts, wait for a start).
+//! creating them (static `busybox httpd`, `php -S`, or WordPress on Apache + mod_php with its
+//! own MariaDB database, installed by WordPress's own installer), switching every site's
+//! policy between runs, reading their request metrics (cold and warm counts, wait for a
+//! start), and deleting the WordPress sites with their databases at the end.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -30,6 +32,27 @@ pub struct Sites<'a> {
     pub names: Vec<String>,
     /// Host names, by site number.
     pub hosts: Vec<String>,
+    /// The WordPress sites (their databases go with them).
+    wordpress: Vec<usize>,
+}
+
+impl Drop for Sites<'_> {
+    /// Deletes the WordPress sites and drops their databases (also after a failure): the
+    /// shared MariaDB keeps nothing of the experiment.
+    fn drop(&mut self) {
+        for &i in &self.wordpress {
+            if let Err(e) = self
+                .serve
+                .client
+                .delete_app_with(&self.names[i], hako_api::DatabaseOnDelete::Drop)
+            {
+                eprintln!(
+                    "experiment: warning: could not delete {} and its database: {e}",
+                    self.names[i]
+                );
+            }
+        }
+    }
 }
 
 /// App name of site `i`.
@@ -50,21 +73,39 @@ pub fn spec(i: usize, kind: Kind, idle_timeout: Duration) -> anyhow::Result<AppS
 
 /// [`spec`] as the JSON the API takes.
 fn spec_json(i: usize, kind: Kind, idle_timeout: Duration) -> Value {
-    let (cmd, memory, stop_signal) = match kind {
-        Kind::Static => ("busybox httpd -f -p $PORT -h /app", "64MiB", "TERM"),
-        Kind::Php => ("php -S 0.0.0.0:$PORT -t /app", "128MiB", "INT"),
-    };
-    json!({
+    let mut spec = json!({
         "name": app_name(i),
         "hosts": [host_name(i)],
         "image": "base",
-        "cmd": cmd,
-        "memory": memory,
-        "pids": 32,
         "min": 0,
         "idle_timeout": duration(idle_timeout),
-        "stop_signal": stop_signal,
-    })
+    });
+    let kind_settings = match kind {
+        Kind::Static => json!({
+            "cmd": "busybox httpd -f -p $PORT -h /app",
+            "memory": "64MiB",
+            "pids": 32,
+        }),
+        Kind::Php => json!({
+            "cmd": "php -S 0.0.0.0:$PORT -t /app",
+            "memory": "128MiB",
+            "pids": 32,
+            "stop_signal": "INT",
+        }),
+        // A small shared-hosting plan: Apache's prefork workers (16 at most) in 256 MiB.
+        Kind::WordPress => json!({
+            "image": "wordpress",
+            "cmd": "hako-wordpress",
+            "memory": "256MiB",
+            "pids": 64,
+            "database": true,
+            "env": {"WP_HTTP_BLOCK_EXTERNAL": "1"},
+        }),
+    };
+    for (k, v) in kind_settings.as_object().expect("an object") {
+        spec[k] = v.clone();
+    }
+    spec
 }
 
 /// A duration as the API writes it (whole milliseconds).
@@ -139,6 +180,15 @@ impl Counts {
         })
     }
 
+    /// Adds `d` to these counts (the longest wait is the longer one).
+    pub fn add(&mut self, d: &Counts) {
+        self.cold += d.cold;
+        self.warm += d.warm;
+        self.errors += d.errors;
+        self.wait_ms += d.wait_ms;
+        self.wait_max_ms = self.wait_max_ms.max(d.wait_max_ms);
+    }
+
     /// The change from `before` to `self` (the maximum is kept as is).
     pub fn since(&self, before: &Counts) -> Counts {
         Counts {
@@ -152,7 +202,9 @@ impl Counts {
 }
 
 impl<'a> Sites<'a> {
-    /// Creates one app per site with its code, all with `min` 0 and `idle_timeout`.
+    /// Creates one app per site, all with `min` 0 and `idle_timeout`: static and PHP sites
+    /// with `code`, WordPress sites on the `wordpress` image (which the daemon must have),
+    /// each installed by WordPress's installer through the proxy.
     pub fn create(
         serve: &'a HakoServe,
         kinds: &[Kind],
@@ -165,21 +217,35 @@ impl<'a> Sites<'a> {
             .map(|(i, k)| spec(i, *k, idle_timeout))
             .collect::<anyhow::Result<_>>()?;
         let t = Instant::now();
-        parallel(specs.len(), |i| {
-            serve.client.create_app(&specs[i])?;
-            serve.client.deploy_dir(&app_name(i), code)?;
-            Ok(())
-        })?;
-        eprintln!(
-            "experiment: created {} sites in {:.1} s",
-            kinds.len(),
-            t.elapsed().as_secs_f64()
-        );
-        Ok(Sites {
+        let sites = Sites {
             serve,
             names: (0..kinds.len()).map(app_name).collect(),
             hosts: (0..kinds.len()).map(host_name).collect(),
-        })
+            wordpress: kinds
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| **k == Kind::WordPress)
+                .map(|(i, _)| i)
+                .collect(),
+        };
+        parallel(specs.len(), |i| {
+            serve.client.create_app(&specs[i])?;
+            match kinds[i] {
+                Kind::WordPress => crate::wordpress::install(serve.proxy, &sites.hosts[i])
+                    .with_context(|| format!("install WordPress on {}", sites.names[i])),
+                Kind::Static | Kind::Php => {
+                    serve.client.deploy_dir(&app_name(i), code)?;
+                    Ok(())
+                }
+            }
+        })?;
+        eprintln!(
+            "experiment: created {} sites ({} WordPress, installed) in {:.1} s",
+            kinds.len(),
+            sites.wordpress.len(),
+            t.elapsed().as_secs_f64()
+        );
+        Ok(sites)
     }
 
     /// Changes every site with `patch`.
@@ -282,6 +348,18 @@ mod tests {
         let mut app = spec(0, Kind::Static, Duration::from_secs(50)).unwrap();
         app.validate().unwrap();
         assert!(app.cmd.starts_with("busybox httpd"));
+        let mut wp = spec(3, Kind::WordPress, Duration::from_secs(50)).unwrap();
+        wp.validate().unwrap();
+        assert!(wp.database);
+        assert_eq!(
+            (wp.image.name.as_str(), wp.cmd.as_str()),
+            ("wordpress", "hako-wordpress")
+        );
+        assert_eq!(
+            wp.env.get("WP_HTTP_BLOCK_EXTERNAL").map(String::as_str),
+            Some("1")
+        );
+        assert_eq!(wp.hosts, ["s3.eff.test"]);
     }
 
     #[test]

@@ -21,6 +21,40 @@ pub enum Kind {
     Static,
     /// `php -S` running index.php (stops on INT).
     Php,
+    /// WordPress: Apache + mod_php from the `wordpress` image, its own MariaDB database.
+    WordPress,
+}
+
+impl Kind {
+    /// How many kinds there are.
+    pub const COUNT: usize = 3;
+    /// Every kind, in [`Kind::index`] order.
+    pub const ALL: [Kind; Kind::COUNT] = [Kind::Static, Kind::Php, Kind::WordPress];
+
+    /// Its place in per-kind arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Kind::Static => 0,
+            Kind::Php => 1,
+            Kind::WordPress => 2,
+        }
+    }
+
+    /// Its name in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Static => "static",
+            Kind::Php => "PHP",
+            Kind::WordPress => "WordPress",
+        }
+    }
+}
+
+/// What share of the sites runs each server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mix {
+    pub php: f64,
+    pub wordpress: f64,
 }
 
 /// The compressed requests of every site.
@@ -41,14 +75,14 @@ pub struct Workload {
 pub const CENTRE_HOUR: f64 = 8.0;
 
 impl Workload {
-    /// `sites` Azure-like sites (seed `seed`), a fraction `php_share` of them PHP, compressed
-    /// `speedup` times into `span` real seconds.
+    /// `sites` Azure-like sites (seed `seed`) with the servers of `mix`, compressed `speedup`
+    /// times into `span` real seconds.
     pub fn azure_like(
         sites: usize,
         seed: u64,
         speedup: f64,
         span: f64,
-        php_share: f64,
+        mix: Mix,
     ) -> anyhow::Result<Workload> {
         let window = span * speedup;
         if !(speedup >= 1.0 && span > 0.0 && window <= 86_400.0) {
@@ -69,7 +103,7 @@ impl Workload {
             })
             .collect();
         Ok(Workload {
-            kinds: kinds(sites, seed, php_share),
+            kinds: kinds(sites, seed, mix),
             arrivals,
             span,
             day_offset,
@@ -115,19 +149,29 @@ impl Workload {
     }
 }
 
-/// Site `i` is PHP with probability `php_share`, independently of its traffic (its own stream
-/// of the seed, not the arrivals').
-fn kinds(sites: usize, seed: u64, php_share: f64) -> Vec<Kind> {
+/// Exactly `round(mix.wordpress · sites)` WordPress sites and `round(mix.php · sites)` PHP
+/// sites, the rest static, placed by a shuffle of the site numbers on the seed's own stream
+/// (not the arrivals'): a site's server is independent of its traffic.
+pub fn kinds(sites: usize, seed: u64, mix: Mix) -> Vec<Kind> {
+    let count = |share: f64| ((share * sites as f64).round() as usize).min(sites);
+    let wordpress = count(mix.wordpress);
+    let php = count(mix.php).min(sites - wordpress);
+    let mut order: Vec<usize> = (0..sites).collect();
     let mut rng = Rng::new(seed, u64::MAX - 1);
-    (0..sites)
-        .map(|_| {
-            if rng.uniform() < php_share {
-                Kind::Php
-            } else {
-                Kind::Static
-            }
-        })
-        .collect()
+    // Fisher–Yates.
+    for i in (1..sites).rev() {
+        let j = ((rng.uniform() * (i + 1) as f64) as usize).min(i);
+        order.swap(i, j);
+    }
+    let mut out = vec![Kind::Static; sites];
+    for (rank, site) in order.into_iter().enumerate() {
+        if rank < wordpress {
+            out[site] = Kind::WordPress;
+        } else if rank < wordpress + php {
+            out[site] = Kind::Php;
+        }
+    }
+    out
 }
 
 /// One change of a site's minimum instance count by the pre-warm driver.
@@ -182,7 +226,7 @@ mod tests {
 
     #[test]
     fn window_is_compressed_and_centred_on_the_mean_hour() {
-        let w = Workload::azure_like(200, 3, 4.0, 900.0, 0.3).unwrap();
+        let w = Workload::azure_like(200, 3, 4.0, 900.0, MIX).unwrap();
         assert_eq!(w.day_offset, 8.0 * 3600.0 - 1800.0);
         assert!(w.requests() > 0);
         for a in &w.arrivals {
@@ -190,7 +234,7 @@ mod tests {
             assert!(a.iter().all(|t| (0.0..900.0).contains(t)), "{a:?}");
         }
         // Compression keeps the requests: the same window at speedup 1 over 4× the time.
-        let slow = Workload::azure_like(200, 3, 1.0, 3600.0, 0.3).unwrap();
+        let slow = Workload::azure_like(200, 3, 1.0, 3600.0, MIX).unwrap();
         assert_eq!(slow.day_offset, w.day_offset);
         assert_eq!(slow.requests(), w.requests());
         assert!(
@@ -204,16 +248,44 @@ mod tests {
         assert!(schedule.windows(2).all(|p| p[0].0 <= p[1].0));
         assert_eq!(w.trace().requests(), w.requests());
         assert!(w.requests_from(450.0) < w.requests());
-        assert!(Workload::azure_like(10, 1, 100.0, 3600.0, 0.3).is_err());
+        assert!(Workload::azure_like(10, 1, 100.0, 3600.0, MIX).is_err());
     }
 
+    const MIX: Mix = Mix {
+        php: 0.3,
+        wordpress: 0.1,
+    };
+
     #[test]
-    fn php_share_is_kept_and_deterministic() {
-        let k = kinds(10_000, 5, 0.3);
-        let php = k.iter().filter(|k| **k == Kind::Php).count() as f64 / 10_000.0;
-        assert!((php - 0.3).abs() < 0.02, "{php}");
-        assert_eq!(k, kinds(10_000, 5, 0.3));
-        assert!(kinds(100, 5, 0.0).iter().all(|k| *k == Kind::Static));
+    fn the_mix_is_exact_deterministic_and_spread() {
+        let k = kinds(1000, 5, MIX);
+        let count = |kind| k.iter().filter(|k| **k == kind).count();
+        assert_eq!(
+            (
+                count(Kind::WordPress),
+                count(Kind::Php),
+                count(Kind::Static)
+            ),
+            (100, 300, 600)
+        );
+        assert_eq!(k, kinds(1000, 5, MIX));
+        assert_ne!(k, kinds(1000, 6, MIX));
+        // Not a block: WordPress sites in every tenth of the site numbers.
+        for tenth in k.chunks(100) {
+            assert!(tenth.contains(&Kind::WordPress), "{tenth:?}");
+        }
+        let none = Mix {
+            php: 0.0,
+            wordpress: 0.0,
+        };
+        assert!(kinds(100, 5, none).iter().all(|k| *k == Kind::Static));
+        let all = Mix {
+            php: 1.0,
+            wordpress: 0.5,
+        };
+        let k = kinds(10, 5, all);
+        assert_eq!(k.iter().filter(|k| **k == Kind::WordPress).count(), 5);
+        assert_eq!(k.iter().filter(|k| **k == Kind::Php).count(), 5);
     }
 
     #[test]
