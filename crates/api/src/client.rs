@@ -313,6 +313,18 @@ impl Client {
         self.json(self.get(&path).call())
     }
 
+    /// `GET /metrics`: every metric in Prometheus's text format (the admin token, or a
+    /// scrape token, may read it).
+    pub fn prometheus(&self) -> Result<String, ClientError> {
+        let mut response = self.check(self.get("/metrics").call())?;
+        response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_string()
+            .map_err(|e| self.unreachable(e))
+    }
+
     /// `GET /v1/apps/{name}/checkpoint`: whether the app's starts restore a checkpoint and
     /// why, its checkpoint's measurements, the node's checkpoint disk use.
     pub fn checkpoint(&self, name: &str) -> Result<serde_json::Value, ClientError> {

@@ -2,10 +2,9 @@
 //! (`memory.usage_in_bytes` on cgroup v1, `memory.current` on v2, read through hako's cgroup
 //! crate), the number of instance cgroups, and the host's `MemAvailable` from /proc/meminfo.
 //! [`integrate`] turns samples into MiB·seconds over a window (trapezoids). Given a way to
-//! learn which site kind each instance serves ([`KindOf`]), a sample also splits the memory
-//! and instances by kind.
+//! split them by kind of site ([`SplitByKind`]: the daemon's own per-app figures, see
+//! [`split_scrape`]), a sample also holds the memory and instances of each kind.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,8 +13,47 @@ use anyhow::Context;
 
 use super::workload::Kind;
 
-/// The instances' kinds, by instance id (= cgroup name), as the daemon tells them now.
-pub type KindOf = Box<dyn FnMut() -> anyhow::Result<HashMap<String, Kind>> + Send>;
+/// The memory and instances of each kind of site now.
+pub type SplitByKind = Box<dyn FnMut() -> anyhow::Result<ByKind> + Send>;
+
+/// Memory (bytes) and instances by kind of site ([`Kind::index`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ByKind {
+    pub memory: [u64; Kind::COUNT],
+    pub instances: [u32; Kind::COUNT],
+}
+
+/// Splits the daemon's Prometheus scrape by kind of site: `hako_app_memory_bytes` (the memory
+/// of an app's instance cgroups) and `hako_instances` (its instances, by state) of every app
+/// `kind_of` knows.
+pub fn split_scrape(text: &str, kind_of: impl Fn(&str) -> Option<Kind>) -> ByKind {
+    let mut out = ByKind::default();
+    for line in text.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((metric, labels)) = series.split_once('{') else {
+            continue;
+        };
+        let Some(kind) = labels
+            .split(',')
+            .find_map(|l| l.strip_prefix("app=\""))
+            .and_then(|v| v.split('"').next())
+            .and_then(&kind_of)
+        else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        match metric {
+            "hako_app_memory_bytes" => out.memory[kind.index()] += value as u64,
+            "hako_instances" => out.instances[kind.index()] += value as u32,
+            _ => {}
+        }
+    }
+    out
+}
 
 /// One sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,34 +66,9 @@ pub struct Sample {
     pub memory: u64,
     /// The host's MemAvailable, bytes.
     pub available: u64,
-    /// Memory and instances by site kind ([`Kind::index`]); instances whose kind is not known
-    /// (none asked, or gone before the daemon was asked) are in neither.
-    pub memory_by_kind: [u64; Kind::COUNT],
-    pub instances_by_kind: [u32; Kind::COUNT],
-}
-
-/// Instance id → kind, asking the daemon again (once per sample at most) when an id is new.
-struct Kinds {
-    lookup: Option<KindOf>,
-    known: HashMap<String, Kind>,
-}
-
-impl Kinds {
-    fn of(&mut self, id: &str, asked: &mut bool) -> Option<Kind> {
-        if let Some(k) = self.known.get(id) {
-            return Some(*k);
-        }
-        let lookup = self.lookup.as_mut()?;
-        if *asked {
-            return None;
-        }
-        *asked = true;
-        // A failed answer leaves this sample's new instances unsplit; the totals stand.
-        if let Ok(now) = lookup() {
-            self.known = now;
-        }
-        self.known.get(id).copied()
-    }
+    /// Memory and instances by kind of site, as the daemon counted them at about the same
+    /// moment (zero when not split, or when the daemon did not answer).
+    pub by_kind: ByKind,
 }
 
 /// A sampling thread; [`finish`](Sampler::finish) stops it and returns its samples.
@@ -66,25 +79,26 @@ pub struct Sampler {
 
 impl Sampler {
     /// Samples the instance cgroups of the runtime prefix `prefix` from now, every `interval`,
-    /// with times relative to `t0`, split by kind when `kinds` says which is which.
+    /// with times relative to `t0`, split by kind by `split` if given.
     pub fn start(
         prefix: &str,
         interval: Duration,
         t0: Instant,
-        kinds: Option<KindOf>,
+        mut split: Option<SplitByKind>,
     ) -> anyhow::Result<Sampler> {
         let cgroups = hako_cgroup::detect(prefix).context("find the cgroup hierarchy")?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut samples = Vec::new();
-            let mut kinds = Kinds {
-                lookup: kinds,
-                known: HashMap::new(),
-            };
             let mut next = Instant::now();
             loop {
-                samples.push(sample(cgroups.as_ref(), t0, &mut kinds)?);
+                let mut s = sample(cgroups.as_ref(), t0)?;
+                if let Some(split) = split.as_mut() {
+                    // A failed answer leaves this sample unsplit; its totals stand.
+                    s.by_kind = split().unwrap_or_default();
+                }
+                samples.push(s);
                 if flag.load(Ordering::Relaxed) {
                     break;
                 }
@@ -112,35 +126,23 @@ impl Sampler {
 }
 
 /// One sample now. Instances that stop between the listing and the read are skipped.
-fn sample(
-    cgroups: &dyn hako_cgroup::CgroupManager,
-    t0: Instant,
-    kinds: &mut Kinds,
-) -> anyhow::Result<Sample> {
+fn sample(cgroups: &dyn hako_cgroup::CgroupManager, t0: Instant) -> anyhow::Result<Sample> {
     let names = cgroups.list().unwrap_or_default();
-    let mut out = Sample {
-        t: 0.0,
-        instances: 0,
-        memory: 0,
-        available: 0,
-        memory_by_kind: [0; Kind::COUNT],
-        instances_by_kind: [0; Kind::COUNT],
-    };
-    let mut asked = false;
+    let (mut instances, mut memory) = (0u32, 0u64);
     for name in &names {
         let Ok(cg) = cgroups.open(name) else { continue };
         if let Ok(stats) = cg.stats() {
-            out.instances += 1;
-            out.memory += stats.memory_current;
-            if let Some(k) = kinds.of(name, &mut asked) {
-                out.memory_by_kind[k.index()] += stats.memory_current;
-                out.instances_by_kind[k.index()] += 1;
-            }
+            instances += 1;
+            memory += stats.memory_current;
         }
     }
-    out.t = t0.elapsed().as_secs_f64();
-    out.available = mem_available()?;
-    Ok(out)
+    Ok(Sample {
+        t: t0.elapsed().as_secs_f64(),
+        instances,
+        memory,
+        available: mem_available()?,
+        by_kind: ByKind::default(),
+    })
 }
 
 /// The host's MemAvailable, bytes.
@@ -202,8 +204,7 @@ mod tests {
             instances: 1,
             memory,
             available: 0,
-            memory_by_kind: [0; Kind::COUNT],
-            instances_by_kind: [0; Kind::COUNT],
+            by_kind: ByKind::default(),
         }
     }
 
@@ -229,32 +230,27 @@ mod tests {
     }
 
     #[test]
-    fn kinds_are_asked_once_per_sample_and_remembered() {
-        let asks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = asks.clone();
-        let mut kinds = Kinds {
-            lookup: Some(Box::new(move || {
-                counter.fetch_add(1, Ordering::Relaxed);
-                Ok(HashMap::from([("a".to_string(), Kind::WordPress)]))
-            })),
-            known: HashMap::new(),
+    fn splits_a_scrape_by_kind() {
+        let text = "# HELP hako_app_memory_bytes Memory the app's instances' cgroups hold now.\n\
+            # TYPE hako_app_memory_bytes gauge\n\
+            hako_app_memory_bytes{app=\"e00001\"} 1000\n\
+            hako_app_memory_bytes{app=\"e00002\"} 3000\n\
+            hako_app_memory_bytes{app=\"e00003\"} 500\n\
+            hako_app_memory_bytes{app=\"other\"} 99999\n\
+            hako_instances{app=\"e00002\",state=\"ready\"} 2\n\
+            hako_instances{app=\"e00002\",state=\"starting\"} 1\n\
+            hako_instances{app=\"e00001\",state=\"ready\"} 1\n\
+            hako_requests{app=\"e00001\"} 12\n\
+            hako_app_memory_bytes{app=\"e00001\"} not-a-number\n";
+        let kind_of = |app: &str| match app {
+            "e00001" | "e00003" => Some(Kind::Static),
+            "e00002" => Some(Kind::WordPress),
+            _ => None,
         };
-        let mut asked = false;
-        assert_eq!(kinds.of("a", &mut asked), Some(Kind::WordPress));
-        // Unknown after the one ask of this sample: not asked again.
-        assert_eq!(kinds.of("b", &mut asked), None);
-        assert_eq!(asks.load(Ordering::Relaxed), 1);
-        // Known ids need no ask; a new sample may ask again.
-        let mut asked = false;
-        assert_eq!(kinds.of("a", &mut asked), Some(Kind::WordPress));
-        assert!(!asked);
-        assert_eq!(kinds.of("b", &mut asked), None);
-        assert_eq!(asks.load(Ordering::Relaxed), 2);
-        let mut none = Kinds {
-            lookup: None,
-            known: HashMap::new(),
-        };
-        assert_eq!(none.of("a", &mut false), None);
+        let b = split_scrape(text, kind_of);
+        assert_eq!(b.memory, [1500, 0, 3000]);
+        assert_eq!(b.instances, [1, 0, 3]);
+        assert_eq!(split_scrape("", kind_of), ByKind::default());
     }
 
     #[test]

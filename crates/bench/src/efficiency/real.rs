@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::loadgen::{self, Outcome};
-use super::memory::{self, KindOf, Sample, Sampler};
+use super::memory::{self, Sample, Sampler, SplitByKind};
 use super::neighbours::NeighbourLimits;
 use super::simulate::{Policy, Twin, twin};
 use super::sites::{Counts, Sites, patch, patch_with, write_code};
@@ -95,14 +95,14 @@ impl ModeRun {
             &self.samples,
             self.window.0,
             self.window.1,
-            |s| s.memory_by_kind[kind.index()] as f64,
+            |s| s.by_kind.memory[kind.index()] as f64,
         )) / self.span()
     }
 
     /// Mean number of instances of one kind over the window.
     pub fn mean_instances_of(&self, kind: Kind) -> f64 {
         memory::integrate(&self.samples, self.window.0, self.window.1, |s| {
-            f64::from(s.instances_by_kind[kind.index()])
+            f64::from(s.by_kind.instances[kind.index()])
         }) / self.span()
     }
 
@@ -443,7 +443,7 @@ fn run_mode(
         &serve.prefix,
         setup.sample_interval,
         t0,
-        Some(kind_of(serve, sites, &w.kinds)),
+        Some(split_by_kind(serve, sites, &w.kinds)),
     )?;
     let (load, prewarm_late, before) = std::thread::scope(|scope| {
         let load = scope.spawn(|| loadgen::run(&config, &schedule, requests, t0, stop));
@@ -506,8 +506,8 @@ fn run_mode(
     })
 }
 
-/// Which kind of site each running instance serves, from the daemon's instance list.
-fn kind_of(serve: &HakoServe, sites: &Sites<'_>, kinds: &[Kind]) -> KindOf {
+/// The memory and instances of each kind of site, from the daemon's per-app metrics.
+fn split_by_kind(serve: &HakoServe, sites: &Sites<'_>, kinds: &[Kind]) -> SplitByKind {
     let client = serve.client.clone();
     let by_app: HashMap<String, Kind> = sites
         .names
@@ -516,11 +516,8 @@ fn kind_of(serve: &HakoServe, sites: &Sites<'_>, kinds: &[Kind]) -> KindOf {
         .zip(kinds.iter().copied())
         .collect();
     Box::new(move || {
-        Ok(client
-            .instances(None)?
-            .into_iter()
-            .filter_map(|i| by_app.get(&i.app).map(|k| (i.id, *k)))
-            .collect())
+        let text = client.prometheus()?;
+        Ok(memory::split_scrape(&text, |app| by_app.get(app).copied()))
     })
 }
 

@@ -498,8 +498,9 @@ fn real_section(md: &mut String, opts: &Options, real: &RealRun) {
 fn by_kind(md: &mut String, real: &RealRun) {
     let on = mode(real, "always-on");
     md.push_str(
-        "By kind of site (memory and instances: the instance cgroups of each kind's sites, \
-         told apart through the daemon's instance list):\n\n\
+        "By kind of site (memory and instances: the daemon's own per-app figures, \
+         `hako_app_memory_bytes` and `hako_instances` from its `/metrics`, read at each sample; \
+         latency as above, *vs always-on* per kind):\n\n\
          | mode | kind | sites | mean instances | memory, mean MiB | MiB per instance | vs always-on | \
          requests | cold | latency p50 / p99, ms |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
