@@ -126,6 +126,16 @@ async fn metrics_count_requests_starts_and_stops_and_promtool_accepts_them() {
     );
     // Per app, never per instance.
     assert!(!text.contains("instance=\""), "{text}");
+    // The API client reads the same scrape.
+    let client = s.client.clone();
+    let via_client = tokio::task::spawn_blocking(move || client.prometheus())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        value(&via_client, r#"hako_app_memory_bytes{app="meter"}"#).is_some_and(|m| m > 0.0),
+        "{via_client}"
+    );
 
     assert_eq!(
         v(r#"hako_requests_by_class_total{app="meter",class="visitor"}"#),
