@@ -113,6 +113,9 @@ impl Network {
         }
         // One neighbour entry per instance: room for thousands of sites on this host.
         crate::tune::neighbour_table(std::path::Path::new("/proc/sys/net/ipv4/neigh/default"));
+        crate::tune::bridge_arp_retry(
+            &std::path::Path::new("/proc/sys/net/ipv4/neigh").join(prefix),
+        );
         Ok(Network {
             prefix: prefix.to_string(),
             subnet,
