@@ -654,9 +654,11 @@ fn method(md: &mut String, opts: &Options, r: &Results) {
          (the simulator's perfect predictor, `Prewarm::Predicted`): before every request that finds \
          its site idle for longer than the idle timeout it sets the site's minimum to 1 a lead \
          earlier — `hako serve`'s keep-alive loop starts an instance — and back to 0 when the \
-         request is due, so the instance then idles out by the normal rules. `hako serve` itself \
-         does not run the pre-warm policy yet; this drives the real daemon through its API instead. \
-         Each replay's first {} (at least one idle timeout: afterwards a site's state depends only \
+         request is due, so the instance then idles out by the normal rules; the oracle cannot live \
+         in a daemon (it knows the future), so this drives the real daemon through its API. \
+         Predictor: every site on `--keep-alive predictive` with cycling's idle timeout as its \
+         fallback — the daemon's own predictor, which learns each site's idle times as the replay \
+         goes and knows nothing of the trace. Each replay's first {} (at least one idle timeout: afterwards a site's state depends only \
          on its recent requests, not on the previous mode) is not measured.\n\n\
          **Measures.** Every {} the sum of the instance cgroups' memory usage (hako's cgroup crate: \
          `memory.usage_in_bytes` on v1, `memory.current` on v2), their count, and MemAvailable; \
