@@ -10,9 +10,10 @@
 //! undoes a newer write. An entry is only a hint: a conflict is confirmed by reading that one
 //! app ([`super::Engine::check_hosts`]), so an entry gone stale costs one read, never a
 //! wrong refusal. When the watch fails (history compacted, store restarted) the index is
-//! rebuilt on the next lookup.
+//! rebuilt on the next lookup. A deleted app's tombstone goes once the watch has delivered
+//! its revision (no older event can come after it), so deleted names do not pile up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use futures_util::FutureExt;
 use hako_store::keys::{self, Key};
@@ -39,6 +40,10 @@ struct State {
     by_host: HashMap<String, String>,
     by_app: HashMap<String, Entry>,
     watch: Watch,
+    /// The store's revision up to which the watch has delivered every event.
+    seen: i64,
+    /// Entries left without hosts (deletes, mostly), oldest first: (revision, app).
+    tombstones: VecDeque<(i64, String)>,
 }
 
 /// The host → app index.
@@ -73,6 +78,16 @@ impl HostIndex {
         if let Some(state) = self.state.lock().await.as_mut() {
             state.apply(name, Vec::new(), revision);
         }
+    }
+
+    /// Apps the index holds an entry for (tombstones included).
+    #[cfg(test)]
+    pub(super) async fn entries(&self) -> usize {
+        self.state
+            .lock()
+            .await
+            .as_ref()
+            .map_or(0, |s| s.by_app.len())
     }
 
     /// Apps decoded so far.
@@ -112,6 +127,8 @@ impl HostIndex {
             by_host: HashMap::new(),
             by_app: HashMap::new(),
             watch,
+            seen: revision,
+            tombstones: VecDeque::new(),
         };
         for kv in store.range(keys::APPS).await? {
             if let Some(Key::App { name }) = keys::parse(&kv.key) {
@@ -154,8 +171,28 @@ impl State {
                     }
                 }
             }
+            self.seen = self.seen.max(batch.revision);
         }
+        self.prune();
         Ok(())
+    }
+
+    /// Drops the entries without hosts whose revision the watch has passed: no event older
+    /// than them can arrive any more, so they guard nothing.
+    fn prune(&mut self) {
+        while let Some((revision, _)) = self.tombstones.front() {
+            if *revision > self.seen {
+                break;
+            }
+            let (revision, name) = self.tombstones.pop_front().expect("front exists");
+            if self
+                .by_app
+                .get(&name)
+                .is_some_and(|e| e.revision == revision && e.hosts.is_empty())
+            {
+                self.by_app.remove(&name);
+            }
+        }
     }
 
     /// Sets app `name`'s hosts as of `revision`, unless the index has a newer write of it.
@@ -172,6 +209,9 @@ impl State {
         }
         for h in &hosts {
             self.by_host.insert(h.clone(), name.to_string());
+        }
+        if hosts.is_empty() {
+            self.tombstones.push_back((revision, name.to_string()));
         }
         self.by_app
             .insert(name.to_string(), Entry { hosts, revision });
@@ -273,6 +313,47 @@ mod tests {
                 .await
                 .as_deref(),
             Some("a0")
+        );
+    }
+
+    #[tokio::test]
+    async fn deleted_apps_leave_no_entry_once_the_watch_has_passed_them() {
+        let store = store_with(20).await;
+        let index = HostIndex::default();
+        index.owner(&*store, "x").await.unwrap();
+        assert_eq!(index.entries().await, 20);
+        // Deleted by someone else (the watch brings it) and by the engine itself.
+        for i in 0..10 {
+            store.delete(&keys::app(&format!("a{i}"))).await.unwrap();
+        }
+        let del = store
+            .txn(hako_store::Txn::new().and_then(hako_store::TxnOp::delete(keys::app("a10"))))
+            .await
+            .unwrap();
+        index.remove("a10", del.revision).await;
+        // One more write after them: once the index has it, the watch has passed the deletes.
+        store
+            .put_json(&keys::app("last"), &app("last", &["last.example"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            wait_for(&index, &*store, "last.example", Some("last"))
+                .await
+                .as_deref(),
+            Some("last")
+        );
+        assert_eq!(index.owner(&*store, "a3.example").await.unwrap(), None);
+        assert_eq!(index.entries().await, 20 - 11 + 1, "tombstones were kept");
+        // A name deleted and created again is indexed as new.
+        store
+            .put_json(&keys::app("a3"), &app("a3", &["again.example"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            wait_for(&index, &*store, "again.example", Some("a3"))
+                .await
+                .as_deref(),
+            Some("a3")
         );
     }
 
