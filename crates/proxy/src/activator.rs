@@ -69,6 +69,10 @@ pub(crate) async fn wait_for_instance(
             max: route.max_waiting,
         });
     };
+    // Registered before the check below, so that no routing in between goes unseen.
+    let routed = app.routed.notified();
+    tokio::pin!(routed);
+    routed.as_mut().enable();
     let mut rx = {
         let mut slot = app.start.lock().unwrap_or_else(|e| e.into_inner());
         if app.has_ready() {
@@ -88,12 +92,17 @@ pub(crate) async fn wait_for_instance(
             }
         }
     };
-    let outcome = match rx.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone(),
-        Err(_) => Some(Outcome::Failed(
-            StartFailure::Node,
-            "the start task ended without a result".into(),
-        )),
+    // The launcher may route its instance before it answers (the daemon's does, then
+    // records the start): a request goes as soon as an instance is ready.
+    let outcome = tokio::select! {
+        waited = rx.wait_for(Option::is_some) => match waited {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => Some(Outcome::Failed(
+                StartFailure::Node,
+                "the start task ended without a result".into(),
+            )),
+        },
+        () = &mut routed => return Ok(()),
     };
     match outcome {
         Some(Outcome::Ready) | None => Ok(()),
