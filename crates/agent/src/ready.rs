@@ -95,7 +95,11 @@ mod tests {
         let _listener = late.join().unwrap();
         assert!(seen);
         // Seen within a fine pause of the listen, not a timer tick or a growing backoff later.
-        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -297,6 +297,42 @@ mod tests {
         ));
     }
 
+    /// Routes its instance, then takes 3 s more (its bookkeeping) before it answers.
+    struct RoutesThenRecords(Arc<App>);
+
+    #[async_trait]
+    impl Launcher for RoutesThenRecords {
+        async fn launch(&self, app: &str) -> Result<Launched, LaunchError> {
+            let addr = "127.0.0.1:9".parse().unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert!(self.0.add_ready(format!("{app}-r"), addr));
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(Launched {
+                instance_id: format!("{app}-r"),
+                addr,
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_go_once_the_instance_is_routed_not_when_the_launcher_answers() {
+        let (app, _, events, _rx) = setup(Duration::ZERO, false, 100);
+        let launcher: Arc<dyn Launcher> = Arc::new(RoutesThenRecords(app.clone()));
+        let before = tokio::time::Instant::now();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let (app, l, e) = (app.clone(), launcher.clone(), events.clone());
+                tokio::spawn(async move { wait_for_instance(&app, &l, &e).await })
+            })
+            .collect();
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
+        assert_eq!(before.elapsed(), Duration::from_millis(10));
+        assert_eq!(app.pick().unwrap().id, "blog-r");
+        assert_eq!(app.waiting.load(SeqCst), 0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn timeout_fails_waiters_and_late_instance_is_still_routed() {
         let (app, launcher, events, mut rx) = setup(Duration::from_secs(8), false, 100);
