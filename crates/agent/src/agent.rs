@@ -103,6 +103,9 @@ struct Prepared {
     image: ImageStamp,
     /// [`App::fingerprint`] of the app it was made from.
     fingerprint: u64,
+    /// The cgroup limits it was made with (a parked container whose app was resized since
+    /// gets the new ones when it is taken).
+    limits: hako_runtime::Limits,
     /// The cached copies of the release and image layers it mounts (held while it lives).
     blobs: Vec<crate::blobs::BlobUse>,
     /// How long making it spent copying and verifying those into the node's cache (a first

@@ -185,16 +185,16 @@ fn run(opts: &Options) -> anyhow::Result<()> {
                 s.push(d);
             }
         };
-        let d = hako_cold(&serve, &STATIC, &mut pacer, None)
+        let d = hako_cold(&serve, &STATIC, &mut pacer, None, opts.verbose)
             .with_context(|| format!("hako static, round {round}"))?;
         take("hako static", &mut r.hako_static, d);
-        let d = hako_cold(&serve, &STATIC, &mut pacer, Some(&tls))
+        let d = hako_cold(&serve, &STATIC, &mut pacer, Some(&tls), opts.verbose)
             .with_context(|| format!("hako static over https, round {round}"))?;
         take("hako static https", &mut r.hako_https, d);
-        let d = hako_cold(&serve, &PHP, &mut pacer, None)
+        let d = hako_cold(&serve, &PHP, &mut pacer, None, opts.verbose)
             .with_context(|| format!("hako php, round {round}"))?;
         take("hako php", &mut r.hako_php, d);
-        let d = hako_cold(&serve, &POOLED, &mut pacer, None)
+        let d = hako_cold(&serve, &POOLED, &mut pacer, None, opts.verbose)
             .with_context(|| format!("hako warm pool, round {round}"))?;
         take("hako warm pool", &mut r.hako_pool, d);
         pacer.next();
@@ -240,6 +240,7 @@ fn hako_cold(
     site: &Site,
     pacer: &mut Pacer,
     tls: Option<&Arc<rustls::ClientConfig>>,
+    verbose: bool,
 ) -> anyhow::Result<Duration> {
     for s in SITES {
         serve.wait_no_instances(s.app, IDLE_STOP_LIMIT)?;
@@ -249,6 +250,7 @@ fn hako_cold(
     }
     let cold_before = serve.cold_count(site.app)?;
     pacer.next();
+    let started_before = hako_model::now_unix_ms();
     let limit = Duration::from_secs(30);
     let (resp, took) = match tls {
         None => request::get(serve.proxy, site.host, "/", &[], limit)?,
@@ -274,12 +276,7 @@ fn hako_cold(
         );
     }
     if site.warm_pool > 0 {
-        let events = serve.client.events(site.app, Some(20))?;
-        let start = events
-            .iter()
-            .rev()
-            .find(|e| e.kind == EventKind::Start)
-            .with_context(|| format!("no start event of {}: {events:?}", site.app))?;
+        let start = start_event_after(serve, site.app, started_before)?;
         if !start.reason.contains("from the warm pool") {
             bail!(
                 "the start of {} did not use its warm pool: {}",
@@ -287,8 +284,34 @@ fn hako_cold(
                 start.reason
             );
         }
+        if verbose {
+            eprintln!("    {}", start.reason);
+        }
     }
     Ok(took)
+}
+
+/// The app's latest start event of a time after `after_ms`; polled for, since the start is
+/// recorded just after its instance is routed (the request does not wait for the record).
+fn start_event_after(
+    serve: &HakoServe,
+    app: &str,
+    after_ms: u64,
+) -> anyhow::Result<hako_model::Event> {
+    retry_until(
+        &format!("the start event of {app}"),
+        Duration::from_secs(5),
+        Duration::from_millis(5),
+        || {
+            let events = serve.client.events(app, Some(20))?;
+            anyhow::Ok(
+                events
+                    .into_iter()
+                    .rev()
+                    .find(|e| e.kind == EventKind::Start && e.time_unix_ms >= after_ms),
+            )
+        },
+    )
 }
 
 /// Polls (every 5 ms) until the site's warm pool holds its parked containers again.

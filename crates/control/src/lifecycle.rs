@@ -357,8 +357,9 @@ impl Lifecycle {
                 };
                 let mut reason = match &cause {
                     Cause::Request => format!(
-                        "cold start: a request found no ready instance; ready in {:.1} ms{path}",
-                        took.as_secs_f64() * 1e3
+                        "cold start: a request found no ready instance; ready in {:.1} ms{path}{}",
+                        took.as_secs_f64() * 1e3,
+                        breakdown(&info, took)
                     ),
                     Cause::Policy(why) if path.is_empty() => why.clone(),
                     Cause::Policy(why) => format!("{why} ({})", path.trim_start()),
@@ -603,4 +604,18 @@ impl Lifecycle {
             tracing::warn!(error = %e, "cannot clear instance records");
         }
     }
+}
+
+/// Where a start's time went, for its event: ` (container 0.4 ms, app listening 1.2 ms,
+/// routing 0.1 ms)`; empty when the node did not say.
+fn breakdown(info: &InstanceInfo, took: Duration) -> String {
+    let (Some(ready), Some(listen)) = (info.ready_ms, info.listen_ms) else {
+        return String::new();
+    };
+    let total = took.as_secs_f64() * 1e3;
+    format!(
+        " (container {:.1} ms, app listening {listen:.1} ms, routing {:.1} ms)",
+        (ready - listen).max(0.0),
+        (total - ready).max(0.0)
+    )
 }

@@ -88,6 +88,7 @@ impl Node for FakeNode {
             state: InstanceState::Starting,
             started_unix_ms: 0,
             ready_ms: None,
+            listen_ms: None,
             release: app.release,
             image: "base:1".into(),
             generation: app.generation,

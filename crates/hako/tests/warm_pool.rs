@@ -89,6 +89,9 @@ fn a_warm_pool_serves_cold_requests_through_hako_serve() {
     // is refilled after each.
     for n in 1..=2 {
         assert_eq!(get(d.proxy, "warm.example", "/"), (200, "warm\n".into()));
+        // The start is recorded just after its instance is routed: the request does not
+        // wait for the record.
+        wait("the start's event", || pooled_starts(&d) >= n);
         assert_eq!(pooled_starts(&d), n, "{}", d.ok(&["app", "events", "warm"]));
         wait("the instance idles out and the pool refills", || {
             instances(&d) == 0 && parked(&d) == 1 && containers(&d) == (1, 1)

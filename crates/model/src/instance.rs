@@ -22,6 +22,11 @@ pub struct InstanceInfo {
     /// From start to ready, when ready.
     #[serde(default)]
     pub ready_ms: Option<f64>,
+    /// Of `ready_ms`, the wait for the app itself: from its command running to its port
+    /// accepting connections (and its health path answering, if it has one). The rest is
+    /// hako's (making or releasing the container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_ms: Option<f64>,
     #[serde(default)]
     pub release: Option<u64>,
     /// Image and version it runs, e.g. "php:3".

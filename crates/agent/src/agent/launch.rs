@@ -118,6 +118,7 @@ impl Agent {
             state: InstanceState::Starting,
             started_unix_ms: started_ms,
             ready_ms: None,
+            listen_ms: None,
             release: app.release,
             image: format!("{}:{}", image.name, image.version),
             generation: app.generation,
@@ -136,6 +137,7 @@ impl Agent {
         };
         let app_clock = started + fetched;
         let timeout = spec.start_timeout.0.saturating_sub(app_clock.elapsed());
+        let listen_from = Instant::now();
         let ready = match wait_ready(&container, addr, timeout).await {
             Ok(_) => match &spec.health_path {
                 // Health checks stop just before the start timeout, so the caller hears why.
@@ -180,6 +182,7 @@ impl Agent {
         }
         info.state = InstanceState::Ready;
         info.ready_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        info.listen_ms = Some(listen_from.elapsed().as_secs_f64() * 1000.0);
         let instance = Arc::new(Instance {
             info: info.clone(),
             addr,

@@ -47,6 +47,7 @@ impl Plan {
             log: self.log,
             image: self.image,
             fingerprint: self.fingerprint,
+            limits: self.spec.limits,
             blobs: self.blobs,
             fetched: self.fetched,
         }

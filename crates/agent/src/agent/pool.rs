@@ -224,13 +224,16 @@ impl Agent {
             }
             let p = found?;
             // Limits are not part of the fingerprint (they change live): a container parked
-            // before a resize gets the app's limits now, before its command runs.
+            // before a resize gets the app's limits now, before its command runs (a few
+            // cgroup writes, skipped when they are the ones it was made with).
             let limits = crate::limits::container_limits(&app.spec);
             let started = tokio::task::spawn_blocking(move || {
-                let r = p
-                    .container
-                    .update_limits(&limits)
-                    .and_then(|()| p.container.start());
+                let r = if p.limits == limits {
+                    Ok(())
+                } else {
+                    p.container.update_limits(&limits)
+                };
+                let r = r.and_then(|()| p.container.start());
                 (p, r)
             })
             .await;

@@ -262,6 +262,7 @@ fn another_tenants_app_is_invisible_and_untouchable_through_every_route() {
         state: InstanceState::Ready,
         started_unix_ms: 1,
         ready_ms: Some(3.0),
+        listen_ms: None,
         release: Some(1),
         image: "php:1".into(),
         generation: 0,

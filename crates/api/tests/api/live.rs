@@ -30,6 +30,7 @@ fn live_data_comes_from_the_backend() {
         state: InstanceState::Ready,
         started_unix_ms: 1,
         ready_ms: Some(3.5),
+        listen_ms: None,
         release: None,
         image: "php:1".into(),
         generation: 0,

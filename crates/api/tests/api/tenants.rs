@@ -344,6 +344,7 @@ fn an_app_name_passes_to_another_owner_once_its_instances_are_gone() {
         state: InstanceState::Draining,
         started_unix_ms: 1,
         ready_ms: Some(2.0),
+        listen_ms: None,
         release: Some(1),
         image: "php:1".into(),
         generation: 0,

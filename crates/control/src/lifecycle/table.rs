@@ -273,6 +273,7 @@ mod tests {
                 state: InstanceState::Starting,
                 started_unix_ms: 0,
                 ready_ms: None,
+                listen_ms: None,
                 release: None,
                 image: "base:1".into(),
                 generation: 0,
