@@ -122,11 +122,23 @@ impl Cluster {
         common::get(self.proxy, &format!("{name}.example"), path)
     }
 
-    /// App `name`'s instances, as the API lists them.
+    /// App `name`'s instances, as the API lists them. A 503 (etcd electing a leader after a
+    /// member was cut off or killed) is asked again for up to 15 s; any other error fails.
     #[track_caller]
     pub fn instances(&self, name: &str) -> Vec<InstanceInfo> {
-        self.try_instances(name)
-            .unwrap_or_else(|e| panic!("instances of {name}: {e}"))
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.try_instances(name) {
+                Ok(list) => return list,
+                Err(hako_api::ClientError::Api { status: 503, .. })
+                    if Instant::now() < deadline =>
+                {
+                    // A retry while etcd has no leader, bounded by the deadline.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("instances of {name}: {e}"),
+            }
+        }
     }
 
     /// App `name`'s instances, or the API's error (e.g. a 503 while etcd elects a leader).
