@@ -69,10 +69,6 @@ pub(crate) async fn wait_for_instance(
             max: route.max_waiting,
         });
     };
-    // Registered before the check below, so that no routing in between goes unseen.
-    let routed = app.routed.notified();
-    tokio::pin!(routed);
-    routed.as_mut().enable();
     let mut rx = {
         let mut slot = app.start.lock().unwrap_or_else(|e| e.into_inner());
         if app.has_ready() {
@@ -92,17 +88,12 @@ pub(crate) async fn wait_for_instance(
             }
         }
     };
-    // The launcher may route its instance before it answers (the daemon's does, then
-    // records the start): a request goes as soon as an instance is ready.
-    let outcome = tokio::select! {
-        waited = rx.wait_for(Option::is_some) => match waited {
-            Ok(outcome) => outcome.clone(),
-            Err(_) => Some(Outcome::Failed(
-                StartFailure::Node,
-                "the start task ended without a result".into(),
-            )),
-        },
-        () = &mut routed => return Ok(()),
+    let outcome = match rx.wait_for(Option::is_some).await {
+        Ok(outcome) => outcome.clone(),
+        Err(_) => Some(Outcome::Failed(
+            StartFailure::Node,
+            "the start task ended without a result".into(),
+        )),
     };
     match outcome {
         Some(Outcome::Ready) | None => Ok(()),
@@ -295,42 +286,6 @@ mod tests {
             rx.try_recv(),
             Ok(ProxyEvent::InstanceStarted { late: false, .. })
         ));
-    }
-
-    /// Routes its instance, then takes 3 s more (its bookkeeping) before it answers.
-    struct RoutesThenRecords(Arc<App>);
-
-    #[async_trait]
-    impl Launcher for RoutesThenRecords {
-        async fn launch(&self, app: &str) -> Result<Launched, LaunchError> {
-            let addr = "127.0.0.1:9".parse().unwrap();
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            assert!(self.0.add_ready(format!("{app}-r"), addr));
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            Ok(Launched {
-                instance_id: format!("{app}-r"),
-                addr,
-            })
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn waiters_go_once_the_instance_is_routed_not_when_the_launcher_answers() {
-        let (app, _, events, _rx) = setup(Duration::ZERO, false, 100);
-        let launcher: Arc<dyn Launcher> = Arc::new(RoutesThenRecords(app.clone()));
-        let before = tokio::time::Instant::now();
-        let waiters: Vec<_> = (0..3)
-            .map(|_| {
-                let (app, l, e) = (app.clone(), launcher.clone(), events.clone());
-                tokio::spawn(async move { wait_for_instance(&app, &l, &e).await })
-            })
-            .collect();
-        for w in waiters {
-            w.await.unwrap().unwrap();
-        }
-        assert_eq!(before.elapsed(), Duration::from_millis(10));
-        assert_eq!(app.pick().unwrap().id, "blog-r");
-        assert_eq!(app.waiting.load(SeqCst), 0);
     }
 
     #[tokio::test(start_paused = true)]

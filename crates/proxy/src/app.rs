@@ -87,9 +87,6 @@ pub(crate) struct App {
     pub(crate) waiting: AtomicUsize,
     pub(crate) start: Mutex<StartSlot>,
     pub(crate) metrics: AppMetrics,
-    /// Woken whenever the ready list changes and is not empty: requests waiting for a start
-    /// go as soon as its instance is routed, not when the launcher's bookkeeping is done.
-    pub(crate) routed: tokio::sync::Notify,
     epoch: Instant,
     max_idle: usize,
 }
@@ -110,7 +107,6 @@ impl App {
             waiting: AtomicUsize::new(0),
             start: Mutex::new(StartSlot::default()),
             metrics: AppMetrics::default(),
-            routed: tokio::sync::Notify::new(),
             epoch,
             max_idle,
         }
@@ -156,11 +152,7 @@ impl App {
             .filter(|i| i.state() == InstanceState::Ready)
             .cloned()
             .collect();
-        let any = !ready.is_empty();
         self.ready.store(Arc::new(ready));
-        if any {
-            self.routed.notify_waiters();
-        }
     }
 
     /// Route to a new instance. False if one with this id is already known.
